@@ -1,0 +1,75 @@
+"""The app factory: the only place the server is wired together."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import botocore.session
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from opensage.api import logs_handlers, sagemaker_handlers, sts
+from opensage.api.json_rpc import JsonRpcService
+from opensage.api.registry import collect_handlers
+from opensage.api.router import identify_service
+from opensage.api.s3 import S3Api
+from opensage.services.backend import Backend
+from opensage.settings import Settings
+
+ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
+
+
+def build_services(backend: Backend) -> dict[str, Any]:
+    session = botocore.session.get_session()
+    sagemaker = session.get_service_model("sagemaker")
+    logs = session.get_service_model("logs")
+    return {
+        "sagemaker": JsonRpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers),
+                                    backend),
+        "logs": JsonRpcService(logs, collect_handlers(logs, logs_handlers), backend),
+        "sts": sts.StsApi(session.get_service_model("sts"), backend),
+        "s3": S3Api(backend),
+    }
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        backend = Backend.create(settings)
+        app.state.backend = backend
+        app.state.services = build_services(backend)
+        try:
+            yield
+        finally:
+            backend.close()
+
+    async def dispatch(request: Request) -> Response:
+        path = request.url.path
+        service = identify_service(request.method, path, request.headers, request.query_params)
+        handler = request.app.state.services.get(service)
+        if handler is None:
+            return JSONResponse({"__type": "UnknownServiceException",
+                                 "message": f"opensage does not serve {service} yet"}, 400)
+        response: Response = await handler(request)
+        return response
+
+    async def reset(request: Request) -> Response:
+        if not settings.enable_reset:
+            return JSONResponse({"message": "Not Found"}, 404)
+        request.app.state.backend.reset()
+        return JSONResponse({"reset": True})
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "account": settings.account_id,
+                             "region": settings.region})
+
+    routes = [
+        Route("/_opensage/reset", reset, methods=["POST"]),
+        Route("/_opensage/health", health, methods=["GET"]),
+        Route("/{path:path}", dispatch, methods=ALL_METHODS),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,1 @@
+"""PLACEHOLDER — CloudWatch Logs handlers, being implemented."""

@@ -1,0 +1,78 @@
+"""The ``opensage`` command."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from opensage.settings import Settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="opensage: a self-hosted server that speaks the SageMaker API.")
+db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
+app.add_typer(db_app, name="db")
+console = Console()
+
+HostOpt = Annotated[str | None, typer.Option(help="Interface to bind. [env OPENSAGE_HOST]")]
+PortOpt = Annotated[int | None, typer.Option(help="Port; 0 picks a free one. [env OPENSAGE_PORT]")]
+DataDirOpt = Annotated[Path | None, typer.Option(
+    help="Where the SQLite store and objects live. [env OPENSAGE_DATA_DIR, default ~/.opensage]")]
+DbUrlOpt = Annotated[str | None, typer.Option(
+    help="SQLAlchemy URL (postgresql+psycopg://...). [env OPENSAGE_DB_URL]")]
+ObjOpt = Annotated[str | None, typer.Option(
+    help="fsspec URL for objects (s3://bucket/prefix needs the [s3] extra). "
+         "[env OPENSAGE_OBJECT_STORE_URL]")]
+AccountOpt = Annotated[str | None, typer.Option(help="Account id in ARNs. [env OPENSAGE_ACCOUNT_ID]")]
+RegionOpt = Annotated[str | None, typer.Option(help="Region in ARNs. [env OPENSAGE_REGION]")]
+
+
+def _settings(host: str | None = None, port: int | None = None, data_dir: Path | None = None,
+              db_url: str | None = None, object_store_url: str | None = None,
+              account_id: str | None = None, region: str | None = None,
+              enable_reset: bool | None = None) -> Settings:
+    return Settings.from_env(host=host, port=port, data_dir=data_dir, db_url=db_url,
+                             object_store_url=object_store_url, account_id=account_id,
+                             region=region, enable_reset=enable_reset or None)
+
+
+@app.command()
+def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = None,
+           db_url: DbUrlOpt = None, object_store_url: ObjOpt = None,
+           account_id: AccountOpt = None, region: RegionOpt = None,
+           enable_reset: Annotated[bool, typer.Option(
+               help="Expose POST /_opensage/reset, which wipes all state (for test suites). "
+                    "[env OPENSAGE_ENABLE_RESET]")] = False,
+           log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info") -> None:
+    """Run the server in the foreground."""
+    from opensage.server import bind_socket, make_server
+
+    settings = _settings(host, port, data_dir, db_url, object_store_url, account_id, region,
+                         enable_reset)
+    sock = bind_socket(settings.host, settings.port)
+    settings = settings.with_port(sock.getsockname()[1])
+    console.print(f"[bold green]opensage[/] listening on [bold]{settings.endpoint_url}[/] "
+                  f"(data: {settings.data_dir}, account {settings.account_id}, "
+                  f"region {settings.region})")
+    console.print(f"Point clients at it:\n  export AWS_ENDPOINT_URL={settings.endpoint_url}\n"
+                  "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
+                  f"AWS_DEFAULT_REGION={settings.region}", highlight=False)
+    print(f"PORT={settings.port}", flush=True)
+    make_server(settings, log_level=log_level).run(sockets=[sock])
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDirOpt = None, db_url: DbUrlOpt = None) -> None:
+    """Migrate the database to this version's schema."""
+    from opensage.store.db import Database
+
+    settings = _settings(data_dir=data_dir, db_url=db_url)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Database(settings.database_url).migrate()
+    console.print(f"database at {settings.database_url} is up to date")
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,144 @@
+"""One error hierarchy that mirrors AWS error codes.
+
+Services raise these; each protocol encoder in ``api/`` serialises them its own way.
+Nothing below ``api/`` knows HTTP beyond the status code carried here.
+"""
+
+from __future__ import annotations
+
+
+class AwsError(Exception):
+    """An error AWS would answer: a code, a message and an HTTP status."""
+
+    code: str = "InternalFailure"
+    status: int = 400
+
+    def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
+                 **fields: str) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        # Extra members some protocols put in the error body (S3's BucketName, Key, ...).
+        self.fields = fields
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class ValidationException(AwsError):
+    code = "ValidationException"
+
+
+class ResourceNotFound(AwsError):
+    code = "ResourceNotFound"
+
+
+class ResourceInUse(AwsError):
+    code = "ResourceInUse"
+
+
+class ResourceLimitExceeded(AwsError):
+    code = "ResourceLimitExceeded"
+
+
+class ConflictException(AwsError):
+    code = "ConflictException"
+
+
+class SerializationException(AwsError):
+    code = "SerializationException"
+
+
+class UnknownOperationException(AwsError):
+    code = "UnknownOperationException"
+
+
+class NotImplementedOperation(AwsError):
+    """An operation the model knows but opensage has no handler for yet.
+
+    501 is not retried by botocore's standard retry mode, unlike 500/502/503/504.
+    """
+
+    code = "NotImplementedException"
+    status = 501
+
+
+class InternalFailure(AwsError):
+    code = "InternalFailure"
+    status = 500
+
+
+class RequestEntityTooLarge(AwsError):
+    code = "RequestEntityTooLargeException"
+    status = 413
+
+
+# CloudWatch Logs uses its own names for the same ideas.
+class LogsResourceNotFound(AwsError):
+    code = "ResourceNotFoundException"
+
+
+class LogsResourceAlreadyExists(AwsError):
+    code = "ResourceAlreadyExistsException"
+
+
+class InvalidParameterException(AwsError):
+    code = "InvalidParameterException"
+
+
+# S3's codes (answered as XML by the S3 facade).
+class S3Error(AwsError):
+    code = "InvalidRequest"
+
+
+class NoSuchBucket(S3Error):
+    code = "NoSuchBucket"
+    status = 404
+
+
+class NoSuchKey(S3Error):
+    code = "NoSuchKey"
+    status = 404
+
+
+class NoSuchUpload(S3Error):
+    code = "NoSuchUpload"
+    status = 404
+
+
+class BucketAlreadyOwnedByYou(S3Error):
+    code = "BucketAlreadyOwnedByYou"
+    status = 409
+
+
+class BucketNotEmpty(S3Error):
+    code = "BucketNotEmpty"
+    status = 409
+
+
+class InvalidBucketName(S3Error):
+    code = "InvalidBucketName"
+
+
+class InvalidRange(S3Error):
+    code = "InvalidRange"
+    status = 416
+
+
+class InvalidPart(S3Error):
+    code = "InvalidPart"
+
+
+class InvalidPartOrder(S3Error):
+    code = "InvalidPartOrder"
+
+
+class BadDigest(S3Error):
+    code = "BadDigest"
+
+
+class MalformedXML(S3Error):
+    code = "MalformedXML"

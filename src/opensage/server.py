@@ -1,0 +1,58 @@
+"""Running the app under uvicorn: in the foreground (CLI) or in a thread (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+import uvicorn
+
+from opensage.api.app import create_app
+from opensage.settings import Settings
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind first, so that ``--port 0`` knows its port before serving."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def make_server(settings: Settings, log_level: str = "warning") -> uvicorn.Server:
+    config = uvicorn.Config(create_app(settings), log_level=log_level, access_log=False,
+                            lifespan="on", timeout_keep_alive=30, limit_concurrency=None)
+    return uvicorn.Server(config)
+
+
+@dataclass
+class RunningServer:
+    server: uvicorn.Server
+    thread: threading.Thread
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.settings.endpoint_url
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def start_in_thread(settings: Settings) -> RunningServer:
+    sock = bind_socket(settings.host, settings.port)
+    settings = settings.with_port(sock.getsockname()[1])
+    server = make_server(settings)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
+                              name="opensage-server")
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("opensage server did not start")
+        time.sleep(0.01)
+    return RunningServer(server, thread, settings)

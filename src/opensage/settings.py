@@ -1,0 +1,65 @@
+"""The one settings object: built from CLI flags and ``OPENSAGE_*`` variables, passed down."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "OPENSAGE_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8484
+    data_dir: Path = field(default_factory=lambda: Path.home() / ".opensage")
+    db_url: str | None = None  # default: sqlite file in data_dir
+    object_store_url: str | None = None  # default: local directory in data_dir
+    account_id: str = "000000000000"
+    region: str = "us-east-1"
+    enable_reset: bool = False
+    max_request_bytes: int = 5 * 1024**3  # S3's single PUT limit; JSON APIs have their own
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.data_dir / 'opensage.db'}"
+
+    @property
+    def objects_url(self) -> str:
+        return self.object_store_url or str(self.data_dir / "objects")
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``OPENSAGE_*`` variables, then explicit (non-None) overrides."""
+        environ = dict(os.environ if environ is None else environ)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(ENV_PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _coerce(f.name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+        return cls(**values)
+
+    def with_port(self, port: int) -> Settings:
+        return replace(self, port=port)
+
+
+def _coerce(name: str, raw: str) -> Any:
+    if name in ("port", "max_request_bytes"):
+        return int(raw)
+    if name == "enable_reset":
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if name == "data_dir":
+        return Path(raw)
+    return raw

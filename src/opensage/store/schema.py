@@ -1,0 +1,103 @@
+"""The tables. Changed only together with a new Alembic revision in ``migrations/versions``."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+# Every SageMaker resource (model, endpoint config, training job, ...) is one row: the fields
+# lists filter and sort on are columns, the full Describe document is ``body``.
+resources = Table(
+    "resources", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("arn", String(512), nullable=False, unique=True),
+    Column("status", String(64)),
+    Column("creation_time", Float, nullable=False),
+    Column("last_modified_time", Float, nullable=False),
+    Column("body", JSON, nullable=False),
+    UniqueConstraint("kind", "name", name="uq_resources_kind_name"),
+    Index("ix_resources_kind_created", "kind", "creation_time", "id"),
+)
+
+tags = Table(
+    "tags", metadata,
+    Column("arn", String(512), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
+
+s3_buckets = Table(
+    "s3_buckets", metadata,
+    Column("name", String(63), primary_key=True),
+    Column("creation_time", Float, nullable=False),
+    Column("region", String(32), nullable=False),
+)
+
+s3_objects = Table(
+    "s3_objects", metadata,
+    Column("bucket", String(63), primary_key=True),
+    Column("key", String(1024), primary_key=True),
+    Column("blob", String(256), nullable=False),  # path of the bytes in the object store
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("last_modified", Float, nullable=False),
+    Column("meta", JSON, nullable=False),  # content type, user metadata, checksums, SSE
+)
+
+s3_uploads = Table(
+    "s3_uploads", metadata,
+    Column("upload_id", String(64), primary_key=True),
+    Column("bucket", String(63), nullable=False),
+    Column("key", String(1024), nullable=False),
+    Column("initiated", Float, nullable=False),
+    Column("meta", JSON, nullable=False),
+)
+
+s3_parts = Table(
+    "s3_parts", metadata,
+    Column("upload_id", String(64), primary_key=True),
+    Column("part_number", Integer, primary_key=True),
+    Column("blob", String(256), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("etag", String(80), nullable=False),
+    Column("meta", JSON, nullable=False),
+)
+
+log_groups = Table(
+    "log_groups", metadata,
+    Column("name", String(512), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),  # epoch milliseconds, as Logs speaks
+    Column("retention_days", Integer),
+    Column("meta", JSON, nullable=False),
+)
+
+log_streams = Table(
+    "log_streams", metadata,
+    Column("group_name", String(512), primary_key=True),
+    Column("name", String(512), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("first_event_time", BigInteger),
+    Column("last_event_time", BigInteger),
+    Column("last_ingestion_time", BigInteger),
+    Column("stored_bytes", BigInteger, nullable=False, default=0),
+)
+
+log_events = Table(
+    "log_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("group_name", String(512), nullable=False),
+    Column("stream_name", String(512), nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("ingestion_time", BigInteger, nullable=False),
+    Column("message", Text, nullable=False),
+    Index("ix_log_events_stream_time", "group_name", "stream_name", "timestamp", "id"),
+    Index("ix_log_events_group_time", "group_name", "timestamp", "id"),
+)
+
+ALL_TABLES = tuple(metadata.sorted_tables)
