@@ -216,7 +216,7 @@ def _fingerprint(kind: str, query: ListQuery | None) -> str:
     """Ties a token to the list it came from: a token from another query is refused."""
     parts = [kind]
     if query is not None:
-        parts += [query.sort_by, query.sort_order, query.name_contains or "", query.status or "",
+        parts += [query.sort_by, query.sort_order, (query.name_contains or "").lower(), query.status or "",
                   *(str(d.timestamp()) if d else "" for d in (
                       query.created_after, query.created_before,
                       query.modified_after, query.modified_before))]
