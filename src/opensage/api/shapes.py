@@ -11,24 +11,31 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import re
 from collections.abc import Callable
 from typing import Any
 
+import regex
 from botocore.model import Shape
 
 from opensage.errors import SerializationException, ValidationException
 
 MAX_REPORTED_ERRORS = 10
-_PATTERNS: dict[str, re.Pattern[str] | None] = {}
+_PATTERNS: dict[str, regex.Pattern[str] | None] = {}
+# Java spells "any astral character" as a UTF-16 surrogate-pair range; Python strings hold
+# code points.
+_JAVA_SURROGATES = (r"\uD800\uDC00-\uDBFF\uDFFF", r"\U00010000-\U0010FFFF")
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str] | None:
-    """Java regexes from the models; the few Python cannot read are not enforced."""
+def compile_pattern(pattern: str) -> regex.Pattern[str] | None:
+    """The models' Java regexes (``\\p{L}``, ``\\p{Alnum}``...), read by the ``regex`` module.
+
+    A pattern it still cannot read is not enforced rather than refusing valid requests.
+    """
     if pattern not in _PATTERNS:
         try:
-            _PATTERNS[pattern] = re.compile(pattern, re.DOTALL)
-        except re.error:
+            _PATTERNS[pattern] = regex.compile(pattern.replace(*_JAVA_SURROGATES),
+                                               regex.DOTALL | regex.V0)
+        except regex.error:
             _PATTERNS[pattern] = None
     return _PATTERNS[pattern]
 
@@ -129,8 +136,8 @@ def _decode_string(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         p.violated(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
     pattern = shape.metadata.get("pattern")
     if pattern:
-        regex = compile_pattern(pattern)
-        if regex is not None and regex.fullmatch(value) is None:
+        compiled = compile_pattern(pattern)
+        if compiled is not None and compiled.fullmatch(value) is None:
             p.violated(value, path,
                        f"Member must satisfy regular expression pattern: {pattern}")
     return value
