@@ -198,8 +198,9 @@ def _put_tags(conn: Connection, arn: str, tag_list: Sequence[dict[str, str]]) ->
 def _filters(query: ListQuery) -> list[Any]:
     where: list[Any] = []
     if query.name_contains:
-        # instr, not LIKE: names may hold '_' and '%'; case-insensitive as AWS matches.
-        where.append(func.instr(func.lower(resources.c.name), query.name_contains.lower()) > 0)
+        # Escaped: '_' and '%' in a name are literal. Case-insensitive, as AWS matches.
+        where.append(func.lower(resources.c.name).contains(query.name_contains.lower(),
+                                                            autoescape=True))
     bounds = ((query.created_after, resources.c.creation_time, True),
               (query.created_before, resources.c.creation_time, False),
               (query.modified_after, resources.c.last_modified_time, True),

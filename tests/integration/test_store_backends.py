@@ -1,0 +1,68 @@
+"""The server on each store: SQLite by default, PostgreSQL when CI provides one.
+
+State must survive a restart; ARNs follow ``--account-id``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+import sqlalchemy as sa
+from botocore.config import Config
+
+from opensage.server import start_in_thread
+from opensage.settings import Settings
+
+PG_URL = os.environ.get("OPENSAGE_TEST_DB_URL")
+
+
+def sagemaker_client(url: str):
+    return boto3.client("sagemaker", endpoint_url=url, region_name="eu-west-1",
+                        aws_access_key_id="k", aws_secret_access_key="s",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None
+        return
+    if not PG_URL:
+        pytest.skip("OPENSAGE_TEST_DB_URL not set (.ci/run sets it when PostgreSQL is available)")
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:  # a clean schema for each test
+        conn.execute(sa.text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    engine.dispose()
+    yield PG_URL
+
+
+def test_state_survives_restart_and_follows_account(tmp_path: Path, db_url: str | None):
+    settings = Settings(data_dir=tmp_path, port=0, db_url=db_url, account_id="111122223333",
+                        region="eu-west-1")
+    first = start_in_thread(settings)
+    try:
+        sm = sagemaker_client(first.url)
+        arn = sm.create_model(ModelName="keep", PrimaryContainer={"Image": "img"},
+                              Tags=[{"Key": "k", "Value": "v"}])["ModelArn"]
+        for i in range(12):
+            sm.create_model(ModelName=f"page_{i}".replace("_", "-"),
+                            PrimaryContainer={"Image": "img"})
+    finally:
+        first.stop()
+    assert arn == "arn:aws:sagemaker:eu-west-1:111122223333:model/keep"
+
+    second = start_in_thread(settings)
+    try:
+        sm = sagemaker_client(second.url)
+        assert sm.describe_model(ModelName="keep")["ModelArn"] == arn
+        assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "k", "Value": "v"}]
+        pages = sm.get_paginator("list_models").paginate(NameContains="page-",
+                                                         PaginationConfig={"PageSize": 5})
+        assert sorted(m["ModelName"] for p in pages for m in p["Models"]) == sorted(
+            f"page-{i}" for i in range(12))
+    finally:
+        second.stop()
