@@ -14,8 +14,13 @@ from opensage.settings import Settings
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind first, so that ``--port 0`` knows its port before serving."""
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    """Bind first, so that ``--port 0`` knows its port before serving.
+
+    The protocol must be named: asyncio only turns Nagle off (TCP_NODELAY) on accepted
+    sockets whose proto is IPPROTO_TCP, and with it on every keep-alive response waits 40 ms.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
