@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opensage.errors import ValidationException
@@ -84,13 +84,12 @@ class ResourceStore:
 
     def get(self, kind: str, name: str) -> Resource | None:
         with self.db.engine.connect() as conn:
-            row = conn.execute(select(*_COLUMNS).where(
-                resources.c.kind == kind, resources.c.name == name)).first()
+            row = conn.execute(_BY_NAME, {"kind": kind, "name": name}).first()
         return Resource(*row) if row else None
 
     def get_by_arn(self, arn: str) -> Resource | None:
         with self.db.engine.connect() as conn:
-            row = conn.execute(select(*_COLUMNS).where(resources.c.arn == arn)).first()
+            row = conn.execute(_BY_ARN, {"arn": arn}).first()
         return Resource(*row) if row else None
 
     def update(self, kind: str, name: str, body: dict[str, Any], *, now: float,
@@ -178,6 +177,10 @@ class ResourceStore:
 _COLUMNS = (resources.c.kind, resources.c.name, resources.c.arn, resources.c.status,
             resources.c.creation_time, resources.c.last_modified_time, resources.c.body,
             resources.c.id)
+# Built once: the hot Describe path then skips statement construction (most of its cost).
+_BY_NAME = select(*_COLUMNS).where(resources.c.kind == bindparam("kind"),
+                                   resources.c.name == bindparam("name"))
+_BY_ARN = select(*_COLUMNS).where(resources.c.arn == bindparam("arn"))
 
 
 def check_tag_keys(tag_list: Sequence[dict[str, str]]) -> None:
