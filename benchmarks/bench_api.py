@@ -17,8 +17,8 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from benchmarks._load import run_load, summarize
-from benchmarks._server import opensage_server
 from opensage.settings import Settings
+from opensage.testing import opensage_server
 from opensage.store.db import Database
 from opensage.store.schema import resources
 

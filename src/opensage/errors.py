@@ -142,3 +142,56 @@ class BadDigest(S3Error):
 
 class MalformedXML(S3Error):
     code = "MalformedXML"
+
+
+class AccessDenied(S3Error):
+    code = "AccessDenied"
+    status = 403
+
+
+class EntityTooSmall(S3Error):
+    code = "EntityTooSmall"
+
+
+class EntityTooLarge(S3Error):
+    code = "EntityTooLarge"
+
+
+class InvalidArgument(S3Error):
+    code = "InvalidArgument"
+
+
+class InvalidDigest(S3Error):
+    code = "InvalidDigest"
+
+
+class IncompleteBody(S3Error):
+    code = "IncompleteBody"
+
+
+class KeyTooLongError(S3Error):
+    code = "KeyTooLongError"
+
+
+class PreconditionFailed(S3Error):
+    code = "PreconditionFailed"
+    status = 412
+
+
+class NotModified(S3Error):
+    """Not a failure: a conditional GET/HEAD whose object did not change (bodiless 304)."""
+
+    code = "NotModified"
+    status = 304
+
+
+class MethodNotAllowed(S3Error):
+    code = "MethodNotAllowed"
+    status = 405
+
+
+class S3NotImplemented(S3Error):
+    """A header or subresource opensage's S3 does not implement (501: not retried)."""
+
+    code = "NotImplemented"
+    status = 501

@@ -21,6 +21,8 @@ class Settings:
     region: str = "us-east-1"
     enable_reset: bool = False
     max_request_bytes: int = 5 * 1024**3  # S3's single PUT limit; JSON APIs have their own
+    job_slots: int = field(default_factory=lambda: os.cpu_count() or 1)  # concurrent jobs
+    stop_grace_seconds: float = 120.0  # SIGTERM -> SIGKILL on StopTrainingJob, as AWS waits
 
     @property
     def database_url(self) -> str:
@@ -56,8 +58,10 @@ class Settings:
 
 
 def _coerce(name: str, raw: str) -> Any:
-    if name in ("port", "max_request_bytes"):
+    if name in ("port", "max_request_bytes", "job_slots"):
         return int(raw)
+    if name == "stop_grace_seconds":
+        return float(raw)
     if name == "enable_reset":
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "data_dir":

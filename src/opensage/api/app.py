@@ -32,6 +32,7 @@ def build_services(backend: Backend) -> dict[str, Any]:
                                     backend),
         "logs": JsonRpcService(logs, collect_handlers(logs, logs_handlers), backend),
         "sts": sts.StsApi(session.get_service_model("sts"), backend),
+        "iam": sts.IamApi(session.get_service_model("iam"), backend),
         "s3": S3Api(backend),
     }
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         backend = Backend.create(settings)
+        backend.start()
         app.state.backend = backend
         app.state.services = build_services(backend)
         try:

@@ -63,3 +63,20 @@ def list_tags(backend: Backend, params: Params) -> Params:
 
 def delete_tags(backend: Backend, params: Params) -> None:
     tagging.delete_tags(backend, params["ResourceArn"], params["TagKeys"])
+
+
+# -- training jobs --------------------------------------------------------------------------
+def create_training_job(backend: Backend, params: Params) -> Params:
+    return {"TrainingJobArn": backend.training.create(params)}
+
+
+def describe_training_job(backend: Backend, params: Params) -> Params:
+    return backend.training.describe(params["TrainingJobName"])
+
+
+def list_training_jobs(backend: Backend, params: Params) -> Params:
+    return backend.training.list(params)
+
+
+def stop_training_job(backend: Backend, params: Params) -> None:
+    backend.training.stop(params["TrainingJobName"])

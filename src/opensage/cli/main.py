@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from opensage.cli.sdk_config import sdk_config
 from opensage.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -72,6 +73,9 @@ def db_upgrade(data_dir: DataDirOpt = None, db_url: DbUrlOpt = None) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     Database(settings.database_url).migrate()
     console.print(f"database at {settings.database_url} is up to date")
+
+
+app.command("sdk-config")(sdk_config)
 
 
 if __name__ == "__main__":

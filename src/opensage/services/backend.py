@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+from opensage.services.algorithms import AlgorithmCatalog
+from opensage.services.logs import LogService
+from opensage.services.metrics import MetricStore
 from opensage.settings import Settings
 from opensage.store.db import Database
 from opensage.store.objects import ObjectStore
@@ -17,15 +21,34 @@ class Backend:
     db: Database
     objects: ObjectStore
     resources: ResourceStore
+    logs: LogService
+    metrics: MetricStore
+    algorithms: AlgorithmCatalog
+    # Set by ``create``: services that hold a reference back to the backend.
+    training: Any = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
+        from opensage.runner.local import LocalExecutor
+        from opensage.services.training.jobs import TrainingService
+
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
         db.migrate()
-        return cls(settings=settings, db=db,
-                   objects=ObjectStore(settings.objects_url, db, region=settings.region),
-                   resources=ResourceStore(db))
+        backend = cls(settings=settings, db=db,
+                      objects=ObjectStore(settings.objects_url, db, region=settings.region),
+                      resources=ResourceStore(db), logs=LogService(db, settings),
+                      metrics=MetricStore(db), algorithms=AlgorithmCatalog())
+        backend.training = TrainingService(backend)
+        backend.training.executor = LocalExecutor(
+            settings.data_dir / "jobs" / "training", backend.objects, backend.training,
+            slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds)
+        return backend
+
+    def start(self) -> None:
+        """Start the job slots and pick up the jobs a previous run left unfinished."""
+        self.training.executor.start()
+        self.training.recover()
 
     def arn(self, resource: str, service: str = "sagemaker") -> str:
         return self.settings.arn(service, resource)
@@ -35,9 +58,11 @@ class Backend:
         return time.time()
 
     def reset(self) -> None:
-        """Wipe all state: rows, objects, logs. Only reachable with ``--enable-reset``."""
+        """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
+        self.training.executor.cancel_all()
         self.db.wipe()
         self.objects.wipe()
 
     def close(self) -> None:
+        self.training.executor.shutdown()
         self.db.dispose()

@@ -100,4 +100,18 @@ log_events = Table(
     Index("ix_log_events_group_time", "group_name", "timestamp", "id"),
 )
 
+
+# CloudWatch metric data points (training metrics, endpoint invocation metrics).
+metric_data = Table(
+    "metric_data", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("namespace", String(256), nullable=False),
+    Column("metric_name", String(256), nullable=False),
+    Column("dimensions", String(1024), nullable=False),  # canonical "Name=Value|Name=Value"
+    Column("timestamp", Float, nullable=False),
+    Column("value", Float, nullable=False),
+    Column("unit", String(32), nullable=False),
+    Index("ix_metric_data_series", "namespace", "metric_name", "dimensions", "timestamp"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

@@ -1,4 +1,4 @@
-"""Start ``opensage server`` as a subprocess on a free port, for benchmarks."""
+"""Helpers for test suites and benchmarks: ``opensage server`` as a real subprocess."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,6 +17,14 @@ VENV_BIN = Path(sys.executable).parent
 
 @contextmanager
 def opensage_server(data_dir: Path, *extra: str) -> Iterator[str]:
+    """Run ``opensage server --port 0`` on ``data_dir``; yields its URL once it answers."""
+    with server_process(data_dir, *extra) as (url, _proc):
+        yield url
+
+
+@contextmanager
+def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Like ``opensage_server`` but also yields the process (to kill it, for instance)."""
     cmd = [str(VENV_BIN / "opensage"), "server", "--port", "0", "--data-dir", str(data_dir),
            "--log-level", "warning", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -33,12 +42,15 @@ def opensage_server(data_dir: Path, *extra: str) -> Iterator[str]:
                 break
         if port is None:
             raise RuntimeError("server did not report its port")
+        # Keep draining its output, or a chatty server would block on a full pipe.
+        threading.Thread(target=proc.stdout.read, daemon=True).start()
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
-        yield url
+        yield url, proc
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=20)
 
 
 def _wait_ready(url: str) -> None:

@@ -1,0 +1,228 @@
+"""The SageMaker training container contract, as seen from inside a job.
+
+The runner lays out a job directory like ``/opt/ml`` (``input/config/*.json``,
+``input/data/<channel>/``, ``model/``, ``output/``, ``checkpoints/``) and starts the algorithm
+with ``OPENSAGE_ML_ROOT`` pointing at it. :class:`TrainingEnv` reads that layout;
+:func:`run_main` runs a training function under the contract's failure rules: exit 0 on
+success, otherwise write ``output/failure`` (it becomes the job's FailureReason) and exit 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Mapping
+from functools import cached_property
+from pathlib import Path
+from typing import Any, NoReturn
+
+from opensage.algorithms.spec import SpecError
+from opensage.data import DataError
+
+ROOT_ENV = "OPENSAGE_ML_ROOT"
+DEFAULT_ROOT = "/opt/ml"
+FAILURE_REASON_LIMIT = 1024  # FailureReason's maximum length in the API
+
+
+class UserError(Exception):
+    """A problem with the job's own input (data, hyperparameters, channels): the job fails with
+    this message as its reason, prefixed ``ClientError:``, without a traceback."""
+
+
+# Errors that are the job's input's fault, not the algorithm's.
+USER_ERRORS: tuple[type[Exception], ...] = (UserError, SpecError, DataError)
+
+
+class TrainingEnv:
+    """One training job's ``/opt/ml`` directory, read lazily.
+
+    ``TrainingEnv.from_environ()`` takes the root from ``OPENSAGE_ML_ROOT`` (then the
+    sagemaker-training toolkit's ``SAGEMAKER_BASE_DIR``), default ``/opt/ml``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str],
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrainingEnv:
+        env = os.environ if environ is None else environ
+        root = env.get(ROOT_ENV) or env.get("SAGEMAKER_BASE_DIR") or DEFAULT_ROOT
+        return cls(root, env)
+
+    # -- paths
+    @property
+    def input_dir(self) -> Path:
+        return self.root / "input"
+
+    @property
+    def config_dir(self) -> Path:
+        return self.input_dir / "config"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.input_dir / "data"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.root / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_path(self) -> Path:
+        return self.output_dir / "failure"
+
+    def channel_dir(self, name: str) -> Path:
+        """``input/data/<name>``: the channel's files in File mode."""
+        return self.data_dir / name
+
+    def channel_pipe(self, name: str, epoch: int = 0) -> Path:
+        """``input/data/<name>_<epoch>``: the channel's FIFO for one pass in Pipe mode."""
+        return self.data_dir / f"{name}_{epoch}"
+
+    # -- config files
+    def _json(self, filename: str, default: Any) -> Any:
+        path = self.config_dir / filename
+        if not path.exists():
+            return default
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise RuntimeError(f"cannot read {path}: {e}") from e
+
+    @cached_property
+    def hyperparameters(self) -> dict[str, str]:
+        """``hyperparameters.json``: name -> string value (non-strings are stringified)."""
+        raw = self._json("hyperparameters.json", {})
+        return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()}
+
+    @cached_property
+    def input_data_config(self) -> dict[str, dict[str, Any]]:
+        """``inputdataconfig.json``: channel name -> {ContentType, TrainingInputMode, ...}."""
+        return dict(self._json("inputdataconfig.json", {}))
+
+    @cached_property
+    def resource_config(self) -> dict[str, Any]:
+        """``resourceconfig.json`` (a single ``algo-1`` host when absent)."""
+        config = dict(self._json("resourceconfig.json", {}))
+        config.setdefault("current_host", "algo-1")
+        config.setdefault("hosts", [config["current_host"]])
+        return config
+
+    @cached_property
+    def checkpoint_config(self) -> dict[str, Any]:
+        """``checkpointconfig.json`` ({LocalPath, S3Uri}), empty when checkpoints are off."""
+        return dict(self._json("checkpointconfig.json", {}))
+
+    @property
+    def checkpoint_dir(self) -> Path | None:
+        """Where to save and find checkpoints, or None when the job has none.
+
+        ``LocalPath`` from checkpointconfig.json (a path under ``/opt/ml`` is moved under this
+        job's root), else ``<root>/checkpoints`` when the runner created it.
+        """
+        local = self.checkpoint_config.get("LocalPath")
+        if local:
+            path = Path(local)
+            if path.is_absolute() and path.parts[:3] == ("/", "opt", "ml"):
+                path = self.root.joinpath(*path.parts[3:])
+            elif not path.is_absolute():
+                path = self.root / path
+            return path
+        default = self.root / "checkpoints"
+        return default if default.is_dir() else None
+
+    # -- facts
+    @property
+    def channels(self) -> list[str]:
+        return sorted(self.input_data_config)
+
+    def content_type(self, channel: str) -> str | None:
+        return self.input_data_config.get(channel, {}).get("ContentType")
+
+    def input_mode(self, channel: str) -> str:
+        return self.input_data_config.get(channel, {}).get("TrainingInputMode", "File")
+
+    @property
+    def current_host(self) -> str:
+        return str(self.resource_config["current_host"])
+
+    @property
+    def hosts(self) -> list[str]:
+        return list(self.resource_config["hosts"])
+
+    @property
+    def num_cpus(self) -> int:
+        """``SM_NUM_CPUS`` when the runner set it, else this machine's CPU count."""
+        value = self.environ.get("SM_NUM_CPUS")
+        if value:
+            try:
+                return max(1, int(value))
+            except ValueError:
+                pass
+        return os.cpu_count() or 1
+
+    @property
+    def job_name(self) -> str | None:
+        return self.environ.get("TRAINING_JOB_NAME")
+
+    # -- outputs
+    def write_failure(self, message: str) -> None:
+        """Write ``output/failure``: the job's FailureReason (the API keeps 1024 characters,
+        so the reason comes first)."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        text = message if len(message) <= FAILURE_REASON_LIMIT else (
+            message[: FAILURE_REASON_LIMIT - 3] + "...")
+        self.failure_path.write_text(text)
+
+
+def failure_reason(error: BaseException) -> str:
+    """The FailureReason for an exception: ``ClientError: <reason>`` for the job's own input
+    problems, ``AlgorithmError: <Type>: <message>`` for anything unexpected."""
+    if isinstance(error, USER_ERRORS):
+        return f"ClientError: {_one_line(str(error))}"
+    detail = _one_line(str(error))
+    name = type(error).__name__
+    return f"AlgorithmError: {name}: {detail}" if detail else f"AlgorithmError: {name}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def run_main(train_fn: Callable[[TrainingEnv], None], *,
+             env: TrainingEnv | None = None) -> NoReturn:
+    """Run ``train_fn(env)`` as a training job's main program and exit.
+
+    Success exits 0. A :class:`UserError` or spec error writes ``ClientError: <reason>`` to
+    ``output/failure`` and stderr; any other exception writes ``AlgorithmError: <type>:
+    <message>`` plus a traceback on stderr. Both exit 1.
+    """
+    env = env or TrainingEnv.from_environ()
+    try:
+        train_fn(env)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - this is the job's last line of defence
+        reason = failure_reason(error)
+        if not isinstance(error, USER_ERRORS):
+            traceback.print_exc(file=sys.stderr)
+        print(reason, file=sys.stderr, flush=True)
+        try:
+            env.write_failure(reason)
+        except OSError as e:
+            print(f"cannot write {env.failure_path}: {e}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        sys.exit(1)
+    sys.stdout.flush()
+    sys.exit(0)

@@ -1,0 +1,357 @@
+"""The local executor: each job a subprocess in its own ``/opt/ml``-shaped directory.
+
+A fixed number of job slots drains a queue, so twenty submitted jobs neither overload the
+machine nor get lost (queued jobs are rows in the store; a restart re-submits them).
+Progress goes out through the ``TrainingEvents`` callbacks the service hands in.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from opensage.errors import AwsError
+from opensage.runner import metrics as metric_parsing
+from opensage.runner.artifacts import has_files, pack_and_upload
+from opensage.runner.channels import ChannelError, materialize, split_s3_uri
+from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.workspace import Workspace, container_env, cpus_for, resource_config
+from opensage.store.objects import ObjectStore
+
+log = logging.getLogger(__name__)
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+POLL_SECONDS = 0.05
+LOG_FLUSH_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    name: str
+    arn: str
+    module: str | None  # ``python -m <module> train``; None: nothing here can run the image
+    unsupported_reason: str | None
+    hyperparameters: dict[str, str]
+    channels: list[dict[str, Any]]
+    input_mode: str
+    output_path: str
+    instance_type: str
+    instance_count: int
+    max_runtime: int
+    region: str
+    environment: dict[str, str] = field(default_factory=dict)
+    metric_definitions: list[dict[str, str]] = field(default_factory=list)
+    checkpoint: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # Completed | Failed | Stopped | MaxRuntimeExceeded
+    failure_reason: str | None = None
+    model_uploaded: bool = False
+    training_start: float | None = None
+    training_end: float = field(default_factory=time.time)
+
+
+class TrainingEvents(Protocol):
+    def advance(self, name: str, status: str, message: str | None = None) -> None: ...
+    def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None: ...
+    def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None: ...
+    def finished(self, name: str, outcome: Outcome) -> None: ...
+
+
+class JobFailure(Exception):
+    """The job fails with this readable reason."""
+
+
+class LocalExecutor:
+    def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
+                 slots: int, stop_grace_seconds: float) -> None:
+        self.jobs_root = jobs_root
+        self.objects = objects
+        self.events = events
+        self.slots = max(1, slots)
+        self.stop_grace = stop_grace_seconds
+        self._queue: queue.Queue[TrainingSpec | None] = queue.Queue()
+        self._stop_requested: set[str] = set()
+        self._lock = threading.Lock()
+        self._workers: list[threading.Thread] = []
+        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._closing = False
+
+    def start(self) -> None:
+        for i in range(self.slots):
+            worker = threading.Thread(target=self._work, name=f"opensage-job-slot-{i}",
+                                      daemon=True)
+            worker.start()
+            self._workers.append(worker)
+
+    def submit(self, spec: TrainingSpec) -> None:
+        self._queue.put(spec)
+
+    def stop(self, name: str) -> None:
+        with self._lock:
+            self._stop_requested.add(name)
+
+    def cancel_all(self) -> None:
+        """Drop queued jobs and kill running ones at once (state is being wiped)."""
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            self._stop_requested.update(self._procs)
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+
+    def shutdown(self, *, wait: float = 10) -> None:
+        """Kill running jobs (their rows stay InProgress and are re-run on the next start)."""
+        self._closing = True
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.monotonic() + wait
+        for worker in self._workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    # -- one job ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            spec = self._queue.get()
+            if spec is None or self._closing:
+                return
+            try:
+                self._run(spec)
+            except Exception:  # never let a slot die
+                log.exception("training job %s crashed the runner", spec.name)
+                self.events.finished(spec.name, Outcome(
+                    "Failed", "InternalServerError: opensage failed to run the job"))
+            finally:
+                with self._lock:
+                    self._stop_requested.discard(spec.name)
+
+    def _stopping(self, name: str) -> bool:
+        with self._lock:
+            return name in self._stop_requested
+
+    def _run(self, spec: TrainingSpec) -> None:
+        if self._stopping(spec.name):
+            self.events.finished(spec.name, Outcome("Stopped"))
+            return
+        ws = Workspace(self.jobs_root / spec.name)
+        started: float | None = None
+        checkpoints: CheckpointSync | None = None
+        try:
+            ws.create()
+            self.events.advance(spec.name, "Downloading")
+            started = time.time()
+            for channel in spec.channels:
+                materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
+            if spec.checkpoint:
+                checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
+                                             ws.checkpoint_dir)
+                checkpoints.restore()
+            ws.write_config(spec.hyperparameters, _input_data_config(spec),
+                            resource_config(spec.instance_type, spec.instance_count),
+                            spec.checkpoint)
+            if spec.module is None:
+                raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
+            self.events.advance(spec.name, "Training")
+            result = self._train(spec, ws, checkpoints)
+        except (ChannelError, JobFailure) as err:
+            self._finish_failed(spec, ws, f"ClientError: {err}", started)
+            return
+        except AwsError as err:
+            self._finish_failed(spec, ws, f"ClientError: {err.message}", started)
+            return
+        if checkpoints is not None:
+            checkpoints.upload_changes()
+        if result.status != "Completed":
+            uploaded = self._upload_quietly(spec, ws)
+            self.events.finished(spec.name, Outcome(
+                result.status, result.failure_reason, uploaded, started))
+            ws.remove()
+            return
+        self.events.advance(spec.name, "Uploading")
+        try:
+            uploaded = self._upload(spec, ws)
+        except AwsError as err:
+            self._finish_failed(spec, ws, "ClientError: Could not upload the model artifacts "
+                                          f"to {spec.output_path}: {err.message}", started)
+            return
+        self.events.finished(spec.name, Outcome("Completed", None, uploaded, started))
+        ws.remove()
+
+    def _finish_failed(self, spec: TrainingSpec, ws: Workspace, reason: str,
+                       started: float | None) -> None:
+        self.events.finished(spec.name, Outcome("Failed", reason[:1024], False, started))
+        ws.remove()
+
+    def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
+        bucket, prefix = split_s3_uri(spec.output_path.rstrip("/") + "/")
+        base = f"{prefix}{spec.name}/output/"
+        if has_files(ws.output_data_dir):
+            pack_and_upload(self.objects, ws.output_data_dir, ws.root / ".upload" / "output",
+                            bucket, base + "output.tar.gz")
+        pack_and_upload(self.objects, ws.model_dir, ws.root / ".upload" / "model", bucket,
+                        base + "model.tar.gz")
+        return True
+
+    def _upload_quietly(self, spec: TrainingSpec, ws: Workspace) -> bool:
+        """A stopped job's model is still uploaded when it wrote one (AWS does the same)."""
+        if not has_files(ws.model_dir):
+            return False
+        try:
+            return self._upload(spec, ws)
+        except (AwsError, ChannelError, OSError):
+            return False
+
+    def _train(self, spec: TrainingSpec, ws: Workspace,
+               checkpoints: CheckpointSync | None) -> Outcome:
+        cpus = cpus_for(spec.instance_type)
+        env = {**os.environ, **container_env(
+            ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
+            hyperparameters=spec.hyperparameters, input_data_config=_input_data_config(spec),
+            resource=resource_config(spec.instance_type, spec.instance_count), num_cpus=cpus,
+            user_env=spec.environment)}
+        env["PYTHONUNBUFFERED"] = "1"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", spec.module or "", "train"], cwd=ws.root, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True, preexec_fn=_child_setup(cpus))
+        with self._lock:
+            self._procs[spec.name] = proc
+        try:
+            return self._supervise(spec, ws, proc, checkpoints)
+        finally:
+            with self._lock:
+                self._procs.pop(spec.name, None)
+
+    def _supervise(self, spec: TrainingSpec, ws: Workspace, proc: subprocess.Popen[bytes],
+                   checkpoints: CheckpointSync | None) -> Outcome:
+        lines: queue.Queue[bytes | None] = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
+        reader.start()
+        stream = f"{spec.name}/algo-1-{int(time.time())}"
+        patterns = metric_parsing.compile_definitions(spec.metric_definitions)
+        tail: collections.deque[str] = collections.deque(maxlen=8)
+        pending: list[tuple[int, str]] = []
+        found: list[tuple[str, float, float]] = []
+        deadline = time.monotonic() + spec.max_runtime
+        ending: str | None = None
+        last_flush = last_sync = time.monotonic()
+        done = False
+        while not done:
+            try:
+                raw = lines.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                raw = b""
+            while raw is not None:
+                if raw:
+                    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    now = time.time()
+                    pending.append((int(now * 1000), text))
+                    tail.append(text)
+                    found += [(m, v, now) for m, v in metric_parsing.extract(patterns, text)]
+                try:
+                    raw = lines.get_nowait()
+                except queue.Empty:
+                    break
+            else:
+                done = True
+            moment = time.monotonic()
+            if pending and (done or moment - last_flush >= LOG_FLUSH_SECONDS):
+                self.events.logs(spec.name, stream, pending)
+                pending = []
+                last_flush = moment
+            if found:
+                self.events.metrics(spec.name, found)
+                found = []
+            if checkpoints is not None and moment - last_sync >= 2:
+                checkpoints.upload_changes()
+                last_sync = moment
+            if ending is None and self._stopping(spec.name):
+                ending = "Stopped"
+                self._terminate(proc)
+            elif ending is None and moment > deadline:
+                ending = "MaxRuntimeExceeded"
+                self._terminate(proc)
+        code = proc.wait()
+        if ending is not None:
+            return Outcome(ending)
+        if code == 0:
+            return Outcome("Completed")
+        reason = ws.read_failure()
+        if reason is None:
+            last = " | ".join(tail) or "no output"
+            how = f"signal {-code}" if code < 0 else f"exit code: {code}"
+            reason = f"AlgorithmError: {last[-900:]}, {how}"
+        return Outcome("Failed", reason[:1024])
+
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM, then SIGKILL after the grace period, off the supervising thread."""
+        _signal_group(proc, signal.SIGTERM)
+
+        def kill_later() -> None:
+            try:
+                proc.wait(self.stop_grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+
+        threading.Thread(target=kill_later, daemon=True).start()
+
+
+def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
+    assert proc.stdout is not None
+    for raw in iter(proc.stdout.readline, b""):
+        lines.put(raw)
+    lines.put(None)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _child_setup(cpus: int) -> Any:
+    def setup() -> None:
+        # Die with the server: a kill -9 of opensage must not leave orphan jobs running.
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+        available = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, available[:cpus])
+
+    return setup
+
+
+def _input_data_config(spec: TrainingSpec) -> dict[str, Any]:
+    config = {}
+    for channel in spec.channels:
+        source = channel["DataSource"].get("S3DataSource", {})
+        entry = {"TrainingInputMode": channel.get("InputMode") or spec.input_mode,
+                 "S3DistributionType": source.get("S3DataDistributionType", "FullyReplicated"),
+                 "RecordWrapperType": channel.get("RecordWrapperType", "None")}
+        for key in ("ContentType", "CompressionType", "ShuffleConfig"):
+            if channel.get(key) is not None:
+                entry[key] = channel[key]
+        config[channel["ChannelName"]] = entry
+    return config

@@ -1,0 +1,91 @@
+"""What CloudWatch Logs reads with: opaque pagination tokens and filter patterns."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opensage.errors import InvalidParameterException
+
+Matcher = Callable[[str], bool]
+
+
+def encode_token(*values: Any) -> str:
+    """An opaque token carrying ``values`` (a keyset position, the order it belongs to)."""
+    raw = json.dumps(values, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_token(token: str, expected: str, size: int) -> list[Any]:
+    """The values of a token made by ``encode_token(expected, ...)`` with ``size`` values."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        values = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        values = None
+    if not isinstance(values, list) or len(values) != size or values[0] != expected:
+        raise InvalidParameterException("The specified nextToken is invalid.")
+    return values
+
+
+@dataclass(frozen=True)
+class TermPattern:
+    """A term filter: every ``required`` term, at least one ``any_of`` (if given), no
+    ``excluded`` term. Terms are case-sensitive substrings or ``%regex%`` expressions."""
+
+    required: tuple[Matcher, ...] = ()
+    any_of: tuple[Matcher, ...] = ()
+    excluded: tuple[Matcher, ...] = ()
+
+    def __call__(self, message: str) -> bool:
+        return (all(m(message) for m in self.required)
+                and (not self.any_of or any(m(message) for m in self.any_of))
+                and not any(m(message) for m in self.excluded))
+
+
+def parse_filter_pattern(pattern: str | None) -> Matcher | None:
+    """A matcher for a Logs filter pattern; ``None`` when everything matches.
+
+    Supported: plain terms (``ERROR``), quoted phrases (``"timed out"``), ``?term`` (any of),
+    ``-term`` (none of) and ``%regex%`` terms. JSON (``{ $.x = 1 }``) and space-delimited
+    (``[ip, user, ...]``) patterns are refused rather than silently matching nothing.
+    """
+    text = (pattern or "").strip()
+    if not text:
+        return None
+    if text[0] in "{[":
+        raise InvalidParameterException(
+            "opensage supports term, phrase, ?term, -term and %regex% filter patterns only; "
+            "JSON and space-delimited patterns are not supported")
+    try:
+        words = shlex.split(text, posix=True)
+    except ValueError:
+        raise InvalidParameterException(f"Invalid filter pattern: {pattern}") from None
+    required: list[Matcher] = []
+    any_of: list[Matcher] = []
+    excluded: list[Matcher] = []
+    for word in words:
+        bucket = required
+        if word[:1] == "?" and len(word) > 1:
+            bucket, word = any_of, word[1:]
+        elif word[:1] == "-" and len(word) > 1:
+            bucket, word = excluded, word[1:]
+        bucket.append(_term(word, pattern))
+    if not (required or any_of or excluded):
+        return None
+    return TermPattern(tuple(required), tuple(any_of), tuple(excluded))
+
+
+def _term(word: str, pattern: str | None) -> Matcher:
+    if len(word) >= 2 and word[0] == word[-1] == "%":
+        try:
+            regex = re.compile(word[1:-1])
+        except re.error:
+            raise InvalidParameterException(f"Invalid filter pattern: {pattern}") from None
+        return lambda message: regex.search(message) is not None
+    return lambda message: word in message

@@ -1,0 +1,1 @@
+"""Training jobs: a row plus a state machine; the runner does the work."""

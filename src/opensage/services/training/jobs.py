@@ -1,0 +1,169 @@
+"""The training service: validates and records a job before handing it to the executor,
+then records everything the executor reports (status, logs, metrics, outcome).
+
+Every change is written to the store before it is acted on; a restart re-submits the jobs
+that were still running (see ``recover``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from opensage.errors import ResourceInUse, ValidationException
+from opensage.runner.local import LOG_GROUP, Outcome, TrainingSpec
+from opensage.services import kinds
+from opensage.services.backend import Backend
+from opensage.services.hosting import arn_of, load, summaries
+from opensage.services.training import definition
+from opensage.services.training.states import MESSAGES, Secondary, check_transition
+from opensage.store.resources import AlreadyExists, ListQuery
+
+KIND = kinds.TRAINING_JOB
+
+
+class TrainingService:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.executor: Any = None  # set by Backend once built (the executor reports here)
+        self._lock = threading.Lock()
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["TrainingJobName"]
+        arn = arn_of(self.backend, KIND, name)
+        prepared = definition.prepare(self.backend, params)
+        now = self.backend.now()
+        body = definition.describe_body(self.backend, params, arn, prepared, now)
+        _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])
+        try:
+            self.backend.resources.create(KIND.name, name, arn, body, now=now,
+                                          status=body["TrainingJobStatus"],
+                                          tag_list=params.get("Tags") or [])
+        except AlreadyExists:
+            raise ResourceInUse(
+                "Training job names must be unique within an AWS account and region, and a "
+                f"training job with this name already exists ({arn})") from None
+        self.executor.submit(self._spec(body))
+        return arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return load(self.backend, KIND, name).body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summaries(self.backend, KIND, params, key="TrainingJobSummaries", fields={
+            f: f for f in ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
+                           "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus")})
+
+    def stop(self, name: str) -> None:
+        job = load(self.backend, KIND, name)
+        if job.status != "InProgress":
+            raise ValidationException(
+                f"The request was rejected because the training job is in status {job.status}.")
+        self._mutate(job.name, lambda body: _transition_into(
+            body, Secondary.STOPPING, self.backend.now(), MESSAGES[Secondary.STOPPING]))
+        self.executor.stop(job.name)
+
+    def recover(self) -> None:
+        """After a restart: run again every job that was still queued or running."""
+        token = None
+        while True:
+            rows, token = self.backend.resources.list(KIND.name, ListQuery(
+                status="InProgress", sort_by="CreationTime", sort_order="Ascending",
+                max_results=100, next_token=token))
+            for row in rows:
+                self._mutate(row.name, _restart)
+                self.executor.submit(self._spec(self.describe(row.name)))
+            if token is None:
+                break
+        rows, _ = self.backend.resources.list(KIND.name, ListQuery(status="Stopping",
+                                                                   max_results=1000))
+        for row in rows:
+            self.finished(row.name, Outcome("Stopped"))
+
+    # -- what the executor reports (TrainingEvents) ----------------------------------------
+    def advance(self, name: str, status: str, message: str | None = None) -> None:
+        now = self.backend.now()
+
+        def change(body: dict[str, Any]) -> None:
+            target = Secondary(status)
+            if body["SecondaryStatus"] == Secondary.STOPPING:
+                return  # a stop request wins over progress reports
+            _transition_into(body, target, now, message or MESSAGES.get(target, status))
+            if target in (Secondary.DOWNLOADING, Secondary.TRAINING):
+                body.setdefault("TrainingStartTime", now)
+
+        self._mutate(name, change)
+
+    def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None:
+        self.backend.logs.append(LOG_GROUP, stream, events)
+
+    def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None:
+        self.backend.metrics.put_training_metrics(name, values)
+
+        def change(body: dict[str, Any]) -> None:
+            final = {m["MetricName"]: m for m in body.get("FinalMetricDataList", [])}
+            for metric, value, when in values:
+                final[metric] = {"MetricName": metric, "Value": value, "Timestamp": when}
+            body["FinalMetricDataList"] = list(final.values())
+
+        self._mutate(name, change)
+
+    def finished(self, name: str, outcome: Outcome) -> None:
+        now = self.backend.now()
+
+        def change(body: dict[str, Any]) -> None:
+            target = Secondary(outcome.status)
+            if body["SecondaryStatus"] == Secondary.STOPPING and target != Secondary.FAILED:
+                target = Secondary.STOPPED
+            message = outcome.failure_reason if target == Secondary.FAILED else None
+            _transition_into(body, target, now, message or MESSAGES.get(target, str(target)))
+            if outcome.failure_reason:
+                body["FailureReason"] = outcome.failure_reason
+            start = body.get("TrainingStartTime") or outcome.training_start or now
+            body.setdefault("TrainingStartTime", start)
+            body["TrainingEndTime"] = now
+            seconds = max(1, round(now - start))  # the SDK divides by it: never 0
+            body["TrainingTimeInSeconds"] = seconds
+            body["BillableTimeInSeconds"] = seconds
+
+        self._mutate(name, change, force=True)
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _mutate(self, name: str, change: Callable[[dict[str, Any]], None], *,
+                force: bool = False) -> None:
+        with self._lock:
+            job = self.backend.resources.get(KIND.name, name)
+            if job is None:
+                return  # wiped (reset) while running
+            if Secondary(job.body["SecondaryStatus"]).is_terminal and not force:
+                return
+            body = dict(job.body)
+            change(body)
+            now = self.backend.now()
+            body["LastModifiedTime"] = now
+            self.backend.resources.update(KIND.name, name, body, now=now,
+                                          status=body["TrainingJobStatus"])
+
+    def _spec(self, body: dict[str, Any]) -> TrainingSpec:
+        return definition.training_spec(self.backend, body)
+
+
+def _transition_into(body: dict[str, Any], target: Secondary, now: float, message: str) -> None:
+    transitions = body.setdefault("SecondaryStatusTransitions", [])
+    if transitions:
+        current = Secondary(body["SecondaryStatus"])
+        if current != target:
+            check_transition(current, target)
+        transitions[-1]["EndTime"] = now
+    transitions.append({"Status": str(target), "StartTime": now, "StatusMessage": message})
+    body["SecondaryStatus"] = str(target)
+    body["TrainingJobStatus"] = target.primary
+
+
+def _restart(body: dict[str, Any]) -> None:
+    now = body.get("LastModifiedTime") or 0.0
+    if body["SecondaryStatus"] != Secondary.STARTING:
+        _transition_into(body, Secondary.RESTARTING, now,
+                         "The opensage server restarted; the job is being run again")

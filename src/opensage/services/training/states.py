@@ -1,0 +1,86 @@
+"""The training job's state machine, as AWS reports it.
+
+The secondary status is the state; the primary ``TrainingJobStatus`` is derived from it.
+Transitions are a table: anything else is a bug and raises.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Secondary(StrEnum):
+    STARTING = "Starting"
+    DOWNLOADING = "Downloading"
+    TRAINING = "Training"
+    UPLOADING = "Uploading"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+    MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+    INTERRUPTED = "Interrupted"
+    RESTARTING = "Restarting"
+
+    @property
+    def primary(self) -> str:
+        return _PRIMARY.get(self, "InProgress")
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+_PRIMARY = {
+    Secondary.COMPLETED: "Completed",
+    Secondary.FAILED: "Failed",
+    Secondary.STOPPING: "Stopping",
+    Secondary.STOPPED: "Stopped",
+    Secondary.MAX_RUNTIME_EXCEEDED: "Stopped",
+}
+
+TERMINAL = frozenset({Secondary.COMPLETED, Secondary.FAILED, Secondary.STOPPED,
+                      Secondary.MAX_RUNTIME_EXCEEDED})
+RUNNING = frozenset({Secondary.STARTING, Secondary.DOWNLOADING, Secondary.TRAINING,
+                     Secondary.UPLOADING, Secondary.INTERRUPTED, Secondary.RESTARTING})
+
+_ALLOWED: dict[Secondary, frozenset[Secondary]] = {
+    Secondary.STARTING: frozenset({Secondary.DOWNLOADING, Secondary.TRAINING}),
+    Secondary.DOWNLOADING: frozenset({Secondary.TRAINING}),
+    Secondary.TRAINING: frozenset({Secondary.UPLOADING, Secondary.MAX_RUNTIME_EXCEEDED,
+                                   Secondary.INTERRUPTED}),
+    Secondary.UPLOADING: frozenset({Secondary.COMPLETED}),
+    Secondary.INTERRUPTED: frozenset({Secondary.RESTARTING}),
+    Secondary.RESTARTING: frozenset({Secondary.STARTING, Secondary.DOWNLOADING,
+                                     Secondary.TRAINING}),
+    Secondary.STOPPING: frozenset({Secondary.STOPPED}),
+}
+# From any running state a job may fail, be asked to stop, or be re-run after a restart.
+for _state in RUNNING:
+    _ALLOWED[_state] = _ALLOWED.get(_state, frozenset()) | {
+        Secondary.FAILED, Secondary.STOPPING, Secondary.RESTARTING}
+_ALLOWED[Secondary.STOPPING] |= {Secondary.FAILED}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+def check_transition(current: Secondary, target: Secondary) -> None:
+    if target not in _ALLOWED.get(current, frozenset()):
+        raise IllegalTransition(f"training job cannot go from {current} to {target}")
+
+
+MESSAGES = {
+    Secondary.STARTING: "Preparing the instances for training",
+    Secondary.DOWNLOADING: "Downloading input data",
+    Secondary.TRAINING: "Training image download completed. Training in progress.",
+    Secondary.UPLOADING: "Uploading generated training model",
+    Secondary.COMPLETED: "Training job completed",
+    Secondary.STOPPING: "Stopping the training job",
+    Secondary.STOPPED: "The training job was stopped",
+    Secondary.MAX_RUNTIME_EXCEEDED: "Training job exceeded the MaxRuntimeInSeconds and was "
+                                    "stopped",
+    Secondary.INTERRUPTED: "The training job was interrupted",
+    Secondary.RESTARTING: "Restarting the training job",
+}
