@@ -166,3 +166,19 @@ def test_duplicate_variant_names_are_refused(sm):
     with pytest.raises(ClientError) as exc:
         sm.create_endpoint_config(EndpointConfigName="bad", ProductionVariants=[variant, variant])
     assert "unique" in error_of(exc)[1]
+
+
+def test_model_data_url_must_exist(sm, client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="models")
+    s3.put_object(Bucket="models", Key="m/model.tar.gz", Body=b"not really a tarball")
+    for url in ("s3://models/m/missing.tar.gz", "s3://no-such-bucket/model.tar.gz"):
+        with pytest.raises(ClientError) as exc:
+            sm.create_model(ModelName="m", PrimaryContainer={"Image": IMAGE, "ModelDataUrl": url})
+        code, message = error_of(exc)
+        assert code == "ValidationException" and url in message
+    assert sm.list_models()["Models"] == []
+    sm.create_model(ModelName="m", PrimaryContainer={
+        "Image": IMAGE, "ModelDataUrl": "s3://models/m/model.tar.gz"})
+    assert sm.describe_model(ModelName="m")["PrimaryContainer"]["ModelDataUrl"] == (
+        "s3://models/m/model.tar.gz")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensage.errors import ValidationException
+from opensage.errors import NoSuchBucket, NoSuchKey, ValidationException
 from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.kinds import Kind
@@ -83,10 +83,12 @@ def check_s3_object(backend: Backend, url: str, *, what: str) -> None:
     if not url.startswith("s3://") or "/" not in url[5:]:
         raise ValidationException(f"Invalid {what} URL {url!r}: expected s3://bucket/key")
     bucket, key = url[5:].split("/", 1)
-    if not backend.objects.exists(bucket, key):
+    try:
+        backend.objects.head_object(bucket, key)
+    except (NoSuchBucket, NoSuchKey):
         raise ValidationException(
             f"Could not access {what} at {url}. Please ensure that the object exists and "
-            "that the role has access to it.")
+            "that the role has access to it.") from None
 
 
 # -- endpoint configurations -----------------------------------------------------------------
