@@ -195,3 +195,12 @@ class S3NotImplemented(S3Error):
 
     code = "NotImplemented"
     status = 501
+
+
+# CloudWatch's codes.
+class InvalidParameterCombination(AwsError):
+    code = "InvalidParameterCombination"
+
+
+class InvalidParameterValue(AwsError):
+    code = "InvalidParameterValue"

@@ -12,8 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from opensage.api import logs_handlers, sagemaker_handlers, sts
-from opensage.api.json_rpc import JsonRpcService
+from opensage.api import cloudwatch_handlers, logs_handlers, sagemaker_handlers, sts
+from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
 from opensage.api.s3 import S3Api
@@ -27,10 +27,15 @@ def build_services(backend: Backend) -> dict[str, Any]:
     session = botocore.session.get_session()
     sagemaker = session.get_service_model("sagemaker")
     logs = session.get_service_model("logs")
+    cloudwatch = session.get_service_model("cloudwatch")
     return {
-        "sagemaker": JsonRpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers),
-                                    backend),
-        "logs": JsonRpcService(logs, collect_handlers(logs, logs_handlers), backend),
+        "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers),
+                                backend),
+        "logs": RpcService(logs, collect_handlers(logs, logs_handlers), backend),
+        "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),
+                                 backend, CborCodec(cloudwatch)),
+        "cloudwatch-json": RpcService(cloudwatch, collect_handlers(cloudwatch,
+                                                                   cloudwatch_handlers), backend),
         "sts": sts.StsApi(session.get_service_model("sts"), backend),
         "iam": sts.IamApi(session.get_service_model("iam"), backend),
         "s3": S3Api(backend),

@@ -22,7 +22,7 @@ _SIGNING_NAMES = {
 _TARGET_PREFIXES = {
     "SageMaker.": "sagemaker",
     "Logs_20140328.": "logs",
-    "GraniteServiceVersion20100801.": "cloudwatch",
+    "GraniteServiceVersion20100801.": "cloudwatch-json",  # older clients: awsJson 1.0
     "AnyScaleFrontendService.": "application-autoscaling",
 }
 
@@ -47,6 +47,10 @@ def identify_service(method: str, path: str, headers: Mapping[str, str],
     by_target = next((svc for prefix, svc in _TARGET_PREFIXES.items()
                       if target.startswith(prefix)), None)
     signed = _SIGNING_NAMES.get(signing_service(headers, query) or "")
+    if path.startswith("/service/GraniteServiceVersion20100801/"):
+        return "cloudwatch"  # Smithy RPC v2 CBOR, what current botocore speaks
+    if by_target == "cloudwatch-json":
+        return by_target
     if signed == "sagemaker":
         if by_target == "sagemaker":
             return "sagemaker"

@@ -11,8 +11,9 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import itertools
 import logging
-import secrets
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, unquote_to_bytes
@@ -78,6 +79,9 @@ UNSUPPORTED = frozenset({
 
 
 class S3Api:
+    _ids = itertools.count(1)
+    _id_prefix = f"{os.getpid() & 0xFFFF:04X}{int.from_bytes(os.urandom(2)):04X}"
+
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.store: ObjectStore = backend.objects
@@ -86,7 +90,7 @@ class S3Api:
         self.max_bytes: int = backend.settings.max_request_bytes
 
     async def __call__(self, request: Request) -> Response:
-        rid = secrets.token_hex(8).upper()
+        rid = f"{self._id_prefix}{next(self._ids) & 0xFFFFFFFF:08X}"  # unique, not secret
         bucket = key = ""
         try:
             bucket, key = _locate(request)

@@ -258,8 +258,14 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
     return None
 
 
-def encode_output(shape: Shape | None, value: Any) -> Any:
-    """Trim a plain result to the output shape, in the JSON protocols' wire types."""
+def _epoch(value: dt.datetime) -> Any:
+    return round(value.timestamp(), 3)
+
+
+def encode_output(shape: Shape | None, value: Any,
+                  timestamp: Callable[[dt.datetime], Any] = _epoch) -> Any:
+    """Trim a plain result to the output shape, in an RPC protocol's wire types (timestamps
+    as ``timestamp`` renders them: epoch seconds for JSON, datetimes for CBOR)."""
     if shape is None or value is None:
         return None
     kind = shape.type_name
@@ -271,17 +277,19 @@ def encode_output(shape: Shape | None, value: Any) -> Any:
         for name, member in members.items():
             item = value.get(name)
             if item is not None:
-                encoded = encode_output(member, item)
+                encoded = encode_output(member, item, timestamp)
                 if encoded is not None:
                     out[name] = encoded
         return out
     if kind == "list":
-        return [encode_output(shape.member, v) for v in value]  # type: ignore[attr-defined]
+        return [encode_output(shape.member, v, timestamp)  # type: ignore[attr-defined]
+                for v in value]
     if kind == "map":
-        return {k: encode_output(shape.value, v) for k, v in value.items()}  # type: ignore[attr-defined]
+        return {k: encode_output(shape.value, v, timestamp)  # type: ignore[attr-defined]
+                for k, v in value.items()}
     if kind == "timestamp":
         parsed = parse_timestamp(value)
-        return round(parsed.timestamp(), 3) if parsed else None
+        return timestamp(parsed) if parsed else None
     if kind == "blob":
         raw = value.encode() if isinstance(value, str) else value
         return base64.b64encode(raw).decode()

@@ -49,6 +49,27 @@ class MetricStore:
         self.put(TRAINING_NAMESPACE, ((name, {"TrainingJobName": job}, when, value, "None")
                                       for name, value, when in values))
 
+    def list_series(self, namespace: str | None, metric: str | None,
+                    dimension_filters: Sequence[Mapping[str, str]] = ()) -> list[dict[str, Any]]:
+        """Distinct (namespace, metric, dimensions) series, for ListMetrics."""
+        stmt = select(metric_data.c.namespace, metric_data.c.metric_name,
+                      metric_data.c.dimensions).distinct()
+        if namespace:
+            stmt = stmt.where(metric_data.c.namespace == namespace)
+        if metric:
+            stmt = stmt.where(metric_data.c.metric_name == metric)
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(stmt.order_by(metric_data.c.namespace, metric_data.c.metric_name,
+                                              metric_data.c.dimensions)).all()
+        found = []
+        for ns, name, key in rows:
+            dims = dict(part.split("=", 1) for part in key.split("|") if part)
+            if all(f["Name"] in dims and (f.get("Value") is None or dims[f["Name"]] == f["Value"])
+                   for f in dimension_filters):
+                found.append({"Namespace": ns, "MetricName": name, "Dimensions": [
+                    {"Name": k, "Value": v} for k, v in dims.items()]})
+        return found
+
     def series(self, namespace: str, metric: str, dimensions: Any, start: float,
                end: float) -> list[Datapoint]:
         stmt = (select(metric_data.c.timestamp, metric_data.c.value, metric_data.c.unit)
@@ -59,3 +80,42 @@ class MetricStore:
                 .order_by(metric_data.c.timestamp, metric_data.c.id))
         with self.db.engine.connect() as conn:
             return [Datapoint(*row) for row in conn.execute(stmt)]
+
+
+# -- aggregation (GetMetricStatistics / GetMetricData) ----------------------------------------
+BASIC_STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")
+
+
+def aggregate(points: Sequence[Datapoint], start: float, period: int,
+              statistics: Sequence[str], extended: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """One datapoint per non-empty period bucket, as CloudWatch answers them."""
+    buckets: dict[int, list[Datapoint]] = {}
+    for point in points:
+        buckets.setdefault(int((point.timestamp - start) // period), []).append(point)
+    result = []
+    for index in sorted(buckets):
+        members = buckets[index]
+        values = sorted(p.value for p in members)
+        summary: dict[str, Any] = {"Timestamp": start + index * period,
+                                   "Unit": members[-1].unit}
+        every = {"SampleCount": float(len(values)), "Sum": sum(values),
+                 "Average": sum(values) / len(values), "Minimum": values[0],
+                 "Maximum": values[-1]}
+        for name in statistics:
+            summary[name] = every[name]
+        if extended:
+            summary["ExtendedStatistics"] = {p: percentile(values, p) for p in extended}
+        result.append(summary)
+    return result
+
+
+def percentile(sorted_values: Sequence[float], name: str) -> float:
+    """``p90`` / ``p99.9``: nearest-rank percentile of the sorted values."""
+    try:
+        q = float(name.lstrip("pP"))
+    except ValueError:
+        raise ValueError(f"Unsupported extended statistic {name!r}: use pNN or pNN.N") from None
+    if not 0 <= q <= 100:
+        raise ValueError(f"Percentile {name!r} must be between p0 and p100")
+    rank = max(0, math.ceil(q / 100 * len(sorted_values)) - 1)
+    return sorted_values[rank]

@@ -1,0 +1,141 @@
+"""The RPC protocols: JSON 1.0/1.1 (``X-Amz-Target: Prefix.Operation``: SageMaker, Logs)
+and Smithy RPC v2 CBOR (``POST /service/<Service>/operation/<Operation>``: CloudWatch).
+
+Request -> decode_input (validation) -> handler(backend, params) -> encode_output -> response.
+The two differ only in how the operation is named and how bodies are encoded: a codec.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import uuid
+from typing import Any
+
+import cbor2
+
+from botocore.model import ServiceModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from opensage.api.registry import Handler
+from opensage.api.shapes import decode_input, encode_output
+from opensage.errors import (
+    AwsError, InternalFailure, NotImplementedOperation, RequestEntityTooLarge,
+    SerializationException, UnknownOperationException,
+)
+
+log = logging.getLogger(__name__)
+MAX_JSON_BODY = 8 * 1024 * 1024
+
+
+class JsonCodec:
+    """awsJson: the operation in ``X-Amz-Target``, JSON bodies, epoch-second timestamps."""
+
+    def __init__(self, model: ServiceModel) -> None:
+        self.prefix = model.metadata["targetPrefix"] + "."
+        self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}"
+        self.headers: dict[str, str] = {}
+
+    def operation(self, request: Request) -> str:
+        target = request.headers.get("x-amz-target", "")
+        if not target.startswith(self.prefix):
+            raise UnknownOperationException(f"Unknown target {target!r}")
+        return target[len(self.prefix):]
+
+    def loads(self, body: bytes) -> Any:
+        try:
+            return json.loads(body) if body.strip() else {}
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise SerializationException(f"Request body is not valid JSON: {exc}") from None
+
+    def dumps(self, document: Any) -> bytes:
+        return json.dumps(document, separators=(",", ":")).encode()
+
+    @staticmethod
+    def timestamp(value: dt.datetime) -> Any:
+        return round(value.timestamp(), 3)
+
+
+class CborCodec:
+    """Smithy RPC v2 CBOR: the operation in the path, CBOR bodies, tag-1 timestamps."""
+
+    content_type = "application/cbor"
+    headers = {"smithy-protocol": "rpc-v2-cbor"}
+
+    def __init__(self, model: ServiceModel) -> None:
+        self.path_prefix = f"/service/{model.metadata['targetPrefix']}/operation/"
+
+    def operation(self, request: Request) -> str:
+        path = request.url.path
+        if not path.startswith(self.path_prefix):
+            raise UnknownOperationException(f"Unknown operation path {path!r}")
+        return path[len(self.path_prefix):]
+
+    def loads(self, body: bytes) -> Any:
+        try:
+            return cbor2.loads(body) if body else {}
+        except (cbor2.CBORDecodeError, ValueError) as exc:
+            raise SerializationException(f"Request body is not valid CBOR: {exc}") from None
+
+    def dumps(self, document: Any) -> bytes:
+        return cbor2.dumps(document, datetime_as_timestamp=True, timezone=dt.UTC)
+
+    @staticmethod
+    def timestamp(value: dt.datetime) -> Any:
+        return value
+
+
+class RpcService:
+    def __init__(self, model: ServiceModel, handlers: dict[str, Handler], backend: Any,
+                 codec: JsonCodec | CborCodec | None = None) -> None:
+        self.model = model
+        self.handlers = handlers
+        self.backend = backend
+        self.codec = codec or JsonCodec(model)
+        self.query_compatible = "awsQueryCompatible" in model.metadata
+        self._operations = {name: model.operation_model(name) for name in model.operation_names}
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            body = await request.body()
+            result = self.dispatch(self.codec.operation(request), body)
+            return Response(self.codec.dumps(result), 200,
+                            {"x-amzn-RequestId": request_id, **self.codec.headers},
+                            media_type=self.codec.content_type)
+        except AwsError as err:
+            return self.error_response(err, request_id)
+
+    def dispatch(self, name: str, body: bytes) -> dict[str, Any]:
+        operation = self._operations.get(name)
+        if operation is None:
+            raise UnknownOperationException(f"Operation {name} is not an operation of "
+                                            f"{self.model.service_name}")
+        if len(body) > MAX_JSON_BODY:
+            raise RequestEntityTooLarge(f"Request body of {len(body)} bytes exceeds the "
+                                        f"{MAX_JSON_BODY} byte limit")
+        document = self.codec.loads(body)
+        params = decode_input(operation.input_shape, document)
+        handler = self.handlers.get(name)
+        if handler is None:
+            raise NotImplementedOperation(f"opensage does not implement {name} yet")
+        try:
+            result = handler(self.backend, params)
+        except AwsError:
+            raise
+        except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
+            log.exception("%s failed", name)
+            raise InternalFailure(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        return encode_output(operation.output_shape, result or {}, self.codec.timestamp) or {}
+
+    def error_response(self, err: AwsError, request_id: str) -> Response:
+        body = {"__type": err.code, "message": err.message, **err.fields}
+        headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code,
+                   **self.codec.headers}
+        if self.query_compatible:  # clients of the service's older query protocol read this
+            fault = "Receiver" if err.status >= 500 else "Sender"
+            headers["x-amzn-query-error"] = f"{err.code};{fault}"
+        return Response(self.codec.dumps(body), err.status, headers,
+                        media_type=self.codec.content_type)
