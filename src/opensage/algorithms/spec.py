@@ -36,13 +36,13 @@ __all__ = [
     "ChannelError",
     "ChannelSpec",
     "Choice",
-    "Rejected",
     "Float",
     "HyperparameterError",
     "Int",
     "IntList",
     "MetricDefinition",
     "Param",
+    "Rejected",
     "SpecError",
     "SpecValidationError",
     "StrList",
@@ -212,13 +212,11 @@ class _Interval(Param):
         return self.closed in ("both", "right")
 
     def contains(self, value: float) -> bool:
-        if self.min is not None:
-            if value < self.min or (value == self.min and not self.min_closed):
-                return False
-        if self.max is not None:
-            if value > self.max or (value == self.max and not self.max_closed):
-                return False
-        return True
+        below = self.min is not None and (
+            value < self.min or (value == self.min and not self.min_closed))
+        above = self.max is not None and (
+            value > self.max or (value == self.max and not self.max_closed))
+        return not (below or above)
 
     def interval(self) -> str:
         left = "-inf" if self.min is None else _fmt(self.min)
@@ -448,6 +446,11 @@ class StrList(Param):
             return self.sep.join(str(v) for v in value)
         return str(value)
 
+    def valid_example(self) -> str:
+        if self.default is not None:
+            return self.format(self.default)
+        return self.item.valid_example() if self.item is not None else "x"
+
     def invalid_examples(self) -> list[str]:
         bad = ["", f"a{self.sep}{self.sep}b"]
         if self.item is not None:
@@ -470,7 +473,7 @@ class IntList(Param):
 
     def _item(self, value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(value)
+            raise TypeError(value)
         if (self.min is not None and value < self.min) or (
                 self.max is not None and value > self.max):
             raise ValueError(value)
@@ -480,7 +483,7 @@ class IntList(Param):
         if isinstance(value, int):
             value = (value,)
         if not isinstance(value, (list, tuple)):
-            raise ValueError(value)
+            raise TypeError(value)
         return [self._item(v) for v in value]
 
     def _parse(self, raw: str) -> Any:

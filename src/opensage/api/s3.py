@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import hashlib
 import itertools
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
-from urllib.parse import quote, unquote, unquote_to_bytes
+from urllib.parse import quote, unquote_to_bytes
 
 from starlette.concurrency import run_in_threadpool as run
 from starlette.datastructures import QueryParams
@@ -55,12 +54,18 @@ from .s3_http import (
     Body,
     check_conditions,
     checksum_headers,
+    copy_range,
+    copy_source,
+    decode_token,
+    encode_token,
+    int_param,
     meta_from_headers,
     object_headers,
     parse_range,
     request_checksum,
     sse_headers,
     sse_meta,
+    unread_body,
 )
 
 log = logging.getLogger(__name__)
@@ -108,6 +113,8 @@ class S3Api:
                               request, rid, bucket, key)
         response.headers["x-amz-request-id"] = rid
         response.headers["x-amz-id-2"] = rid
+        if unread_body(request):
+            response.headers["connection"] = "close"
         return response
 
     def _route(self, method: str, bucket: str, key: str, q: QueryParams) -> Handler:
@@ -189,14 +196,14 @@ class S3Api:
         if encoding not in ("", "url"):
             raise InvalidArgument("Invalid Encoding Method specified in Request",
                                   ArgumentName="encoding-type", ArgumentValue=encoding)
-        max_keys = min(_int(q, "max-keys", 1000), 1000)
+        max_keys = min(int_param(q, "max-keys", 1000), 1000)
         token, start_after, marker = q.get("continuation-token"), q.get("start-after", ""), ""
         if v2:
-            after = _decode_token(token) if token is not None else start_after
+            after = decode_token(token) if token is not None else start_after
         else:
             after = marker = q.get("marker", "")
         listing = await run(self.store.list_objects, bucket, prefix, delimiter, after, max_keys)
-        next_token = (_encode_token(listing.last)
+        next_token = (encode_token(listing.last)
                       if v2 and listing.is_truncated and listing.last else "")
         return _xml(s3_xml.list_objects(
             bucket, listing, v2=v2, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
@@ -308,7 +315,7 @@ class S3Api:
     async def copy_object(self, request: Request, bucket: str, key: str) -> Response:
         validate_key(key)
         headers = request.headers
-        src_bucket, src_key = _copy_source(headers["x-amz-copy-source"])
+        src_bucket, src_key = copy_source(headers["x-amz-copy-source"])
         _check_owner(request, "x-amz-source-expected-bucket-owner", self.account)
         directive = headers.get("x-amz-metadata-directive", "COPY").upper()
         if directive not in ("COPY", "REPLACE"):
@@ -369,12 +376,12 @@ class S3Api:
 
     async def upload_part(self, request: Request, bucket: str, key: str) -> Response:
         q, headers = request.query_params, request.headers
-        number = _int(q, "partNumber", 0)
+        number = int_param(q, "partNumber", 0)
         upload = await run(self.store.get_upload, bucket, key, q["uploadId"])
         if "x-amz-copy-source" in headers:
-            src_bucket, src_key = _copy_source(headers["x-amz-copy-source"])
+            src_bucket, src_key = copy_source(headers["x-amz-copy-source"])
             _check_owner(request, "x-amz-source-expected-bucket-owner", self.account)
-            rng = _copy_range(headers.get("x-amz-copy-source-range"))
+            rng = copy_range(headers.get("x-amz-copy-source-range"))
 
             def copy() -> Any:
                 src = self.store.head_object(src_bucket, src_key)
@@ -402,7 +409,8 @@ class S3Api:
     async def complete_upload(self, request: Request, bucket: str, key: str) -> Response:
         body = Body(request)
         raw = await body.read(XML_LIMIT)
-        _verify_small(request, raw, body.trailers)
+        # On Complete, x-amz-checksum-* is the whole object's checksum, not the body's.
+        _verify_small(request, raw, body.trailers, flexible=False)
         parts = []
         try:
             for node in s3_xml.parse(raw).findall("Part"):
@@ -415,11 +423,17 @@ class S3Api:
                                "against our published schema") from None
         headers = request.headers
         location = f"{request.base_url}{quote(bucket)}/{quote(key)}"
+        _, whole = request_checksum(headers)
+        size = headers.get("x-amz-mp-object-size")
+        if size is not None and not size.isdigit():
+            raise InvalidArgument("x-amz-mp-object-size must be an integer",
+                                  ArgumentName="x-amz-mp-object-size", ArgumentValue=size)
 
         def work() -> ObjectInfo:
             return self.store.complete_multipart_upload(
                 bucket, key, request.query_params["uploadId"], parts,
-                checksum_type=headers.get("x-amz-checksum-type"),
+                checksum_type=headers.get("x-amz-checksum-type"), checksum=whole,
+                object_size=int(size) if size is not None else None,
                 if_none_match=headers.get("if-none-match"), if_match=headers.get("if-match"))
 
         return await self._slow(work, lambda i: s3_xml.complete_result(location, i),
@@ -432,8 +446,8 @@ class S3Api:
 
     async def list_parts(self, request: Request, bucket: str, key: str) -> Response:
         q = request.query_params
-        marker, max_parts = _int(q, "part-number-marker", 0), min(_int(q, "max-parts", 1000),
-                                                                   1000)
+        marker = int_param(q, "part-number-marker", 0)
+        max_parts = min(int_param(q, "max-parts", 1000), 1000)
         upload, parts, truncated = await run(self.store.list_parts, bucket, key, q["uploadId"],
                                              marker, max_parts)
         return _xml(s3_xml.list_parts(upload, parts, truncated, marker, max_parts, self.account))
@@ -442,7 +456,7 @@ class S3Api:
         q = request.query_params
         prefix, key_marker = q.get("prefix", ""), q.get("key-marker", "")
         id_marker = q.get("upload-id-marker", "")
-        max_uploads = min(_int(q, "max-uploads", 1000), 1000)
+        max_uploads = min(int_param(q, "max-uploads", 1000), 1000)
         uploads, truncated = await run(self.store.list_uploads, bucket, prefix, key_marker,
                                        id_marker, max_uploads)
         return _xml(s3_xml.list_uploads(
@@ -566,65 +580,24 @@ def _check_owner(request: Request, header: str, account: str) -> None:
         raise AccessDenied("Access Denied")
 
 
-def _int(q: QueryParams, name: str, default: int) -> int:
-    raw = q.get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise InvalidArgument(f"Provided {name} not an integer or within integer range",
-                              ArgumentName=name, ArgumentValue=raw)
-    return value
 
 
-def _encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(b"\x01" + last.encode("utf-8")).decode("ascii")
 
 
-def _decode_token(token: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-        if raw[:1] != b"\x01":
-            raise ValueError(token)
-        return raw[1:].decode("utf-8")
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("The continuation token provided is incorrect",
-                              ArgumentName="continuation-token") from None
 
 
-def _copy_source(header: str) -> tuple[str, str]:
-    """``/bucket/key`` or ``bucket/key`` (URL-encoded, maybe ``?versionId=``) -> parts."""
-    source = unquote(header.split("?versionId=", 1)[0]).lstrip("/")
-    bucket, _, key = source.partition("/")
-    if not bucket or not key:
-        raise InvalidArgument("Copy Source must mention the source bucket and key: "
-                              "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
-                              ArgumentValue=header)
-    return bucket, key
 
 
-def _copy_range(header: str | None) -> tuple[int, int] | None:
-    if header is None:
-        return None
-    first, _, last = header.removeprefix("bytes=").partition("-")
-    try:
-        return int(first), int(last)
-    except ValueError:
-        raise InvalidArgument("The x-amz-copy-source-range value must be of the form "
-                              "bytes=first-last where first and last are the zero-based "
-                              "offsets of the first and last bytes to copy",
-                              ArgumentName="x-amz-copy-source-range",
-                              ArgumentValue=header) from None
 
 
-def _verify_small(request: Request, raw: bytes, trailers: dict[str, str]) -> None:
+def _verify_small(request: Request, raw: bytes, trailers: dict[str, str],
+                  flexible: bool = True) -> None:
     """Content-MD5 and flexible checksum of a small (XML) request body."""
     md5 = request.headers.get("content-md5")
     if md5 and base64.b64encode(hashlib.md5(raw).digest()).decode() != md5:
         raise BadDigest("The Content-MD5 you specified did not match what was received.")
+    if not flexible:
+        return
     alg, expected = request_checksum(request.headers)
     expected = expected or (trailers.get(f"x-amz-checksum-{alg}") if alg else None)
     if alg and expected:

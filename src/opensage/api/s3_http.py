@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
 from opensage.errors import (
@@ -264,6 +268,18 @@ class AwsChunkedDecoder:
             raise IncompleteBody("The request body ended before the aws-chunked terminator")
 
 
+BODY_READ = "opensage.s3.body_read"  # scope key: the request body was read to its end
+
+
+def unread_body(request: Request) -> bool:
+    """Whether the client declared a body that was not read (then the connection must close:
+    a client waiting on ``Expect: 100-continue`` never sends it)."""
+    headers = request.headers
+    declared = headers.get("content-length", "0") not in ("", "0") or (
+        "transfer-encoding" in headers)
+    return declared and not request.scope.get(BODY_READ)
+
+
 class Body:
     """A request body as decoded chunks (aws-chunked undone), with its trailers and length."""
 
@@ -293,6 +309,7 @@ class Body:
             for piece in pieces:
                 self.received += len(piece)
                 yield piece
+        self._request.scope[BODY_READ] = True
         if self._decoder is not None:
             self._decoder.finish()
         if self.declared is not None and self.received != self.declared:
@@ -307,3 +324,57 @@ class Body:
                 raise InvalidArgument("The request body is too large for this operation",
                                       code="MaxMessageLengthExceeded")
         return bytes(out)
+
+
+def int_param(q: QueryParams, name: str, default: int) -> int:
+    raw = q.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise InvalidArgument(f"Provided {name} not an integer or within integer range",
+                              ArgumentName=name, ArgumentValue=raw)
+    return value
+
+
+def encode_token(last: str) -> str:
+    return base64.urlsafe_b64encode(b"\x01" + last.encode("utf-8")).decode("ascii")
+
+
+def decode_token(token: str) -> str:
+    try:
+        raw = base64.urlsafe_b64decode(token.encode("ascii"))
+        if raw[:1] != b"\x01":
+            raise ValueError(token)
+        return raw[1:].decode("utf-8")
+    except (ValueError, binascii.Error, UnicodeError):
+        raise InvalidArgument("The continuation token provided is incorrect",
+                              ArgumentName="continuation-token") from None
+
+
+def copy_source(header: str) -> tuple[str, str]:
+    """``/bucket/key`` or ``bucket/key`` (URL-encoded, maybe ``?versionId=``) -> parts."""
+    source = unquote(header.split("?versionId=", 1)[0]).lstrip("/")
+    bucket, _, key = source.partition("/")
+    if not bucket or not key:
+        raise InvalidArgument("Copy Source must mention the source bucket and key: "
+                              "sourcebucket/sourcekey", ArgumentName="x-amz-copy-source",
+                              ArgumentValue=header)
+    return bucket, key
+
+
+def copy_range(header: str | None) -> tuple[int, int] | None:
+    if header is None:
+        return None
+    first, _, last = header.removeprefix("bytes=").partition("-")
+    try:
+        return int(first), int(last)
+    except ValueError:
+        raise InvalidArgument("The x-amz-copy-source-range value must be of the form "
+                              "bytes=first-last where first and last are the zero-based "
+                              "offsets of the first and last bytes to copy",
+                              ArgumentName="x-amz-copy-source-range",
+                              ArgumentValue=header) from None

@@ -21,7 +21,7 @@ __all__ = ["read_csv", "read_csv_file", "sniff_delimiter"]
 
 DELIMITERS = (",", "\t", ";", "|", " ")
 BLOCK_SIZE = 1 << 24  # 16 MiB: a single row must fit in one block
-_BAD_VALUE = re.compile(r"column #(\d+): .*invalid value '(.*)'", re.S)
+_BAD_VALUE = re.compile(r"column #(\d+): .*invalid value '(.*)'", re.DOTALL)
 _BAD_WIDTH = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
@@ -48,7 +48,10 @@ def read_csv_file(path: str | os.PathLike[str], *,
     import pyarrow.csv as pacsv
 
     path = Path(path)
-    first = _first_line(path)
+    try:
+        first = _first_line(path)
+    except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
+        raise DataError(f"cannot read file: {e}", path=path) from None
     if first is None:
         return None
     delimiter = delimiter or sniff_delimiter(first)

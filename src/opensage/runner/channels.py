@@ -35,9 +35,9 @@ def _list_keys(objects: ObjectStore, bucket: str, prefix: str) -> Iterator[str]:
                                     max_keys=1000)
         for info in page.objects:
             yield info.key
-        if not page.truncated or not page.objects:
+        if not page.is_truncated or page.last is None:
             return
-        start_after = page.objects[-1].key
+        start_after = page.last
 
 
 def resolve_objects(objects: ObjectStore, source: dict[str, Any]) -> list[tuple[str, str, str]]:

@@ -263,7 +263,7 @@ class LocalExecutor:
                 raw = b""
             while raw is not None:
                 if raw:
-                    text = raw.decode("utf-8", "replace").rstrip("\r\n")
+                    text = as_logged(raw)
                     now = time.time()
                     pending.append((int(now * 1000), text))
                     tail.append(text)
@@ -314,6 +314,15 @@ class LocalExecutor:
                 _signal_group(proc, signal.SIGKILL)
 
         threading.Thread(target=kill_later, daemon=True).start()
+
+
+_CONTROL = {c: f"#{c:03o}" for c in range(32)}
+
+
+def as_logged(raw: bytes) -> str:
+    """A stdout line as SageMaker's log agent stores it: control characters as ``#ooo``
+    octal (a tab becomes ``#011``), which is what the metric regexes are written against."""
+    return raw.decode("utf-8", "replace").rstrip("\r\n").translate(_CONTROL)
 
 
 def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:

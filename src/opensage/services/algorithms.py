@@ -24,7 +24,7 @@ class BuiltinAlgorithm:
         from opensage.algorithms.spec import SpecError
 
         try:
-            self.entry.spec.validate(hyperparameters, channels, input_mode=input_mode)
+            self.entry.validate(hyperparameters, channels)
         except SpecError as err:
             raise ValidationException(str(err)) from None
 
@@ -38,6 +38,6 @@ class AlgorithmCatalog:
 
         try:
             entry = registry.lookup(image)
-        except registry.UnsupportedImage as err:
+        except registry.SpecError as err:  # an unsupported version, a missing extra
             raise ValidationException(str(err)) from None
         return BuiltinAlgorithm(entry) if entry is not None else None

@@ -700,9 +700,14 @@ class ObjectStore:
     def complete_multipart_upload(self, bucket: str, key: str, upload_id: str,
                                   parts: list[CompletedPart], *,
                                   checksum_type: str | None = None,
+                                  checksum: str | None = None,
+                                  object_size: int | None = None,
                                   if_none_match: str | None = None,
                                   if_match: str | None = None) -> ObjectInfo:
-        """Check the client's part list against the stored parts, then concatenate them."""
+        """Check the client's part list against the stored parts, then concatenate them.
+
+        ``checksum`` (the whole object's, as the client computed it) and ``object_size`` are
+        verified when given."""
         upload, stored, _ = self.list_parts(bucket, key, upload_id, 0, MAX_PARTS)
         by_number = {p.part_number: p for p in stored}
         if not parts:
@@ -729,6 +734,9 @@ class ObjectStore:
                                      "size", ProposedSize=str(part.size),
                                      MinSizeAllowed=str(MIN_PART_SIZE),
                                      PartNumber=str(part.part_number), ETag=part.etag)
+        if object_size is not None and object_size != sum(p.size for p in chosen):
+            raise InvalidArgument(f"The provided object size {object_size} does not match the "
+                                  "sum of the parts' sizes", code="InvalidRequest")
         md5s = b"".join(bytes.fromhex(_etag_unquoted(p.etag)) for p in chosen)
         etag = f'"{hashlib.md5(md5s).hexdigest()}-{len(chosen)}"'
         meta = {k: v for k, v in upload.meta.items() if k not in ("ChecksumType",)}
@@ -747,6 +755,9 @@ class ObjectStore:
                 value = (w.checksum if full else
                          checksums.composite(alg, [p.checksum for p in chosen if p.checksum])
                          if all(p.checksum for p in chosen) else None)
+                if checksum and value and checksum != value:
+                    raise BadDigest(f"The {alg.upper()} you specified did not match the "
+                                    "calculated checksum.")
                 if value:
                     meta.update(ChecksumAlgorithm=alg.upper(), Checksum=value, ChecksumType=kind)
                 else:

@@ -106,6 +106,9 @@ class EvalMetric(Param):
     def invalid_examples(self) -> list[str]:
         return ["nope", "rmse@2", "error@x"]
 
+    def valid_example(self) -> str:
+        return "rmse"
+
 
 def _metric_regex(channel: str, metric: str) -> str:
     number = r"[-+]?[0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?"

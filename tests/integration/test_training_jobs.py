@@ -1,0 +1,206 @@
+"""Training jobs through boto3 against a real server: real subprocess jobs on small data."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from botocore.exceptions import ClientError
+
+XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+ROLE = "arn:aws:iam::123456789012:role/opensage"
+BUCKET = "training-bucket"
+
+
+def regression_csv(rows: int = 400, seed: int = 0) -> tuple[bytes, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 4))
+    y = 3 * x[:, 0] - 2 * x[:, 1] + 0.5 * x[:, 2] + rng.normal(scale=0.1, size=rows)
+    table = np.column_stack([y, x])
+    buf = io.StringIO()
+    np.savetxt(buf, table, delimiter=",", fmt="%.6f")
+    return buf.getvalue().encode(), x, y
+
+
+@pytest.fixture
+def s3(client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+@pytest.fixture
+def data(s3) -> dict[str, Any]:
+    train, _, _ = regression_csv(400, seed=1)
+    validation, x_val, y_val = regression_csv(100, seed=2)
+    s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv", Body=train)
+    s3.put_object(Bucket=BUCKET, Key="data/validation/part-0.csv", Body=validation)
+    return {"x_val": x_val, "y_val": y_val}
+
+
+def job_request(name: str, **overrides: Any) -> dict[str, Any]:
+    request = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "InputDataConfig": [
+            {"ChannelName": channel, "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/data/{channel}",
+                "S3DataDistributionType": "FullyReplicated"}}}
+            for channel in ("train", "validation")],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/output/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                           "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "HyperParameters": {"objective": "reg:squarederror", "num_round": "20",
+                            "max_depth": "3", "eta": "0.3"},
+    }
+    request.update(overrides)
+    return request
+
+
+def wait_for(sm, name: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = sm.describe_training_job(TrainingJobName=name)
+        if job["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"{name} did not finish: {job['TrainingJobStatus']}")
+
+
+def test_xgboost_job_trains_and_uploads_a_model_that_predicts(sm, s3, client, data):
+    import xgboost
+
+    arn = sm.create_training_job(**job_request("xgb-1"))["TrainingJobArn"]
+    assert arn.endswith(":training-job/xgb-1")
+    job = wait_for(sm, "xgb-1")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["SecondaryStatus"] == "Completed"
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Training", "Uploading", "Completed"]
+    assert all(t["StatusMessage"] for t in job["SecondaryStatusTransitions"])
+    assert job["OutputDataConfig"]["KmsKeyId"] == ""
+    assert job["TrainingTimeInSeconds"] >= 1 and job["BillableTimeInSeconds"] >= 1
+    assert job["TrainingEndTime"] >= job["TrainingStartTime"]
+    artifact = job["ModelArtifacts"]["S3ModelArtifacts"]
+    assert artifact == f"s3://{BUCKET}/output/xgb-1/output/model.tar.gz"
+
+    blob = s3.get_object(Bucket=BUCKET, Key="output/xgb-1/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        assert "xgboost-model" in tar.getnames()
+        raw = tar.extractfile("xgboost-model").read()
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(raw))
+    predictions = booster.predict(xgboost.DMatrix(data["x_val"]))
+    rmse = float(np.sqrt(np.mean((predictions - data["y_val"]) ** 2)))
+    assert rmse < 0.6 * float(np.std(data["y_val"]))  # it learned the signal
+
+    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert "validation:rmse" in metrics and "train:rmse" in metrics
+    assert metrics["validation:rmse"] == pytest.approx(rmse, rel=1e-3)
+
+    logs = client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                        logStreamNamePrefix="xgb-1/")["logStreams"]
+    assert len(streams) == 1 and streams[0]["logStreamName"].startswith("xgb-1/algo-1-")
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                 logStreamName=streams[0]["logStreamName"],
+                                 startFromHead=True)["events"]
+    assert any("validation-rmse" in e["message"] for e in events)
+
+    listed = sm.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
+    assert [j["TrainingJobName"] for j in listed] == ["xgb-1"]
+    assert sm.list_training_jobs(StatusEquals="Failed")["TrainingJobSummaries"] == []
+
+
+def test_duplicate_name_is_resource_in_use(sm, data):
+    sm.create_training_job(**job_request("twice"))
+    with pytest.raises(ClientError) as exc:
+        sm.create_training_job(**job_request("twice"))
+    assert exc.value.response["Error"]["Code"] == "ResourceInUse"
+    wait_for(sm, "twice")
+
+
+@pytest.mark.parametrize("hyperparameters, fragment", [
+    ({"num_round": "10", "max_depth": "-3"}, "max_depth"),
+    ({"num_round": "10", "not_a_parameter": "1"}, "not_a_parameter"),
+    ({"max_depth": "3"}, "num_round"),
+    ({"num_round": "10", "objective": "reg:nonsense"}, "objective"),
+])
+def test_bad_hyperparameters_are_refused_before_anything_runs(sm, data, hyperparameters,
+                                                              fragment):
+    with pytest.raises(ClientError) as exc:
+        sm.create_training_job(**job_request("bad-hp", HyperParameters=hyperparameters))
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+    assert fragment in exc.value.response["Error"]["Message"]
+    assert sm.list_training_jobs()["TrainingJobSummaries"] == []
+
+
+def test_missing_data_fails_the_job_with_a_reason_naming_it(sm, data):
+    request = job_request("no-data")
+    request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] = (
+        f"s3://{BUCKET}/data/nothing-here")
+    sm.create_training_job(**request)
+    job = wait_for(sm, "no-data")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert f"s3://{BUCKET}/data/nothing-here" in job["FailureReason"]
+    assert job["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
+
+
+def test_corrupt_csv_fails_the_job_readably(sm, s3, data):
+    s3.put_object(Bucket=BUCKET, Key="bad/train/x.csv", Body=b"1,2,3\nnot,a,number\n\x00\x01")
+    request = job_request("corrupt")
+    request["InputDataConfig"] = [{
+        "ChannelName": "train", "ContentType": "text/csv", "DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/bad/train"}}}]
+    sm.create_training_job(**request)
+    job = wait_for(sm, "corrupt")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "x.csv" in job["FailureReason"] or "csv" in job["FailureReason"].lower()
+    assert "Traceback" not in job["FailureReason"]
+
+
+def test_unknown_image_fails_with_a_clear_reason(sm, data):
+    request = job_request("custom", AlgorithmSpecification={
+        "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own:latest",
+        "TrainingInputMode": "File"}, HyperParameters={})
+    sm.create_training_job(**request)
+    job = wait_for(sm, "custom")
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "my-own:latest" in job["FailureReason"]
+
+
+def test_stop_and_max_runtime(sm, data):
+    slow = {"objective": "reg:squarederror", "num_round": "1000000", "max_depth": "10",
+            "eta": "0.01"}
+    sm.create_training_job(**job_request("to-stop", HyperParameters=slow))
+    deadline = time.monotonic() + 30
+    while sm.describe_training_job(TrainingJobName="to-stop")["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sm.stop_training_job(TrainingJobName="to-stop")
+    assert sm.describe_training_job(TrainingJobName="to-stop")["TrainingJobStatus"] in (
+        "Stopping", "Stopped")
+    job = wait_for(sm, "to-stop")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped", "Stopped")
+    with pytest.raises(ClientError) as exc:
+        sm.stop_training_job(TrainingJobName="to-stop")
+    assert exc.value.response["Error"]["Code"] == "ValidationException"
+
+    sm.create_training_job(**job_request("too-long", HyperParameters=slow,
+                                         StoppingCondition={"MaxRuntimeInSeconds": 1}))
+    job = wait_for(sm, "too-long")
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == ("Stopped",
+                                                                 "MaxRuntimeExceeded")
+
+
+def test_describe_missing_job(sm):
+    with pytest.raises(ClientError) as exc:
+        sm.describe_training_job(TrainingJobName="ghost")
+    assert exc.value.response["Error"] == {"Code": "ValidationException",
+                                           "Message": "Requested resource not found."}
