@@ -17,8 +17,8 @@ import pytest
 xgb = pytest.importorskip("xgboost")
 pytest.importorskip("pyarrow")
 
-from opensage.algorithms.contract import TrainingEnv, failure_reason  # noqa: E402
-from opensage.algorithms.xgboost.spec import SPEC  # noqa: E402
+from opensage.algorithms.contract import TrainingEnv, failure_reason
+from opensage.algorithms.xgboost.spec import SPEC
 
 MODULE = "opensage.algorithms.xgboost"
 ROUND_LINE = re.compile(r"^\[(\d+)\]((\t[a-z]+-[a-z_@.0-9-]+:-?\d+\.\d{5})+)$")
@@ -57,7 +57,7 @@ def run_job(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SM_", "OPENSAGE_"))}
     env.update(OPENSAGE_ML_ROOT=str(root), SM_NUM_CPUS="1", PYTHONWARNINGS="ignore")
     return subprocess.run([sys.executable, "-m", MODULE, *(args or ("train",))], env=env,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def csv_bytes(labels: np.ndarray, features: np.ndarray) -> bytes:
@@ -238,7 +238,8 @@ def test_multiclass_with_csv_weights(tmp_path):
     weights = rng.uniform(0.5, 2, size=150).round(6)
     content = csv_bytes(y, np.column_stack([weights, x]))
     root = make_job(tmp_path, {"num_round": "4", "objective": "multi:softprob", "num_class": "3",
-                               "csv_weights": "1", "eval_metric": "mlogloss,merror,f1"},
+                               "csv_weights": "1", "eval_metric": "mlogloss,merror,f1",
+                               "save_model_on_termination": "true"},
                     {"train": ("text/csv; label_size=1", {"t.csv": content})})
     result = run_job(root)
     assert result.returncode == 0, result.stderr
@@ -306,7 +307,7 @@ def test_xgboost_errors_become_client_errors(tmp_path):
                     {"train": ("text/csv", {"t.csv": csv_bytes(labels, x)})})
     failure = failure_of(root, run_job(root))
     assert failure.startswith("ClientError: XGBoost could not train on this input: ")
-    assert "label must be in [0, num_class)" in failure
+    assert "label must be discrete values in the range of [0, num_class)" in failure
     assert "Stack trace" not in failure and ".cc:" not in failure
 
 

@@ -12,9 +12,9 @@ import pytest
 pytest.importorskip("pyarrow")
 pytest.importorskip("scipy")
 
-from opensage.data import DataError, data_files, read_labeled  # noqa: E402
-from opensage.data.csv import read_csv, sniff_delimiter  # noqa: E402
-from opensage.data.libsvm import read_libsvm  # noqa: E402
+from opensage.data import DataError, data_files, read_labeled
+from opensage.data.csv import read_csv, sniff_delimiter
+from opensage.data.libsvm import read_libsvm
 
 
 def write_csv(path: Path, data: np.ndarray, delimiter: str = ",", compress: bool = False) -> None:
@@ -220,3 +220,18 @@ def test_libsvm_errors(tmp_path, text, message):
 def test_read_labeled_unknown_format(tmp_path):
     with pytest.raises(DataError, match="unsupported data format 'parquet'"):
         read_labeled(tmp_path, "parquet")
+
+
+def test_to_numpy_reads_arrow_buffers():
+    import pyarrow as pa
+
+    from opensage.data import to_numpy
+
+    floats = pa.chunked_array([pa.array([1.0, None, 3.0, 4.0]).slice(1), pa.array([5.0])])
+    np.testing.assert_array_equal(to_numpy(floats), [np.nan, 3.0, 4.0, 5.0])
+    flags = pa.array([True, False, True, True, False, True, False, False, True, True]).slice(3)
+    np.testing.assert_array_equal(to_numpy(flags), [True, False, True, False, False, True, True])
+    ints = pa.array([7, 8, 9], pa.int32()).slice(1)
+    assert to_numpy(ints).tolist() == [8, 9] and to_numpy(ints).dtype == np.int32
+    assert to_numpy(pa.array([1, None], pa.int64())).tolist()[0] == 1.0
+    assert len(to_numpy(pa.chunked_array([], pa.float64()))) == 0

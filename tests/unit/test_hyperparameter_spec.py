@@ -24,6 +24,7 @@ from opensage.algorithms.spec import (
     SpecValidationError,
     StrList,
     Text,
+    channel_configs,
 )
 from opensage.algorithms.xgboost import spec as xgb_spec
 
@@ -216,6 +217,23 @@ def test_channel_configs_may_be_inputdataconfig_entries():
     with pytest.raises(SpecValidationError, match="does not support input mode 'Pipe'"):
         TOY.validate({"k": "1"}, {"train": {"ContentType": "text/csv",
                                             "TrainingInputMode": "Pipe"}})
+
+
+def test_channel_configs_from_a_create_training_job_request():
+    request = [{"ChannelName": "train", "ContentType": "text/csv", "CompressionType": "Gzip",
+                "DataSource": {"S3DataSource": {"S3Uri": "s3://b/train"}}},
+               {"ChannelName": "test", "InputMode": "Pipe"}]
+    configs = channel_configs(request, "File")
+    assert configs == {"train": {"ContentType": "text/csv", "TrainingInputMode": "File",
+                                 "CompressionType": "Gzip"},
+                       "test": {"TrainingInputMode": "Pipe"}}
+    with pytest.raises(SpecValidationError) as excinfo:
+        TOY.validate({"k": "1"}, configs)
+    assert str(excinfo.value) == (
+        "Channel 'test' does not support input mode 'Pipe'; supported: File.")
+    with pytest.raises(SpecValidationError, match="CompressionType 'Zip'"):
+        TOY.validate({"k": "1"}, {"train": {"ContentType": "text/csv",
+                                            "CompressionType": "Zip"}})
 
 
 def test_training_specification():

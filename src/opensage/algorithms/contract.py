@@ -128,9 +128,13 @@ class TrainingEnv:
     def checkpoint_dir(self) -> Path | None:
         """Where to save and find checkpoints, or None when the job has none.
 
+        ``<root>/checkpoints`` when the runner created it (the directory it syncs), else
         ``LocalPath`` from checkpointconfig.json (a path under ``/opt/ml`` is moved under this
-        job's root), else ``<root>/checkpoints`` when the runner created it.
+        job's root), else None.
         """
+        default = self.root / "checkpoints"
+        if default.is_dir():
+            return default
         local = self.checkpoint_config.get("LocalPath")
         if local:
             path = Path(local)
@@ -139,8 +143,9 @@ class TrainingEnv:
             elif not path.is_absolute():
                 path = self.root / path
             return path
-        default = self.root / "checkpoints"
-        return default if default.is_dir() else None
+        if self.checkpoint_config:
+            return default
+        return None
 
     # -- facts
     @property

@@ -47,6 +47,7 @@ __all__ = [
     "SpecValidationError",
     "StrList",
     "Text",
+    "channel_configs",
 ]
 
 Closed = Literal["both", "left", "right", "neither"]
@@ -715,11 +716,15 @@ class AlgorithmSpec:
                     name, f"Channel '{name}' is not accepted by the {self.name} algorithm; "
                           f"accepted channels: {', '.join(self.channels)}."))
                 continue
-            content_type, mode = _channel_config(config)
+            content_type, mode, compression = _channel_config(config)
             if mode is not None and mode not in spec.input_modes:
                 errors.append(ChannelError(
                     name, f"Channel '{name}' does not support input mode {mode!r}; "
                           f"supported: {', '.join(spec.input_modes)}."))
+            if compression is not None and compression not in spec.compression_types:
+                errors.append(ChannelError(
+                    name, f"Channel '{name}' does not support CompressionType {compression!r};"
+                          f" supported: {', '.join(spec.compression_types)}."))
             try:
                 formats[name] = spec.data_format(name, content_type)
             except ChannelError as e:
@@ -765,11 +770,30 @@ class AlgorithmSpec:
         }
 
 
-def _channel_config(config: Any) -> tuple[str | None, str | None]:
-    """(content type, input mode) from a content-type string or a channel config mapping."""
+def channel_configs(input_data_config: Iterable[Mapping[str, Any]],
+                    training_input_mode: str | None = None) -> dict[str, dict[str, Any]]:
+    """CreateTrainingJob's ``InputDataConfig`` list as ``validate`` takes it: channel name ->
+    {ContentType, TrainingInputMode, CompressionType}, the channel's InputMode falling back to
+    ``AlgorithmSpecification.TrainingInputMode`` (the shape of ``inputdataconfig.json``)."""
+    out: dict[str, dict[str, Any]] = {}
+    for channel in input_data_config:
+        entry: dict[str, Any] = {}
+        if channel.get("ContentType"):
+            entry["ContentType"] = channel["ContentType"]
+        mode = channel.get("InputMode") or training_input_mode
+        if mode:
+            entry["TrainingInputMode"] = mode
+        if channel.get("CompressionType"):
+            entry["CompressionType"] = channel["CompressionType"]
+        out[channel["ChannelName"]] = entry
+    return out
+
+
+def _channel_config(config: Any) -> tuple[str | None, str | None, str | None]:
+    """(content type, input mode, compression) from a content type or a channel config."""
     if config is None or isinstance(config, str):
-        return config, None
+        return config, None, None
     if isinstance(config, Mapping):
-        return config.get("ContentType"), config.get("TrainingInputMode") or config.get(
-            "InputMode")
+        mode = config.get("TrainingInputMode") or config.get("InputMode")
+        return config.get("ContentType"), mode, config.get("CompressionType")
     raise TypeError(f"channel config must be a content type or a mapping, not {config!r}")

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 __all__ = ["READERS", "DataError", "LabeledData", "data_files", "is_gzip", "open_binary",
-           "read_labeled"]
+           "read_labeled", "to_numpy"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -121,6 +121,49 @@ def iter_lines(path: Path) -> Iterator[bytes]:
     """The file's lines (decompressed). Only for locating an error, never for reading data."""
     with open_binary(path) as f:
         yield from f
+
+
+def to_numpy(array: Any) -> np.ndarray:
+    """A pyarrow array or chunked array of numbers or booleans as a numpy array, nulls as NaN.
+
+    Reads the Arrow buffers directly: pyarrow's own ``to_numpy`` imports pandas (over a second)
+    whenever pandas is installed, which would dominate a small job's start-up.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    chunks = array.chunks if isinstance(array, pa.ChunkedArray) else [array]
+    parts = [_chunk_to_numpy(chunk, np, pa) for chunk in chunks]
+    if not parts:
+        return np.zeros(0, dtype=_NUMPY_TYPES.get(str(array.type), "float64"))
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+# Arrow primitive type name -> numpy dtype (pyarrow's to_pandas_dtype imports pandas).
+_NUMPY_TYPES = {"double": "float64", "float": "float32", "halffloat": "float16",
+                "int8": "int8", "int16": "int16", "int32": "int32", "int64": "int64",
+                "uint8": "uint8", "uint16": "uint16", "uint32": "uint32", "uint64": "uint64"}
+
+
+def _bits(buffer: Any, offset: int, length: int, np: Any) -> Any:
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    return np.unpackbits(packed, bitorder="little")[offset:offset + length].astype(bool)
+
+
+def _chunk_to_numpy(chunk: Any, np: Any, pa: Any) -> Any:
+    n, offset = len(chunk), chunk.offset
+    validity, data = chunk.buffers()[:2]
+    if pa.types.is_boolean(chunk.type):
+        values = _bits(data, offset, n, np) if n else np.zeros(0, dtype=bool)
+    else:
+        dtype = np.dtype(_NUMPY_TYPES[str(chunk.type)])
+        values = (np.frombuffer(data, dtype=dtype, count=n, offset=offset * dtype.itemsize)
+                  if n else np.zeros(0, dtype=dtype))
+    if validity is not None and chunk.null_count:
+        valid = _bits(validity, offset, n, np)
+        values = values.astype(np.float64 if values.dtype.kind in "iub" else values.dtype)
+        values[~valid] = np.nan
+    return values
 
 
 def read_labeled(location: str | os.PathLike[str], data_format: str,

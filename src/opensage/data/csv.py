@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from opensage.data import DataError, LabeledData, data_files, iter_lines, open_binary
+from opensage.data import DataError, LabeledData, data_files, iter_lines, open_binary, to_numpy
 
 __all__ = ["read_csv", "read_csv_file", "sniff_delimiter"]
 
@@ -74,7 +74,7 @@ def read_csv_file(path: str | os.PathLike[str], *,
         raise DataError(f"cannot read file: {e}", path=path) from None
     out = np.empty((table.num_rows, width), dtype=np.float32)
     for i in range(width):
-        out[:, i] = table.column(i).to_numpy()
+        out[:, i] = to_numpy(table.column(i))
     return out
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from opensage.data import DataError, LabeledData, data_files, open_binary
+from opensage.data import DataError, LabeledData, data_files, open_binary, to_numpy
 
 __all__ = ["LibsvmRows", "read_libsvm", "read_libsvm_file"]
 
@@ -70,19 +70,27 @@ def _to_numbers(strings: Any, dtype: Any, path: Path, line_numbers: np.ndarray,
     import pyarrow.compute as pc
 
     try:
-        return np.asarray(pc.cast(strings, dtype).to_numpy(zero_copy_only=False))
+        return to_numpy(pc.cast(strings, dtype))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     numeric = pc.match_substring_regex(
         strings, r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|nan|Infinity|NaN)$")
     if pa.types.is_integer(dtype):
         numeric = pc.match_substring_regex(strings, r"^[+-]?\d+$")
-    bad = np.flatnonzero(~np.asarray(numeric.to_numpy(zero_copy_only=False), dtype=bool))
+    bad = np.flatnonzero(~to_numpy(numeric))
     first = int(bad[0]) if len(bad) else 0
     value = strings[first].as_py()
     raise DataError(f"{what} {value!r} is not a number; LIBSVM lines look like "
                     f"'<label> <index>:<value> ...'",
                     path=path, line=int(line_numbers[rows[first]]))
+
+
+def _element(lists: Any, index: int) -> Any:
+    """Element ``index`` of every list (each has one); list_slice avoids a scalar argument,
+    whose conversion would make pyarrow import pandas."""
+    import pyarrow.compute as pc
+
+    return pc.list_flatten(pc.list_slice(lists, index, index + 1))
 
 
 def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
@@ -94,9 +102,8 @@ def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
     lines = _lines(path)
     cleaned = pc.utf8_trim_whitespace(pc.replace_substring_regex(lines, pattern="#.*",
                                                                  replacement=""))
-    keep = pc.not_equal(pc.utf8_length(cleaned), 0)
-    line_numbers = np.flatnonzero(np.asarray(keep.to_numpy(zero_copy_only=False),
-                                             dtype=bool)) + 1
+    keep = pc.cast(pc.utf8_length(cleaned), pa.bool_())  # non-empty (no scalar arguments)
+    line_numbers = np.flatnonzero(to_numpy(keep)) + 1
     cleaned = pc.filter(cleaned, keep)
     n = len(cleaned)
     every_row = np.arange(n)
@@ -107,13 +114,13 @@ def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
     tokens = pc.split_pattern_regex(cleaned, r"[ \t]+")
 
     # label[:weight]
-    head = pc.split_pattern(pc.list_element(tokens, 0), ":")
-    head_parts = np.asarray(pc.list_value_length(head).to_numpy(zero_copy_only=False))
+    head = pc.split_pattern(_element(tokens, 0), ":")
+    head_parts = to_numpy(pc.list_value_length(head))
     if (head_parts > 2).any():
         row = int(np.flatnonzero(head_parts > 2)[0])
         raise DataError("the label must be '<label>' or '<label>:<weight>'", path=path,
                         line=int(line_numbers[row]))
-    labels = _to_numbers(pc.list_element(head, 0), pa.float64(), path, line_numbers,
+    labels = _to_numbers(_element(head, 0), pa.float64(), path, line_numbers,
                          every_row, "label").astype(np.float32)
     weights = None
     if (head_parts == 2).any():
@@ -121,15 +128,15 @@ def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
             row = int(np.flatnonzero(head_parts != 2)[0])
             raise DataError("some lines give an instance weight (<label>:<weight>) and this "
                             "one does not", path=path, line=int(line_numbers[row]))
-        weights = _to_numbers(pc.list_element(head, 1), pa.float64(), path, line_numbers,
+        weights = _to_numbers(_element(head, 1), pa.float64(), path, line_numbers,
                               every_row, "weight").astype(np.float32)
 
     # features, and qid:<id> where present
     rest = pc.list_slice(tokens, 1)
     flat = pc.list_flatten(rest)
-    owner = np.asarray(pc.list_parent_indices(rest).to_numpy(zero_copy_only=False))
-    is_qid = np.asarray(pc.starts_with(flat, "qid:").to_numpy(zero_copy_only=False),
-                        dtype=bool)
+    owner = to_numpy(pc.list_parent_indices(rest))
+    qid_mask = pc.starts_with(flat, "qid:")
+    is_qid = to_numpy(qid_mask)
     qid = None
     if is_qid.any():
         qid_rows = owner[is_qid]
@@ -138,19 +145,19 @@ def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
             row = int(np.flatnonzero(counts != 1)[0])
             raise DataError("every line needs exactly one qid:<id> when any line has one",
                             path=path, line=int(line_numbers[row]))
-        qid_values = pc.utf8_slice_codeunits(pc.filter(flat, pa.array(is_qid)), 4)
+        qid_values = pc.utf8_slice_codeunits(pc.filter(flat, qid_mask), 4)
         order = np.argsort(qid_rows, kind="stable")
         qid = _to_numbers(qid_values, pa.int64(), path, line_numbers, qid_rows,
                           "qid")[order].astype(np.uint32)
-        flat = pc.filter(flat, pa.array(~is_qid))
+        flat = pc.filter(flat, pc.invert(qid_mask))
         owner = owner[~is_qid]
     pairs = pc.split_pattern(flat, ":", max_splits=1)
-    pair_parts = np.asarray(pc.list_value_length(pairs).to_numpy(zero_copy_only=False))
+    pair_parts = to_numpy(pc.list_value_length(pairs))
     if (pair_parts != 2).any():
         first = int(np.flatnonzero(pair_parts != 2)[0])
         raise DataError(f"{flat[first].as_py()!r} is not an <index>:<value> pair", path=path,
                         line=int(line_numbers[owner[first]]))
-    indices = _to_numbers(pc.list_element(pairs, 0), pa.int64(), path, line_numbers, owner,
+    indices = _to_numbers(_element(pairs, 0), pa.int64(), path, line_numbers, owner,
                           "feature index")
     if (indices < 0).any():
         first = int(np.flatnonzero(indices < 0)[0])
@@ -160,7 +167,7 @@ def read_libsvm_file(path: str | os.PathLike[str]) -> LibsvmRows:
         first = int(np.argmax(indices))
         raise DataError(f"feature index {int(indices[first])} is too large", path=path,
                         line=int(line_numbers[owner[first]]))
-    values = _to_numbers(pc.list_element(pairs, 1), pa.float64(), path, line_numbers, owner,
+    values = _to_numbers(_element(pairs, 1), pa.float64(), path, line_numbers, owner,
                          "feature value").astype(np.float32)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(owner, minlength=n), out=indptr[1:])

@@ -163,6 +163,7 @@ class LocalExecutor:
             for channel in spec.channels:
                 materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
             if spec.checkpoint:
+                ws.checkpoint_dir.mkdir()
                 checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
                                              ws.checkpoint_dir)
                 checkpoints.restore()

@@ -47,11 +47,14 @@ class Workspace:
         return self.root / "code"
 
     def create(self) -> None:
-        """A fresh layout; a previous attempt's files are removed (checkpoints come from S3)."""
+        """A fresh layout; a previous attempt's files are removed (checkpoints come from S3).
+
+        ``checkpoints/`` exists only when the job has a CheckpointConfig: built-ins such as
+        XGBoost checkpoint every round when it is there, which costs time."""
         if self.root.exists():
             shutil.rmtree(self.root)
         for d in (self.config_dir, self.data_dir, self.model_dir, self.output_data_dir,
-                  self.checkpoint_dir, self.code_dir):
+                  self.code_dir):
             d.mkdir(parents=True, exist_ok=True)
 
     def write_config(self, hyperparameters: dict[str, str], input_data_config: dict[str, Any],

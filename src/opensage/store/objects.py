@@ -685,8 +685,8 @@ class ObjectStore:
                      ) -> tuple[list[Upload], bool]:
         c = s3_uploads.c
         q = select(s3_uploads).where(c.bucket == bucket)
-        if prefix:
-            q = q.where(c.key.startswith(prefix, autoescape=True))
+        if prefix:  # a range, not LIKE (case-insensitive in SQLite); exact check below
+            q = q.where((c.key >= prefix) & (c.key < prefix + _TOP))
         if key_marker:
             q = q.where((c.key > key_marker) | ((c.key == key_marker)
                                                  & (c.upload_id > upload_id_marker)))

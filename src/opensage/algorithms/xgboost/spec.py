@@ -198,7 +198,7 @@ _CSV = "csv"
 _LIBSVM = "libsvm"
 CONTENT_TYPES = {"text/csv": _CSV, "csv": _CSV, "text/libsvm": _LIBSVM, "libsvm": _LIBSVM,
                  "text/x-libsvm": _LIBSVM}
-_INPUT_MODES = ("File", "FastFile", "Pipe")
+_INPUT_MODES = ("File", "FastFile")  # Pipe (FIFO streaming) is not implemented yet
 # As in the container, the validation channel is read in the train channel's format.
 CHANNELS = {
     "train": ChannelSpec(required=True, content_types=CONTENT_TYPES,

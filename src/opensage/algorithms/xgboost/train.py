@@ -385,18 +385,10 @@ def fit(params: Mapping[str, Any], dtrain: xgb.DMatrix, dvalidation: xgb.DMatrix
                      custom_metric=custom_metric(custom_metrics) if custom_metrics else None)
 
 
-def _channel_location(env: TrainingEnv, name: str) -> Path | None:
-    directory = env.channel_dir(name)
-    if directory.is_dir():
-        return directory
-    pipe = env.channel_pipe(name)
-    return pipe if pipe.exists() else None
-
-
 def _read_channel(env: TrainingEnv, name: str, data_format: str,
                   csv_weights: bool) -> LabeledData:
-    location = _channel_location(env, name)
-    if location is None or not data_files(location):
+    location = env.channel_dir(name)
+    if not location.is_dir() or not data_files(location):
         raise UserError(f"No data in the {name} channel (input/data/{name}).")
     options = {"weight_column": csv_weights} if data_format == "csv" else {}
     return read_labeled(location, data_format, **options)
@@ -406,7 +398,38 @@ def _xgboost_message(error: Exception) -> str:
     """XGBoost's own reason, without its timestamp, source location and stack trace."""
     text = str(error).split("Stack trace:")[0]
     text = re.sub(r"\[\d\d:\d\d:\d\d\] [^\s]+:\d+: ", "", text)
+    text = re.sub(r"Check failed: [^:]+: ", "", text)
     return " ".join(text.split())
+
+
+def _train_on(xgb: Any, env: TrainingEnv, hps: Mapping[str, Any], train_data: LabeledData,
+              validation_data: LabeledData | None, nthread: int | None) -> Any:
+    width = max(train_data.num_features,
+                validation_data.num_features if validation_data is not None else 0)
+    dtrain = to_dmatrix(xgb, train_data, nthread, width)
+    dvalidation = (to_dmatrix(xgb, validation_data, nthread, width)
+                   if validation_data is not None else None)
+    log.info("Train matrix has %d rows and %d columns", dtrain.num_row(), dtrain.num_col())
+    if dvalidation is not None:
+        log.info("Validation matrix has %d rows", dvalidation.num_row())
+
+    early_stopping_rounds = hps.get("early_stopping_rounds")
+    if early_stopping_rounds and dvalidation is None:
+        log.warning("early_stopping_rounds needs a validation channel; training all rounds.")
+    num_round = hps["num_round"]
+    checkpoint_dir = env.checkpoint_dir
+    booster, start_round = load_checkpoint(xgb, checkpoint_dir)
+    if booster is not None:
+        log.info("Resuming from checkpoint %s.%d", CHECKPOINT_PREFIX, start_round - 1)
+    if start_round >= num_round:
+        return booster
+    _builtin, custom = split_metrics(hps)
+    save_each_round = hps.get("save_model_on_termination")
+    return fit(xgboost_params(hps, nthread), dtrain, dvalidation, num_round,
+               early_stopping_rounds=early_stopping_rounds,
+               stopping_metric=early_stopping_metric(hps), custom_metrics=custom,
+               xgb_model=booster, start_round=start_round, checkpoint_dir=checkpoint_dir,
+               model_path_each_round=env.model_dir / MODEL_FILENAME if save_each_round else None)
 
 
 def train(env: TrainingEnv) -> None:
@@ -429,37 +452,12 @@ def train(env: TrainingEnv) -> None:
         if data_format == "csv" and validation_data.num_features != train_data.num_features:
             raise UserError(f"The validation data has {validation_data.num_features} feature "
                             f"columns but the train data has {train_data.num_features}.")
-    width = max(train_data.num_features,
-                validation_data.num_features if validation_data is not None else 0)
-    dtrain = to_dmatrix(xgb, train_data, nthread, width)
-    dvalidation = (to_dmatrix(xgb, validation_data, nthread, width)
-                   if validation_data is not None else None)
-    log.info("Train matrix has %d rows and %d columns", dtrain.num_row(), dtrain.num_col())
-    if dvalidation is not None:
-        log.info("Validation matrix has %d rows", dvalidation.num_row())
-
-    early_stopping_rounds = hps.get("early_stopping_rounds")
-    if early_stopping_rounds and dvalidation is None:
-        log.warning("early_stopping_rounds needs a validation channel; training all rounds.")
-    num_round = hps["num_round"]
-    checkpoint_dir = env.checkpoint_dir
-    booster, start_round = load_checkpoint(xgb, checkpoint_dir)
-    if booster is not None:
-        log.info("Resuming from checkpoint %s.%d", CHECKPOINT_PREFIX, start_round - 1)
+    try:
+        booster = _train_on(xgb, env, hps, train_data, validation_data, nthread)
+    except xgb.core.XGBoostError as e:
+        raise UserError(f"XGBoost could not train on this input: {_xgboost_message(e)}") \
+            from e
     model_path = env.model_dir / MODEL_FILENAME
-    _builtin, custom = split_metrics(hps)
-    if start_round < num_round:
-        try:
-            booster = fit(xgboost_params(hps, nthread), dtrain, dvalidation, num_round,
-                          early_stopping_rounds=early_stopping_rounds,
-                          stopping_metric=early_stopping_metric(hps), custom_metrics=custom,
-                          xgb_model=booster, start_round=start_round,
-                          checkpoint_dir=checkpoint_dir,
-                          model_path_each_round=(model_path if hps.get(
-                              "save_model_on_termination") else None))
-        except xgb.core.XGBoostError as e:
-            raise UserError(f"XGBoost could not train on this input: {_xgboost_message(e)}") \
-                from e
     _atomic_save(booster, model_path)
     log.info("Saved the model to %s", model_path)
 
