@@ -7,93 +7,16 @@ from __future__ import annotations
 import io
 import socket
 import time
-from collections.abc import Iterator
 from contextlib import redirect_stdout
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 
-from opensage.sdk import write_sdk_config
 from tests.conftest import ACCOUNT, REGION
 
-ALLOWED_HOSTS = {"127.0.0.1"}
 BUCKET = f"sagemaker-{REGION}-{ACCOUNT}"
-ROLE = f"arn:aws:iam::{ACCOUNT}:role/opensage"
-
-
-class NetworkGuardError(OSError):
-    """Raised instead of reaching a non-local address (an OSError, as offline code expects)."""
-
-
-@dataclass
-class NetworkGuard:
-    """Records and refuses every DNS lookup and connect to anything but ``ALLOWED_HOSTS``."""
-
-    violations: list[str] = field(default_factory=list)
-
-    def check(self, what: str, host: Any) -> None:
-        if isinstance(host, bytes):
-            host = host.decode()
-        if host is None or host in ALLOWED_HOSTS:
-            return
-        self.violations.append(f"{what} {host}")
-        raise NetworkGuardError(f"network guard: {what} to {host!r} is not allowed in tests")
-
-    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-        real_getaddrinfo = socket.getaddrinfo
-
-        def host_of(sock: socket.socket, address: Any) -> Any:
-            if sock.family == getattr(socket, "AF_UNIX", None):
-                return None  # local IPC, not the network
-            return address[0] if isinstance(address, tuple) else address
-
-        def connect(sock: socket.socket, address: Any) -> None:
-            self.check("connect", host_of(sock, address))
-            real_connect(sock, address)
-
-        def connect_ex(sock: socket.socket, address: Any) -> int:
-            self.check("connect_ex", host_of(sock, address))
-            return real_connect_ex(sock, address)
-
-        def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
-            self.check("getaddrinfo", host)
-            return real_getaddrinfo(host, *args, **kwargs)
-
-        monkeypatch.setattr(socket.socket, "connect", connect)
-        monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
-        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-
-
-@pytest.fixture
-def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
-    guard = NetworkGuard()
-    guard.install(monkeypatch)
-    yield guard
-    assert guard.violations == [], f"code tried to reach the network: {guard.violations}"
-
-
-@pytest.fixture
-def sdk_env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-            network_guard: NetworkGuard) -> NetworkGuard:
-    """The environment a user gets from ``eval "$(opensage sdk-config)"``, in tmp paths."""
-    config = write_sdk_config(endpoint, ACCOUNT, REGION, path=tmp_path / "sdk" / "config.yaml")
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION,
-        "SAGEMAKER_SUPPRESS_V2_WARNING": "1", "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
-        monkeypatch.delenv(name, raising=False)
-    return network_guard
-
+from tests.integration.conftest import ROLE, NetworkGuard, NetworkGuardError
 
 # -- the guard itself -----------------------------------------------------------------------
 

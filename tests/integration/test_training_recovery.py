@@ -16,8 +16,8 @@ from tests.integration.test_training_jobs import BUCKET, job_request, regression
 
 
 def clients(url: str):
-    kwargs = dict(endpoint_url=url, region_name="us-east-1", aws_access_key_id="k",
-                  aws_secret_access_key="s", config=Config(retries={"max_attempts": 1}))
+    kwargs = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "k",
+              "aws_secret_access_key": "s", "config": Config(retries={"max_attempts": 1})}
     return boto3.client("sagemaker", **kwargs), boto3.client("s3", **kwargs)
 
 
