@@ -56,7 +56,7 @@ def run_load(url: str, method: str, path: str, *, body: bytes = b"",
 
 def summarize(latencies: list[float], errors: int, seconds: float) -> dict[str, float]:
     latencies = sorted(latencies)
-    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
+    pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000
     return {"requests": len(latencies), "errors": errors,
             "req_per_s": round(len(latencies) / seconds, 1),
             "p50_ms": round(pick(0.50), 3), "p99_ms": round(pick(0.99), 3),

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 
 from benchmarks._load import run_load, summarize
 from opensage.settings import Settings
-from opensage.testing import opensage_server
 from opensage.store.db import Database
 from opensage.store.schema import resources
+from opensage.testing import opensage_server
 
 TARGET = {"Content-Type": "application/x-amz-json-1.1",
           "Authorization": "AWS4-HMAC-SHA256 Credential=k/20260101/us-east-1/sagemaker/"

@@ -45,14 +45,14 @@ GOOD_MODEL = {"ModelName": "good", "PrimaryContainer": {"Image": "img"}}
     ("CreateModel", {"ModelName": 5, "PrimaryContainer": {"Image": "img"}}, None, 400,
      "SerializationException", "'ModelName'".lower()),
     ("CreateModel", {"ModelName": "bad_name", "PrimaryContainer": {"Image": "img"}}, None, 400,
-     "ValidationException", "at 'modelName' failed to satisfy constraint: Member must satisfy "
-     "regular expression pattern"),
+     "ValidationException", ("at 'modelName' failed to satisfy constraint: Member must satisfy "
+     "regular expression pattern")),
     ("CreateModel", {"ModelName": "x" * 64, "PrimaryContainer": {"Image": "img"}}, None, 400,
      "ValidationException", "Member must have length less than or equal to 63"),
     ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "img", "Mode": "Sideways"}},
      None, 400, "ValidationException",
-     "at 'primaryContainer.mode' failed to satisfy constraint: Member must satisfy enum value "
-     "set: [SingleModel, MultiModel]"),
+     ("at 'primaryContainer.mode' failed to satisfy constraint: Member must satisfy enum value "
+     "set: [SingleModel, MultiModel]")),
     ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "img"},
                      "Tags": [{"Key": "k", "Value": "v" * 300}]}, None, 400,
      "ValidationException", "at 'tags.1.member.value'"),

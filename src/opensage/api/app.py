@@ -13,9 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from opensage.api import cloudwatch_handlers, logs_handlers, sagemaker_handlers, sts
-from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
+from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.s3 import S3Api
 from opensage.services.backend import Backend
 from opensage.settings import Settings

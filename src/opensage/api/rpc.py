@@ -11,10 +11,9 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import cbor2
-
 from botocore.model import ServiceModel
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,8 +21,12 @@ from starlette.responses import Response
 from opensage.api.registry import Handler
 from opensage.api.shapes import decode_input, encode_output
 from opensage.errors import (
-    AwsError, InternalFailure, NotImplementedOperation, RequestEntityTooLarge,
-    SerializationException, UnknownOperationException,
+    AwsError,
+    InternalFailure,
+    NotImplementedOperation,
+    RequestEntityTooLarge,
+    SerializationException,
+    UnknownOperationException,
 )
 
 log = logging.getLogger(__name__)
@@ -62,7 +65,7 @@ class CborCodec:
     """Smithy RPC v2 CBOR: the operation in the path, CBOR bodies, tag-1 timestamps."""
 
     content_type = "application/cbor"
-    headers = {"smithy-protocol": "rpc-v2-cbor"}
+    headers: ClassVar[dict[str, str]] = {"smithy-protocol": "rpc-v2-cbor"}
 
     def __init__(self, model: ServiceModel) -> None:
         self.path_prefix = f"/service/{model.metadata['targetPrefix']}/operation/"

@@ -251,7 +251,7 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
         except ValueError:
             pass
         try:
-            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

@@ -8,7 +8,6 @@ Progress goes out through the ``TrainingEvents`` callbacks the service hands in.
 from __future__ import annotations
 
 import collections
-import ctypes
 import logging
 import os
 import queue
@@ -231,10 +230,11 @@ class LocalExecutor:
             resource=resource_config(spec.instance_type, spec.instance_count), num_cpus=cpus,
             user_env=spec.environment)}
         env["PYTHONUNBUFFERED"] = "1"
+        command = [sys.executable, "-m", "opensage.runner.launch", str(cpus), str(os.getpid()),
+                   "--", sys.executable, "-m", spec.module or "", "train"]
         proc = subprocess.Popen(
-            [sys.executable, "-m", spec.module or "", "train"], cwd=ws.root, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True, preexec_fn=_child_setup(cpus))
+            command, cwd=ws.root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:
             self._procs[spec.name] = proc
         try:
@@ -338,19 +338,6 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def _child_setup(cpus: int) -> Any:
-    def setup() -> None:
-        # Die with the server: a kill -9 of opensage must not leave orphan jobs running.
-        try:
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except OSError:
-            pass
-        available = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, available[:cpus])
-
-    return setup
 
 
 def _input_data_config(spec: TrainingSpec) -> dict[str, Any]:

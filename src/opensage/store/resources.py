@@ -72,8 +72,8 @@ class ResourceStore:
         check_tag_keys(tag_list)
         if len({t["Key"] for t in tag_list}) > MAX_TAGS_PER_RESOURCE:
             raise ValidationException(f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags")
-        row = dict(kind=kind, name=name, arn=arn, status=status, creation_time=now,
-                   last_modified_time=now, body=body)
+        row = {"kind": kind, "name": name, "arn": arn, "status": status, "creation_time": now,
+                   "last_modified_time": now, "body": body}
         try:
             with self.db.transaction() as conn:
                 row_id = conn.execute(insert(resources).values(**row)).inserted_primary_key[0]

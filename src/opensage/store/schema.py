@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from sqlalchemy import (
-    JSON, BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text,
+    JSON,
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
     UniqueConstraint,
 )
 
