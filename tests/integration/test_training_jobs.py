@@ -204,3 +204,39 @@ def test_describe_missing_job(sm):
         sm.describe_training_job(TrainingJobName="ghost")
     assert exc.value.response["Error"] == {"Code": "ValidationException",
                                            "Message": "Requested resource not found."}
+
+
+def test_search_is_a_leaderboard_of_runs(sm, data):
+    for depth in (1, 2, 4):
+        sm.create_training_job(**job_request(
+            f"depth-{depth}", Tags=[{"Key": "sweep", "Value": "depth" if depth > 1 else "x"}],
+            HyperParameters={"objective": "reg:squarederror", "num_round": "10",
+                             "max_depth": str(depth)}))
+    for depth in (1, 2, 4):
+        assert wait_for(sm, f"depth-{depth}")["TrainingJobStatus"] == "Completed"
+
+    board = sm.search(Resource="TrainingJob", SortBy="Metrics.validation:rmse",
+                      SortOrder="Ascending")["Results"]
+    rmse = [next(m["Value"] for m in r["TrainingJob"]["FinalMetricDataList"]
+                 if m["MetricName"] == "validation:rmse") for r in board]
+    assert rmse == sorted(rmse) and len(rmse) == 3
+    assert board[0]["TrainingJob"]["TrainingJobName"] == "depth-4"  # deeper fits this data best
+
+    deep = sm.search(Resource="TrainingJob", SearchExpression={"Filters": [
+        {"Name": "HyperParameters.max_depth", "Operator": "GreaterThanOrEqualTo", "Value": "2"},
+        {"Name": "TrainingJobStatus", "Operator": "Equals", "Value": "Completed"},
+        {"Name": "Tags.sweep", "Operator": "Equals", "Value": "depth"}]})["Results"]
+    assert sorted(r["TrainingJob"]["TrainingJobName"] for r in deep) == ["depth-2", "depth-4"]
+    assert deep[0]["TrainingJob"]["Tags"]
+
+    either = sm.search(Resource="TrainingJob", SearchExpression={"Operator": "Or", "Filters": [
+        {"Name": "TrainingJobName", "Operator": "Equals", "Value": "depth-1"},
+        {"Name": "Metrics.validation:rmse", "Operator": "LessThan", "Value": "0"}]})["Results"]
+    assert [r["TrainingJob"]["TrainingJobName"] for r in either] == ["depth-1"]
+
+    first = sm.search(Resource="TrainingJob", MaxResults=2, SortBy="TrainingJobName",
+                      SortOrder="Ascending")
+    rest = sm.search(Resource="TrainingJob", MaxResults=2, SortBy="TrainingJobName",
+                     SortOrder="Ascending", NextToken=first["NextToken"])
+    names = [r["TrainingJob"]["TrainingJobName"] for r in first["Results"] + rest["Results"]]
+    assert names == ["depth-1", "depth-2", "depth-4"] and "NextToken" not in rest

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from opensage.services import hosting, kinds, tagging
+from opensage.services import search as search_service
 from opensage.services.backend import Backend
 
 Params = dict[str, Any]
@@ -80,3 +81,8 @@ def list_training_jobs(backend: Backend, params: Params) -> Params:
 
 def stop_training_job(backend: Backend, params: Params) -> None:
     backend.training.stop(params["TrainingJobName"])
+
+
+# -- search ---------------------------------------------------------------------------------
+def search(backend: Backend, params: Params) -> Params:
+    return search_service.search(backend, params)
