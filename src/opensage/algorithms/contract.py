@@ -35,25 +35,12 @@ class UserError(Exception):
 USER_ERRORS: tuple[type[Exception], ...] = (UserError, SpecError, DataError)
 
 
-class TrainingEnv:
-    """One training job's ``/opt/ml`` directory, read lazily.
+class MlLayout:
+    """The paths of SageMaker's ``/opt/ml`` layout under ``root``: the one definition shared
+    by the job (``TrainingEnv``) and the runner that lays it out."""
 
-    ``TrainingEnv.from_environ()`` takes the root from ``OPENSAGE_ML_ROOT`` (then the
-    sagemaker-training toolkit's ``SAGEMAKER_BASE_DIR``), default ``/opt/ml``.
-    """
+    root: Path
 
-    def __init__(self, root: str | os.PathLike[str],
-                 environ: Mapping[str, str] | None = None) -> None:
-        self.root = Path(root)
-        self.environ: Mapping[str, str] = os.environ if environ is None else environ
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrainingEnv:
-        env = os.environ if environ is None else environ
-        root = env.get(ROOT_ENV) or env.get("SAGEMAKER_BASE_DIR") or DEFAULT_ROOT
-        return cls(root, env)
-
-    # -- paths
     @property
     def input_dir(self) -> Path:
         return self.root / "input"
@@ -89,6 +76,33 @@ class TrainingEnv:
     def channel_pipe(self, name: str, epoch: int = 0) -> Path:
         """``input/data/<name>_<epoch>``: the channel's FIFO for one pass in Pipe mode."""
         return self.data_dir / f"{name}_{epoch}"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.root / "code"
+
+    @property
+    def default_checkpoint_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+
+class TrainingEnv(MlLayout):
+    """One training job's ``/opt/ml`` directory, read lazily.
+
+    ``TrainingEnv.from_environ()`` takes the root from ``OPENSAGE_ML_ROOT`` (then the
+    sagemaker-training toolkit's ``SAGEMAKER_BASE_DIR``), default ``/opt/ml``.
+    """
+
+    def __init__(self, root: str | os.PathLike[str],
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.root = Path(root)
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> TrainingEnv:
+        env = os.environ if environ is None else environ
+        root = env.get(ROOT_ENV) or env.get("SAGEMAKER_BASE_DIR") or DEFAULT_ROOT
+        return cls(root, env)
 
     # -- config files
     def _json(self, filename: str, default: Any) -> Any:

@@ -162,9 +162,9 @@ class LocalExecutor:
             for channel in spec.channels:
                 materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
             if spec.checkpoint:
-                ws.checkpoint_dir.mkdir()
+                ws.default_checkpoint_dir.mkdir()
                 checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
-                                             ws.checkpoint_dir)
+                                             ws.default_checkpoint_dir)
                 checkpoints.restore()
             ws.write_config(spec.hyperparameters, _input_data_config(spec),
                             resource_config(spec.instance_type, spec.instance_count),

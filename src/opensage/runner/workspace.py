@@ -9,42 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opensage.algorithms.contract import MlLayout
+
 
 @dataclass(frozen=True)
-class Workspace:
+class Workspace(MlLayout):
+    """A job directory the runner lays out, fills and cleans up."""
+
     root: Path
-
-    @property
-    def config_dir(self) -> Path:
-        return self.root / "input" / "config"
-
-    @property
-    def data_dir(self) -> Path:
-        return self.root / "input" / "data"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def output_dir(self) -> Path:
-        return self.root / "output"
-
-    @property
-    def output_data_dir(self) -> Path:
-        return self.output_dir / "data"
-
-    @property
-    def failure_file(self) -> Path:
-        return self.output_dir / "failure"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.root / "checkpoints"
-
-    @property
-    def code_dir(self) -> Path:
-        return self.root / "code"
 
     def create(self) -> None:
         """A fresh layout; a previous attempt's files are removed (checkpoints come from S3).
@@ -68,12 +40,9 @@ class Workspace:
         for name, content in files.items():
             (self.config_dir / name).write_text(json.dumps(content, indent=1))
 
-    def channel_dir(self, channel: str) -> Path:
-        return self.data_dir / channel
-
     def read_failure(self, limit: int = 1024) -> str | None:
         try:
-            text = self.failure_file.read_text(errors="replace").strip()
+            text = self.failure_path.read_text(errors="replace").strip()
         except OSError:
             return None
         return text[:limit] or None
