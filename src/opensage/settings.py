@@ -23,6 +23,8 @@ class Settings:
     max_request_bytes: int = 5 * 1024**3  # S3's single PUT limit; JSON APIs have their own
     job_slots: int = field(default_factory=lambda: os.cpu_count() or 1)  # concurrent jobs
     stop_grace_seconds: float = 120.0  # SIGTERM -> SIGKILL on StopTrainingJob, as AWS waits
+    spot_interruptions_per_hour: float = 0.0  # simulated reclaims of managed spot capacity
+    spot_discount: float = 0.7  # BillableTimeInSeconds = training time x (1 - discount)
 
     @property
     def database_url(self) -> str:
@@ -60,7 +62,7 @@ class Settings:
 def _coerce(name: str, raw: str) -> Any:
     if name in ("port", "max_request_bytes", "job_slots"):
         return int(raw)
-    if name == "stop_grace_seconds":
+    if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount"):
         return float(raw)
     if name == "enable_reset":
         return raw.strip().lower() in ("1", "true", "yes", "on")

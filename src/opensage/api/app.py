@@ -17,6 +17,7 @@ from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
 from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.s3 import S3Api
+from opensage.errors import AwsError
 from opensage.services.backend import Backend
 from opensage.settings import Settings
 
@@ -70,6 +71,16 @@ def create_app(settings: Settings) -> Starlette:
         request.app.state.backend.reset()
         return JSONResponse({"reset": True})
 
+    async def interrupt(request: Request) -> Response:
+        """Test hook: reclaim a managed spot training job's capacity now."""
+        if not settings.enable_reset:
+            return JSONResponse({"message": "Not Found"}, 404)
+        try:
+            request.app.state.backend.training.interrupt(request.path_params["name"])
+        except AwsError as err:
+            return JSONResponse({"__type": err.code, "message": err.message}, err.status)
+        return JSONResponse({"interrupted": request.path_params["name"]})
+
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok", "account": settings.account_id,
                              "region": settings.region})
@@ -77,6 +88,7 @@ def create_app(settings: Settings) -> Starlette:
     routes = [
         Route("/_opensage/reset", reset, methods=["POST"]),
         Route("/_opensage/health", health, methods=["GET"]),
+        Route("/_opensage/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
         Route("/{path:path}", dispatch, methods=ALL_METHODS),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

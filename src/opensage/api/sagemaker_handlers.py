@@ -83,6 +83,10 @@ def stop_training_job(backend: Backend, params: Params) -> None:
     backend.training.stop(params["TrainingJobName"])
 
 
+def update_training_job(backend: Backend, params: Params) -> Params:
+    return {"TrainingJobArn": backend.training.update(params)}
+
+
 # -- search ---------------------------------------------------------------------------------
 def search(backend: Backend, params: Params) -> Params:
     return search_service.search(backend, params)

@@ -27,17 +27,23 @@ class CheckpointSync:
 
     def upload_changes(self) -> None:
         current = self._snapshot()
-        for path, stamp in current.items():
+        for path, stamp in list(current.items()):
             if self._seen.get(path) != stamp:
                 key = self.prefix + path.relative_to(self.local_dir).as_posix()
-                with open(path, "rb") as body:
-                    self.objects.put_object(self.bucket, key, body)
+                try:
+                    with open(path, "rb") as body:
+                        self.objects.put_object(self.bucket, key, body)
+                except FileNotFoundError:  # the job pruned an old checkpoint meanwhile
+                    current.pop(path)
         self._seen = current
 
     def _snapshot(self) -> dict[Path, tuple[int, int]]:
         stamps = {}
         for path in self.local_dir.rglob("*"):
-            if path.is_file():
+            try:
                 stat = path.stat()
+            except FileNotFoundError:
+                continue
+            if path.is_file():
                 stamps[path] = (stat.st_size, stat.st_mtime_ns)
         return stamps

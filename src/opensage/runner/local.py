@@ -11,6 +11,7 @@ import collections
 import logging
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -51,11 +52,13 @@ class TrainingSpec:
     environment: dict[str, str] = field(default_factory=dict)
     metric_definitions: list[dict[str, str]] = field(default_factory=list)
     checkpoint: dict[str, Any] | None = None
+    spot: bool = False  # managed spot: may be interrupted, then resumes from checkpoints
+    max_wait: int | None = None  # spot: wall-clock budget including interruptions
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str  # Completed | Failed | Stopped | MaxRuntimeExceeded
+    status: str  # Completed | Failed | Stopped | MaxRuntimeExceeded | Interrupted | ...
     failure_reason: str | None = None
     model_uploaded: bool = False
     training_start: float | None = None
@@ -75,7 +78,8 @@ class JobFailure(Exception):
 
 class LocalExecutor:
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
-                 slots: int, stop_grace_seconds: float) -> None:
+                 slots: int, stop_grace_seconds: float,
+                 spot_interruptions_per_hour: float = 0.0) -> None:
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -83,6 +87,8 @@ class LocalExecutor:
         self.stop_grace = stop_grace_seconds
         self._queue: queue.Queue[TrainingSpec | None] = queue.Queue()
         self._stop_requested: set[str] = set()
+        self._interrupt_requested: set[str] = set()
+        self.spot_interruption_rate = spot_interruptions_per_hour / 3600  # per second
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
@@ -101,6 +107,11 @@ class LocalExecutor:
     def stop(self, name: str) -> None:
         with self._lock:
             self._stop_requested.add(name)
+
+    def interrupt(self, name: str) -> None:
+        """Reclaim a spot job's capacity: its process is stopped and the job resumes."""
+        with self._lock:
+            self._interrupt_requested.add(name)
 
     def cancel_all(self) -> None:
         """Drop queued jobs and kill running ones at once (state is being wiped)."""
@@ -143,44 +154,52 @@ class LocalExecutor:
             finally:
                 with self._lock:
                     self._stop_requested.discard(spec.name)
+                    self._interrupt_requested.discard(spec.name)
 
     def _stopping(self, name: str) -> bool:
         with self._lock:
             return name in self._stop_requested
+
+    def _interrupted(self, spec: TrainingSpec, seconds: float) -> bool:
+        """A test's request, or the simulated market reclaiming the capacity."""
+        if not spec.spot:
+            return False
+        with self._lock:
+            if spec.name in self._interrupt_requested:
+                self._interrupt_requested.discard(spec.name)
+                return True
+        return random.random() < self.spot_interruption_rate * seconds
 
     def _run(self, spec: TrainingSpec) -> None:
         if self._stopping(spec.name):
             self.events.finished(spec.name, Outcome("Stopped"))
             return
         ws = Workspace(self.jobs_root / spec.name)
-        started: float | None = None
-        checkpoints: CheckpointSync | None = None
-        try:
-            ws.create()
-            self.events.advance(spec.name, "Downloading")
-            started = time.time()
-            for channel in spec.channels:
-                materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
-            if spec.checkpoint:
-                ws.default_checkpoint_dir.mkdir()
-                checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
-                                             ws.default_checkpoint_dir)
-                checkpoints.restore()
-            ws.write_config(spec.hyperparameters, _input_data_config(spec),
-                            resource_config(spec.instance_type, spec.instance_count),
-                            spec.checkpoint)
-            if spec.module is None:
-                raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-            self.events.advance(spec.name, "Training")
-            result = self._train(spec, ws, checkpoints)
-        except (ChannelError, JobFailure) as err:
-            self._finish_failed(spec, ws, f"ClientError: {err}", started)
-            return
-        except AwsError as err:
-            self._finish_failed(spec, ws, f"ClientError: {err.message}", started)
-            return
-        if checkpoints is not None:
-            checkpoints.upload_changes()
+        started = time.time()
+        wait_deadline = time.monotonic() + (spec.max_wait or spec.max_runtime)
+        budget = float(spec.max_runtime)  # MaxRuntime counts training time over attempts
+        while True:
+            attempt_start = time.monotonic()
+            try:
+                result, checkpoints = self._attempt(spec, ws, budget)
+            except (ChannelError, JobFailure) as err:
+                self._finish_failed(spec, ws, f"ClientError: {err}", started)
+                return
+            except AwsError as err:
+                self._finish_failed(spec, ws, f"ClientError: {err.message}", started)
+                return
+            if checkpoints is not None:
+                checkpoints.upload_changes()
+            if result.status != "Interrupted":
+                break
+            budget -= time.monotonic() - attempt_start
+            self.events.advance(spec.name, "Interrupted")
+            if time.monotonic() > wait_deadline or budget <= 0:
+                self.events.finished(spec.name, Outcome("MaxWaitTimeExceeded", None,
+                                                        self._upload_quietly(spec, ws), started))
+                ws.remove()
+                return
+            self.events.advance(spec.name, "Restarting")
         if result.status != "Completed":
             uploaded = self._upload_quietly(spec, ws)
             self.events.finished(spec.name, Outcome(
@@ -196,6 +215,27 @@ class LocalExecutor:
             return
         self.events.finished(spec.name, Outcome("Completed", None, uploaded, started))
         ws.remove()
+
+    def _attempt(self, spec: TrainingSpec, ws: Workspace,
+                 budget: float) -> tuple[Outcome, CheckpointSync | None]:
+        """One run of the job from a fresh directory (checkpoints restored from S3)."""
+        ws.create()
+        self.events.advance(spec.name, "Downloading")
+        for channel in spec.channels:
+            materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
+        checkpoints: CheckpointSync | None = None
+        if spec.checkpoint:
+            ws.default_checkpoint_dir.mkdir()
+            checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
+                                         ws.default_checkpoint_dir)
+            checkpoints.restore()
+        ws.write_config(spec.hyperparameters, _input_data_config(spec),
+                        resource_config(spec.instance_type, spec.instance_count),
+                        spec.checkpoint)
+        if spec.module is None:
+            raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
+        self.events.advance(spec.name, "Training")
+        return self._train(spec, ws, checkpoints, budget), checkpoints
 
     def _finish_failed(self, spec: TrainingSpec, ws: Workspace, reason: str,
                        started: float | None) -> None:
@@ -221,8 +261,8 @@ class LocalExecutor:
         except (AwsError, ChannelError, OSError):
             return False
 
-    def _train(self, spec: TrainingSpec, ws: Workspace,
-               checkpoints: CheckpointSync | None) -> Outcome:
+    def _train(self, spec: TrainingSpec, ws: Workspace, checkpoints: CheckpointSync | None,
+               budget: float) -> Outcome:
         cpus = cpus_for(spec.instance_type)
         env = {**os.environ, **container_env(
             ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
@@ -238,13 +278,13 @@ class LocalExecutor:
         with self._lock:
             self._procs[spec.name] = proc
         try:
-            return self._supervise(spec, ws, proc, checkpoints)
+            return self._supervise(spec, ws, proc, checkpoints, budget)
         finally:
             with self._lock:
                 self._procs.pop(spec.name, None)
 
     def _supervise(self, spec: TrainingSpec, ws: Workspace, proc: subprocess.Popen[bytes],
-                   checkpoints: CheckpointSync | None) -> Outcome:
+                   checkpoints: CheckpointSync | None, budget: float) -> Outcome:
         lines: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
         reader.start()
@@ -253,7 +293,7 @@ class LocalExecutor:
         tail: collections.deque[str] = collections.deque(maxlen=8)
         pending: list[tuple[int, str]] = []
         found: list[tuple[str, float, float]] = []
-        deadline = time.monotonic() + spec.max_runtime
+        deadline = time.monotonic() + budget
         ending: str | None = None
         last_flush = last_sync = time.monotonic()
         done = False
@@ -291,6 +331,9 @@ class LocalExecutor:
                 self._terminate(proc)
             elif ending is None and moment > deadline:
                 ending = "MaxRuntimeExceeded"
+                self._terminate(proc)
+            elif ending is None and self._interrupted(spec, POLL_SECONDS):
+                ending = "Interrupted"
                 self._terminate(proc)
         code = proc.wait()
         if ending is not None:

@@ -42,7 +42,8 @@ class Backend:
         backend.training = TrainingService(backend)
         backend.training.executor = LocalExecutor(
             settings.data_dir / "jobs" / "training", backend.objects, backend.training,
-            slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds)
+            slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
+            spot_interruptions_per_hour=settings.spot_interruptions_per_hour)
         return backend
 
     def start(self) -> None:

@@ -121,4 +121,6 @@ def training_spec(backend: Backend, body: dict[str, Any]) -> TrainingSpec:
         max_runtime=body["StoppingCondition"]["MaxRuntimeInSeconds"],
         region=backend.settings.region, environment=body.get("Environment") or {},
         metric_definitions=algorithm.get("MetricDefinitions") or [],
-        checkpoint=body.get("CheckpointConfig"))
+        checkpoint=body.get("CheckpointConfig"),
+        spot=bool(body.get("EnableManagedSpotTraining")),
+        max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"))

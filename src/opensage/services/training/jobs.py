@@ -65,6 +65,37 @@ class TrainingService:
             body, Secondary.STOPPING, self.backend.now(), MESSAGES[Secondary.STOPPING]))
         self.executor.stop(job.name)
 
+    def update(self, params: dict[str, Any]) -> str:
+        """UpdateTrainingJob: profiler settings while running, warm-pool keep-alive after."""
+        job = load(self.backend, KIND, params["TrainingJobName"])
+        keep_alive = (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+        if job.status != "InProgress" and set(params) - {"TrainingJobName", "ResourceConfig"}:
+            raise ValidationException(
+                f"The training job is in status {job.status}: only InProgress jobs can have "
+                "their profiler or debug settings updated.")
+
+        def change(body: dict[str, Any]) -> None:
+            for key in ("ProfilerConfig", "RemoteDebugConfig"):
+                if key in params:
+                    body[key] = {**(body.get(key) or {}), **params[key]}
+            if "ProfilerRuleConfigurations" in params:
+                body["ProfilerRuleConfigurations"] = (body.get("ProfilerRuleConfigurations")
+                                                      or []) + params["ProfilerRuleConfigurations"]
+            if keep_alive is not None:
+                body["ResourceConfig"] = {**body["ResourceConfig"],
+                                          "KeepAlivePeriodInSeconds": keep_alive}
+
+        self._mutate(job.name, change, force=True)
+        return job.arn
+
+    def interrupt(self, name: str) -> None:
+        """Reclaim a managed-spot job's capacity now (a test hook): it goes Interrupted,
+        then resumes from its checkpoints."""
+        job = load(self.backend, KIND, name)
+        if not job.body.get("EnableManagedSpotTraining") or job.status != "InProgress":
+            raise ValidationException(f"Training job {name} is not a running managed spot job.")
+        self.executor.interrupt(job.name)
+
     def recover(self) -> None:
         """After a restart: run again every job that was still queued or running."""
         token = None
@@ -127,6 +158,9 @@ class TrainingService:
             seconds = max(1, round(now - start))  # the SDK divides by it: never 0
             body["TrainingTimeInSeconds"] = seconds
             body["BillableTimeInSeconds"] = seconds
+            if body.get("EnableManagedSpotTraining"):  # spot capacity costs less, as on AWS
+                discount = self.backend.settings.spot_discount
+                body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
 
         self._mutate(name, change, force=True)
 

@@ -19,6 +19,7 @@ class Secondary(StrEnum):
     STOPPING = "Stopping"
     STOPPED = "Stopped"
     MAX_RUNTIME_EXCEEDED = "MaxRuntimeExceeded"
+    MAX_WAIT_TIME_EXCEEDED = "MaxWaitTimeExceeded"
     INTERRUPTED = "Interrupted"
     RESTARTING = "Restarting"
 
@@ -37,10 +38,11 @@ _PRIMARY = {
     Secondary.STOPPING: "Stopping",
     Secondary.STOPPED: "Stopped",
     Secondary.MAX_RUNTIME_EXCEEDED: "Stopped",
+    Secondary.MAX_WAIT_TIME_EXCEEDED: "Stopped",
 }
 
 TERMINAL = frozenset({Secondary.COMPLETED, Secondary.FAILED, Secondary.STOPPED,
-                      Secondary.MAX_RUNTIME_EXCEEDED})
+                      Secondary.MAX_RUNTIME_EXCEEDED, Secondary.MAX_WAIT_TIME_EXCEEDED})
 RUNNING = frozenset({Secondary.STARTING, Secondary.DOWNLOADING, Secondary.TRAINING,
                      Secondary.UPLOADING, Secondary.INTERRUPTED, Secondary.RESTARTING})
 
@@ -50,7 +52,7 @@ _ALLOWED: dict[Secondary, frozenset[Secondary]] = {
     Secondary.TRAINING: frozenset({Secondary.UPLOADING, Secondary.MAX_RUNTIME_EXCEEDED,
                                    Secondary.INTERRUPTED}),
     Secondary.UPLOADING: frozenset({Secondary.COMPLETED}),
-    Secondary.INTERRUPTED: frozenset({Secondary.RESTARTING}),
+    Secondary.INTERRUPTED: frozenset({Secondary.RESTARTING, Secondary.MAX_WAIT_TIME_EXCEEDED}),
     Secondary.RESTARTING: frozenset({Secondary.STARTING, Secondary.DOWNLOADING,
                                      Secondary.TRAINING}),
     Secondary.STOPPING: frozenset({Secondary.STOPPED}),
@@ -81,6 +83,9 @@ MESSAGES = {
     Secondary.STOPPED: "The training job was stopped",
     Secondary.MAX_RUNTIME_EXCEEDED: "Training job exceeded the MaxRuntimeInSeconds and was "
                                     "stopped",
-    Secondary.INTERRUPTED: "The training job was interrupted",
+    Secondary.INTERRUPTED: "The job was interrupted because the managed spot training "
+                           "instances were reclaimed",
+    Secondary.MAX_WAIT_TIME_EXCEEDED: "Training job stopped: it exceeded "
+                                      "MaxWaitTimeInSeconds",
     Secondary.RESTARTING: "Restarting the training job",
 }
