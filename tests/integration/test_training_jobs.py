@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import tarfile
 import time
@@ -112,6 +113,15 @@ def test_xgboost_job_trains_and_uploads_a_model_that_predicts(sm, s3, client, da
                                  logStreamName=streams[0]["logStreamName"],
                                  startFromHead=True)["events"]
     assert any("validation-rmse" in e["message"] for e in events)
+
+    series = client("cloudwatch").get_metric_statistics(
+        Namespace="/aws/sagemaker/TrainingJobs", MetricName="validation:rmse",
+        Dimensions=[{"Name": "TrainingJobName", "Value": "xgb-1"}],
+        StartTime=job["CreationTime"] - dt.timedelta(minutes=1),
+        EndTime=job["TrainingEndTime"] + dt.timedelta(minutes=1), Period=60,
+        Statistics=["Minimum", "SampleCount"])["Datapoints"]
+    assert sum(d["SampleCount"] for d in series) == 20  # one value per boosting round
+    assert min(d["Minimum"] for d in series) <= metrics["validation:rmse"] + 1e-9
 
     listed = sm.list_training_jobs(StatusEquals="Completed")["TrainingJobSummaries"]
     assert [j["TrainingJobName"] for j in listed] == ["xgb-1"]
