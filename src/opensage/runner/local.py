@@ -24,8 +24,9 @@ from typing import Any, Protocol
 from opensage.errors import AwsError
 from opensage.runner import metrics as metric_parsing
 from opensage.runner.artifacts import has_files, pack_and_upload
-from opensage.runner.channels import ChannelError, materialize, split_s3_uri
+from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.pipes import PipeFeeders
 from opensage.runner.workspace import Workspace, container_env, cpus_for, resource_config
 from opensage.store.objects import ObjectStore
 
@@ -222,7 +223,8 @@ class LocalExecutor:
         ws.create()
         self.events.advance(spec.name, "Downloading")
         for channel in spec.channels:
-            materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
+            if input_mode(channel, spec.input_mode) != "Pipe":
+                materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
         checkpoints: CheckpointSync | None = None
         if spec.checkpoint:
             ws.default_checkpoint_dir.mkdir()
@@ -234,8 +236,12 @@ class LocalExecutor:
                         spec.checkpoint)
         if spec.module is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-        self.events.advance(spec.name, "Training")
-        return self._train(spec, ws, checkpoints, budget), checkpoints
+        with PipeFeeders(self.objects) as pipes:  # Pipe mode: FIFOs fed until the job ends
+            for channel in spec.channels:
+                if input_mode(channel, spec.input_mode) == "Pipe":
+                    pipes.add(channel, ws.data_dir)
+            self.events.advance(spec.name, "Training")
+            return self._train(spec, ws, checkpoints, budget), checkpoints
 
     def _finish_failed(self, spec: TrainingSpec, ws: Workspace, reason: str,
                        started: float | None) -> None:
