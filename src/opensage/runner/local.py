@@ -241,7 +241,11 @@ class LocalExecutor:
                 if input_mode(channel, spec.input_mode) == "Pipe":
                     pipes.add(channel, ws.data_dir)
             self.events.advance(spec.name, "Training")
-            return self._train(spec, ws, checkpoints, budget), checkpoints
+            result = self._train(spec, ws, checkpoints, budget)
+        if pipes.errors and result.status in ("Completed", "Failed"):
+            # the algorithm saw a channel cut short: that is the failure to report
+            result = Outcome("Failed", f"ClientError: {pipes.errors[0]}"[:1024])
+        return result, checkpoints
 
     def _finish_failed(self, spec: TrainingSpec, ws: Workspace, reason: str,
                        started: float | None) -> None:
