@@ -13,6 +13,7 @@ import pytest
 
 from opensage.sdk import write_sdk_config
 from tests.conftest import ACCOUNT, REGION
+from tests.integration.test_training_jobs import BUCKET, regression_csv
 
 ALLOWED_HOSTS = {"127.0.0.1"}
 ROLE = f"arn:aws:iam::{ACCOUNT}:role/opensage"
@@ -87,3 +88,20 @@ def sdk_env(endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
         monkeypatch.delenv(name, raising=False)
     return network_guard
+
+
+# -- training data -------------------------------------------------------------------------
+@pytest.fixture
+def s3(client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    return s3
+
+
+@pytest.fixture
+def data(s3) -> dict[str, Any]:
+    train, _, _ = regression_csv(400, seed=1)
+    validation, x_val, y_val = regression_csv(100, seed=2)
+    s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv", Body=train)
+    s3.put_object(Bucket=BUCKET, Key="data/validation/part-0.csv", Body=validation)
+    return {"x_val": x_val, "y_val": y_val}

@@ -10,14 +10,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_training_jobs import (  # noqa: F401 (fixtures)
-    BUCKET,
-    data,
-    job_request,
-    regression_csv,
-    s3,
-    wait_for,
-)
+from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
 
 PARAMS = {"objective": "reg:squarederror", "num_round": "150", "max_depth": "6", "eta": "0.1"}
 

@@ -27,22 +27,6 @@ def regression_csv(rows: int = 400, seed: int = 0) -> tuple[bytes, np.ndarray, n
     return buf.getvalue().encode(), x, y
 
 
-@pytest.fixture
-def s3(client):
-    s3 = client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    return s3
-
-
-@pytest.fixture
-def data(s3) -> dict[str, Any]:
-    train, _, _ = regression_csv(400, seed=1)
-    validation, x_val, y_val = regression_csv(100, seed=2)
-    s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv", Body=train)
-    s3.put_object(Bucket=BUCKET, Key="data/validation/part-0.csv", Body=validation)
-    return {"x_val": x_val, "y_val": y_val}
-
-
 def job_request(name: str, **overrides: Any) -> dict[str, Any]:
     request = {
         "TrainingJobName": name,
