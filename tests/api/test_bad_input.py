@@ -3,6 +3,8 @@ the AWS error code with a message naming the problem and changes nothing in the 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import urllib.error
 import urllib.request
@@ -94,3 +96,49 @@ def test_oversize_body_is_refused(endpoint):
 def test_missing_or_malformed_authorization_is_accepted(endpoint, auth):
     status, answer = call(endpoint, "CreateModel", GOOD_MODEL, auth=auth)
     assert status == 200 and answer["ModelArn"].endswith(":model/good")
+
+
+# -- the other services ---------------------------------------------------------------------
+def raw(endpoint: str, method: str, path: str, body: bytes = b"",
+        headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(endpoint + path, data=body or None, method=method,
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
+def test_s3_malformed_requests_change_nothing(endpoint, client):
+    s3 = client("s3")
+    s3.create_bucket(Bucket="keep")
+    s3.put_object(Bucket="keep", Key="a", Body=b"original")
+    broken = b"<Delete><Object><Key>a</Ke"
+    status, body = raw(endpoint, "POST", "/keep?delete", broken, {
+        "Content-MD5": base64.b64encode(hashlib.md5(broken).digest()).decode()})
+    assert status == 400 and b"<Code>MalformedXML</Code>" in body
+    status, body = raw(endpoint, "PUT", "/keep/a", b"replacement",
+                       {"Content-MD5": "1B2M2Y8AsgTpgAmY7PhCfg=="})  # md5 of b"", not the body
+    assert status == 400 and b"<Code>BadDigest</Code>" in body
+    status, body = raw(endpoint, "PUT", "/Bad_Bucket!")
+    assert status == 400 and b"<Code>InvalidBucketName</Code>" in body
+    status, body = raw(endpoint, "GET", "/no-such-bucket/x")
+    assert status == 404 and b"<Code>NoSuchBucket</Code>" in body
+    assert s3.get_object(Bucket="keep", Key="a")["Body"].read() == b"original"
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]] == ["keep"]
+
+
+def test_logs_and_sts_malformed_requests(endpoint, client):
+    status, body = raw(endpoint, "POST", "/", b"{oops", {
+        "X-Amz-Target": "Logs_20140328.CreateLogGroup",
+        "Content-Type": "application/x-amz-json-1.1"})
+    assert status == 400 and json.loads(body)["__type"] == "SerializationException"
+    status, body = raw(endpoint, "POST", "/", b"{}", {
+        "X-Amz-Target": "Logs_20140328.CreateLogGroup",
+        "Content-Type": "application/x-amz-json-1.1"})
+    assert status == 400 and "logGroupName" in json.loads(body)["message"]
+    assert client("logs").describe_log_groups()["logGroups"] == []
+    status, body = raw(endpoint, "POST", "/", b"Action=Fly&Version=2011-06-15",
+                       {"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 400 and b"InvalidAction" in body
