@@ -66,3 +66,29 @@ def test_state_survives_restart_and_follows_account(tmp_path: Path, db_url: str 
             f"page-{i}" for i in range(12))
     finally:
         second.stop()
+
+
+def test_stale_schema_is_refused_with_the_command_to_run(tmp_path: Path):
+    import subprocess
+    import sys
+    from pathlib import Path as P
+
+    from alembic import command
+
+    from opensage.store.db import Database, StaleSchemaError, _alembic_config
+
+    url = f"sqlite:///{tmp_path / 'opensage.db'}"
+    db = Database(url)
+    with db.engine.begin() as conn:  # an older opensage's database
+        command.upgrade(_alembic_config(conn), "0001")
+    with pytest.raises(StaleSchemaError, match="opensage db upgrade"):
+        db.prepare()
+    cli = str(P(sys.executable).parent / "opensage")
+    refused = subprocess.run([cli, "server", "--data-dir", str(tmp_path), "--port", "0"],
+                             check=False, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "opensage db upgrade" in refused.stderr
+    upgraded = subprocess.run([cli, "db", "upgrade", "--data-dir", str(tmp_path)],
+                              check=False, capture_output=True, text=True, timeout=60)
+    assert upgraded.returncode == 0
+    db.prepare()  # now at head
+    db.dispose()

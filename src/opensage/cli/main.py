@@ -52,6 +52,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
 
     settings = _settings(host, port, data_dir, db_url, object_store_url, account_id, region,
                          enable_reset)
+    _refuse_stale_schema(settings)
     sock = bind_socket(settings.host, settings.port)
     settings = settings.with_port(sock.getsockname()[1])
     console.print(f"[bold green]opensage[/] listening on [bold]{settings.endpoint_url}[/] "
@@ -62,6 +63,20 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
                   f"AWS_DEFAULT_REGION={settings.region}", highlight=False)
     print(f"PORT={settings.port}", flush=True)
     make_server(settings, log_level=log_level).run(sockets=[sock])
+
+
+def _refuse_stale_schema(settings: Settings) -> None:
+    from opensage.store.db import Database, StaleSchemaError
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    try:
+        db.prepare()
+    except StaleSchemaError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
 
 
 @db_app.command("upgrade")

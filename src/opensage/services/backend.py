@@ -34,7 +34,7 @@ class Backend:
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
-        db.migrate()
+        db.prepare()
         backend = cls(settings=settings, db=db,
                       objects=ObjectStore(settings.objects_url, db, region=settings.region),
                       resources=ResourceStore(db), logs=LogService(db, settings),

@@ -10,7 +10,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
 from opensage.store.schema import ALL_TABLES
 
@@ -38,6 +38,17 @@ class Database:
             cfg = _alembic_config(conn)
             command.upgrade(cfg, "head")
 
+    def prepare(self) -> None:
+        """An empty database is created at the schema head; one at an older revision is
+        refused (it may be shared: upgrading is an explicit ``opensage db upgrade``)."""
+        with self.engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+            empty = current is None and not inspect(conn).get_table_names()
+        if empty:
+            self.migrate()
+        else:
+            self.check_schema()
+
     def check_schema(self) -> None:
         """Refuse to run on a database whose revision is not the code's head."""
         head = ScriptDirectory.from_config(_alembic_config(None)).get_current_head()
@@ -45,8 +56,9 @@ class Database:
             current = MigrationContext.configure(conn).get_current_revision()
         if current != head:
             raise StaleSchemaError(
-                f"database schema is at revision {current}, this opensage needs {head}: "
-                "run `opensage db upgrade`"
+                f"the database {self.engine.url.render_as_string(hide_password=True)} is at "
+                f"schema revision {current}, this opensage needs {head}: run "
+                "`opensage db upgrade` (with the same --data-dir / --db-url) first"
             )
 
     def wipe(self) -> None:
