@@ -104,7 +104,7 @@ class TrainingService:
                 status="InProgress", sort_by="CreationTime", sort_order="Ascending",
                 max_results=100, next_token=token))
             for row in rows:
-                self._mutate(row.name, _restart)
+                self._mutate(row.name, lambda body: _restart(body, self.backend.now()))
                 self.executor.submit(self._spec(self.describe(row.name)))
             if token is None:
                 break
@@ -196,8 +196,7 @@ def _transition_into(body: dict[str, Any], target: Secondary, now: float, messag
     body["TrainingJobStatus"] = target.primary
 
 
-def _restart(body: dict[str, Any]) -> None:
-    now = body.get("LastModifiedTime") or 0.0
+def _restart(body: dict[str, Any], now: float) -> None:
     if body["SecondaryStatus"] != Secondary.STARTING:
         _transition_into(body, Secondary.RESTARTING, now,
                          "The opensage server restarted; the job is being run again")
