@@ -57,10 +57,10 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
     settings = settings.with_port(sock.getsockname()[1])
     console.print(f"[bold green]opensage[/] listening on [bold]{settings.endpoint_url}[/] "
                   f"(data: {settings.data_dir}, account {settings.account_id}, "
-                  f"region {settings.region})")
+                  f"region {settings.region})", soft_wrap=True)
     console.print(f"Point clients at it:\n  export AWS_ENDPOINT_URL={settings.endpoint_url}\n"
                   "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
-                  f"AWS_DEFAULT_REGION={settings.region}", highlight=False)
+                  f"AWS_DEFAULT_REGION={settings.region}", highlight=False, soft_wrap=True)
     print(f"PORT={settings.port}", flush=True)
     make_server(settings, log_level=log_level).run(sockets=[sock])
 
