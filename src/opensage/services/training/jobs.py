@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opensage.errors import ResourceInUse, ValidationException
+from opensage.runner.executor import Executor
 from opensage.runner.local import LOG_GROUP, Outcome, TrainingSpec
 from opensage.services import kinds
 from opensage.services.backend import Backend
@@ -26,7 +27,7 @@ KIND = kinds.TRAINING_JOB
 class TrainingService:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.executor: Any = None  # set by Backend once built (the executor reports here)
+        self.executor: Executor  # set by Backend once built (the executor reports here)
         self._lock = threading.Lock()
 
     # -- API -------------------------------------------------------------------------------

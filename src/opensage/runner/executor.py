@@ -1,0 +1,31 @@
+"""The one seam between the training service and whatever runs jobs.
+
+``LocalExecutor`` (subprocesses on this machine) implements it today; a Ray executor for
+InstanceCount > 1 and parallel trials will implement the same few methods.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from opensage.runner.local import TrainingSpec
+
+
+class Executor(Protocol):
+    def start(self) -> None:
+        """Begin taking jobs from the queue."""
+
+    def submit(self, spec: TrainingSpec) -> None:
+        """Queue a job; progress comes back through the TrainingEvents it was built with."""
+
+    def stop(self, name: str) -> None:
+        """StopTrainingJob: SIGTERM, then SIGKILL after the grace period; model still saved."""
+
+    def interrupt(self, name: str) -> None:
+        """A managed spot reclaim: the job goes Interrupted and resumes from checkpoints."""
+
+    def cancel_all(self) -> None:
+        """Drop every queued and running job at once (state is being wiped)."""
+
+    def shutdown(self) -> None:
+        """Server exit: kill running jobs; their rows stay InProgress and are re-run later."""
