@@ -204,3 +204,15 @@ class InvalidParameterCombination(AwsError):
 
 class InvalidParameterValue(AwsError):
     code = "InvalidParameterValue"
+
+
+# sagemaker-runtime's codes (InvokeEndpoint): REST-JSON, the code in X-Amzn-ErrorType.
+class ValidationError(AwsError):
+    code = "ValidationError"
+
+
+class ModelError(AwsError):
+    """The model answered non-2xx; fields: OriginalStatusCode, OriginalMessage, LogStreamArn."""
+
+    code = "ModelError"
+    status = 424

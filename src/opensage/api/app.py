@@ -12,10 +12,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from opensage.api import cloudwatch_handlers, logs_handlers, sagemaker_handlers, sts
+from opensage.api import (
+    cloudwatch_handlers,
+    endpoint_handlers,
+    logs_handlers,
+    sagemaker_handlers,
+    sts,
+    tuning_handlers,
+)
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
 from opensage.api.rpc import CborCodec, RpcService
+from opensage.api.runtime import RuntimeApi
 from opensage.api.s3 import S3Api
 from opensage.errors import AwsError
 from opensage.services.backend import Backend
@@ -30,7 +38,8 @@ def build_services(backend: Backend) -> dict[str, Any]:
     logs = session.get_service_model("logs")
     cloudwatch = session.get_service_model("cloudwatch")
     return {
-        "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers),
+        "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
+                                                            tuning_handlers, endpoint_handlers),
                                 backend),
         "logs": RpcService(logs, collect_handlers(logs, logs_handlers), backend),
         "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),
@@ -40,6 +49,7 @@ def build_services(backend: Backend) -> dict[str, Any]:
         "sts": sts.StsApi(session.get_service_model("sts"), backend),
         "iam": sts.IamApi(session.get_service_model("iam"), backend),
         "s3": S3Api(backend),
+        "sagemaker-runtime": RuntimeApi(backend),
     }
 
 

@@ -26,11 +26,15 @@ class Backend:
     algorithms: AlgorithmCatalog
     # Set by ``create``: services that hold a reference back to the backend.
     training: Any = field(default=None)
+    tuning: Any = field(default=None)
+    endpoints: Any = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
         from opensage.runner.local import LocalExecutor
+        from opensage.services.endpoints import EndpointService
         from opensage.services.training.jobs import TrainingService
+        from opensage.services.tuning.jobs import TuningService
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         db = Database(settings.database_url)
@@ -44,12 +48,16 @@ class Backend:
             settings.data_dir / "jobs" / "training", backend.objects, backend.training,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
             spot_interruptions_per_hour=settings.spot_interruptions_per_hour)
+        backend.tuning = TuningService(backend)
+        backend.endpoints = EndpointService(backend)
         return backend
 
     def start(self) -> None:
         """Start the job slots and pick up the jobs a previous run left unfinished."""
         self.training.executor.start()
         self.training.recover()
+        self.tuning.start()  # its reconcile loop also resumes unfinished searches
+        self.endpoints.start()  # endpoints that were InService come back InService
 
     def arn(self, resource: str, service: str = "sagemaker") -> str:
         return self.settings.arn(service, resource)
@@ -60,10 +68,14 @@ class Backend:
 
     def reset(self) -> None:
         """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
-        self.training.executor.cancel_all()
-        self.db.wipe()
-        self.objects.wipe()
+        with self.tuning.paused():  # no tuning step launches a child job mid-wipe
+            self.training.executor.cancel_all()
+            self.endpoints.reset()
+            self.db.wipe()
+            self.objects.wipe()
 
     def close(self) -> None:
+        self.tuning.shutdown()
         self.training.executor.shutdown()
+        self.endpoints.close()
         self.db.dispose()

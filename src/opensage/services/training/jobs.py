@@ -164,6 +164,9 @@ class TrainingService:
                 body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
 
         self._mutate(name, change, force=True)
+        # A tuning job may be waiting on this one: wake its reconcile loop (it reads the row).
+        if self.backend.tuning is not None:
+            self.backend.tuning.wake()
 
     # -- helpers ---------------------------------------------------------------------------
     def _mutate(self, name: str, change: Callable[[dict[str, Any]], None], *,

@@ -1,0 +1,122 @@
+"""sagemaker-runtime (REST-JSON): ``InvokeEndpoint`` on ``POST /endpoints/<name>/invocations``.
+
+The body and ``Content-Type``/``Accept``/custom attributes/inference id go to a worker the
+endpoint's router picks (by variant weight, or ``X-Amzn-SageMaker-Target-Variant``) over a
+pooled keep-alive connection; its answer comes back with ``x-Amzn-Invoked-Production-Variant``.
+A non-2xx answer from the model is ``ModelError`` (424) with ``OriginalStatusCode`` and
+``OriginalMessage``. The routing table is in memory: no store access on this path, and the
+CloudWatch metrics are handed to a batch writer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from opensage.errors import AwsError, ModelError, NotImplementedOperation, ValidationError
+from opensage.services.backend import Backend
+from opensage.serving.client import WorkerPool, WorkerUnavailable
+
+MAX_PAYLOAD = 6 * 1024 * 1024  # 6 MiB, InvokeEndpoint's BodyBlob limit
+CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
+FORWARDED = ("content-type", "accept", CUSTOM_ATTRIBUTES, "x-amzn-sagemaker-inference-id",
+             "x-amzn-sagemaker-target-model", "x-amzn-sagemaker-enable-explanations")
+PREFIX = "/endpoints/"
+
+
+class RuntimeApi:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._pools: dict[str, tuple[Any, WorkerPool]] = {}
+
+    async def __call__(self, request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            return await self._handle(request, request_id)
+        except AwsError as err:
+            return _error(err, request_id)
+
+    async def _handle(self, request: Request, request_id: str) -> Response:
+        started = time.perf_counter()
+        name, _, operation = request.url.path[len(PREFIX):].partition("/")
+        if operation != "invocations":
+            raise NotImplementedOperation(f"opensage does not implement {operation} yet")
+        headers = request.headers
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD:
+            raise ValidationError(_too_large(int(declared)))
+        body = await request.body()
+        if len(body) > MAX_PAYLOAD:
+            raise ValidationError(_too_large(len(body)))
+        endpoints = self.backend.endpoints
+        variant, worker = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
+        forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
+        pool = self._pool(worker)
+        sent = time.perf_counter()
+        try:
+            answer = await pool.request("POST", "/invocations", body, forwarded)
+        except WorkerUnavailable as e:
+            answer = None
+            reason = str(e)
+        answered = time.perf_counter()
+        if answer is None or answer.status >= 300:
+            status = answer.status if answer is not None else 502
+            message = (answer.body.decode("utf-8", "replace") if answer is not None
+                       else reason)
+            endpoints.record(name, variant, 424, (answered - sent) * 1e6,
+                             (sent - started) * 1e6)
+            raise self._model_error(name, variant, status, message)
+        out = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"),
+               "x-Amzn-Invoked-Production-Variant": variant, "x-amzn-RequestId": request_id}
+        attributes = answer.headers.get(CUSTOM_ATTRIBUTES)
+        if attributes is not None:
+            out["X-Amzn-SageMaker-Custom-Attributes"] = attributes
+        response = Response(answer.body, 200, out)
+        finished = time.perf_counter()
+        endpoints.record(name, variant, 200, (answered - sent) * 1e6,
+                         ((sent - started) + (finished - answered)) * 1e6)
+        return response
+
+    def _pool(self, worker: Any) -> WorkerPool:
+        entry = self._pools.get(worker.key)
+        if entry is not None:
+            return entry[1]
+        for key, (old, pool) in list(self._pools.items()):  # forget stopped workers
+            if old.stopped:
+                pool.close()
+                del self._pools[key]
+        pool = WorkerPool("127.0.0.1", worker.port)
+        self._pools[worker.key] = (worker, pool)
+        return pool
+
+    def _model_error(self, name: str, variant: str, status: int, message: str) -> ModelError:
+        settings = self.backend.settings
+        region, account = settings.region, settings.account_id
+        side = "client" if status < 500 else "server"
+        group = f"/aws/sagemaker/Endpoints/{name}"
+        err = ModelError(
+            f'Received {side} error ({status}) from primary with message "{message}". See '
+            f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
+            f"#logEventViewer:group={group} in account {account} for more information.")
+        err.fields.update(OriginalStatusCode=status, OriginalMessage=message,  # type: ignore[arg-type]
+                          LogStreamArn=self.backend.endpoints.log_stream_arn(name, variant))
+        return err
+
+
+def _too_large(size: int) -> str:
+    return (f"Request payload of {size} bytes is too large: InvokeEndpoint accepts at most "
+            f"{MAX_PAYLOAD} bytes (6 MB).")
+
+
+def _error(err: AwsError, request_id: str) -> Response:
+    body = {"message": err.message, **err.fields}
+    if err.code == "ModelError":
+        body["Message"] = err.message
+    return Response(json.dumps(body).encode(), err.status,
+                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code},
+                    media_type="application/json")

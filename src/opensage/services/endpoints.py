@@ -1,0 +1,441 @@
+"""Real-time endpoints: CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
+DeleteEndpoint, and the routing table InvokeEndpoint reads.
+
+The row is written before anything is acted on: ``Creating`` (or ``Updating``) is stored,
+then a deploy thread fetches each variant's model, starts one worker process per instance
+and waits for every ``/ping``; only then is the endpoint ``InService`` and routable. A model
+that fails to load sends it to ``Failed`` with the reason. An update is blue/green: the new
+workers pass ``/ping`` before the router is swapped, then the old ones drain (SIGTERM lets
+them finish the requests in flight); a failed update leaves the endpoint ``InService`` on its
+old configuration with a ``FailureReason``.
+
+Each row carries ``_Deployment`` (what was resolved from the endpoint configuration and its
+models when deployed), so a restart can bring an ``InService`` endpoint back even after its
+configuration or models were deleted, as AWS keeps serving them.
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib.util
+import logging
+import shutil
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opensage.errors import AwsError, ValidationError, ValidationException
+from opensage.runner.workspace import cpus_for
+from opensage.services import kinds
+from opensage.services.backend import Backend
+from opensage.services.hosting import arn_of, create, load, summaries
+from opensage.serving.artifacts import ArtifactError, fetch_model
+from opensage.serving.process import Worker, WorkerFailed
+from opensage.serving.router import LiveVariant, Router, UnknownVariant
+from opensage.store.resources import ListQuery
+
+__all__ = ["EndpointService"]
+
+KIND = kinds.ENDPOINT
+NAMESPACE = "AWS/SageMaker"
+LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
+DEFAULT_STARTUP_TIMEOUT = 60.0
+METRIC_FLUSH_SECONDS = 1.0
+RECOVERY_WAIT_SECONDS = 20.0
+IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LiveEndpoint:
+    name: str
+    router: Router
+    workers: list[Worker]
+    directory: Path
+    instances: dict[str, int]  # variant -> instance count (InvocationsPerInstance)
+
+
+class DeployFailed(Exception):
+    pass
+
+
+class EndpointService:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.root = backend.settings.data_dir / "endpoints"
+        self._live: dict[str, LiveEndpoint] = {}
+        self._lock = threading.RLock()
+        self._tokens: dict[str, str] = {}  # endpoint -> the deployment that may go live
+        self._samples: collections.deque[tuple[str, str, int, float, float]] = (
+            collections.deque())
+        self._closing = threading.Event()
+        self._flusher: threading.Thread | None = None
+        self.stop_grace = 30.0
+        # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
+        self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-spawner")
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["EndpointName"]
+        config = load(self.backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        deployment = self._resolve(config)
+        now = self.backend.now()
+        arn = arn_of(self.backend, KIND, name)
+        body = {"EndpointName": name, "EndpointArn": arn,
+                "EndpointConfigName": config["EndpointConfigName"],
+                "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now,
+                "ProductionVariants": _variant_views(deployment, current=False, when=now),
+                "_Deployment": deployment}
+        if config.get("DataCaptureConfig"):
+            body["DataCaptureConfig"] = _capture_view(config["DataCaptureConfig"])
+        create(self.backend, KIND, name, body, params.get("Tags") or [], noun="endpoint",
+               status="Creating")
+        self._spawn(name, deployment, updating=False)
+        return arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return load(self.backend, KIND, name).body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summaries(self.backend, KIND, params, key="Endpoints", fields={
+            f: f for f in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime",
+                           "EndpointStatus")})
+
+    def update(self, params: dict[str, Any]) -> str:
+        row = load(self.backend, KIND, params["EndpointName"])
+        if row.status != "InService":
+            raise ValidationException(
+                f'Cannot update in-progress endpoint "{row.arn}".' if row.status in IN_PROGRESS
+                else f"Cannot update endpoint \"{row.arn}\" in status {row.status}.")
+        config = load(self.backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        deployment = self._resolve(config)
+        body = dict(row.body, EndpointStatus="Updating", _Pending=deployment)
+        body.pop("FailureReason", None)
+        if not self.backend.resources.update(KIND.name, row.name, body, now=self.backend.now(),
+                                             status="Updating", expected_status="InService"):
+            raise ValidationException(f'Cannot update in-progress endpoint "{row.arn}".')
+        self._spawn(row.name, deployment, updating=True)
+        return row.arn
+
+    def delete(self, name: str) -> None:
+        row = load(self.backend, KIND, name)
+        self.backend.resources.delete(KIND.name, row.name)
+        with self._lock:
+            self._tokens.pop(row.name.lower(), None)
+            live = self._live.pop(row.name.lower(), None)
+        if live is not None:
+            self._retire(live, grace=self.stop_grace)
+
+    # -- the invocation path (no store access) ---------------------------------------------
+    def route(self, name: str, target_variant: str | None) -> tuple[str, Worker]:
+        live = self._live.get(name.lower())
+        if live is None:
+            raise ValidationError(f"Endpoint {name} of account "
+                                  f"{self.backend.settings.account_id} not found.")
+        try:
+            variant, worker = live.router.pick(target_variant)
+        except UnknownVariant:
+            raise ValidationError(f"The variant {target_variant} does not exist for endpoint "
+                                  f"{name}.") from None
+        return variant.name, worker
+
+    def record(self, endpoint: str, variant: str, status: int, model_us: float,
+               overhead_us: float) -> None:
+        """One invocation's outcome; written to the metric store in batches, off this path."""
+        self._samples.append((endpoint, variant, status, model_us, overhead_us))
+
+    def log_stream_arn(self, endpoint: str, variant: str) -> str:
+        group = LOG_GROUP.format(name=endpoint)
+        return self.backend.arn(f"log-group:{group}:log-stream:{variant}", service="logs")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, wait: float = RECOVERY_WAIT_SECONDS) -> None:
+        """Start the metric flusher; bring back the endpoints a previous run was serving
+        (waiting up to ``wait`` seconds for them, so that InService means routable)."""
+        self._closing.clear()
+        self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
+                                         name="endpoint-metrics")
+        self._flusher.start()
+        deploys = []
+        for row in self._all_rows():
+            status = row.status
+            deployment = row.body.get("_Deployment")
+            if status in ("InService", "Updating", "Creating") and deployment:
+                if status == "Updating":
+                    body = dict(row.body, EndpointStatus="InService",
+                                FailureReason="The update was interrupted by a server restart.")
+                    body.pop("_Pending", None)
+                    self.backend.resources.update(KIND.name, row.name, body,
+                                                  now=self.backend.now(), status="InService")
+                deploys.append(self._spawn(row.name, deployment, updating=False))
+        deadline = time.monotonic() + wait
+        for thread in deploys:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """Stop every worker (server shutdown or reset)."""
+        with self._lock:
+            live = list(self._live.values())
+            self._live.clear()
+            self._tokens.clear()
+        threads = [threading.Thread(target=self._retire_now, args=(e, grace)) for e in live]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def close(self) -> None:
+        self._closing.set()
+        self.stop_all()
+        if self._flusher is not None:
+            self._flusher.join(timeout=5)
+        self._flush()
+        self._spawner.shutdown(wait=False)
+
+    def reset(self) -> None:
+        self.stop_all(grace=1.0)
+        self._samples.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- deployment ------------------------------------------------------------------------
+    def _resolve(self, config: dict[str, Any]) -> dict[str, Any]:
+        """What to run, read from the configuration and its models now."""
+        variants = []
+        for variant in config["ProductionVariants"]:
+            model = load(self.backend, kinds.MODEL, variant["ModelName"]).body
+            container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+            variants.append({
+                "VariantName": variant["VariantName"],
+                "ModelName": variant["ModelName"],
+                "Weight": float(variant.get("InitialVariantWeight", 1.0)),
+                "InstanceCount": int(variant.get("InitialInstanceCount") or 1),
+                "InstanceType": variant.get("InstanceType") or "ml.m5.large",
+                "Image": container.get("Image", ""),
+                "ModelDataUrl": container.get("ModelDataUrl"),
+                "Environment": container.get("Environment") or {},
+                "StartupTimeout": float(variant.get(
+                    "ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_TIMEOUT),
+            })
+        return {"EndpointConfigName": config["EndpointConfigName"], "Variants": variants}
+
+    def _spawn(self, name: str, deployment: dict[str, Any], *,
+               updating: bool) -> threading.Thread:
+        token = uuid.uuid4().hex
+        with self._lock:
+            self._tokens[name.lower()] = token
+        thread = threading.Thread(target=self._deploy, args=(name, deployment, token, updating),
+                                  daemon=True, name=f"deploy-{name}")
+        thread.start()
+        return thread
+
+    def _deploy(self, name: str, deployment: dict[str, Any], token: str,
+                updating: bool) -> None:
+        try:
+            live = self._start_workers(name, deployment, token)
+        except DeployFailed as e:
+            self._deploy_failed(name, str(e), token, updating)
+            return
+        except Exception as e:
+            log.exception("deploying endpoint %s failed", name)
+            self._deploy_failed(name, f"InternalFailure: {type(e).__name__}: {e}", token,
+                                updating)
+            return
+        with self._lock:
+            current = self._tokens.get(name.lower())
+            row = self.backend.resources.get(KIND.name, name)
+            if current != token or row is None:  # deleted (or superseded) meanwhile
+                stale = live
+                old = None
+            else:
+                stale = None
+                old = self._live.get(name.lower())
+                self._live[name.lower()] = live
+                now = self.backend.now()
+                body = dict(row.body)
+                body.pop("_Pending", None)
+                body.pop("FailureReason", None)
+                body.update(EndpointStatus="InService", LastModifiedTime=now,
+                            EndpointConfigName=deployment["EndpointConfigName"],
+                            ProductionVariants=_variant_views(deployment, current=True,
+                                                              when=now),
+                            _Deployment=deployment)
+                self.backend.resources.update(KIND.name, name, body, now=now,
+                                              status="InService")
+        if stale is not None:
+            self._retire(stale, grace=1.0)
+        if old is not None:
+            self._retire(old, grace=self.stop_grace)  # drain: finish what is in flight
+
+    def _start_workers(self, name: str, deployment: dict[str, Any], token: str) -> LiveEndpoint:
+        directory = self.root / name.lower() / token
+        group = LOG_GROUP.format(name=name)
+        workers: list[Worker] = []
+        variants: list[tuple[dict[str, Any], list[Worker]]] = []
+        try:
+            for variant in deployment["Variants"]:
+                vname = variant["VariantName"]
+                module = self._module_for(variant)
+                model_dir = directory / vname / "model"
+                if variant.get("ModelDataUrl"):
+                    try:
+                        fetch_model(self.backend.objects, variant["ModelDataUrl"], model_dir)
+                    except ArtifactError as e:
+                        raise DeployFailed(f"Failed to download or extract the model data "
+                                           f"for production variant {vname}: {e}") from None
+                else:
+                    model_dir.mkdir(parents=True, exist_ok=True)
+                own = []
+                for _ in range(variant["InstanceCount"]):
+                    worker = Worker(module=module, model_dir=model_dir,
+                                    work_dir=directory / vname,
+                                    cpus=cpus_for(variant["InstanceType"]))
+                    stream = f"{vname}/{worker.instance_id}"
+                    worker.log_sink = (lambda events, s=stream:
+                                       self.backend.logs.append(group, s, events))
+                    worker.start(self._spawner)
+                    workers.append(worker)
+                    own.append(worker)
+                variants.append((variant, own))
+            for variant, own in variants:
+                for worker in own:
+                    try:
+                        worker.wait_ready(variant["StartupTimeout"])
+                    except WorkerFailed as e:
+                        raise DeployFailed(
+                            f"The primary container for production variant "
+                            f"{variant['VariantName']} did not pass the ping health check: "
+                            f"{e}. Please check CloudWatch logs for this endpoint.") from None
+        except BaseException:
+            for worker in workers:
+                worker.kill()
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        router = Router([LiveVariant(v["VariantName"], v["Weight"], own) for v, own in variants])
+        return LiveEndpoint(name, router, workers, directory,
+                            {v["VariantName"]: len(own) for v, own in variants})
+
+    def _module_for(self, variant: dict[str, Any]) -> str:
+        image = variant["Image"]
+        try:
+            algorithm = self.backend.algorithms.lookup(image)
+        except AwsError as e:
+            raise DeployFailed(f"Image {image} of production variant "
+                               f"{variant['VariantName']} cannot be served: {e.message}") from None
+        if algorithm is None:
+            raise DeployFailed(f"Image {image} of production variant {variant['VariantName']} "
+                               "is not a built-in algorithm opensage can serve.")
+        if importlib.util.find_spec(algorithm.module + ".serve") is None:
+            raise DeployFailed(f"The {algorithm.module} algorithm has no inference handler yet.")
+        return algorithm.module
+
+    def _deploy_failed(self, name: str, reason: str, token: str, updating: bool) -> None:
+        with self._lock:
+            if self._tokens.get(name.lower()) != token:
+                return
+            row = self.backend.resources.get(KIND.name, name)
+            if row is None:
+                return
+            now = self.backend.now()
+            body = dict(row.body)
+            body.pop("_Pending", None)
+            body["FailureReason"] = reason[:1024]
+            body["LastModifiedTime"] = now
+            if updating:  # roll back: still serving the old configuration
+                body["EndpointStatus"] = "InService"
+            else:
+                body["EndpointStatus"] = "Failed"
+                self._tokens.pop(name.lower(), None)
+                self._live.pop(name.lower(), None)
+            self.backend.resources.update(KIND.name, name, body, now=now,
+                                          status=body["EndpointStatus"])
+
+    def _retire(self, live: LiveEndpoint, grace: float) -> None:
+        threading.Thread(target=self._retire_now, args=(live, grace), daemon=True,
+                         name=f"retire-{live.name}").start()
+
+    @staticmethod
+    def _retire_now(live: LiveEndpoint, grace: float) -> None:
+        for worker in live.workers:
+            worker.stopped = True  # the runtime drops its connections to it
+        threads = [threading.Thread(target=w.stop, args=(grace,)) for w in live.workers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        shutil.rmtree(live.directory, ignore_errors=True)
+
+    def _all_rows(self) -> list[Any]:
+        rows: list[Any] = []
+        token = None
+        while True:
+            page, token = self.backend.resources.list(
+                KIND.name, ListQuery(max_results=100, next_token=token))
+            rows += page
+            if not token:
+                return rows
+
+    # -- metrics ---------------------------------------------------------------------------
+    def _flush_loop(self) -> None:
+        while not self._closing.wait(METRIC_FLUSH_SECONDS):
+            try:
+                self._flush()
+            except Exception:
+                log.exception("writing endpoint metrics failed")
+
+    def _flush(self) -> None:
+        samples = []
+        while self._samples:
+            samples.append(self._samples.popleft())
+        if not samples:
+            return
+        totals: dict[tuple[str, str], list[float]] = {}
+        for endpoint, variant, status, model_us, overhead_us in samples:
+            t = totals.setdefault((endpoint, variant), [0, 0, 0, 0.0, 0.0, 0])
+            t[0] += 1
+            t[1] += 400 <= status < 500
+            t[2] += status >= 500
+            if status < 400:
+                t[3] += model_us
+                t[5] += 1
+            t[4] += overhead_us
+        now = time.time()
+        points = []
+        for (endpoint, variant), (count, e4, e5, model, overhead, ok) in totals.items():
+            dims = {"EndpointName": endpoint, "VariantName": variant}
+            live = self._live.get(endpoint.lower())
+            instances = (live.instances.get(variant) if live else None) or 1
+            points += [("Invocations", dims, now, count, "None"),
+                       ("InvocationsPerInstance", dims, now, count / instances, "None"),
+                       ("Invocation4XXErrors", dims, now, e4, "None"),
+                       ("Invocation5XXErrors", dims, now, e5, "None"),
+                       # one point per flush: the interval's mean latency
+                       ("OverheadLatency", dims, now, overhead / count, "Microseconds")]
+            if ok:
+                points.append(("ModelLatency", dims, now, model / ok, "Microseconds"))
+        self.backend.metrics.put(NAMESPACE, points)
+
+
+def _variant_views(deployment: dict[str, Any], *, current: bool,
+                   when: float) -> list[dict[str, Any]]:
+    views = []
+    for v in deployment["Variants"]:
+        view: dict[str, Any] = {
+            "VariantName": v["VariantName"],
+            "DeployedImages": [{"SpecifiedImage": v["Image"], "ResolvedImage": v["Image"],
+                                "ResolutionTime": when}],
+            "DesiredWeight": v["Weight"], "DesiredInstanceCount": v["InstanceCount"]}
+        if current:
+            view.update(CurrentWeight=v["Weight"], CurrentInstanceCount=v["InstanceCount"])
+        views.append(view)
+    return views
+
+
+def _capture_view(config: dict[str, Any]) -> dict[str, Any]:
+    return {"EnableCapture": bool(config.get("EnableCapture", True)),
+            "CaptureStatus": "Started" if config.get("EnableCapture", True) else "Stopped",
+            "CurrentSamplingPercentage": config.get("InitialSamplingPercentage", 0),
+            "DestinationS3Uri": config.get("DestinationS3Uri", "")}

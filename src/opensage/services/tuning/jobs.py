@@ -1,0 +1,421 @@
+"""The tuning service: a tuning job is a row whose body holds its trials; a reconcile loop
+drives every unfinished tuning job towards its end.
+
+One step of the loop, for one tuning job (``_step``), under the service's lock:
+
+1. record what each running child job has become (status, objective from its
+   ``FinalMetricDataList``);
+2. if the job is stopping, stop the running children; once none runs it is ``Stopped``;
+3. otherwise ask the search for new points while fewer than ``MaxParallelTrainingJobs`` run
+   and fewer than ``MaxNumberOfTrainingJobs`` exist: each trial is written to the row
+   *before* its child job is created, so a restart between the two creates the child then,
+   and never a second one;
+4. once every trial has ended and no more may start, the job is ``Completed`` (``Failed``
+   when no child produced an objective).
+
+The loop wakes when a training job finishes (``TrainingService.finished`` calls ``wake``),
+when a tuning job is created or stopped, and at least every ``interval`` seconds. After a
+restart it simply carries on: the trials are in the store and the sampler is rebuilt from
+them on every ask.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import logging
+import math
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opensage.errors import AwsError, ResourceInUse, ValidationException
+from opensage.services import kinds
+from opensage.services.backend import Backend
+from opensage.services.hosting import arn_of, load
+from opensage.services.listing import list_query
+from opensage.services.tuning import validation
+from opensage.services.tuning.strategies import Search, Trial
+from opensage.store.resources import AlreadyExists, ListQuery
+
+log = logging.getLogger(__name__)
+KIND = kinds.TUNING_JOB
+ACTIVE = ("InProgress", "Stopping")
+_CHILD_TERMINAL = ("Completed", "Failed", "Stopped")
+# A search that has produced no objective after this many failed children gives up.
+MAX_FAILURES_WITHOUT_SUCCESS = 3
+
+
+class TuningService:
+    def __init__(self, backend: Backend, *, interval: float = 1.0) -> None:
+        self.backend = backend
+        self.interval = interval
+        self.lock = threading.RLock()  # one step at a time; Backend.reset holds it to wipe
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the reconcile loop (it also resumes the searches a previous run left)."""
+        self._thread = threading.Thread(target=self._loop, name="opensage-tuning",
+                                        daemon=True)
+        self._thread.start()
+
+    def shutdown(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["HyperParameterTuningJobName"]
+        arn = arn_of(self.backend, KIND, name)
+        if self.backend.resources.get(KIND.name, name) is not None:
+            raise ResourceInUse(f"Hyperparameter tuning job names must be unique within an AWS "
+                                f"account and region; {arn} already exists.")
+        plan = validation.check(self.backend, params)
+        now = self.backend.now()
+        body: dict[str, Any] = {k: v for k, v in params.items() if k != "Tags"}
+        config = body["HyperParameterTuningJobConfig"]
+        config.setdefault("Strategy", "Bayesian")
+        config.setdefault("TrainingJobEarlyStoppingType", "Off")
+        # As AWS describes it (the SDK's HyperparameterTuner.attach deletes this key).
+        job_definition = body["TrainingJobDefinition"] = dict(body["TrainingJobDefinition"])
+        job_definition["StaticHyperParameters"] = {
+            **(job_definition.get("StaticHyperParameters") or {}),
+            "_tuning_objective_metric": plan.objective_metric}
+        job_definition["AlgorithmSpecification"] = {
+            **job_definition["AlgorithmSpecification"],
+            "MetricDefinitions": list(plan.metric_definitions)}
+        # The SDK's attach reads ResourceConfig even when the request sent
+        # HyperParameterTuningResourceConfig: describe both, the children's resources.
+        job_definition.setdefault("ResourceConfig", validation.child_request(
+            params, "resources", {}, plan.objective_metric, tuning_arn="")["ResourceConfig"])
+        body.update({"HyperParameterTuningJobArn": arn, "HyperParameterTuningJobStatus":
+                     "InProgress", "CreationTime": now, "LastModifiedTime": now,
+                     "OpensageTuning": {"MaxJobs": plan.max_jobs, "Seed": plan.seed,
+                                        "Trials": []}})
+        _summarise(body, now)
+        try:
+            self.backend.resources.create(KIND.name, name, arn, body, now=now,
+                                          status="InProgress", tag_list=params.get("Tags") or [])
+        except AlreadyExists:
+            raise ResourceInUse(f"Hyperparameter tuning job names must be unique within an "
+                                f"AWS account and region; {arn} already exists.") from None
+        self.wake()
+        return arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        body = dict(load(self.backend, KIND, name).body)
+        _summarise(body, self.backend.now())
+        return body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        rows, token = self.backend.resources.list(KIND.name, list_query(params))
+        summaries = []
+        for row in rows:
+            body = row.body
+            config = body["HyperParameterTuningJobConfig"]
+            summaries.append({
+                **{k: body.get(k) for k in (
+                    "HyperParameterTuningJobName", "HyperParameterTuningJobArn",
+                    "HyperParameterTuningJobStatus", "CreationTime", "HyperParameterTuningEndTime",
+                    "LastModifiedTime", "TrainingJobStatusCounters", "ObjectiveStatusCounters")},
+                "Strategy": config.get("Strategy", "Bayesian"),
+                "ResourceLimits": config.get("ResourceLimits")})
+        return {"HyperParameterTuningJobSummaries": summaries, "NextToken": token}
+
+    def stop(self, name: str) -> None:
+        with self.lock:
+            job = load(self.backend, KIND, name)
+            if job.status != "InProgress":
+                raise ValidationException(
+                    f"The request was rejected because the tuning job is in status "
+                    f"{job.status}.")
+            body = dict(job.body)
+            body["HyperParameterTuningJobStatus"] = "Stopping"
+            self._write(job.name, body)
+        self.wake()
+
+    def training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ListTrainingJobsForHyperParameterTuningJob: the trials, sorted and paged."""
+        job = load(self.backend, KIND, params["HyperParameterTuningJobName"])
+        return training_job_summaries(job.name, job.body, params)
+
+    # -- the reconcile loop ----------------------------------------------------------------
+    def _loop(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self.reconcile()
+            except Exception:  # never let the loop die
+                log.exception("tuning reconcile failed")
+
+    def reconcile(self) -> None:
+        for status in ACTIVE:
+            rows, _ = self.backend.resources.list(KIND.name, ListQuery(
+                status=status, sort_by="CreationTime", sort_order="Ascending",
+                max_results=1000))
+            for row in rows:
+                try:
+                    with self.lock:
+                        self._step(row.name)
+                except Exception:
+                    log.exception("tuning job %s: reconcile step failed", row.name)
+
+    def _step(self, name: str) -> None:
+        row = self.backend.resources.get(KIND.name, name)
+        if row is None or row.status not in ACTIVE:
+            return
+        body = _copy(row.body)
+        trials: list[dict[str, Any]] = body["OpensageTuning"]["Trials"]
+        plan = validation.plan_of(body)
+        for trial in trials:
+            self._observe(trial, plan.objective_metric)
+        stopping = body["HyperParameterTuningJobStatus"] == "Stopping"
+        running = [t for t in trials if t["TrainingJobStatus"] not in _CHILD_TERMINAL]
+        if stopping:
+            for trial in running:
+                self._stop_child(trial)
+            if not running:
+                self._end(body, "Stopped")
+            self._write(name, body)
+            return
+        self._launch_pending(body, trials)
+        while (not _give_up(trials, plan.max_jobs) and len(trials) < plan.max_jobs
+               and _running(trials) < plan.max_parallel):
+            trial = self._new_trial(name, body, plan, trials)
+            trials.append(trial)
+            self._write(name, body)  # the trial is stored before its job exists
+            self._launch(body, trial)
+        if not _running(trials) and (_give_up(trials, plan.max_jobs)
+                                     or len(trials) >= plan.max_jobs):
+            if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
+                self._end(body, "Completed")
+            else:
+                self._end(body, "Failed", "No training job of the tuning job produced the "
+                                          f"objective metric {plan.objective_metric}: "
+                                          f"{_first_failure(trials)}")
+        self._write(name, body)
+
+    def _new_trial(self, name: str, body: dict[str, Any], plan: validation.Plan,
+                   trials: list[dict[str, Any]]) -> dict[str, Any]:
+        search = Search(plan.strategy, plan.ranges, plan.objective_type, plan.seed,
+                        plan.max_jobs)
+        tuned = search.ask([Trial(t["TunedHyperParameters"], t.get("Objective"),
+                                  t["TrainingJobStatus"] not in _CHILD_TERMINAL) for t in trials])
+        number = len(trials) + 1
+        child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
+        return {"TrainingJobName": child, "TrainingJobArn": arn_of(
+                    self.backend, kinds.TRAINING_JOB, child),
+                "TunedHyperParameters": tuned, "TrainingJobStatus": "InProgress",
+                "ObjectiveStatus": "Pending", "Launched": False,
+                "CreationTime": self.backend.now()}
+
+    def _launch_pending(self, body: dict[str, Any], trials: list[dict[str, Any]]) -> None:
+        """Trials stored but whose job was never created (a restart in between)."""
+        for trial in trials:
+            if not trial["Launched"] and trial["TrainingJobStatus"] not in _CHILD_TERMINAL:
+                self._launch(body, trial)
+
+    def _launch(self, body: dict[str, Any], trial: dict[str, Any]) -> None:
+        params = {k: v for k, v in body.items() if k in (
+            "HyperParameterTuningJobName", "TrainingJobDefinition")}
+        metric = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
+            "MetricName"]
+        tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
+        params["Tags"] = tags
+        request = validation.child_request(params, trial["TrainingJobName"],
+                                           trial["TunedHyperParameters"], metric,
+                                           tuning_arn=body["HyperParameterTuningJobArn"])
+        try:
+            self.backend.training.create(request)
+        except ResourceInUse:
+            pass  # created before a restart: it is the trial's job
+        except AwsError as err:  # refused: the trial fails, the search goes on
+            self._not_created(trial, err.message)
+        except Exception as err:  # a bug: the same, logged with its traceback
+            log.exception("tuning child %s not created", trial["TrainingJobName"])
+            self._not_created(trial, f"InternalServerError: {type(err).__name__}: {err}")
+        trial["Launched"] = True
+
+    def _not_created(self, trial: dict[str, Any], reason: str) -> None:
+        trial.update(TrainingJobStatus="Failed", ObjectiveStatus="Failed", FailureReason=reason,
+                     TrainingEndTime=self.backend.now())
+
+    def _observe(self, trial: dict[str, Any], metric: str) -> None:
+        if not trial["Launched"] or trial["TrainingJobStatus"] in _CHILD_TERMINAL:
+            return
+        child = self.backend.resources.get(kinds.TRAINING_JOB.name, trial["TrainingJobName"])
+        if child is None:
+            return
+        job = child.body
+        trial["TrainingJobStatus"] = job["TrainingJobStatus"]
+        for key in ("TrainingStartTime", "TrainingEndTime", "FailureReason"):
+            if job.get(key) is not None:
+                trial[key] = job[key]
+        if job["TrainingJobStatus"] not in _CHILD_TERMINAL:
+            return
+        final = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList") or []}
+        value = final.get(metric)
+        if value is not None and math.isfinite(value) and job["TrainingJobStatus"] != "Failed":
+            trial["Objective"] = float(value)
+            trial["ObjectiveStatus"] = "Succeeded"
+        else:
+            trial["ObjectiveStatus"] = "Failed"
+
+    def _stop_child(self, trial: dict[str, Any]) -> None:
+        if trial.get("StopRequested") or not trial["Launched"]:
+            if not trial["Launched"]:
+                trial.update(TrainingJobStatus="Stopped", ObjectiveStatus="Failed")
+            return
+        try:
+            self.backend.training.stop(trial["TrainingJobName"])
+        except AwsError:
+            pass  # it ended meanwhile; the next step observes how
+        trial["StopRequested"] = True
+
+    def _end(self, body: dict[str, Any], status: str, reason: str | None = None) -> None:
+        body["HyperParameterTuningJobStatus"] = status
+        body["HyperParameterTuningEndTime"] = self.backend.now()
+        if reason:
+            body["FailureReason"] = reason
+
+    def _write(self, name: str, body: dict[str, Any]) -> None:
+        now = self.backend.now()
+        body["LastModifiedTime"] = now
+        _summarise(body, now)
+        self.backend.resources.update(KIND.name, name, body, now=now,
+                                      status=body["HyperParameterTuningJobStatus"])
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """No step runs inside (used while the state is wiped)."""
+        with self.lock:
+            yield
+
+
+# -- derived fields ----------------------------------------------------------------------------
+def _running(trials: list[dict[str, Any]]) -> int:
+    return sum(t["TrainingJobStatus"] not in _CHILD_TERMINAL for t in trials)
+
+
+def _give_up(trials: list[dict[str, Any]], max_jobs: int) -> bool:
+    """No objective yet and too many failures: the definition itself is broken."""
+    if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
+        return False
+    failed = sum(t["ObjectiveStatus"] == "Failed" for t in trials)
+    return failed >= min(MAX_FAILURES_WITHOUT_SUCCESS, max_jobs)
+
+
+def _copy(body: dict[str, Any]) -> dict[str, Any]:
+    return copy.deepcopy(body)
+
+
+def _summarise(body: dict[str, Any], now: float) -> None:
+    """Counters, best job and consumed time, derived from the trials (stored with the row
+    so that List and Search see them too)."""
+    trials = body["OpensageTuning"]["Trials"]
+    status = [t["TrainingJobStatus"] for t in trials]
+    body["TrainingJobStatusCounters"] = {
+        "Completed": status.count("Completed"),
+        "InProgress": sum(s not in _CHILD_TERMINAL for s in status),
+        "RetryableError": 0, "NonRetryableError": status.count("Failed"),
+        "Stopped": status.count("Stopped")}
+    objective = [t["ObjectiveStatus"] for t in trials]
+    body["ObjectiveStatusCounters"] = {k: objective.count(k)
+                                       for k in ("Succeeded", "Pending", "Failed")}
+    best = best_trial(body)
+    if best is not None:
+        body["BestTrainingJob"] = training_job_summary(body, best)
+    end = body.get("HyperParameterTuningEndTime") or now
+    body["ConsumedResources"] = {"RuntimeInSeconds": max(0, round(end - body["CreationTime"]))}
+
+
+def best_trial(body: dict[str, Any]) -> dict[str, Any] | None:
+    objective = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    scored = [t for t in body["OpensageTuning"]["Trials"] if t["ObjectiveStatus"] == "Succeeded"]
+    if not scored:
+        return None
+    sign = -1 if objective["Type"] == "Maximize" else 1
+    return min(scored, key=lambda t: sign * t["Objective"])
+
+
+def training_job_summary(body: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
+    """A ``HyperParameterTrainingJobSummary`` (the shape of BestTrainingJob too)."""
+    objective = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    summary = {k: trial.get(k) for k in (
+        "TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
+        "TrainingEndTime", "TrainingJobStatus", "TunedHyperParameters", "FailureReason",
+        "ObjectiveStatus")}
+    summary["TuningJobName"] = body["HyperParameterTuningJobName"]
+    if trial.get("Objective") is not None:
+        summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
+            "Type": objective["Type"], "MetricName": objective["MetricName"],
+            "Value": trial["Objective"]}
+    return summary
+
+
+def _first_failure(trials: list[dict[str, Any]]) -> str:
+    for trial in trials:
+        if trial.get("FailureReason"):
+            return f"{trial['TrainingJobName']}: {trial['FailureReason']}"
+    return "no child job reported it"
+
+
+# -- ListTrainingJobsForHyperParameterTuningJob ------------------------------------------------
+_SORT_KEYS = {"Name": "TrainingJobName", "CreationTime": "CreationTime",
+              "Status": "TrainingJobStatus", "FinalObjectiveMetricValue": "Objective"}
+DEFAULT_MAX_RESULTS = 10
+
+
+def training_job_summaries(name: str, body: dict[str, Any],
+                           params: dict[str, Any]) -> dict[str, Any]:
+    """The trials as summaries: status filter, sort (Name by default, Ascending), keyset pages
+    whose opaque token carries the last row's sort key and name."""
+    sort_by = params.get("SortBy") or "Name"
+    descending = (params.get("SortOrder") or "Ascending") == "Descending"
+    status = params.get("StatusEquals")
+    key = _SORT_KEYS[sort_by]
+    trials = [t for t in body["OpensageTuning"]["Trials"]
+              if (status is None or t["TrainingJobStatus"] == status) and t.get(key) is not None]
+    keyed = sorted(((t[key], t["TrainingJobName"], t) for t in trials),
+                   key=lambda k: (k[0], k[1]), reverse=descending)
+    fingerprint = [name.lower(), sort_by, descending, status or ""]
+    if params.get("NextToken"):
+        after = _decode(params["NextToken"], fingerprint)
+        keyed = [k for k in keyed
+                 if ((k[0], k[1]) < after if descending else (k[0], k[1]) > after)]
+    limit = params.get("MaxResults") or DEFAULT_MAX_RESULTS
+    page = keyed[:limit]
+    token = _encode(fingerprint, page[-1][:2]) if len(keyed) > limit else None
+    return {"TrainingJobSummaries": [training_job_summary(body, t) for _, _, t in page],
+            "NextToken": token}
+
+
+def _encode(fingerprint: list[Any], last: tuple[Any, str]) -> str:
+    raw = json.dumps([fingerprint, list(last)], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode(token: str, fingerprint: list[Any]) -> tuple[Any, str]:
+    try:
+        found, last = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        value, name = last
+    except (ValueError, TypeError):
+        raise ValidationException("Invalid pagination token") from None
+    if found != fingerprint:
+        raise ValidationException(
+            "Invalid pagination token: it belongs to a different list request")
+    return value, name

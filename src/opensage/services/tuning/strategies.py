@@ -1,0 +1,196 @@
+"""The search: SageMaker parameter ranges as a search space, and ask/tell over stored trials.
+
+Nothing here keeps state between calls. ``Search.ask(trials)`` rebuilds an Optuna study from
+the trials the store holds (finished ones with their objective, running ones as RUNNING so
+the TPE sampler's constant liar avoids them) and asks it for the next point; the sampler's
+seed is derived from the tuning job's seed and the trial number, so a restarted server asks
+exactly what it would have asked without the restart, and two asks never repeat one draw.
+
+Scaling types map onto Optuna distributions in an internal space:
+
+* ``Linear``: uniform on ``[min, max]``;
+* ``Logarithmic``: log-uniform on ``[min, max]`` (``min > 0``);
+* ``ReverseLogarithmic``: ``x = 1 - y`` with ``y`` log-uniform on ``[1 - max, 1 - min]``
+  (continuous ranges within ``0 <= x < 1``): values crowd towards 1, as AWS describes;
+* ``Auto``: ``Logarithmic`` when ``min > 0`` and the range spans at least two orders of
+  magnitude (``max / min >= AUTO_LOG_RATIO``), else ``Linear``.
+
+Grid enumerates every combination of the integer and categorical ranges, in the order the
+request lists them (integer ranges, then categorical ones, each in its own order), the last
+range varying fastest; trial ``n`` (0-based) is combination ``n``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from opensage.errors import ValidationException
+
+AUTO_LOG_RATIO = 100.0
+INTEGER, CONTINUOUS, CATEGORICAL = "Integer", "Continuous", "Categorical"
+_RANGE_KEYS = ((INTEGER, "IntegerParameterRanges"), (CONTINUOUS, "ContinuousParameterRanges"),
+               (CATEGORICAL, "CategoricalParameterRanges"))
+
+
+def optuna_module() -> Any:
+    """Optuna, imported lazily: the one place that names the extra to install."""
+    try:
+        import optuna
+    except ImportError:
+        raise ValidationException(
+            "The Bayesian and Random tuning strategies need Optuna, which is not installed on "
+            "this server: install opensage with the 'tuning' extra "
+            "(pip install 'opensage[tuning]').") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+@dataclass(frozen=True)
+class Range:
+    """One parameter range of a tuning request, with its scaling resolved."""
+
+    name: str
+    kind: str  # Integer | Continuous | Categorical
+    low: float = 0.0
+    high: float = 0.0
+    scaling: str = "Linear"  # Linear | Logarithmic | ReverseLogarithmic (Auto resolved)
+    values: tuple[str, ...] = ()
+
+    # -- the internal space the sampler sees ---------------------------------------------
+    def distribution(self) -> Any:
+        dists = optuna_module().distributions
+        if self.kind == CATEGORICAL:
+            return dists.CategoricalDistribution(self.values)
+        if self.kind == INTEGER:
+            return dists.IntDistribution(int(self.low), int(self.high),
+                                         log=self.scaling == "Logarithmic")
+        if self.scaling == "ReverseLogarithmic":
+            return dists.FloatDistribution(1 - self.high, 1 - self.low, log=True)
+        return dists.FloatDistribution(self.low, self.high, log=self.scaling == "Logarithmic")
+
+    def to_api(self, internal: Any) -> str:
+        """The hyperparameter string a child job gets for a sampled internal value."""
+        if self.kind == CATEGORICAL:
+            return str(internal)
+        if self.kind == INTEGER:
+            return str(int(internal))
+        value = 1.0 - float(internal) if self.scaling == "ReverseLogarithmic" else float(internal)
+        return repr(min(max(value, self.low), self.high))
+
+    def to_internal(self, text: str) -> Any:
+        """The inverse of ``to_api``: a stored trial's value in the sampler's space."""
+        if self.kind == CATEGORICAL:
+            return text
+        if self.kind == INTEGER:
+            return int(float(text))
+        if self.scaling == "ReverseLogarithmic":
+            return min(max(1.0 - float(text), 1 - self.high), 1 - self.low)
+        return min(max(float(text), self.low), self.high)
+
+    def grid_values(self) -> list[str]:
+        if self.kind == CATEGORICAL:
+            return list(self.values)
+        if self.kind == INTEGER:
+            return [str(v) for v in range(int(self.low), int(self.high) + 1)]
+        raise ValidationException(
+            f"The Grid strategy cannot enumerate the continuous range {self.name!r}.")
+
+
+def resolve_scaling(kind: str, scaling: str | None, low: float, high: float) -> str:
+    """``Auto`` (or nothing) made concrete; other scaling types pass through."""
+    if kind == CATEGORICAL:
+        return "Linear"
+    if scaling in (None, "Auto"):
+        if low > 0 and high / low >= AUTO_LOG_RATIO:
+            return "Logarithmic"
+        return "Linear"
+    return scaling
+
+
+def ranges_of(parameter_ranges: Mapping[str, Any] | None) -> list[Range]:
+    """The request's ``ParameterRanges`` as ``Range``s, in request order (already checked)."""
+    out: list[Range] = []
+    for kind, key in _RANGE_KEYS:
+        for entry in (parameter_ranges or {}).get(key) or []:
+            if kind == CATEGORICAL:
+                out.append(Range(entry["Name"], kind, values=tuple(entry["Values"])))
+                continue
+            low, high = float(entry["MinValue"]), float(entry["MaxValue"])
+            out.append(Range(entry["Name"], kind, low, high,
+                             resolve_scaling(kind, entry.get("ScalingType"), low, high)))
+    return out
+
+
+@dataclass(frozen=True)
+class Trial:
+    """What the sampler needs of a stored trial."""
+
+    tuned: Mapping[str, str]
+    objective: float | None
+    running: bool
+
+
+def grid(ranges: Sequence[Range]) -> list[dict[str, str]]:
+    ordered = [r for r in ranges if r.kind == INTEGER] + [
+        r for r in ranges if r.kind == CATEGORICAL]
+    names = [r.name for r in ordered]
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(r.grid_values() for r in ordered))]
+
+
+def grid_size(ranges: Sequence[Range]) -> int:
+    return math.prod(len(r.grid_values()) for r in ranges)
+
+
+@dataclass(frozen=True)
+class Search:
+    strategy: str  # Bayesian | Random | Grid
+    ranges: tuple[Range, ...]
+    direction: str  # Maximize | Minimize
+    seed: int
+    max_jobs: int
+
+    def ask(self, trials: Sequence[Trial]) -> dict[str, str]:
+        """The tuned hyperparameters of trial number ``len(trials)`` (0-based)."""
+        if not self.ranges:
+            return {}
+        if self.strategy == "Grid":
+            combos = grid(self.ranges)
+            return combos[len(trials) % len(combos)]
+        optuna = optuna_module()
+        distributions = {r.name: r.distribution() for r in self.ranges}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Optuna's ExperimentalWarning and friends
+            study = optuna.create_study(direction=self.direction.lower(),
+                                        sampler=self._sampler(optuna, len(trials)))
+            states = optuna.trial.TrialState
+            for trial in trials:
+                params = {r.name: r.to_internal(trial.tuned[r.name]) for r in self.ranges
+                          if r.name in trial.tuned}
+                if len(params) != len(self.ranges):
+                    continue
+                if trial.objective is not None and math.isfinite(trial.objective):
+                    frozen = optuna.trial.create_trial(params=params, distributions=distributions,
+                                                       value=trial.objective)
+                else:
+                    frozen = optuna.trial.create_trial(
+                        params=params, distributions=distributions,
+                        state=states.RUNNING if trial.running else states.FAIL)
+                study.add_trial(frozen)
+            asked = study.ask(distributions)
+        return {r.name: r.to_api(asked.params[r.name]) for r in self.ranges}
+
+    def _sampler(self, optuna: Any, number: int) -> Any:
+        # A fresh seed per trial number: the draw for trial n is the same after a restart,
+        # and never the draw of another trial.
+        seed = (self.seed * 1_000_003 + number) % 2**32
+        if self.strategy == "Random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        startup = min(10, max(2, self.max_jobs // 3))
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup,
+                                          constant_liar=True)

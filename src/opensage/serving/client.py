@@ -1,0 +1,120 @@
+"""A small async HTTP/1.1 client for the workers: keep-alive connections pooled per worker,
+on the server's own event loop (no thread hop on the invocation path)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Mapping
+
+
+class WorkerUnavailable(Exception):
+    """The worker could not be reached or closed the connection without an answer."""
+
+
+class Response:
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+Connection = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+class WorkerPool:
+    """Idle keep-alive connections to one worker."""
+
+    def __init__(self, host: str, port: int, max_idle: int = 64) -> None:
+        self.host = host
+        self.port = port
+        self.max_idle = max_idle
+        self._idle: list[Connection] = []
+
+    async def _connect(self) -> Connection:
+        try:
+            reader, writer = await asyncio.open_connection(self.host, self.port)
+        except OSError as e:
+            raise WorkerUnavailable(f"cannot connect to the model server: {e}") from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return reader, writer
+
+    async def request(self, method: str, path: str, body: bytes,
+                      headers: Mapping[str, str], timeout: float = 60.0) -> Response:
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
+        while self._idle:  # a reused connection may have been closed by the worker: retry
+            conn = self._idle.pop()
+            try:
+                return await self._timed(conn, payload, timeout)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                continue
+        conn = await self._connect()
+        try:
+            return await self._timed(conn, payload, timeout)
+        except (ConnectionError, asyncio.IncompleteReadError) as e:
+            raise WorkerUnavailable(f"the model server closed the connection: {e}") from None
+
+    async def _timed(self, conn: Connection, payload: bytes, timeout: float) -> Response:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._exchange(conn, payload)
+        except TimeoutError:
+            raise WorkerUnavailable(f"the model server did not answer within {timeout:g} "
+                                    "seconds") from None
+
+    async def _exchange(self, conn: Connection, payload: bytes) -> Response:
+        reader, writer = conn
+        try:
+            writer.write(payload)
+            await writer.drain()
+            status_line = await reader.readline()
+            if not status_line:
+                raise ConnectionResetError("connection closed")
+            parts = status_line.split(None, 2)
+            status = int(parts[1])
+            headers: dict[str, str] = {}
+            while True:
+                line = await reader.readline()
+                if line in (b"\r\n", b"\n", b""):
+                    break
+                name, _, value = line.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                body = await _read_chunked(reader)
+            elif "content-length" in headers:
+                body = await reader.readexactly(int(headers["content-length"]))
+            else:
+                body = await reader.read()
+                headers["connection"] = "close"
+        except BaseException:
+            writer.close()
+            raise
+        if headers.get("connection", "").lower() == "close" or len(self._idle) >= self.max_idle:
+            writer.close()
+        else:
+            self._idle.append(conn)
+        return Response(status, headers, body)
+
+    def close(self) -> None:
+        for _, writer in self._idle:
+            writer.close()
+        self._idle.clear()
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    chunks = []
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return b"".join(chunks)
+        chunks.append(await reader.readexactly(size))
+        await reader.readline()

@@ -1,0 +1,59 @@
+"""Picks the variant (by weight, or the request's ``TargetVariant``) and, within it, the
+instance (round robin) that serves a request. Immutable once built: an update swaps in a
+new router, so a request in flight never sees half a change."""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class UnknownVariant(Exception):
+    pass
+
+
+@dataclass
+class LiveVariant:
+    name: str
+    weight: float
+    workers: Sequence[Any]  # serving.process.Worker (or anything with the same attributes)
+    _turn: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self._turn = itertools.cycle(range(len(self.workers))) if self.workers else None
+
+    def next_worker(self) -> Any:
+        if self._turn is None:
+            raise UnknownVariant(self.name)
+        return self.workers[next(self._turn)]
+
+
+class Router:
+    def __init__(self, variants: Sequence[LiveVariant], rng: random.Random | None = None) -> None:
+        self.variants = list(variants)
+        self.by_name = {v.name.lower(): v for v in self.variants}
+        weights = [max(0.0, v.weight) for v in self.variants]
+        if sum(weights) <= 0:
+            weights = [1.0] * len(self.variants)
+        self._cumulative = list(itertools.accumulate(weights))
+        self._rng = rng or random.Random()
+
+    def pick(self, target: str | None = None) -> tuple[LiveVariant, Any]:
+        if target:
+            variant = self.by_name.get(target.lower())
+            if variant is None:
+                raise UnknownVariant(target)
+        elif len(self.variants) == 1:
+            variant = self.variants[0]
+        else:
+            point = self._rng.random() * self._cumulative[-1]
+            variant = self.variants[bisect.bisect_right(self._cumulative, point)
+                                    if point < self._cumulative[-1] else -1]
+        return variant, variant.next_worker()
+
+    def workers(self) -> list[Any]:
+        return [w for v in self.variants for w in v.workers]
