@@ -77,6 +77,10 @@ class JobFailure(Exception):
     """The job fails with this readable reason."""
 
 
+class ExecutorClosing(Exception):
+    """The server is shutting down: the job's row stays InProgress and runs again later."""
+
+
 class LocalExecutor:
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  slots: int, stop_grace_seconds: float,
@@ -148,6 +152,8 @@ class LocalExecutor:
                 return
             try:
                 self._run(spec)
+            except ExecutorClosing:
+                return
             except Exception:  # never let a slot die
                 log.exception("training job %s crashed the runner", spec.name)
                 self.events.finished(spec.name, Outcome(
@@ -346,6 +352,8 @@ class LocalExecutor:
                 ending = "Interrupted"
                 self._terminate(proc)
         code = proc.wait()
+        if self._closing:
+            raise ExecutorClosing(spec.name)
         if ending is not None:
             return Outcome(ending)
         if code == 0:

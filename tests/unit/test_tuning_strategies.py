@@ -1,0 +1,109 @@
+"""Scaling types, grid order and ask/tell determinism of the tuning search."""
+
+from __future__ import annotations
+
+import math
+import statistics
+
+import pytest
+
+from opensage.services.tuning.strategies import (
+    Range,
+    Search,
+    Trial,
+    grid,
+    ranges_of,
+    resolve_scaling,
+)
+
+pytest.importorskip("optuna")
+
+
+@pytest.mark.parametrize("kind, scaling, low, high, expected", [
+    ("Continuous", "Auto", 0.1, 0.5, "Linear"),
+    ("Continuous", "Auto", 1e-4, 1.0, "Logarithmic"),  # four orders of magnitude
+    ("Continuous", "Auto", 0.0, 10.0, "Linear"),  # log needs min > 0
+    ("Integer", None, 1, 1000, "Logarithmic"),
+    ("Integer", "Linear", 1, 1000, "Linear"),
+    ("Continuous", "ReverseLogarithmic", 0.5, 0.99, "ReverseLogarithmic"),
+    ("Categorical", "Auto", 0, 0, "Linear"),
+])
+def test_auto_scaling_is_resolved(kind, scaling, low, high, expected):
+    assert resolve_scaling(kind, scaling, low, high) == expected
+
+
+def test_distributions_in_the_internal_space():
+    integer, log, rev = ranges_of({  # integer ranges come first, as in a grid
+        "ContinuousParameterRanges": [
+            {"Name": "alpha", "MinValue": "0.001", "MaxValue": "10", "ScalingType": "Logarithmic"},
+            {"Name": "subsample", "MinValue": "0.5", "MaxValue": "0.99",
+             "ScalingType": "ReverseLogarithmic"}],
+        "IntegerParameterRanges": [{"Name": "depth", "MinValue": "1", "MaxValue": "64",
+                                    "ScalingType": "Logarithmic"}]})
+    d = log.distribution()
+    assert (d.low, d.high, d.log) == (0.001, 10.0, True)
+    d = rev.distribution()  # y = 1 - x, log-uniform on [1 - max, 1 - min]
+    assert d.low == pytest.approx(0.01) and d.high == pytest.approx(0.5) and d.log
+    assert float(rev.to_api(d.low)) == pytest.approx(0.99)
+    assert float(rev.to_api(d.high)) == pytest.approx(0.5)
+    assert rev.to_internal(rev.to_api(0.2)) == pytest.approx(0.2)
+    d = integer.distribution()
+    assert (d.low, d.high, d.log) == (1, 64, True)
+    assert integer.to_api(17) == "17"
+
+
+def _samples(rng: Range, n: int = 150) -> list[float]:
+    search = Search("Random", (rng,), "Minimize", seed=3, max_jobs=n)
+    trials: list[Trial] = []
+    for _ in range(n):
+        tuned = search.ask(trials)
+        trials.append(Trial(tuned, 0.0, running=False))
+    return [float(t.tuned[rng.name]) for t in trials]
+
+
+def test_random_sampling_follows_the_scaling_type():
+    linear = _samples(Range("a", "Continuous", 0.0, 1.0, "Linear"))
+    log = _samples(Range("b", "Continuous", 1e-4, 1.0, "Logarithmic"))
+    rev = _samples(Range("c", "Continuous", 0.0, 0.9999, "ReverseLogarithmic"))
+    assert all(0 <= v <= 1 for v in linear) and statistics.median(linear) == pytest.approx(
+        0.5, abs=0.1)
+    # log-uniform: the median is the geometric mean of the bounds (1e-2), not 0.5
+    assert all(1e-4 <= v <= 1 for v in log)
+    assert math.log10(statistics.median(log)) == pytest.approx(-2, abs=0.4)
+    # reverse log: 1 - x is log-uniform, so values crowd towards 1
+    assert all(0 <= v <= 0.9999 for v in rev)
+    assert math.log10(1 - statistics.median(rev)) == pytest.approx(-2, abs=0.4)
+
+
+def test_grid_order_is_integer_then_categorical_last_fastest():
+    ranges = ranges_of({
+        "CategoricalParameterRanges": [{"Name": "booster", "Values": ["gbtree", "dart"]}],
+        "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "1", "MaxValue": "3"}]})
+    combos = grid(ranges)
+    assert combos == [{"max_depth": d, "booster": b} for d in "123" for b in ("gbtree", "dart")]
+    search = Search("Grid", tuple(ranges), "Maximize", seed=0, max_jobs=6)
+    trials: list[Trial] = []
+    for _ in range(6):
+        trials.append(Trial(search.ask(trials), 1.0, running=False))
+    assert [t.tuned for t in trials] == combos
+
+
+@pytest.mark.parametrize("strategy", ["Random", "Bayesian"])
+def test_ask_is_a_function_of_the_stored_trials(strategy):
+    """A restarted server rebuilds the sampler from the store and asks the same point."""
+    ranges = tuple(ranges_of({
+        "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.01", "MaxValue": "1"}],
+        "IntegerParameterRanges": [{"Name": "max_depth", "MinValue": "1", "MaxValue": "8"}],
+        "CategoricalParameterRanges": [{"Name": "booster", "Values": ["gbtree", "dart"]}]}))
+    search = Search(strategy, ranges, "Minimize", seed=11, max_jobs=12)
+    trials: list[Trial] = []
+    for i in range(8):
+        tuned = search.ask(trials)
+        assert search.ask(trials) == tuned  # same history, same answer
+        running = i >= 6
+        trials.append(Trial(tuned, None if running else float(tuned["eta"]), running))
+    asked = [t.tuned for t in trials]
+    assert len({tuple(sorted(t.items())) for t in asked}) == len(asked)  # no repeated draw
+    assert all(0.01 <= float(t["eta"]) <= 1 and 1 <= int(t["max_depth"]) <= 8 for t in asked)
+    assert Search(strategy, ranges, "Minimize", seed=11, max_jobs=12).ask(trials) == \
+        search.ask(trials)
