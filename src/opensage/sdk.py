@@ -171,9 +171,10 @@ class FastPolling:
 
 
 def fast_polling(factor: float = 10.0, modules: Iterable[str] = DEFAULT_MODULES) -> FastPolling:
-    """Make the SDK's waits ``factor`` times shorter, as a context manager or switch::
+    """Make the SDK's waits ``factor`` times shorter, from now on or for a block::
 
-        with opensage.sdk.fast_polling():      # or fast_polling().enable() in a notebook
+        opensage.sdk.fast_polling()            # a notebook: on until .disable()
+        with opensage.sdk.fast_polling():      # a block: off again when it ends
             estimator.fit(inputs)              # first describe after 0.5 s instead of 5 s
 
     The SDK sleeps 5 s before its first ``DescribeTrainingJob``, tails logs every 10 s,
@@ -183,4 +184,4 @@ def fast_polling(factor: float = 10.0, modules: Iterable[str] = DEFAULT_MODULES)
     faster. It is process-wide while enabled, and timeouts the SDK measures itself (e.g.
     ``logs_for_job(timeout=...)``) count virtual seconds. Results are the same without it.
     """
-    return FastPolling(factor, modules)
+    return FastPolling(factor, modules).enable()

@@ -24,6 +24,7 @@ class Settings:
     job_slots: int = field(default_factory=lambda: os.cpu_count() or 1)  # concurrent jobs
     stop_grace_seconds: float = 120.0  # SIGTERM -> SIGKILL on StopTrainingJob, as AWS waits
     spot_interruptions_per_hour: float = 0.0  # simulated reclaims of managed spot capacity
+    preload_algorithms: bool = True  # a warm fork server: jobs skip ~1 s of imports
     spot_discount: float = 0.7  # BillableTimeInSeconds = training time x (1 - discount)
 
     @property
@@ -64,7 +65,7 @@ def _coerce(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount"):
         return float(raw)
-    if name == "enable_reset":
+    if name in ("enable_reset", "preload_algorithms"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if name == "data_dir":
         return Path(raw)

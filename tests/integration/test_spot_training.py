@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
 
-PARAMS = {"objective": "reg:squarederror", "num_round": "150", "max_depth": "6", "eta": "0.1"}
+PARAMS = {"objective": "reg:squarederror", "num_round": "800", "max_depth": "6", "eta": "0.1"}
 
 
 @pytest.fixture

@@ -50,7 +50,9 @@ def test_kill_9_mid_job_then_restart_completes_the_job(tmp_path: Path):
                 "Training":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert job_processes("survivor")
+        while not job_processes("survivor"):  # Training is recorded just before the start
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     deadline = time.monotonic() + 10

@@ -152,6 +152,122 @@ def test_grid_enumerates_exactly_the_grid(sm, data):
     assert job["TrainingJobStatusCounters"]["Completed"] == 4
 
 
+def test_early_stopping_stops_a_clearly_bad_trial(sm, client, data):
+    """Median rule: eta=0.001 is worse at every round than the running averages of the two
+    good trials before it, so it is stopped long before its last round."""
+    request = tuning_request(
+        "tune-early", strategy="Grid", max_jobs=None, parallel=1,
+        ranges={"CategoricalParameterRanges": [{"Name": "eta",
+                                                "Values": ["0.3", "0.5", "0.001"]}]},
+        # xgboost's own early stopping ends the good trials in a few dozen rounds; the bad
+        # one keeps improving slowly and would run all 3000 (seconds) unless stopped.
+        static={"objective": "reg:squarederror", "num_round": "3000",
+                "early_stopping_rounds": "5"})
+    _config(request)["TrainingJobEarlyStoppingType"] = "Auto"
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = wait_for_tuning(sm, "tune-early")
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["HyperParameterTuningJobConfig"]["TrainingJobEarlyStoppingType"] == "Auto"
+    children = {c["TunedHyperParameters"]["eta"]: c for c in all_children(sm, "tune-early")}
+    assert [children[e]["TrainingJobStatus"] for e in ("0.3", "0.5")] == ["Completed"] * 2
+    bad = children["0.001"]
+    assert bad["TrainingJobStatus"] == "Stopped"
+    assert bad["ObjectiveStatus"] == "Succeeded"
+    described = sm.describe_training_job(TrainingJobName=bad["TrainingJobName"])
+    assert described["TrainingJobStatus"] == "Stopped"
+    last = {m["MetricName"]: m["Value"] for m in described["FinalMetricDataList"]}
+    assert bad["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] == pytest.approx(
+        last["validation:rmse"])
+    events = client("logs").filter_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamNamePrefix=bad["TrainingJobName"])["events"]
+    rounds = [e for e in events if "validation-rmse" in e["message"]]
+    assert 0 < len(rounds) < 1500  # stopped long before its 3000th round
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 1
+    assert job["TrainingJobStatusCounters"]["Completed"] == 2
+    assert job["ObjectiveStatusCounters"] == {"Succeeded": 3, "Pending": 0, "Failed": 0}
+    assert job["BestTrainingJob"]["TunedHyperParameters"]["eta"] != "0.001"
+
+
+def test_warm_start_reuses_the_parents_trials_and_reports_the_overall_best(sm, data,
+                                                                           monkeypatch):
+    from opensage.services.tuning.strategies import Search
+
+    seen: list[list[tuple[str, float | None]]] = []
+    ask = Search.ask
+
+    def spy(self, trials, prior=()):
+        seen.append([(t.tuned["eta"], t.objective) for t in prior])
+        return ask(self, trials, prior)
+
+    monkeypatch.setattr(Search, "ask", spy)
+    sm.create_hyper_parameter_tuning_job(**tuning_request("tune-parent", max_jobs=2))
+    parent = wait_for_tuning(sm, "tune-parent")
+    assert parent["HyperParameterTuningJobStatus"] == "Completed", parent.get("FailureReason")
+    # One round instead of eight (a static change TransferLearning allows): every child of
+    # the warm-started job is worse than the parent's best.
+    request = tuning_request("tune-warm", strategy="Bayesian", max_jobs=2, parallel=2,
+                             static={"objective": "reg:squarederror", "num_round": "1"})
+    warm = {"ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "tune-parent"}],
+            "WarmStartType": "IdenticalDataAndAlgorithm"}
+    with pytest.raises(ClientError) as exc:  # a parent that does not exist
+        sm.create_hyper_parameter_tuning_job(**request, WarmStartConfig={
+            **warm, "ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": "nope"}]})
+    assert "nope" in exc.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as exc:  # IdenticalDataAndAlgorithm: same data
+        sm.create_hyper_parameter_tuning_job(**_bad_data(request), WarmStartConfig=warm)
+    assert "input data" in exc.value.response["Error"]["Message"]
+    sm.create_hyper_parameter_tuning_job(**request, WarmStartConfig={
+        **warm, "WarmStartType": "TransferLearning"})
+    job = wait_for_tuning(sm, "tune-warm")
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["WarmStartConfig"]["WarmStartType"] == "TransferLearning"
+    own = {c["TrainingJobName"] for c in all_children(sm, "tune-warm")}
+    assert len(own) == 2 and job["BestTrainingJob"]["TrainingJobName"] in own
+    overall = job["OverallBestTrainingJob"]
+    assert overall["TrainingJobName"] == parent["BestTrainingJob"]["TrainingJobName"]
+    assert overall["TuningJobName"] == "tune-parent"
+    assert overall["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] < job[
+        "BestTrainingJob"]["FinalHyperParameterTuningJobObjectiveMetric"]["Value"]
+    assert "OverallBestTrainingJob" not in parent
+    parents = {(c["TunedHyperParameters"]["eta"],
+                c["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+               for c in all_children(sm, "tune-parent")}
+    assert seen[:2] == [[], []]  # the parent's own asks
+    assert len(seen) == 4 and all(set(s) == parents for s in seen[2:])  # the warm job's
+
+
+def test_cli_tuning_show_prints_the_leaderboard(sm, data, endpoint):
+    from typer.testing import CliRunner
+
+    from opensage.cli.main import app
+
+    sm.create_hyper_parameter_tuning_job(**tuning_request("tune-cli", max_jobs=2))
+    runner = CliRunner()
+    watched = runner.invoke(app, ["tuning", "show", "tune-cli", "--endpoint-url", endpoint,
+                                  "--watch", "--interval", "0.2"], env={"COLUMNS": "200"})
+    assert watched.exit_code == 0, watched.output
+    job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="tune-cli")
+    assert job["HyperParameterTuningJobStatus"] == "Completed"  # --watch ran until the end
+    shown = runner.invoke(app, ["tuning", "show", "tune-cli", "--endpoint-url", endpoint],
+                          env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    best = job["BestTrainingJob"]
+    lines = [line for line in shown.output.splitlines() if "tune-cli-" in line]
+    assert len(lines) == 2 and best["TrainingJobName"] in lines[0]  # best first
+    assert best["TunedHyperParameters"]["max_depth"] in lines[0]
+    assert "Completed" in shown.output and "validation:rmse" in shown.output
+    missing = runner.invoke(app, ["tuning", "show", "nope", "--endpoint-url", endpoint])
+    assert missing.exit_code == 1
+
+
+def _bad_data(request: dict[str, Any]) -> dict[str, Any]:
+    changed = copy.deepcopy(request)
+    channel = changed["TrainingJobDefinition"]["InputDataConfig"][0]
+    channel["DataSource"]["S3DataSource"]["S3Uri"] += "-other"
+    return changed
+
+
 def test_stop_stops_the_children_and_ends_stopped(sm, data):
     request = tuning_request("tune-stop", max_jobs=6, parallel=2,
                              static={"objective": "reg:squarederror", "num_round": "2000"})

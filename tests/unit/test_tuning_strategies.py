@@ -12,8 +12,10 @@ from opensage.services.tuning.strategies import (
     Search,
     Trial,
     grid,
+    median_rule,
     ranges_of,
     resolve_scaling,
+    running_averages,
 )
 
 pytest.importorskip("optuna")
@@ -107,3 +109,38 @@ def test_ask_is_a_function_of_the_stored_trials(strategy):
     assert all(0.01 <= float(t["eta"]) <= 1 and 1 <= int(t["max_depth"]) <= 8 for t in asked)
     assert Search(strategy, ranges, "Minimize", seed=11, max_jobs=12).ask(trials) == \
         search.ask(trials)
+
+
+def test_median_rule_compares_the_best_so_far_with_the_median_of_running_averages():
+    prior = [running_averages(v) for v in ([4.0, 2.0, 1.0], [6.0, 2.0, 1.0], [3.0, 3.0])]
+    assert prior[0] == [4.0, 3.0, 7 / 3]
+    # step 1: running averages 3, 4, 3 -> median 3
+    assert median_rule([5.0, 3.5], prior, "Minimize", min_trials=2)
+    assert not median_rule([5.0, 2.9], prior, "Minimize", min_trials=2)
+    assert not median_rule([2.9, 3.5], prior, "Minimize", min_trials=2)  # best so far counts
+    # step 2: only two prior jobs reached it; needing three, the rule compares at step 1,
+    # the last step three of them reached (a late check still decides)
+    assert median_rule([9.0, 9.0, 9.0], prior, "Minimize", min_trials=2)
+    assert median_rule([9.0, 9.0, 9.0], prior, "Minimize", min_trials=3)
+    assert not median_rule([9.0, 2.0, 9.0], prior, "Minimize", min_trials=3)
+    assert not median_rule([9.0, 9.0, 9.0], prior[:2], "Minimize", min_trials=3)
+    assert median_rule([1.0, 2.0], prior, "Maximize", min_trials=2)
+    assert not median_rule([], prior, "Minimize", min_trials=1)
+
+
+def test_a_warm_start_seeds_the_sampler_with_the_parents_trials():
+    """Bayesian with the parent's 20 trials as prior: past its startup trials at once, it asks
+    near the parent's optimum (eta = 0.2) instead of drawing at random."""
+    ranges = tuple(ranges_of({"ContinuousParameterRanges": [
+        {"Name": "eta", "MinValue": "0.01", "MaxValue": "1", "ScalingType": "Linear"}]}))
+    search = Search("Bayesian", ranges, "Minimize", seed=5, max_jobs=6)
+    prior = [Trial({"eta": repr(i / 20)}, (i / 20 - 0.2) ** 2, running=False)
+             for i in range(1, 21)]
+    own = [Trial({"eta": "0.5"}, 0.09, running=False)]
+    cold = [float(search.ask(own * i)["eta"]) for i in range(6)]
+    warm = [float(search.ask(own * i, prior)["eta"]) for i in range(6)]
+    assert all(abs(e - 0.2) < 0.1 for e in warm), warm
+    assert not all(abs(e - 0.2) < 0.1 for e in cold), cold
+    grid_search = Search("Grid", tuple(ranges_of({"CategoricalParameterRanges": [
+        {"Name": "eta", "Values": ["0.1", "0.2"]}]})), "Minimize", seed=5, max_jobs=2)
+    assert grid_search.ask([], prior) == {"eta": "0.1"}  # the grid's own order

@@ -97,6 +97,17 @@ class Algorithm:
         return self.spec.validate(hyperparameters, channels)
 
 
+def preload_modules() -> list[str]:
+    """Modules a fork server imports so that built-in jobs start without import time: those
+    of every built-in whose packages are installed."""
+    modules: list[str] = []
+    for target in sorted(set(KNOWN.values())):
+        package = importlib.import_module(target)
+        if all(importlib.util.find_spec(name) is not None for name in package.REQUIRES):
+            modules += [target, *getattr(package, "PRELOAD", package.REQUIRES)]
+    return modules
+
+
 def lookup(image_uri: str) -> Algorithm | None:
     """The built-in algorithm ``image_uri`` names, or None when it names none."""
     image = parse_image_uri(image_uri)

@@ -18,6 +18,7 @@ from opensage.api import (
     logs_handlers,
     sagemaker_handlers,
     sts,
+    transform_handlers,
     tuning_handlers,
 )
 from opensage.api.registry import collect_handlers
@@ -39,7 +40,8 @@ def build_services(backend: Backend) -> dict[str, Any]:
     cloudwatch = session.get_service_model("cloudwatch")
     return {
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
-                                                            tuning_handlers, endpoint_handlers),
+                                                            tuning_handlers, endpoint_handlers,
+                                                            transform_handlers),
                                 backend),
         "logs": RpcService(logs, collect_handlers(logs, logs_handlers), backend),
         "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),

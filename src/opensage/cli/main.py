@@ -9,12 +9,14 @@ import typer
 from rich.console import Console
 
 from opensage.cli.sdk_config import sdk_config
+from opensage.cli.tuning import app as tuning_app
 from opensage.settings import Settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="opensage: a self-hosted server that speaks the SageMaker API.")
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
+app.add_typer(tuning_app, name="tuning")
 console = Console()
 
 HostOpt = Annotated[str | None, typer.Option(help="Interface to bind. [env OPENSAGE_HOST]")]

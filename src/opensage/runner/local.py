@@ -26,6 +26,7 @@ from opensage.runner import metrics as metric_parsing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.forkserver import ForkedProcess, ForkServer
 from opensage.runner.pipes import PipeFeeders
 from opensage.runner.workspace import Workspace, container_env, cpus_for, resource_config
 from opensage.store.objects import ObjectStore
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.25
+JobProcess = subprocess.Popen[bytes] | ForkedProcess
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,8 @@ class ExecutorClosing(Exception):
 class LocalExecutor:
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  slots: int, stop_grace_seconds: float,
-                 spot_interruptions_per_hour: float = 0.0) -> None:
+                 spot_interruptions_per_hour: float = 0.0,
+                 forkserver: ForkServer | None = None) -> None:
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -96,8 +99,9 @@ class LocalExecutor:
         self.spot_interruption_rate = spot_interruptions_per_hour / 3600  # per second
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
-        self._procs: dict[str, subprocess.Popen[bytes]] = {}
+        self._procs: dict[str, JobProcess] = {}
         self._closing = False
+        self.forkserver = forkserver
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -138,6 +142,8 @@ class LocalExecutor:
             procs = list(self._procs.values())
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)
+        if self.forkserver is not None:
+            self.forkserver.close()
         for _ in self._workers:
             self._queue.put(None)
         deadline = time.monotonic() + wait
@@ -286,11 +292,7 @@ class LocalExecutor:
             resource=resource_config(spec.instance_type, spec.instance_count), num_cpus=cpus,
             user_env=spec.environment)}
         env["PYTHONUNBUFFERED"] = "1"
-        command = [sys.executable, "-m", "opensage.runner.launch", str(cpus), str(os.getpid()),
-                   "--", sys.executable, "-m", spec.module or "", "train"]
-        proc = subprocess.Popen(
-            command, cwd=ws.root, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)
+        proc = self._start(spec.module or "", str(ws.root), env, cpus)
         with self._lock:
             self._procs[spec.name] = proc
         try:
@@ -299,7 +301,22 @@ class LocalExecutor:
             with self._lock:
                 self._procs.pop(spec.name, None)
 
-    def _supervise(self, spec: TrainingSpec, ws: Workspace, proc: subprocess.Popen[bytes],
+    def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int) -> JobProcess:
+        """Fork the job from the warm fork server when it preloaded the module, else start a
+        fresh interpreter through the launcher."""
+        if self.forkserver is not None and module in self.forkserver.modules:
+            try:
+                return self.forkserver.spawn(module, ["train"], cwd, env, cpus)
+            except (OSError, RuntimeError) as err:
+                log.warning("fork server unavailable (%s): starting jobs directly", err)
+                self.forkserver = None
+        command = [sys.executable, "-m", "opensage.runner.launch", str(cpus), str(os.getpid()),
+                   "--", sys.executable, "-m", module, "train"]
+        return subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _supervise(self, spec: TrainingSpec, ws: Workspace, proc: JobProcess,
                    checkpoints: CheckpointSync | None, budget: float) -> Outcome:
         lines: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
@@ -332,13 +349,14 @@ class LocalExecutor:
             else:
                 done = True
             moment = time.monotonic()
-            if pending and (done or moment - last_flush >= LOG_FLUSH_SECONDS):
-                self.events.logs(spec.name, stream, pending)
-                pending = []
+            if (pending or found) and (done or moment - last_flush >= LOG_FLUSH_SECONDS):
+                # one write per flush, not per line: each is a transaction on the job's row
+                if pending:
+                    self.events.logs(spec.name, stream, pending)
+                if found:
+                    self.events.metrics(spec.name, found)
+                pending, found = [], []
                 last_flush = moment
-            if found:
-                self.events.metrics(spec.name, found)
-                found = []
             if checkpoints is not None and moment - last_sync >= 2:
                 checkpoints.upload_changes()
                 last_sync = moment
@@ -365,7 +383,7 @@ class LocalExecutor:
             reason = f"AlgorithmError: {last[-900:]}, {how}"
         return Outcome("Failed", reason[:1024])
 
-    def _terminate(self, proc: subprocess.Popen[bytes]) -> None:
+    def _terminate(self, proc: JobProcess) -> None:
         """SIGTERM, then SIGKILL after the grace period, off the supervising thread."""
         _signal_group(proc, signal.SIGTERM)
 
@@ -387,14 +405,14 @@ def as_logged(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r\n").translate(_CONTROL)
 
 
-def _pump(proc: subprocess.Popen[bytes], lines: queue.Queue[bytes | None]) -> None:
+def _pump(proc: JobProcess, lines: queue.Queue[bytes | None]) -> None:
     assert proc.stdout is not None
     for raw in iter(proc.stdout.readline, b""):
         lines.put(raw)
     lines.put(None)
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def _signal_group(proc: JobProcess, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

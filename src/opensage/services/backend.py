@@ -28,12 +28,14 @@ class Backend:
     training: Any = field(default=None)
     tuning: Any = field(default=None)
     endpoints: Any = field(default=None)
+    transform: Any = field(default=None)
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
         from opensage.runner.local import LocalExecutor
         from opensage.services.endpoints import EndpointService
         from opensage.services.training.jobs import TrainingService
+        from opensage.services.transform import TransformService
         from opensage.services.tuning.jobs import TuningService
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -47,9 +49,11 @@ class Backend:
         backend.training.executor = LocalExecutor(
             settings.data_dir / "jobs" / "training", backend.objects, backend.training,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
-            spot_interruptions_per_hour=settings.spot_interruptions_per_hour)
+            spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
+            forkserver=_forkserver(settings))
         backend.tuning = TuningService(backend)
         backend.endpoints = EndpointService(backend)
+        backend.transform = TransformService(backend)
         return backend
 
     def start(self) -> None:
@@ -58,6 +62,7 @@ class Backend:
         self.training.recover()
         self.tuning.start()  # its reconcile loop also resumes unfinished searches
         self.endpoints.start()  # endpoints that were InService come back InService
+        self.transform.start()  # transform jobs left InProgress run again
 
     def arn(self, resource: str, service: str = "sagemaker") -> str:
         return self.settings.arn(service, resource)
@@ -71,6 +76,7 @@ class Backend:
         with self.tuning.paused():  # no tuning step launches a child job mid-wipe
             self.training.executor.cancel_all()
             self.endpoints.reset()
+            self.transform.reset()
             self.db.wipe()
             self.objects.wipe()
 
@@ -78,4 +84,16 @@ class Backend:
         self.tuning.shutdown()
         self.training.executor.shutdown()
         self.endpoints.close()
+        self.transform.close()
         self.db.dispose()
+
+
+def _forkserver(settings: Settings) -> Any:
+    """A warm process with the built-ins imported, so that jobs start in milliseconds."""
+    if not settings.preload_algorithms:
+        return None
+    from opensage.algorithms.registry import preload_modules
+    from opensage.runner.forkserver import ForkServer
+
+    modules = preload_modules()
+    return ForkServer(modules) if modules else None

@@ -17,6 +17,8 @@ from opensage.algorithms.xgboost.spec import (
 MODULE = "opensage.algorithms.xgboost"  # python -m MODULE train
 REQUIRES = ("xgboost", "numpy", "scipy", "pyarrow")  # import names the job needs
 EXTRA = "algorithms"  # pip install 'opensage[algorithms]'
+# What a warm fork server imports once so that jobs start without paying for it.
+PRELOAD = ("xgboost", "opensage.algorithms.xgboost.train", "pyarrow.csv")
 
 __all__ = ["EXTRA", "MODEL_FILENAME", "MODULE", "REQUIRES", "SPEC", "SUPPORTED_VERSIONS",
            "check_image_tag"]

@@ -37,8 +37,9 @@ from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, load
 from opensage.services.listing import list_query
+from opensage.services.metrics import TRAINING_NAMESPACE
 from opensage.services.tuning import validation
-from opensage.services.tuning.strategies import Search, Trial
+from opensage.services.tuning.strategies import Search, Trial, median_rule, running_averages
 from opensage.store.resources import AlreadyExists, ListQuery
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,11 @@ ACTIVE = ("InProgress", "Stopping")
 _CHILD_TERMINAL = ("Completed", "Failed", "Stopped")
 # A search that has produced no objective after this many failed children gives up.
 MAX_FAILURES_WITHOUT_SUCCESS = 3
+# Early stopping (Auto): the median rule needs this many ended trials that reached a step
+# before it stops anything at that step; while a child it may stop runs, the loop steps
+# every EARLY_STOPPING_POLL seconds instead of every ``interval``.
+EARLY_STOPPING_MIN_TRIALS = 2
+EARLY_STOPPING_POLL = 0.2
 
 
 class TuningService:
@@ -57,6 +63,10 @@ class TuningService:
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        # Running averages of the objective of ended children, by job name: derived from the
+        # metrics store (never state of its own), kept because an ended series cannot change.
+        self._curves: dict[str, list[float]] = {}
+        self._watching = False  # a child that early stopping may stop is running
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -102,7 +112,9 @@ class TuningService:
         body.update({"HyperParameterTuningJobArn": arn, "HyperParameterTuningJobStatus":
                      "InProgress", "CreationTime": now, "LastModifiedTime": now,
                      "OpensageTuning": {"MaxJobs": plan.max_jobs, "Seed": plan.seed,
-                                        "Trials": []}})
+                                        "Trials": [],
+                                        # a warm start's parent trials, as they ended
+                                        "ParentTrials": list(plan.parent_trials)}})
         _summarise(body, now)
         try:
             self.backend.resources.create(KIND.name, name, arn, body, now=now,
@@ -153,7 +165,7 @@ class TuningService:
     # -- the reconcile loop ----------------------------------------------------------------
     def _loop(self) -> None:
         while not self._closing.is_set():
-            self._wake.wait(self.interval)
+            self._wake.wait(EARLY_STOPPING_POLL if self._watching else self.interval)
             self._wake.clear()
             if self._closing.is_set():
                 return
@@ -163,6 +175,7 @@ class TuningService:
                 log.exception("tuning reconcile failed")
 
     def reconcile(self) -> None:
+        self._watching = False
         for status in ACTIVE:
             rows, _ = self.backend.resources.list(KIND.name, ListQuery(
                 status=status, sort_by="CreationTime", sort_order="Ascending",
@@ -192,6 +205,8 @@ class TuningService:
                 self._end(body, "Stopped")
             self._write(name, body)
             return
+        if body["HyperParameterTuningJobConfig"].get("TrainingJobEarlyStoppingType") == "Auto":
+            self._early_stop(trials, plan)
         self._launch_pending(body, trials)
         while (not _give_up(trials, plan.max_jobs) and len(trials) < plan.max_jobs
                and _running(trials) < plan.max_parallel):
@@ -214,7 +229,8 @@ class TuningService:
         search = Search(plan.strategy, plan.ranges, plan.objective_type, plan.seed,
                         plan.max_jobs)
         tuned = search.ask([Trial(t["TunedHyperParameters"], t.get("Objective"),
-                                  t["TrainingJobStatus"] not in _CHILD_TERMINAL) for t in trials])
+                                  t["TrainingJobStatus"] not in _CHILD_TERMINAL) for t in trials],
+                           prior=parent_points(body))
         number = len(trials) + 1
         child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
         return {"TrainingJobName": child, "TrainingJobArn": arn_of(
@@ -274,6 +290,43 @@ class TuningService:
             trial["ObjectiveStatus"] = "Succeeded"
         else:
             trial["ObjectiveStatus"] = "Failed"
+
+    # -- early stopping ---------------------------------------------------------------------
+    def _early_stop(self, trials: list[dict[str, Any]], plan: validation.Plan) -> None:
+        """The median rule on the running children's intermediate objective values (the
+        metric series their logs produce, one value per round or epoch); a child it stops
+        ends ``Stopped`` and its last value is its objective (``_observe``)."""
+        candidates = [t for t in trials if t["Launched"] and not t.get("StopRequested")
+                      and t["TrainingJobStatus"] not in _CHILD_TERMINAL]
+        if not candidates:
+            return
+        self._watching = True
+        prior = [self._curve(t["TrainingJobName"], plan.objective_metric) for t in trials
+                 if t["TrainingJobStatus"] in ("Completed", "Stopped")
+                 and t["ObjectiveStatus"] == "Succeeded"]
+        if len(prior) < EARLY_STOPPING_MIN_TRIALS:
+            return
+        for trial in candidates:
+            values = self._series(trial["TrainingJobName"], plan.objective_metric)
+            if median_rule(values, prior, plan.objective_type, EARLY_STOPPING_MIN_TRIALS):
+                log.info("tuning child %s stopped early at step %d", trial["TrainingJobName"],
+                         len(values))
+                trial["EarlyStopped"] = True
+                self._stop_child(trial)
+
+    def _series(self, job: str, metric: str) -> list[float]:
+        points = self.backend.metrics.series(TRAINING_NAMESPACE, metric,
+                                             {"TrainingJobName": job}, 0.0,
+                                             self.backend.now() + 3600)
+        return [p.value for p in points]
+
+    def _curve(self, job: str, metric: str) -> list[float]:
+        curve = self._curves.get(job)
+        if curve is None:
+            curve = self._curves[job] = running_averages(self._series(job, metric))
+            if len(self._curves) > 10_000:  # bounded: drop the oldest
+                self._curves.pop(next(iter(self._curves)))
+        return curve
 
     def _stop_child(self, trial: dict[str, Any]) -> None:
         if trial.get("StopRequested") or not trial["Launched"]:
@@ -339,13 +392,27 @@ def _summarise(body: dict[str, Any], now: float) -> None:
     best = best_trial(body)
     if best is not None:
         body["BestTrainingJob"] = training_job_summary(body, best)
+    if body.get("WarmStartConfig"):
+        overall = best_trial(body, body["OpensageTuning"].get("ParentTrials") or [])
+        if overall is not None:
+            body["OverallBestTrainingJob"] = training_job_summary(body, overall)
     end = body.get("HyperParameterTuningEndTime") or now
     body["ConsumedResources"] = {"RuntimeInSeconds": max(0, round(end - body["CreationTime"]))}
 
 
-def best_trial(body: dict[str, Any]) -> dict[str, Any] | None:
+def parent_points(body: dict[str, Any]) -> list[Trial]:
+    """A warm start's parent trials that lie in this job's ranges, as the sampler sees them."""
+    return [Trial(t["Point"], t["Objective"], running=False)
+            for t in body["OpensageTuning"].get("ParentTrials") or []
+            if t.get("Point") is not None and t.get("Objective") is not None]
+
+
+def best_trial(body: dict[str, Any],
+               more: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The best of the trials (and of ``more``: a warm start's parent trials)."""
     objective = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
-    scored = [t for t in body["OpensageTuning"]["Trials"] if t["ObjectiveStatus"] == "Succeeded"]
+    scored = [t for t in [*body["OpensageTuning"]["Trials"], *(more or [])]
+              if t["ObjectiveStatus"] == "Succeeded"]
     if not scored:
         return None
     sign = -1 if objective["Type"] == "Maximize" else 1
@@ -359,7 +426,7 @@ def training_job_summary(body: dict[str, Any], trial: dict[str, Any]) -> dict[st
         "TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
         "TrainingEndTime", "TrainingJobStatus", "TunedHyperParameters", "FailureReason",
         "ObjectiveStatus")}
-    summary["TuningJobName"] = body["HyperParameterTuningJobName"]
+    summary["TuningJobName"] = trial.get("TuningJobName") or body["HyperParameterTuningJobName"]
     if trial.get("Objective") is not None:
         summary["FinalHyperParameterTuningJobObjectiveMetric"] = {
             "Type": objective["Type"], "MetricName": objective["MetricName"],

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -92,6 +93,18 @@ class Range:
             return min(max(1.0 - float(text), 1 - self.high), 1 - self.low)
         return min(max(float(text), self.low), self.high)
 
+    def contains(self, text: str) -> bool:
+        """Whether a hyperparameter string lies in this range (a warm-start parent's point)."""
+        if self.kind == CATEGORICAL:
+            return text in self.values
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            return False
+        if self.kind == INTEGER and not value.is_integer():
+            return False
+        return self.low <= value <= self.high
+
     def grid_values(self) -> list[str]:
         if self.kind == CATEGORICAL:
             return list(self.values)
@@ -155,8 +168,11 @@ class Search:
     seed: int
     max_jobs: int
 
-    def ask(self, trials: Sequence[Trial]) -> dict[str, str]:
-        """The tuned hyperparameters of trial number ``len(trials)`` (0-based)."""
+    def ask(self, trials: Sequence[Trial], prior: Sequence[Trial] = ()) -> dict[str, str]:
+        """The tuned hyperparameters of trial number ``len(trials)`` (0-based).
+
+        ``prior`` are a warm start's parent trials: the sampler sees them as finished trials
+        before this job's own (Grid ignores them: its order is the grid's)."""
         if not self.ranges:
             return {}
         if self.strategy == "Grid":
@@ -169,7 +185,7 @@ class Search:
             study = optuna.create_study(direction=self.direction.lower(),
                                         sampler=self._sampler(optuna, len(trials)))
             states = optuna.trial.TrialState
-            for trial in trials:
+            for trial in [*prior, *trials]:
                 params = {r.name: r.to_internal(trial.tuned[r.name]) for r in self.ranges
                           if r.name in trial.tuned}
                 if len(params) != len(self.ranges):
@@ -194,3 +210,43 @@ class Search:
         startup = min(10, max(2, self.max_jobs // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup,
                                           constant_liar=True)
+
+
+# -- early stopping (TrainingJobEarlyStoppingType Auto) ---------------------------------------
+def running_averages(values: Sequence[float]) -> list[float]:
+    """The running average of a metric series: element k is the mean of values 0..k."""
+    out: list[float] = []
+    total = 0.0
+    for k, value in enumerate(values, start=1):
+        total += value
+        out.append(total / k)
+    return out
+
+
+def median_rule(current: Sequence[float], prior: Sequence[Sequence[float]], direction: str,
+                min_trials: int) -> bool:
+    """AWS's early-stopping rule: stop a running job when its objective at step ``k`` is worse
+    than the median of the prior jobs' running averages up to step ``k``.
+
+    ``current`` is the running job's series so far (step ``k`` is its last element); the
+    best value it reached so far is compared, so a job is never stopped for one bad round.
+    ``prior`` holds the running averages of the ended jobs; only those that reached step ``k``
+    count, and fewer than ``min_trials`` of them never stop anything.
+    """
+    if not current:
+        return False
+    # Past the end of the earlier jobs' curves (they stopped early, or the check came late)
+    # compare at their last common step rather than never.
+    reached = sorted((len(curve) for curve in prior), reverse=True)
+    if len(reached) >= max(1, min_trials):
+        step = min(len(current), reached[max(1, min_trials) - 1]) - 1
+        current = current[:step + 1]
+    else:
+        step = len(current) - 1
+    averages = [curve[step] for curve in prior if len(curve) > step]
+    if len(averages) < max(1, min_trials):
+        return False
+    median = statistics.median(averages)
+    if direction == "Maximize":
+        return max(current) < median
+    return min(current) > median
