@@ -416,6 +416,18 @@ class ObjectStore:
         """A fresh blob to stream an object's (or a part's) bytes into."""
         return BlobWriter(self.blobs, bucket, checksum_algorithm, md5)
 
+    def filled_writer(self, bucket: str, checksum_algorithm: str | None,
+                      body: bytes | IO[bytes] | Iterable[bytes]) -> BlobWriter:
+        """A new blob holding all of ``body`` (streamed); discarded if reading it fails."""
+        w = self.writer(bucket, checksum_algorithm)
+        try:
+            for chunk in _chunks(body):
+                w.write(chunk)
+        except BaseException:
+            w.discard()
+            raise
+        return w
+
     def put_object(self, bucket: str, key: str,
                    body: bytes | IO[bytes] | Iterable[bytes], *,
                    meta: dict[str, Any] | None = None, content_md5: str | None = None,
@@ -424,13 +436,7 @@ class ObjectStore:
         """Store an object from bytes, a binary file or an iterator of chunks (streamed)."""
         validate_key(key)
         self.head_bucket(bucket)
-        w = self.writer(bucket, checksum_algorithm)
-        try:
-            for chunk in _chunks(body):
-                w.write(chunk)
-        except BaseException:
-            w.discard()
-            raise
+        w = self.filled_writer(bucket, checksum_algorithm, body)
         return self.commit_object(w, bucket, key, meta or {}, content_md5=content_md5,
                                   checksum=checksum, if_none_match=if_none_match,
                                   if_match=if_match)
@@ -526,13 +532,7 @@ class ObjectStore:
                     continue
                 alg = (src.meta.get("ChecksumAlgorithm") or "").lower() or None
                 with f:
-                    w = self.writer(dst_bucket, alg)
-                    try:
-                        for chunk in _chunks(f):
-                            w.write(chunk)
-                    except BaseException:
-                        w.discard()
-                        raise
+                    w = self.filled_writer(dst_bucket, alg, f)
                 return self.commit_object(w, dst_bucket, dst_key, new_meta)
             blob = self.blobs.new_name(dst_bucket)
             try:
@@ -606,13 +606,7 @@ class ObjectStore:
                     body: bytes | IO[bytes] | Iterable[bytes], *,
                     content_md5: str | None = None, checksum: str | None = None) -> Part:
         upload = self.get_upload(bucket, key, upload_id)
-        w = self.writer(bucket, upload.meta.get("ChecksumAlgorithm"))
-        try:
-            for chunk in _chunks(body):
-                w.write(chunk)
-        except BaseException:
-            w.discard()
-            raise
+        w = self.filled_writer(bucket, upload.meta.get("ChecksumAlgorithm"), body)
         return self.commit_part(w, upload, part_number, content_md5=content_md5,
                                 checksum=checksum)
 
