@@ -189,6 +189,41 @@ def test_early_stopping_stops_a_clearly_bad_trial(sm, client, data):
     assert job["BestTrainingJob"]["TunedHyperParameters"]["eta"] != "0.001"
 
 
+def test_hyperband_stops_a_low_performer_at_a_rung_and_reports_the_best(sm, client, data):
+    """Every child gets MaxResource (3000) as num_round; with RandomSeed 1 the trials are
+    eta 0.5 (bracket 0), 0.5 (bracket 1), 0.001 (bracket 0), 0.5 (bracket 0). At bracket 0's
+    first rung (round 10) eta=0.001 is worse than the first trial was there: stopped long
+    before round 3000 (xgboost's own early stopping ends the good ones in a few dozen)."""
+    request = tuning_request(
+        "tune-hb", strategy="Hyperband", max_jobs=4, parallel=1,
+        ranges={"CategoricalParameterRanges": [{"Name": "eta", "Values": ["0.5", "0.001"]}]},
+        static={"objective": "reg:squarederror", "early_stopping_rounds": "5"})
+    _config(request).update(RandomSeed=1, StrategyConfig={
+        "HyperbandStrategyConfig": {"MinResource": 10, "MaxResource": 3000}})
+    sm.create_hyper_parameter_tuning_job(**request)
+    job = wait_for_tuning(sm, "tune-hb")
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["HyperParameterTuningJobConfig"]["Strategy"] == "Hyperband"
+    children = sorted(all_children(sm, "tune-hb"), key=lambda c: c["TrainingJobName"])
+    assert [c["TunedHyperParameters"]["eta"] for c in children] == ["0.5", "0.5", "0.001", "0.5"]
+    for child in children:
+        hps = sm.describe_training_job(TrainingJobName=child["TrainingJobName"])[
+            "HyperParameters"]
+        assert hps["num_round"] == "3000"
+    bad = children[2]
+    assert bad["TrainingJobStatus"] == "Stopped" and bad["ObjectiveStatus"] == "Succeeded"
+    assert [c["TrainingJobStatus"] for c in children if c is not bad] == ["Completed"] * 3
+    events = client("logs").filter_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamNamePrefix=bad["TrainingJobName"])["events"]
+    rounds = [e for e in events if "validation-rmse" in e["message"]]
+    assert 10 <= len(rounds) < 1500  # past the rung, stopped long before MaxResource
+    assert job["TrainingJobStatusCounters"]["Stopped"] == 1
+    best = min(children, key=lambda c: c["FinalHyperParameterTuningJobObjectiveMetric"]["Value"])
+    assert job["BestTrainingJob"]["TrainingJobName"] == best["TrainingJobName"]
+    assert job["BestTrainingJob"]["TunedHyperParameters"]["eta"] == "0.5"
+
+
 def test_warm_start_reuses_the_parents_trials_and_reports_the_overall_best(sm, data,
                                                                            monkeypatch):
     from opensage.services.tuning.strategies import Search
@@ -321,6 +356,21 @@ def _config(request: dict[str, Any]) -> dict[str, Any]:
         MetricName="validation:nonsense")), "validation:nonsense"),
     (_bad(lambda r: _config(r)["ResourceLimits"].update(MaxParallelTrainingJobs=5)),
      "MaxParallelTrainingJobs"),
+    (_bad(lambda r: _config(r).update(StrategyConfig={
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 9}})), "Hyperband"),
+    (_bad(lambda r: _config(r).update(Strategy="Hyperband", StrategyConfig={
+        "HyperbandStrategyConfig": {"MinResource": 9, "MaxResource": 9}})), "less than"),
+    (_bad(lambda r: _config(r).update(Strategy="Hyperband", StrategyConfig={
+        "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 30000}})), "20000"),
+    (_bad(lambda r: _config(r).update(Strategy="Hyperband", TrainingJobEarlyStoppingType="Auto",
+                                      StrategyConfig={"HyperbandStrategyConfig": {
+                                          "MinResource": 1, "MaxResource": 9}})), "Off"),
+    (_bad(lambda r: (_config(r).update(
+        Strategy="Hyperband", ParameterRanges={"IntegerParameterRanges": [
+            {"Name": "num_round", "MinValue": "1", "MaxValue": "9"}]}, StrategyConfig={
+                "HyperbandStrategyConfig": {"MinResource": 1, "MaxResource": 9}}),
+        r["TrainingJobDefinition"]["StaticHyperParameters"].pop("num_round"))),
+     "cannot be tuned"),
 ])
 def test_bad_input_is_refused_and_creates_nothing(sm, data, request_, fragment):
     with pytest.raises(ClientError) as exc:

@@ -144,3 +144,33 @@ def test_a_warm_start_seeds_the_sampler_with_the_parents_trials():
     grid_search = Search("Grid", tuple(ranges_of({"CategoricalParameterRanges": [
         {"Name": "eta", "Values": ["0.1", "0.2"]}]})), "Minimize", seed=5, max_jobs=2)
     assert grid_search.ask([], prior) == {"eta": "0.1"}  # the grid's own order
+
+
+def test_hyperband_rungs_brackets_and_promotion():
+    from opensage.services.tuning.strategies import (
+        bracket_of,
+        bracket_weights,
+        hyperband_brackets,
+        promoted,
+    )
+
+    # MinResource 1, MaxResource 27, eta 3: Li et al.'s four brackets
+    brackets = hyperband_brackets(1, 27)
+    assert brackets == [[1, 3, 9], [3, 9], [9], []]
+    assert bracket_weights(brackets) == [27, 12, 6, 4]
+    assert hyperband_brackets(10, 3000)[0] == [10, 30, 90, 270, 810, 2430]
+    assert hyperband_brackets(5, 6) == [[5]]
+    # every trial's bracket depends on its number only; over one cycle the brackets get
+    # their weights, the most aggressive first
+    weights = bracket_weights(brackets)
+    cycle = [bracket_of(n, weights) for n in range(sum(weights))]
+    assert cycle[0] == 0
+    assert [cycle.count(b) for b in range(4)] == weights
+    assert [bracket_of(n + sum(weights), weights) for n in range(5)] == cycle[:5]
+    # successive halving: the best ceil(n / 3) of the n values at a rung go on
+    assert promoted(5.0, [], "Minimize")  # the first to reach a rung
+    assert not promoted(5.0, [1.0], "Minimize") and promoted(1.0, [5.0], "Minimize")
+    assert promoted(5.0, [1.0], "Maximize")
+    assert promoted(2.0, [1.0, 3.0, 4.0, 5.0], "Minimize")  # 2nd of 5: keep 2
+    assert not promoted(3.0, [1.0, 2.0, 4.0, 5.0], "Minimize")  # 3rd of 5
+    assert promoted(1.0, [1.0, 1.0], "Minimize")  # ties go on

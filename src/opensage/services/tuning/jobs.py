@@ -39,7 +39,16 @@ from opensage.services.hosting import arn_of, load
 from opensage.services.listing import list_query
 from opensage.services.metrics import TRAINING_NAMESPACE
 from opensage.services.tuning import validation
-from opensage.services.tuning.strategies import Search, Trial, median_rule, running_averages
+from opensage.services.tuning.strategies import (
+    Search,
+    Trial,
+    bracket_of,
+    bracket_weights,
+    hyperband_brackets,
+    median_rule,
+    promoted,
+    running_averages,
+)
 from opensage.store.resources import AlreadyExists, ListQuery
 
 log = logging.getLogger(__name__)
@@ -67,6 +76,9 @@ class TuningService:
         # metrics store (never state of its own), kept because an ended series cannot change.
         self._curves: dict[str, list[float]] = {}
         self._watching = False  # a child that early stopping may stop is running
+        # Hyperband: the objective series of ended children, by job name (an ended series
+        # cannot change; derived from the metrics store like ``_curves``).
+        self._ended: dict[str, list[float]] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -115,6 +127,8 @@ class TuningService:
                                         "Trials": [],
                                         # a warm start's parent trials, as they ended
                                         "ParentTrials": list(plan.parent_trials)}})
+        if plan.hyperband() is not None:
+            body["OpensageTuning"]["Hyperband"] = plan.hyperband()
         _summarise(body, now)
         try:
             self.backend.resources.create(KIND.name, name, arn, body, now=now,
@@ -207,6 +221,8 @@ class TuningService:
             return
         if body["HyperParameterTuningJobConfig"].get("TrainingJobEarlyStoppingType") == "Auto":
             self._early_stop(trials, plan)
+        if plan.strategy == "Hyperband":
+            self._hyperband(trials, plan)
         self._launch_pending(body, trials)
         while (not _give_up(trials, plan.max_jobs) and len(trials) < plan.max_jobs
                and _running(trials) < plan.max_parallel):
@@ -233,7 +249,11 @@ class TuningService:
                            prior=parent_points(body))
         number = len(trials) + 1
         child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
-        return {"TrainingJobName": child, "TrainingJobArn": arn_of(
+        extra = {}
+        if plan.strategy == "Hyperband":
+            brackets = hyperband_brackets(plan.min_resource, plan.max_resource)
+            extra["Bracket"] = bracket_of(len(trials), bracket_weights(brackets))
+        return {**extra, "TrainingJobName": child, "TrainingJobArn": arn_of(
                     self.backend, kinds.TRAINING_JOB, child),
                 "TunedHyperParameters": tuned, "TrainingJobStatus": "InProgress",
                 "ObjectiveStatus": "Pending", "Launched": False,
@@ -248,6 +268,10 @@ class TuningService:
     def _launch(self, body: dict[str, Any], trial: dict[str, Any]) -> None:
         params = {k: v for k, v in body.items() if k in (
             "HyperParameterTuningJobName", "TrainingJobDefinition")}
+        hyperband = body["OpensageTuning"].get("Hyperband")
+        if hyperband:  # every Hyperband child gets MaxResource; the rungs stop the weak ones
+            params = validation.with_resource(params, hyperband["ResourceHyperParameter"],
+                                              hyperband["MaxResource"])
         metric = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
             "MetricName"]
         tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
@@ -313,6 +337,56 @@ class TuningService:
                          len(values))
                 trial["EarlyStopped"] = True
                 self._stop_child(trial)
+
+    # -- Hyperband -------------------------------------------------------------------------
+    def _hyperband(self, trials: list[dict[str, Any]], plan: validation.Plan) -> None:
+        """Asynchronous successive halving: each child runs with MaxResource as its budget;
+        when its objective series reaches a rung of its bracket it goes on only while it is
+        among the best 1/eta of the values its bracket recorded at that step, else it is
+        stopped (``Stopped``, its last value its objective, as early stopping does). A trial
+        stopped at rung k counts at the rungs up to k only. With no resource hyperparameter
+        (a user's image) a child is also stopped once it reports MaxResource values."""
+        candidates = [t for t in trials if t["Launched"] and not t.get("StopRequested")
+                      and t["TrainingJobStatus"] not in _CHILD_TERMINAL]
+        if not candidates:
+            return
+        self._watching = True
+        brackets = hyperband_brackets(plan.min_resource, plan.max_resource)
+        series = {t["TrainingJobName"]: self._hyperband_series(t, plan.objective_metric)
+                  for t in trials if t["Launched"] and "Bracket" in t}
+        for trial in candidates:
+            name = trial["TrainingJobName"]
+            values = series.get(name, [])
+            rungs = brackets[trial.get("Bracket", 0)]
+            passed = trial.get("Rung", 0)
+            while passed < len(rungs) and len(values) >= rungs[passed]:
+                step = rungs[passed]
+                others = [series[t["TrainingJobName"]][step - 1] for t in trials
+                          if t is not trial and t.get("Bracket") == trial.get("Bracket")
+                          and len(series.get(t["TrainingJobName"], ())) >= step
+                          and t.get("StoppedAtRung", passed) >= passed]
+                if not promoted(values[step - 1], others, plan.objective_type):
+                    log.info("tuning child %s stopped by Hyperband at rung %d (step %d of %d)",
+                             name, passed, step, plan.max_resource)
+                    trial.update(EarlyStopped=True, StoppedAtRung=passed)
+                    self._stop_child(trial)
+                    break
+                passed += 1
+            trial["Rung"] = passed
+            if (not trial.get("StopRequested") and plan.resource_key is None
+                    and len(values) >= plan.max_resource):
+                self._stop_child(trial)  # its budget is spent
+
+    def _hyperband_series(self, trial: dict[str, Any], metric: str) -> list[float]:
+        name = trial["TrainingJobName"]
+        if name in self._ended:
+            return self._ended[name]
+        values = self._series(name, metric)
+        if trial["TrainingJobStatus"] in _CHILD_TERMINAL:
+            self._ended[name] = values
+            if len(self._ended) > 10_000:  # bounded: drop the oldest
+                self._ended.pop(next(iter(self._ended)))
+        return values
 
     def _series(self, job: str, metric: str) -> list[float]:
         points = self.backend.metrics.series(TRAINING_NAMESPACE, metric,

@@ -162,7 +162,7 @@ def grid_size(ranges: Sequence[Range]) -> int:
 
 @dataclass(frozen=True)
 class Search:
-    strategy: str  # Bayesian | Random | Grid
+    strategy: str  # Bayesian | Random | Grid | Hyperband
     ranges: tuple[Range, ...]
     direction: str  # Maximize | Minimize
     seed: int
@@ -205,7 +205,7 @@ class Search:
         # A fresh seed per trial number: the draw for trial n is the same after a restart,
         # and never the draw of another trial.
         seed = (self.seed * 1_000_003 + number) % 2**32
-        if self.strategy == "Random":
+        if self.strategy in ("Random", "Hyperband"):  # Hyperband samples new points at random
             return optuna.samplers.RandomSampler(seed=seed)
         startup = min(10, max(2, self.max_jobs // 3))
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup,
@@ -250,3 +250,64 @@ def median_rule(current: Sequence[float], prior: Sequence[Sequence[float]], dire
     if direction == "Maximize":
         return max(current) < median
     return min(current) > median
+
+
+# -- Hyperband (successive halving in brackets) ------------------------------------------------
+HYPERBAND_ETA = 3
+# The hyperparameters that carry a job's resource (rounds or epochs), in the order they are
+# looked for: XGBoost's ``num_round``, then the keys AWS infers MaxResource from.
+RESOURCE_KEYS = ("num_round", "epochs", "numepochs", "n-epochs", "n_epochs", "num_epochs")
+
+
+def hyperband_brackets(min_resource: int, max_resource: int,
+                       eta: int = HYPERBAND_ETA) -> list[list[int]]:
+    """The rungs of each bracket: bracket ``b`` starts its trials' comparisons at
+    ``min_resource * eta**b`` and compares again at every further factor of ``eta`` below
+    ``max_resource`` (the last bracket, the least aggressive, has no rung when
+    ``max_resource`` is ``min_resource`` times a power of ``eta``).
+    Every trial runs with ``max_resource`` as its budget; a rung is a step (round, epoch) at
+    which a trial that is not among the best ``1/eta`` of its bracket at that step is stopped."""
+    s_max = 0
+    while min_resource * eta ** (s_max + 1) <= max_resource:
+        s_max += 1
+    brackets = []
+    for b in range(s_max + 1):
+        rungs, r = [], min_resource * eta ** b
+        while r < max_resource:
+            rungs.append(r)
+            r *= eta
+        brackets.append(rungs)
+    return brackets
+
+
+def bracket_weights(brackets: Sequence[Sequence[int]], eta: int = HYPERBAND_ETA) -> list[int]:
+    """How many configurations each bracket gets in one Hyperband iteration (Li et al.:
+    ``n = ceil((s_max + 1) / (s + 1) * eta**s)`` with ``s`` the bracket's number of rungs)."""
+    total = len(brackets)
+    return [math.ceil(total / (len(rungs) + 1) * eta ** len(rungs)) for rungs in brackets]
+
+
+def bracket_of(number: int, weights: Sequence[int]) -> int:
+    """The bracket of trial ``number`` (0-based): smooth weighted round robin over the
+    brackets' weights, so the brackets interleave in proportion and every trial's bracket
+    depends on its number only (a restart assigns the same)."""
+    current = [0] * len(weights)
+    total = sum(weights)
+    chosen = 0
+    for _ in range(number % total + 1):
+        for i, weight in enumerate(weights):
+            current[i] += weight
+        chosen = max(range(len(weights)), key=lambda i: (current[i], -i))
+        current[chosen] -= total
+    return chosen
+
+
+def promoted(value: float, others: Sequence[float], direction: str,
+             eta: int = HYPERBAND_ETA) -> bool:
+    """Successive halving at one rung (asynchronously, as trials reach it): a trial goes on
+    when its value at the rung is among the best ``ceil(n / eta)`` of the ``n`` values its
+    bracket recorded there (``others`` plus its own)."""
+    sign = -1.0 if direction == "Maximize" else 1.0
+    keep = math.ceil((len(others) + 1) / eta)
+    better = sum(sign * other < sign * value for other in others)
+    return better < keep

@@ -19,6 +19,7 @@ from opensage.services.tuning.strategies import (
     CATEGORICAL,
     CONTINUOUS,
     INTEGER,
+    RESOURCE_KEYS,
     Range,
     grid_size,
     optuna_module,
@@ -27,7 +28,8 @@ from opensage.services.tuning.strategies import (
 
 MAX_TRAINING_JOBS = 500  # per tuning job (AWS's default quota)
 MAX_PARALLEL_TRAINING_JOBS = 100
-STRATEGIES = ("Bayesian", "Random", "Grid")
+STRATEGIES = ("Bayesian", "Random", "Grid", "Hyperband")
+MAX_HYPERBAND_RESOURCE = 20_000  # AWS: "The maximum value is 20,000 epochs"
 _KEYS = {INTEGER: "IntegerParameterRanges", CONTINUOUS: "ContinuousParameterRanges",
          CATEGORICAL: "CategoricalParameterRanges"}
 
@@ -44,6 +46,18 @@ class Plan:
     metric_definitions: tuple[dict[str, str], ...] = ()  # the children's (built-in + user's)
     # A warm start's parent trials that produced an objective (see ``_check_warm_start``).
     parent_trials: tuple[dict[str, Any], ...] = ()
+    # Hyperband: every child runs with ``max_resource`` as its ``resource_key`` (None for a
+    # user's image that declares none of RESOURCE_KEYS: the tuner counts its metric points).
+    min_resource: int = 0
+    max_resource: int = 0
+    resource_key: str | None = None
+
+    def hyperband(self) -> dict[str, Any] | None:
+        """What the stored job keeps of the Hyperband settings (None for other strategies)."""
+        if self.strategy != "Hyperband":
+            return None
+        return {"MinResource": self.min_resource, "MaxResource": self.max_resource,
+                "ResourceHyperParameter": self.resource_key}
 
 
 def check(backend: Backend, params: dict[str, Any]) -> Plan:
@@ -58,7 +72,7 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
     if strategy not in STRATEGIES:
         raise ValidationException(f"The {strategy} strategy is not supported by opensage yet; "
                                   f"supported: {', '.join(STRATEGIES)}.")
-    if config.get("StrategyConfig"):
+    if config.get("StrategyConfig") and strategy != "Hyperband":
         raise ValidationException("StrategyConfig applies to the Hyperband strategy only.")
 
     objective = config.get("HyperParameterTuningJobObjective")
@@ -81,13 +95,18 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
     else:
         optuna_module()
     max_jobs, max_parallel = _check_limits(strategy, config["ResourceLimits"], ranges)
-    metrics = _probe(backend, params, ranges, objective["MetricName"])
+    hyperband: dict[str, Any] = {}
+    if strategy == "Hyperband":
+        hyperband = _check_hyperband(algorithm, config, job, ranges)
+    metrics = _probe(with_resource(params, hyperband.get("resource_key"),
+                                   hyperband.get("max_resource", 0)),
+                     backend, ranges, objective["MetricName"])
     parents = _check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
     seed = config.get("RandomSeed")
     if seed is None:
         seed = zlib.crc32(params["HyperParameterTuningJobName"].lower().encode())
     return Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"], max_jobs,
-                max_parallel, int(seed), tuple(metrics), tuple(parents))
+                max_parallel, int(seed), tuple(metrics), tuple(parents), **hyperband)
 
 
 def plan_of(body: dict[str, Any]) -> Plan:
@@ -95,9 +114,23 @@ def plan_of(body: dict[str, Any]) -> Plan:
     config = body["HyperParameterTuningJobConfig"]
     objective = config["HyperParameterTuningJobObjective"]
     stored = body["OpensageTuning"]
+    hyperband = stored.get("Hyperband") or {}
     return Plan(config.get("Strategy", "Bayesian"), tuple(ranges_of(config.get("ParameterRanges"))),
                 objective["Type"], objective["MetricName"], stored["MaxJobs"],
-                config["ResourceLimits"]["MaxParallelTrainingJobs"], stored["Seed"])
+                config["ResourceLimits"]["MaxParallelTrainingJobs"], stored["Seed"],
+                min_resource=hyperband.get("MinResource", 0),
+                max_resource=hyperband.get("MaxResource", 0),
+                resource_key=hyperband.get("ResourceHyperParameter"))
+
+
+def with_resource(params: dict[str, Any], key: str | None, value: int) -> dict[str, Any]:
+    """The request with a Hyperband child's budget in its static hyperparameters (unchanged
+    for other strategies, or when there is no resource hyperparameter)."""
+    if not key:
+        return params
+    job = dict(params["TrainingJobDefinition"])
+    job["StaticHyperParameters"] = {**(job.get("StaticHyperParameters") or {}), key: str(value)}
+    return {**params, "TrainingJobDefinition": job}
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -258,7 +291,7 @@ def _check_limits(strategy: str, limits: dict[str, Any], ranges: list[Range]) ->
     return max_jobs, parallel
 
 
-def _probe(backend: Backend, params: dict[str, Any], ranges: list[Range],
+def _probe(params: dict[str, Any], backend: Backend, ranges: list[Range],
            metric: str) -> list[dict[str, str]]:
     """Check the training job definition as CreateTrainingJob would, with each range at its
     first value: bad channels, images, static hyperparameters are refused now, not per child."""
@@ -290,6 +323,61 @@ def child_request(params: dict[str, Any], name: str, tuned: dict[str, str], metr
     if tuning_arn:
         request["TuningJobArn"] = tuning_arn
     return request
+
+
+def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any],
+                     ranges: list[Range]) -> dict[str, Any]:
+    """AWS's Hyperband rules; answers the Plan's Hyperband fields.
+
+    ``StrategyConfig.HyperbandStrategyConfig``: ``MinResource`` (default 1) and
+    ``MaxResource`` integers in ``[1, 20000]`` with ``MinResource < MaxResource``;
+    ``MaxResource`` may be left out when the static hyperparameters carry it (``epochs`` and
+    the other RESOURCE_KEYS). Hyperband stops trials itself, so
+    ``TrainingJobEarlyStoppingType`` must be ``Off``, and the resource hyperparameter (for
+    XGBoost ``num_round``) is the tuner's: it cannot be tuned."""
+    if config.get("TrainingJobEarlyStoppingType", "Off") != "Off":
+        raise ValidationException(
+            "TrainingJobEarlyStoppingType must be Off with the Hyperband strategy: Hyperband "
+            "stops under-performing training jobs itself.")
+    strategy_config = config.get("StrategyConfig") or {}
+    unknown = sorted(set(strategy_config) - {"HyperbandStrategyConfig"})
+    if unknown:
+        raise ValidationException(f"StrategyConfig has unknown fields: {', '.join(unknown)}.")
+    given = strategy_config.get("HyperbandStrategyConfig") or {}
+    static = job.get("StaticHyperParameters") or {}
+    declared = algorithm.hyperparameters if algorithm is not None else {}
+    key = next((k for k in RESOURCE_KEYS if k in declared), None) or next(
+        (k for k in RESOURCE_KEYS if k in static), None)
+    tuned = {r.name for r in ranges}
+    if key is not None and key in tuned:
+        raise ValidationException(
+            f"The hyperparameter {key!r} is the Hyperband strategy's resource (set to each "
+            "training job's budget, up to MaxResource): it cannot be tuned.")
+    max_resource = given.get("MaxResource")
+    if max_resource is None:
+        inferred = [k for k in RESOURCE_KEYS if k in static]
+        if not inferred:
+            raise ValidationException(
+                "HyperbandStrategyConfig.MaxResource must be specified: it cannot be inferred "
+                f"from the StaticHyperParameters (none of {', '.join(RESOURCE_KEYS)}).")
+        try:
+            max_resource = int(static[inferred[0]])
+        except ValueError:
+            raise ValidationException(
+                f"HyperbandStrategyConfig.MaxResource cannot be inferred from the static "
+                f"hyperparameter {inferred[0]}={static[inferred[0]]!r}: not an integer.") from None
+    min_resource = given.get("MinResource", 1)
+    for field, value in (("MinResource", min_resource), ("MaxResource", max_resource)):
+        if (isinstance(value, bool) or not isinstance(value, int)
+                or not 1 <= value <= MAX_HYPERBAND_RESOURCE):
+            raise ValidationException(
+                f"HyperbandStrategyConfig.{field} must be an integer from 1 to "
+                f"{MAX_HYPERBAND_RESOURCE}; got {value!r}.")
+    if min_resource >= max_resource:
+        raise ValidationException(
+            f"HyperbandStrategyConfig.MinResource ({min_resource}) must be less than "
+            f"MaxResource ({max_resource}).")
+    return {"min_resource": min_resource, "max_resource": max_resource, "resource_key": key}
 
 
 # -- warm start --------------------------------------------------------------------------------
