@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from opensage.api import (
+    autoscaling_handlers,
     cloudwatch_handlers,
     endpoint_handlers,
     logs_handlers,
@@ -38,6 +39,7 @@ def build_services(backend: Backend) -> dict[str, Any]:
     sagemaker = session.get_service_model("sagemaker")
     logs = session.get_service_model("logs")
     cloudwatch = session.get_service_model("cloudwatch")
+    autoscaling = session.get_service_model("application-autoscaling")
     return {
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
                                                             tuning_handlers, endpoint_handlers,
@@ -52,6 +54,8 @@ def build_services(backend: Backend) -> dict[str, Any]:
         "iam": sts.IamApi(session.get_service_model("iam"), backend),
         "s3": S3Api(backend),
         "sagemaker-runtime": RuntimeApi(backend),
+        "application-autoscaling": RpcService(autoscaling, collect_handlers(
+            autoscaling, autoscaling_handlers), backend),
     }
 
 

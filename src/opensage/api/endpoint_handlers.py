@@ -28,3 +28,10 @@ def update_endpoint(backend: Backend, params: Params) -> Params:
 
 def delete_endpoint(backend: Backend, params: Params) -> None:
     backend.endpoints.delete(params["EndpointName"])
+
+
+# -- UpdateEndpointWeightsAndCapacities (added with autoscaling) ---------------------------
+def update_endpoint_weights_and_capacities(backend: Backend, params: Params) -> Params:
+    arn, _ = backend.endpoints.set_capacities(params["EndpointName"],
+                                              params["DesiredWeightsAndCapacities"])
+    return {"EndpointArn": arn}

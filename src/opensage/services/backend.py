@@ -29,10 +29,12 @@ class Backend:
     tuning: Any = field(default=None)
     endpoints: Any = field(default=None)
     transform: Any = field(default=None)
+    autoscaling: Any = field(default=None)  # application-autoscaling
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
         from opensage.runner.local import LocalExecutor
+        from opensage.services.autoscaling import AutoscalingService
         from opensage.services.endpoints import EndpointService
         from opensage.services.training.jobs import TrainingService
         from opensage.services.transform import TransformService
@@ -54,6 +56,7 @@ class Backend:
         backend.tuning = TuningService(backend)
         backend.endpoints = EndpointService(backend)
         backend.transform = TransformService(backend)
+        backend.autoscaling = AutoscalingService(backend)
         return backend
 
     def start(self) -> None:
@@ -63,6 +66,7 @@ class Backend:
         self.tuning.start()  # its reconcile loop also resumes unfinished searches
         self.endpoints.start()  # endpoints that were InService come back InService
         self.transform.start()  # transform jobs left InProgress run again
+        self.autoscaling.start()  # the scaler thread
 
     def arn(self, resource: str, service: str = "sagemaker") -> str:
         return self.settings.arn(service, resource)
@@ -75,6 +79,7 @@ class Backend:
         """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
         with self.tuning.paused():  # no tuning step launches a child job mid-wipe
             self.training.executor.cancel_all()
+            self.autoscaling.reset()
             self.endpoints.reset()
             self.transform.reset()
             self.db.wipe()
@@ -83,6 +88,7 @@ class Backend:
     def close(self) -> None:
         self.tuning.shutdown()
         self.training.executor.shutdown()
+        self.autoscaling.close()
         self.endpoints.close()
         self.transform.close()
         self.db.dispose()

@@ -130,6 +130,135 @@ class EndpointService:
         if live is not None:
             self._retire(live, grace=self.stop_grace)
 
+    # -- capacity (UpdateEndpointWeightsAndCapacities, autoscaling) ------------------------
+    def set_capacities(self, name: str, desired: list[dict[str, Any]]) -> tuple[str,
+                                                                               threading.Thread]:
+        """Change variants' weight and/or instance count in place (workers started before
+        traffic reaches them, removed ones drained): ``Updating`` then ``InService``."""
+        row = load(self.backend, KIND, name)
+        if row.status != "InService":
+            raise ValidationException(
+                f'Cannot update in-progress endpoint "{row.arn}".' if row.status in IN_PROGRESS
+                else f"Cannot update endpoint \"{row.arn}\" in status {row.status}.")
+        deployment = row.body["_Deployment"]
+        known = {v["VariantName"]: v for v in deployment["Variants"]}
+        missing = [d["VariantName"] for d in desired if d["VariantName"] not in known]
+        if missing:
+            raise ValidationException(f"The variant(s) \"{missing}\" are not present in the "
+                                      f"endpoint \"{row.arn}\".")
+        target = {"EndpointConfigName": deployment["EndpointConfigName"],
+                  "Variants": [dict(v) for v in deployment["Variants"]]}
+        by_name = {v["VariantName"]: v for v in target["Variants"]}
+        for d in desired:
+            if d.get("DesiredWeight") is None and d.get("DesiredInstanceCount") is None:
+                raise ValidationException("Either DesiredWeight or DesiredInstanceCount must be "
+                                          f"specified for variant {d['VariantName']}.")
+            if d.get("DesiredWeight") is not None:
+                by_name[d["VariantName"]]["Weight"] = float(d["DesiredWeight"])
+            if d.get("DesiredInstanceCount") is not None:
+                if int(d["DesiredInstanceCount"]) < 1:
+                    raise ValidationException("DesiredInstanceCount must be at least 1.")
+                by_name[d["VariantName"]]["InstanceCount"] = int(d["DesiredInstanceCount"])
+        now = self.backend.now()
+        views = _variant_views(target, current=False, when=now)
+        for view, old in zip(views, row.body.get("ProductionVariants") or [], strict=False):
+            view.update({k: old[k] for k in ("CurrentWeight", "CurrentInstanceCount",
+                                             "DeployedImages") if k in old})
+        body = dict(row.body, EndpointStatus="Updating", ProductionVariants=views)
+        body.pop("FailureReason", None)
+        if not self.backend.resources.update(KIND.name, row.name, body, now=now,
+                                             status="Updating", expected_status="InService"):
+            raise ValidationException(f'Cannot update in-progress endpoint "{row.arn}".')
+        thread = threading.Thread(target=self._apply_capacities, args=(row.name, target),
+                                  daemon=True, name=f"capacity-{row.name}")
+        thread.start()
+        return row.arn, thread
+
+    def _apply_capacities(self, name: str, target: dict[str, Any]) -> None:
+        key = name.lower()
+        live = self._live.get(key)
+        token = self._tokens.get(key)
+        added: list[Worker] = []
+        retired: list[Worker] = []
+        try:
+            if live is None:
+                raise DeployFailed("The endpoint has no running instances.")
+            group = LOG_GROUP.format(name=name)
+            members: dict[str, list[Worker]] = {v.name: list(v.workers)
+                                                for v in live.router.variants}
+            for variant in target["Variants"]:
+                vname = variant["VariantName"]
+                own = members[vname]
+                while len(own) > variant["InstanceCount"]:
+                    retired.append(own.pop())
+                fresh = []
+                for _ in range(variant["InstanceCount"] - len(own)):
+                    worker = Worker(module=self._module_for(variant),
+                                    model_dir=live.directory / vname / "model",
+                                    work_dir=live.directory / vname,
+                                    cpus=cpus_for(variant["InstanceType"]))
+                    stream = f"{vname}/{worker.instance_id}"
+                    worker.log_sink = (lambda events, s=stream:
+                                       self.backend.logs.append(group, s, events))
+                    worker.start(self._spawner)
+                    added.append(worker)
+                    fresh.append(worker)
+                for worker in fresh:
+                    try:
+                        worker.wait_ready(variant["StartupTimeout"])
+                    except WorkerFailed as e:
+                        raise DeployFailed(f"A new instance of production variant {vname} did "
+                                           f"not pass the ping health check: {e}.") from None
+                own.extend(fresh)
+        except DeployFailed as e:
+            self._capacities_failed(name, token, added, str(e))
+            return
+        except Exception as e:
+            log.exception("changing the capacity of endpoint %s failed", name)
+            self._capacities_failed(name, token, added, f"InternalFailure: {e}")
+            return
+        with self._lock:
+            row = self.backend.resources.get(KIND.name, name)
+            if row is None or self._tokens.get(key) != token or self._live.get(key) is not live:
+                retired, added = added, []  # deleted or redeployed meanwhile
+            else:
+                weights = {v["VariantName"]: v["Weight"] for v in target["Variants"]}
+                live.router = Router([LiveVariant(n, weights[n], ws)
+                                      for n, ws in members.items()])
+                live.workers = [w for ws in members.values() for w in ws]
+                live.instances = {n: len(ws) for n, ws in members.items()}
+                now = self.backend.now()
+                images = {v["VariantName"]: v.get("DeployedImages")
+                          for v in row.body.get("ProductionVariants") or []}
+                views = _variant_views(target, current=True, when=now)
+                for view in views:
+                    if images.get(view["VariantName"]):
+                        view["DeployedImages"] = images[view["VariantName"]]
+                body = dict(row.body, EndpointStatus="InService", LastModifiedTime=now,
+                            ProductionVariants=views, _Deployment=target)
+                self.backend.resources.update(KIND.name, name, body, now=now,
+                                              status="InService")
+        for worker in retired:  # drain: finish what is in flight, off this thread
+            worker.stopped = True
+            threading.Thread(target=worker.stop, args=(self.stop_grace,), daemon=True,
+                             name=f"retire-{name}").start()
+
+    def _capacities_failed(self, name: str, token: str | None, added: list[Worker],
+                           reason: str) -> None:
+        """Roll back a capacity change: the new workers go, the endpoint keeps serving."""
+        for worker in added:
+            worker.kill()
+        with self._lock:
+            row = self.backend.resources.get(KIND.name, name)
+            if row is not None and self._tokens.get(name.lower()) == token:
+                now = self.backend.now()
+                body = dict(row.body, EndpointStatus="InService", FailureReason=reason[:1024],
+                            ProductionVariants=_variant_views(row.body["_Deployment"],
+                                                              current=True, when=now))
+                self.backend.resources.update(KIND.name, name, body, now=now,
+                                              status="InService")
+    # -- end capacity ----------------------------------------------------------------------
+
     # -- the invocation path (no store access) ---------------------------------------------
     def route(self, name: str, target_variant: str | None) -> tuple[str, Worker]:
         live = self._live.get(name.lower())

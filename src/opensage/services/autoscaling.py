@@ -1,0 +1,449 @@
+"""Application Auto Scaling for SageMaker endpoint variants.
+
+Scalable targets (``endpoint/<name>/variant/<variant>``, dimension
+``sagemaker:variant:DesiredInstanceCount``), target-tracking scaling policies and scaling
+activities are rows in the resource store. A scaler thread wakes every ``interval`` seconds
+(``OPENSAGE_AUTOSCALING_INTERVAL``, default 5), reads each policy's metric over the last
+``window`` seconds (``OPENSAGE_AUTOSCALING_WINDOW``, default 60) from the metric store,
+computes ``ceil(current * metric / target)`` within the target's min/max, respecting the
+cooldowns and ``DisableScaleIn``, applies it through the endpoint service (workers started
+or drained) and records a scaling activity.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+import uuid
+from typing import Any
+
+from opensage.errors import AwsError, ValidationException
+from opensage.services.backend import Backend
+from opensage.store.resources import AlreadyExists, ListQuery, Resource
+
+__all__ = ["AutoscalingService", "ObjectNotFoundException"]
+
+TARGET_KIND = "autoscaling-scalable-target"
+POLICY_KIND = "autoscaling-scaling-policy"
+ACTIVITY_KIND = "autoscaling-scaling-activity"
+NAMESPACE = "sagemaker"
+DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+PREDEFINED = {"SageMakerVariantInvocationsPerInstance": "InvocationsPerInstance"}
+DEFAULT_COOLDOWN = 300.0
+APPLY_TIMEOUT = 120.0
+RESOURCE_ID = re.compile(r"^endpoint/([^/]+)/variant/([^/]+)$")
+log = logging.getLogger(__name__)
+
+
+class ObjectNotFoundException(AwsError):
+    code = "ObjectNotFoundException"
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+class AutoscalingService:
+    def __init__(self, backend: Backend, interval: float | None = None,
+                 window: float | None = None) -> None:
+        self.backend = backend
+        self.interval = interval if interval is not None else _env_float(
+            "OPENSAGE_AUTOSCALING_INTERVAL", 5.0)
+        self.window = window if window is not None else _env_float(
+            "OPENSAGE_AUTOSCALING_WINDOW", 60.0)
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- scalable targets ------------------------------------------------------------------
+    def register(self, params: dict[str, Any]) -> str:
+        ns, resource_id, dimension = self._key(params)
+        endpoint, variant = self._variant(resource_id)
+        with self._lock:
+            row = self.backend.resources.get(TARGET_KIND, _name(ns, resource_id, dimension))
+            body = dict(row.body) if row else {}
+            lo = params.get("MinCapacity", body.get("MinCapacity"))
+            hi = params.get("MaxCapacity", body.get("MaxCapacity"))
+            if lo is None or hi is None:
+                raise ValidationException("MinCapacity and MaxCapacity are required when "
+                                          "registering a new scalable target.")
+            if lo < 0 or hi < 0 or lo > hi:
+                raise ValidationException(f"Minimum capacity {lo} must be between 0 and the "
+                                          f"maximum capacity {hi}.")
+            now = self.backend.now()
+            arn = body.get("ScalableTargetARN") or self.backend.arn(
+                f"scalable-target/{uuid.uuid4().hex}", service="application-autoscaling")
+            body.update(ServiceNamespace=ns, ResourceId=resource_id, ScalableDimension=dimension,
+                        MinCapacity=int(lo), MaxCapacity=int(hi), ScalableTargetARN=arn,
+                        RoleARN=params.get("RoleARN") or body.get("RoleARN") or self.backend.arn(
+                            "role/aws-service-role/sagemaker.application-autoscaling."
+                            "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_"
+                            "SageMakerEndpoint", service="iam").replace(
+                                f":{self.backend.settings.region}:", "::"),
+                        _Endpoint=endpoint, _Variant=variant)
+            body.setdefault("CreationTime", now)
+            suspended = params.get("SuspendedState")
+            if suspended is not None:
+                body["SuspendedState"] = {**body.get("SuspendedState", {}), **suspended}
+            body.setdefault("SuspendedState", {"DynamicScalingInSuspended": False,
+                                               "DynamicScalingOutSuspended": False,
+                                               "ScheduledScalingSuspended": False})
+            if row is None:
+                self.backend.resources.create(TARGET_KIND, _name(ns, resource_id, dimension),
+                                              arn, body, now=now)
+            else:
+                self.backend.resources.update(TARGET_KIND, row.name, body, now=now)
+        self._wake.set()
+        return arn
+
+    def describe_targets(self, params: dict[str, Any]) -> dict[str, Any]:
+        ns = self._namespace(params)
+        ids = params.get("ResourceIds") or None
+        dimension = params.get("ScalableDimension")
+        rows = [r.body for r in self._rows(TARGET_KIND)
+                if r.body["ServiceNamespace"] == ns
+                and (ids is None or r.body["ResourceId"] in ids)
+                and (dimension is None or r.body["ScalableDimension"] == dimension)]
+        page, token = _page(rows, params)
+        return {"ScalableTargets": [_public(b) for b in page], **token}
+
+    def deregister(self, params: dict[str, Any]) -> None:
+        ns, resource_id, dimension = self._key(params)
+        with self._lock:
+            if self.backend.resources.delete(TARGET_KIND,
+                                             _name(ns, resource_id, dimension)) is None:
+                raise ObjectNotFoundException(_no_target(ns, resource_id, dimension))
+            for row in self._rows(POLICY_KIND):
+                if _same_target(row.body, ns, resource_id, dimension):
+                    self.backend.resources.delete(POLICY_KIND, row.name)
+
+    # -- scaling policies ------------------------------------------------------------------
+    def put_policy(self, params: dict[str, Any]) -> dict[str, Any]:
+        ns, resource_id, dimension = self._key(params)
+        name = params["PolicyName"]
+        kind = params.get("PolicyType") or "StepScaling"
+        if kind != "TargetTrackingScaling":
+            raise ValidationException(f"opensage supports only the TargetTrackingScaling policy "
+                                      f"type, not {kind}.")
+        config = params.get("TargetTrackingScalingPolicyConfiguration")
+        if not config:
+            raise ValidationException("TargetTrackingScalingPolicyConfiguration is required "
+                                      "for a TargetTrackingScaling policy.")
+        predefined = config.get("PredefinedMetricSpecification")
+        custom = config.get("CustomizedMetricSpecification")
+        if bool(predefined) == bool(custom):
+            raise ValidationException("Exactly one of PredefinedMetricSpecification and "
+                                      "CustomizedMetricSpecification must be specified.")
+        if predefined and predefined.get("PredefinedMetricType") not in PREDEFINED:
+            raise ValidationException(f"Unsupported predefined metric type "
+                                      f"{predefined.get('PredefinedMetricType')} for "
+                                      f"{dimension}.")
+        if custom and (custom.get("Metrics") or not custom.get("MetricName")
+                       or not custom.get("Namespace") or not custom.get("Statistic")):
+            raise ValidationException("CustomizedMetricSpecification needs MetricName, "
+                                      "Namespace and Statistic (metric math is not supported).")
+        if not config.get("TargetValue") or config["TargetValue"] <= 0:
+            raise ValidationException("TargetValue must be greater than 0.")
+        with self._lock:
+            if self.backend.resources.get(TARGET_KIND,
+                                          _name(ns, resource_id, dimension)) is None:
+                raise ObjectNotFoundException(_no_target(ns, resource_id, dimension))
+            key = _name(ns, resource_id, dimension, name)
+            row = self.backend.resources.get(POLICY_KIND, key)
+            now = self.backend.now()
+            if row is not None:
+                arn, created = row.body["PolicyARN"], row.body["CreationTime"]
+            else:
+                arn = self.backend.arn(
+                    f"scalingPolicy:{uuid.uuid4()}:resource/{ns}/{resource_id}:"
+                    f"policyName/{name}", service="autoscaling")
+                created = now
+            alarms = [{"AlarmName": f"TargetTracking-{resource_id}-Alarm{side}-{uuid.uuid4()}",
+                       "AlarmARN": self.backend.arn(f"alarm:TargetTracking-{resource_id}-"
+                                                    f"Alarm{side}", service="cloudwatch")}
+                      for side in ("High", "Low")]
+            body = {"PolicyARN": arn, "PolicyName": name, "ServiceNamespace": ns,
+                    "ResourceId": resource_id, "ScalableDimension": dimension,
+                    "PolicyType": kind, "TargetTrackingScalingPolicyConfiguration": config,
+                    "Alarms": alarms, "CreationTime": created}
+            if row is None:
+                try:
+                    self.backend.resources.create(POLICY_KIND, key, arn, body, now=now)
+                except AlreadyExists:
+                    raise AwsError("Concurrent update of the scaling policy.",
+                                   code="ConcurrentUpdateException") from None
+            else:
+                self.backend.resources.update(POLICY_KIND, key, body, now=now)
+        self._wake.set()
+        return {"PolicyARN": arn, "Alarms": alarms}
+
+    def describe_policies(self, params: dict[str, Any]) -> dict[str, Any]:
+        ns = self._namespace(params)
+        names = params.get("PolicyNames") or None
+        rows = [r.body for r in self._rows(POLICY_KIND)
+                if r.body["ServiceNamespace"] == ns
+                and (names is None or r.body["PolicyName"] in names)
+                and params.get("ResourceId") in (None, r.body["ResourceId"])
+                and params.get("ScalableDimension") in (None, r.body["ScalableDimension"])]
+        page, token = _page(rows, params)
+        return {"ScalingPolicies": page, **token}
+
+    def delete_policy(self, params: dict[str, Any]) -> None:
+        ns, resource_id, dimension = self._key(params)
+        with self._lock:
+            key = _name(ns, resource_id, dimension, params["PolicyName"])
+            if self.backend.resources.delete(POLICY_KIND, key) is None:
+                raise ObjectNotFoundException(
+                    f"No scaling policy found for service namespace: {ns}, resource ID: "
+                    f"{resource_id}, scalable dimension: {dimension}, policy name: "
+                    f"{params['PolicyName']}")
+
+    # -- scaling activities ----------------------------------------------------------------
+    def describe_activities(self, params: dict[str, Any]) -> dict[str, Any]:
+        ns = self._namespace(params)
+        rows = [r.body for r in self._rows(ACTIVITY_KIND)
+                if r.body["ServiceNamespace"] == ns
+                and params.get("ResourceId") in (None, r.body["ResourceId"])
+                and params.get("ScalableDimension") in (None, r.body["ScalableDimension"])]
+        rows.sort(key=lambda b: b["StartTime"], reverse=True)
+        page, token = _page(rows, params)
+        return {"ScalingActivities": page, **token}
+
+    def _record(self, target: dict[str, Any], description: str, cause: str, start: float,
+                failure: str | None) -> None:
+        activity = uuid.uuid4().hex
+        body = {"ActivityId": activity, "ServiceNamespace": target["ServiceNamespace"],
+                "ResourceId": target["ResourceId"],
+                "ScalableDimension": target["ScalableDimension"],
+                "Description": description, "Cause": cause, "StartTime": start,
+                "EndTime": self.backend.now(),
+                "StatusCode": "Failed" if failure else "Successful",
+                "StatusMessage": failure or "Successfully set desired instance count to "
+                                            f"{description.rsplit(' ', 1)[-1].rstrip('.')}. "
+                                            "Change successfully fulfilled by sagemaker."}
+        self.backend.resources.create(
+            ACTIVITY_KIND, activity,
+            self.backend.arn(f"scaling-activity/{activity}", service="application-autoscaling"),
+            body, now=start)
+
+    # -- the scaler ------------------------------------------------------------------------
+    def start(self) -> None:
+        self._closing.clear()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="autoscaler")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._closing.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=APPLY_TIMEOUT)
+
+    def reset(self) -> None:
+        with self._lock:  # wait for a scaling step in progress
+            pass
+
+    def set_interval(self, seconds: float, window: float | None = None) -> None:
+        """How often the scaler looks (and over how many seconds of metrics); wakes it."""
+        self.interval = seconds
+        if window is not None:
+            self.window = window
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self.tick()
+            except Exception:
+                log.exception("autoscaling step failed")
+
+    def tick(self) -> None:
+        """One pass over every scalable target: scale the ones whose metric says so."""
+        with self._lock:
+            policies: dict[str, list[dict[str, Any]]] = {}
+            for row in self._rows(POLICY_KIND):
+                b = row.body
+                policies.setdefault(_name(b["ServiceNamespace"], b["ResourceId"],
+                                          b["ScalableDimension"]), []).append(b)
+            for row in self._rows(TARGET_KIND):
+                if self._closing.is_set():
+                    return
+                try:
+                    self._scale(row, policies.get(row.name, []))
+                except AwsError:
+                    continue  # the endpoint is gone or busy: try again next time
+
+    def _scale(self, row: Resource, policies: list[dict[str, Any]]) -> None:
+        target = row.body
+        endpoint, variant = target["_Endpoint"], target["_Variant"]
+        found = self.backend.resources.get("endpoint", endpoint)
+        if found is None or found.status != "InService":
+            return
+        view = next((v for v in found.body.get("ProductionVariants") or []
+                     if v["VariantName"] == variant), None)
+        if view is None or view.get("CurrentInstanceCount") is None:
+            return
+        current = int(view["CurrentInstanceCount"])
+        lo, hi = target["MinCapacity"], target["MaxCapacity"]
+        now = self.backend.now()
+        desired, cause = current, ""
+        if current < lo:
+            desired, cause = lo, f"minimum capacity was set to {lo}"
+        elif current > hi:
+            desired, cause = hi, f"maximum capacity was set to {hi}"
+        else:
+            suspended = target.get("SuspendedState") or {}
+            outs: list[tuple[int, str]] = []
+            ins: list[tuple[int, str]] = []
+            for policy in policies:
+                proposed = self._proposal(policy, endpoint, variant, current, now)
+                if proposed is None:
+                    ins.append((current, ""))  # no data: this policy does not agree to scale in
+                    continue
+                config = policy["TargetTrackingScalingPolicyConfiguration"]
+                alarm = (f"monitor alarm TargetTracking-{target['ResourceId']}-Alarm"
+                         f"{'High' if proposed > current else 'Low'} in state ALARM triggered "
+                         f"policy {policy['PolicyName']}")
+                if proposed > current:
+                    cooldown = config.get("ScaleOutCooldown", DEFAULT_COOLDOWN)
+                    if (not suspended.get("DynamicScalingOutSuspended")
+                            and now - target.get("_LastScaleOut", 0) >= cooldown):
+                        outs.append((proposed, alarm))
+                    ins.append((current, ""))
+                elif proposed < current and not config.get("DisableScaleIn"):
+                    cooldown = config.get("ScaleInCooldown", DEFAULT_COOLDOWN)
+                    if (not suspended.get("DynamicScalingInSuspended")
+                            and now - target.get("_LastScaleOut", 0) >= cooldown
+                            and now - target.get("_LastScaleIn", 0) >= cooldown):
+                        ins.append((proposed, alarm))
+                    else:
+                        ins.append((current, ""))
+                else:
+                    ins.append((current, ""))
+            if outs:
+                desired, cause = max(outs)
+            elif ins:
+                desired, cause = max(ins)
+            desired = min(max(desired, lo), hi)
+        if desired == current:
+            return
+        start = now
+        _, thread = self.backend.endpoints.set_capacities(
+            endpoint, [{"VariantName": variant, "DesiredInstanceCount": desired}])
+        thread.join(APPLY_TIMEOUT)
+        after = self.backend.resources.get("endpoint", endpoint)
+        failure = after.body.get("FailureReason") if after is not None else "Endpoint deleted."
+        self._record(target, f"Setting desired instance count to {desired}.", cause, start,
+                     failure)
+        fresh = self.backend.resources.get(TARGET_KIND, row.name)
+        if fresh is not None and not failure:
+            body = dict(fresh.body)
+            body["_LastScaleOut" if desired > current else "_LastScaleIn"] = self.backend.now()
+            self.backend.resources.update(TARGET_KIND, row.name, body, now=self.backend.now())
+
+    def _proposal(self, policy: dict[str, Any], endpoint: str, variant: str, current: int,
+                  now: float) -> int | None:
+        config = policy["TargetTrackingScalingPolicyConfiguration"]
+        window = max(self.window, 1e-3)
+        spec = config.get("PredefinedMetricSpecification")
+        if spec:
+            points = self.backend.metrics.series(
+                "AWS/SageMaker", PREDEFINED[spec["PredefinedMetricType"]],
+                {"EndpointName": endpoint, "VariantName": variant}, now - window, now + 1)
+            value = sum(p.value for p in points) * 60.0 / window  # per minute, as AWS's Sum
+        else:
+            custom = config["CustomizedMetricSpecification"]
+            dims = {d["Name"]: d["Value"] for d in custom.get("Dimensions") or []}
+            points = self.backend.metrics.series(custom["Namespace"], custom["MetricName"],
+                                                 dims, now - window, now + 1)
+            if not points:
+                return None
+            values = [p.value for p in points]
+            value = {"Sum": sum(values), "Minimum": min(values), "Maximum": max(values),
+                     "SampleCount": float(len(values))}.get(custom["Statistic"],
+                                                            sum(values) / len(values))
+        return math.ceil(round(current * value / float(config["TargetValue"]), 9))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _namespace(self, params: dict[str, Any]) -> str:
+        ns = params["ServiceNamespace"]
+        if ns != NAMESPACE:
+            raise ValidationException(f"Unsupported service namespace {ns}: opensage scales "
+                                      f"only {NAMESPACE}.")
+        return ns
+
+    def _key(self, params: dict[str, Any]) -> tuple[str, str, str]:
+        ns = self._namespace(params)
+        resource_id, dimension = params["ResourceId"], params["ScalableDimension"]
+        if dimension != DIMENSION:
+            raise ValidationException(f"Unsupported scalable dimension {dimension} for "
+                                      f"service namespace {ns}.")
+        if not RESOURCE_ID.match(resource_id):
+            raise ValidationException(f"Unsupported resource ID {resource_id}: expected "
+                                      "endpoint/<endpoint-name>/variant/<variant-name>.")
+        return ns, resource_id, dimension
+
+    def _variant(self, resource_id: str) -> tuple[str, str]:
+        match = RESOURCE_ID.match(resource_id)
+        assert match is not None
+        endpoint, variant = match.groups()
+        row = self.backend.resources.get("endpoint", endpoint)
+        variants = {v["VariantName"] for v in (row.body.get("ProductionVariants") or [])
+                    } if row else set()
+        if variant not in variants:
+            raise ValidationException(f"The endpoint variant {resource_id} does not exist: "
+                                      f"endpoint {endpoint} has no variant {variant}.")
+        return row.name if row else endpoint, variant
+
+    def _rows(self, kind: str) -> list[Resource]:
+        rows: list[Resource] = []
+        token = None
+        while True:
+            page, token = self.backend.resources.list(kind, ListQuery(
+                max_results=100, next_token=token, sort_order="Ascending"))
+            rows += page
+            if not token:
+                return rows
+
+
+def _name(*parts: str) -> str:
+    return "|".join(parts)
+
+
+def _same_target(body: dict[str, Any], ns: str, resource_id: str, dimension: str) -> bool:
+    return (body["ServiceNamespace"], body["ResourceId"], body["ScalableDimension"]) == (
+        ns, resource_id, dimension)
+
+
+def _no_target(ns: str, resource_id: str, dimension: str) -> str:
+    return (f"No scalable target registered for service namespace: {ns}, resource ID: "
+            f"{resource_id}, scalable dimension: {dimension}")
+
+
+def _public(body: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
+def _page(rows: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                      dict[str, str]]:
+    size = params.get("MaxResults") or 50
+    if not 1 <= size <= 100:
+        raise ValidationException("MaxResults must be between 1 and 100.")
+    token = params.get("NextToken")
+    try:
+        offset = int(token) if token else 0
+    except ValueError:
+        raise AwsError("Invalid NextToken.", code="InvalidNextTokenException") from None
+    page = [_public(b) for b in rows[offset:offset + size]]
+    more = {"NextToken": str(offset + size)} if offset + size < len(rows) else {}
+    return page, more
