@@ -80,6 +80,9 @@ class RuntimeApi:
         finished = time.perf_counter()
         endpoints.record(name, variant, 200, (answered - sent) * 1e6,
                          ((sent - started) + (finished - answered)) * 1e6)
+        endpoints.capture.record(  # data capture: sampled, buffered, written off this path
+            name, variant, headers.get("content-type", "application/octet-stream"), body,
+            out["Content-Type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
         return response
 
     def _pool(self, worker: Any) -> WorkerPool:

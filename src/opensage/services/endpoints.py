@@ -34,6 +34,7 @@ from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, fetch_model
+from opensage.serving.capture import CaptureService  # data capture
 from opensage.serving.process import Worker, WorkerFailed
 from opensage.serving.router import LiveVariant, Router, UnknownVariant
 from opensage.store.resources import ListQuery
@@ -77,6 +78,7 @@ class EndpointService:
         self.stop_grace = 30.0
         # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-spawner")
+        self.capture = CaptureService(backend.objects)  # data capture
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
@@ -127,6 +129,7 @@ class EndpointService:
         with self._lock:
             self._tokens.pop(row.name.lower(), None)
             live = self._live.pop(row.name.lower(), None)
+        self.capture.remove(row.name)  # data capture: write what is buffered
         if live is not None:
             self._retire(live, grace=self.stop_grace)
 
@@ -323,11 +326,13 @@ class EndpointService:
         if self._flusher is not None:
             self._flusher.join(timeout=5)
         self._flush()
+        self.capture.close()  # data capture
         self._spawner.shutdown(wait=False)
 
     def reset(self) -> None:
         self.stop_all(grace=1.0)
         self._samples.clear()
+        self.capture.reset()  # data capture
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- deployment ------------------------------------------------------------------------
@@ -349,7 +354,8 @@ class EndpointService:
                 "StartupTimeout": float(variant.get(
                     "ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_TIMEOUT),
             })
-        return {"EndpointConfigName": config["EndpointConfigName"], "Variants": variants}
+        return {"EndpointConfigName": config["EndpointConfigName"], "Variants": variants,
+                "DataCapture": config.get("DataCaptureConfig")}  # data capture
 
     def _spawn(self, name: str, deployment: dict[str, Any], *,
                updating: bool) -> threading.Thread:
@@ -383,6 +389,7 @@ class EndpointService:
                 stale = None
                 old = self._live.get(name.lower())
                 self._live[name.lower()] = live
+                self.capture.configure(name, deployment.get("DataCapture"))  # data capture
                 now = self.backend.now()
                 body = dict(row.body)
                 body.pop("_Pending", None)
