@@ -196,14 +196,9 @@ class EndpointService:
                     retired.append(own.pop())
                 fresh = []
                 for _ in range(variant["InstanceCount"] - len(own)):
-                    worker = Worker(module=self._module_for(variant),
-                                    model_dir=live.directory / vname / "model",
-                                    work_dir=live.directory / vname,
-                                    cpus=cpus_for(variant["InstanceType"]))
-                    stream = f"{vname}/{worker.instance_id}"
-                    worker.log_sink = (lambda events, s=stream:
-                                       self.backend.logs.append(group, s, events))
-                    worker.start(self._spawner)
+                    worker = self._start_worker(
+                        variant, self._module_for(variant), live.directory / vname / "model",
+                        live.directory / vname, group)
                     added.append(worker)
                     fresh.append(worker)
                 for worker in fresh:
@@ -261,6 +256,17 @@ class EndpointService:
                 self.backend.resources.update(KIND.name, name, body, now=now,
                                               status="InService")
     # -- end capacity ----------------------------------------------------------------------
+
+    def _start_worker(self, variant: dict[str, Any], module: str, model_dir: Path,
+                      work_dir: Path, group: str) -> Worker:
+        """One instance of a variant: a worker process whose output goes to the endpoint's
+        log group, stream ``<variant>/<instance-id>``."""
+        worker = Worker(module=module, model_dir=model_dir, work_dir=work_dir,
+                        cpus=cpus_for(variant["InstanceType"]))
+        stream = f"{variant['VariantName']}/{worker.instance_id}"
+        worker.log_sink = (lambda events: self.backend.logs.append(group, stream, events))
+        worker.start(self._spawner)
+        return worker
 
     # -- the invocation path (no store access) ---------------------------------------------
     def route(self, name: str, target_variant: str | None) -> tuple[str, Worker]:
@@ -426,13 +432,8 @@ class EndpointService:
                     model_dir.mkdir(parents=True, exist_ok=True)
                 own = []
                 for _ in range(variant["InstanceCount"]):
-                    worker = Worker(module=module, model_dir=model_dir,
-                                    work_dir=directory / vname,
-                                    cpus=cpus_for(variant["InstanceType"]))
-                    stream = f"{vname}/{worker.instance_id}"
-                    worker.log_sink = (lambda events, s=stream:
-                                       self.backend.logs.append(group, s, events))
-                    worker.start(self._spawner)
+                    worker = self._start_worker(variant, module, model_dir, directory / vname,
+                                                group)
                     workers.append(worker)
                     own.append(worker)
                 variants.append((variant, own))
