@@ -245,3 +245,29 @@ def run_main(train_fn: Callable[[TrainingEnv], None], *,
         sys.exit(1)
     sys.stdout.flush()
     sys.exit(0)
+
+
+def main_for(package: str) -> Callable[[list[str] | None], None]:
+    """The ``python -m <package> train`` entry point of a built-in: runs
+    ``<package>.train.train(env)`` under :func:`run_main`; a missing optional dependency is
+    reported as the extra to install."""
+
+    def train(env: TrainingEnv) -> None:
+        import importlib
+
+        try:
+            module = importlib.import_module(package + ".train")
+        except ImportError as e:
+            raise RuntimeError(f"the {package.rsplit('.', 1)[-1]} algorithm cannot start ({e});"
+                               f" install opensage with the 'algorithms' extra: "
+                               f"pip install 'opensage[algorithms]'") from e
+        module.train(env)
+
+    def main(argv: list[str] | None = None) -> None:
+        args = sys.argv[1:] if argv is None else argv
+        if args != ["train"]:
+            print(f"usage: python -m {package} train", file=sys.stderr)
+            sys.exit(2)
+        run_main(train)
+
+    return main

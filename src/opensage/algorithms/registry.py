@@ -33,6 +33,7 @@ __all__ = ["KNOWN", "Algorithm", "AlgorithmUnavailable", "ImageRef", "Unsupporte
 KNOWN: Mapping[str, str] = MappingProxyType({
     "sagemaker-xgboost": "opensage.algorithms.xgboost",
     "xgboost": "opensage.algorithms.xgboost",
+    "kmeans": "opensage.algorithms.kmeans",
 })
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "Int",
     "IntList",
     "MetricDefinition",
+    "OrAuto",
     "Param",
     "Rejected",
     "SpecError",
@@ -380,6 +381,39 @@ class Bool(Param):
         return {"CategoricalParameterRangeSpecification": {"Values": ["true", "false"]}}
 
 
+class OrAuto(Param):
+    """The literal ``auto`` (any case; the algorithm picks the value) or what ``inner``
+    accepts: ``OrAuto(Float(0, 1, closed="neither"))``. ``auto`` parses to ``"auto"``; ranges
+    and tunability are the inner constraint's."""
+
+    def __init__(self, inner: Param, *, default: Any = "auto", required: bool = False,
+                 tunable: bool = False, description: str = "") -> None:
+        super().__init__(default=default, required=required, tunable=tunable,
+                         description=description)
+        self.inner = inner
+        self.type_name = inner.type_name
+
+    def _parse(self, raw: str) -> Any:
+        if raw.lower() == "auto":
+            return "auto"
+        return self.inner._parse(raw)
+
+    def accepted(self) -> str:
+        return f"'auto' or {self.inner.accepted()}"
+
+    def format(self, value: Any) -> str:
+        return "auto" if value == "auto" else self.inner.format(value)
+
+    def invalid_examples(self) -> list[str]:
+        return [v for v in self.inner.invalid_examples() if v.lower() != "auto"]
+
+    def valid_example(self) -> str:
+        return "auto"
+
+    def _range(self) -> dict[str, Any] | None:
+        return self.inner._range()
+
+
 class Text(Param):
     """Free text, optionally matching a regular expression (``fullmatch``)."""
 
@@ -421,6 +455,9 @@ class StrList(Param):
         self.min_items = min_items
 
     def _parse(self, raw: str) -> tuple[Any, ...]:
+        if raw.startswith("[") and raw.endswith("]"):
+            # The SDK sends lists JSON-encoded ('["msd", "ssd"]'); '[msd,ssd]' is accepted too.
+            raw = self.sep.join(p.strip().strip("'\"") for p in raw[1:-1].split(","))
         parts = [p.strip() for p in raw.split(self.sep)] if raw else []
         if len(parts) < self.min_items or any(p == "" for p in parts):
             raise ValueError(raw)

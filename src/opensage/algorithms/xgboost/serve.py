@@ -6,8 +6,8 @@ type)`` or raises :class:`InferenceError` carrying the HTTP status the container
 
 * request ``text/csv`` (rows of features, no label), ``text/libsvm`` (``[label] i:v ...``,
   the label ignored), ``application/json`` / ``application/jsonlines``
-  (``{"instances": [{"features": [...]}, ...]}`` or ``{"features": [...]}`` per line);
-  anything else is ``415``;
+  (``{"instances": [{"features": [...]}, ...]}`` or ``{"features": [...]}`` per line),
+  ``application/x-recordio-protobuf`` (dense or sparse Records); anything else is ``415``;
 * response ``text/csv`` by default: one comma-separated list of predictions (one line per
   row, comma-separated, when each row has several outputs, as ``multi:softprob``);
   ``Accept: application/json`` gives ``{"predictions": [{"score": ...}, ...]}`` and
@@ -19,7 +19,6 @@ Parsing is vectorised (NumPy), never per value in Python where a batch path exis
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import warnings
@@ -28,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from opensage.algorithms.inference import InferenceError, parse_csv, parse_json, parse_recordio
+from opensage.algorithms.inference import media_type as _media_type
 from opensage.algorithms.xgboost.spec import MODEL_FILENAME
 
 CSV = "text/csv"
@@ -35,21 +36,8 @@ LIBSVM = "text/libsvm"
 JSON = "application/json"
 JSONLINES = "application/jsonlines"
 RECORDIO = "application/x-recordio-protobuf"
-REQUEST_TYPES = (CSV, LIBSVM, JSON, JSONLINES, "application/x-libsvm")
+REQUEST_TYPES = (CSV, LIBSVM, JSON, JSONLINES, RECORDIO, "application/x-libsvm")
 RESPONSE_TYPES = (CSV, JSON, JSONLINES)
-
-
-class InferenceError(Exception):
-    """The model server's answer to a request it refuses: an HTTP status and a message."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-def _media_type(value: str | None) -> str:
-    return (value or "").split(";", 1)[0].strip().lower()
 
 
 class XGBoostModel:
@@ -66,7 +54,7 @@ class XGBoostModel:
         kind = _media_type(content_type) or CSV
         if kind not in REQUEST_TYPES:
             raise InferenceError(415, f"Content type {content_type} is not supported by this "
-                                      f"algorithm; use one of {', '.join(REQUEST_TYPES[:4])}.")
+                                      f"algorithm; use one of {', '.join(REQUEST_TYPES[:5])}.")
         response_type = self._response_type(accept)
         if not body.strip():
             raise InferenceError(400, "Invalid payload: the request body is empty.")
@@ -75,7 +63,10 @@ class XGBoostModel:
         elif kind in (LIBSVM, "application/x-libsvm"):
             matrix = self._dmatrix_sparse(*parse_libsvm(body))
         else:
-            matrix = self._dmatrix_dense(parse_json(body, lines=kind == JSONLINES))
+            rows = (parse_recordio(body) if kind == RECORDIO else
+                    parse_json(body, lines=kind == JSONLINES))
+            matrix = (self._dmatrix_sparse(rows.indptr, rows.indices, rows.data)
+                      if hasattr(rows, "tocsr") else self._dmatrix_dense(rows))
         predictions = self.booster.predict(matrix, validate_features=False)
         return encode(predictions, response_type), response_type
 
@@ -141,45 +132,6 @@ def load(model_dir: str | os.PathLike[str]) -> XGBoostModel:
 # ---------------------------------------------------------------------------------- parsing
 
 
-def parse_csv(body: bytes) -> np.ndarray:
-    """Rows of comma-separated numbers (empty fields are missing values) -> float32 matrix."""
-    text = body.decode("utf-8", "replace").strip()
-    try:
-        rows = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float32, ndmin=2,
-                          comments=None)
-    except ValueError:
-        rows = _parse_csv_slowly(text)
-    return rows
-
-
-def _parse_csv_slowly(text: str) -> np.ndarray:
-    lines = [line for line in text.splitlines() if line.strip()]
-    width = None
-    out = []
-    for number, line in enumerate(lines, 1):
-        fields = line.split(",")
-        if width is None:
-            width = len(fields)
-        elif len(fields) != width:
-            raise InferenceError(400, f"Unable to parse CSV: line {number} has {len(fields)} "
-                                      f"columns, expected {width}.")
-        try:
-            out.append([float(f) if f.strip() else np.nan for f in fields])
-        except ValueError:
-            bad = next(f for f in fields if f.strip() and not _is_number(f))
-            raise InferenceError(400, f"Unable to parse CSV: could not convert string to "
-                                      f"float: {bad.strip()!r} (line {number}).") from None
-    return np.asarray(out, dtype=np.float32)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def parse_libsvm(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``[label] index:value ...`` lines -> CSR (indptr, indices, values); labels ignored."""
     indptr = [0]
@@ -205,37 +157,6 @@ def parse_libsvm(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         indptr.append(len(indices))
     return (np.asarray(indptr, dtype=np.int64), np.asarray(indices, dtype=np.int64),
             np.asarray(values, dtype=np.float32))
-
-
-def parse_json(body: bytes, *, lines: bool) -> np.ndarray:
-    try:
-        if lines:
-            instances = [json.loads(line) for line in body.splitlines() if line.strip()]
-        else:
-            document = json.loads(body)
-            instances = document.get("instances") if isinstance(document, dict) else document
-            if isinstance(document, dict) and instances is None and "features" in document:
-                instances = [document]
-    except ValueError as e:
-        raise InferenceError(400, f"Unable to parse JSON: {e}") from None
-    if not isinstance(instances, list) or not instances:
-        raise InferenceError(400, 'Invalid JSON payload: expected {"instances": [{"features": '
-                                  '[...]}, ...]}.')
-    rows = []
-    for instance in instances:
-        features = instance
-        if isinstance(instance, dict):
-            features = instance.get("features")
-            if features is None:
-                features = (instance.get("data") or {}).get("features", {}).get("values")
-        if not isinstance(features, list):
-            raise InferenceError(400, "Invalid JSON payload: every instance needs a "
-                                      '"features" list.')
-        rows.append(features)
-    try:
-        return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
-    except (ValueError, TypeError) as e:
-        raise InferenceError(400, f"Invalid JSON payload: {e}") from None
 
 
 # --------------------------------------------------------------------------------- encoding
