@@ -78,3 +78,12 @@ def test_kmeans_rejects_bad_hyperparameters_up_front(sm, s3):
     with pytest.raises(sm.exceptions.ClientError, match="init_methd"):
         train(sm, s3, "kmeans", {"k": 2, "feature_dim": 4, "init_methd": "random"},
               {"train": (encode_dense(np.ones((4, 4), np.float32)), None)})
+
+
+def test_kmeans_trains_in_pipe_mode(sm, s3):
+    x = np.random.default_rng(1).normal(size=(300, 3)).astype(np.float32)
+    x[:150] += 10
+    job = train(sm, s3, "kmeans", {"k": 2, "feature_dim": 3}, {"train": (encode_dense(x), None)},
+                input_mode="Pipe")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert metrics(job)["train:msd"] < 4  # two well-separated unit blobs: msd ~ 3

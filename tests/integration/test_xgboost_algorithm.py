@@ -147,6 +147,56 @@ def test_regression_csv(tmp_path):
     assert not (root / "output" / "failure").exists()
 
 
+def parquet_bytes(labels: np.ndarray, features: np.ndarray) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"label": labels, **{f"f{i}": features[:, i]
+                                          for i in range(features.shape[1])}})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def recordio_bytes(labels: np.ndarray, features: np.ndarray, sparse: bool = False) -> bytes:
+    from opensage.data.recordio import encode_dense, encode_sparse
+
+    if sparse:
+        import scipy.sparse
+
+        return encode_sparse(scipy.sparse.csr_matrix(features.astype(np.float32)),
+                             labels.astype(np.float32))
+    return encode_dense(features.astype(np.float32), labels.astype(np.float32))
+
+
+@pytest.mark.parametrize(("content_type", "encode"), [
+    ("application/x-parquet", parquet_bytes),
+    ("application/x-recordio-protobuf", recordio_bytes),
+    ("application/x-recordio-protobuf", lambda y, x: recordio_bytes(y, x, sparse=True)),
+], ids=["parquet", "recordio-dense", "recordio-sparse"])
+def test_parquet_and_recordio_input_train_the_same_model(tmp_path, content_type, encode):
+    x, y = classification_data(300)
+    params = {"max_depth": 3, "eta": 0.3, "objective": "binary:logistic", "seed": 7}
+    root = make_job(tmp_path, {"num_round": "6", **{k: str(v) for k, v in params.items()}},
+                    {"train": (content_type, {"part-0": encode(y, x)})})
+    result = run_job(root)
+    assert result.returncode == 0, result.stderr
+    ours = load_model(root)
+    if "sparse" in encode.__name__ or encode.__name__ == "<lambda>":
+        # Sparse records: absent entries are missing values, as in libsvm.
+        import scipy.sparse
+
+        matrix = scipy.sparse.csr_matrix(x.astype(np.float32))
+        reference = xgb.train({**params, "nthread": 1}, xgb.DMatrix(matrix, label=y), 6)
+        probe = xgb.DMatrix(matrix[:50])
+    else:
+        reference = in_process(params, x, y, 6)
+        probe = xgb.DMatrix(x[:50].astype(np.float32))
+    np.testing.assert_allclose(ours.predict(probe), reference.predict(probe), rtol=1e-5)
+
+
 def test_binary_classification_libsvm_default_content_type(tmp_path):
     x, y = classification_data(300)
     held_out = classification_data(60, seed=5)[0]

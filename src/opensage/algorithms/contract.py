@@ -172,6 +172,21 @@ class TrainingEnv(MlLayout):
     def input_mode(self, channel: str) -> str:
         return self.input_data_config.get(channel, {}).get("TrainingInputMode", "File")
 
+    def channel_data(self, name: str) -> Path:
+        """Where the channel's data is to be read: ``input/data/<name>`` in File and FastFile
+        mode; in Pipe mode its first epoch (``<name>_0``) drained into a file under the job
+        directory, so every reader can treat it as a file (the algorithms then iterate over
+        epochs in memory)."""
+        if self.input_mode(name) != "Pipe":
+            return self.channel_dir(name)
+        import shutil
+        import tempfile
+
+        target = Path(tempfile.mkdtemp(prefix=f"pipe-{name}-", dir=self.root)) / "data"
+        with open(self.channel_pipe(name, 0), "rb") as source, open(target, "wb") as sink:
+            shutil.copyfileobj(source, sink, 1 << 20)
+        return target
+
     @property
     def current_host(self) -> str:
         return str(self.resource_config["current_host"])

@@ -31,6 +31,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 READERS = {
     "csv": "opensage.data.csv:read_csv",
     "libsvm": "opensage.data.libsvm:read_libsvm",
+    "parquet": "opensage.data.parquet:read_parquet",
+    "recordio-protobuf": "opensage.data.recordio:read_labeled_recordio",
 }
 
 

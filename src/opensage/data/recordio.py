@@ -29,7 +29,7 @@ from opensage.data import DataError, LabeledData, data_files, is_gzip, open_bina
 
 __all__ = ["MAGIC", "Record", "Tensor", "decode", "encode_dense", "encode_outputs",
            "encode_sparse", "frame", "iter_payloads", "iter_records", "parse_record",
-           "read_recordio", "read_recordio_protobuf", "records_to_labeled", "write_dense"]
+           "read_labeled_recordio", "read_recordio", "read_recordio_protobuf", "records_to_labeled", "write_dense"]
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
@@ -468,6 +468,15 @@ def read_recordio_protobuf(location: str | os.PathLike[str], *,
     if not parts:
         raise DataError(f"no data: {Path(location)} holds no RecordIO-protobuf records")
     return _concat(parts, location)
+
+
+def read_labeled_recordio(location: str | os.PathLike[str], **_options: Any) -> LabeledData:
+    """:func:`read_recordio_protobuf` for labeled data (xgboost): every record needs a label."""
+    data = read_recordio_protobuf(location)
+    if len(data.labels) != data.features.shape[0]:
+        raise DataError(f"{Path(location).name}: the records have no label; put it in "
+                        f"label['values']")
+    return data
 
 
 def _concat(parts: list[LabeledData], location: Any) -> LabeledData:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,9 +50,7 @@ def read_channel(env: TrainingEnv, name: str, data_format: str, *, default_label
         if required:
             raise UserError(f"Missing required channel '{name}'.")
         return None
-    location: Path = env.channel_dir(name)
-    if env.input_mode(name) == "Pipe":
-        location = _drain_pipe(env, name)
+    location = env.channel_data(name)
     if not location.exists() or not data_files(location):
         raise UserError(f"No data in the {name} channel (input/data/{name}).")
     if data_format == RECORDIO_FORMAT:
@@ -105,16 +101,6 @@ def _read_csv(location: Path, label_size: int) -> LabeledData:
     return LabeledData(features=np.ascontiguousarray(data[:, label_size:]),
                        labels=np.ascontiguousarray(data[:, 0]) if label_size else
                        np.zeros(0, dtype=np.float32))
-
-
-def _drain_pipe(env: TrainingEnv, name: str) -> Path:
-    """Pipe mode: copy the channel's first epoch (``<name>_0``) into a file; the algorithm
-    then trains from memory for every epoch."""
-    fifo = env.channel_pipe(name, 0)
-    target = Path(tempfile.mkdtemp(prefix=f"pipe-{name}-", dir=env.root)) / "data"
-    with open(fifo, "rb") as source, open(target, "wb") as sink:
-        shutil.copyfileobj(source, sink, 1 << 20)
-    return target
 
 
 # ------------------------------------------------------------------------------- validation

@@ -197,8 +197,9 @@ ALIASES = {"learning_rate": "eta", "min_split_loss": "gamma", "reg_lambda": "lam
 _CSV = "csv"
 _LIBSVM = "libsvm"
 CONTENT_TYPES = {"text/csv": _CSV, "csv": _CSV, "text/libsvm": _LIBSVM, "libsvm": _LIBSVM,
-                 "text/x-libsvm": _LIBSVM}
-_INPUT_MODES = ("File", "FastFile")  # Pipe (FIFO streaming) is not implemented yet
+                 "text/x-libsvm": _LIBSVM, "application/x-parquet": "parquet",
+                 "application/x-recordio-protobuf": "recordio-protobuf"}
+_INPUT_MODES = ("File", "FastFile", "Pipe")
 # As in the container, the validation channel is read in the train channel's format.
 CHANNELS = {
     "train": ChannelSpec(required=True, content_types=CONTENT_TYPES,

@@ -387,8 +387,8 @@ def fit(params: Mapping[str, Any], dtrain: xgb.DMatrix, dvalidation: xgb.DMatrix
 
 def _read_channel(env: TrainingEnv, name: str, data_format: str,
                   csv_weights: bool) -> LabeledData:
-    location = env.channel_dir(name)
-    if not location.is_dir() or not data_files(location):
+    location = env.channel_data(name)
+    if not location.exists() or not data_files(location):
         raise UserError(f"No data in the {name} channel (input/data/{name}).")
     options = {"weight_column": csv_weights} if data_format == "csv" else {}
     return read_labeled(location, data_format, **options)
