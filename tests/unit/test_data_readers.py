@@ -218,8 +218,8 @@ def test_libsvm_errors(tmp_path, text, message):
 
 
 def test_read_labeled_unknown_format(tmp_path):
-    with pytest.raises(DataError, match="unsupported data format 'parquet'"):
-        read_labeled(tmp_path, "parquet")
+    with pytest.raises(DataError, match="unsupported data format 'feather'"):
+        read_labeled(tmp_path, "feather")
 
 
 def test_to_numpy_reads_arrow_buffers():

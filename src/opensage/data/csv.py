@@ -1,7 +1,7 @@
 """Labeled CSV as SageMaker's built-ins take it: no header, label in the first column,
 optionally an instance weight in the second (xgboost's ``csv_weights=1``).
 
-Parsing is pyarrow's multi-threaded CSV reader with every column typed float64 (empty fields
+Parsing is pyarrow's multi-threaded CSV reader with every column typed float32 (empty fields
 become NaN, i.e. missing), then one float32 matrix; no per-row Python. The delimiter is
 sniffed from the first line (``,`` ``\\t`` ``;`` ``|`` or space), as the xgboost container does.
 """
@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from opensage.data import DataError, LabeledData, data_files, iter_lines, open_binary, to_numpy
+from opensage.data import (
+    DataError,
+    LabeledData,
+    data_files,
+    is_gzip,
+    iter_lines,
+    open_binary,
+    to_numpy,
+)
 
 __all__ = ["read_csv", "read_csv_file", "sniff_delimiter"]
 
@@ -58,13 +67,15 @@ def read_csv_file(path: str | os.PathLike[str], *,
     width = len(first.split(delimiter))
     names = [f"c{i}" for i in range(width)]
     try:
-        with open_binary(path) as stream:
+        # A plain file is given to Arrow by name (its own multi-threaded I/O, no Python file
+        # object in between); gzip goes through the decompressing stream.
+        with (open_binary(path) if is_gzip(path) else nullcontext(str(path))) as stream:
             table = pacsv.read_csv(
                 stream,
                 read_options=pacsv.ReadOptions(column_names=names, block_size=BLOCK_SIZE),
                 parse_options=pacsv.ParseOptions(delimiter=delimiter),
                 convert_options=pacsv.ConvertOptions(
-                    column_types={n: pa.float64() for n in names},
+                    column_types={n: pa.float32() for n in names},
                     null_values=["", "nan", "NaN", "NA", "N/A", "null", "?"],
                     strings_can_be_null=True),
             )
