@@ -34,6 +34,11 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "sagemaker-xgboost": "opensage.algorithms.xgboost",
     "xgboost": "opensage.algorithms.xgboost",
     "kmeans": "opensage.algorithms.kmeans",
+    "knn": "opensage.algorithms.knn",
+    "linear-learner": "opensage.algorithms.linear_learner",
+    "factorization-machines": "opensage.algorithms.factorization_machines",
+    "ipinsights": "opensage.algorithms.ipinsights",
+    "pca": "opensage.algorithms.pca",
 })
 
 
