@@ -52,7 +52,8 @@ def _seconds(child: dict[str, Any], now: datetime) -> str:
 
 def render(job: dict[str, Any], children: list[dict[str, Any]]) -> Group:
     """The job's header line and its children ranked best first (unscored last)."""
-    objective = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    objective = (job["HyperParameterTuningJobConfig"].get("HyperParameterTuningJobObjective")
+                 or job["TrainingJobDefinitions"][0]["TuningObjective"])  # definitions' own
     sign = -1.0 if objective["Type"] == "Maximize" else 1.0
 
     def value(child: dict[str, Any]) -> float | None:

@@ -6,11 +6,16 @@ One step of the loop, for one tuning job (``_step``), under the service's lock:
 1. record what each running child job has become (status, objective from its
    ``FinalMetricDataList``);
 2. if the job is stopping, stop the running children; once none runs it is ``Stopped``;
-3. otherwise ask the search for new points while fewer than ``MaxParallelTrainingJobs`` run
-   and fewer than ``MaxNumberOfTrainingJobs`` exist: each trial is written to the row
-   *before* its child job is created, so a restart between the two creates the child then,
-   and never a second one;
-4. once every trial has ended and no more may start, the job is ``Completed`` (``Failed``
+3. if a completion criterion (``TuningJobCompletionCriteria``, see ``completion``) is met or
+   ``ResourceLimits.MaxRuntimeInSeconds`` has passed, the search ends: the running children
+   are stopped, no new one starts, and once none runs the job ends as in 5;
+4. otherwise a child that failed with an internal error is retried once (a new trial with
+   its hyperparameters), and the search is asked for new points while fewer than
+   ``MaxParallelTrainingJobs`` run and fewer than ``MaxNumberOfTrainingJobs`` exist (a
+   retried trial counts once; with ``TrainingJobDefinitions`` the definitions take turns,
+   each with its own search): each trial is written to the row *before* its child job is
+   created, so a restart between the two creates the child then, and never a second one;
+5. once every trial has ended and no more may start, the job is ``Completed`` (``Failed``
    when no child produced an objective).
 
 The loop wakes when a training job finishes (``TrainingService.finished`` calls ``wake``),
@@ -38,7 +43,7 @@ from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, load
 from opensage.services.listing import list_query
 from opensage.services.metrics import TRAINING_NAMESPACE
-from opensage.services.tuning import validation
+from opensage.services.tuning import completion, validation
 from opensage.services.tuning.strategies import (
     Search,
     Trial,
@@ -109,18 +114,12 @@ class TuningService:
         config = body["HyperParameterTuningJobConfig"]
         config.setdefault("Strategy", "Bayesian")
         config.setdefault("TrainingJobEarlyStoppingType", "Off")
-        # As AWS describes it (the SDK's HyperparameterTuner.attach deletes this key).
-        job_definition = body["TrainingJobDefinition"] = dict(body["TrainingJobDefinition"])
-        job_definition["StaticHyperParameters"] = {
-            **(job_definition.get("StaticHyperParameters") or {}),
-            "_tuning_objective_metric": plan.objective_metric}
-        job_definition["AlgorithmSpecification"] = {
-            **job_definition["AlgorithmSpecification"],
-            "MetricDefinitions": list(plan.metric_definitions)}
-        # The SDK's attach reads ResourceConfig even when the request sent
-        # HyperParameterTuningResourceConfig: describe both, the children's resources.
-        job_definition.setdefault("ResourceConfig", validation.child_request(
-            params, "resources", {}, plan.objective_metric, tuning_arn="")["ResourceConfig"])
+        if plan.definitions:
+            body["TrainingJobDefinitions"] = [
+                _described(job, sub) for job, sub in zip(body["TrainingJobDefinitions"],
+                                                         plan.definitions, strict=True)]
+        else:
+            body["TrainingJobDefinition"] = _described(body["TrainingJobDefinition"], plan)
         body.update({"HyperParameterTuningJobArn": arn, "HyperParameterTuningJobStatus":
                      "InProgress", "CreationTime": now, "LastModifiedTime": now,
                      "OpensageTuning": {"MaxJobs": plan.max_jobs, "Seed": plan.seed,
@@ -209,7 +208,7 @@ class TuningService:
         trials: list[dict[str, Any]] = body["OpensageTuning"]["Trials"]
         plan = validation.plan_of(body)
         for trial in trials:
-            self._observe(trial, plan.objective_metric)
+            self._observe(trial, _plan_of(plan, trial).objective_metric)
         stopping = body["HyperParameterTuningJobStatus"] == "Stopping"
         running = [t for t in trials if t["TrainingJobStatus"] not in _CHILD_TERMINAL]
         if stopping:
@@ -219,45 +218,122 @@ class TuningService:
                 self._end(body, "Stopped")
             self._write(name, body)
             return
+        stored = body["OpensageTuning"]
+        if not stored.get("Ending"):
+            stored["Ending"] = self._ending(body, plan, trials)
+        if stored.get("Ending"):
+            # A completion criterion or MaxRuntimeInSeconds ended the search: no new child,
+            # the running ones are stopped, then the job ends as if every trial had run.
+            for trial in running:
+                self._stop_child(trial)
+            if not running:
+                self._finish(body, plan, trials)
+            self._write(name, body)
+            return
+        if self._retry(body, trials):
+            self._write(name, body)  # the retry is stored before its job exists
         if body["HyperParameterTuningJobConfig"].get("TrainingJobEarlyStoppingType") == "Auto":
-            self._early_stop(trials, plan)
+            for sub, group in _groups(plan, trials):
+                self._early_stop(group, sub)
         if plan.strategy == "Hyperband":
             self._hyperband(trials, plan)
         self._launch_pending(body, trials)
-        while (not _give_up(trials, plan.max_jobs) and len(trials) < plan.max_jobs
+        while (not _give_up(trials, plan.max_jobs) and len(_counted(trials)) < plan.max_jobs
                and _running(trials) < plan.max_parallel):
             trial = self._new_trial(name, body, plan, trials)
             trials.append(trial)
             self._write(name, body)  # the trial is stored before its job exists
             self._launch(body, trial)
         if not _running(trials) and (_give_up(trials, plan.max_jobs)
-                                     or len(trials) >= plan.max_jobs):
-            if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
-                self._end(body, "Completed")
-            else:
-                self._end(body, "Failed", "No training job of the tuning job produced the "
-                                          f"objective metric {plan.objective_metric}: "
-                                          f"{_first_failure(trials)}")
+                                     or len(_counted(trials)) >= plan.max_jobs):
+            self._finish(body, plan, trials)
         self._write(name, body)
+
+    def _finish(self, body: dict[str, Any], plan: validation.Plan,
+                trials: list[dict[str, Any]]) -> None:
+        if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
+            self._end(body, "Completed")
+        else:
+            self._end(body, "Failed", "No training job of the tuning job produced the "
+                                      f"objective metric {plan.objective_metric}: "
+                                      f"{_first_failure(trials)}")
+
+    def _runtime(self, body: dict[str, Any]) -> float:
+        """Seconds since the tuning job was created (what MaxRuntimeInSeconds limits)."""
+        return self.backend.now() - body["CreationTime"]
+
+    def _ending(self, body: dict[str, Any], plan: validation.Plan,
+                trials: list[dict[str, Any]]) -> str | None:
+        """Why the search ends now, before MaxNumberOfTrainingJobs (None: it goes on).
+
+        ``ResourceLimits.MaxRuntimeInSeconds``: AWS's guide ("Track and set completion
+        criteria for your tuning job") lists it among the completion criteria, next to
+        MaxNumberOfTrainingJobs and TuningJobCompletionCriteria: reaching it ends the tuning
+        job ``Completed`` (``Failed`` only when no child produced the objective, as when the
+        last child ends), its running children ``Stopped``."""
+        config = body["HyperParameterTuningJobConfig"]
+        limit = config["ResourceLimits"].get("MaxRuntimeInSeconds")
+        if limit and self._runtime(body) >= limit:
+            return "MaxRuntimeInSeconds"
+        criteria = config.get("TuningJobCompletionCriteria")
+        if not criteria:
+            return None
+        found = completion.reason(_scored(trials), plan.objective_type, criteria,
+                                  plan.max_jobs)
+        if found == "ConvergenceDetected":
+            body["OpensageTuning"]["ConvergenceDetectedTime"] = self.backend.now()
+        return found
 
     def _new_trial(self, name: str, body: dict[str, Any], plan: validation.Plan,
                    trials: list[dict[str, Any]]) -> dict[str, Any]:
-        search = Search(plan.strategy, plan.ranges, plan.objective_type, plan.seed,
+        counted = _counted(trials)
+        sub = plan
+        if plan.definitions:  # the definitions take turns; each has its own search
+            sub = plan.definitions[len(counted) % len(plan.definitions)]
+            counted = [t for t in counted
+                       if t.get("TrainingJobDefinitionName") == sub.definition_name]
+        search = Search(plan.strategy, sub.ranges, plan.objective_type, sub.seed,
                         plan.max_jobs)
         tuned = search.ask([Trial(t["TunedHyperParameters"], t.get("Objective"),
-                                  t["TrainingJobStatus"] not in _CHILD_TERMINAL) for t in trials],
-                           prior=parent_points(body))
+                                  t["TrainingJobStatus"] not in _CHILD_TERMINAL)
+                            for t in counted], prior=parent_points(body))
         number = len(trials) + 1
-        child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
-        extra = {}
+        extra: dict[str, Any] = {}
+        if sub.definition_name:
+            extra["TrainingJobDefinitionName"] = sub.definition_name
         if plan.strategy == "Hyperband":
             brackets = hyperband_brackets(plan.min_resource, plan.max_resource)
-            extra["Bracket"] = bracket_of(len(trials), bracket_weights(brackets))
+            extra["Bracket"] = bracket_of(len(counted), bracket_weights(brackets))
+        return self._trial(name, number, tuned, extra)
+
+    def _trial(self, name: str, number: int, tuned: dict[str, str],
+               extra: dict[str, Any]) -> dict[str, Any]:
+        child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
         return {**extra, "TrainingJobName": child, "TrainingJobArn": arn_of(
                     self.backend, kinds.TRAINING_JOB, child),
                 "TunedHyperParameters": tuned, "TrainingJobStatus": "InProgress",
                 "ObjectiveStatus": "Pending", "Launched": False,
                 "CreationTime": self.backend.now()}
+
+    def _retry(self, body: dict[str, Any], trials: list[dict[str, Any]]) -> bool:
+        """A child that failed for an internal reason (``RetryableError``) is run once more
+        with the same hyperparameters, as a new trial; a retry is not retried again. Failures
+        of the client's making (``ClientError``, ``AlgorithmError``) are not retried."""
+        added = False
+        for trial in list(trials):
+            if (trial["TrainingJobStatus"] == "Failed" and retryable(trial)
+                    and not trial.get("Retried") and not trial.get("RetryOf")):
+                trial["Retried"] = True
+                extra = {k: trial[k] for k in ("TrainingJobDefinitionName", "Bracket")
+                         if k in trial}
+                retry = self._trial(body["HyperParameterTuningJobName"], len(trials) + 1,
+                                    dict(trial["TunedHyperParameters"]),
+                                    {**extra, "RetryOf": trial["TrainingJobName"]})
+                log.info("tuning child %s failed with an internal error: retried as %s",
+                         trial["TrainingJobName"], retry["TrainingJobName"])
+                trials.append(retry)
+                added = True
+        return added
 
     def _launch_pending(self, body: dict[str, Any], trials: list[dict[str, Any]]) -> None:
         """Trials stored but whose job was never created (a restart in between)."""
@@ -266,14 +342,14 @@ class TuningService:
                 self._launch(body, trial)
 
     def _launch(self, body: dict[str, Any], trial: dict[str, Any]) -> None:
-        params = {k: v for k, v in body.items() if k in (
-            "HyperParameterTuningJobName", "TrainingJobDefinition")}
+        definition = definition_of(body, trial)
+        params = {"HyperParameterTuningJobName": body["HyperParameterTuningJobName"],
+                  "TrainingJobDefinition": definition}
         hyperband = body["OpensageTuning"].get("Hyperband")
         if hyperband:  # every Hyperband child gets MaxResource; the rungs stop the weak ones
             params = validation.with_resource(params, hyperband["ResourceHyperParameter"],
                                               hyperband["MaxResource"])
-        metric = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
-            "MetricName"]
+        metric = objective_of(body, trial)["MetricName"]
         tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
         params["Tags"] = tags
         request = validation.child_request(params, trial["TrainingJobName"],
@@ -442,8 +518,81 @@ def _give_up(trials: list[dict[str, Any]], max_jobs: int) -> bool:
     """No objective yet and too many failures: the definition itself is broken."""
     if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
         return False
-    failed = sum(t["ObjectiveStatus"] == "Failed" for t in trials)
+    failed = sum(t["ObjectiveStatus"] == "Failed" for t in _counted(trials))
     return failed >= min(MAX_FAILURES_WITHOUT_SUCCESS, max_jobs)
+
+
+def _counted(trials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The trials that count against MaxNumberOfTrainingJobs: a retried trial's point counts
+    once (its retry)."""
+    return [t for t in trials if not t.get("Retried")]
+
+
+def retryable(trial: dict[str, Any]) -> bool:
+    """AWS: "A failed training job can be retried only if it failed because an internal
+    service error occurred" (opensage's ``InternalServerError: ...`` reasons: the runner or
+    the server failed, not the job's definition, data or code)."""
+    return (trial["TrainingJobStatus"] == "Failed"
+            and (trial.get("FailureReason") or "").startswith("InternalServerError"))
+
+
+def _scored(trials: list[dict[str, Any]]) -> list[float]:
+    """The objective values of the scored trials, in the order they ended."""
+    scored = [t for t in trials if t["ObjectiveStatus"] == "Succeeded"]
+    scored.sort(key=lambda t: (t.get("TrainingEndTime") or 0.0, t["TrainingJobName"]))
+    return [t["Objective"] for t in scored]
+
+
+def _plan_of(plan: validation.Plan, trial: dict[str, Any]) -> validation.Plan:
+    return plan.for_definition(trial.get("TrainingJobDefinitionName"))
+
+
+def _groups(plan: validation.Plan, trials: list[dict[str, Any]]
+            ) -> list[tuple[validation.Plan, list[dict[str, Any]]]]:
+    """The trials of each definition, with its plan (one group without definitions)."""
+    if not plan.definitions:
+        return [(plan, trials)]
+    return [(sub, [t for t in trials if t.get("TrainingJobDefinitionName") ==
+                   sub.definition_name]) for sub in plan.definitions]
+
+
+def definition_of(body: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
+    """The (described) training job definition a trial's child was made from."""
+    name = trial.get("TrainingJobDefinitionName")
+    for job in body.get("TrainingJobDefinitions") or []:
+        if job.get("DefinitionName") == name:
+            return job
+    return body["TrainingJobDefinition"]
+
+
+def objective_of(body: dict[str, Any], trial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A trial's objective: its definition's TuningObjective, else the tuning job's."""
+    config_objective = body["HyperParameterTuningJobConfig"].get(
+        "HyperParameterTuningJobObjective")
+    definitions = body.get("TrainingJobDefinitions") or []
+    if trial is not None and definitions and trial.get("TrainingJobDefinitionName"):
+        found = definition_of(body, trial).get("TuningObjective")
+        if found:
+            return found
+    if config_objective:
+        return config_objective
+    return definitions[0].get("TuningObjective") or {}
+
+
+def _described(job: dict[str, Any], plan: validation.Plan) -> dict[str, Any]:
+    """A training job definition as AWS describes it: the objective metric among the static
+    hyperparameters (the SDK's HyperparameterTuner.attach deletes this key), the metric
+    definitions the children use, and ResourceConfig even when the request sent
+    HyperParameterTuningResourceConfig (the SDK's attach reads it)."""
+    job = dict(job)
+    job["StaticHyperParameters"] = {**(job.get("StaticHyperParameters") or {}),
+                                    "_tuning_objective_metric": plan.objective_metric}
+    job["AlgorithmSpecification"] = {**job["AlgorithmSpecification"],
+                                     "MetricDefinitions": list(plan.metric_definitions)}
+    job.setdefault("ResourceConfig", validation.child_request(
+        {"TrainingJobDefinition": job}, "resources", {}, plan.objective_metric,
+        tuning_arn="")["ResourceConfig"])
+    return job
 
 
 def _copy(body: dict[str, Any]) -> dict[str, Any]:
@@ -455,10 +604,12 @@ def _summarise(body: dict[str, Any], now: float) -> None:
     so that List and Search see them too)."""
     trials = body["OpensageTuning"]["Trials"]
     status = [t["TrainingJobStatus"] for t in trials]
+    retryable_errors = sum(retryable(t) for t in trials)
     body["TrainingJobStatusCounters"] = {
         "Completed": status.count("Completed"),
         "InProgress": sum(s not in _CHILD_TERMINAL for s in status),
-        "RetryableError": 0, "NonRetryableError": status.count("Failed"),
+        "RetryableError": retryable_errors,
+        "NonRetryableError": status.count("Failed") - retryable_errors,
         "Stopped": status.count("Stopped")}
     objective = [t["ObjectiveStatus"] for t in trials]
     body["ObjectiveStatusCounters"] = {k: objective.count(k)
@@ -470,6 +621,15 @@ def _summarise(body: dict[str, Any], now: float) -> None:
         overall = best_trial(body, body["OpensageTuning"].get("ParentTrials") or [])
         if overall is not None:
             body["OverallBestTrainingJob"] = training_job_summary(body, overall)
+    scored = _scored(trials)
+    details: dict[str, Any] = {}
+    if scored:
+        details["NumberOfTrainingJobsObjectiveNotImproving"] = completion.not_improving(
+            scored, objective_of(body).get("Type", "Minimize"))
+    if body["OpensageTuning"].get("ConvergenceDetectedTime"):
+        details["ConvergenceDetectedTime"] = body["OpensageTuning"]["ConvergenceDetectedTime"]
+    if details:
+        body["TuningJobCompletionDetails"] = details
     end = body.get("HyperParameterTuningEndTime") or now
     body["ConsumedResources"] = {"RuntimeInSeconds": max(0, round(end - body["CreationTime"]))}
 
@@ -484,20 +644,19 @@ def parent_points(body: dict[str, Any]) -> list[Trial]:
 def best_trial(body: dict[str, Any],
                more: list[dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The best of the trials (and of ``more``: a warm start's parent trials)."""
-    objective = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
     scored = [t for t in [*body["OpensageTuning"]["Trials"], *(more or [])]
               if t["ObjectiveStatus"] == "Succeeded"]
     if not scored:
         return None
-    sign = -1 if objective["Type"] == "Maximize" else 1
+    sign = -1 if objective_of(body)["Type"] == "Maximize" else 1
     return min(scored, key=lambda t: sign * t["Objective"])
 
 
 def training_job_summary(body: dict[str, Any], trial: dict[str, Any]) -> dict[str, Any]:
     """A ``HyperParameterTrainingJobSummary`` (the shape of BestTrainingJob too)."""
-    objective = body["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
+    objective = objective_of(body, trial)
     summary = {k: trial.get(k) for k in (
-        "TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
+        "TrainingJobDefinitionName", "TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
         "TrainingEndTime", "TrainingJobStatus", "TunedHyperParameters", "FailureReason",
         "ObjectiveStatus")}
     summary["TuningJobName"] = trial.get("TuningJobName") or body["HyperParameterTuningJobName"]

@@ -51,6 +51,17 @@ class Plan:
     min_resource: int = 0
     max_resource: int = 0
     resource_key: str | None = None
+    # TrainingJobDefinitions: one plan per definition (its ranges, objective metric, metric
+    # definitions, seed); empty for a single TrainingJobDefinition.
+    definitions: tuple[Plan, ...] = ()
+    definition_name: str | None = None
+
+    def for_definition(self, name: str | None) -> Plan:
+        """The plan of the definition ``name`` (this plan with a single definition)."""
+        for sub in self.definitions:
+            if sub.definition_name == name:
+                return sub
+        return self
 
     def hyperband(self) -> dict[str, Any] | None:
         """What the stored job keeps of the Hyperband settings (None for other strategies)."""
@@ -60,20 +71,26 @@ class Plan:
                 "ResourceHyperParameter": self.resource_key}
 
 
+MAX_DEFINITIONS = 10
+DEFINITION_STRATEGIES = ("Bayesian", "Random")  # what opensage searches across definitions
+
+
 def check(backend: Backend, params: dict[str, Any]) -> Plan:
     config = params["HyperParameterTuningJobConfig"]
     job = params.get("TrainingJobDefinition")
-    if params.get("TrainingJobDefinitions"):
-        raise ValidationException("opensage supports one TrainingJobDefinition per tuning job; "
-                                  "TrainingJobDefinitions is not supported yet.")
-    if job is None:
-        raise ValidationException("TrainingJobDefinition must be specified.")
+    definitions = params.get("TrainingJobDefinitions")
+    if (job is None) == (definitions is None):
+        raise ValidationException("Exactly one of TrainingJobDefinition and "
+                                  "TrainingJobDefinitions must be specified.")
     strategy = config.get("Strategy", "Bayesian")
     if strategy not in STRATEGIES:
         raise ValidationException(f"The {strategy} strategy is not supported by opensage yet; "
                                   f"supported: {', '.join(STRATEGIES)}.")
     if config.get("StrategyConfig") and strategy != "Hyperband":
         raise ValidationException("StrategyConfig applies to the Hyperband strategy only.")
+    _check_completion_criteria(config)
+    if definitions is not None:
+        return _check_definitions(backend, params, definitions, strategy)
 
     objective = config.get("HyperParameterTuningJobObjective")
     if not objective:
@@ -84,6 +101,28 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
 
     ranges = _check_ranges(algorithm, config.get("ParameterRanges") or {},
                            job.get("StaticHyperParameters") or {})
+    _check_strategy_ranges(strategy, ranges)
+    max_jobs, max_parallel = _check_limits(strategy, config["ResourceLimits"], ranges)
+    hyperband: dict[str, Any] = {}
+    if strategy == "Hyperband":
+        hyperband = _check_hyperband(algorithm, config, job, ranges)
+    metrics = _probe(with_resource(params, hyperband.get("resource_key"),
+                                   hyperband.get("max_resource", 0)),
+                     backend, ranges, objective["MetricName"])
+    parents = _check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
+    return Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"], max_jobs,
+                max_parallel, _seed(params), tuple(metrics), tuple(parents),
+                definition_name=job.get("DefinitionName"), **hyperband)
+
+
+def _seed(params: dict[str, Any]) -> int:
+    seed = params["HyperParameterTuningJobConfig"].get("RandomSeed")
+    if seed is None:
+        seed = zlib.crc32(params["HyperParameterTuningJobName"].lower().encode())
+    return int(seed)
+
+
+def _check_strategy_ranges(strategy: str, ranges: list[Range]) -> None:
     if strategy == "Grid":
         continuous = [r.name for r in ranges if r.kind == CONTINUOUS]
         if continuous:
@@ -94,33 +133,110 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
             raise ValidationException("The Grid strategy needs at least one parameter range.")
     else:
         optuna_module()
-    max_jobs, max_parallel = _check_limits(strategy, config["ResourceLimits"], ranges)
-    hyperband: dict[str, Any] = {}
-    if strategy == "Hyperband":
-        hyperband = _check_hyperband(algorithm, config, job, ranges)
-    metrics = _probe(with_resource(params, hyperband.get("resource_key"),
-                                   hyperband.get("max_resource", 0)),
-                     backend, ranges, objective["MetricName"])
-    parents = _check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
-    seed = config.get("RandomSeed")
-    if seed is None:
-        seed = zlib.crc32(params["HyperParameterTuningJobName"].lower().encode())
-    return Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"], max_jobs,
-                max_parallel, int(seed), tuple(metrics), tuple(parents), **hyperband)
+
+
+def _check_completion_criteria(config: dict[str, Any]) -> None:
+    criteria = config.get("TuningJobCompletionCriteria")
+    if criteria is None:
+        return
+    target = criteria.get("TargetObjectiveMetricValue")
+    if target is not None and not math.isfinite(float(target)):
+        raise ValidationException(
+            "TuningJobCompletionCriteria.TargetObjectiveMetricValue must be a finite number.")
+    limit = (criteria.get("BestObjectiveNotImproving") or {}).get(
+        "MaxNumberOfTrainingJobsNotImproving")
+    if limit is not None and limit < 3:
+        raise ValidationException(
+            "TuningJobCompletionCriteria.BestObjectiveNotImproving."
+            f"MaxNumberOfTrainingJobsNotImproving must be at least 3; got {limit}.")
+
+
+def _check_definitions(backend: Backend, params: dict[str, Any],
+                       definitions: list[dict[str, Any]], strategy: str) -> Plan:
+    """``TrainingJobDefinitions``: 1 to 10 definitions with unique ``DefinitionName``s, each
+    with its own ``HyperParameterRanges`` and objective (its ``TuningObjective``, else the
+    tuning job's), all of the same objective type so that their children compare."""
+    config = params["HyperParameterTuningJobConfig"]
+    if not 1 <= len(definitions) <= MAX_DEFINITIONS:
+        raise ValidationException(
+            f"TrainingJobDefinitions must list 1 to {MAX_DEFINITIONS} training job "
+            f"definitions; got {len(definitions)}.")
+    names = [d.get("DefinitionName") for d in definitions]
+    if any(not n for n in names):
+        raise ValidationException(
+            "Every training job definition in TrainingJobDefinitions needs a DefinitionName.")
+    if len(set(names)) != len(names):
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        raise ValidationException(
+            "The DefinitionName of each training job definition must be unique; repeated: "
+            f"{', '.join(duplicated)}.")
+    if strategy not in DEFINITION_STRATEGIES:
+        raise ValidationException(
+            f"opensage supports TrainingJobDefinitions with the "
+            f"{' and '.join(DEFINITION_STRATEGIES)} strategies only; got {strategy}.")
+    if params.get("WarmStartConfig"):
+        raise ValidationException(
+            "opensage does not support WarmStartConfig with TrainingJobDefinitions.")
+    if config.get("ParameterRanges"):
+        raise ValidationException(
+            "With TrainingJobDefinitions, give each definition its HyperParameterRanges; "
+            "HyperParameterTuningJobConfig.ParameterRanges must not be specified.")
+    default = config.get("HyperParameterTuningJobObjective")
+    subs: list[Plan] = []
+    for index, job in enumerate(definitions):
+        objective = job.get("TuningObjective") or default
+        if not objective:
+            raise ValidationException(
+                f"The training job definition {job['DefinitionName']} needs a TuningObjective "
+                "(or HyperParameterTuningJobConfig.HyperParameterTuningJobObjective).")
+        if subs and objective["Type"] != subs[0].objective_type:
+            raise ValidationException(
+                "Every training job definition's objective must have the same Type; "
+                f"{subs[0].definition_name} has {subs[0].objective_type}, "
+                f"{job['DefinitionName']} has {objective['Type']}.")
+        algorithm = _algorithm(backend, job)
+        _check_objective(algorithm, job, objective)
+        ranges = _check_ranges(algorithm, job.get("HyperParameterRanges") or {},
+                               job.get("StaticHyperParameters") or {})
+        _check_strategy_ranges(strategy, ranges)
+        metrics = _probe({**params, "TrainingJobDefinition": job}, backend, ranges,
+                         objective["MetricName"])
+        subs.append(Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"],
+                         0, 0, _seed(params) + 7919 * index, tuple(metrics),
+                         definition_name=job["DefinitionName"]))
+    max_jobs, max_parallel = _check_limits(strategy, config["ResourceLimits"], [])
+    first = subs[0]
+    return Plan(strategy, (), first.objective_type, first.objective_metric, max_jobs,
+                max_parallel, _seed(params), definitions=tuple(subs))
 
 
 def plan_of(body: dict[str, Any]) -> Plan:
     """The plan of a stored (already checked) tuning job."""
     config = body["HyperParameterTuningJobConfig"]
-    objective = config["HyperParameterTuningJobObjective"]
     stored = body["OpensageTuning"]
+    limits = config["ResourceLimits"]
+    strategy = config.get("Strategy", "Bayesian")
+    definitions = body.get("TrainingJobDefinitions")
+    if definitions:
+        default = config.get("HyperParameterTuningJobObjective") or {}
+        subs = tuple(Plan(strategy, tuple(ranges_of(job.get("HyperParameterRanges"))),
+                          (job.get("TuningObjective") or default)["Type"],
+                          (job.get("TuningObjective") or default)["MetricName"],
+                          stored["MaxJobs"], limits["MaxParallelTrainingJobs"],
+                          stored["Seed"] + 7919 * index, definition_name=job["DefinitionName"])
+                     for index, job in enumerate(definitions))
+        return Plan(strategy, (), subs[0].objective_type, subs[0].objective_metric,
+                    stored["MaxJobs"], limits["MaxParallelTrainingJobs"], stored["Seed"],
+                    definitions=subs)
+    objective = config["HyperParameterTuningJobObjective"]
     hyperband = stored.get("Hyperband") or {}
-    return Plan(config.get("Strategy", "Bayesian"), tuple(ranges_of(config.get("ParameterRanges"))),
+    return Plan(strategy, tuple(ranges_of(config.get("ParameterRanges"))),
                 objective["Type"], objective["MetricName"], stored["MaxJobs"],
-                config["ResourceLimits"]["MaxParallelTrainingJobs"], stored["Seed"],
+                limits["MaxParallelTrainingJobs"], stored["Seed"],
                 min_resource=hyperband.get("MinResource", 0),
                 max_resource=hyperband.get("MaxResource", 0),
-                resource_key=hyperband.get("ResourceHyperParameter"))
+                resource_key=hyperband.get("ResourceHyperParameter"),
+                definition_name=(body.get("TrainingJobDefinition") or {}).get("DefinitionName"))
 
 
 def with_resource(params: dict[str, Any], key: str | None, value: int) -> dict[str, Any]:
