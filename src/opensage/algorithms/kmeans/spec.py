@@ -8,7 +8,7 @@ from opensage.algorithms.firstparty import (
     mini_batch_size,
     quality_metric,
 )
-from opensage.algorithms.spec import AlgorithmSpec, Choice, Float, Int, OrAuto, StrList
+from opensage.algorithms.spec import AlgorithmSpec, Bool, Choice, Float, Int, OrAuto, StrList
 
 NAME = "kmeans"
 
@@ -26,6 +26,9 @@ HYPERPARAMETERS = {
     "local_lloyd_num_trials": OrAuto(Int(min=1), tunable=True),
     "local_lloyd_tol": Float(0, 1, default=0.0001, tunable=True),
     "mini_batch_size": mini_batch_size(5000, tunable=True),
+    # The SDK's KMeans always sends force_dense=True ("to fit on Record objects"); sparse
+    # records are densified either way.
+    "force_dense": Bool(default=True),
     "_tuning_objective_metric": Choice(["test:msd", "test:ssd"]),
 }
 
