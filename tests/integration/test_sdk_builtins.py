@@ -69,3 +69,60 @@ def test_first_party_estimator_fits_deploys_and_predicts(sdk_env: NetworkGuard,
         assert answers == [2] * 6
     else:
         assert all(np.isfinite(answers)) and len(answers) == 6
+
+
+def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: NetworkGuard,
+                                                                     tmp_path):
+    """Predictions through every serializer, and batch transform, equal the model loaded
+    directly from its artifact."""
+    import io
+    import json
+    import tarfile
+
+    import sagemaker
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.serializers import CSVSerializer, JSONSerializer
+
+    from opensage.algorithms.linear_learner.serve import load
+
+    session = sagemaker.Session()
+    estimator = sagemaker.LinearLearner(role=ROLE, instance_count=1,
+                                        instance_type="ml.m5.large", sagemaker_session=session,
+                                        predictor_type="regressor", epochs=5)
+    y = (X @ np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)).astype(np.float32)
+    with fast_polling(factor=20):
+        estimator.fit(estimator.record_set(X, labels=y), logs=False)
+    bucket, key = estimator.model_data[5:].split("/", 1)
+    blob = session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as archive:
+        archive.extractall(tmp_path / "model", filter="data")
+    direct = load(tmp_path / "model").predict(X[:5], False)["score"].tolist()
+
+    with fast_polling(factor=20):
+        predictor = estimator.deploy(1, "ml.m5.large")
+    try:
+        by_recordio = [r.label["score"].float32_tensor.values[0] for r in predictor.predict(X[:5])]
+        predictor.serializer, predictor.deserializer = CSVSerializer(), JSONDeserializer()
+        by_csv = [p["score"] for p in predictor.predict(X[:5])["predictions"]]
+        predictor.serializer = JSONSerializer()
+        by_json = [p["score"] for p in predictor.predict(
+            {"instances": [{"features": row} for row in X[:5].tolist()]})["predictions"]]
+    finally:
+        with fast_polling(factor=20):
+            predictor.delete_endpoint()
+    assert by_csv == pytest.approx(direct, rel=1e-5)
+    assert by_json == pytest.approx(direct, rel=1e-5)
+    assert by_recordio == pytest.approx(direct, rel=1e-5)
+
+    rows = "\n".join(",".join(repr(float(v)) for v in row) for row in X[:50])
+    source = session.upload_string_as_file_body(rows, bucket, "ll-transform/in/data.csv")
+    transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
+                                        strategy="MultiRecord", assemble_with="Line",
+                                        output_path=f"s3://{bucket}/ll-transform/out")
+    with fast_polling(factor=20):
+        transformer.transform(source.rsplit("/", 1)[0] + "/", content_type="text/csv",
+                              split_type="Line", wait=True, logs=False)
+    out = session.read_s3_file(bucket, "ll-transform/out/data.csv.out")
+    scores = [json.loads(line)["score"] for line in out.splitlines() if line.strip()]
+    expected = load(tmp_path / "model").predict(X[:50], False)["score"].tolist()
+    assert scores == pytest.approx(expected, rel=1e-5)
