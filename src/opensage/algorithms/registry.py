@@ -35,6 +35,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "xgboost": "opensage.algorithms.xgboost",
     "kmeans": "opensage.algorithms.kmeans",
     "knn": "opensage.algorithms.knn",
+    "randomcutforest": "opensage.algorithms.randomcutforest",
     "linear-learner": "opensage.algorithms.linear_learner",
     "factorization-machines": "opensage.algorithms.factorization_machines",
     "ipinsights": "opensage.algorithms.ipinsights",
