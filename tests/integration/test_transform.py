@@ -282,3 +282,27 @@ def test_jsonpath_recordio_naming_and_response_splitting():
     assert _split_response(b'{"predictions": [{"score": 1}, {"score": 2}]}', 2) == [
         b'{"score":1}', b'{"score":2}']
     assert _split_response(b"1.5,2.5", 3) is None
+
+
+def test_multirecord_blocks_match_the_per_line_path():
+    from opensage.services.transform import JobFailed, _Job
+
+    def batches(data: bytes, payload: int, fast: bool) -> list[Any]:
+        job = _Job.__new__(_Job)
+        job.multi, job.split, job.input_filter, job.per_record = True, "Line", None, not fast
+        job.max_payload = payload
+        job.content_type = "text/csv"
+        return list(job._batches(io.BytesIO(data), "s3://b/k"))
+
+    cases = [b"1,2\n3,4\n5,6\n", b"1,2\n3,4\n5,6", b"1,2\r\n3,4\r\n", b"\n1,2\n\n  \n3,4\n",
+             b"1,2\n" * 1000, b"10,20,30\n" * 333 + b"7,8,9", b"", b"\n\n"]
+    for data in cases:
+        for payload in (16, 64, 1000, 1 << 20):
+            fast, slow = batches(data, payload, True), batches(data, payload, False)
+            assert b"".join(b.body for b in fast) == b"".join(b.body for b in slow), data
+            assert [n for b in fast for n in b.numbers] == [n for b in slow for n in b.numbers]
+            assert all(len(b.body) <= payload for b in fast)
+            assert [line for b in fast for line in b.lines()] == [
+                line for b in slow for line in b.lines()]
+    with pytest.raises(JobFailed, match="line 2: the record is larger"):
+        batches(b"1,2\n" + b"9" * 100 + b"\n", 32, True)

@@ -5,11 +5,14 @@ endpoint's router picks (by variant weight, or ``X-Amzn-SageMaker-Target-Variant
 pooled keep-alive connection; its answer comes back with ``x-Amzn-Invoked-Production-Variant``.
 A non-2xx answer from the model is ``ModelError`` (424) with ``OriginalStatusCode`` and
 ``OriginalMessage``. The routing table is in memory: no store access on this path, and the
-CloudWatch metrics are handed to a batch writer.
+CloudWatch metrics are handed to a batch writer. A request whose instance vanished (crashed,
+or drained by an update) goes to another instance of the variant that is up, or waits up to
+``RETRY_SECONDS`` for a replacement, then fails as ``ModelError`` (502): it never hangs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -20,13 +23,14 @@ from starlette.responses import Response
 
 from opensage.errors import AwsError, ModelError, NotImplementedOperation, ValidationError
 from opensage.services.backend import Backend
-from opensage.serving.client import WorkerPool, WorkerUnavailable
+from opensage.serving.client import WorkerPool, WorkerTimeout, WorkerUnavailable
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6 MiB, InvokeEndpoint's BodyBlob limit
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 FORWARDED = ("content-type", "accept", CUSTOM_ATTRIBUTES, "x-amzn-sagemaker-inference-id",
              "x-amzn-sagemaker-target-model", "x-amzn-sagemaker-enable-explanations")
 PREFIX = "/endpoints/"
+RETRY_SECONDS = 10.0  # how long a request may wait for an instance to replace a dead one
 
 
 class RuntimeApi:
@@ -56,13 +60,19 @@ class RuntimeApi:
         endpoints = self.backend.endpoints
         variant, worker = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
-        pool = self._pool(worker)
         sent = time.perf_counter()
-        try:
-            answer = await pool.request("POST", "/invocations", body, forwarded)
-        except WorkerUnavailable as e:
-            answer = None
-            reason = str(e)
+        while True:
+            try:
+                answer = await self._pool(worker).request("POST", "/invocations", body,
+                                                          forwarded)
+                break
+            except WorkerUnavailable as e:
+                answer, reason = None, str(e)
+                if isinstance(e, WorkerTimeout):
+                    break
+                worker = await self._another(name, variant, worker, sent + RETRY_SECONDS)
+                if worker is None:
+                    break
         answered = time.perf_counter()
         if answer is None or answer.status >= 300:
             status = answer.status if answer is not None else 502
@@ -84,6 +94,16 @@ class RuntimeApi:
             name, variant, headers.get("content-type", "application/octet-stream"), body,
             out["Content-Type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
         return response
+
+    async def _another(self, name: str, variant: str, failed: Any, deadline: float) -> Any:
+        """An instance to retry on, once one is up; None after ``deadline``."""
+        delay = 0.01
+        while True:
+            worker = self.backend.endpoints.reroute(name, variant, failed)
+            if worker is not None or time.perf_counter() >= deadline:
+                return worker
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
     def _pool(self, worker: Any) -> WorkerPool:
         entry = self._pools.get(worker.key)

@@ -87,10 +87,12 @@ class Backend:
 
     def close(self) -> None:
         self.tuning.shutdown()
-        self.training.executor.shutdown()
+        # Serving workers are forked by the training executor's fork server: stop them
+        # before it goes, or they would look like crashes (replaced, or failing a job).
         self.autoscaling.close()
         self.endpoints.close()
         self.transform.close()
+        self.training.executor.shutdown()
         self.db.dispose()
 
 

@@ -9,6 +9,12 @@ workers pass ``/ping`` before the router is swapped, then the old ones drain (SI
 them finish the requests in flight); a failed update leaves the endpoint ``InService`` on its
 old configuration with a ``FailureReason``.
 
+An instance whose process exits unexpectedly (a crash, a kill -9) is replaced: a watcher
+starts a new worker for its variant and swaps it into the router once it passes ``/ping``;
+meanwhile the router skips it (the runtime retries a request whose instance vanished on
+another healthy one, or waits briefly for the replacement). The model's ``Environment``
+reaches the worker processes.
+
 Each row carries ``_Deployment`` (what was resolved from the endpoint configuration and its
 models when deployed), so a restart can bring an ``InService`` endpoint back even after its
 configuration or models were deleted, as AWS keeps serving them.
@@ -18,13 +24,14 @@ from __future__ import annotations
 
 import collections
 import importlib.util
+import itertools
 import logging
 import shutil
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +42,7 @@ from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, fetch_model
 from opensage.serving.capture import CaptureService  # data capture
-from opensage.serving.process import Worker, WorkerFailed
+from opensage.serving.process import Worker, WorkerFailed, forkserver_of, warm
 from opensage.serving.router import LiveVariant, Router, UnknownVariant
 from opensage.store.resources import ListQuery
 
@@ -46,6 +53,8 @@ NAMESPACE = "AWS/SageMaker"
 LOG_GROUP = "/aws/sagemaker/Endpoints/{name}"
 DEFAULT_STARTUP_TIMEOUT = 60.0
 METRIC_FLUSH_SECONDS = 1.0
+WATCH_SECONDS = 1.0  # how often instances are checked (an exit also wakes the watcher)
+REPLACE_BACKOFF_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 RECOVERY_WAIT_SECONDS = 20.0
 IN_PROGRESS = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 log = logging.getLogger(__name__)
@@ -58,6 +67,14 @@ class LiveEndpoint:
     workers: list[Worker]
     directory: Path
     instances: dict[str, int]  # variant -> instance count (InvocationsPerInstance)
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> deployment
+    replaced: dict[str, Worker] = field(default_factory=dict)  # dead worker's key -> successor
+
+    def current(self, worker: Worker) -> Worker:
+        """``worker``, or what replaced it (after a crash) if it was replaced."""
+        while worker.key in self.replaced:
+            worker = self.replaced[worker.key]
+        return worker
 
 
 class DeployFailed(Exception):
@@ -75,6 +92,9 @@ class EndpointService:
             collections.deque())
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._watcher: threading.Thread | None = None
+        self._wake = threading.Event()  # a worker exited: look now
+        self._replacing: set[str] = set()  # keys of dead workers being replaced
         self.stop_grace = 30.0
         # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-spawner")
@@ -220,11 +240,15 @@ class EndpointService:
             if row is None or self._tokens.get(key) != token or self._live.get(key) is not live:
                 retired, added = added, []  # deleted or redeployed meanwhile
             else:
+                # Instances replaced after a crash while this change was being made
+                members = {n: [live.current(w) for w in ws] for n, ws in members.items()}
+                retired = [live.current(w) for w in retired]
                 weights = {v["VariantName"]: v["Weight"] for v in target["Variants"]}
                 live.router = Router([LiveVariant(n, weights[n], ws)
                                       for n, ws in members.items()])
                 live.workers = [w for ws in members.values() for w in ws]
                 live.instances = {n: len(ws) for n, ws in members.items()}
+                live.variants = {v["VariantName"]: v for v in target["Variants"]}
                 now = self.backend.now()
                 images = {v["VariantName"]: v.get("DeployedImages")
                           for v in row.body.get("ProductionVariants") or []}
@@ -262,10 +286,12 @@ class EndpointService:
         """One instance of a variant: a worker process whose output goes to the endpoint's
         log group, stream ``<variant>/<instance-id>``."""
         worker = Worker(module=module, model_dir=model_dir, work_dir=work_dir,
-                        cpus=cpus_for(variant["InstanceType"]))
+                        cpus=cpus_for(variant["InstanceType"]),
+                        env=variant.get("Environment") or {})
         stream = f"{variant['VariantName']}/{worker.instance_id}"
         worker.log_sink = (lambda events: self.backend.logs.append(group, stream, events))
-        worker.start(self._spawner)
+        worker.on_exit = lambda _worker: self._wake.set()
+        worker.start(self._spawner, forkserver_of(self.backend))
         return worker
 
     # -- the invocation path (no store access) ---------------------------------------------
@@ -280,6 +306,19 @@ class EndpointService:
             raise ValidationError(f"The variant {target_variant} does not exist for endpoint "
                                   f"{name}.") from None
         return variant.name, worker
+
+    def reroute(self, name: str, variant: str, failed: Worker) -> Worker | None:
+        """Another instance of ``variant`` (of whatever configuration is live now) that is up,
+        for a request ``failed`` could not take; None while there is none (a replacement may
+        be starting). ValidationError once the endpoint is gone."""
+        live = self._live.get(name.lower())
+        if live is None:
+            raise ValidationError(f"Endpoint {name} of account "
+                                  f"{self.backend.settings.account_id} not found.")
+        own = live.router.by_name.get(variant.lower())
+        if own is None:  # the live configuration has other variants now
+            return None
+        return own.healthy_worker(failed)
 
     def record(self, endpoint: str, variant: str, status: int, model_us: float,
                overhead_us: float) -> None:
@@ -298,6 +337,15 @@ class EndpointService:
         self._flusher = threading.Thread(target=self._flush_loop, daemon=True,
                                          name="endpoint-metrics")
         self._flusher.start()
+        self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
+                                         name="endpoint-watch")
+        self._watcher.start()
+        forkserver = forkserver_of(self.backend)
+        if forkserver is not None:
+            warm(forkserver)  # probe it now: workers fork from it once it is ready
+        with self._lock:
+            if not self._live:  # what a previous (killed) server left behind
+                shutil.rmtree(self.root, ignore_errors=True)
         deploys = []
         for row in self._all_rows():
             status = row.status
@@ -328,9 +376,12 @@ class EndpointService:
 
     def close(self) -> None:
         self._closing.set()
+        self._wake.set()
         self.stop_all()
         if self._flusher is not None:
             self._flusher.join(timeout=5)
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
         self._flush()
         self.capture.close()  # data capture
         self._spawner.shutdown(wait=False)
@@ -453,7 +504,8 @@ class EndpointService:
             raise
         router = Router([LiveVariant(v["VariantName"], v["Weight"], own) for v, own in variants])
         return LiveEndpoint(name, router, workers, directory,
-                            {v["VariantName"]: len(own) for v, own in variants})
+                            {v["VariantName"]: len(own) for v, own in variants},
+                            {v["VariantName"]: v for v, _ in variants})
 
     def _module_for(self, variant: dict[str, Any]) -> str:
         image = variant["Image"]
@@ -514,6 +566,85 @@ class EndpointService:
             rows += page
             if not token:
                 return rows
+
+    # -- replacing instances that died ----------------------------------------------------
+    def _watch_loop(self) -> None:
+        while not self._closing.is_set():
+            self._wake.wait(WATCH_SECONDS)
+            self._wake.clear()
+            if self._closing.is_set():
+                return
+            try:
+                self._check_instances()
+            except Exception:
+                log.exception("checking endpoint instances failed")
+
+    def _check_instances(self) -> None:
+        with self._lock:
+            lives = list(self._live.values())
+        for live in lives:
+            for variant in live.router.variants:
+                for worker in variant.workers:
+                    if worker.stopped or worker.key in self._replacing:
+                        continue
+                    if not worker.exited and (worker.proc is None or worker.proc.poll() is None):
+                        continue
+                    self._replacing.add(worker.key)
+                    threading.Thread(target=self._replace, args=(live, variant.name, worker),
+                                     daemon=True, name=f"replace-{live.name}").start()
+
+    def _replace(self, live: LiveEndpoint, vname: str, dead: Worker) -> None:
+        """Start a new instance for ``dead`` and swap it into the router once it is up."""
+        key = live.name.lower()
+        group = LOG_GROUP.format(name=live.name)
+        code = dead.proc.returncode if dead.proc is not None else None
+        self._log(group, f"{vname}/{dead.instance_id}",
+                  f"The instance exited unexpectedly (exit status {code}); replacing it.")
+        log.warning("endpoint %s: instance %s of variant %s exited (%s); replacing it",
+                    live.name, dead.instance_id, vname, code)
+        try:
+            for attempt in itertools.count():
+                if self._closing.is_set() or self._live.get(key) is not live:
+                    return
+                variant = live.variants[vname]
+                worker = self._start_worker(variant, self._module_for(variant),
+                                            live.directory / vname / "model",
+                                            live.directory / vname, group)
+                try:
+                    worker.wait_ready(variant["StartupTimeout"])
+                except WorkerFailed as e:
+                    worker.kill()
+                    self._log(group, f"{vname}/{worker.instance_id}",
+                              f"The replacement instance did not pass the ping health check: "
+                              f"{e}")
+                    backoff = REPLACE_BACKOFF_SECONDS
+                    if self._closing.wait(backoff[min(attempt, len(backoff) - 1)]):
+                        return
+                    continue
+                with self._lock:
+                    current = (self._live.get(key) is live
+                               and any(w is dead for w in live.router.workers()))
+                    if current:
+                        live.router = live.router.replaced(dead, worker)
+                        live.workers = [worker if w is dead else w for w in live.workers]
+                        live.replaced[dead.key] = worker
+                        dead.stopped = True  # the runtime forgets its connections
+                if not current:  # deleted, redeployed or resized meanwhile
+                    worker.stop(1.0)
+                return
+        except DeployFailed as e:
+            self._log(group, f"{vname}/{dead.instance_id}", f"Cannot replace the instance: {e}")
+        except Exception:
+            log.exception("replacing instance %s of endpoint %s failed", dead.instance_id,
+                          live.name)
+        finally:
+            self._replacing.discard(dead.key)
+
+    def _log(self, group: str, stream: str, message: str) -> None:
+        try:
+            self.backend.logs.append(group, stream, [(int(time.time() * 1000), message)])
+        except Exception:
+            log.exception("storing a log line in %s failed", group)
 
     # -- metrics ---------------------------------------------------------------------------
     def _flush_loop(self) -> None:

@@ -36,7 +36,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -47,7 +47,7 @@ from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, fetch_model
-from opensage.serving.process import HOST, Worker, WorkerFailed
+from opensage.serving.process import HOST, Worker, WorkerFailed, forkserver_of
 from opensage.store.resources import ListQuery
 
 __all__ = ["TransformService", "apply_path", "parse_path", "split_recordio"]
@@ -283,9 +283,14 @@ def _split_url(url: str) -> tuple[str, str]:
 @dataclass
 class _Batch:
     body: bytes
-    numbers: list[int]  # each record's 1-based line (record) number in its object
-    records: list[bytes]  # the records as read (before InputFilter), for JoinSource/bisection
-    sent: list[bytes]  # what each record became after InputFilter
+    numbers: Sequence[int]  # each record's 1-based line (record) number in its object
+    # The records as read (before InputFilter), for JoinSource; None for a block of whole
+    # lines sent as read (then they are the lines of ``body``, cut only when needed).
+    records: list[bytes] | None
+    sent: list[bytes] | None  # what each record became after InputFilter
+
+    def lines(self) -> list[bytes]:
+        return self.sent if self.sent is not None else self.body.splitlines(keepends=True)
 
 
 class _Job:
@@ -377,17 +382,20 @@ class _Job:
         else:
             model_dir.mkdir(parents=True, exist_ok=True)
         resources = self.job.get("TransformResources") or {}
+        # The model's Environment, then the job's (which wins), as the container sees them.
+        env = {**(container.get("Environment") or {}), **(self.job.get("Environment") or {})}
         epoch = int(time.time())
         for _ in range(int(resources.get("InstanceCount") or 1)):
             worker = Worker(module=algorithm.module, model_dir=model_dir,
                             work_dir=self.directory,
-                            cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"))
+                            cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"),
+                            env=env)
             stream = f"{self.name}/{worker.instance_id}-{epoch}"
             self.stream = self.stream or f"{worker.instance_id}-{epoch}"
             worker.log_sink = (lambda events, s=stream:
                                self.backend.logs.append(LOG_GROUP, s, events))
             self.running.workers.append(worker)
-            worker.start(self.service._spawner)
+            worker.start(self.service._spawner, forkserver_of(self.backend))
         for worker in self.running.workers:
             self._check_stop()
             try:
@@ -450,6 +458,10 @@ class _Job:
             raise JobFailed(f"Unable to read {where}: {e}") from None
 
     def _batches(self, f: IO[bytes], where: str) -> Iterator[_Batch]:
+        if self.multi and self.split == "Line" and self.input_filter is None and not (
+                self.per_record):
+            yield from self._blocks(f, where)
+            return
         records: list[bytes] = []
         sent: list[bytes] = []
         numbers: list[int] = []
@@ -476,6 +488,61 @@ class _Job:
             size += len(payload)
         if records:
             yield _Batch(b"".join(sent), numbers, records, sent)
+
+    def _blocks(self, f: IO[bytes], where: str) -> Iterator[_Batch]:
+        """MultiRecord batches of whole lines, sent as read: cut from blocks of the stream
+        with bytes operations (no Python per record); a block with blank lines, CR LF endings
+        or leading/trailing blanks goes through the per-line path, which drops or trims them."""
+        number = 0  # lines of the object consumed so far
+        carry = b""
+        eof = False
+        while not eof or carry:
+            if not eof and len(carry) <= self.max_payload:
+                try:
+                    data = f.read(self.max_payload + 1 - len(carry))
+                except (OSError, EOFError, gzip.BadGzipFile) as e:
+                    raise JobFailed(f"Unable to read {where}: {e}") from None
+                eof = not data
+                carry += data
+                if not eof:
+                    continue  # read until a whole payload's worth is at hand
+            if eof and carry and not carry.endswith(b"\n"):
+                carry += b"\n"
+            cut = carry.rfind(b"\n", 0, self.max_payload) + 1
+            if cut == 0:
+                if not carry:
+                    return
+                raise JobFailed(f"{where}, line {number + 1}: the record is larger than "
+                                f"MaxPayloadInMB ({self.max_payload >> 20} MB).")
+            block, carry = carry[:cut], carry[cut:]
+            count = block.count(b"\n")
+            if (b"\n\n" in block or b"\r" in block or b"\t" in block or b"\n " in block
+                    or b" \n" in block or block[:1].isspace()):
+                yield from self._batches_of_lines(block.splitlines(keepends=True), where,
+                                                  number)
+            else:
+                yield _Batch(block, range(number + 1, number + count + 1), None, None)
+            number += count
+
+    def _batches_of_lines(self, lines: list[bytes], where: str,
+                          number: int) -> Iterator[_Batch]:
+        """The per-line path over ``lines`` (numbered from ``number + 1``)."""
+        records: list[bytes] = []
+        numbers: list[int] = []
+        size = 0
+        for record in lines:
+            number += 1
+            if not record.strip():
+                continue
+            record = record.rstrip(b"\r\n") + b"\n"
+            if records and size + len(record) > self.max_payload:
+                yield _Batch(b"".join(records), numbers, records, records)
+                records, numbers, size = [], [], 0
+            records.append(record)
+            numbers.append(number)
+            size += len(record)
+        if records:
+            yield _Batch(b"".join(records), numbers, records, records)
 
     def _filter_input(self, record: bytes, where: str, number: int) -> bytes:
         if self.input_filter is None:
@@ -529,7 +596,7 @@ class _Job:
         if status < 300:
             return body
         line, message = batch.numbers[0], body
-        if len(batch.sent) > 1:  # find the record the model rejects
+        if len(batch.numbers) > 1:  # find the record the model rejects
             line, status, message = self._bisect(batch, index)
             if status < 300:
                 raise JobFailed(f"{where}, lines {_span(batch)}: the model rejected the batch "
@@ -538,16 +605,17 @@ class _Job:
                         f"{_text(message)}")
 
     def _bisect(self, batch: _Batch, index: int) -> tuple[int, int, bytes]:
-        lo, hi = 0, len(batch.sent)
+        sent = batch.lines()
+        lo, hi = 0, len(sent)
         status, body = 200, b""
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            status, body = self._post(b"".join(batch.sent[lo:mid]), index)
+            status, body = self._post(b"".join(sent[lo:mid]), index)
             if status >= 300:
                 hi = mid
             else:
                 lo = mid
-                status, body = self._post(b"".join(batch.sent[lo:hi]), index)
+                status, body = self._post(b"".join(sent[lo:hi]), index)
                 if status < 300:
                     return batch.numbers[0], status, body
         return batch.numbers[lo], status, body
@@ -583,6 +651,7 @@ class _Job:
         if not self.per_record:
             return body + (b"\n" if self.assemble == "Line" and not body.endswith(b"\n")
                            else b"")
+        assert batch.records is not None  # per-record output: never a block
         outputs = _split_response(body, len(batch.records))
         if outputs is None:
             raise JobFailed(f"{where}, lines {_span(batch)}: the model answered {len(body)} bytes that cannot be split into "

@@ -12,6 +12,10 @@ class WorkerUnavailable(Exception):
     """The worker could not be reached or closed the connection without an answer."""
 
 
+class WorkerTimeout(WorkerUnavailable):
+    """The worker took the request but did not answer in time (not worth retrying)."""
+
+
 class Response:
     __slots__ = ("body", "headers", "status")
 
@@ -66,7 +70,7 @@ class WorkerPool:
             async with asyncio.timeout(timeout):
                 return await self._exchange(conn, payload)
         except TimeoutError:
-            raise WorkerUnavailable(f"the model server did not answer within {timeout:g} "
+            raise WorkerTimeout(f"the model server did not answer within {timeout:g} "
                                     "seconds") from None
 
     async def _exchange(self, conn: Connection, payload: bytes) -> Response:

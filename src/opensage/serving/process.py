@@ -1,8 +1,12 @@
-"""A worker process per variant instance, started like a training job: through
-``opensage.runner.launch`` (PDEATHSIG: it dies with the server; CPU affinity of its instance).
+"""A worker process per variant instance, started like a training job: forked from the warm
+fork server when it preloaded the algorithm (no import time: a worker is up in a fraction of a
+second instead of seconds), else through ``opensage.runner.launch``. Either way it dies with
+the server (PDEATHSIG) and gets the CPU affinity of its instance.
 
-The parent binds the worker's 127.0.0.1 socket itself and passes the descriptor down, so
-the port is known before the child starts and no other process can take it in between.
+Launched, the parent binds the worker's 127.0.0.1 socket itself and passes the descriptor
+down, so the port is known before the child starts and no other process can take it in
+between. Forked (the fork server passes no other descriptor), the worker binds a free port
+itself and writes it to a file the parent reads before its first ``/ping``.
 """
 
 from __future__ import annotations
@@ -18,13 +22,20 @@ import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
+from typing import Any
 
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
+# Fork servers known to have finished their imports (a probe came back); until then workers
+# start as fresh interpreters rather than queue behind those imports.
+_ready_forkservers: weakref.WeakSet[Any] = weakref.WeakSet()
+_probing_forkservers: weakref.WeakSet[Any] = weakref.WeakSet()
+_probe_lock = threading.Lock()
 LogSink = Callable[[list[tuple[int, str]]], None]
 
 
@@ -34,8 +45,10 @@ class WorkerFailed(Exception):
 
 class Worker:
     def __init__(self, *, module: str, model_dir: Path, work_dir: Path, cpus: int,
-                 instance_id: str | None = None, log_sink: LogSink | None = None) -> None:
+                 instance_id: str | None = None, log_sink: LogSink | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         self.module = module
+        self.env = dict(env or {})  # the model's / job's Environment, on top of the server's
         self.model_dir = model_dir
         self.work_dir = work_dir
         self.cpus = cpus
@@ -43,17 +56,46 @@ class Worker:
         self.key = uuid.uuid4().hex  # unique per process, unlike a port
         self.log_sink = log_sink
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Any = None  # subprocess.Popen, or the fork server's ForkedProcess
         self.stopped = False
+        self.exited = False  # set once the process is gone (crashed or stopped)
+        # Called (from the log pump thread) when the process exits without being stopped.
+        self.on_exit: Callable[[Worker], None] | None = None
         self._tail: deque[str] = deque(maxlen=8)
 
     @property
     def failure_file(self) -> Path:
         return self.work_dir / f"{self.instance_id}.failure"
 
-    def start(self, spawner: Executor | None = None) -> None:
+    @property
+    def port_file(self) -> Path:
+        return self.work_dir / f"{self.instance_id}.port"
+
+    def _environment(self) -> dict[str, str]:
+        return {**os.environ, "OMP_NUM_THREADS": "1",
+                **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
+
+    def start(self, spawner: Executor | None = None, forkserver: Any = None) -> None:
+        """Start the process: forked by ``forkserver`` (a :class:`ForkServer`) when it has
+        this algorithm preloaded, else a fresh interpreter forked from ``spawner``'s thread."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.failure_file.unlink(missing_ok=True)
+        self.port_file.unlink(missing_ok=True)
+        if (forkserver is not None and self.module in getattr(forkserver, "modules", ())
+                and warm(forkserver)):
+            argv = ["--module", self.module, "--model-dir", str(self.model_dir),
+                    "--port-file", str(self.port_file), "--failure-file",
+                    str(self.failure_file)]
+            try:
+                self.proc = forkserver.spawn("opensage.serving.worker", argv,
+                                             str(self.work_dir), self._environment(),
+                                             self.cpus)
+            except (OSError, RuntimeError) as e:
+                log.warning("fork server unavailable (%s): starting the worker directly", e)
+            else:
+                threading.Thread(target=self._pump, daemon=True,
+                                 name=f"worker-log-{self.instance_id}").start()
+                return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.bind((HOST, 0))
@@ -64,7 +106,7 @@ class Worker:
                        str(os.getpid()), "--", sys.executable, "-m", "opensage.serving.worker",
                        "--module", self.module, "--model-dir", str(self.model_dir),
                        "--fd", str(fd), "--failure-file", str(self.failure_file)]
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
+            env = self._environment()
             popen = functools.partial(
                 subprocess.Popen, command, cwd=self.work_dir, env=env,
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -89,9 +131,21 @@ class Worker:
                     self.log_sink([(int(time.time() * 1000), text)])
                 except Exception:
                     log.exception("storing a log line of worker %s failed", self.instance_id)
+        self.proc.wait()
+        self.exited = True
+        if not self.stopped and self.on_exit is not None:
+            try:
+                self.on_exit(self)
+            except Exception:
+                log.exception("handling the exit of worker %s failed", self.instance_id)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None and not self.stopped
+
+    @property
+    def healthy(self) -> bool:
+        """Routable: started, not stopped, not known to have exited (no system call)."""
+        return not (self.exited or self.stopped) and self.proc is not None
 
     def ping(self, timeout: float = 1.0) -> bool:
         conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
@@ -111,7 +165,12 @@ class Worker:
             assert self.proc is not None
             if self.proc.poll() is not None:
                 raise WorkerFailed(self.exit_reason())
-            if self.ping(timeout=min(1.0, max(0.05, deadline - time.monotonic()))):
+            if not self.port:
+                try:
+                    self.port = int(self.port_file.read_text())
+                except (OSError, ValueError):
+                    pass
+            if self.port and self.ping(timeout=min(1.0, max(0.05, deadline - time.monotonic()))):
                 return
             if time.monotonic() > deadline:
                 raise WorkerFailed("did not pass the ping health check")
@@ -148,7 +207,45 @@ class Worker:
             self.proc.wait(5)
 
 
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+def warm(forkserver: Any) -> bool:
+    """Whether ``forkserver`` is ready to fork workers at once; if not yet known, start a probe
+    (a worker process that only prints its usage) that marks it ready when it comes back."""
+    key = forkserver
+    with _probe_lock:
+        if key in _ready_forkservers:
+            return True
+        if key in _probing_forkservers:
+            return False
+        _probing_forkservers.add(key)
+
+    def probe() -> None:
+        try:
+            proc = forkserver.spawn("opensage.serving.worker", ["--help"], "/",
+                                    dict(os.environ), 1)
+            proc.stdout.read()
+            proc.stdout.close()
+            proc.wait(60)
+        except Exception as e:  # noqa: BLE001 - then workers keep starting directly
+            log.info("the fork server cannot start workers: %s", e)
+        else:
+            with _probe_lock:
+                _ready_forkservers.add(key)
+        finally:
+            with _probe_lock:
+                _probing_forkservers.discard(key)
+
+    threading.Thread(target=probe, daemon=True, name="forkserver-probe").start()
+    return False
+
+
+def forkserver_of(backend: Any) -> Any:
+    """The warm fork server the training executor runs, if any (None when it is off, failed
+    or the executor has none)."""
+    return getattr(getattr(getattr(backend, "training", None), "executor", None),
+                   "forkserver", None)
+
+
+def _signal_group(proc: Any, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

@@ -26,10 +26,26 @@ class LiveVariant:
     def __post_init__(self) -> None:
         self._turn = itertools.cycle(range(len(self.workers))) if self.workers else None
 
-    def next_worker(self) -> Any:
+    def next_worker(self, avoid: Any = None) -> Any:
+        """The next instance in turn, skipping ones known to be down (and ``avoid``); when
+        none is up, the next one anyway (its connection fails fast and the caller retries)."""
         if self._turn is None:
             raise UnknownVariant(self.name)
-        return self.workers[next(self._turn)]
+        first = self.workers[next(self._turn)]
+        if first is not avoid and getattr(first, "healthy", True):
+            return first
+        for _ in range(len(self.workers) - 1):
+            worker = self.workers[next(self._turn)]
+            if worker is not avoid and getattr(worker, "healthy", True):
+                return worker
+        return first
+
+    def healthy_worker(self, avoid: Any = None) -> Any | None:
+        """An instance that is up, other than ``avoid``; None when there is none."""
+        worker = self.next_worker(avoid)
+        if worker is avoid or not getattr(worker, "healthy", True):
+            return None
+        return worker
 
 
 class Router:
@@ -57,3 +73,9 @@ class Router:
 
     def workers(self) -> list[Any]:
         return [w for v in self.variants for w in v.workers]
+
+    def replaced(self, old: Any, new: Any) -> Router:
+        """A router like this one with instance ``old`` swapped for ``new``."""
+        return Router([LiveVariant(v.name, v.weight, [new if w is old else w
+                                                      for w in v.workers])
+                       for v in self.variants], self._rng)

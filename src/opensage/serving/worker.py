@@ -1,7 +1,9 @@
-"""One variant instance: ``python -m opensage.serving.worker --module M --model-dir D --fd N``.
+"""One variant instance: ``python -m opensage.serving.worker --module M --model-dir D --fd N``
+(or ``--port-file F`` instead of ``--fd``, when forked by the warm fork server).
 
 Loads the model with ``<M>.serve.load(D)`` (a built-in algorithm's inference handler), then
-serves the inference contract on the listening socket ``N`` the parent bound and passed in:
+serves the inference contract on the listening socket ``N`` the parent bound and passed in (or
+on one it binds to a free 127.0.0.1 port and writes to ``F``, atomically, once loaded):
 ``GET /ping`` (200 once the model is loaded), ``POST /invocations`` (body, ``Content-Type``
 and ``Accept`` handed to ``model.invoke``), ``GET /execution-parameters`` (batch transform).
 
@@ -83,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opensage.serving.worker")
     parser.add_argument("--module", required=True)
     parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--fd", type=int)
+    parser.add_argument("--port-file")
     parser.add_argument("--failure-file", required=True)
     args = parser.parse_args(argv)
     try:
@@ -101,7 +104,15 @@ def main(argv: list[str] | None = None) -> None:
 
     # The family, type and protocol are read from the descriptor: asyncio then sets
     # TCP_NODELAY on accepted connections (uvicorn's fd= would call it AF_UNIX).
-    sock = socket.socket(fileno=args.fd)
+    if args.fd is not None:
+        sock = socket.socket(fileno=args.fd)
+    else:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1024)
+        scratch = Path(args.port_file + ".tmp")
+        scratch.write_text(str(sock.getsockname()[1]))
+        scratch.replace(args.port_file)
     print(f"Model loaded from {args.model_dir}; serving the inference contract.", flush=True)
     config = uvicorn.Config(make_app(model), lifespan="off", access_log=False,
                             log_level="warning", timeout_keep_alive=75,
