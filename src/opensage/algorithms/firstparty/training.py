@@ -24,7 +24,7 @@ from opensage.algorithms.firstparty import CSV_FORMAT, RECORDIO_FORMAT
 from opensage.algorithms.spec import split_content_type
 from opensage.data import DataError, LabeledData, data_files
 
-__all__ = ["MODEL_FILENAME", "check_finite", "check_labels", "is_sparse", "load_model",
+__all__ = ["MODEL_FILENAME", "as_dense", "check_finite", "check_labels", "is_sparse", "load_model",
            "log_metric", "read_channel", "save_model"]
 
 MODEL_FILENAME = "model_algo-1"
@@ -33,6 +33,13 @@ _META = "__meta__"
 
 def is_sparse(matrix: Any) -> bool:
     return hasattr(matrix, "tocsr")
+
+
+def as_dense(features: Any) -> np.ndarray:
+    """Features as a C-contiguous float32 matrix (sparse records densified)."""
+    if is_sparse(features):
+        features = features.toarray()
+    return np.ascontiguousarray(features, dtype=np.float32)
 
 
 # ---------------------------------------------------------------------------------- reading

@@ -6,14 +6,12 @@ and, with a test channel, ``test msd`` / ``test ssd`` (as ``eval_metrics`` asks)
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.training import (
+    as_dense,
     check_finite,
-    is_sparse,
     log_metric,
     read_channel,
     save_model,
@@ -22,19 +20,13 @@ from opensage.algorithms.kmeans.clustering import assign, fit
 from opensage.algorithms.kmeans.spec import NAME, SPEC
 
 
-def _dense(features: Any) -> np.ndarray:
-    if is_sparse(features):
-        features = features.toarray()
-    return np.ascontiguousarray(features, dtype=np.float32)
-
-
 def train(env: TrainingEnv) -> None:
     hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
     formats = SPEC.data_formats(env.input_data_config)
     dim = hps["feature_dim"]
     data = read_channel(env, "train", formats["train"], default_label_size=0, feature_dim=dim)
     assert data is not None
-    x = _dense(data.features)
+    x = as_dense(data.features)
     check_finite(x, "train")
     k = hps["k"]
     print(f"Training k-means: {len(x)} records, feature_dim {dim}, k {k}.", flush=True)
@@ -52,7 +44,7 @@ def train(env: TrainingEnv) -> None:
     test = read_channel(env, "test", formats.get("test", ""), default_label_size=0,
                         feature_dim=dim, required=False)
     if test is not None:
-        tx = _dense(test.features)
+        tx = as_dense(test.features)
         check_finite(tx, "test")
         _, dist = assign(tx, centers)
         for metric in hps["eval_metrics"]:

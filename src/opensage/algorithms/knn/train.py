@@ -13,9 +13,9 @@ import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
+    as_dense,
     check_finite,
     check_labels,
-    is_sparse,
     log_metric,
     read_channel,
     require_labels,
@@ -23,12 +23,6 @@ from opensage.algorithms.firstparty.training import (
 )
 from opensage.algorithms.knn.neighbors import KNN, fit
 from opensage.algorithms.knn.spec import NAME, SPEC
-
-
-def _dense(features: Any) -> np.ndarray:
-    if is_sparse(features):
-        features = features.toarray()
-    return np.ascontiguousarray(features, dtype=np.float32)
 
 
 def _labels(data: Any, channel: str, predictor_type: str) -> np.ndarray:
@@ -55,7 +49,7 @@ def train(env: TrainingEnv) -> None:
     dim, k, predictor = hps["feature_dim"], hps["k"], hps["predictor_type"]
     data = read_channel(env, "train", formats["train"], default_label_size=1, feature_dim=dim)
     assert data is not None
-    x = _dense(data.features)
+    x = as_dense(data.features)
     check_finite(x, "train")
     labels = _labels(data, "train", predictor)
     size = min(len(x), hps["sample_size"])
@@ -77,7 +71,7 @@ def train(env: TrainingEnv) -> None:
     test = read_channel(env, "test", formats.get("test", ""), default_label_size=1,
                         feature_dim=dim, required=False)
     if test is not None:
-        tx = _dense(test.features)
+        tx = as_dense(test.features)
         check_finite(tx, "test")
         ty = _labels(test, "test", predictor)
         value = evaluate(model, tx, ty, hps["mini_batch_size"])

@@ -10,15 +10,14 @@ precision`` / ``test recall`` as ``#quality_metric`` lines.
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.training import (
+    as_dense,
     check_finite,
     check_labels,
-    is_sparse,
     log_metric,
     read_channel,
     require_labels,
@@ -28,12 +27,6 @@ from opensage.algorithms.randomcutforest.forest import fit, score
 from opensage.algorithms.randomcutforest.spec import NAME, SPEC
 
 THRESHOLD_SAMPLE = 500_000  # train records scored for the threshold (a sample beyond this)
-
-
-def _dense(features: Any) -> np.ndarray:
-    if is_sparse(features):
-        features = features.toarray()
-    return np.ascontiguousarray(features, dtype=np.float32)
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
@@ -55,7 +48,7 @@ def train(env: TrainingEnv) -> None:
     dim = hps["feature_dim"]
     data = read_channel(env, "train", formats["train"], default_label_size=0, feature_dim=dim)
     assert data is not None
-    x = _dense(data.features)
+    x = as_dense(data.features)
     check_finite(x, "train")
     trees, samples = hps["num_trees"], hps["num_samples_per_tree"]
     print(f"Training Random Cut Forest: {len(x)} records, feature_dim {dim}, {trees} trees of "
@@ -77,7 +70,7 @@ def train(env: TrainingEnv) -> None:
     test = read_channel(env, "test", formats.get("test", ""), default_label_size=1,
                         feature_dim=dim, required=False)
     if test is not None:
-        tx = _dense(test.features)
+        tx = as_dense(test.features)
         check_finite(tx, "test")
         labels = require_labels(test, "test")
         check_labels(labels, "test", allowed="0 (normal) or 1 (anomaly)",
