@@ -320,13 +320,15 @@ def test_xgboost_eval_metrics(metric):
     ("text/csv", "csv"), ("csv", "csv"), ("text/csv; label_size=1", "csv"),
     ("Text/CSV", "csv"), ("text/csv;charset=utf-8", "csv"), ("text/libsvm", "libsvm"),
     ("libsvm", "libsvm"), ("text/x-libsvm", "libsvm"), (None, "libsvm"),
+    ("application/x-parquet", "parquet"),
+    ("application/x-recordio-protobuf", "recordio-protobuf"),
 ])
 def test_xgboost_content_types(content_type, data_format):
     assert XGB.data_formats({"train": content_type}) == {"train": data_format}
 
 
 @pytest.mark.parametrize("content_type", ["text/csv; label_size=2", "application/json",
-                                          "application/x-parquet", "image/png"])
+                                          "application/jsonlines", "image/png"])
 def test_xgboost_rejects_content_types(content_type):
     with pytest.raises(SpecValidationError, match="Channel 'train'"):
         XGB.validate({"num_round": "1"}, {"train": content_type})
