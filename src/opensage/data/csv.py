@@ -29,7 +29,7 @@ from opensage.data import (
 __all__ = ["read_csv", "read_csv_file", "sniff_delimiter"]
 
 DELIMITERS = (",", "\t", ";", "|", " ")
-BLOCK_SIZE = 1 << 24  # 16 MiB: a single row must fit in one block
+BLOCK_SIZE = 1 << 22  # 4 MiB: a row must fit in one block; smaller blocks parse in parallel
 _BAD_VALUE = re.compile(r"column #(\d+): .*invalid value '(.*)'", re.DOTALL)
 _BAD_WIDTH = re.compile(r"Expected (\d+) columns, got (\d+)")
 
@@ -83,7 +83,9 @@ def read_csv_file(path: str | os.PathLike[str], *,
         raise _explain(path, str(e), delimiter, width) from None
     except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
         raise DataError(f"cannot read file: {e}", path=path) from None
-    out = np.empty((table.num_rows, width), dtype=np.float32)
+    # Column-major, so each column lands in one contiguous copy; callers slice out the label
+    # and features with one C-order copy each.
+    out = np.empty((table.num_rows, width), dtype=np.float32, order="F")
     for i in range(width):
         out[:, i] = to_numpy(table.column(i))
     return out
