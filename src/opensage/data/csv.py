@@ -26,7 +26,7 @@ from opensage.data import (
     to_numpy,
 )
 
-__all__ = ["read_csv", "read_csv_file", "sniff_delimiter"]
+__all__ = ["read_csv", "read_csv_file", "read_csv_split", "sniff_delimiter"]
 
 DELIMITERS = (",", "\t", ";", "|", " ")
 BLOCK_SIZE = 1 << 22  # 4 MiB: a row must fit in one block; smaller blocks parse in parallel
@@ -53,6 +53,14 @@ def _first_line(path: Path) -> str | None:
 def read_csv_file(path: str | os.PathLike[str], *,
                   delimiter: str | None = None) -> np.ndarray | None:
     """One CSV file as a float32 ``(rows, columns)`` array; None when the file is empty."""
+    parts = read_csv_split(path, 0, delimiter=delimiter)
+    return None if parts is None else parts[1]
+
+
+def read_csv_split(path: str | os.PathLike[str], head: int, *,
+                   delimiter: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """One CSV file as two C-contiguous float32 arrays: its first ``head`` columns (label,
+    weight) and the rest (features); None when the file is empty."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -83,12 +91,21 @@ def read_csv_file(path: str | os.PathLike[str], *,
         raise _explain(path, str(e), delimiter, width) from None
     except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
         raise DataError(f"cannot read file: {e}", path=path) from None
-    # Column-major, so each column lands in one contiguous copy; callers slice out the label
-    # and features with one C-order copy each.
-    out = np.empty((table.num_rows, width), dtype=np.float32, order="F")
-    for i in range(width):
-        out[:, i] = to_numpy(table.column(i))
-    return out
+    head = min(head, width)
+    first_part = np.empty((table.num_rows, head), dtype=np.float32)
+    rest = np.empty((table.num_rows, width - head), dtype=np.float32)
+    # Assembled one parsed block at a time: the block's rows stay in cache while its columns
+    # are interleaved, instead of strided writes over the whole matrix per column.
+    start = 0
+    for batch in table.to_batches():
+        rows = slice(start, start + batch.num_rows)
+        columns = [to_numpy(batch.column(i)) for i in range(width)]
+        if head:
+            first_part[rows] = np.column_stack(columns[:head])
+        if width > head:
+            rest[rows] = np.column_stack(columns[head:])
+        start += batch.num_rows
+    return first_part, rest
 
 
 def _explain(path: Path, message: str, delimiter: str, width: int) -> DataError:
@@ -147,38 +164,42 @@ def read_csv(location: str | os.PathLike[str], *, weight_column: bool = False,
     """
     files = data_files(location)
     first_columns = 2 if weight_column else 1
-    parts: list[np.ndarray] = []
+    heads: list[np.ndarray] = []
+    features: list[np.ndarray] = []
     width: int | None = None
     width_from: Path | None = None
     for path in files:
-        block = read_csv_file(path, delimiter=delimiter)
-        if block is None:
+        parts = read_csv_split(path, first_columns, delimiter=delimiter)
+        if parts is None:
             continue
-        if block.shape[1] < first_columns:
+        head, rest = parts
+        columns = head.shape[1] + rest.shape[1]
+        if head.shape[1] < first_columns or not rest.shape[1]:
             what = "a label and a weight column" if weight_column else "a label column"
-            raise DataError(f"has {block.shape[1]} column(s); needs at least {what}",
+            raise DataError(f"has {columns} column(s); needs at least {what} and a feature",
                             path=path)
         if width is None:
-            width, width_from = block.shape[1], path
-        elif block.shape[1] != width:
+            width, width_from = columns, path
+        elif columns != width:
             assert width_from is not None
-            raise DataError(f"has {block.shape[1]} columns but {width_from.name} has {width}; "
+            raise DataError(f"has {columns} columns but {width_from.name} has {width}; "
                             f"every file of a channel needs the same columns", path=path)
-        labels = block[:, 0]
-        if np.isnan(labels).any():
-            row = int(np.flatnonzero(np.isnan(labels))[0])
+        if np.isnan(head[:, 0]).any():
+            row = int(np.flatnonzero(np.isnan(head[:, 0]))[0])
             raise DataError("the label (first column) is missing", path=path,
                             line=_nth_row_line(path, row))
-        if weight_column and np.isnan(block[:, 1]).any():
-            row = int(np.flatnonzero(np.isnan(block[:, 1]))[0])
+        if weight_column and np.isnan(head[:, 1]).any():
+            row = int(np.flatnonzero(np.isnan(head[:, 1]))[0])
             raise DataError("the weight (second column, csv_weights=1) is missing", path=path,
                             line=_nth_row_line(path, row))
-        parts.append(block)
-    if not parts:
+        heads.append(head)
+        features.append(rest)
+    if not heads:
         raise DataError(f"no data: {Path(location)} holds no non-empty CSV file")
-    data = parts[0] if len(parts) == 1 else np.concatenate(parts)
+    head = heads[0] if len(heads) == 1 else np.concatenate(heads)
+    data = features[0] if len(features) == 1 else np.concatenate(features)
     return LabeledData(
-        features=np.ascontiguousarray(data[:, first_columns:]),
-        labels=np.ascontiguousarray(data[:, 0]),
-        weights=np.ascontiguousarray(data[:, 1]) if weight_column else None,
+        features=data,
+        labels=np.ascontiguousarray(head[:, 0]),
+        weights=np.ascontiguousarray(head[:, 1]) if weight_column else None,
     )

@@ -86,8 +86,12 @@ def _label_size(env: TrainingEnv, name: str, default: int) -> int:
 
 
 def _read_csv(location: Path, label_size: int) -> LabeledData:
-    from opensage.data.csv import read_csv_file
+    """Labelled CSV (label first, as xgboost reads it) or unlabelled CSV (every column a
+    feature)."""
+    from opensage.data.csv import read_csv, read_csv_file
 
+    if label_size:
+        return read_csv(location)
     parts = []
     for path in data_files(location):
         block = read_csv_file(path)
@@ -99,15 +103,7 @@ def _read_csv(location: Path, label_size: int) -> LabeledData:
     if not parts:
         raise DataError(f"no data: {location} holds no non-empty CSV file")
     data = parts[0] if len(parts) == 1 else np.concatenate(parts)
-    if data.shape[1] <= label_size:
-        raise DataError(f"{location.name}: has {data.shape[1]} column(s); needs a label column "
-                        f"and features")
-    if label_size and np.isnan(data[:, 0]).any():
-        row = int(np.flatnonzero(np.isnan(data[:, 0]))[0]) + 1
-        raise DataError(f"{location.name}: row {row} has no label (first column)")
-    return LabeledData(features=np.ascontiguousarray(data[:, label_size:]),
-                       labels=np.ascontiguousarray(data[:, 0]) if label_size else
-                       np.zeros(0, dtype=np.float32))
+    return LabeledData(features=data, labels=np.zeros(0, dtype=np.float32))
 
 
 # ------------------------------------------------------------------------------- validation
