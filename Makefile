@@ -5,7 +5,7 @@ VENV := .venv
 UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench bench-long clean
 
 install: $(VENV)/.installed
 
@@ -28,6 +28,19 @@ lint: install
 bench: install
 	$(VENV)/bin/python benchmarks/bench_api.py
 	$(VENV)/bin/python benchmarks/bench_s3.py
+	$(VENV)/bin/python benchmarks/bench_data.py
+	$(VENV)/bin/python benchmarks/bench_kmeans.py
+	$(VENV)/bin/python benchmarks/bench_pca.py
+	$(VENV)/bin/python benchmarks/bench_linear_learner.py
+	$(VENV)/bin/python -m benchmarks.bench_deploy
+	$(VENV)/bin/python -m benchmarks.bench_transform
+
+# The long ones: training (minutes), tuning (about 10 minutes), and InvokeEndpoint against
+# mlflow (creates a throwaway mlflow virtual environment with uv the first time).
+bench-long: install
+	$(VENV)/bin/python benchmarks/bench_training.py
+	$(VENV)/bin/python benchmarks/bench_tuning.py
+	$(VENV)/bin/python -m benchmarks.bench_invoke
 
 clean:
 	rm -rf $(VENV)
