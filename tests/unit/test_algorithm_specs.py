@@ -102,3 +102,27 @@ def test_generated_docs_are_current():
     path = Path(__file__).parents[2] / "docs" / "algorithms.md"
     assert path.read_text() == markdown(), (
         "docs/algorithms.md is stale: run python -m opensage.algorithms.docs > docs/algorithms.md")
+
+
+TUNABLE = [(package, name) for package, name in PARAMS
+           if spec_of(package).hyperparameters[name].tunable]
+
+
+@pytest.mark.parametrize(("package", "name"), TUNABLE)
+def test_every_tunable_hyperparameter_takes_a_tuning_range(package, name):
+    """CreateHyperParameterTuningJob's range checks accept a range built from the
+    hyperparameter's own example (``auto``-or-number ones included)."""
+    from opensage.services.tuning.validation import _check_ranges
+
+    spec = spec_of(package)
+    param = spec.hyperparameters[name]
+    inner = getattr(param, "inner", param)
+    example = inner.valid_example()
+    if param.type_name in ("Integer", "Continuous"):
+        key = ("IntegerParameterRanges" if param.type_name == "Integer"
+               else "ContinuousParameterRanges")
+        ranges = {key: [{"Name": name, "MinValue": example, "MaxValue": example,
+                         "ScalingType": "Linear"}]}
+    else:
+        ranges = {"CategoricalParameterRanges": [{"Name": name, "Values": [example]}]}
+    assert [r.name for r in _check_ranges(spec, ranges, {})] == [name]

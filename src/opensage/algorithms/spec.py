@@ -386,32 +386,40 @@ class OrAuto(Param):
     accepts: ``OrAuto(Float(0, 1, closed="neither"))``. ``auto`` parses to ``"auto"``; ranges
     and tunability are the inner constraint's."""
 
-    def __init__(self, inner: Param, *, default: Any = "auto", required: bool = False,
-                 tunable: bool = False, description: str = "") -> None:
+    def __init__(self, inner: Param, *, words: tuple[str, ...] = ("auto",),
+                 default: Any = "auto", required: bool = False, tunable: bool = False,
+                 description: str = "") -> None:
         super().__init__(default=default, required=required, tunable=tunable,
                          description=description)
         self.inner = inner
+        self.words = words  # literals accepted besides the inner values ("auto", "balanced")
         self.type_name = inner.type_name
 
     def _parse(self, raw: str) -> Any:
-        if raw.lower() == "auto":
-            return "auto"
+        if raw.lower() in self.words:
+            return raw.lower()
         return self.inner._parse(raw)
 
     def accepted(self) -> str:
-        return f"'auto' or {self.inner.accepted()}"
+        listed = " or ".join(repr(w) for w in self.words)
+        return f"{listed} or {self.inner.accepted()}"
 
     def format(self, value: Any) -> str:
-        return "auto" if value == "auto" else self.inner.format(value)
+        return value if value in self.words else self.inner.format(value)
 
     def invalid_examples(self) -> list[str]:
-        return [v for v in self.inner.invalid_examples() if v.lower() != "auto"]
+        return [v for v in self.inner.invalid_examples() if v.lower() not in self.words]
 
     def valid_example(self) -> str:
         return "auto"
 
     def _range(self) -> dict[str, Any] | None:
         return self.inner._range()
+
+    def contains(self, value: float) -> bool:
+        """Whether a numeric value is inside the inner range (tuning ranges are checked
+        against it; ``auto`` is no number)."""
+        return bool(self.inner.contains(value))  # type: ignore[attr-defined]
 
 
 class Text(Param):

@@ -16,7 +16,6 @@ from opensage.algorithms.spec import (
     MetricDefinition,
     OrAuto,
     Param,
-    Rejected,
 )
 
 NAME = "linear-learner"
@@ -50,33 +49,6 @@ METRIC_NAMES = {
 DIRECTIONS: dict[str, str] = {}
 for _names in METRIC_NAMES.values():
     DIRECTIONS.update(_names)
-
-
-class PositiveWeight(Param):
-    """``positive_example_weight_mult``: ``auto``, ``balanced`` or a float > 0."""
-
-    type_name = "Continuous"
-
-    def _parse(self, raw: str) -> Any:
-        if raw.lower() in ("auto", "balanced"):
-            return raw.lower()
-        value = float(raw)
-        if not (value > 0 and value < float("inf")):
-            raise Rejected("must be greater than 0")
-        return value
-
-    def accepted(self) -> str:
-        return "'auto', 'balanced' or a float greater than 0"
-
-    def invalid_examples(self) -> list[str]:
-        return ["abc", "0", "-1", ""]
-
-    def valid_example(self) -> str:
-        return "1.0"
-
-    def _range(self) -> dict[str, Any]:
-        return {"ContinuousParameterRangeSpecification": {"MinValue": "1e-05",
-                                                          "MaxValue": "100000"}}
 
 
 def _positive_float(default: float | None = None, *, tunable: bool = False) -> Float:
@@ -125,7 +97,9 @@ HYPERPARAMETERS: dict[str, Param] = {
     "num_models": OrAuto(Int(min=1)),
     "num_point_for_scaler": Int(min=1, default=10000),
     "optimizer": Choice(["auto", "sgd", "adam", "rmsprop"], default="auto"),
-    "positive_example_weight_mult": PositiveWeight(default=1.0, tunable=True),
+    "positive_example_weight_mult": OrAuto(Float(0, None, closed="neither"),
+                                           words=("auto", "balanced"), default=1.0,
+                                           tunable=True),
     "quantile": _unit(0.5),
     "target_precision": _unit(0.8),
     "target_recall": _unit(0.8),
