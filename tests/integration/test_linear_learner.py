@@ -215,3 +215,59 @@ def test_rejects_bad_hyperparameters_up_front(sm, s3):
                                          "positive_example_weight_mult": "-1"}, data)
     with pytest.raises(sm.exceptions.ClientError, match="predictor_type"):
         train(sm, s3, "linear-learner", {"feature_dim": 4}, data)
+
+
+def test_tuning_linear_learner_over_auto_or_number_hyperparameters(sm, s3):
+    """A tuning job ranges over hyperparameters whose default is 'auto' (wd, learning_rate)
+    and one that also takes 'balanced'; its children train and the best is reported."""
+    import time
+
+    from tests.integration.builtins import image
+    from tests.integration.test_training_jobs import BUCKET, ROLE
+
+    x, y = load_breast_cancer(return_X_y=True)
+    for channel, rows in (("train", slice(0, 400)), ("validation", slice(400, None))):
+        s3.put_object(Bucket=BUCKET, Key=f"ll-tune/{channel}/part-0",
+                      Body=encode_dense(x[rows].astype(np.float32), y[rows].astype(np.float32)))
+    sm.create_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName="ll-tune",
+        HyperParameterTuningJobConfig={
+            "Strategy": "Random",
+            "HyperParameterTuningJobObjective": {
+                "Type": "Maximize", "MetricName": "validation:binary_classification_accuracy"},
+            "ResourceLimits": {"MaxNumberOfTrainingJobs": 2, "MaxParallelTrainingJobs": 2},
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {"Name": "wd", "MinValue": "1e-7", "MaxValue": "1",
+                     "ScalingType": "Logarithmic"},
+                    {"Name": "learning_rate", "MinValue": "1e-3", "MaxValue": "0.3",
+                     "ScalingType": "Logarithmic"},
+                    {"Name": "positive_example_weight_mult", "MinValue": "0.5",
+                     "MaxValue": "2"}]}},
+        TrainingJobDefinition={
+            "AlgorithmSpecification": {"TrainingImage": image("linear-learner"),
+                                       "TrainingInputMode": "File"},
+            "StaticHyperParameters": {"predictor_type": "binary_classifier",
+                                      "feature_dim": "30", "epochs": "5"},
+            "RoleArn": ROLE,
+            "InputDataConfig": [
+                {"ChannelName": channel, "DataSource": {"S3DataSource": {
+                    "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/ll-tune/{channel}/",
+                    "S3DataDistributionType": "FullyReplicated"}}}
+                for channel in ("train", "validation")],
+            "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/ll-tune/out/"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                               "VolumeSizeInGB": 1},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600}})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="ll-tune")
+        if job["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"):
+            break
+        time.sleep(0.2)
+    assert job["HyperParameterTuningJobStatus"] == "Completed", job
+    assert job["TrainingJobStatusCounters"]["Completed"] == 2
+    best = job["BestTrainingJob"]
+    assert best["FinalHyperParameterTuningJobObjectiveMetric"]["Value"] > 0.9
+    assert set(best["TunedHyperParameters"]) == {"wd", "learning_rate",
+                                                 "positive_example_weight_mult"}
