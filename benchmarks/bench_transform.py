@@ -130,6 +130,60 @@ class RssSampler:
             self._stop.wait(self.every)
 
 
+def big_input(gigabytes: float, concurrency: int, payload_mb: int) -> None:
+    """Transform one input of ``gigabytes`` (a 100,000-row block repeated) and report the
+    peak RSS of the server tree: streaming must keep it bounded whatever the input size."""
+    booster = train(FEATURES)
+    block_rows = 100_000
+    x = np.random.default_rng(1).normal(size=(block_rows, FEATURES)).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        write_csv(work / "block.csv", x)
+        block = (work / "block.csv").read_bytes()
+        if not block.endswith(b"\n"):
+            block += b"\n"
+        copies = max(1, int(gigabytes * 2**30 / len(block)))
+        csv = work / "input.csv"
+        with open(csv, "wb") as f:
+            f.writelines(block for _ in range(copies))
+        rows = copies * block_rows
+        log(f"input {csv.stat().st_size / 2**30:.2f} GiB, {rows:,} rows")
+        (work / "data").mkdir()
+        with opensage(work / "data") as (url, proc):
+            c = clients(url)
+            model = create_model(c, booster)
+            with open(csv, "rb") as f:
+                c["s3"].put_object(Bucket=BUCKET, Key="tx/in/input.csv", Body=f)
+            csv.unlink()  # the server's copy is what is read
+            sm = c["sagemaker"]
+            with RssSampler(proc.pid) as rss:
+                started = time.perf_counter()
+                sm.create_transform_job(
+                    TransformJobName="tx-big", ModelName=model, BatchStrategy="MultiRecord",
+                    MaxPayloadInMB=payload_mb, MaxConcurrentTransforms=concurrency,
+                    TransformInput={"DataSource": {"S3DataSource": {
+                        "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/tx/in"}},
+                        "ContentType": "text/csv", "SplitType": "Line"},
+                    TransformOutput={"S3OutputPath": f"s3://{BUCKET}/tx/out/big",
+                                     "AssembleWith": "Line"},
+                    TransformResources={"InstanceCount": 1, "InstanceType": "ml.m5.large"})
+                while (job := sm.describe_transform_job(TransformJobName="tx-big"))[
+                        "TransformJobStatus"] == "InProgress":
+                    time.sleep(0.2)
+                elapsed = time.perf_counter() - started
+            if job["TransformJobStatus"] != "Completed":
+                raise RuntimeError(f"tx-big: {job['TransformJobStatus']}: "
+                                   f"{job.get('FailureReason')}")
+            head = c["s3"].head_object(Bucket=BUCKET, Key="tx/out/big/input.csv.out")
+            print(json.dumps({"machine": machine(), "input_gib": round(gigabytes, 2),
+                              "rows": rows, "seconds": round(elapsed, 1),
+                              "rows_per_s": round(rows / elapsed),
+                              "output_mb": round(head["ContentLength"] / 2**20, 1),
+                              "peak_rss_tree_mb": round(rss.peak / 2**20, 1),
+                              "peak_hwm_mb": {k: round(v / 2**20, 1)
+                                              for k, v in rss.hwm.items()}}, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -137,7 +191,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--instances", type=int, default=1)
     parser.add_argument("--payload-mb", type=int, default=6)
+    parser.add_argument("--big-gb", type=float, default=0.0,
+                        help="instead: one transform of an input this many GB large, for the "
+                             "peak memory of a streamed input (no peers)")
     args = parser.parse_args()
+    if args.big_gb:
+        big_input(args.big_gb, args.concurrency, args.payload_mb)
+        return
 
     booster = train(FEATURES)
     x = np.random.default_rng(1).normal(size=(args.rows, FEATURES)).astype(np.float32)
