@@ -6,12 +6,14 @@ the children's training times from ``ListTrainingJobsForHyperParameterTuningJob`
 (``TrainingEndTime - TrainingStartTime``), wall times from ``CreateHyperParameterTuningJob``
 until ``DescribeHyperParameterTuningJob`` (polled every 0.1 s) says it ended.
 
-``quality``   On 5 small synthetic tasks (numpy-generated: scikit-learn is not installed, and
-              its bundled data sets would not add anything here), the best objective of
+``quality``   On the 5 tasks the issue names: scikit-learn's bundled data sets with XGBoost
+              (breast_cancer AUC, wine mlogloss, digits merror, diabetes rmse) and
+              linear-learner (breast_cancer, validation objective loss), the best objective of
               Bayesian with N jobs (MaxParallelTrainingJobs 1, as the sampler is sequential)
               against Random with 2N jobs (parallel 2), same ranges, same RandomSeed, for each
               of ``--seeds``; a task counts for Bayesian when it is at least as good on at
               least half the seeds. Target: Bayesian at least as good on >= 4 of the 5 tasks.
+              ``--quality-tasks synthetic`` runs the 5 numpy-generated tasks instead.
 ``hyperband`` Hyperband (MinResource 1, MaxResource R rounds) against Random with the same
               number of jobs, each Random child running R rounds, one child at a time, per
               seed. With the same seed both try the same configurations (Hyperband draws its
@@ -125,6 +127,67 @@ TASKS: dict[str, tuple[dict[str, str], str, str]] = {
 }
 
 
+LL_IMAGE = "382416733822.dkr.ecr.us-east-1.amazonaws.com/linear-learner:1"
+LL_RANGES = {
+    "ContinuousParameterRanges": [
+        {"Name": "wd", "MinValue": "1e-7", "MaxValue": "1", "ScalingType": "Logarithmic"},
+        {"Name": "l1", "MinValue": "1e-7", "MaxValue": "1", "ScalingType": "Logarithmic"},
+        {"Name": "learning_rate", "MinValue": "1e-4", "MaxValue": "1",
+         "ScalingType": "Logarithmic"},
+    ],
+    "IntegerParameterRanges": [
+        {"Name": "mini_batch_size", "MinValue": "16", "MaxValue": "256",
+         "ScalingType": "Logarithmic"},
+    ],
+}
+
+
+class QualityTask:
+    """One task of the quality part: a scikit-learn bundled data set, an algorithm, its
+    static hyperparameters, ranges and objective."""
+
+    def __init__(self, loader: str, metric: str, direction: str, static: dict[str, str],
+                 image: str = XGB_IMAGE, ranges: dict[str, Any] | None = None) -> None:
+        self.loader, self.metric, self.direction = loader, metric, direction
+        self.static, self.image, self.ranges = static, image, ranges or RANGES
+
+    def data(self) -> tuple[np.ndarray, np.ndarray]:
+        import sklearn.datasets
+
+        x, y = getattr(sklearn.datasets, self.loader)(return_X_y=True)
+        order = np.random.default_rng(0).permutation(len(y))
+        return y[order].astype(float), x[order]
+
+
+XGB_QUALITY_STATIC = {"num_round": "40", "nthread": "1"}
+SKLEARN_TASKS = {
+    "breast_cancer": QualityTask("load_breast_cancer", "validation:auc", "Maximize",
+                                 {**XGB_QUALITY_STATIC, "objective": "binary:logistic",
+                                  "eval_metric": "auc"}),
+    "wine": QualityTask("load_wine", "validation:mlogloss", "Minimize",
+                        {**XGB_QUALITY_STATIC, "objective": "multi:softprob",
+                         "num_class": "3", "eval_metric": "mlogloss"}),
+    "digits": QualityTask("load_digits", "validation:mlogloss", "Minimize",
+                          {**XGB_QUALITY_STATIC, "objective": "multi:softprob",
+                           "num_class": "10", "eval_metric": "mlogloss"}),
+    "diabetes": QualityTask("load_diabetes", "validation:rmse", "Minimize",
+                            {**XGB_QUALITY_STATIC, "objective": "reg:squarederror"}),
+    "breast_cancer-linear-learner": QualityTask(
+        "load_breast_cancer", "validation:objective_loss", "Minimize",
+        {"predictor_type": "binary_classifier", "feature_dim": "30", "epochs": "10",
+         "num_models": "1"}, image=LL_IMAGE, ranges=LL_RANGES),
+}
+
+
+def upload_sklearn_task(s3: Any, name: str, task: QualityTask) -> None:
+    """Two thirds of the data set to train, one third to validation, under ``<name>/``."""
+    y, x = task.data()
+    cut = len(y) * 2 // 3
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/train/part-0.csv", Body=_csv(y[:cut], x[:cut]))
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/validation/part-0.csv",
+                  Body=_csv(y[cut:], x[cut:]))
+
+
 def upload_task(s3: Any, name: str, rows: int, seed: int, prefix: str = "") -> None:
     """``rows`` training rows and half as many validation rows under ``<prefix><name>/``."""
     y, x = make_task(name, rows + rows // 2, seed)
@@ -137,8 +200,14 @@ def upload_task(s3: Any, name: str, rows: int, seed: int, prefix: str = "") -> N
 # ---------------------------------------------------------------------------- tuning jobs
 def tuning_request(name: str, task: str, strategy: str, jobs: int, parallel: int,
                    static: dict[str, str], seed: int,
-                   ranges: dict[str, Any] | None = None) -> dict[str, Any]:
-    objective_hps, metric, direction = TASKS[task]
+                   ranges: dict[str, Any] | None = None,
+                   quality: QualityTask | None = None) -> dict[str, Any]:
+    if quality is not None:
+        objective_hps, metric, direction = quality.static, quality.metric, quality.direction
+        image, ranges = quality.image, quality.ranges
+    else:
+        objective_hps, metric, direction = TASKS[task]
+        image = XGB_IMAGE
     return {
         "HyperParameterTuningJobName": name,
         "HyperParameterTuningJobConfig": {
@@ -149,7 +218,7 @@ def tuning_request(name: str, task: str, strategy: str, jobs: int, parallel: int
             "ParameterRanges": ranges or RANGES},
         "TrainingJobDefinition": {
             "StaticHyperParameters": {**objective_hps, **static},
-            "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+            "AlgorithmSpecification": {"TrainingImage": image, "TrainingInputMode": "File"},
             "RoleArn": ROLE,
             "InputDataConfig": [
                 {"ChannelName": channel, "ContentType": "text/csv", "DataSource": {
@@ -202,19 +271,26 @@ def _better_or_equal(a: float, b: float, direction: str) -> bool:
 
 
 # ----------------------------------------------------------------------------------- parts
-def part_quality(sm: Any, s3: Any, n: int, seeds: list[int]) -> dict[str, Any]:
+def part_quality(sm: Any, s3: Any, n: int, seeds: list[int],
+                 task_set: str = "sklearn") -> dict[str, Any]:
     rows = {}
     wins = 0
-    for task in TASKS:
-        upload_task(s3, task, QUALITY_ROWS, seed=zlib.crc32(task.encode()) % 1000)
-        direction = TASKS[task][2]
+    names = list(SKLEARN_TASKS) if task_set == "sklearn" else list(TASKS)
+    for task in names:
+        quality = SKLEARN_TASKS.get(task) if task_set == "sklearn" else None
+        if quality is not None:
+            upload_sklearn_task(s3, task, quality)
+            direction, metric = quality.direction, quality.metric
+        else:
+            upload_task(s3, task, QUALITY_ROWS, seed=zlib.crc32(task.encode()) % 1000)
+            direction, metric = TASKS[task][2], TASKS[task][1]
         per_seed = []
         for seed in seeds:
-            static = {"num_round": "40", "nthread": "1"}
+            static = {} if quality is not None else {"num_round": "40", "nthread": "1"}
             bayes = run_tuning(sm, tuning_request(f"q-{task}-b-{seed}", task, "Bayesian", n, 1,
-                                                  static, seed))
+                                                  static, seed, quality=quality))
             rand = run_tuning(sm, tuning_request(f"q-{task}-r-{seed}", task, "Random", 2 * n,
-                                                 2, static, seed))
+                                                 2, static, seed, quality=quality))
             per_seed.append({"seed": seed, "bayesian": round(bayes["best"], 5),
                              "random": round(rand["best"], 5),
                              "bayesian_wall_s": round(bayes["wall"], 1),
@@ -224,9 +300,9 @@ def part_quality(sm: Any, s3: Any, n: int, seeds: list[int]) -> dict[str, Any]:
         ok = sum(_better_or_equal(r["bayesian"], r["random"], direction) for r in per_seed)
         won = ok * 2 >= len(per_seed) and ok > 0  # at least as good on most seeds
         wins += won
-        rows[task] = {"metric": TASKS[task][1], "direction": direction, "runs": per_seed,
+        rows[task] = {"metric": metric, "direction": direction, "runs": per_seed,
                       "bayesian_at_least_as_good": won}
-    return {"n": n, "tasks": rows, "bayesian_at_least_as_good_on": wins,
+    return {"n": n, "tasks": task_set, "results": rows, "bayesian_at_least_as_good_on": wins,
             "target": ">= 4 of 5", "met": wins >= 4}
 
 
@@ -336,6 +412,7 @@ def main() -> None:
     parser.add_argument("--hyperband-jobs", type=int, default=15)
     parser.add_argument("--max-resource", type=int, default=243)
     parser.add_argument("--parallel-jobs", type=int, default=8)
+    parser.add_argument("--quality-tasks", choices=["sklearn", "synthetic"], default="sklearn")
     args = parser.parse_args()
     parts = args.part or ["quality", "hyperband", "parallel"]
 
@@ -361,7 +438,7 @@ def main() -> None:
         log(f"warm-up: {run_tuning(sm, warm)['wall']:.1f}s")
         summary["load_average_start"] = [round(v, 2) for v in os.getloadavg()]
         if "quality" in parts:
-            summary["quality"] = part_quality(sm, s3, args.n, args.seeds)
+            summary["quality"] = part_quality(sm, s3, args.n, args.seeds, args.quality_tasks)
         if "hyperband" in parts:
             summary["hyperband"] = part_hyperband(sm, s3, args.hyperband_jobs,
                                                   args.max_resource, args.seeds)
