@@ -323,13 +323,13 @@ def time_to_reach(children: list[dict[str, Any]], target: float, direction: str)
 
 
 def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
-                   seeds: list[int]) -> dict[str, Any]:
+                   seeds: list[int], rows: int = HYPERBAND_ROWS) -> dict[str, Any]:
     """Same seed, same sampler (Hyperband draws its points at random): both strategies try
     the same configurations, one at a time; Hyperband stops some of them at its rungs. The
     time "at equal best objective" is each strategy's training time until its best so far
     reached the worse of the two final bests."""
     task = "friedman1"
-    upload_task(s3, task, HYPERBAND_ROWS, seed=11, prefix="hb-")
+    upload_task(s3, task, rows, seed=11, prefix="hb-")
     direction = TASKS[task][2]
     runs = []
     for seed in seeds:
@@ -368,7 +368,7 @@ def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
         log(f"hyperband seed {seed}: {json.dumps(run)}")
     ratios = sorted(r["ratio_at_equal_best"] for r in runs if r["ratio_at_equal_best"])
     median = ratios[len(ratios) // 2] if ratios else None
-    return {"task": task, "train_rows": HYPERBAND_ROWS, "jobs": jobs,
+    return {"task": task, "train_rows": rows, "jobs": jobs,
             "max_resource": max_resource, "runs": runs,
             "median_ratio_total": sorted(r["ratio_total"] for r in runs)[len(runs) // 2],
             "median_ratio_at_equal_best": median, "target": "<= 0.5",
@@ -411,6 +411,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--hyperband-jobs", type=int, default=15)
     parser.add_argument("--max-resource", type=int, default=243)
+    parser.add_argument("--hyperband-rows", type=int, default=HYPERBAND_ROWS,
+                        help="training rows of the Hyperband task: children must run long "
+                             "compared with the tuner's reaction time (about 0.5 s)")
     parser.add_argument("--parallel-jobs", type=int, default=8)
     parser.add_argument("--quality-tasks", choices=["sklearn", "synthetic"], default="sklearn")
     parser.add_argument("--quality-seeds", type=int, nargs="+", default=list(range(1, 8)),
@@ -444,7 +447,8 @@ def main() -> None:
                                               args.quality_tasks)
         if "hyperband" in parts:
             summary["hyperband"] = part_hyperband(sm, s3, args.hyperband_jobs,
-                                                  args.max_resource, args.seeds)
+                                                  args.max_resource, args.seeds,
+                                                  args.hyperband_rows)
         if "parallel" in parts:
             summary["parallel"] = part_parallel(sm, s3, args.parallel_jobs)
     summary["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
