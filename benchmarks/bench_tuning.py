@@ -375,9 +375,9 @@ def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
             "met": median is not None and median <= 0.5}
 
 
-def part_parallel(sm: Any, s3: Any, jobs: int) -> dict[str, Any]:
+def part_parallel(sm: Any, s3: Any, jobs: int, rows: int = PARALLEL_ROWS) -> dict[str, Any]:
     task = "interactions"
-    upload_task(s3, task, PARALLEL_ROWS, seed=3, prefix="par-")
+    upload_task(s3, task, rows, seed=3, prefix="par-")
     walls: dict[int, float] = {}
     trained: dict[int, float] = {}
     for parallel in (1, 2):
@@ -392,7 +392,7 @@ def part_parallel(sm: Any, s3: Any, jobs: int) -> dict[str, Any]:
         log(f"parallel {parallel}: wall {result['wall']:.1f}s "
             f"(children train {sum(train_seconds(c) for c in result['children']):.1f}s)")
     speedup = walls[1] / walls[2]
-    return {"task": task, "train_rows": PARALLEL_ROWS, "jobs": jobs,
+    return {"task": task, "train_rows": rows, "jobs": jobs,
             "wall_s_parallel_1": round(walls[1], 2),
             "wall_s_parallel_2": round(walls[2], 2), "speedup": round(speedup, 2),
             # children's training seconds per wall second: how many ran at once on average
@@ -415,6 +415,7 @@ def main() -> None:
                         help="training rows of the Hyperband task: children must run long "
                              "compared with the tuner's reaction time (about 0.5 s)")
     parser.add_argument("--parallel-jobs", type=int, default=8)
+    parser.add_argument("--parallel-rows", type=int, default=PARALLEL_ROWS)
     parser.add_argument("--quality-tasks", choices=["sklearn", "synthetic"], default="sklearn")
     parser.add_argument("--quality-seeds", type=int, nargs="+", default=list(range(1, 8)),
                         help="seeds of the quality part (cheap on these small data sets)")
@@ -450,7 +451,7 @@ def main() -> None:
                                                   args.max_resource, args.seeds,
                                                   args.hyperband_rows)
         if "parallel" in parts:
-            summary["parallel"] = part_parallel(sm, s3, args.parallel_jobs)
+            summary["parallel"] = part_parallel(sm, s3, args.parallel_jobs, args.parallel_rows)
     summary["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary, indent=2))
