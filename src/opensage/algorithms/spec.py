@@ -690,6 +690,13 @@ class AlgorithmSpec:
         Aliases (``learning_rate`` for ``eta``) come back under the canonical name. With
         ``fill_defaults`` the declared defaults of absent hyperparameters are added.
         """
+        return self.validate_job(hyperparameters, channels, fill_defaults=fill_defaults)[0]
+
+    def validate_job(self, hyperparameters: Mapping[str, str],
+                     channels: Mapping[str, Any] | None = None, *,
+                     fill_defaults: bool = False) -> tuple[dict[str, Any], dict[str, str]]:
+        """``validate``, plus each channel's data format (``data_formats``) from the same
+        pass: what a training job needs to start."""
         errors: list[SpecError] = []
         values = self._parse_hyperparameters(hyperparameters, errors)
         formats: dict[str, str] = {}
@@ -705,7 +712,7 @@ class AlgorithmSpec:
             for name, param in self.hyperparameters.items():
                 if name not in values and param.default is not None:
                     values[name] = param.default
-        return values
+        return values, formats
 
     def data_formats(self, channels: Mapping[str, Any]) -> dict[str, str]:
         """Channel name -> data format (``"csv"``, ``"libsvm"``...), or a SpecValidationError."""

@@ -18,7 +18,6 @@ from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.factorization_machines.machine import Group, fit, scores
 from opensage.algorithms.factorization_machines.spec import NAME, SPEC
 from opensage.algorithms.firstparty.training import (
-    check_finite,
     check_labels,
     is_sparse,
     log_metric,
@@ -46,7 +45,6 @@ def _channel(env: TrainingEnv, name: str, fmt: str, dim: int, binary: bool,
         return None
     x = data.features
     x = x.tocsr() if is_sparse(x) else sp.csr_matrix(np.asarray(x, dtype=np.float32))
-    check_finite(x, name)
     y = require_labels(data, name)
     if binary:
         check_labels(y, name, allowed="0 or 1 for predictor_type binary_classifier",
@@ -55,8 +53,8 @@ def _channel(env: TrainingEnv, name: str, fmt: str, dim: int, binary: bool,
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim = hps["feature_dim"]
     binary = hps["predictor_type"] == "binary_classifier"
     loaded = _channel(env, "train", formats["train"], dim, binary, True)

@@ -47,7 +47,8 @@ def as_dense(features: Any) -> np.ndarray:
 
 def read_channel(env: TrainingEnv, name: str, data_format: str, *, default_label_size: int,
                  feature_dim: int | None = None, required: bool = True) -> LabeledData | None:
-    """The channel ``name`` as features and labels (labels empty when it has none).
+    """The channel ``name`` as features and labels (labels empty when it has none), every
+    feature checked finite (a UserError names the first record that is not).
 
     ``default_label_size`` is 1 for supervised algorithms, 0 for the others; a CSV channel's
     ``label_size`` parameter overrides it. Features are checked against ``feature_dim``.
@@ -74,6 +75,7 @@ def read_channel(env: TrainingEnv, name: str, data_format: str, *, default_label
                         f"feature_dim is {feature_dim}.")
     if not data.features.shape[0]:
         raise UserError(f"No records in the {name} channel.")
+    check_finite(data.features, name)
     return data
 
 

@@ -11,7 +11,6 @@ import numpy as np
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.training import (
     as_dense,
-    check_finite,
     log_metric,
     read_channel,
     save_model,
@@ -21,13 +20,12 @@ from opensage.algorithms.kmeans.spec import NAME, SPEC
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim = hps["feature_dim"]
     data = read_channel(env, "train", formats["train"], default_label_size=0, feature_dim=dim)
     assert data is not None
     x = as_dense(data.features)
-    check_finite(x, "train")
     k = hps["k"]
     print(f"Training k-means: {len(x)} records, feature_dim {dim}, k {k}.", flush=True)
     centers = fit(
@@ -45,7 +43,6 @@ def train(env: TrainingEnv) -> None:
                         feature_dim=dim, required=False)
     if test is not None:
         tx = as_dense(test.features)
-        check_finite(tx, "test")
         _, dist = assign(tx, centers)
         for metric in hps["eval_metrics"]:
             value = dist.mean() if metric == "msd" else dist.sum()

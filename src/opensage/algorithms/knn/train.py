@@ -14,7 +14,6 @@ import numpy as np
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
     as_dense,
-    check_finite,
     check_labels,
     log_metric,
     read_channel,
@@ -44,13 +43,12 @@ def evaluate(model: KNN, x: np.ndarray, labels: np.ndarray, batch: int) -> float
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim, k, predictor = hps["feature_dim"], hps["k"], hps["predictor_type"]
     data = read_channel(env, "train", formats["train"], default_label_size=1, feature_dim=dim)
     assert data is not None
     x = as_dense(data.features)
-    check_finite(x, "train")
     labels = _labels(data, "train", predictor)
     size = min(len(x), hps["sample_size"])
     if k > size:
@@ -72,7 +70,6 @@ def train(env: TrainingEnv) -> None:
                         feature_dim=dim, required=False)
     if test is not None:
         tx = as_dense(test.features)
-        check_finite(tx, "test")
         ty = _labels(test, "test", predictor)
         value = evaluate(model, tx, ty, hps["mini_batch_size"])
         if predictor == "classifier":

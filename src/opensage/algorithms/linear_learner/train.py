@@ -14,7 +14,6 @@ import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
-    check_finite,
     check_labels,
     log_metric,
     read_channel,
@@ -69,7 +68,6 @@ def _features(features: Any, channel: str) -> Any:
         features = features.tocsr().astype(np.float32)
     else:
         features = np.ascontiguousarray(features, dtype=np.float32)
-    check_finite(features, channel)
     return features
 
 
@@ -101,8 +99,8 @@ def _channel(env: TrainingEnv, name: str, formats: dict[str, str], dim: int | No
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim = None if hps["feature_dim"] == "auto" else hps["feature_dim"]
     cfg = config(hps)
     if "_tuning_objective_metric" in hps:

@@ -15,7 +15,6 @@ import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.training import (
-    check_finite,
     is_sparse,
     read_channel,
     save_model,
@@ -33,13 +32,12 @@ def _matrix(features: Any) -> Any:
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim = hps["feature_dim"]
     data = read_channel(env, "train", formats["train"], default_label_size=0, feature_dim=dim)
     assert data is not None
     x = _matrix(data.features)
-    check_finite(x, "train")
     k, mode = hps["num_components"], hps["algorithm_mode"]
     kind = "sparse" if is_sparse(x) else "dense"
     print(f"Training PCA ({mode}): {x.shape[0]} {kind} records, feature_dim {dim}, "
@@ -54,7 +52,6 @@ def train(env: TrainingEnv) -> None:
                         feature_dim=dim, required=False)
     if test is not None:
         tx = _matrix(test.features)
-        check_finite(tx, "test")
         projected = project(tx, result.mean, result.components)
         print(f"Projected {projected.shape[0]} test records.", flush=True)
     save_model(env.model_dir, {

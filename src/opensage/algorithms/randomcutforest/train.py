@@ -16,7 +16,6 @@ import numpy as np
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.training import (
     as_dense,
-    check_finite,
     check_labels,
     log_metric,
     read_channel,
@@ -43,13 +42,12 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[st
 
 
 def train(env: TrainingEnv) -> None:
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config, fill_defaults=True)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
+                                     fill_defaults=True)
     dim = hps["feature_dim"]
     data = read_channel(env, "train", formats["train"], default_label_size=0, feature_dim=dim)
     assert data is not None
     x = as_dense(data.features)
-    check_finite(x, "train")
     trees, samples = hps["num_trees"], hps["num_samples_per_tree"]
     print(f"Training Random Cut Forest: {len(x)} records, feature_dim {dim}, {trees} trees of "
           f"{min(samples, len(x))} samples.", flush=True)
@@ -71,7 +69,6 @@ def train(env: TrainingEnv) -> None:
                         feature_dim=dim, required=False)
     if test is not None:
         tx = as_dense(test.features)
-        check_finite(tx, "test")
         labels = require_labels(test, "test")
         check_labels(labels, "test", allowed="0 (normal) or 1 (anomaly)",
                      ok=(labels == 0) | (labels == 1))

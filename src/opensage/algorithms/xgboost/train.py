@@ -438,8 +438,7 @@ def train(env: TrainingEnv) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="[%(asctime)s:%(levelname)s] %(message)s",
                         datefmt="%Y-%m-%d:%H:%M:%S")
-    hps = SPEC.validate(env.hyperparameters, env.input_data_config)
-    formats = SPEC.data_formats(env.input_data_config)
+    hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config)
     data_format = formats["train"]  # the container reads validation in train's format too
     csv_weights = hps.get("csv_weights", 0) == 1
     sm_cpus = env.environ.get("SM_NUM_CPUS")
