@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from opensage.algorithms.firstparty.scoring import binary_scores
+
 BETA1, BETA2 = 0.9, 0.999
 
 
@@ -182,15 +184,10 @@ def scores(params: Params, x: sp.csr_matrix, y: np.ndarray, binary: bool) -> dic
     y = np.asarray(y, dtype=np.float64)
     if not binary:
         return {"rmse": float(np.sqrt(np.mean((raw - y) ** 2)))}
-    label = raw > 0
-    truth = y > 0.5
-    tp = float(np.sum(label & truth))
-    precision = tp / max(float(label.sum()), 1.0)
-    recall = tp / max(float(truth.sum()), 1.0)
-    f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    found = binary_scores(raw > 0, y > 0.5)
     return {
-        "binary_classification_accuracy": float(np.mean(label == truth)),
+        "binary_classification_accuracy": found["accuracy"],
         "binary_classification_cross_entropy": float(np.mean(np.logaddexp(0.0, raw)
                                                              - y * raw)),
-        "binary_f_beta": f1,
+        "binary_f_beta": found["f_beta"],
     }

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from opensage.algorithms.firstparty.scoring import binary_scores
+
 BLOCK = 1 << 16  # rows per evaluation block
 AUTO_MODELS = 32
 AUTO_CALIBRATION = 100_000
@@ -697,16 +699,11 @@ def evaluate(model: Model, x: Any, y: np.ndarray, cfg: Config) -> dict[str, floa
         out["rmse"] = math.sqrt(out["mse"])
         return out
     score = transform(z, cfg.predictor_type, cfg.loss)
-    pred = score >= model.threshold
     truth = y == 1
-    tp = float(np.sum(pred & truth))
-    precision = tp / pred.sum() if pred.sum() else 0.0
-    recall = tp / truth.sum() if truth.sum() else 0.0
-    b2 = cfg.f_beta ** 2
-    denom = b2 * precision + recall
-    out["binary_classification_accuracy"] = float(np.mean(pred == truth))
-    out["binary_f_beta"] = float((1 + b2) * precision * recall / denom) if denom else 0.0
-    out["precision"] = float(precision)
-    out["recall"] = float(recall)
+    found = binary_scores(score >= model.threshold, truth, cfg.f_beta)
+    out["binary_classification_accuracy"] = found["accuracy"]
+    out["binary_f_beta"] = found["f_beta"]
+    out["precision"] = found["precision"]
+    out["recall"] = found["recall"]
     out["roc_auc_score"] = roc_auc(score, truth)
     return out

@@ -14,6 +14,7 @@ import time
 import numpy as np
 
 from opensage.algorithms.contract import TrainingEnv
+from opensage.algorithms.firstparty.scoring import binary_scores
 from opensage.algorithms.firstparty.training import (
     as_dense,
     check_labels,
@@ -30,15 +31,9 @@ THRESHOLD_SAMPLE = 500_000  # train records scored for the threshold (a sample b
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
     """Accuracy and the positive class's (anomalies') precision, recall and F1."""
-    truth = labels > 0.5
-    tp = float(np.sum(predicted & truth))
-    fp = float(np.sum(predicted & ~truth))
-    fn = float(np.sum(~predicted & truth))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"accuracy": float(np.mean(predicted == truth)), "precision": precision,
-            "recall": recall, "f1": f1}
+    found = binary_scores(predicted, labels > 0.5)
+    return {"accuracy": found["accuracy"], "precision": found["precision"],
+            "recall": found["recall"], "f1": found["f_beta"]}
 
 
 def train(env: TrainingEnv) -> None:
