@@ -130,12 +130,9 @@ def _parse_csv_arrow(body: bytes) -> np.ndarray:
                 null_values=[""], strings_can_be_null=True))
     except pa.ArrowInvalid as e:
         raise ValueError(str(e)) from None
-    from opensage.data import to_numpy
+    from opensage.data.csv import table_to_arrays
 
-    out = np.empty((table.num_rows, width), dtype=np.float32)
-    for i in range(width):
-        out[:, i] = to_numpy(table.column(i))
-    return out
+    return table_to_arrays(table)[1]
 
 
 def _parse_csv_slowly(text: str) -> np.ndarray:

@@ -26,7 +26,8 @@ from opensage.data import (
     to_numpy,
 )
 
-__all__ = ["read_csv", "read_csv_file", "read_csv_split", "sniff_delimiter"]
+__all__ = ["read_csv", "read_csv_file", "read_csv_split", "sniff_delimiter",
+           "table_to_arrays"]
 
 DELIMITERS = (",", "\t", ";", "|", " ")
 BLOCK_SIZE = 1 << 22  # 4 MiB: a row must fit in one block; smaller blocks parse in parallel
@@ -91,11 +92,18 @@ def read_csv_split(path: str | os.PathLike[str], head: int, *,
         raise _explain(path, str(e), delimiter, width) from None
     except (OSError, EOFError) as e:  # a truncated or corrupt gzip stream
         raise DataError(f"cannot read file: {e}", path=path) from None
+    return table_to_arrays(table, head)
+
+
+def table_to_arrays(table: Any, head: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An Arrow table of numeric columns as two C-contiguous float32 arrays: its first
+    ``head`` columns and the rest. Assembled one parsed block at a time: the block's rows
+    stay in cache while its columns are interleaved, instead of strided writes over the
+    whole matrix per column."""
+    width = table.num_columns
     head = min(head, width)
     first_part = np.empty((table.num_rows, head), dtype=np.float32)
     rest = np.empty((table.num_rows, width - head), dtype=np.float32)
-    # Assembled one parsed block at a time: the block's rows stay in cache while its columns
-    # are interleaved, instead of strided writes over the whole matrix per column.
     start = 0
     for batch in table.to_batches():
         rows = slice(start, start + batch.num_rows)
