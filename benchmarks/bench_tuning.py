@@ -375,31 +375,39 @@ def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
             "met": median is not None and median <= 0.5}
 
 
-def part_parallel(sm: Any, s3: Any, jobs: int, rows: int = PARALLEL_ROWS) -> dict[str, Any]:
+def part_parallel(sm: Any, s3: Any, jobs: int, rows: int = PARALLEL_ROWS,
+                  repeats: int = 2) -> dict[str, Any]:
+    """MaxParallelTrainingJobs 1 and 2 in ABBA order (1, 2, 2, 1, ...), so that a drift of
+    the shared machine's speed during the run weighs on both sides alike; the speedup is the
+    ratio of the summed wall times."""
     task = "interactions"
     upload_task(s3, task, rows, seed=3, prefix="par-")
-    walls: dict[int, float] = {}
-    trained: dict[int, float] = {}
-    for parallel in (1, 2):
-        request = tuning_request(f"par-{parallel}", task, "Random", jobs, parallel,
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    trained: dict[int, list[float]] = {1: [], 2: []}
+    order = [p for r in range(repeats) for p in ((1, 2) if r % 2 == 0 else (2, 1))]
+    for run, parallel in enumerate(order):
+        request = tuning_request(f"par-{parallel}-{run}", task, "Random", jobs, parallel,
                                  {"num_round": "200", "nthread": "1"}, 9)
         for channel in request["TrainingJobDefinition"]["InputDataConfig"]:
             source = channel["DataSource"]["S3DataSource"]
             source["S3Uri"] = source["S3Uri"].replace(f"/{task}/", f"/par-{task}/")
         result = run_tuning(sm, request)
-        walls[parallel] = result["wall"]
-        trained[parallel] = sum(train_seconds(c) for c in result["children"])
+        walls[parallel].append(result["wall"])
+        trained[parallel].append(sum(train_seconds(c) for c in result["children"]))
         log(f"parallel {parallel}: wall {result['wall']:.1f}s "
-            f"(children train {sum(train_seconds(c) for c in result['children']):.1f}s)")
-    speedup = walls[1] / walls[2]
-    return {"task": task, "train_rows": rows, "jobs": jobs,
-            "wall_s_parallel_1": round(walls[1], 2),
-            "wall_s_parallel_2": round(walls[2], 2), "speedup": round(speedup, 2),
+            f"(children train {trained[parallel][-1]:.1f}s)")
+    wall = {p: sum(w) for p, w in walls.items()}
+    speedup = wall[1] / wall[2]
+    return {"task": task, "train_rows": rows, "jobs": jobs, "order": order,
+            "wall_s_parallel_1": [round(w, 2) for w in walls[1]],
+            "wall_s_parallel_2": [round(w, 2) for w in walls[2]],
+            "speedups_per_pair": [round(a / b, 2) for a, b in zip(walls[1], walls[2])],
+            "speedup": round(speedup, 2),
             # children's training seconds per wall second: how many ran at once on average
             # (the tuner's share of a miss), and how much each slowed down when two ran
             # (the cores' share: other processes on the machine count here)
-            "concurrency_parallel_2": round(trained[2] / walls[2], 2),
-            "child_slowdown_parallel_2": round(trained[2] / trained[1], 2),
+            "concurrency_parallel_2": round(sum(trained[2]) / wall[2], 2),
+            "child_slowdown_parallel_2": round(sum(trained[2]) / sum(trained[1]), 2),
             "target": ">= 1.7", "met": speedup >= 1.7}
 
 
@@ -416,6 +424,8 @@ def main() -> None:
                              "compared with the tuner's reaction time (about 0.5 s)")
     parser.add_argument("--parallel-jobs", type=int, default=8)
     parser.add_argument("--parallel-rows", type=int, default=PARALLEL_ROWS)
+    parser.add_argument("--parallel-repeats", type=int, default=2,
+                        help="pairs of runs (1 and 2 parallel), in ABBA order")
     parser.add_argument("--quality-tasks", choices=["sklearn", "synthetic"], default="sklearn")
     parser.add_argument("--quality-seeds", type=int, nargs="+", default=list(range(1, 8)),
                         help="seeds of the quality part (cheap on these small data sets)")
@@ -451,7 +461,8 @@ def main() -> None:
                                                   args.max_resource, args.seeds,
                                                   args.hyperband_rows)
         if "parallel" in parts:
-            summary["parallel"] = part_parallel(sm, s3, args.parallel_jobs, args.parallel_rows)
+            summary["parallel"] = part_parallel(sm, s3, args.parallel_jobs, args.parallel_rows,
+                                                args.parallel_repeats)
     summary["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     summary["total_wall_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(summary, indent=2))

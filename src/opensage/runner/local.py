@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.25
+PROMPT_FLUSH_SECONDS = 0.05  # a watched job's metrics: still one write per batch of lines
 JobProcess = subprocess.Popen[bytes] | ForkedProcess
 
 
@@ -57,6 +58,9 @@ class TrainingSpec:
     checkpoint: dict[str, Any] | None = None
     spot: bool = False  # managed spot: may be interrupted, then resumes from checkpoints
     max_wait: int | None = None  # spot: wall-clock budget including interruptions
+    # A tuner decides on this job's intermediate metrics (early stopping, Hyperband): metric
+    # lines are reported as soon as they are read instead of every LOG_FLUSH_SECONDS.
+    prompt_metrics: bool = False
 
 
 @dataclass(frozen=True)
@@ -349,7 +353,9 @@ class LocalExecutor:
             else:
                 done = True
             moment = time.monotonic()
-            if (pending or found) and (done or moment - last_flush >= LOG_FLUSH_SECONDS):
+            due = done or moment - last_flush >= LOG_FLUSH_SECONDS or (
+                found and spec.prompt_metrics and moment - last_flush >= PROMPT_FLUSH_SECONDS)
+            if (pending or found) and due:
                 # one write per flush, not per line: each is a transaction on the job's row
                 if pending:
                     self.events.logs(spec.name, stream, pending)

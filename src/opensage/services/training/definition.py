@@ -102,6 +102,8 @@ def describe_body(backend: Backend, params: dict[str, Any], arn: str, prepared: 
     body["CreationTime"] = now
     body["LastModifiedTime"] = now
     body["OpensageRunner"] = {"module": prepared.module, "reason": prepared.unsupported_reason}
+    if (params.get("OpensageRunner") or {}).get("prompt_metrics"):
+        body["OpensageRunner"]["prompt_metrics"] = True  # a watching tuner's child
     return body
 
 
@@ -123,4 +125,5 @@ def training_spec(backend: Backend, body: dict[str, Any]) -> TrainingSpec:
         metric_definitions=algorithm.get("MetricDefinitions") or [],
         checkpoint=body.get("CheckpointConfig"),
         spot=bool(body.get("EnableManagedSpotTraining")),
-        max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"))
+        max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"),
+        prompt_metrics=bool(runner.get("prompt_metrics")))

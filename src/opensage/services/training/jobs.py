@@ -133,14 +133,20 @@ class TrainingService:
 
     def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None:
         self.backend.metrics.put_training_metrics(name, values)
+        watched = False
 
         def change(body: dict[str, Any]) -> None:
+            nonlocal watched
             final = {m["MetricName"]: m for m in body.get("FinalMetricDataList", [])}
             for metric, value, when in values:
                 final[metric] = {"MetricName": metric, "Value": value, "Timestamp": when}
             body["FinalMetricDataList"] = list(final.values())
+            watched = bool((body.get("OpensageRunner") or {}).get("prompt_metrics"))
 
         self._mutate(name, change)
+        # A tuner that stops children on their intermediate values acts on them now.
+        if watched and self.backend.tuning is not None:
+            self.backend.tuning.wake()
 
     def finished(self, name: str, outcome: Outcome) -> None:
         now = self.backend.now()

@@ -247,7 +247,8 @@ class TuningService:
         if not _running(trials) and (_give_up(trials, plan.max_jobs)
                                      or len(_counted(trials)) >= plan.max_jobs):
             self._finish(body, plan, trials)
-        self._write(name, body)
+        if body != row.body:  # a step that changed nothing (most wakes) writes nothing
+            self._write(name, body)
 
     def _finish(self, body: dict[str, Any], plan: validation.Plan,
                 trials: list[dict[str, Any]]) -> None:
@@ -352,9 +353,12 @@ class TuningService:
         metric = objective_of(body, trial)["MetricName"]
         tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
         params["Tags"] = tags
+        config = body["HyperParameterTuningJobConfig"]
+        watched = bool(hyperband) or config.get("TrainingJobEarlyStoppingType") == "Auto"
         request = validation.child_request(params, trial["TrainingJobName"],
                                            trial["TunedHyperParameters"], metric,
-                                           tuning_arn=body["HyperParameterTuningJobArn"])
+                                           tuning_arn=body["HyperParameterTuningJobArn"],
+                                           watched=watched)
         try:
             self.backend.training.create(request)
         except ResourceInUse:

@@ -418,8 +418,9 @@ def _probe(params: dict[str, Any], backend: Backend, ranges: list[Range],
 
 
 def child_request(params: dict[str, Any], name: str, tuned: dict[str, str], metric: str, *,
-                  tuning_arn: str) -> dict[str, Any]:
-    """The CreateTrainingJob request of one child job of a tuning job."""
+                  tuning_arn: str, watched: bool = False) -> dict[str, Any]:
+    """The CreateTrainingJob request of one child job of a tuning job (``watched``: the tuner
+    stops children on their intermediate metrics, so the runner reports them promptly)."""
     job = dict(params["TrainingJobDefinition"])
     static = job.pop("StaticHyperParameters", None) or {}
     resources = job.pop("HyperParameterTuningResourceConfig", None)
@@ -438,6 +439,8 @@ def child_request(params: dict[str, Any], name: str, tuned: dict[str, str], metr
                "Tags": params.get("Tags") or []}
     if tuning_arn:
         request["TuningJobArn"] = tuning_arn
+    if watched:
+        request["OpensageRunner"] = {"prompt_metrics": True}
     return request
 
 
