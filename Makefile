@@ -35,11 +35,13 @@ bench: install
 	$(VENV)/bin/python -m benchmarks.bench_deploy
 	$(VENV)/bin/python -m benchmarks.bench_transform
 
-# The long ones: training (minutes), tuning (about 10 minutes), and InvokeEndpoint against
+# The long ones: training (minutes), tuning (about 12 minutes, then a 2-minute replay of
+# Hyperband's rule on recorded curves), and InvokeEndpoint against
 # mlflow (creates a throwaway mlflow virtual environment with uv the first time).
 bench-long: install
 	$(VENV)/bin/python benchmarks/bench_training.py
 	$(VENV)/bin/python benchmarks/bench_tuning.py
+	$(VENV)/bin/python benchmarks/hyperband_replay.py
 	$(VENV)/bin/python -m benchmarks.bench_invoke
 
 clean:

@@ -22,8 +22,9 @@ until ``DescribeHyperParameterTuningJob`` (polled every 0.1 s) says it ended.
               so far reached the worse of the two final bests ("at equal best objective").
               Target: Hyperband <= 0.5x Random at equal best objective (median over seeds).
 ``parallel``  One Random tuning job of M children, MaxParallelTrainingJobs 2 against 1 (the
-              children single-threaded, ``nthread=1``, so that two fit the two cores). Target:
-              wall-time speedup >= 1.7x.
+              children single-threaded, ``nthread=1``, so that two fit the two cores), run
+              in ABBA order ``--parallel-repeats`` times (the shared machine's speed drifts
+              by 20-30 % within minutes). Target: wall-time speedup >= 1.7x.
 
 Run: ``.venv/bin/python benchmarks/bench_tuning.py [--part quality] [--n 8]``. Prints one JSON
 summary (and progress on stderr); figures are recorded in benchmarks/RESULTS.md.
@@ -53,8 +54,8 @@ XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-
 BUCKET = "bench-tuning"
 TERMINAL = ("Completed", "Failed", "Stopped")
 QUALITY_ROWS = 600  # training rows per quality task (plus half as many validation rows)
-HYPERBAND_ROWS = 30_000  # long enough children that stopping one early saves time
-PARALLEL_ROWS = 20_000
+HYPERBAND_ROWS = 150_000  # children of 3-7 s: long against the tuner's reaction time
+PARALLEL_ROWS = 60_000  # 16 children of ~1-3 s
 
 RANGES = {
     "ContinuousParameterRanges": [
@@ -322,7 +323,20 @@ def time_to_reach(children: list[dict[str, Any]], target: float, direction: str)
     return None
 
 
-def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
+def rounds_logged(logs: Any, job: str) -> int:
+    """How many rounds a child printed its validation metric for (its CloudWatch stream)."""
+    count, token = 0, None
+    while True:
+        page = logs.filter_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                      logStreamNamePrefix=job, **({"nextToken": token}
+                                                                  if token else {}))
+        count += sum("validation-rmse" in e["message"] for e in page["events"])
+        token = page.get("nextToken")
+        if not token:
+            return count
+
+
+def part_hyperband(sm: Any, s3: Any, logs: Any, jobs: int, max_resource: int,
                    seeds: list[int], rows: int = HYPERBAND_ROWS) -> dict[str, Any]:
     """Same seed, same sampler (Hyperband draws its points at random): both strategies try
     the same configurations, one at a time; Hyperband stops some of them at its rungs. The
@@ -355,10 +369,19 @@ def part_hyperband(sm: Any, s3: Any, jobs: int, max_resource: int,
         hb_reach = time_to_reach(hb["children"], worse, direction)
         rand_reach = time_to_reach(rand["children"], worse, direction)
         stopped = sum(c["TrainingJobStatus"] == "Stopped" for c in hb["children"])
+        # the reaction: rounds a stopped child ran past the last rung it reached (rungs are
+        # MinResource * 3**k; a child is stopped at one of them)
+        past_rung = []
+        for child in hb["children"]:
+            if child["TrainingJobStatus"] == "Stopped":
+                ran = rounds_logged(logs, child["TrainingJobName"])
+                past_rung.append(ran - max([3 ** k for k in range(12) if 3 ** k <= ran],
+                                           default=0))
         run = {"seed": seed, "hyperband_best": round(hb["best"], 4),
                "random_best": round(rand["best"], 4),
                "hyperband_train_s": round(hb_time, 2), "random_train_s": round(rand_time, 2),
                "hyperband_stopped_children": stopped,
+               "stopped_rounds_past_rung": sorted(past_rung),
                "hyperband_train_s_to_equal_best": round(hb_reach or 0.0, 2),
                "random_train_s_to_equal_best": round(rand_reach or 0.0, 2),
                "ratio_total": round(hb_time / rand_time, 3),
@@ -421,8 +444,8 @@ def main() -> None:
     parser.add_argument("--max-resource", type=int, default=243)
     parser.add_argument("--hyperband-rows", type=int, default=HYPERBAND_ROWS,
                         help="training rows of the Hyperband task: children must run long "
-                             "compared with the tuner's reaction time (about 0.5 s)")
-    parser.add_argument("--parallel-jobs", type=int, default=8)
+                             "compared with the tuner's reaction time (about 0.1 s)")
+    parser.add_argument("--parallel-jobs", type=int, default=16)
     parser.add_argument("--parallel-rows", type=int, default=PARALLEL_ROWS)
     parser.add_argument("--parallel-repeats", type=int, default=2,
                         help="pairs of runs (1 and 2 parallel), in ABBA order")
@@ -443,6 +466,7 @@ def main() -> None:
         config = Config(retries={"max_attempts": 1})
         sm = session.client("sagemaker", endpoint_url=url, config=config)
         s3 = session.client("s3", endpoint_url=url, config=config)
+        logs = session.client("logs", endpoint_url=url, config=config)
         s3.create_bucket(Bucket=BUCKET)
         # Warm-up: the server's first training job starts its fork server (seconds of
         # imports), which would otherwise be charged to whichever strategy runs first.
@@ -457,7 +481,7 @@ def main() -> None:
             summary["quality"] = part_quality(sm, s3, args.n, args.quality_seeds,
                                               args.quality_tasks)
         if "hyperband" in parts:
-            summary["hyperband"] = part_hyperband(sm, s3, args.hyperband_jobs,
+            summary["hyperband"] = part_hyperband(sm, s3, logs, args.hyperband_jobs,
                                                   args.max_resource, args.seeds,
                                                   args.hyperband_rows)
         if "parallel" in parts:

@@ -174,3 +174,26 @@ def test_hyperband_rungs_brackets_and_promotion():
     assert promoted(2.0, [1.0, 3.0, 4.0, 5.0], "Minimize")  # 2nd of 5: keep 2
     assert not promoted(3.0, [1.0, 2.0, 4.0, 5.0], "Minimize")  # 3rd of 5
     assert promoted(1.0, [1.0, 1.0], "Minimize")  # ties go on
+
+
+def test_walk_rungs_compares_with_the_bracket_peers_that_reached_each_rung():
+    from opensage.services.tuning.strategies import Peer, walk_rungs
+
+    rungs = [1, 3, 9]
+    good = Peer([1.0, 0.8, 0.6, 0.5, 0.4, 0.35, 0.3, 0.28, 0.27, 0.26])
+    # the first trial of a bracket meets no peer: it passes every rung its series reached
+    assert walk_rungs([2.0] * 5, rungs, 0, [], "Minimize") == (2, False)
+    # worse than the only peer at rung 0 (step 1): stopped there
+    assert walk_rungs([2.0, 1.5], rungs, 0, [good], "Minimize") == (0, True)
+    # better at step 1 and 3, worse at step 9: stopped at rung 2
+    series = [0.9, 0.7, 0.55, 0.5, 0.45, 0.4, 0.38, 0.36, 0.35]
+    assert walk_rungs(series, rungs, 0, [good], "Minimize") == (2, True)
+    # rungs already passed are not walked again; a series short of the next rung waits
+    assert walk_rungs(series[:5], rungs, 2, [good], "Minimize") == (2, False)
+    # a peer stopped at rung 0 does not count at rung 1 (it never reached it as a survivor)
+    stopped = Peer([0.1, 0.1, 0.1], stopped_at_rung=0)
+    assert walk_rungs([1.0, 0.9, 0.8], rungs, 1, [stopped], "Minimize") == (2, False)
+    assert walk_rungs([1.0, 0.9, 0.8], rungs, 1, [Peer([0.1, 0.1, 0.1])],
+                      "Minimize") == (1, True)
+    # Maximize: higher is better
+    assert walk_rungs([0.9], rungs, 0, [Peer([0.5])], "Maximize") == (1, False)

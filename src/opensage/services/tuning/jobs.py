@@ -45,14 +45,15 @@ from opensage.services.listing import list_query
 from opensage.services.metrics import TRAINING_NAMESPACE
 from opensage.services.tuning import completion, validation
 from opensage.services.tuning.strategies import (
+    Peer,
     Search,
     Trial,
     bracket_of,
     bracket_weights,
     hyperband_brackets,
     median_rule,
-    promoted,
     running_averages,
+    walk_rungs,
 )
 from opensage.store.resources import AlreadyExists, ListQuery
 
@@ -437,21 +438,17 @@ class TuningService:
         for trial in candidates:
             name = trial["TrainingJobName"]
             values = series.get(name, [])
+            peers = [Peer(series[t["TrainingJobName"]], t.get("StoppedAtRung")) for t in trials
+                     if t is not trial and t.get("Bracket") == trial.get("Bracket")
+                     and t["TrainingJobName"] in series]
             rungs = brackets[trial.get("Bracket", 0)]
-            passed = trial.get("Rung", 0)
-            while passed < len(rungs) and len(values) >= rungs[passed]:
-                step = rungs[passed]
-                others = [series[t["TrainingJobName"]][step - 1] for t in trials
-                          if t is not trial and t.get("Bracket") == trial.get("Bracket")
-                          and len(series.get(t["TrainingJobName"], ())) >= step
-                          and t.get("StoppedAtRung", passed) >= passed]
-                if not promoted(values[step - 1], others, plan.objective_type):
-                    log.info("tuning child %s stopped by Hyperband at rung %d (step %d of %d)",
-                             name, passed, step, plan.max_resource)
-                    trial.update(EarlyStopped=True, StoppedAtRung=passed)
-                    self._stop_child(trial)
-                    break
-                passed += 1
+            passed, stop = walk_rungs(values, rungs, trial.get("Rung", 0), peers,
+                                      plan.objective_type)
+            if stop:
+                log.info("tuning child %s stopped by Hyperband at rung %d (step %d of %d)",
+                         name, passed, rungs[passed], plan.max_resource)
+                trial.update(EarlyStopped=True, StoppedAtRung=passed)
+                self._stop_child(trial)
             trial["Rung"] = passed
             if (not trial.get("StopRequested") and plan.resource_key is None
                     and len(values) >= plan.max_resource):

@@ -311,3 +311,28 @@ def promoted(value: float, others: Sequence[float], direction: str,
     keep = math.ceil((len(others) + 1) / eta)
     better = sum(sign * other < sign * value for other in others)
     return better < keep
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another trial of the same bracket, as a rung sees it: its objective series so far, and
+    the rung it was stopped at (None: not stopped)."""
+
+    series: Sequence[float]
+    stopped_at_rung: int | None = None
+
+
+def walk_rungs(series: Sequence[float], rungs: Sequence[int], passed: int,
+               peers: Sequence[Peer], direction: str) -> tuple[int, bool]:
+    """Take a running trial through the rungs its series has reached since it passed
+    ``passed`` of them: answers how many rungs it has passed now, and whether it is to be
+    stopped (at the rung after those). At rung ``k`` (step ``rungs[k]``) it is compared with
+    the peers that reached that step and were not stopped at an earlier rung."""
+    while passed < len(rungs) and len(series) >= rungs[passed]:
+        step = rungs[passed]
+        others = [peer.series[step - 1] for peer in peers if len(peer.series) >= step
+                  and (peer.stopped_at_rung is None or peer.stopped_at_rung >= passed)]
+        if not promoted(series[step - 1], others, direction):
+            return passed, True
+        passed += 1
+    return passed, False
