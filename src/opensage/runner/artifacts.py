@@ -17,7 +17,10 @@ def pack_and_upload(objects: ObjectStore, directory: Path, scratch: Path, bucket
     """Tar+gzip ``directory`` (paths relative to it) to a scratch file, then stream it into
     the object store, which publishes it only once complete."""
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(scratch, "w:gz", compresslevel=6) as tar:
+    # Level 1: model files are mostly floats, which compress little at any level; on a
+    # 1.4 MB XGBoost model level 6 took 72 ms for a 17 % smaller file than level 1's 17 ms,
+    # and the packing is part of every job's training time.
+    with tarfile.open(scratch, "w:gz", compresslevel=1) as tar:
         for path in sorted(directory.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(directory)), recursive=False)
     with open(scratch, "rb") as body:
