@@ -80,7 +80,8 @@ def replay(trials: list[dict[str, Any]], brackets: list[list[int]], rounds: int,
         rmse, per_round = trial["rmse"], trial["seconds"] / rounds
         bracket = bracket_of(number, weights)
         peers = [peer for b, peer in ran if b == bracket]
-        passed, stopped = walk_rungs(rmse, brackets[bracket], 0, peers, "Minimize")
+        newcomers = [peer.series for b, peer in ran if b > bracket]
+        passed, stopped = walk_rungs(rmse, brackets[bracket], 0, peers, "Minimize", newcomers)
         steps = rounds
         if stopped:
             steps = min(rounds, brackets[bracket][passed] + int(latency / per_round))

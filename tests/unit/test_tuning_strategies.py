@@ -197,3 +197,21 @@ def test_walk_rungs_compares_with_the_bracket_peers_that_reached_each_rung():
                       "Minimize") == (1, True)
     # Maximize: higher is better
     assert walk_rungs([0.9], rungs, 0, [Peer([0.5])], "Maximize") == (1, False)
+
+
+def test_newcomers_from_less_aggressive_brackets_compete_at_the_first_rung_only():
+    from opensage.services.tuning.strategies import Peer, walk_rungs
+
+    rungs = [1, 3, 9]
+    # the bracket's first trial: alone it would pass rung 0; a better newcomer (a trial of a
+    # less aggressive bracket, which ran past step 1 without meeting a rung) stops it
+    assert walk_rungs([2.0, 1.8], rungs, 0, [], "Minimize") == (1, False)
+    assert walk_rungs([2.0, 1.8], rungs, 0, [], "Minimize", [[1.0, 0.9]]) == (0, True)
+    # among several it needs to be in the best ceil(n / 3): of 4, 2nd goes on, 3rd does not
+    assert walk_rungs([2.0], rungs, 0, [], "Minimize", [[1.0], [3.0], [4.0]]) == (1, False)
+    assert walk_rungs([2.0], rungs, 0, [], "Minimize", [[1.0], [1.5], [4.0]]) == (0, True)
+    # at later rungs only the bracket's own survivors count
+    series = [0.5, 0.4, 0.3]
+    assert walk_rungs(series, rungs, 1, [], "Minimize", [[0.1, 0.1, 0.1]]) == (2, False)
+    # a newcomer that has not reached the step yet does not count
+    assert walk_rungs([2.0, 1.8], [3], 0, [], "Minimize", [[1.0]]) == (0, False)

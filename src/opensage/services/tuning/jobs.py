@@ -423,7 +423,8 @@ class TuningService:
     def _hyperband(self, trials: list[dict[str, Any]], plan: validation.Plan) -> None:
         """Asynchronous successive halving: each child runs with MaxResource as its budget;
         when its objective series reaches a rung of its bracket it goes on only while it is
-        among the best 1/eta of the values its bracket recorded at that step, else it is
+        among the best 1/eta of the values recorded at that step (its bracket's, and at the
+        first rung also those of the less aggressive brackets: ``walk_rungs``), else it is
         stopped (``Stopped``, its last value its objective, as early stopping does). A trial
         stopped at rung k counts at the rungs up to k only. With no resource hyperparameter
         (a user's image) a child is also stopped once it reports MaxResource values."""
@@ -438,12 +439,15 @@ class TuningService:
         for trial in candidates:
             name = trial["TrainingJobName"]
             values = series.get(name, [])
-            peers = [Peer(series[t["TrainingJobName"]], t.get("StoppedAtRung")) for t in trials
-                     if t is not trial and t.get("Bracket") == trial.get("Bracket")
-                     and t["TrainingJobName"] in series]
-            rungs = brackets[trial.get("Bracket", 0)]
+            bracket = trial.get("Bracket", 0)
+            others = [t for t in trials if t is not trial and t["TrainingJobName"] in series]
+            peers = [Peer(series[t["TrainingJobName"]], t.get("StoppedAtRung")) for t in others
+                     if t.get("Bracket", 0) == bracket]
+            newcomers = [series[t["TrainingJobName"]] for t in others
+                         if t.get("Bracket", 0) > bracket]
+            rungs = brackets[bracket]
             passed, stop = walk_rungs(values, rungs, trial.get("Rung", 0), peers,
-                                      plan.objective_type)
+                                      plan.objective_type, newcomers)
             if stop:
                 log.info("tuning child %s stopped by Hyperband at rung %d (step %d of %d)",
                          name, passed, rungs[passed], plan.max_resource)

@@ -323,15 +323,24 @@ class Peer:
 
 
 def walk_rungs(series: Sequence[float], rungs: Sequence[int], passed: int,
-               peers: Sequence[Peer], direction: str) -> tuple[int, bool]:
+               peers: Sequence[Peer], direction: str,
+               newcomers: Sequence[Sequence[float]] = ()) -> tuple[int, bool]:
     """Take a running trial through the rungs its series has reached since it passed
     ``passed`` of them: answers how many rungs it has passed now, and whether it is to be
     stopped (at the rung after those). At rung ``k`` (step ``rungs[k]``) it is compared with
-    the peers that reached that step and were not stopped at an earlier rung."""
+    the peers of its bracket that reached that step and were not stopped at an earlier rung.
+
+    ``newcomers`` are the series of the trials of less aggressive brackets: their first rung
+    lies beyond this bracket's first, so they reached that step without meeting any rung, a
+    sample of the same configurations at the same resource as this bracket's own entrants.
+    They compete at the first rung too (only there: at later rungs the bracket's peers are
+    survivors), so a bracket's first trials no longer pass it unopposed."""
     while passed < len(rungs) and len(series) >= rungs[passed]:
         step = rungs[passed]
         others = [peer.series[step - 1] for peer in peers if len(peer.series) >= step
                   and (peer.stopped_at_rung is None or peer.stopped_at_rung >= passed)]
+        if passed == 0:
+            others += [other[step - 1] for other in newcomers if len(other) >= step]
         if not promoted(series[step - 1], others, direction):
             return passed, True
         passed += 1
