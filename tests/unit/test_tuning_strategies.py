@@ -200,7 +200,7 @@ def test_walk_rungs_compares_with_the_bracket_peers_that_reached_each_rung():
 
 
 def test_newcomers_from_less_aggressive_brackets_compete_at_the_first_rung_only():
-    from opensage.services.tuning.strategies import Peer, walk_rungs
+    from opensage.services.tuning.strategies import walk_rungs
 
     rungs = [1, 3, 9]
     # the bracket's first trial: alone it would pass rung 0; a better newcomer (a trial of a

@@ -3,20 +3,51 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import regex
+
+try:  # the standard library's regex parser, used only to find a pattern's literal text
+    from re import _parser as sre_parse  # Python 3.11+
+except ImportError:  # pragma: no cover
+    import sre_parse  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)
 class MetricPattern:
     name: str
     pattern: regex.Pattern[str]
+    required: tuple[str, ...] = ()  # texts every match contains: else the line is not searched
 
 
 def compile_definitions(definitions: list[dict[str, str]]) -> list[MetricPattern]:
     """Compiled definitions; one that does not compile is refused at CreateTrainingJob."""
-    return [MetricPattern(d["Name"], regex.compile(d["Regex"])) for d in definitions]
+    return [MetricPattern(d["Name"], regex.compile(d["Regex"]), required_texts(d["Regex"]))
+            for d in definitions]
+
+
+def required_texts(source: str) -> tuple[str, ...]:
+    """The runs of literal characters (two or more) at the top level of ``source``, which
+    every match contains, the last first (in metric regexes the last names the metric); none
+    when that cannot be told: a top-level alternation, a case-insensitive pattern, or syntax
+    only the ``regex`` module reads. A built-in declares dozens of metrics and a log line
+    holds one or two, so checking these first spares most searches."""
+    try:
+        parsed = sre_parse.parse(source)
+    except (re.error, ValueError, TypeError, RecursionError, OverflowError):
+        return ()
+    if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
+        return ()
+    runs, run = [], []
+    for op, value in [*parsed, (None, None)]:
+        if op is sre_parse.LITERAL:
+            run.append(chr(value))
+            continue
+        if len(run) >= 2:
+            runs.append("".join(run))
+        run = []
+    return tuple(reversed(runs))
 
 
 def check_definitions(definitions: list[dict[str, str]]) -> str | None:
@@ -36,13 +67,17 @@ def extract(patterns: list[MetricPattern], line: str) -> list[tuple[str, float]]
     """Every (metric, value) a log line yields; the first group is the value, as AWS reads it."""
     found = []
     for metric in patterns:
-        match = metric.pattern.search(line)
-        if match is None:
-            continue
-        try:
-            value = float(match.group(1))
-        except (TypeError, ValueError, IndexError):
-            continue
-        if math.isfinite(value):
-            found.append((metric.name, value))
+        for text in metric.required:
+            if text not in line:
+                break
+        else:
+            match = metric.pattern.search(line)
+            if match is None:
+                continue
+            try:
+                value = float(match.group(1))
+            except (TypeError, ValueError, IndexError):
+                continue
+            if math.isfinite(value):
+                found.append((metric.name, value))
     return found
