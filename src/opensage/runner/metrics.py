@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ def compile_definitions(definitions: list[dict[str, str]]) -> list[MetricPattern
             for d in definitions]
 
 
+@functools.lru_cache(maxsize=1024)  # every job of an algorithm has the same definitions
 def required_texts(source: str) -> tuple[str, ...]:
     """The runs of literal characters (two or more) at the top level of ``source``, which
     every match contains, the last first (in metric regexes the last names the metric); none
