@@ -23,6 +23,8 @@ from opensage.runner.metrics import MetricPattern, compile_definitions, extract,
     (r"acc=(\S+)|accuracy=(\S+)", ("acc",)),  # ... but a prefix both branches share is
     (r"\p{L}+ x=(\d)", ()),  # the regex module's syntax: not told, always searched
     (r"x(\d)", ()),  # single characters are not worth a check
+    (r"(?:loss){e<=1}=(\S+)", ()),  # a fuzzy match of the regex module, text to re
+    (r"val loss={(\S+)}", ()),  # literal braces are given up too, safely
 ])
 def test_required_texts(source, expected):
     assert required_texts(source) == expected
@@ -37,6 +39,7 @@ LINES = [
     "#quality_metric: host=algo-1, train msd <loss>=2.5",
     "Epoch 3 train loss=0.5 val loss=nan",
     "an unrelated line with loss: 0.3 and #011 in it",
+    "lass=0.75 (one error away from loss=)",
     "",
 ]
 
@@ -46,7 +49,8 @@ def test_the_prefilter_finds_what_every_search_finds(package):
     spec = importlib.import_module(f"{package}.spec").SPEC
     definitions = [*spec.metric_definitions(),
                    {"Name": "user:loss", "Regex": r"loss: ([0-9.]+)"},
-                   {"Name": "user:epoch", "Regex": r"Epoch \d+ (?:train|val) loss=(\S+)"}]
+                   {"Name": "user:epoch", "Regex": r"Epoch \d+ (?:train|val) loss=(\S+)"},
+                   {"Name": "user:fuzzy", "Regex": r"(?:loss){e<=1}=(\S+)"}]
     filtered = compile_definitions(definitions)
     searched = [MetricPattern(d["Name"], regex.compile(d["Regex"])) for d in definitions]
     assert any(p.required for p in filtered)

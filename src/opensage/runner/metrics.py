@@ -5,14 +5,11 @@ from __future__ import annotations
 import functools
 import math
 import re
+import warnings
 from dataclasses import dataclass
+from re import _parser as sre_parse  # the standard library's parser: a pattern's literal text
 
 import regex
-
-try:  # the standard library's regex parser, used only to find a pattern's literal text
-    from re import _parser as sre_parse  # Python 3.11+
-except ImportError:  # pragma: no cover
-    import sre_parse  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)
@@ -36,7 +33,9 @@ def required_texts(source: str) -> tuple[str, ...]:
     only the ``regex`` module reads. A built-in declares dozens of metrics and a log line
     holds one or two, so checking these first spares most searches."""
     try:
-        parsed = sre_parse.parse(source)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # re's FutureWarnings on regex-module syntax
+            parsed = sre_parse.parse(source)
     except (re.error, ValueError, TypeError, RecursionError, OverflowError):
         return ()
     if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
@@ -46,7 +45,8 @@ def required_texts(source: str) -> tuple[str, ...]:
         if op is sre_parse.LITERAL:
             run.append(chr(value))
             continue
-        if len(run) >= 2:
+        # braces: re reads a fuzzy constraint of the regex module (``(?:x){e<=1}``) as text
+        if len(run) >= 2 and not {"{", "}"} & set(run):
             runs.append("".join(run))
         run = []
     return tuple(reversed(runs))

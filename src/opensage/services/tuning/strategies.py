@@ -266,7 +266,8 @@ def hyperband_brackets(min_resource: int, max_resource: int,
     ``max_resource`` (the last bracket, the least aggressive, has no rung when
     ``max_resource`` is ``min_resource`` times a power of ``eta``).
     Every trial runs with ``max_resource`` as its budget; a rung is a step (round, epoch) at
-    which a trial that is not among the best ``1/eta`` of its bracket at that step is stopped."""
+    which a trial that is not among the best ``1/eta`` of its bracket at that step is stopped
+    (see ``walk_rungs``)."""
     s_max = 0
     while min_resource * eta ** (s_max + 1) <= max_resource:
         s_max += 1
