@@ -130,6 +130,29 @@ class RssSampler:
             self._stop.wait(self.every)
 
 
+def run_transform(sm: Any, name: str, model: str, output: str, *, payload_mb: int,
+                  concurrency: int, instances: int, poll: float) -> tuple[dict[str, Any], float]:
+    """One MultiRecord CSV transform of ``tx/in`` into ``tx/out/<output>``, to its end: the
+    described job and its wall seconds (a job that did not complete raises)."""
+    started = time.perf_counter()
+    sm.create_transform_job(
+        TransformJobName=name, ModelName=model, BatchStrategy="MultiRecord",
+        MaxPayloadInMB=payload_mb, MaxConcurrentTransforms=concurrency,
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/tx/in"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/tx/out/{output}",
+                         "AssembleWith": "Line"},
+        TransformResources={"InstanceCount": instances, "InstanceType": "ml.m5.large"})
+    while (job := sm.describe_transform_job(TransformJobName=name))[
+            "TransformJobStatus"] == "InProgress":
+        time.sleep(poll)
+    elapsed = time.perf_counter() - started
+    if job["TransformJobStatus"] != "Completed":
+        raise RuntimeError(f"{name}: {job['TransformJobStatus']}: {job.get('FailureReason')}")
+    return job, elapsed
+
+
 def big_input(gigabytes: float, concurrency: int, payload_mb: int) -> None:
     """Transform one input of ``gigabytes`` (a 100,000-row block repeated) and report the
     peak RSS of the server tree: streaming must keep it bounded whatever the input size."""
@@ -157,23 +180,8 @@ def big_input(gigabytes: float, concurrency: int, payload_mb: int) -> None:
             csv.unlink()  # the server's copy is what is read
             sm = c["sagemaker"]
             with RssSampler(proc.pid) as rss:
-                started = time.perf_counter()
-                sm.create_transform_job(
-                    TransformJobName="tx-big", ModelName=model, BatchStrategy="MultiRecord",
-                    MaxPayloadInMB=payload_mb, MaxConcurrentTransforms=concurrency,
-                    TransformInput={"DataSource": {"S3DataSource": {
-                        "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/tx/in"}},
-                        "ContentType": "text/csv", "SplitType": "Line"},
-                    TransformOutput={"S3OutputPath": f"s3://{BUCKET}/tx/out/big",
-                                     "AssembleWith": "Line"},
-                    TransformResources={"InstanceCount": 1, "InstanceType": "ml.m5.large"})
-                while (job := sm.describe_transform_job(TransformJobName="tx-big"))[
-                        "TransformJobStatus"] == "InProgress":
-                    time.sleep(0.2)
-                elapsed = time.perf_counter() - started
-            if job["TransformJobStatus"] != "Completed":
-                raise RuntimeError(f"tx-big: {job['TransformJobStatus']}: "
-                                   f"{job.get('FailureReason')}")
+                _, elapsed = run_transform(sm, "tx-big", model, "big", payload_mb=payload_mb,
+                                           concurrency=concurrency, instances=1, poll=0.2)
             head = c["s3"].head_object(Bucket=BUCKET, Key="tx/out/big/input.csv.out")
             print(json.dumps({"machine": machine(), "input_gib": round(gigabytes, 2),
                               "rows": rows, "seconds": round(elapsed, 1),
@@ -222,25 +230,9 @@ def main() -> None:
             for i in range(args.repeats):
                 name = f"tx-{i}"
                 with RssSampler(proc.pid) as rss:
-                    started = time.perf_counter()
-                    sm.create_transform_job(
-                        TransformJobName=name, ModelName=model,
-                        BatchStrategy="MultiRecord", MaxPayloadInMB=args.payload_mb,
-                        MaxConcurrentTransforms=args.concurrency,
-                        TransformInput={"DataSource": {"S3DataSource": {
-                            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/tx/in"}},
-                            "ContentType": "text/csv", "SplitType": "Line"},
-                        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/tx/out/{name}",
-                                         "AssembleWith": "Line"},
-                        TransformResources={"InstanceCount": args.instances,
-                                            "InstanceType": "ml.m5.large"})
-                    while (job := sm.describe_transform_job(TransformJobName=name))[
-                            "TransformJobStatus"] == "InProgress":
-                        time.sleep(0.05)
-                    elapsed = time.perf_counter() - started
-                if job["TransformJobStatus"] != "Completed":
-                    raise RuntimeError(f"{name}: {job['TransformJobStatus']}: "
-                                       f"{job.get('FailureReason')}")
+                    job, elapsed = run_transform(
+                        sm, name, model, name, payload_mb=args.payload_mb,
+                        concurrency=args.concurrency, instances=args.instances, poll=0.05)
                 out = c["s3"].get_object(Bucket=BUCKET, Key=f"tx/out/{name}/input.csv.out")[
                     "Body"].read()
                 got = np.array(out.split(), dtype=np.float32)
