@@ -139,9 +139,6 @@ class Worker:
             except Exception:
                 log.exception("handling the exit of worker %s failed", self.instance_id)
 
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None and not self.stopped
-
     @property
     def healthy(self) -> bool:
         """Routable: started, not stopped, not known to have exited (no system call)."""
