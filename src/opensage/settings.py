@@ -26,6 +26,9 @@ class Settings:
     spot_interruptions_per_hour: float = 0.0  # simulated reclaims of managed spot capacity
     preload_algorithms: bool = True  # a warm fork server: jobs skip ~1 s of imports
     spot_discount: float = 0.7  # BillableTimeInSeconds = training time x (1 - discount)
+    capture_buffer_bytes: int = 64 * 1024**2  # data capture held between writes; more: dropped
+    metric_retention_days: float = 15.0  # metric points older are purged (AWS: 1-minute data)
+    housekeeping_interval_seconds: float = 3600.0  # how often expired data is purged
 
     @property
     def database_url(self) -> str:
@@ -61,9 +64,10 @@ class Settings:
 
 
 def _coerce(name: str, raw: str) -> Any:
-    if name in ("port", "max_request_bytes", "job_slots"):
+    if name in ("port", "max_request_bytes", "job_slots", "capture_buffer_bytes"):
         return int(raw)
-    if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount"):
+    if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
+                "metric_retention_days", "housekeeping_interval_seconds"):
         return float(raw)
     if name in ("enable_reset", "preload_algorithms"):
         return raw.strip().lower() in ("1", "true", "yes", "on")

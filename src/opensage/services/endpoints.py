@@ -98,7 +98,8 @@ class EndpointService:
         self.stop_grace = 30.0
         # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-spawner")
-        self.capture = CaptureService(backend.objects)  # data capture
+        self.capture = CaptureService(  # data capture
+            backend.objects, max_bytes=backend.settings.capture_buffer_bytes)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:

@@ -1,7 +1,7 @@
 """Endpoint data capture (``DataCaptureConfig``), in AWS's layout.
 
-``record`` is on the InvokeEndpoint path: a sampling draw (a per-endpoint ``Random``) and a
-deque append, nothing else. A flusher thread encodes the buffered events every
+``record`` is on the InvokeEndpoint path: a sampling draw (a per-endpoint ``Random``), a size
+check and a deque append, nothing else. A flusher thread encodes the buffered events every
 ``FLUSH_SECONDS`` (and ``flush`` does it on demand: endpoint delete, server close, tests) and
 writes one JSON-lines object per endpoint, variant and hour to
 ``<DestinationS3Uri>/<endpoint>/<variant>/yyyy/mm/dd/hh/<hh-mm-ss>-<uuid>.jsonl``. Each line::
@@ -14,6 +14,11 @@ The encoding is ``CSV`` or ``JSON`` when the content type is listed in the confi
 ``CaptureContentTypeHeader`` (``CsvContentTypes`` / ``JsonContentTypes``), else ``BASE64``
 (as AWS does when no header is configured). A missing destination bucket is logged and the
 events dropped; nothing is created.
+
+The buffer is bounded by ``max_bytes`` (``OPENSAGE_CAPTURE_BUFFER_BYTES``): the bodies of
+every event recorded and not yet written count against it. Past half the bound the flusher is
+woken to write at once (a spill, still off the request path); an event that would go past the
+bound is dropped, counted in ``dropped`` and reported in one warning per flush.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ from opensage.errors import AwsError
 __all__ = ["CaptureService", "flush_all"]
 
 FLUSH_SECONDS = 5.0
+DEFAULT_BUFFER_BYTES = 64 * 1024**2
+EVENT_OVERHEAD = 256  # bytes an event costs besides its bodies (tuple, strings, config ref)
 log = logging.getLogger(__name__)
 _services: weakref.WeakSet[CaptureService] = weakref.WeakSet()
 
@@ -93,14 +100,25 @@ class CaptureConfig:
 _Event = tuple[CaptureConfig, str, float, str, bytes, str, bytes, "str | None"]
 
 
+def _size(event: _Event) -> int:
+    return len(event[4]) + len(event[6]) + EVENT_OVERHEAD
+
+
 class CaptureService:
-    def __init__(self, objects: Any, interval: float = FLUSH_SECONDS) -> None:
+    def __init__(self, objects: Any, interval: float = FLUSH_SECONDS,
+                 max_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.objects = objects
         self.interval = interval
+        self.max_bytes = max_bytes
+        self.buffered_bytes = 0  # recorded and not yet written (or dropped by a failed write)
+        self.dropped = 0  # events refused because the buffer was full, since start
+        self._dropped_unreported = 0
         self._configs: dict[str, CaptureConfig] = {}
         self._events: collections.deque[_Event] = collections.deque()
+        self._bytes_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._closing = threading.Event()
+        self._wake = threading.Event()  # half full: the flusher writes now
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         _services.add(self)
@@ -127,41 +145,51 @@ class CaptureService:
             return
         if config.percentage < 100 and config.rng.random() * 100 >= config.percentage:
             return
-        self._events.append((config, variant, time.time(), input_type, data, output_type,
-                             output, inference_id))
+        event: _Event = (config, variant, time.time(), input_type,
+                         data if config.inputs else b"", output_type,
+                         output if config.outputs else b"", inference_id)
+        size = _size(event)
+        with self._bytes_lock:
+            if self.buffered_bytes + size > self.max_bytes:
+                self.dropped += 1
+                self._dropped_unreported += 1
+                full = True
+            else:
+                self.buffered_bytes += size
+                self._events.append(event)
+                full = self.buffered_bytes * 2 > self.max_bytes
+        if full:
+            self._wake.set()
 
     # -- writing ---------------------------------------------------------------------------
     def flush(self) -> None:
         with self._flush_lock:
-            events = []
+            self._wake.clear()
+            files: dict[tuple[str, str, str, str, str], list[_Event]] = {}
             while self._events:
-                events.append(self._events.popleft())
-            files: dict[tuple[str, str, str, str, str], list[str]] = {}
-            for config, variant, when, in_type, data, out_type, output, inference_id in events:
-                capture: dict[str, Any] = {}
-                if config.inputs:
-                    capture["endpointInput"] = config.encode("INPUT", in_type, data)
-                if config.outputs:
-                    capture["endpointOutput"] = config.encode("OUTPUT", out_type, output)
-                stamp = time.gmtime(when)
-                metadata = {"eventId": str(uuid.uuid4()),
-                            "inferenceTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", stamp)}
-                if inference_id:
-                    metadata["inferenceId"] = inference_id
-                line = json.dumps({"captureData": capture, "eventMetadata": metadata,
-                                   "eventVersion": "0"}, separators=(",", ":"))
-                hour = time.strftime("%Y/%m/%d/%H", stamp)
-                key = (config.bucket, config.prefix, config.endpoint, variant, hour)
-                files.setdefault(key, []).append(line)
+                event = self._events.popleft()
+                config, variant, hour = event[0], event[1], time.gmtime(event[2])
+                key = (config.bucket, config.prefix, config.endpoint, variant,
+                       time.strftime("%Y/%m/%d/%H", hour))
+                files.setdefault(key, []).append(event)
             now = time.strftime("%H-%M-%S", time.gmtime())
-            for (bucket, prefix, endpoint, variant, hour), lines in files.items():
+            while files:  # one file at a time: its bytes are released once it is written
+                (bucket, prefix, endpoint, variant, hour), events = files.popitem()
                 name = f"{endpoint}/{variant}/{hour}/{now}-{uuid.uuid4()}.jsonl"
                 key = f"{prefix}/{name}" if prefix else name
                 try:
-                    self.objects.put_object(bucket, key, ("\n".join(lines) + "\n").encode())
+                    self.objects.put_object(bucket, key, _jsonl(events))
                 except (AwsError, OSError) as e:  # e.g. NoSuchBucket: drop, create nothing
                     log.warning("data capture for endpoint %s: %d records dropped, could not "
-                                "write s3://%s/%s: %s", endpoint, len(lines), bucket, key, e)
+                                "write s3://%s/%s: %s", endpoint, len(events), bucket, key, e)
+                finally:
+                    with self._bytes_lock:
+                        self.buffered_bytes -= sum(map(_size, events))
+            with self._bytes_lock:
+                dropped, self._dropped_unreported = self._dropped_unreported, 0
+        if dropped:
+            log.warning("data capture: %d records dropped, the buffer was full (%d bytes, "
+                        "OPENSAGE_CAPTURE_BUFFER_BYTES)", dropped, self.max_bytes)
 
     def _ensure_thread(self) -> None:
         with self._start_lock:
@@ -173,7 +201,8 @@ class CaptureService:
             self._thread.start()
 
     def _loop(self) -> None:
-        while not self._closing.wait(self.interval):
+        while not self._closing.is_set():
+            self._wake.wait(self.interval)
             try:
                 self.flush()
             except Exception:
@@ -182,13 +211,33 @@ class CaptureService:
     def close(self) -> None:
         """Server shutdown: stop the flusher and write what is buffered."""
         self._closing.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.flush()
 
     def reset(self) -> None:
         self._configs.clear()
-        self._events.clear()
+        with self._flush_lock, self._bytes_lock:
+            self.buffered_bytes -= sum(map(_size, self._events))
+            self._events.clear()
+
+
+def _jsonl(events: list[_Event]) -> bytes:
+    lines = []
+    for config, _, when, in_type, data, out_type, output, inference_id in events:
+        capture: dict[str, Any] = {}
+        if config.inputs:
+            capture["endpointInput"] = config.encode("INPUT", in_type, data)
+        if config.outputs:
+            capture["endpointOutput"] = config.encode("OUTPUT", out_type, output)
+        metadata = {"eventId": str(uuid.uuid4()),
+                    "inferenceTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))}
+        if inference_id:
+            metadata["inferenceId"] = inference_id
+        lines.append(json.dumps({"captureData": capture, "eventMetadata": metadata,
+                                 "eventVersion": "0"}, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
 
 
 def flush_all() -> None:
