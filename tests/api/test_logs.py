@@ -214,6 +214,26 @@ def test_put_log_events_expired_by_retention(logs: Any) -> None:
     assert messages(logs.get_log_events(logGroupName=GROUP, logStreamName="s")) == ["kept"]
 
 
+def test_retention_hides_older_events_at_once(logs: Any) -> None:
+    make_stream(logs, "s")
+    now = now_ms()
+    put(logs, "s", ["three days old"], now - 3 * DAY_MS)
+    put(logs, "s", ["recent"], now - 1000)
+    logs.put_retention_policy(logGroupName=GROUP, retentionInDays=1)
+    assert logs.describe_log_groups()["logGroups"][0]["retentionInDays"] == 1
+    assert messages(logs.get_log_events(logGroupName=GROUP, logStreamName="s",
+                                        startFromHead=True)) == ["recent"]
+    assert messages(logs.filter_log_events(logGroupName=GROUP, startTime=0)) == ["recent"]
+
+
+@pytest.mark.parametrize("days", [0, 2, 4000, -1])
+def test_retention_outside_aws_list_is_refused(logs: Any, days: int) -> None:
+    logs.create_log_group(logGroupName="/r")
+    expect_error("InvalidParameterException", logs.put_retention_policy, logGroupName="/r",
+                 retentionInDays=days)
+    assert "retentionInDays" not in logs.describe_log_groups()["logGroups"][0]
+
+
 @pytest.mark.parametrize("timestamps", [[2000, 1000], [0, DAY_MS + 1]],
                          ids=["not-chronological", "spans-more-than-24h"])
 def test_put_log_events_bad_batch_changes_nothing(logs: Any, timestamps: list[int]) -> None:

@@ -90,3 +90,62 @@ def test_unsupported_or_broken_patterns_are_refused(pattern: str) -> None:
 
 def test_blank_pattern_matches_everything() -> None:
     assert parse_filter_pattern("") is None and parse_filter_pattern("   ") is None
+
+
+# -- retention ---------------------------------------------------------------------------------
+DAY_MS = 86_400_000
+
+
+@pytest.fixture
+def clocked(tmp_path: Path) -> Iterator[tuple[LogService, list[float]]]:
+    """A service whose clock the test moves: ``now[0]`` is the time in seconds."""
+    now = [NOW]
+    db = Database(f"sqlite:///{tmp_path / 'logs.db'}")
+    db.migrate()
+    yield LogService(db, Settings(data_dir=tmp_path), clock=lambda: now[0]), now
+    db.dispose()
+
+
+def test_reads_never_show_events_older_than_the_retention(
+        clocked: tuple[LogService, list[float]]) -> None:
+    service, now = clocked
+    ts = int(NOW * 1000)
+    service.append("/g", "s", [(ts - 3 * DAY_MS, "three days"), (ts - DAY_MS // 2, "half a day"),
+                               (ts, "now")])
+    service.set_retention("/g", 1)
+    assert [e["message"] for e in service.get_events("/g", "s", start_from_head=True)[
+        "events"]] == ["half a day", "now"]
+    assert [e["message"] for e in service.filter_events("/g")[0]] == ["half a day", "now"]
+    now[0] += 0.75 * 86_400  # time passes, no purge has run: still hidden
+    assert [e["message"] for e in service.get_events("/g", "s")["events"]] == ["now"]
+    assert [e["message"] for e in service.filter_events("/g", start_time=0)[0]] == ["now"]
+    service.set_retention("/g", None)  # not purged yet: visible again, as in AWS
+    assert len(service.get_events("/g", "s")["events"]) == 3
+
+
+def test_purge_deletes_expired_events_and_fixes_stream_sizes(
+        clocked: tuple[LogService, list[float]]) -> None:
+    service, now = clocked
+    ts = int(NOW * 1000)
+    old = [(ts - 10 * DAY_MS + i, f"old é {i}") for i in range(2500)]  # several chunks
+    service.append("/g", "a", [*old, (ts, "kept")])
+    service.append("/g", "b", [(ts - 9 * DAY_MS, "old in b")])
+    service.append("/forever", "s", [(ts - 400 * DAY_MS, "no retention")])
+    service.set_retention("/g", 7)
+
+    assert service.purge_expired() == 2501
+    assert service.purge_expired() == 0  # nothing left to do
+    streams = {s["logStreamName"]: s for s in service.describe_streams("/g")[0]}
+    assert streams["a"]["storedBytes"] == len(b"kept")  # bytes, not characters
+    assert streams["a"]["firstEventTimestamp"] == ts
+    assert streams["b"]["storedBytes"] == 0 and streams["b"]["firstEventTimestamp"] is None
+    assert [e["message"] for e in service.filter_events("/g")[0]] == ["kept"]
+    service.set_retention("/g", None)
+    assert [e["message"] for e in service.filter_events("/g")[0]] == ["kept"]  # gone for good
+    assert len(service.get_events("/forever", "s")["events"]) == 1
+
+    now[0] += 8 * 86_400
+    service.set_retention("/g", 7)
+    assert service.purge_expired() == 1
+    sizes = {g["logGroupName"]: g["storedBytes"] for g in service.describe_groups()[0]}
+    assert sizes == {"/g": 0, "/forever": len(b"no retention")}

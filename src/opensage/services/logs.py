@@ -3,6 +3,10 @@
 Times are epoch milliseconds, as Logs speaks. Events are read in (timestamp, id) order, and
 every token is a keyset position in that order, so events inserted between two calls never
 shift or repeat what a reader sees.
+
+A group's retention (``PutRetentionPolicy``) is honoured twice: reads never show an event older
+than it, and ``purge_expired`` (run by the housekeeping thread) deletes such events in small
+transactions, keeping each stream's ``storedBytes`` and ``firstEventTimestamp`` right.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, tuple_, update
+from sqlalchemy import Connection, LargeBinary, cast, delete, func, insert, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -36,6 +40,7 @@ EVENT_OVERHEAD = 26
 MAX_EVENTS = 10_000
 FIRST = (-(2**62), 0)  # a keyset position before every event
 SCAN_CHUNK = 1000
+PURGE_CHUNK = 1000  # events deleted per transaction: writers wait at most one chunk
 
 Event = Mapping[str, Any] | tuple[int, str]
 _GROUP_MISSING = "The specified log group does not exist."
@@ -270,7 +275,9 @@ class LogService:
                 query = query.where(key < tuple_(*position))
             query = query.order_by(c.timestamp.desc(), c.id.desc())
         with self.db.transaction() as conn:
-            self._require_stream(conn, group, stream)
+            oldest = self._oldest_kept(self._require_stream(conn, group, stream))
+            if oldest is not None:
+                query = query.where(c.timestamp >= oldest)
             rows = _within_bytes(conn.execute(query.limit(limit)).mappings().all())
         if not forward:
             rows.reverse()
@@ -307,7 +314,9 @@ class LogService:
         position = tuple(decode_token(token, "filter", 3)[1:]) if token else FIRST
         found: list[Mapping[str, Any]] = []
         with self.db.transaction() as conn:
-            self._require_group(conn, group)
+            oldest = self._oldest_kept(self._require_group(conn, group))
+            if oldest is not None:
+                query = query.where(c.timestamp >= oldest)
             while len(found) <= limit:  # scan in chunks until one event past the page
                 chunk = conn.execute(query.where(tuple_(c.timestamp, c.id) >
                                                  tuple_(*position)).limit(SCAN_CHUNK)
@@ -325,6 +334,45 @@ class LogService:
                       if more and page else None)
         return events, next_token
 
+    # -- retention -------------------------------------------------------------------------
+    def purge_expired(self, now_ms: int | None = None) -> int:
+        """Delete the events older than their group's retention; returns how many."""
+        now = self.now_ms() if now_ms is None else now_ms
+        with self.db.transaction() as conn:
+            groups = conn.execute(select(log_groups.c.name, log_groups.c.retention_days).where(
+                log_groups.c.retention_days.is_not(None))).all()
+        return sum(self._purge_group(name, now - days * DAY_MS) for name, days in groups)
+
+    def _purge_group(self, group: str, cutoff: int) -> int:
+        c = log_events.c
+        purged = 0
+        while True:
+            with self.db.transaction() as conn:
+                chunk = conn.execute(
+                    select(c.id, c.stream_name, _byte_length(conn, c.message))
+                    .where(c.group_name == group, c.timestamp < cutoff)
+                    .order_by(c.timestamp, c.id).limit(PURGE_CHUNK)).all()
+                if chunk:
+                    conn.execute(delete(log_events).where(c.id.in_([r[0] for r in chunk])))
+                freed: dict[str, int] = {}
+                for _, stream, size in chunk:
+                    freed[stream] = freed.get(stream, 0) + int(size)
+                for stream, size in freed.items():
+                    conn.execute(update(log_streams).where(
+                        log_streams.c.group_name == group, log_streams.c.name == stream
+                    ).values(stored_bytes=log_streams.c.stored_bytes - size,
+                             first_event_time=select(func.min(c.timestamp)).where(
+                                 c.group_name == group, c.stream_name == stream
+                             ).scalar_subquery()))
+            purged += len(chunk)
+            if len(chunk) < PURGE_CHUNK:
+                return purged
+
+    def _oldest_kept(self, group: Mapping[str, Any]) -> int | None:
+        """The oldest timestamp a read may show under the group's retention (None: all)."""
+        days = group["retention_days"]
+        return self.now_ms() - days * DAY_MS if days else None
+
     # -- helpers ---------------------------------------------------------------------------
     def _require_group(self, conn: Connection, group: str) -> Mapping[str, Any]:
         row = conn.execute(select(log_groups).where(log_groups.c.name == group)).mappings().first()
@@ -332,12 +380,14 @@ class LogService:
             raise LogsResourceNotFound(_GROUP_MISSING)
         return row
 
-    def _require_stream(self, conn: Connection, group: str, stream: str) -> None:
-        self._require_group(conn, group)
+    def _require_stream(self, conn: Connection, group: str, stream: str) -> Mapping[str, Any]:
+        """The stream's group row, once both are known to exist."""
+        row = self._require_group(conn, group)
         found = conn.execute(select(log_streams.c.name).where(
             log_streams.c.group_name == group, log_streams.c.name == stream)).first()
         if found is None:
             raise LogsResourceNotFound(_STREAM_MISSING)
+        return row
 
 
 def _event(event: Event) -> tuple[int, str]:
@@ -371,6 +421,14 @@ def _within_bytes(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
 def _starts_with(column: Any, prefix: str) -> Any:
     # Names are case-sensitive; LIKE is not in SQLite, substr compares exactly everywhere.
     return func.substr(column, 1, len(prefix)) == prefix
+
+
+def _byte_length(conn: Connection, column: Any) -> Any:
+    """UTF-8 bytes of a text column (storedBytes counts bytes; SQLite's length counts
+    characters unless given a blob)."""
+    if conn.dialect.name == "postgresql":
+        return func.octet_length(column)
+    return func.length(cast(column, LargeBinary))
 
 
 def _extreme(conn: Connection, which: str, column: Any, value: int) -> Any:
