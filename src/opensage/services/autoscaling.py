@@ -7,7 +7,8 @@ activities are rows in the resource store. A scaler thread wakes every ``interva
 ``window`` seconds (``OPENSAGE_AUTOSCALING_WINDOW``, default 60) from the metric store,
 computes ``ceil(current * metric / target)`` within the target's min/max, respecting the
 cooldowns and ``DisableScaleIn``, applies it through the endpoint service (workers started
-or drained) and records a scaling activity.
+or drained) and records a scaling activity. Activities are kept six weeks, as AWS keeps them
+(``purge_activities``, run by housekeeping).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ACTIVITY_KIND = "autoscaling-scaling-activity"
 NAMESPACE = "sagemaker"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 PREDEFINED = {"SageMakerVariantInvocationsPerInstance": "InvocationsPerInstance"}
+ACTIVITY_RETENTION_SECONDS = 42 * 86_400.0  # six weeks
 DEFAULT_COOLDOWN = 300.0
 APPLY_TIMEOUT = 120.0
 RESOURCE_ID = re.compile(r"^endpoint/([^/]+)/variant/([^/]+)$")
@@ -215,6 +217,11 @@ class AutoscalingService:
         rows.sort(key=lambda b: b["StartTime"], reverse=True)
         page, token = _page(rows, params)
         return {"ScalingActivities": page, **token}
+
+    def purge_activities(self, now: float) -> int:
+        """Delete the activities that started more than six weeks before ``now``."""
+        return self.backend.resources.delete_created_before(
+            ACTIVITY_KIND, now - ACTIVITY_RETENTION_SECONDS)
 
     def _record(self, target: dict[str, Any], description: str, cause: str, start: float,
                 failure: str | None) -> None:

@@ -30,12 +30,14 @@ class Backend:
     endpoints: Any = field(default=None)
     transform: Any = field(default=None)
     autoscaling: Any = field(default=None)  # application-autoscaling
+    housekeeping: Any = field(default=None)  # retention purges
 
     @classmethod
     def create(cls, settings: Settings) -> Backend:
         from opensage.runner.local import LocalExecutor
         from opensage.services.autoscaling import AutoscalingService
         from opensage.services.endpoints import EndpointService
+        from opensage.services.housekeeping import Housekeeping
         from opensage.services.training.jobs import TrainingService
         from opensage.services.transform import TransformService
         from opensage.services.tuning.jobs import TuningService
@@ -57,6 +59,8 @@ class Backend:
         backend.endpoints = EndpointService(backend)
         backend.transform = TransformService(backend)
         backend.autoscaling = AutoscalingService(backend)
+        backend.housekeeping = Housekeeping(settings, backend.logs, backend.metrics,
+                                            backend.autoscaling.purge_activities)
         return backend
 
     def start(self) -> None:
@@ -67,6 +71,7 @@ class Backend:
         self.endpoints.start()  # endpoints that were InService come back InService
         self.transform.start()  # transform jobs left InProgress run again
         self.autoscaling.start()  # the scaler thread
+        self.housekeeping.start()  # retention purges
 
     def arn(self, resource: str, service: str = "sagemaker") -> str:
         return self.settings.arn(service, resource)
@@ -86,6 +91,7 @@ class Backend:
             self.objects.wipe()
 
     def close(self) -> None:
+        self.housekeeping.close()
         self.tuning.shutdown()
         # Serving workers are forked by the training executor's fork server: stop them
         # before it goes, or they would look like crashes (replaced, or failing a job).

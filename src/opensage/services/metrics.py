@@ -1,4 +1,8 @@
-"""CloudWatch metric data: written by jobs and endpoints, read by GetMetricStatistics/Data."""
+"""CloudWatch metric data: written by jobs and endpoints, read by GetMetricStatistics/Data.
+
+Points are kept raw (no roll-up) for ``OPENSAGE_METRIC_RETENTION_DAYS`` (default 15, as long as
+CloudWatch keeps 1-minute data); ``purge_before`` deletes older ones, run by housekeeping.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 from opensage.store.db import Database
 from opensage.store.schema import metric_data
 
 TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+PURGE_CHUNK = 5000  # points deleted per transaction: writers wait at most one chunk
 
 
 def dimension_key(dimensions: Mapping[str, str] | Sequence[Mapping[str, str]]) -> str:
@@ -44,6 +49,20 @@ class MetricStore:
         if rows:
             with self.db.transaction() as conn:
                 conn.execute(insert(metric_data), rows)
+
+    def purge_before(self, cutoff: float) -> int:
+        """Delete the points timestamped before ``cutoff`` (epoch seconds); returns how many."""
+        c = metric_data.c
+        purged = 0
+        while True:
+            with self.db.transaction() as conn:
+                ids = conn.execute(select(c.id).where(c.timestamp < cutoff)
+                                   .limit(PURGE_CHUNK)).scalars().all()
+                if ids:
+                    conn.execute(delete(metric_data).where(c.id.in_(ids)))
+            purged += len(ids)
+            if len(ids) < PURGE_CHUNK:
+                return purged
 
     def put_training_metrics(self, job: str, values: Iterable[tuple[str, float, float]]) -> None:
         self.put(TRAINING_NAMESPACE, ((name, {"TrainingJobName": job}, when, value, "None")

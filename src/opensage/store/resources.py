@@ -119,6 +119,15 @@ class ResourceStore:
             return conn.execute(select(func.count()).select_from(resources).where(
                 resources.c.kind == kind)).scalar_one()
 
+    def delete_created_before(self, kind: str, cutoff: float) -> int:
+        """Delete the rows of ``kind`` created before ``cutoff`` (retention); how many."""
+        old = select(resources.c.arn).where(resources.c.kind == kind,
+                                            resources.c.creation_time < cutoff)
+        with self.db.transaction() as conn:
+            conn.execute(delete(tags).where(tags.c.arn.in_(old.scalar_subquery())))
+            return conn.execute(delete(resources).where(resources.c.arn.in_(
+                old.scalar_subquery()))).rowcount
+
     def list(self, kind: str, query: ListQuery) -> tuple[list[Resource], str | None]:
         column = _SORT_COLUMNS.get(query.sort_by)
         if column is None:
