@@ -29,6 +29,10 @@ class Settings:
     capture_buffer_bytes: int = 64 * 1024**2  # data capture held between writes; more: dropped
     metric_retention_days: float = 15.0  # metric points older are purged (AWS: 1-minute data)
     housekeeping_interval_seconds: float = 3600.0  # how often expired data is purged
+    # Caps on unpacking one archive (model.tar.gz): total bytes, and unpacked/compressed bytes
+    # once 1 MiB is out (deflate cannot pass ~1032:1, so 200 stops a gzip of zeros at 1 MiB).
+    archive_max_unpacked_bytes: int = 10 * 1024**3
+    archive_max_ratio: float = 200.0
 
     @property
     def database_url(self) -> str:
@@ -64,10 +68,11 @@ class Settings:
 
 
 def _coerce(name: str, raw: str) -> Any:
-    if name in ("port", "max_request_bytes", "job_slots", "capture_buffer_bytes"):
+    if name in ("port", "max_request_bytes", "job_slots", "capture_buffer_bytes",
+                "archive_max_unpacked_bytes"):
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
-                "metric_retention_days", "housekeeping_interval_seconds"):
+                "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio"):
         return float(raw)
     if name in ("enable_reset", "preload_algorithms"):
         return raw.strip().lower() in ("1", "true", "yes", "on")

@@ -40,7 +40,7 @@ from opensage.runner.workspace import cpus_for
 from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, create, load, summaries
-from opensage.serving.artifacts import ArtifactError, fetch_model
+from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
 from opensage.serving.capture import CaptureService  # data capture
 from opensage.serving.process import Worker, WorkerFailed, forkserver_of, warm
 from opensage.serving.router import LiveVariant, Router, UnknownVariant
@@ -476,7 +476,8 @@ class EndpointService:
                 model_dir = directory / vname / "model"
                 if variant.get("ModelDataUrl"):
                     try:
-                        fetch_model(self.backend.objects, variant["ModelDataUrl"], model_dir)
+                        fetch_model(self.backend.objects, variant["ModelDataUrl"], model_dir,
+                                    archive_limits(self.backend.settings))
                     except ArtifactError as e:
                         raise DeployFailed(f"Failed to download or extract the model data "
                                            f"for production variant {vname}: {e}") from None

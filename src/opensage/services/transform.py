@@ -46,7 +46,7 @@ from opensage.runner.workspace import cpus_for
 from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, create, load, summaries
-from opensage.serving.artifacts import ArtifactError, fetch_model
+from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
 from opensage.serving.process import HOST, Worker, WorkerFailed, forkserver_of
 from opensage.store.resources import ListQuery
 
@@ -376,7 +376,8 @@ class _Job:
         model_dir = self.directory / "model"
         if container.get("ModelDataUrl"):
             try:
-                fetch_model(self.backend.objects, container["ModelDataUrl"], model_dir)
+                fetch_model(self.backend.objects, container["ModelDataUrl"], model_dir,
+                            archive_limits(self.backend.settings))
             except ArtifactError as e:
                 raise JobFailed(f"Failed to download or extract the model data: {e}") from None
         else:
