@@ -506,14 +506,15 @@ def _fit(x: Any, y: np.ndarray, cfg: Config, validation: tuple[Any, np.ndarray] 
                     logp *= sw[:, None]
                 epoch_loss -= logp.sum(axis=0)
                 g = p.reshape(nb, m_cols)
-            elif logistic:  # the loss from the gradient's probabilities: fewer passes
-                p = sigmoid(z)
-                lv = -np.log(np.maximum(np.where(yb[:, None] > 0.5, p, 1 - p), 1e-30))
-                g = p
-                g -= yb[:, None]
             else:
-                g = loss.grad(z, yb[:, None])
-                lv = loss.value(z, yb[:, None])
+                if logistic:  # the loss from the gradient's probabilities: fewer passes
+                    p = sigmoid(z)
+                    lv = -np.log(np.maximum(np.where(yb[:, None] > 0.5, p, 1 - p), 1e-30))
+                    g = p
+                    g -= yb[:, None]
+                else:
+                    g = loss.grad(z, yb[:, None])
+                    lv = loss.value(z, yb[:, None])
                 if weighted:
                     sw = 1 + yb[:, None] * (pos_w - 1)
                     g *= sw
