@@ -19,11 +19,16 @@ run: install
 	$(VENV)/bin/opensage sdk-config
 	$(VENV)/bin/opensage server
 
+# The import contracts (pyproject's [tool.importlinter]) first: seconds, and a broken layer
+# is a design fault to see before any test result.
 test: install
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: install
 	$(VENV)/bin/python benchmarks/bench_api.py
