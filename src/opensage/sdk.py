@@ -18,7 +18,7 @@ import importlib
 import os
 import sys
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any, Self
@@ -122,17 +122,21 @@ class _FastClock:
     the SDK's "30 s since the last describe" arithmetic still holds in virtual seconds."""
 
     def __init__(self, real: ModuleType, factor: float) -> None:
-        self._real, self.factor = real, factor
-        self._wall0, self._mono0 = real.time(), real.monotonic()
+        self._real = real
+        self.factor: float = factor
+        self._real_time: Callable[[], float] = real.time
+        self._real_monotonic: Callable[[], float] = real.monotonic
+        self._wall0: float = self._real_time()
+        self._mono0: float = self._real_monotonic()
 
     def sleep(self, seconds: float) -> None:
         self._real.sleep(max(0.0, seconds) / self.factor)
 
     def time(self) -> float:
-        return self._wall0 + (self._real.time() - self._wall0) * self.factor
+        return self._wall0 + (self._real_time() - self._wall0) * self.factor
 
     def monotonic(self) -> float:
-        return self._mono0 + (self._real.monotonic() - self._mono0) * self.factor
+        return self._mono0 + (self._real_monotonic() - self._mono0) * self.factor
 
     def __getattr__(self, name: str) -> Any:  # strftime, gmtime, ... stay real
         return getattr(self._real, name)

@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from functools import cached_property
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from opensage.algorithms.spec import SpecError
 from opensage.data import DataError
@@ -167,10 +167,12 @@ class TrainingEnv(MlLayout):
         return sorted(self.input_data_config)
 
     def content_type(self, channel: str) -> str | None:
-        return self.input_data_config.get(channel, {}).get("ContentType")
+        content_type: str | None = self.input_data_config.get(channel, {}).get("ContentType")
+        return content_type
 
     def input_mode(self, channel: str) -> str:
-        return self.input_data_config.get(channel, {}).get("TrainingInputMode", "File")
+        mode: str = self.input_data_config.get(channel, {}).get("TrainingInputMode", "File")
+        return mode
 
     def channel_data(self, name: str) -> Path:
         """Where the channel's data is to be read: ``input/data/<name>`` in File and FastFile
@@ -262,7 +264,13 @@ def run_main(train_fn: Callable[[TrainingEnv], None], *,
     sys.exit(0)
 
 
-def main_for(package: str) -> Callable[[list[str] | None], None]:
+class EntryPoint(Protocol):
+    """A container command's main function: ``argv`` defaults to ``sys.argv[1:]``."""
+
+    def __call__(self, argv: list[str] | None = None) -> None: ...
+
+
+def main_for(package: str) -> EntryPoint:
     """The ``python -m <package> train`` entry point of a built-in: runs
     ``<package>.train.train(env)`` under :func:`run_main`; a missing optional dependency is
     reported as the extra to install."""

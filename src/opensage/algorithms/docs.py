@@ -41,10 +41,10 @@ def algorithm_markdown(spec: AlgorithmSpec, repositories: list[str]) -> str:
     for name, channel in spec.channels.items():
         lines.append(f"| `{name}` | {'yes' if channel.required else ''} | "
                      f"{', '.join(channel.content_types)} | {', '.join(channel.input_modes)} |")
-    objectives = [m for m in spec.metrics if m.direction]
+    objectives = [(m.name, m.direction) for m in spec.metrics if m.direction]
     if objectives:
-        lines += ["", "Metrics: " + ", ".join(f"`{m.name}` ({m.direction.lower()})"
-                                              for m in objectives) + "."]
+        lines += ["", "Metrics: " + ", ".join(f"`{name}` ({direction.lower()})"
+                                              for name, direction in objectives) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 CSV = "text/csv"
 JSON = "application/json"
@@ -98,7 +99,7 @@ def is_verbose(params: Mapping[str, str]) -> bool:
 LARGE_CSV = 1 << 16  # bytes from which pyarrow's parser beats NumPy's
 
 
-def parse_csv(body: bytes) -> np.ndarray:
+def parse_csv(body: bytes) -> NDArray[Any]:
     """Rows of comma-separated numbers (empty fields are missing values) -> float32 matrix.
 
     One row (a real-time request) is split directly; a large body (a batch transform
@@ -116,7 +117,7 @@ def parse_csv(body: bytes) -> np.ndarray:
         return _parse_csv_slowly(body.decode("utf-8", "replace"))
 
 
-def _parse_csv_arrow(body: bytes) -> np.ndarray:
+def _parse_csv_arrow(body: bytes) -> NDArray[Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -135,7 +136,7 @@ def _parse_csv_arrow(body: bytes) -> np.ndarray:
     return table_to_arrays(table)[1]
 
 
-def _parse_csv_slowly(text: str) -> np.ndarray:
+def _parse_csv_slowly(text: str) -> NDArray[Any]:
     """The error path of :func:`parse_csv`: find the line and value that do not parse."""
     lines = [line for line in text.splitlines() if line.strip()]
     width = None
@@ -222,7 +223,9 @@ def parse_json(body: bytes, *, lines: bool, feature_dim: int | None = None) -> A
 def _sparse_json(features: list[Any], feature_dim: int | None) -> Any:
     import scipy.sparse
 
-    indptr, indices, values = [0], [], []
+    indptr: list[int] = [0]
+    indices: list[Any] = []  # JSON: validated by numpy below
+    values: list[Any] = []
     width = feature_dim or 0
     for number, f in enumerate(features, start=1):
         if isinstance(f, dict):
@@ -263,13 +266,13 @@ def parse_recordio(body: bytes, feature_dim: int | None = None) -> Any:
 # --------------------------------------------------------------------------------- encoding
 
 
-def _rows(outputs: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+def _rows(outputs: Mapping[str, NDArray[Any]]) -> list[dict[str, Any]]:
     columns = {name: np.asarray(values).tolist() for name, values in outputs.items()}
     n = len(next(iter(columns.values()))) if columns else 0
     return [{name: values[i] for name, values in columns.items()} for i in range(n)]
 
 
-def encode(outputs: Mapping[str, np.ndarray], accept: str, *,
+def encode(outputs: Mapping[str, NDArray[Any]], accept: str, *,
            top_key: str = "predictions") -> bytes:
     """Per-row outputs (name -> array of length n, or n x k) in the response type."""
     if accept == JSON:
@@ -308,7 +311,7 @@ class BuiltinModel:
     feature_dim: int = 0
     dense = True  # predict wants a dense matrix (a sparse request is densified)
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         raise NotImplementedError
 
     def invoke(self, body: bytes, content_type: str | None,

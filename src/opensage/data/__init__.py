@@ -12,15 +12,17 @@ SageMaker containers do), gzip-compressed or not. A file they cannot read raises
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["READERS", "DataError", "LabeledData", "data_files", "is_gzip", "open_binary",
            "read_labeled", "to_numpy"]
@@ -62,9 +64,9 @@ class LabeledData:
     """
 
     features: Any
-    labels: np.ndarray
-    weights: np.ndarray | None = None
-    qid: np.ndarray | None = None
+    labels: NDArray[np.float32]
+    weights: NDArray[np.float32] | None = None
+    qid: NDArray[np.uint32] | None = None
 
     @property
     def num_rows(self) -> int:
@@ -110,7 +112,7 @@ def is_gzip(path: Path) -> bool:
         return f.read(2) == GZIP_MAGIC
 
 
-def open_binary(path: Path) -> IO[bytes]:
+def open_binary(path: Path) -> io.BufferedIOBase:
     """Open a file for reading bytes, decompressing it when it is gzip."""
     if is_gzip(path):
         import gzip
@@ -125,7 +127,7 @@ def iter_lines(path: Path) -> Iterator[bytes]:
         yield from f
 
 
-def to_numpy(array: Any) -> np.ndarray:
+def to_numpy(array: Any) -> NDArray[Any]:
     """A pyarrow array or chunked array of numbers or booleans as a numpy array, nulls as NaN.
 
     Reads the Arrow buffers directly: pyarrow's own ``to_numpy`` imports pandas (over a second)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.data import (
     DataError,
@@ -52,14 +53,14 @@ def _first_line(path: Path) -> str | None:
 
 
 def read_csv_file(path: str | os.PathLike[str], *,
-                  delimiter: str | None = None) -> np.ndarray | None:
+                  delimiter: str | None = None) -> NDArray[Any] | None:
     """One CSV file as a float32 ``(rows, columns)`` array; None when the file is empty."""
     parts = read_csv_split(path, 0, delimiter=delimiter)
     return None if parts is None else parts[1]
 
 
 def read_csv_split(path: str | os.PathLike[str], head: int, *,
-                   delimiter: str | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+                   delimiter: str | None = None) -> tuple[NDArray[Any], NDArray[Any]] | None:
     """One CSV file as two C-contiguous float32 arrays: its first ``head`` columns (label,
     weight) and the rest (features); None when the file is empty."""
     import pyarrow as pa
@@ -95,7 +96,7 @@ def read_csv_split(path: str | os.PathLike[str], head: int, *,
     return table_to_arrays(table, head)
 
 
-def table_to_arrays(table: Any, head: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def table_to_arrays(table: Any, head: int = 0) -> tuple[NDArray[Any], NDArray[Any]]:
     """An Arrow table of numeric columns as two C-contiguous float32 arrays: its first
     ``head`` columns and the rest. Assembled one parsed block at a time: the block's rows
     stay in cache while its columns are interleaved, instead of strided writes over the
@@ -172,8 +173,8 @@ def read_csv(location: str | os.PathLike[str], *, weight_column: bool = False,
     """
     files = data_files(location)
     first_columns = 2 if weight_column else 1
-    heads: list[np.ndarray] = []
-    features: list[np.ndarray] = []
+    heads: list[NDArray[Any]] = []
+    features: list[NDArray[Any]] = []
     width: int | None = None
     width_from: Path | None = None
     for path in files:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.data import DataError, LabeledData, data_files, open_binary, to_numpy
 
@@ -24,8 +25,8 @@ _NO_DELIMITER = "\x1f"  # the CSV reader is used only to split lines
 class LibsvmRows:
     """One file's rows in CSR pieces."""
 
-    def __init__(self, labels: np.ndarray, weights: np.ndarray | None, qid: np.ndarray | None,
-                 indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> None:
+    def __init__(self, labels: NDArray[Any], weights: NDArray[Any] | None, qid: NDArray[Any] | None,
+                 indptr: NDArray[Any], indices: NDArray[Any], values: NDArray[Any]) -> None:
         self.labels = labels
         self.weights = weights
         self.qid = qid
@@ -63,8 +64,8 @@ def _lines(path: Path) -> Any:
     return table.column(0).combine_chunks()
 
 
-def _to_numbers(strings: Any, dtype: Any, path: Path, line_numbers: np.ndarray,
-                rows: np.ndarray, what: str) -> np.ndarray:
+def _to_numbers(strings: Any, dtype: Any, path: Path, line_numbers: NDArray[Any],
+                rows: NDArray[Any], what: str) -> NDArray[Any]:
     """Cast a string array to numbers; on failure name the line of the first bad value."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -203,11 +204,9 @@ def read_libsvm(location: str | os.PathLike[str], *, num_features: int | None = 
     )
     matrix.sort_indices()
 
-    def joined(name: str, dtype: Any) -> np.ndarray | None:
-        pieces = [getattr(p, name) for p in parts]
-        if pieces[0] is None:
-            return None
-        return np.concatenate(pieces).astype(dtype)
-
+    # every part has them or none has (checked above)
+    weights = [p.weights for p in parts if p.weights is not None]
+    qid = [p.qid for p in parts if p.qid is not None]
     return LabeledData(features=matrix, labels=np.concatenate([p.labels for p in parts]),
-                       weights=joined("weights", np.float32), qid=joined("qid", np.uint32))
+                       weights=np.concatenate(weights).astype(np.float32) if weights else None,
+                       qid=np.concatenate(qid).astype(np.uint32) if qid else None)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.data import DataError, LabeledData, data_files, open_binary, to_numpy
 
@@ -18,7 +20,7 @@ def read_parquet(location: str | os.PathLike[str], **_options: object) -> Labele
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parts: list[np.ndarray] = []
+    parts: list[NDArray[Any]] = []
     for path in data_files(location):
         try:
             with open_binary(path) as f:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.data import DataError, LabeledData, data_files, is_gzip, open_binary
 
@@ -37,8 +38,9 @@ _LENGTH_MASK = (1 << 29) - 1
 _HEADER = 8
 
 # Value oneof field number -> (tensor kind, numpy dtype of packed values, fixed width or 0).
-_TENSORS = {2: ("float32", np.dtype("<f4"), 4), 3: ("float64", np.dtype("<f8"), 8),
-            7: ("int32", np.dtype(np.int32), 0)}
+_TENSORS: dict[int, tuple[str, np.dtype[Any], int]] = {
+    2: ("float32", np.dtype("<f4"), 4), 3: ("float64", np.dtype("<f8"), 8),
+    7: ("int32", np.dtype(np.int32), 0)}
 _VALUE_FIELD = {"float32": 2, "float64": 3, "int32": 7}
 
 
@@ -46,8 +48,8 @@ _VALUE_FIELD = {"float32": 2, "float64": 3, "int32": 7}
 class Tensor:
     """One tensor of a Record: values, and for a sparse tensor its keys and shape."""
 
-    values: np.ndarray
-    keys: np.ndarray | None = None
+    values: NDArray[Any]
+    keys: NDArray[Any] | None = None
     shape: tuple[int, ...] | None = None
     kind: str = "float32"
 
@@ -148,7 +150,7 @@ def _varint(buf: Any, pos: int) -> tuple[int, int]:
             raise ValueError("varint too long")
 
 
-def _varints(data: Any) -> np.ndarray:
+def _varints(data: Any) -> NDArray[Any]:
     """Every varint in ``data`` (packed uint64s), vectorised."""
     raw = np.frombuffer(data, dtype=np.uint8)
     if not len(raw):
@@ -201,10 +203,10 @@ def _fields(buf: Any, start: int, end: int) -> Iterator[tuple[int, int, int, int
             pos = after
 
 
-def _tensor(buf: Any, start: int, end: int, kind: str, dtype: np.dtype, width: int) -> Tensor:
-    values: list[np.ndarray] = []
-    keys: list[np.ndarray] = []
-    shape: list[np.ndarray] = []
+def _tensor(buf: Any, start: int, end: int, kind: str, dtype: np.dtype[Any], width: int) -> Tensor:
+    values: list[NDArray[Any]] = []
+    keys: list[NDArray[Any]] = []
+    shape: list[NDArray[Any]] = []
     for number, wire, a, b in _fields(buf, start, end):
         if number == 1:
             if wire == 2:
@@ -282,8 +284,8 @@ def records_to_labeled(records: Sequence[Record], *, feature_dim: int | None = N
     sparse = first.sparse
     has_label = label_key in records[0].label
     labels = np.empty(len(records) if has_label else 0, dtype=np.float32)
-    rows: list[np.ndarray] = []
-    keys: list[np.ndarray] = []
+    rows: list[NDArray[Any]] = []
+    keys: list[NDArray[Any]] = []
     width = feature_dim
     for i, record in enumerate(records):
         tensor = record.features.get(feature_key)
@@ -317,7 +319,7 @@ def records_to_labeled(records: Sequence[Record], *, feature_dim: int | None = N
     return LabeledData(features=np.vstack(rows).astype(np.float32, copy=False), labels=labels)
 
 
-def _csr(rows: list[np.ndarray], keys: list[np.ndarray], width: int | None,
+def _csr(rows: list[NDArray[Any]], keys: list[NDArray[Any]], width: int | None,
          where: str) -> Any:
     import scipy.sparse
 
@@ -343,7 +345,7 @@ def _uniform_dense(buffer: Any, *, feature_key: str,
     raw = np.frombuffer(buffer, dtype=np.uint8)
     if len(raw) < _HEADER:
         return None
-    magic, word = struct.unpack_from("<II", raw, 0)
+    magic, word = struct.unpack_from("<II", raw.data, 0)
     if magic != MAGIC or word >> 29:
         return None
     length = word & _LENGTH_MASK
@@ -383,10 +385,10 @@ def _uniform_dense(buffer: Any, *, feature_key: str,
 
 
 def _dense_layout(payload: bytes, feature_key: str,
-                  label_key: str) -> tuple[tuple[int, int, np.dtype], Any] | None:
+                  label_key: str) -> tuple[tuple[int, int, np.dtype[Any]], Any] | None:
     """Byte offset, length and dtype of the feature values (and the label value) in a dense
     record with fixed-width tensors; None when the record is not like that."""
-    found: dict[int, tuple[int, int, np.dtype]] = {}
+    found: dict[int, tuple[int, int, np.dtype[Any]]] = {}
     for number, _wire, a, b in _fields(payload, 0, len(payload)):
         if number not in (1, 2):
             continue
@@ -678,7 +680,7 @@ def _length_delimited(number: int, body: bytes) -> bytes:
     return _encode_varint(number << 3 | 2) + _encode_varint(len(body)) + body
 
 
-def _kind_of(array: np.ndarray) -> str:
+def _kind_of(array: NDArray[Any]) -> str:
     """The SDK's ``_resolve_type``: int64 -> Int32Tensor, float64 / float32 -> their own."""
     if array.dtype == np.dtype(int):
         return "int32"
@@ -689,13 +691,13 @@ def _kind_of(array: np.ndarray) -> str:
     raise ValueError(f"Unsupported dtype {array.dtype} on array")
 
 
-def _packed_values(values: np.ndarray, kind: str) -> bytes:
+def _packed_values(values: NDArray[Any], kind: str) -> bytes:
     if kind == "int32":
         return b"".join(_encode_varint(int(v)) for v in values.astype(np.int32))
     return values.astype("<f4" if kind == "float32" else "<f8").tobytes()
 
 
-def _tensor_bytes(values: np.ndarray, kind: str, keys: np.ndarray | None = None,
+def _tensor_bytes(values: NDArray[Any], kind: str, keys: NDArray[Any] | None = None,
                   shape: Sequence[int] | None = None) -> bytes:
     body = b""
     if len(values):
@@ -713,7 +715,7 @@ def _entry_bytes(map_field: int, key: str, value: bytes) -> bytes:
 
 
 def _check_labels(array_rows: int, array_shape: tuple[int, ...],
-                  labels: np.ndarray | None) -> None:
+                  labels: NDArray[Any] | None) -> None:
     if labels is not None:
         if labels.ndim != 1:
             raise ValueError("Labels must be a Vector")
@@ -722,7 +724,7 @@ def _check_labels(array_rows: int, array_shape: tuple[int, ...],
                              f"{array_shape}")
 
 
-def encode_dense(array: np.ndarray, labels: np.ndarray | None = None) -> bytes:
+def encode_dense(array: NDArray[Any], labels: NDArray[Any] | None = None) -> bytes:
     """RecordIO frames of dense Records, one per row; the bytes the SDK's
     ``write_numpy_to_dense_tensor`` writes."""
     array = np.asarray(array)
@@ -744,7 +746,7 @@ def encode_dense(array: np.ndarray, labels: np.ndarray | None = None) -> bytes:
     return b"".join(out)
 
 
-def _encode_dense_fast(array: np.ndarray, labels: np.ndarray | None, kind: str,
+def _encode_dense_fast(array: NDArray[Any], labels: NDArray[Any] | None, kind: str,
                        label_kind: str | None) -> bytes:
     """All rows share one layout: build it once and fill the values in with NumPy."""
     n, width = array.shape
@@ -772,7 +774,7 @@ def _encode_dense_fast(array: np.ndarray, labels: np.ndarray | None, kind: str,
     return out.tobytes()
 
 
-def encode_sparse(matrix: Any, labels: np.ndarray | None = None) -> bytes:
+def encode_sparse(matrix: Any, labels: NDArray[Any] | None = None) -> bytes:
     """RecordIO frames of sparse Records, one per row; the bytes the SDK's
     ``write_spmatrix_to_sparse_tensor`` writes."""
     import scipy.sparse
@@ -799,7 +801,7 @@ def encode_sparse(matrix: Any, labels: np.ndarray | None = None) -> bytes:
     return b"".join(out)
 
 
-def encode_outputs(outputs: Mapping[str, np.ndarray]) -> bytes:
+def encode_outputs(outputs: Mapping[str, NDArray[Any]]) -> bytes:
     """Inference responses: one Record per row, each output a Float32 tensor in ``label``
     (``{"closest_cluster": [...], "distance_to_cluster": [...]}`` -> n records)."""
     columns = {name: np.asarray(values, dtype=np.float32) for name, values in outputs.items()}
@@ -813,7 +815,7 @@ def encode_outputs(outputs: Mapping[str, np.ndarray]) -> bytes:
     return b"".join(out)
 
 
-def write_dense(stream: IO[bytes], array: np.ndarray, labels: np.ndarray | None = None) -> None:
+def write_dense(stream: IO[bytes], array: NDArray[Any], labels: NDArray[Any] | None = None) -> None:
     """Write :func:`encode_dense` to a binary stream."""
     stream.write(encode_dense(array, labels))
 

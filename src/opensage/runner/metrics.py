@@ -7,9 +7,16 @@ import math
 import re
 import warnings
 from dataclasses import dataclass
-from re import _parser as sre_parse  # the standard library's parser: a pattern's literal text
+from typing import TYPE_CHECKING
 
 import regex
+
+# The standard library's regex parser, to find a pattern's literal text. `sre_parse` is its
+# deprecated public alias (a warning on import) and the name typeshed types it under.
+if TYPE_CHECKING:
+    import sre_parse
+else:
+    from re import _parser as sre_parse
 
 
 @dataclass(frozen=True)
@@ -40,9 +47,11 @@ def required_texts(source: str) -> tuple[str, ...]:
         return ()
     if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
         return ()
-    runs, run = [], []
-    for op, value in [*parsed, (None, None)]:
-        if op is sre_parse.LITERAL:
+    runs: list[str] = []
+    run: list[str] = []
+    codes: list[tuple[object, object]] = [*parsed.data, (None, None)]  # a sentinel ends a run
+    for op, value in codes:
+        if op is sre_parse.LITERAL and isinstance(value, int):
             run.append(chr(value))
             continue
         # braces: re reads a fuzzy constraint of the regex module (``(?:x){e<=1}``) as text

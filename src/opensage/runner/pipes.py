@@ -329,7 +329,7 @@ class _Feeder(threading.Thread):
         except AwsError as err:
             raise ChannelError(f"Could not read {where}: {err.message}") from None
         with raw:
-            stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if self.gzip else raw
+            stream: IO[bytes] | gzip.GzipFile = gzip.GzipFile(fileobj=raw, mode="rb") if self.gzip else raw
             padding = b""
             expected = None
             if self.recordio:

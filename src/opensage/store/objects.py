@@ -896,7 +896,7 @@ def _chunks(body: bytes | bytearray | memoryview | IO[bytes] | Iterable[bytes]
         while chunk := read(CHUNK):
             yield chunk
         return
-    for chunk in body:  # type: ignore[union-attr]
+    for chunk in body:
         if chunk:
             yield bytes(chunk)
 

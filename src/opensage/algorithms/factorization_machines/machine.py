@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.scoring import binary_scores
 
@@ -41,7 +43,7 @@ class Group:
     init_scale: float | None = None
     init_value: float | None = None
 
-    def init(self, shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:
+    def init(self, shape: tuple[int, ...], rng: np.random.Generator) -> NDArray[Any]:
         if self.init_method == "constant":
             return np.full(shape, self.init_value or 0.0)
         if self.init_method == "uniform":
@@ -55,16 +57,16 @@ class Params:
     """A trained factorization machine: ``w0``, ``w`` (d,), ``v`` (d, k)."""
 
     w0: float
-    w: np.ndarray
-    v: np.ndarray
+    w: NDArray[Any]
+    v: NDArray[Any]
 
-    def raw(self, x: sp.csr_matrix) -> np.ndarray:
+    def raw(self, x: sp.csr_matrix) -> NDArray[Any]:
         """``y(x)`` for every row of a CSR matrix (before the sigmoid)."""
         return _forward(x, self.w0, self.w, self.v)[0]
 
 
-def _forward(x: sp.csr_matrix, w0: float, w: np.ndarray,
-             v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _forward(x: sp.csr_matrix, w0: float, w: NDArray[Any],
+             v: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
     xv = np.asarray(x @ v)
     x2 = x.multiply(x).tocsr()
     x2v2 = np.asarray(x2 @ (v * v))
@@ -72,11 +74,12 @@ def _forward(x: sp.csr_matrix, w0: float, w: np.ndarray,
     return y, xv
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def sigmoid(z: NDArray[Any]) -> NDArray[Any]:
+    s: NDArray[Any] = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return s
 
 
-def predict(params: Params, x: sp.csr_matrix, binary: bool) -> np.ndarray:
+def predict(params: Params, x: sp.csr_matrix, binary: bool) -> NDArray[Any]:
     y = params.raw(x)
     return sigmoid(y) if binary else y
 
@@ -86,17 +89,17 @@ class _Adam:
     group: Group
     eps: float
     clip: float | None
-    m: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    s: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    t: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    m: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
+    s: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
+    t: NDArray[Any] = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
-    def like(cls, param: np.ndarray, group: Group, eps: float, clip: float | None) -> _Adam:
+    def like(cls, param: NDArray[Any], group: Group, eps: float, clip: float | None) -> _Adam:
         rows = param.shape[0] if param.ndim else 1
         return cls(group, eps, clip, np.zeros_like(param), np.zeros_like(param),
                    np.zeros(rows))
 
-    def step(self, param: np.ndarray, grad: np.ndarray, rows: np.ndarray | None) -> None:
+    def step(self, param: NDArray[Any], grad: NDArray[Any], rows: NDArray[Any] | None) -> None:
         """Update ``param`` (or its ``rows``) in place from the (rescaled) gradient."""
         g = self.group
         value = param if rows is None else param[rows]
@@ -122,7 +125,7 @@ class _Adam:
         param[rows] = value - rate * m / (np.sqrt(s) + self.eps)
 
 
-def fit(x: sp.csr_matrix, y: np.ndarray, *, num_factors: int, binary: bool,
+def fit(x: sp.csr_matrix, y: NDArray[Any], *, num_factors: int, binary: bool,
         bias: Group, linear: Group, factors: Group, epochs: int = 1,
         batch_size: int = 1000, eps: float | None = None, clip_gradient: float | None = None,
         rescale_grad: float | None = None, seed: int = 0,
@@ -176,7 +179,7 @@ def fit(x: sp.csr_matrix, y: np.ndarray, *, num_factors: int, binary: bool,
     return Params(float(w0[0]), w, v)
 
 
-def scores(params: Params, x: sp.csr_matrix, y: np.ndarray, binary: bool) -> dict[str, float]:
+def scores(params: Params, x: sp.csr_matrix, y: NDArray[Any], binary: bool) -> dict[str, float]:
     """The quality metrics SageMaker logs for a channel: ``rmse`` for a regressor;
     ``binary_classification_accuracy``, ``binary_classification_cross_entropy`` and
     ``binary_f_beta`` (beta 1, threshold 0.5) for a binary classifier."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from opensage.algorithms.factorization_machines.machine import Params, predict
 from opensage.algorithms.factorization_machines.spec import NAME
@@ -27,7 +28,7 @@ class FactorizationMachinesModel(BuiltinModel):
         self.binary = binary
         self.feature_dim = int(params.w.shape[0])
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         x = sp.csr_matrix(features, dtype=np.float64)
         score = predict(self.params, x, self.binary)
         if not self.binary:

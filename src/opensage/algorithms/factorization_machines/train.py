@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.factorization_machines.machine import Group, fit, scores
@@ -38,7 +39,7 @@ def _group(hps: dict[str, Any], name: str) -> Group:
 
 
 def _channel(env: TrainingEnv, name: str, fmt: str, dim: int, binary: bool,
-             required: bool) -> tuple[sp.csr_matrix, np.ndarray] | None:
+             required: bool) -> tuple[sp.csr_matrix, NDArray[Any]] | None:
     data = read_channel(env, name, fmt, default_label_size=1, feature_dim=dim,
                         required=required)
     if data is None:

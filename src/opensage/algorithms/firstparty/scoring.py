@@ -3,12 +3,15 @@ linear-learner, factorization-machines and randomcutforest)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = ["binary_scores"]
 
 
-def binary_scores(predicted: np.ndarray, truth: np.ndarray,
+def binary_scores(predicted: NDArray[Any], truth: NDArray[Any],
                   beta: float = 1.0) -> dict[str, float]:
     """Accuracy, and the positive class's precision, recall and F-beta (0 where undefined),
     of boolean predictions against boolean truth."""

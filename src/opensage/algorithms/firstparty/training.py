@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty import CSV_FORMAT, RECORDIO_FORMAT
@@ -35,7 +36,7 @@ def is_sparse(matrix: Any) -> bool:
     return hasattr(matrix, "tocsr")
 
 
-def as_dense(features: Any) -> np.ndarray:
+def as_dense(features: Any) -> NDArray[Any]:
     """Features as a C-contiguous float32 matrix (sparse records densified)."""
     if is_sparse(features):
         features = features.toarray()
@@ -94,7 +95,7 @@ def _read_csv(location: Path, label_size: int) -> LabeledData:
 
     if label_size:
         return read_csv(location)
-    parts = []
+    parts: list[NDArray[np.float32]] = []
     for path in data_files(location):
         block = read_csv_file(path)
         if block is not None:
@@ -128,8 +129,8 @@ def check_finite(features: Any, channel: str) -> None:
                     f"feature {column}; every feature must be a finite number.")
 
 
-def check_labels(labels: np.ndarray, channel: str, *, allowed: str,
-                 ok: np.ndarray) -> None:
+def check_labels(labels: NDArray[Any], channel: str, *, allowed: str,
+                 ok: NDArray[Any]) -> None:
     """A UserError naming the first record whose label is not ``allowed`` (``ok`` marks the
     good ones)."""
     if len(labels) and not ok.all():
@@ -138,7 +139,7 @@ def check_labels(labels: np.ndarray, channel: str, *, allowed: str,
                         f"labels must be {allowed}.")
 
 
-def require_labels(data: LabeledData, channel: str) -> np.ndarray:
+def require_labels(data: LabeledData, channel: str) -> NDArray[Any]:
     if not len(data.labels):
         raise UserError(f"The {channel} channel has no labels: put the label in "
                         f"label['values'] (RecordIO-protobuf) or the first CSV column "
@@ -163,7 +164,7 @@ def log_metric(channel: str, metric: str, value: float, *, loss: bool,
 # ------------------------------------------------------------------------------------ model
 
 
-def save_model(model_dir: str | os.PathLike[str], arrays: Mapping[str, np.ndarray],
+def save_model(model_dir: str | os.PathLike[str], arrays: Mapping[str, NDArray[Any]],
                meta: Mapping[str, Any]) -> Path:
     """Write ``model_algo-1`` (npz: the arrays plus a JSON header) atomically."""
     directory = Path(model_dir)
@@ -178,7 +179,7 @@ def save_model(model_dir: str | os.PathLike[str], arrays: Mapping[str, np.ndarra
 
 
 def load_model(model_dir: str | os.PathLike[str],
-               algorithm: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+               algorithm: str) -> tuple[dict[str, NDArray[Any]], dict[str, Any]]:
     """The arrays and header of ``model_algo-1``; a RuntimeError says what is wrong."""
     directory = Path(model_dir)
     path = directory / MODEL_FILENAME

@@ -4,8 +4,10 @@ vectorised with pyarrow; IPv4 dotted quads become uint32."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.data import DataError, data_files, iter_lines, open_binary
 
@@ -13,7 +15,7 @@ OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = rf"^{OCTET}\.{OCTET}\.{OCTET}\.{OCTET}$"
 
 
-def parse_ips(values: object) -> tuple[np.ndarray, int | None]:
+def parse_ips(values: object) -> tuple[NDArray[Any], int | None]:
     """IPv4 addresses (a pyarrow string array or a list of str) as uint32, and the index of
     the first one that is not a dotted quad (None when all are)."""
     import pyarrow as pa
@@ -55,7 +57,7 @@ def _bad_columns(path: Path) -> tuple[int, int]:
     return 0, 0
 
 
-def read_file(path: Path) -> tuple[list[str], np.ndarray]:
+def read_file(path: Path) -> tuple[list[str], NDArray[Any]]:
     """One CSV file's entity ids and IPv4 addresses."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -94,7 +96,7 @@ def read_file(path: Path) -> tuple[list[str], np.ndarray]:
     return entities.to_pylist(), ips
 
 
-def read_pairs(location: Path) -> tuple[list[str], np.ndarray]:
+def read_pairs(location: Path) -> tuple[list[str], NDArray[Any]]:
     """Every file of a channel: entity ids and IPv4 addresses (uint32)."""
     entities: list[str] = []
     parts = []

@@ -21,9 +21,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
+from numpy.typing import NDArray
 
 BETA1, BETA2, EPS = 0.9, 0.999, 1e-8
 LEVELS = (24, 16, 8, 0)  # right shifts giving the /8, /16, /24 and /32 prefixes
@@ -34,7 +36,7 @@ MAX_BUCKETS = 1 << 20
 # --------------------------------------------------------------------------------- hashing
 
 
-def hash_entities(entities: Iterable[str], buckets: int) -> np.ndarray:
+def hash_entities(entities: Iterable[str], buckets: int) -> NDArray[Any]:
     """Stable bucket of each entity id (BLAKE2b of its UTF-8 text, modulo ``buckets``)."""
     import hashlib
 
@@ -43,12 +45,12 @@ def hash_entities(entities: Iterable[str], buckets: int) -> np.ndarray:
                        dtype=np.int64)
 
 
-def _mix(values: np.ndarray, salt: int) -> np.ndarray:
+def _mix(values: NDArray[Any], salt: int) -> NDArray[Any]:
     h = (values.astype(np.uint64) + np.uint64(salt)) * _MIX
     return h ^ (h >> np.uint64(29))
 
 
-def ip_sizes(ips: np.ndarray) -> list[int]:
+def ip_sizes(ips: NDArray[Any]) -> list[int]:
     """Bucket count per prefix level: the /8 exact, the others twice the distinct prefixes
     seen in training (a power of two, 1024 to 2^20)."""
     sizes = []
@@ -61,7 +63,7 @@ def ip_sizes(ips: np.ndarray) -> list[int]:
     return sizes
 
 
-def ip_rows(ips: np.ndarray, sizes: list[int]) -> np.ndarray:
+def ip_rows(ips: NDArray[Any], sizes: list[int]) -> NDArray[Any]:
     """(n, 4) rows of the IP table for each address's prefixes."""
     ips = np.asarray(ips, dtype=np.uint32)
     out = np.empty((len(ips), len(LEVELS)), dtype=np.int64)
@@ -81,29 +83,31 @@ def ip_rows(ips: np.ndarray, sizes: list[int]) -> np.ndarray:
 
 @dataclass
 class Model:
-    entities: np.ndarray  # (num_entity_vectors, d)
-    seen: np.ndarray  # (num_entity_vectors,) bool: trained buckets
-    oov: np.ndarray  # (d,)
-    ip_table: np.ndarray  # (sum(sizes), d)
+    entities: NDArray[Any]  # (num_entity_vectors, d)
+    seen: NDArray[Any]  # (num_entity_vectors,) bool: trained buckets
+    oov: NDArray[Any]  # (d,)
+    ip_table: NDArray[Any]  # (sum(sizes), d)
     sizes: list[int]
-    weights: list[np.ndarray]  # per encoder layer (d, d)
-    biases: list[np.ndarray]  # per encoder layer (d,)
+    weights: list[NDArray[Any]]  # per encoder layer (d, d)
+    biases: list[NDArray[Any]]  # per encoder layer (d,)
 
-    def entity_vectors(self, buckets: np.ndarray) -> np.ndarray:
-        out = self.entities[buckets]
+    def entity_vectors(self, buckets: NDArray[Any]) -> NDArray[Any]:
+        out: NDArray[Any] = self.entities[buckets]
         unseen = ~self.seen[buckets]
         if unseen.any():
             out[unseen] = self.oov
         return out
 
-    def ip_vectors(self, ips: np.ndarray) -> np.ndarray:
-        return encode_ips(self, ip_rows(ips, self.sizes))[0]
+    def ip_vectors(self, ips: NDArray[Any]) -> NDArray[Any]:
+        vectors, _inputs = encode_ips(self, ip_rows(ips, self.sizes))
+        return vectors
 
-    def dot(self, buckets: np.ndarray, ips: np.ndarray) -> np.ndarray:
-        return np.sum(self.entity_vectors(buckets) * self.ip_vectors(ips), axis=1)
+    def dot(self, buckets: NDArray[Any], ips: NDArray[Any]) -> NDArray[Any]:
+        dots: NDArray[Any] = np.sum(self.entity_vectors(buckets) * self.ip_vectors(ips), axis=1)
+        return dots
 
 
-def encode_ips(model: Model, rows: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+def encode_ips(model: Model, rows: NDArray[Any]) -> tuple[NDArray[Any], list[NDArray[Any]]]:
     """IP embeddings of table rows, and each layer's input (for the backward pass)."""
     h = model.ip_table[rows].sum(axis=1)
     inputs = []
@@ -116,11 +120,12 @@ def encode_ips(model: Model, rows: np.ndarray) -> tuple[np.ndarray, list[np.ndar
     return h, inputs
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def sigmoid(z: NDArray[Any]) -> NDArray[Any]:
+    s: NDArray[Any] = 0.5 * (1.0 + np.tanh(0.5 * z))
+    return s
 
 
-def auc(positive: np.ndarray, negative: np.ndarray) -> float:
+def auc(positive: NDArray[Any], negative: NDArray[Any]) -> float:
     """Area under the ROC curve of positive vs negative scores (ties count half)."""
     from scipy.stats import rankdata
 
@@ -133,13 +138,13 @@ def auc(positive: np.ndarray, negative: np.ndarray) -> float:
 
 
 class _Adam:
-    def __init__(self, param: np.ndarray, lr: float, wd: float) -> None:
+    def __init__(self, param: NDArray[Any], lr: float, wd: float) -> None:
         self.lr, self.wd = lr, wd
         self.m = np.zeros_like(param)
         self.s = np.zeros_like(param)
         self.t = np.zeros(param.shape[0] if param.ndim == 2 else 1)
 
-    def dense(self, param: np.ndarray, grad: np.ndarray) -> None:
+    def dense(self, param: NDArray[Any], grad: NDArray[Any]) -> None:
         grad = grad + self.wd * param
         self.t += 1
         t = float(self.t[0])
@@ -148,7 +153,7 @@ class _Adam:
         rate = self.lr * math.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
         param -= rate * self.m / (np.sqrt(self.s) + EPS)
 
-    def rows(self, param: np.ndarray, rows: np.ndarray, grad: np.ndarray) -> None:
+    def rows(self, param: NDArray[Any], rows: NDArray[Any], grad: NDArray[Any]) -> None:
         value = param[rows]
         grad = grad + self.wd * value
         self.t[rows] += 1
@@ -160,7 +165,7 @@ class _Adam:
         param[rows] = value - rate * m / (np.sqrt(s) + EPS)
 
 
-def _row_sums(index: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _row_sums(index: NDArray[Any], grads: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
     """Distinct rows of ``index`` and the summed gradient of each (a sparse product)."""
     rows, inverse = np.unique(index, return_inverse=True)
     scatter = sp.csr_matrix((np.ones(len(index)), (inverse.ravel(), np.arange(len(index)))),
@@ -168,8 +173,8 @@ def _row_sums(index: np.ndarray, grads: np.ndarray) -> tuple[np.ndarray, np.ndar
     return rows, np.asarray(scatter @ grads)
 
 
-def negatives(buckets: np.ndarray, ips: np.ndarray, random_rate: int, shuffled_rate: int,
-              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def negatives(buckets: NDArray[Any], ips: NDArray[Any], random_rate: int, shuffled_rate: int,
+              rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
     """Generated (entity, IP) pairs: random IPv4 addresses and addresses of other rows."""
     n = len(buckets)
     ents = [np.tile(buckets, random_rate + shuffled_rate)]
@@ -179,7 +184,7 @@ def negatives(buckets: np.ndarray, ips: np.ndarray, random_rate: int, shuffled_r
     return ents[0], np.concatenate(fake)
 
 
-def fit(buckets: np.ndarray, ips: np.ndarray, *, num_entity_vectors: int, vector_dim: int,
+def fit(buckets: NDArray[Any], ips: NDArray[Any], *, num_entity_vectors: int, vector_dim: int,
         epochs: int = 10, learning_rate: float = 0.001, batch_size: int = 10000,
         encoder_layers: int = 1, random_rate: int = 1, shuffled_rate: int = 1,
         weight_decay: float = 1e-5, seed: int = 0,
@@ -252,7 +257,7 @@ def fit(buckets: np.ndarray, ips: np.ndarray, *, num_entity_vectors: int, vector
     return model
 
 
-def discriminator_auc(model: Model, buckets: np.ndarray, ips: np.ndarray, *,
+def discriminator_auc(model: Model, buckets: NDArray[Any], ips: NDArray[Any], *,
                       random_rate: int = 1, shuffled_rate: int = 1, seed: int = 1) -> float:
     """AUC of the real pairs' dot products against generated negatives' (as in training)."""
     rng = np.random.default_rng(seed)

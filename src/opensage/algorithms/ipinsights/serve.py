@@ -15,6 +15,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import (
@@ -65,7 +66,7 @@ class IPInsightsModel(BuiltinModel):
                 raise InferenceError(400, f"Invalid input: record {number} has no entity id.")
         return hash_entities(entities, self.buckets), ips
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         buckets, ips = features
         entity = self.model.entity_vectors(buckets)
         ip = self.model.ip_vectors(ips)

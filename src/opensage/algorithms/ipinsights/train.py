@@ -8,7 +8,10 @@ Logs ``#quality_metric: host=algo-1, epoch=N, train binary_classification_cross_
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import log_metric, save_model
@@ -22,7 +25,7 @@ from opensage.algorithms.ipinsights.model import (
 from opensage.algorithms.ipinsights.spec import NAME, SPEC
 
 
-def _channel(env: TrainingEnv, name: str, buckets: int) -> tuple[np.ndarray, np.ndarray]:
+def _channel(env: TrainingEnv, name: str, buckets: int) -> tuple[NDArray[Any], NDArray[Any]]:
     location = env.channel_data(name)
     if not location.exists():
         raise UserError(f"No data in the {name} channel (input/data/{name}).")

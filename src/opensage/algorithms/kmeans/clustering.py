@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 BLOCK = 65536  # rows per distance block: bounds memory at BLOCK x centers floats
 
 
-def squared_distances(x: np.ndarray, centers: np.ndarray,
-                      center_norms: np.ndarray | None = None) -> np.ndarray:
+def squared_distances(x: NDArray[Any], centers: NDArray[Any],
+                      center_norms: NDArray[Any] | None = None) -> NDArray[Any]:
     """``||x_i - c_j||^2`` for every row and center (``||x||^2 - 2 x.c + ||c||^2``, >= 0)."""
     if center_norms is None:
         center_norms = np.einsum("ij,ij->i", centers, centers)
-    d = np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ centers.T) + center_norms[None, :]
+    d: NDArray[Any] = (np.einsum("ij,ij->i", x, x)[:, None] - 2.0 * (x @ centers.T)
+                       + center_norms[None, :])
     np.maximum(d, 0, out=d)
     return d
 
@@ -33,7 +36,7 @@ def _blocks(n: int, size: int = BLOCK) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def assign(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def assign(x: NDArray[Any], centers: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
     """(closest center index, squared distance to it) for every row, in blocks."""
     centers = centers.astype(x.dtype) if x.dtype == np.float32 else centers
     norms = np.einsum("ij,ij->i", centers, centers)
@@ -46,14 +49,16 @@ def assign(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, dist
 
 
-def init_centers(x: np.ndarray, n: int, method: str, rng: np.random.Generator,
-                 weights: np.ndarray | None = None) -> np.ndarray:
+def init_centers(x: NDArray[Any], n: int, method: str, rng: np.random.Generator,
+                 weights: NDArray[Any] | None = None) -> NDArray[Any]:
     """``n`` starting centers: ``random`` rows, or ``kmeans++`` (D^2 sampling, greedy with
     2 + log(n) candidates per step as scikit-learn does)."""
     p = None if weights is None else weights / weights.sum()
     if method == "random" or len(x) <= n:
         replace = len(x) < n
-        return x[rng.choice(len(x), n, replace=replace, p=p)].astype(np.float64)
+        chosen: NDArray[np.float64] = x[rng.choice(len(x), n, replace=replace, p=p)].astype(
+            np.float64)
+        return chosen
     centers = np.empty((n, x.shape[1]), dtype=np.float64)
     centers[0] = x[rng.choice(len(x), p=p)]
     w = np.ones(len(x)) if weights is None else weights
@@ -74,8 +79,8 @@ def init_centers(x: np.ndarray, n: int, method: str, rng: np.random.Generator,
     return centers
 
 
-def minibatch(x: np.ndarray, centers: np.ndarray, *, epochs: int, batch_size: int,
-              half_life: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def minibatch(x: NDArray[Any], centers: NDArray[Any], *, epochs: int, batch_size: int,
+              half_life: int, rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
     """Mini-batch k-means (Sculley's web-scale updates): every center moves toward the mean
     of its batch points by its per-center learning rate. ``half_life`` > 0 decays old counts
     (a point's weight halves after that many points). Returns centers and their counts."""
@@ -98,9 +103,9 @@ def minibatch(x: np.ndarray, centers: np.ndarray, *, epochs: int, batch_size: in
     return centers, counts
 
 
-def weighted_lloyd(points: np.ndarray, weights: np.ndarray, k: int, *, init: str,
+def weighted_lloyd(points: NDArray[Any], weights: NDArray[Any], k: int, *, init: str,
                    max_iter: int, tol: float, trials: int,
-                   rng: np.random.Generator) -> np.ndarray:
+                   rng: np.random.Generator) -> NDArray[Any]:
     """Reduce weighted points to ``k`` centers: Lloyd's algorithm, best of ``trials``."""
     keep = weights > 0
     points, weights = points[keep], weights[keep]
@@ -131,7 +136,7 @@ def weighted_lloyd(points: np.ndarray, weights: np.ndarray, k: int, *, init: str
     return best
 
 
-def lloyd_step(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
+def lloyd_step(x: NDArray[Any], centers: NDArray[Any]) -> NDArray[Any]:
     """One Lloyd step over all of ``x`` (empty clusters keep their center)."""
     labels, _ = assign(x, centers)
     sums = np.zeros_like(centers)
@@ -143,7 +148,7 @@ def lloyd_step(x: np.ndarray, centers: np.ndarray) -> np.ndarray:
     return out
 
 
-def _block_sums(x: np.ndarray, labels: np.ndarray, sums: np.ndarray) -> None:
+def _block_sums(x: NDArray[Any], labels: NDArray[Any], sums: NDArray[Any]) -> None:
     """Per-center sums as a one-hot matrix product (much faster than ``np.add.at``)."""
     k = len(sums)
     for part in _blocks(len(x)):
@@ -152,11 +157,11 @@ def _block_sums(x: np.ndarray, labels: np.ndarray, sums: np.ndarray) -> None:
         sums += (onehot.T @ x[part]).astype(sums.dtype, copy=False)
 
 
-def fit(x: np.ndarray, k: int, *, epochs: int = 1, batch_size: int = 5000,
+def fit(x: NDArray[Any], k: int, *, epochs: int = 1, batch_size: int = 5000,
         extra_center_factor: int | None = None, init: str = "random",
         local_init: str = "kmeans++", local_max_iter: int = 300, local_tol: float = 1e-4,
         local_trials: int | None = None, half_life: int = 0,
-        seed: int = 0) -> np.ndarray:
+        seed: int = 0) -> NDArray[Any]:
     """Fit ``k`` centers to ``x`` (rows); see the module docstring for the steps."""
     rng = np.random.default_rng(seed)
     factor = extra_center_factor or max(1, math.ceil(math.log(max(len(x), 2))))

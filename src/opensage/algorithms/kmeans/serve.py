@@ -7,6 +7,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import BuiltinModel
@@ -15,11 +16,11 @@ from opensage.algorithms.kmeans.spec import NAME
 
 
 class KMeansModel(BuiltinModel):
-    def __init__(self, centers: np.ndarray) -> None:
+    def __init__(self, centers: NDArray[Any]) -> None:
         self.centers = centers.astype(np.float64)
         self.feature_dim = int(centers.shape[1])
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         labels, dist = assign(np.asarray(features, dtype=np.float64), self.centers)
         return {"closest_cluster": labels.astype(np.float32),
                 "distance_to_cluster": np.sqrt(dist).astype(np.float32)}

@@ -25,8 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 ELEMENTS = 1 << 23  # bound on one block's query x point distance matrix
 
@@ -34,7 +36,7 @@ ELEMENTS = 1 << 23  # bound on one block's query x point distance matrix
 # ------------------------------------------------------------------------------ projections
 
 
-def fwht(x: np.ndarray) -> np.ndarray:
+def fwht(x: NDArray[Any]) -> NDArray[Any]:
     """The orthonormal fast Walsh-Hadamard transform of each row (width a power of two)."""
     n, width = x.shape
     y = x
@@ -51,9 +53,9 @@ class Projection:
     """A random projection ``feature_dim -> target`` (``kind`` sign or fjlt)."""
 
     kind: str
-    matrix: np.ndarray | None = None  # sign: (d, target)
-    signs: np.ndarray | None = None  # fjlt: (padded,) +-1
-    rows: np.ndarray | None = None  # fjlt: (target,) sampled coordinates
+    matrix: NDArray[Any] | None = None  # sign: (d, target)
+    signs: NDArray[Any] | None = None  # fjlt: (padded,) +-1
+    rows: NDArray[Any] | None = None  # fjlt: (target,) sampled coordinates
 
     @classmethod
     def make(cls, kind: str, dim: int, target: int, rng: np.random.Generator) -> Projection:
@@ -65,11 +67,12 @@ class Projection:
         rows = np.sort(rng.choice(padded, size=target, replace=False))
         return cls(kind, signs=signs, rows=rows.astype(np.int64))
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
+    def apply(self, x: NDArray[Any]) -> NDArray[Any]:
         x = np.asarray(x, dtype=np.float32)
         if self.kind == "sign":
             assert self.matrix is not None
-            return x @ self.matrix
+            projected: NDArray[np.float32] = x @ self.matrix
+            return projected
         assert self.signs is not None and self.rows is not None
         padded = len(self.signs)
         out = np.empty((len(x), len(self.rows)), dtype=np.float32)
@@ -82,7 +85,7 @@ class Projection:
             out[part] = fwht(block)[:, self.rows] * scale
         return out
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         if self.kind == "sign":
             assert self.matrix is not None
             return {"projection_matrix": self.matrix}
@@ -90,7 +93,7 @@ class Projection:
         return {"fjlt_signs": self.signs, "fjlt_rows": self.rows}
 
     @classmethod
-    def from_arrays(cls, kind: str, arrays: dict[str, np.ndarray]) -> Projection:
+    def from_arrays(cls, kind: str, arrays: dict[str, NDArray[Any]]) -> Projection:
         if kind == "sign":
             return cls(kind, matrix=arrays["projection_matrix"].astype(np.float32))
         return cls(kind, signs=arrays["fjlt_signs"].astype(np.float32),
@@ -105,26 +108,28 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + max(1, size), n))
 
 
-def normalize(x: np.ndarray) -> np.ndarray:
+def normalize(x: NDArray[Any]) -> NDArray[Any]:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.where(norms > 0, norms, 1).astype(x.dtype)
+    unit: NDArray[Any] = x / np.where(norms > 0, norms, 1).astype(x.dtype)
+    return unit
 
 
-def scores(queries: np.ndarray, points: np.ndarray, metric: str,
-           point_norms: np.ndarray | None = None) -> np.ndarray:
+def scores(queries: NDArray[Any], points: NDArray[Any], metric: str,
+           point_norms: NDArray[Any] | None = None) -> NDArray[Any]:
     """Ascending distances (query x point): squared L2, or the negative inner product (COSINE
     vectors are normalized beforehand, so it is ``-cos``)."""
-    products = queries @ points.T
+    products: NDArray[Any] = queries @ points.T
     if metric != "L2":
         return -products
     if point_norms is None:
         point_norms = np.einsum("ij,ij->i", points, points)
-    d = np.einsum("ij,ij->i", queries, queries)[:, None] - 2 * products + point_norms[None, :]
+    d: NDArray[Any] = (np.einsum("ij,ij->i", queries, queries)[:, None] - 2 * products
+                       + point_norms[None, :])
     np.maximum(d, 0, out=d)
     return d
 
 
-def _top_k(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _top_k(dist: NDArray[Any], ids: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """The ``k`` smallest of each row (sorted ascending, ties by id); ``ids`` per column or
     per entry."""
     if dist.shape[1] > k:
@@ -137,11 +142,12 @@ def _top_k(dist: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.nd
     return np.take_along_axis(dist, order, axis=1), np.take_along_axis(ids, order, axis=1)
 
 
-def kmeans(x: np.ndarray, n_clusters: int, rng: np.random.Generator,
-           n_iter: int = 20) -> np.ndarray:
+def kmeans(x: NDArray[Any], n_clusters: int, rng: np.random.Generator,
+           n_iter: int = 20) -> NDArray[Any]:
     """Lloyd's k-means (L2) from random distinct rows; empty clusters are re-seeded."""
     n_clusters = min(n_clusters, len(x))
-    centers = x[rng.choice(len(x), n_clusters, replace=False)].astype(np.float32)
+    centers: NDArray[np.float32] = x[rng.choice(len(x), n_clusters, replace=False)].astype(
+        np.float32)
     for _ in range(n_iter):
         labels = np.argmin(scores(x, centers, "L2"), axis=1)
         counts = np.bincount(labels, minlength=n_clusters)
@@ -155,7 +161,7 @@ def kmeans(x: np.ndarray, n_clusters: int, rng: np.random.Generator,
     return centers
 
 
-def _assign(x: np.ndarray, centers: np.ndarray, metric: str) -> np.ndarray:
+def _assign(x: NDArray[Any], centers: NDArray[Any], metric: str) -> NDArray[Any]:
     out = np.empty(len(x), dtype=np.int64)
     step = max(1, ELEMENTS // max(len(centers), 1))
     norms = np.einsum("ij,ij->i", centers, centers)
@@ -173,21 +179,21 @@ class Index:
 
     kind: str  # faiss.Flat, faiss.IVFFlat, faiss.IVFPQ
     metric: str
-    labels: np.ndarray  # (n,) labels in index order
-    ids: np.ndarray | None = None  # (n,) the sampled training row of each index position
-    points: np.ndarray | None = None  # (n, dim) Flat / IVFFlat
-    centroids: np.ndarray | None = None  # (nlist, dim) IVF
-    offsets: np.ndarray | None = None  # (nlist + 1,) list boundaries
-    codes: np.ndarray | None = None  # (n, m) uint8, IVFPQ
-    codebooks: np.ndarray | None = None  # (m, ksub, dim / m), IVFPQ
+    labels: NDArray[Any]  # (n,) labels in index order
+    ids: NDArray[Any] | None = None  # (n,) the sampled training row of each index position
+    points: NDArray[Any] | None = None  # (n, dim) Flat / IVFFlat
+    centroids: NDArray[Any] | None = None  # (nlist, dim) IVF
+    offsets: NDArray[Any] | None = None  # (nlist + 1,) list boundaries
+    codes: NDArray[Any] | None = None  # (n, m) uint8, IVFPQ
+    codebooks: NDArray[Any] | None = None  # (m, ksub, dim / m), IVFPQ
     nprobe: int = 1
-    _norms: np.ndarray | None = field(default=None, repr=False)
+    _norms: NDArray[Any] | None = field(default=None, repr=False)
 
     @property
     def size(self) -> int:
         return len(self.labels)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         out = {"labels": self.labels}
         for name in ("ids", "points", "centroids", "offsets", "codes", "codebooks"):
             value = getattr(self, name)
@@ -197,20 +203,20 @@ class Index:
 
     @classmethod
     def from_arrays(cls, kind: str, metric: str, nprobe: int,
-                    arrays: dict[str, np.ndarray]) -> Index:
+                    arrays: dict[str, NDArray[Any]]) -> Index:
         return cls(kind=kind, metric=metric, nprobe=nprobe, labels=arrays["labels"],
                    **{name: arrays.get(name) for name in
                       ("ids", "points", "centroids", "offsets", "codes", "codebooks")})
 
     # -- search
-    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[Any]]:
         """(distances, index positions), each (queries, k), distances ascending."""
         queries = np.asarray(queries, dtype=np.float32)
         if self.kind == "faiss.Flat":
             return self._search_flat(queries, k)
         return self._search_ivf(queries, k)
 
-    def _search_flat(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_flat(self, queries: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[Any]]:
         assert self.points is not None
         if self._norms is None:
             self._norms = np.einsum("ij,ij->i", self.points, self.points)
@@ -222,7 +228,7 @@ class Index:
             dist[part], ids[part] = _top_k(d, ids_all, k)
         return dist, ids
 
-    def _decode(self, lo: int, hi: int, list_id: int) -> np.ndarray:
+    def _decode(self, lo: int, hi: int, list_id: int) -> NDArray[Any]:
         """The vectors of positions lo:hi (one list), decoded for IVFPQ."""
         if self.kind == "faiss.IVFFlat":
             assert self.points is not None
@@ -232,9 +238,10 @@ class Index:
         codes = self.codes[lo:hi]
         m = self.codebooks.shape[0]
         parts = [self.codebooks[j][codes[:, j]] for j in range(m)]
-        return np.hstack(parts) + self.centroids[list_id]
+        decoded: NDArray[Any] = np.hstack(parts) + self.centroids[list_id]
+        return decoded
 
-    def _search_ivf(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _search_ivf(self, queries: NDArray[Any], k: int) -> tuple[NDArray[Any], NDArray[Any]]:
         assert self.centroids is not None and self.offsets is not None
         nlist = len(self.centroids)
         sizes = np.diff(self.offsets)
@@ -262,7 +269,7 @@ class Index:
         return best_d, best_i
 
 
-def build_index(x: np.ndarray, labels: np.ndarray, *, kind: str, metric: str,
+def build_index(x: NDArray[Any], labels: NDArray[Any], *, kind: str, metric: str,
                 nlists: int | None = None, pq_m: int | None = None,
                 rng: np.random.Generator) -> Index:
     """The index of ``x`` (already projected and, for COSINE, normalized)."""
@@ -315,19 +322,21 @@ def default_pq_m(dim: int) -> int:
 # ------------------------------------------------------------------------------- prediction
 
 
-def predict(neighbor_labels: np.ndarray, predictor_type: str) -> np.ndarray:
+def predict(neighbor_labels: NDArray[Any], predictor_type: str) -> NDArray[Any]:
     """Majority vote (ties to the smallest label) or mean of each row's neighbor labels."""
     if predictor_type == "regressor":
-        return neighbor_labels.astype(np.float64).mean(axis=1)
+        means: NDArray[np.float64] = neighbor_labels.astype(np.float64).mean(axis=1)
+        return means
     classes, inverse = np.unique(neighbor_labels, return_inverse=True)
     inverse = inverse.reshape(neighbor_labels.shape)
     rows = np.repeat(np.arange(len(neighbor_labels)), neighbor_labels.shape[1])
     counts = np.zeros((len(neighbor_labels), len(classes)), dtype=np.int64)
     np.add.at(counts, (rows, inverse.ravel()), 1)
-    return classes[np.argmax(counts, axis=1)].astype(np.float64)
+    votes: NDArray[np.float64] = classes[np.argmax(counts, axis=1)].astype(np.float64)
+    return votes
 
 
-def sample_rows(n: int, sample_size: int, rng: np.random.Generator) -> np.ndarray | None:
+def sample_rows(n: int, sample_size: int, rng: np.random.Generator) -> NDArray[Any] | None:
     """Positions of a uniform sample without replacement (None: keep everything)."""
     if sample_size >= n:
         return None
@@ -346,7 +355,7 @@ class KNN:
     index: Index
     projection: Projection | None = None
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def transform(self, x: NDArray[Any]) -> NDArray[Any]:
         x = np.asarray(x, dtype=np.float32)
         if self.projection is not None:
             x = self.projection.apply(x)
@@ -354,7 +363,7 @@ class KNN:
             x = normalize(x)
         return x
 
-    def query(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def query(self, x: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
         """(predicted labels, neighbor distances ascending, neighbor labels)."""
         dist, ids = self.index.search(self.transform(x), self.k)
         if self.index.metric == "COSINE":
@@ -363,7 +372,7 @@ class KNN:
         return predict(neighbor_labels, self.predictor_type), dist, neighbor_labels
 
 
-def fit(x: np.ndarray, labels: np.ndarray, *, k: int, predictor_type: str, sample_size: int,
+def fit(x: NDArray[Any], labels: NDArray[Any], *, k: int, predictor_type: str, sample_size: int,
         index_type: str = "faiss.Flat", index_metric: str = "L2",
         reduction: str | None = None, reduction_target: int | None = None,
         nlists: int | None = None, pq_m: int | None = None, seed: int = 0) -> KNN:

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import BuiltinModel
@@ -20,7 +21,7 @@ class KNNModel(BuiltinModel):
         self.model = model
         self.feature_dim = feature_dim
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         predicted, distances, labels = self.model.query(np.asarray(features, np.float32))
         out = {"predicted_label": predicted.astype(np.float32)}
         if verbose:

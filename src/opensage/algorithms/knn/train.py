@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
@@ -24,7 +25,7 @@ from opensage.algorithms.knn.neighbors import KNN, fit
 from opensage.algorithms.knn.spec import NAME, SPEC
 
 
-def _labels(data: Any, channel: str, predictor_type: str) -> np.ndarray:
+def _labels(data: Any, channel: str, predictor_type: str) -> NDArray[Any]:
     labels = require_labels(data, channel)
     if predictor_type == "classifier":
         check_labels(labels, channel, allowed="non-negative integers for predictor_type "
@@ -33,7 +34,7 @@ def _labels(data: Any, channel: str, predictor_type: str) -> np.ndarray:
     return np.asarray(labels, dtype=np.float32)
 
 
-def evaluate(model: KNN, x: np.ndarray, labels: np.ndarray, batch: int) -> float:
+def evaluate(model: KNN, x: NDArray[Any], labels: NDArray[Any], batch: int) -> float:
     """Accuracy (classifier) or mean squared error (regressor) over ``x`` in batches."""
     predicted = np.concatenate([model.query(x[i:i + batch])[0]
                                 for i in range(0, len(x), batch)])

@@ -24,21 +24,22 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg
+from numpy.typing import NDArray
 
 BLOCK = 16384  # rows per block: a float32 block of 50 features stays in cache between products
 
 
 @dataclass
 class PCAResult:
-    mean: np.ndarray  # (d,) float64 column means (zeros when subtract_mean is off)
-    components: np.ndarray  # (k, d) unit rows, descending variance
-    singular_values: np.ndarray  # (k,) sqrt of the eigenvalues of X_c^T X_c
-    explained_variance: np.ndarray  # (k,) eigenvalues / (n - 1)
+    mean: NDArray[Any]  # (d,) float64 column means (zeros when subtract_mean is off)
+    components: NDArray[Any]  # (k, d) unit rows, descending variance
+    singular_values: NDArray[Any]  # (k,) sqrt of the eigenvalues of X_c^T X_c
+    explained_variance: NDArray[Any]  # (k,) eigenvalues / (n - 1)
     total_variance: float  # trace of the covariance (sum of all variances)
     n: int
 
     @property
-    def explained_variance_ratio(self) -> np.ndarray:
+    def explained_variance_ratio(self) -> NDArray[Any]:
         return self.explained_variance / self.total_variance if self.total_variance > 0 \
             else np.zeros_like(self.explained_variance)
 
@@ -52,27 +53,28 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _shift(x: Any, subtract_mean: bool, block: int) -> np.ndarray:
+def _shift(x: Any, subtract_mean: bool, block: int) -> NDArray[Any]:
     """A rough mean to subtract from dense blocks (zeros for sparse data or no centering)."""
     if _is_sparse(x) or not subtract_mean:
         return np.zeros(x.shape[1])
-    return np.asarray(x[:block], dtype=np.float64).mean(axis=0)
+    mean: NDArray[np.float64] = np.asarray(x[:block], dtype=np.float64).mean(axis=0)
+    return mean
 
 
-def _dense_block(x: np.ndarray, part: slice, shift: np.ndarray, dtype: np.dtype,
-                 buf: np.ndarray | None) -> np.ndarray:
+def _dense_block(x: NDArray[Any], part: slice, shift: NDArray[Any], dtype: np.dtype[Any],
+                 buf: NDArray[Any] | None) -> NDArray[Any]:
     rows = part.stop - part.start
     out = buf[:rows] if buf is not None else np.empty((rows, x.shape[1]), dtype)
     np.subtract(x[part], shift.astype(dtype), out=out)
     return out
 
 
-def _work_dtype(x: Any) -> np.dtype:
+def _work_dtype(x: Any) -> np.dtype[Any]:
     return np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
 
 
-def _gram_pass(x: Any, q: np.ndarray | None, shift: np.ndarray, block: int,
-               stats: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _gram_pass(x: Any, q: NDArray[Any] | None, shift: NDArray[Any], block: int,
+               stats: bool) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """One pass over the rows of ``X_s = X - shift``: ``X_s^T (X_s q)`` (or the whole Gram
     ``X_s^T X_s`` when ``q`` is None), and when ``stats`` the column sums and sums of squares."""
     n, d = x.shape
@@ -102,8 +104,8 @@ def _gram_pass(x: Any, q: np.ndarray | None, shift: np.ndarray, block: int,
     return out, colsum, sumsq
 
 
-def _finish(n: int, shift: np.ndarray, colsum: np.ndarray, sumsq: np.ndarray,
-            subtract_mean: bool) -> tuple[np.ndarray, np.ndarray, float]:
+def _finish(n: int, shift: NDArray[Any], colsum: NDArray[Any], sumsq: NDArray[Any],
+            subtract_mean: bool) -> tuple[NDArray[Any], NDArray[Any], float]:
     """(mean of the shifted data, true mean, total variance) from a pass's statistics."""
     m_s = colsum / n if subtract_mean else np.zeros_like(colsum)
     total = float(sumsq.sum() - n * float(m_s @ m_s))
@@ -111,7 +113,7 @@ def _finish(n: int, shift: np.ndarray, colsum: np.ndarray, sumsq: np.ndarray,
     return m_s, mean, max(total, 0.0) / max(n - 1, 1)
 
 
-def _result(n: int, mean: np.ndarray, values: np.ndarray, vectors: np.ndarray, k: int,
+def _result(n: int, mean: NDArray[Any], values: NDArray[Any], vectors: NDArray[Any], k: int,
             total_variance: float) -> PCAResult:
     order = np.argsort(values)[::-1][:k]
     values = np.maximum(values[order], 0.0)
@@ -190,7 +192,8 @@ def fit(x: Any, k: int, *, mode: str = "regular", subtract_mean: bool = True,
     return fit_regular(x, k, subtract_mean=subtract_mean, block=block)
 
 
-def project(x: Any, mean: np.ndarray, components: np.ndarray) -> np.ndarray:
+def project(x: Any, mean: NDArray[Any], components: NDArray[Any]) -> NDArray[Any]:
     """``(x - mean) @ components.T`` without densifying a sparse ``x``."""
     out = np.asarray(x @ components.T, dtype=np.float64)
-    return out - (mean @ components.T)[None, :]
+    projected: NDArray[np.float64] = out - (mean @ components.T)[None, :]
+    return projected

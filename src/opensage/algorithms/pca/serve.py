@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import BuiltinModel
@@ -19,12 +20,12 @@ class PCAModel(BuiltinModel):
     top_key = "projections"
     dense = False
 
-    def __init__(self, mean: np.ndarray, v: np.ndarray) -> None:
+    def __init__(self, mean: NDArray[Any], v: NDArray[Any]) -> None:
         self.mean = mean.reshape(-1).astype(np.float64)
         self.components = v.T.astype(np.float64)  # (k, d), ascending variance
         self.feature_dim = int(v.shape[0])
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         if not hasattr(features, "tocsr"):
             features = np.asarray(features, dtype=np.float64)
         return {"projection": project(features, self.mean, self.components)

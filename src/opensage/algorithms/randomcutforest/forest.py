@@ -26,8 +26,10 @@ import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 CHUNK = 8192  # points walked together (fewer for wide data): their arrays stay in cache
 
@@ -39,15 +41,15 @@ class Forest:
     ``left``/``right`` are -1 at leaves; ``lo``/``hi`` the nodes' bounding boxes (a leaf's
     box is its point)."""
 
-    lo: np.ndarray  # (nodes, d) float32
-    hi: np.ndarray  # (nodes, d) float32
-    left: np.ndarray  # (nodes,) int32
-    right: np.ndarray  # (nodes,) int32
-    cut_dim: np.ndarray  # (nodes,) int32
-    cut_value: np.ndarray  # (nodes,) float32
-    mass: np.ndarray  # (nodes,) int32
-    depth: np.ndarray  # (nodes,) int32
-    tree_mass: np.ndarray  # (trees,) int32
+    lo: NDArray[Any]  # (nodes, d) float32
+    hi: NDArray[Any]  # (nodes, d) float32
+    left: NDArray[Any]  # (nodes,) int32
+    right: NDArray[Any]  # (nodes,) int32
+    cut_dim: NDArray[Any]  # (nodes,) int32
+    cut_value: NDArray[Any]  # (nodes,) float32
+    mass: NDArray[Any]  # (nodes,) int32
+    depth: NDArray[Any]  # (nodes,) int32
+    tree_mass: NDArray[Any]  # (trees,) int32
 
     @property
     def num_trees(self) -> int:
@@ -78,7 +80,7 @@ class Forest:
             self._walker = _Walker(self)
         return self._walker
 
-    def _tree_of_nodes(self) -> np.ndarray:
+    def _tree_of_nodes(self) -> NDArray[Any]:
         """Each node's tree (roots are 0..T-1; a child inherits its parent's tree)."""
         tree = np.full(len(self.left), -1, dtype=np.int64)
         tree[: self.num_trees] = np.arange(self.num_trees)
@@ -90,7 +92,7 @@ class Forest:
             tree[self.right[parents]] = tree[parents]
         return tree
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         """The model's arrays: tree structure, cuts and leaf points (boxes are recomputed)."""
         leaf = self.left < 0
         return {"left": self.left, "right": self.right, "cut_dim": self.cut_dim,
@@ -99,7 +101,7 @@ class Forest:
                 "leaf_points": self.lo[leaf]}
 
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> Forest:
+    def from_arrays(cls, a: dict[str, NDArray[Any]]) -> Forest:
         """Rebuild the boxes bottom-up from the leaf points (a node's box is its children's
         union)."""
         left, right, depth = (a["left"].astype(np.int32), a["right"].astype(np.int32),
@@ -123,7 +125,7 @@ class Forest:
 
 
 def sample(n: int, num_trees: int, samples_per_tree: int,
-           rng: np.random.Generator) -> np.ndarray:
+           rng: np.random.Generator) -> NDArray[Any]:
     """Each tree's sample of record indices (trees x s): uniform without replacement, what a
     reservoir of ``s`` holds after streaming ``n`` records (all of them when ``n <= s``)."""
     s = min(samples_per_tree, n)
@@ -132,7 +134,7 @@ def sample(n: int, num_trees: int, samples_per_tree: int,
     return np.stack([rng.choice(n, s, replace=False) for _ in range(num_trees)])
 
 
-def fit(x: np.ndarray, *, num_trees: int = 100, num_samples_per_tree: int = 256,
+def fit(x: NDArray[Any], *, num_trees: int = 100, num_samples_per_tree: int = 256,
         seed: int = 0) -> Forest:
     """Build the forest on the rows of ``x`` (see the module docstring)."""
     rng = np.random.default_rng(seed)
@@ -142,7 +144,7 @@ def fit(x: np.ndarray, *, num_trees: int = 100, num_samples_per_tree: int = 256,
     return build(x[indices.ravel()], num_trees, s, rng)
 
 
-def build(points: np.ndarray, num_trees: int, s: int, rng: np.random.Generator) -> Forest:
+def build(points: NDArray[Any], num_trees: int, s: int, rng: np.random.Generator) -> Forest:
     """Grow ``num_trees`` trees on ``points`` (tree ``t`` holds rows ``t*s .. t*s+s-1``)."""
     d = points.shape[1]
     capacity = num_trees * (2 * s - 1)
@@ -245,7 +247,7 @@ class _Walker:
         self.ones = np.ones(2 * d, dtype=np.float32)
 
 
-def score(forest: Forest, x: np.ndarray, *, threads: int | None = None) -> np.ndarray:
+def score(forest: Forest, x: NDArray[Any], *, threads: int | None = None) -> NDArray[Any]:
     """The anomaly score of every row of ``x`` (higher is more anomalous). Trees are walked
     in ``threads`` threads (NumPy releases the GIL in its loops); default: the CPU count."""
     x = np.ascontiguousarray(x, dtype=np.float32)
@@ -254,7 +256,7 @@ def score(forest: Forest, x: np.ndarray, *, threads: int | None = None) -> np.nd
     threads = max(1, min(threads or os.cpu_count() or 1, forest.num_trees))
     groups = np.array_split(np.arange(forest.num_trees), threads)
 
-    def run(trees: np.ndarray, part: np.ndarray) -> np.ndarray:
+    def run(trees: NDArray[Any], part: NDArray[Any]) -> NDArray[Any]:
         both = np.hstack([part, -part])
         total = np.zeros(len(part))
         for tree in trees:
@@ -275,7 +277,7 @@ def score(forest: Forest, x: np.ndarray, *, threads: int | None = None) -> np.nd
     return out / forest.num_trees
 
 
-def _score_tree(w: _Walker, tree: int, x: np.ndarray, both: np.ndarray) -> np.ndarray:
+def _score_tree(w: _Walker, tree: int, x: NDArray[Any], both: NDArray[Any]) -> NDArray[Any]:
     """One tree's unnormalised scores, walking all points down together. Unrolled from the
     bottom-up recursion: ``score = sum over path nodes k of weight_k * c_k / (k + 1)`` where
     ``c_k`` is the separation probability ``p_k`` inside the tree, and at the leaf 1 for an

@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import BuiltinModel
@@ -22,7 +23,7 @@ class RandomCutForestModel(BuiltinModel):
         self.forest = forest
         self.feature_dim = forest.feature_dim
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Any, verbose: bool) -> dict[str, NDArray[Any]]:
         threads = 1 if len(features) < 2048 else None
         return {"score": score(self.forest, np.asarray(features, dtype=np.float32),
                                threads=threads)}

@@ -10,8 +10,10 @@ precision`` / ``test recall`` as ``#quality_metric`` lines.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv
 from opensage.algorithms.firstparty.scoring import binary_scores
@@ -29,7 +31,7 @@ from opensage.algorithms.randomcutforest.spec import NAME, SPEC
 THRESHOLD_SAMPLE = 500_000  # train records scored for the threshold (a sample beyond this)
 
 
-def classification_metrics(labels: np.ndarray, predicted: np.ndarray) -> dict[str, float]:
+def classification_metrics(labels: NDArray[Any], predicted: NDArray[Any]) -> dict[str, float]:
     """Accuracy and the positive class's (anomalies') precision, recall and F1."""
     found = binary_scores(predicted, labels > 0.5)
     return {"accuracy": found["accuracy"], "precision": found["precision"],

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.inference import InferenceError, parse_csv, parse_json, parse_recordio
 from opensage.algorithms.inference import media_type as _media_type
@@ -91,15 +92,15 @@ class XGBoostModel:
             raise InferenceError(400, f"Feature size of the request ({width}) does not match "
                                       f"the model's feature size ({self.num_features}).")
 
-    def _dense(self, rows: np.ndarray) -> Any:
+    def _dense(self, rows: NDArray[Any]) -> Any:
         if rows.shape[1] != self.num_features:
             # The container accepts fewer columns only through libsvm; CSV must match.
             raise InferenceError(400, f"Feature size of the request ({rows.shape[1]}) does not "
                                       f"match the model's feature size ({self.num_features}).")
         return np.ascontiguousarray(rows, dtype=np.float32)
 
-    def _dmatrix_sparse(self, indptr: np.ndarray, indices: np.ndarray,
-                        values: np.ndarray) -> Any:
+    def _dmatrix_sparse(self, indptr: NDArray[Any], indices: NDArray[Any],
+                        values: NDArray[Any]) -> Any:
         width = int(indices.max()) + 1 if len(indices) else 0
         self._check_width(width)
         import scipy.sparse
@@ -136,7 +137,7 @@ def load(model_dir: str | os.PathLike[str]) -> XGBoostModel:
 # ---------------------------------------------------------------------------------- parsing
 
 
-def parse_libsvm(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def parse_libsvm(body: bytes) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """``[label] index:value ...`` lines -> CSR (indptr, indices, values); labels ignored."""
     indptr = [0]
     indices: list[int] = []
@@ -166,7 +167,7 @@ def parse_libsvm(body: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------- encoding
 
 
-def encode(predictions: np.ndarray, accept: str) -> bytes:
+def encode(predictions: NDArray[Any], accept: str) -> bytes:
     values = predictions.tolist()
     if accept == JSON:
         return json.dumps({"predictions": [{"score": v} for v in values]}).encode()

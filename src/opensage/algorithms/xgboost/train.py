@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.xgboost.spec import (
@@ -32,7 +33,7 @@ from opensage.algorithms.xgboost.spec import (
 from opensage.data import LabeledData, data_files, read_labeled
 
 if TYPE_CHECKING:
-    import xgboost as xgb
+    import xgboost  # for annotations; the module itself is imported on use
 
 log = logging.getLogger("opensage.algorithms.xgboost")
 
@@ -121,10 +122,10 @@ def early_stopping_metric(hps: Mapping[str, Any]) -> str | None:
 # -------------------------------------------------------------------- container-side metrics
 
 
-def _predicted_labels(preds: np.ndarray) -> np.ndarray:
-    if preds.ndim == 2:
-        return np.argmax(preds, axis=1).astype(np.float64)
-    return np.rint(preds)
+def _predicted_labels(preds: NDArray[Any]) -> NDArray[Any]:
+    labels: NDArray[Any] = (np.argmax(preds, axis=1).astype(np.float64) if preds.ndim == 2
+                            else np.rint(preds))
+    return labels
 
 
 def _ratio(num: Any, den: Any) -> Any:
@@ -132,7 +133,7 @@ def _ratio(num: Any, den: Any) -> Any:
     return np.divide(num, den, out=np.zeros_like(num), where=den != 0)
 
 
-def _per_class(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+def _per_class(preds: NDArray[Any], labels: NDArray[Any]) -> tuple[NDArray[Any], ...]:
     """(true positives, predicted, actual) counts per class seen in labels or predictions."""
     predicted = _predicted_labels(preds)
     n = len(labels)
@@ -143,64 +144,64 @@ def _per_class(preds: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
     return tp, np.bincount(pred_i, minlength=k), np.bincount(true_i, minlength=k)
 
 
-def _positive(preds: np.ndarray, labels: np.ndarray) -> tuple[float, float, float]:
+def _positive(preds: NDArray[Any], labels: NDArray[Any]) -> tuple[float, float, float]:
     """(true positives, predicted positives, actual positives) for class 1."""
     predicted = _predicted_labels(preds)
     tp = float(np.sum((predicted == 1) & (labels == 1)))
     return tp, float(np.sum(predicted == 1)), float(np.sum(labels == 1))
 
 
-def _accuracy(p: np.ndarray, y: np.ndarray) -> float:
+def _accuracy(p: NDArray[Any], y: NDArray[Any]) -> float:
     return float(np.mean(_predicted_labels(p) == y))
 
 
-def _balanced_accuracy(p: np.ndarray, y: np.ndarray) -> float:
+def _balanced_accuracy(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, _, actual = _per_class(p, y)
     return float(np.mean(_ratio(tp[actual > 0], actual[actual > 0])))
 
 
-def _f1_macro(p: np.ndarray, y: np.ndarray) -> float:
+def _f1_macro(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, predicted, actual = _per_class(p, y)
     return float(np.mean(_ratio(2 * tp, predicted + actual)))
 
 
-def _precision_macro(p: np.ndarray, y: np.ndarray) -> float:
+def _precision_macro(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, predicted, _ = _per_class(p, y)
     return float(np.mean(_ratio(tp, predicted)))
 
 
-def _recall_macro(p: np.ndarray, y: np.ndarray) -> float:
+def _recall_macro(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, _, actual = _per_class(p, y)
     return float(np.mean(_ratio(tp, actual)))
 
 
-def _f1_binary(p: np.ndarray, y: np.ndarray) -> float:
+def _f1_binary(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, predicted, actual = _positive(p, y)
     return float(_ratio(2 * tp, predicted + actual))
 
 
-def _precision(p: np.ndarray, y: np.ndarray) -> float:
+def _precision(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, predicted, _ = _positive(p, y)
     return float(_ratio(tp, predicted))
 
 
-def _recall(p: np.ndarray, y: np.ndarray) -> float:
+def _recall(p: NDArray[Any], y: NDArray[Any]) -> float:
     tp, _, actual = _positive(p, y)
     return float(_ratio(tp, actual))
 
 
-def _mse(p: np.ndarray, y: np.ndarray) -> float:
+def _mse(p: NDArray[Any], y: NDArray[Any]) -> float:
     return float(np.mean((y - p.reshape(y.shape)) ** 2))
 
 
-def _r2(p: np.ndarray, y: np.ndarray) -> float:
+def _r2(p: NDArray[Any], y: NDArray[Any]) -> float:
     total = float(np.sum((y - y.mean()) ** 2))
     return 1.0 - float(np.sum((y - p.reshape(y.shape)) ** 2)) / total if total else 0.0
 
 
 # The container computes these from predictions ("accuracy", "f1", "mse", ...): f1 is macro,
 # precision/recall/f1_binary are for the positive class 1, micro averages equal accuracy.
-CUSTOM_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+CUSTOM_METRICS: dict[str, Callable[[NDArray[Any], NDArray[Any]], float]] = {
     "accuracy": _accuracy,
     "balanced_accuracy": _balanced_accuracy,
     "f1": _f1_macro,
@@ -217,11 +218,11 @@ CUSTOM_METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
 }
 
 
-def custom_metric(names: Sequence[str]) -> Callable[[np.ndarray, Any], list[tuple[str, float]]]:
+def custom_metric(names: Sequence[str]) -> Callable[[NDArray[Any], Any], list[tuple[str, float]]]:
     """An XGBoost ``custom_metric`` that computes the container metrics ``names``."""
     chosen = [(name, CUSTOM_METRICS[name]) for name in names]
 
-    def evaluate(preds: np.ndarray, dmatrix: Any) -> list[tuple[str, float]]:
+    def evaluate(preds: NDArray[Any], dmatrix: Any) -> list[tuple[str, float]]:
         labels = np.asarray(dmatrix.get_label(), dtype=np.float64)
         values = np.asarray(preds, dtype=np.float64)
         return [(name, fn(values, labels)) for name, fn in chosen]
@@ -342,7 +343,7 @@ def load_checkpoint(xgb: Any, directory: Path | None) -> tuple[Any, int]:
 
 
 def to_dmatrix(xgb: Any, data: LabeledData, nthread: int | None = None,
-               num_features: int | None = None) -> xgb.DMatrix:
+               num_features: int | None = None) -> xgboost.DMatrix:
     features = data.features
     if num_features is not None and hasattr(features, "tocsr") and \
             features.shape[1] < num_features:
@@ -353,14 +354,15 @@ def to_dmatrix(xgb: Any, data: LabeledData, nthread: int | None = None,
         kwargs["qid"] = data.qid
     if nthread is not None:
         kwargs["nthread"] = nthread
-    return xgb.DMatrix(features, **kwargs)
+    matrix: xgboost.DMatrix = xgb.DMatrix(features, **kwargs)
+    return matrix
 
 
-def fit(params: Mapping[str, Any], dtrain: xgb.DMatrix, dvalidation: xgb.DMatrix | None,
+def fit(params: Mapping[str, Any], dtrain: xgboost.DMatrix, dvalidation: xgboost.DMatrix | None,
         num_round: int, *, early_stopping_rounds: int | None = None,
         stopping_metric: str | None = None, custom_metrics: Sequence[str] = (),
         xgb_model: Any = None, start_round: int = 0, checkpoint_dir: Path | None = None,
-        model_path_each_round: Path | None = None) -> xgb.Booster:
+        model_path_each_round: Path | None = None) -> xgboost.Booster:
     """Train ``num_round - start_round`` more rounds, printing each round's metrics."""
     xgb = _import_xgboost()
     cbs = make_callbacks(xgb)
@@ -379,10 +381,11 @@ def fit(params: Mapping[str, Any], dtrain: xgb.DMatrix, dvalidation: xgb.DMatrix
         callbacks.append(cbs["SaveCheckpoints"](checkpoint_dir, start_round))
     if model_path_each_round is not None:
         callbacks.append(cbs["SaveModel"](model_path_each_round))
-    return xgb.train(dict(params), dtrain, num_boost_round=num_round - start_round,
-                     evals=evals, verbose_eval=False, callbacks=callbacks,
-                     xgb_model=xgb_model,
-                     custom_metric=custom_metric(custom_metrics) if custom_metrics else None)
+    booster: xgboost.Booster = xgb.train(
+        dict(params), dtrain, num_boost_round=num_round - start_round, evals=evals,
+        verbose_eval=False, callbacks=callbacks, xgb_model=xgb_model,
+        custom_metric=custom_metric(custom_metrics) if custom_metrics else None)
+    return booster
 
 
 def _read_channel(env: TrainingEnv, name: str, data_format: str,
