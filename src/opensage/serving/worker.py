@@ -61,8 +61,10 @@ def make_app(model: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
                 if not isinstance(status, int):
                     traceback.print_exc()
                     status = 500
-                reason = getattr(e, "message", None) or str(e) or type(e).__name__
-                await respond(send, status, str(reason).encode(), b"text/plain")
+                reason = getattr(e, "message", None)
+                if not isinstance(reason, str) or not reason:  # e.g. bytes or a dict
+                    reason = str(e) or type(e).__name__
+                await respond(send, status, reason.encode(), b"text/plain")
                 return
             extra = []
             if CUSTOM_ATTRIBUTES in headers:
