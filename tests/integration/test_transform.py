@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from botocore.exceptions import ClientError
 
+from opensage.data.recordio import iter_frames
 from opensage.services.transform import (
     _relative,
     _split_response,
     apply_path,
     parse_path,
-    split_recordio,
 )
 from tests.integration.test_endpoints import csv_rows, make_model
 from tests.integration.test_training_jobs import BUCKET, ROLE, XGB_IMAGE
@@ -267,9 +267,9 @@ def test_jsonpath_recordio_naming_and_response_splitting():
         return struct.pack("<II", 0xCED7230A, len(data)) + data + b"\0" * (-len(data) % 4)
 
     stream = frame(b"abcde") + frame(b"xyzw")
-    assert list(split_recordio(io.BytesIO(stream), keep_padding=True)) == [
+    assert list(iter_frames(io.BytesIO(stream), keep_padding=True)) == [
         frame(b"abcde"), frame(b"xyzw")]
-    assert list(split_recordio(io.BytesIO(stream), keep_padding=False)) == [
+    assert list(iter_frames(io.BytesIO(stream), keep_padding=False)) == [
         frame(b"abcde")[:13], frame(b"xyzw")]
 
     assert _relative("in", "in/sub/b.csv") == "sub/b.csv"
@@ -282,6 +282,19 @@ def test_jsonpath_recordio_naming_and_response_splitting():
     assert _split_response(b'{"predictions": [{"score": 1}, {"score": 2}]}', 2) == [
         b'{"score":1}', b'{"score":2}']
     assert _split_response(b"1.5,2.5", 3) is None
+
+
+def test_a_cut_recordio_input_fails_the_job_naming_the_object_and_record():
+    from opensage.services.transform import JobFailed, _Job
+
+    job = _Job.__new__(_Job)
+    job.split, job.multi = "RecordIO", False
+    good = struct.pack("<II", 0xCED7230A, 4) + b"abcd"
+    records = job._records(io.BytesIO(good + good[:6]), "s3://b/in.rec")
+    assert next(records) == good
+    with pytest.raises(JobFailed, match=r"Unable to read s3://b/in.rec: truncated RecordIO "
+                                        r"header at byte 12 \(record 2\)"):
+        next(records)
 
 
 def test_multirecord_blocks_match_the_per_line_path():

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import importlib
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from opensage.algorithms.errors import SpecError, SpecValidationError
 from opensage.algorithms.registry import KNOWN, lookup
-from opensage.algorithms.spec import SpecError, SpecValidationError
 
 PACKAGES = sorted(set(KNOWN.values()))
 PARAMS = [(package, name) for package in PACKAGES
@@ -126,3 +128,21 @@ def test_every_tunable_hyperparameter_takes_a_tuning_range(package, name):
     else:
         ranges = {"CategoricalParameterRanges": [{"Name": name, "Values": [example]}]}
     assert [r.name for r in _check_ranges(spec, ranges, {})] == [name]
+
+
+# What a package may load on import: its spec and the declaration modules (firstparty: the
+# shared channels and metrics of the first-party built-ins); no math, no numpy.
+DECLARATIONS = {"opensage", "opensage.algorithms", "opensage.algorithms.channels",
+                "opensage.algorithms.errors", "opensage.algorithms.params",
+                "opensage.algorithms.spec", "opensage.algorithms.firstparty"}
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_importing_a_package_loads_only_its_spec(package):
+    code = ("import sys, importlib; importlib.import_module(sys.argv[1]); "
+            "print(' '.join(m for m in sys.modules if m.split('.')[0] in "
+            "('opensage', 'numpy', 'scipy', 'sklearn', 'xgboost')))")
+    loaded = set(subprocess.run([sys.executable, "-c", code, package], capture_output=True,
+                                text=True, check=True).stdout.split())
+    assert {package, f"{package}.spec"} <= loaded
+    assert loaded <= DECLARATIONS | {package, f"{package}.spec"}

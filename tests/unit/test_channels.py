@@ -15,13 +15,14 @@ from typing import Any
 
 import pytest
 
+from opensage.data.recordio import MAGIC as RECORDIO_MAGIC
 from opensage.runner.channels import (
     ChannelError,
     materialize,
     relative_key,
     select_entries,
 )
-from opensage.runner.pipes import RECORDIO_MAGIC, PipeFeeders
+from opensage.runner.pipes import PipeFeeders
 from opensage.store.db import Database
 from opensage.store.objects import ObjectStore
 

@@ -1,6 +1,7 @@
-"""The declarative hyperparameter specs (opensage.algorithms.spec), the xgboost spec, and the
-image URI registry. Invalid values are generated from each constraint, as scikit-learn's
-``generate_invalid_param_val`` does, so every xgboost hyperparameter is probed."""
+"""The declarative hyperparameter specs (opensage.algorithms: spec, params, channels), the
+xgboost spec, and the image URI registry. Invalid values are generated from each constraint,
+as scikit-learn's ``generate_invalid_param_val`` does, so every xgboost hyperparameter is
+probed."""
 
 from __future__ import annotations
 
@@ -9,23 +10,15 @@ import re
 import pytest
 
 from opensage.algorithms import registry
-from opensage.algorithms.spec import (
-    AlgorithmSpec,
-    Bool,
+from opensage.algorithms.channels import ChannelSpec, channel_configs
+from opensage.algorithms.errors import (
     ChannelError,
-    ChannelSpec,
-    Choice,
-    Float,
     HyperparameterError,
-    Int,
-    IntList,
-    MetricDefinition,
     SpecError,
     SpecValidationError,
-    StrList,
-    Text,
-    channel_configs,
 )
+from opensage.algorithms.params import Bool, Choice, Float, Int, IntList, StrList, Text
+from opensage.algorithms.spec import AlgorithmSpec, MetricDefinition
 from opensage.algorithms.xgboost import spec as xgb_spec
 
 XGB = xgb_spec.SPEC

@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, NoReturn, Protocol
 
-from opensage.algorithms.spec import SpecError
+from opensage.algorithms.errors import SpecError
 from opensage.data import DataError
 
 ROOT_ENV = "OPENSAGE_ML_ROOT"

@@ -7,7 +7,7 @@ and digest stripped), not by account or region::
     sagemaker-xgboost:1.7-1                                                -> xgboost
 
 ``lookup(image_uri)`` answers None for an image that is no built-in (a user's own container),
-an :class:`Algorithm` for a supported one, and raises a :class:`~opensage.algorithms.spec.
+an :class:`Algorithm` for a supported one, and raises a :class:`~opensage.algorithms.errors.
 SpecError` subclass for a built-in with an unsupported tag or whose packages are not
 installed. Algorithm packages are imported only when looked up.
 """
@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from types import MappingProxyType, ModuleType
 from typing import Any
 
-from opensage.algorithms.spec import AlgorithmSpec, SpecError
+from opensage.algorithms.errors import SpecError
+from opensage.algorithms.spec import AlgorithmSpec
 
 __all__ = ["KNOWN", "Algorithm", "AlgorithmUnavailable", "ImageRef", "UnsupportedImage",
            "lookup", "parse_image_uri"]

@@ -28,13 +28,15 @@ from numpy.typing import NDArray
 
 from opensage.data import DataError, LabeledData, data_files, is_gzip, open_binary
 
-__all__ = ["MAGIC", "Record", "Tensor", "decode", "encode_dense", "encode_outputs",
-           "encode_sparse", "frame", "iter_payloads", "iter_records", "parse_record",
+__all__ = ["MAGIC", "MAX_PAYLOAD", "Record", "Tensor", "decode", "encode_dense",
+           "encode_outputs", "encode_sparse", "frame", "frame_parts", "iter_frames",
+           "iter_payloads", "iter_records", "parse_record",
            "read_labeled_recordio", "read_recordio", "read_recordio_protobuf", "records_to_labeled", "write_dense"]
 
 MAGIC = 0xCED7230A
 _MAGIC_BYTES = struct.pack("<I", MAGIC)
 _LENGTH_MASK = (1 << 29) - 1
+MAX_PAYLOAD = _LENGTH_MASK  # the largest payload one frame holds (a 29-bit length)
 _HEADER = 8
 
 # Value oneof field number -> (tensor kind, numpy dtype of packed values, fixed width or 0).
@@ -77,12 +79,59 @@ def _pad(length: int) -> int:
     return (-length) % 4
 
 
+def frame_parts(length: int) -> tuple[bytes, bytes]:
+    """The header (magic, length word with continuation flag 0) and the zero padding that go
+    around a payload of ``length`` bytes, for writers that stream the payload themselves."""
+    if length > MAX_PAYLOAD:
+        raise DataError(f"{length} bytes do not fit in one RecordIO record "
+                        f"(at most {MAX_PAYLOAD})")
+    return struct.pack("<II", MAGIC, length), b"\x00" * _pad(length)
+
+
 def frame(payload: bytes) -> bytes:
     """One RecordIO frame around ``payload`` (continuation flag 0, as the SDK writes)."""
-    if len(payload) > _LENGTH_MASK:
-        raise ValueError("a RecordIO record must be smaller than 512 MiB")
-    return b"".join((_MAGIC_BYTES, struct.pack("<I", len(payload)), payload,
-                     b"\x00" * _pad(len(payload))))
+    header, padding = frame_parts(len(payload))
+    return b"".join((header, payload, padding))
+
+
+def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+    """``size`` bytes, or fewer only at the end of the stream: a pipe, socket or HTTP body
+    may return less than asked before its end."""
+    data = stream.read(size)
+    if len(data) == size or not data:
+        return data
+    parts = [data]
+    got = len(data)
+    while got < size and (more := stream.read(size - got)):
+        parts.append(more)
+        got += len(more)
+    return b"".join(parts)
+
+
+def iter_frames(stream: IO[bytes], *, keep_padding: bool = False,
+                where: str | None = None) -> Iterator[bytes]:
+    """Each frame of a RecordIO stream as written: its header (magic, length word), payload
+    and, with ``keep_padding``, its padding to 4 bytes (a short padding at the very end is
+    tolerated). Read as it comes, one frame in memory at a time; frames of a split record
+    are not re-joined (continuation flags pass through in their headers)."""
+    prefix = f"{where}: " if where else ""
+    pos = number = 0
+    while header := _read_exactly(stream, _HEADER):
+        number += 1
+        if len(header) < _HEADER:
+            raise DataError(f"{prefix}truncated RecordIO header at byte {pos} (record {number})")
+        magic, word = struct.unpack("<II", header)
+        if magic != MAGIC:
+            raise DataError(f"{prefix}record {number} (byte {pos}) does not start with the "
+                            f"RecordIO magic number")
+        length = word & _LENGTH_MASK
+        payload = _read_exactly(stream, length)
+        if len(payload) < length:
+            raise DataError(f"{prefix}record {number} is truncated ({length} bytes announced, "
+                            f"{len(payload)} left)")
+        padding = _read_exactly(stream, _pad(length))
+        pos += _HEADER + length + len(padding)
+        yield header + payload + (padding if keep_padding else b"")
 
 
 def iter_payloads(buffer: bytes | bytearray | memoryview, *,

@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import select
-import struct
 import threading
 import time
 import zlib
@@ -36,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any, NamedTuple, Self
 
+from opensage.data import DataError
+from opensage.data.recordio import MAX_PAYLOAD, frame, frame_parts
 from opensage.errors import AwsError
 from opensage.runner.channels import (
     ChannelError,
@@ -48,8 +49,6 @@ from opensage.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
-RECORDIO_MAGIC = 0xCED7230A
-MAX_RECORD_BYTES = (1 << 29) - 1  # the low 29 bits of a RecordIO length word
 CHUNK = 1 << 20
 POLL_SECONDS = 0.05
 PIPE_BUFFER = 1 << 20
@@ -70,14 +69,6 @@ Entry = tuple[Piece, ...]  # what shuffling and sharding move around: an object,
 
 class _Stopped(Exception):
     pass
-
-
-def recordio_frame(length: int) -> tuple[bytes, bytes]:
-    """The header (magic, little-endian length) and zero padding around a payload."""
-    if length > MAX_RECORD_BYTES:
-        raise ChannelError(f"{length} bytes do not fit in one RecordIO record "
-                           f"(at most {MAX_RECORD_BYTES})")
-    return struct.pack("<II", RECORDIO_MAGIC, length), b"\0" * (-length % 4)
 
 
 def pipe_path(data_dir: Path, channel: str, epoch: int) -> Path:
@@ -164,7 +155,7 @@ class PipeFeeders:
         if wrapper == "RecordIO" and compression == "None":
             for entry in entries:  # listed sizes are known: refuse now rather than midway
                 for piece in entry:
-                    if piece.size is not None and piece.size > MAX_RECORD_BYTES:
+                    if piece.size is not None and piece.size > MAX_PAYLOAD:
                         raise ChannelError(
                             f"Channel {name!r}: s3://{piece.bucket}/{piece.key} ({piece.size} "
                             "bytes) is too large to wrap in one RecordIO record")
@@ -256,7 +247,7 @@ class _Feeder(threading.Thread):
         except FileNotFoundError as err:
             if not self.stop.is_set() and self.data_dir.exists():
                 self._fail(err)
-        except (ChannelError, AwsError, OSError, EOFError, zlib.error) as err:
+        except (ChannelError, DataError, AwsError, OSError, EOFError, zlib.error) as err:
             self._fail(err)
         except Exception as err:  # a feeder must never take the server down
             log.exception("pipe feeder for channel %s crashed", self.channel)
@@ -318,8 +309,7 @@ class _Feeder(threading.Thread):
     def _send(self, fd: int, piece: Piece) -> None:
         if piece.data is not None:
             if self.recordio:
-                header, padding = recordio_frame(len(piece.data))
-                self._write(fd, header + piece.data + padding)
+                self._write(fd, frame(piece.data))
             else:
                 self._write(fd, piece.data)
             return
@@ -334,7 +324,7 @@ class _Feeder(threading.Thread):
             expected = None
             if self.recordio:
                 expected = self._decompressed_size(piece) if self.gzip else info.size
-                header, padding = recordio_frame(expected)
+                header, padding = frame_parts(expected)
                 self._write(fd, header)
             sent = 0
             try:

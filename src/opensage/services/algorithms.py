@@ -21,7 +21,7 @@ class BuiltinAlgorithm:
 
     def validate(self, hyperparameters: dict[str, str], channels: dict[str, str | None],
                  input_mode: str) -> None:
-        from opensage.algorithms.spec import SpecError
+        from opensage.algorithms.errors import SpecError
 
         try:
             self.entry.validate(hyperparameters, channels)

@@ -32,7 +32,6 @@ import json
 import logging
 import re
 import shutil
-import struct
 import threading
 import time
 from collections import deque
@@ -41,6 +40,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from opensage.data import DataError
+from opensage.data.recordio import iter_frames
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.workspace import cpus_for
 from opensage.services import kinds
@@ -50,7 +51,7 @@ from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_mode
 from opensage.serving.process import HOST, Worker, WorkerFailed, forkserver_of
 from opensage.store.resources import ListQuery
 
-__all__ = ["TransformService", "apply_path", "parse_path", "split_recordio"]
+__all__ = ["TransformService", "apply_path", "parse_path"]
 
 KIND = kinds.TRANSFORM_JOB
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -58,7 +59,6 @@ STARTUP_TIMEOUT = 60.0
 DEFAULT_PAYLOAD_MB = 6
 DEFAULT_TIMEOUT = 600.0
 TERMINAL = ("Completed", "Failed", "Stopped")
-RECORDIO_MAGIC = 0xCED7230A
 log = logging.getLogger(__name__)
 
 
@@ -452,10 +452,10 @@ class _Job:
             if self.split == "Line":
                 yield from f
             elif self.split == "RecordIO":
-                yield from split_recordio(f, keep_padding=self.multi)
+                yield from iter_frames(f, keep_padding=self.multi)
             else:  # None (TFRecord framing is not split here: the object goes whole)
                 yield f.read()
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except (OSError, EOFError, gzip.BadGzipFile, DataError) as e:
             raise JobFailed(f"Unable to read {where}: {e}") from None
 
     def _batches(self, f: IO[bytes], where: str) -> Iterator[_Batch]:
@@ -739,27 +739,6 @@ def _split_response(body: bytes, count: int) -> list[bytes] | None:
         if len(values) == count:
             return [v.strip() for v in values]
     return None
-
-
-# -- RecordIO -----------------------------------------------------------------------------------
-def split_recordio(f: IO[bytes], *, keep_padding: bool) -> Iterator[bytes]:
-    """MXNet RecordIO records, each with its header (magic, length) and, with
-    ``keep_padding``, the padding to 4 bytes."""
-    while True:
-        header = f.read(8)
-        if not header:
-            return
-        if len(header) < 8:
-            raise OSError("truncated RecordIO header")
-        magic, lrecord = struct.unpack("<II", header)
-        if magic != RECORDIO_MAGIC:
-            raise OSError("invalid RecordIO magic number")
-        length = lrecord & ((1 << 29) - 1)
-        data = f.read(length)
-        padding = f.read(-length % 4)
-        if len(data) < length:
-            raise OSError("truncated RecordIO record")
-        yield header + data + (padding if keep_padding else b"")
 
 
 # -- the JSONPath subset ------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from opensage.algorithms.firstparty import (
     mini_batch_size,
     quality_metric,
 )
-from opensage.algorithms.spec import AlgorithmSpec, Choice, Float, Int
+from opensage.algorithms.params import Choice, Float, Int
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "factorization-machines"
 INIT_METHODS = ("normal", "uniform", "constant")

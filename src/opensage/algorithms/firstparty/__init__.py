@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from opensage.algorithms.spec import ChannelSpec, Int, MetricDefinition, SpecError
+from opensage.algorithms.channels import ChannelSpec
+from opensage.algorithms.errors import SpecError
+from opensage.algorithms.params import Int
+from opensage.algorithms.spec import MetricDefinition
 
 __all__ = ["CSV_FORMAT", "INPUT_MODES", "RECORDIO_FORMAT", "check_image_tag", "data_channel",
            "feature_dim", "mini_batch_size", "quality_metric"]

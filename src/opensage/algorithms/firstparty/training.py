@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from opensage.algorithms.channels import split_content_type
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty import CSV_FORMAT, RECORDIO_FORMAT
-from opensage.algorithms.spec import split_content_type
 from opensage.data import DataError, LabeledData, data_files
 
 __all__ = ["MODEL_FILENAME", "as_dense", "check_finite", "check_labels", "is_sparse", "load_model",

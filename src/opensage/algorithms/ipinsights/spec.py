@@ -4,8 +4,10 @@ mode."""
 
 from __future__ import annotations
 
+from opensage.algorithms.channels import ChannelSpec
 from opensage.algorithms.firstparty import quality_metric
-from opensage.algorithms.spec import AlgorithmSpec, ChannelSpec, Choice, Float, Int
+from opensage.algorithms.params import Choice, Float, Int
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "ipinsights"
 CSV_FORMAT = "ipinsights-csv"

@@ -8,7 +8,8 @@ from opensage.algorithms.firstparty import (
     mini_batch_size,
     quality_metric,
 )
-from opensage.algorithms.spec import AlgorithmSpec, Bool, Choice, Float, Int, OrAuto, StrList
+from opensage.algorithms.params import Bool, Choice, Float, Int, OrAuto, StrList
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "kmeans"
 

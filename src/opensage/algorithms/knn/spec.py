@@ -11,7 +11,8 @@ from opensage.algorithms.firstparty import (
     mini_batch_size,
     quality_metric,
 )
-from opensage.algorithms.spec import AlgorithmSpec, Choice, Int, OrAuto
+from opensage.algorithms.params import Choice, Int, OrAuto
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "knn"
 

@@ -7,16 +7,8 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from opensage.algorithms.firstparty import data_channel, mini_batch_size, quality_metric
-from opensage.algorithms.spec import (
-    AlgorithmSpec,
-    Bool,
-    Choice,
-    Float,
-    Int,
-    MetricDefinition,
-    OrAuto,
-    Param,
-)
+from opensage.algorithms.params import Bool, Choice, Float, Int, OrAuto, Param
+from opensage.algorithms.spec import AlgorithmSpec, MetricDefinition
 
 NAME = "linear-learner"
 

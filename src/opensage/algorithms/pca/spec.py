@@ -8,7 +8,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from opensage.algorithms.firstparty import data_channel, feature_dim, mini_batch_size
-from opensage.algorithms.spec import AlgorithmSpec, Bool, Choice, Int
+from opensage.algorithms.params import Bool, Choice, Int
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "pca"
 

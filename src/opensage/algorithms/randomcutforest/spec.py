@@ -9,7 +9,8 @@ from opensage.algorithms.firstparty import (
     mini_batch_size,
     quality_metric,
 )
-from opensage.algorithms.spec import AlgorithmSpec, Choice, Int, StrList
+from opensage.algorithms.params import Choice, Int, StrList
+from opensage.algorithms.spec import AlgorithmSpec
 
 NAME = "randomcutforest"
 EVAL_METRICS = ("accuracy", "precision_recall_fscore")

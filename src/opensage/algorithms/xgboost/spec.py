@@ -11,22 +11,21 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from opensage.algorithms.spec import (
+from opensage.algorithms.channels import ChannelSpec
+from opensage.algorithms.errors import SpecError
+from opensage.algorithms.params import (
     INT32_MAX,
     INT32_MIN,
-    AlgorithmSpec,
     Bool,
-    ChannelSpec,
     Choice,
     Float,
     Int,
     IntList,
-    MetricDefinition,
     Param,
     Rejected,
-    SpecError,
     StrList,
 )
+from opensage.algorithms.spec import AlgorithmSpec, MetricDefinition
 
 NAME = "xgboost"
 MODEL_FILENAME = "xgboost-model"
