@@ -43,7 +43,7 @@ from opensage.services.backend import Backend
 from opensage.services.hosting import arn_of, load
 from opensage.services.listing import list_query
 from opensage.services.metrics import TRAINING_NAMESPACE
-from opensage.services.tuning import completion, validation
+from opensage.services.tuning import completion, plans, validation
 from opensage.services.tuning.strategies import (
     Peer,
     Search,
@@ -207,7 +207,7 @@ class TuningService:
             return
         body = _copy(row.body)
         trials: list[dict[str, Any]] = body["OpensageTuning"]["Trials"]
-        plan = validation.plan_of(body)
+        plan = plans.plan_of(body)
         for trial in trials:
             self._observe(trial, _plan_of(plan, trial).objective_metric)
         stopping = body["HyperParameterTuningJobStatus"] == "Stopping"
@@ -251,7 +251,7 @@ class TuningService:
         if body != row.body:  # a step that changed nothing (most wakes) writes nothing
             self._write(name, body)
 
-    def _finish(self, body: dict[str, Any], plan: validation.Plan,
+    def _finish(self, body: dict[str, Any], plan: plans.Plan,
                 trials: list[dict[str, Any]]) -> None:
         if any(t["ObjectiveStatus"] == "Succeeded" for t in trials):
             self._end(body, "Completed")
@@ -264,7 +264,7 @@ class TuningService:
         """Seconds since the tuning job was created (what MaxRuntimeInSeconds limits)."""
         return self.backend.now() - body["CreationTime"]
 
-    def _ending(self, body: dict[str, Any], plan: validation.Plan,
+    def _ending(self, body: dict[str, Any], plan: plans.Plan,
                 trials: list[dict[str, Any]]) -> str | None:
         """Why the search ends now, before MaxNumberOfTrainingJobs (None: it goes on).
 
@@ -286,7 +286,7 @@ class TuningService:
             body["OpensageTuning"]["ConvergenceDetectedTime"] = self.backend.now()
         return found
 
-    def _new_trial(self, name: str, body: dict[str, Any], plan: validation.Plan,
+    def _new_trial(self, name: str, body: dict[str, Any], plan: plans.Plan,
                    trials: list[dict[str, Any]]) -> dict[str, Any]:
         counted = _counted(trials)
         sub = plan
@@ -349,14 +349,14 @@ class TuningService:
                   "TrainingJobDefinition": definition}
         hyperband = body["OpensageTuning"].get("Hyperband")
         if hyperband:  # every Hyperband child gets MaxResource; the rungs stop the weak ones
-            params = validation.with_resource(params, hyperband["ResourceHyperParameter"],
+            params = plans.with_resource(params, hyperband["ResourceHyperParameter"],
                                               hyperband["MaxResource"])
         metric = objective_of(body, trial)["MetricName"]
         tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
         params["Tags"] = tags
         config = body["HyperParameterTuningJobConfig"]
         watched = bool(hyperband) or config.get("TrainingJobEarlyStoppingType") == "Auto"
-        request = validation.child_request(params, trial["TrainingJobName"],
+        request = plans.child_request(params, trial["TrainingJobName"],
                                            trial["TunedHyperParameters"], metric,
                                            tuning_arn=body["HyperParameterTuningJobArn"],
                                            watched=watched)
@@ -397,7 +397,7 @@ class TuningService:
             trial["ObjectiveStatus"] = "Failed"
 
     # -- early stopping ---------------------------------------------------------------------
-    def _early_stop(self, trials: list[dict[str, Any]], plan: validation.Plan) -> None:
+    def _early_stop(self, trials: list[dict[str, Any]], plan: plans.Plan) -> None:
         """The median rule on the running children's intermediate objective values (the
         metric series their logs produce, one value per round or epoch); a child it stops
         ends ``Stopped`` and its last value is its objective (``_observe``)."""
@@ -420,7 +420,7 @@ class TuningService:
                 self._stop_child(trial)
 
     # -- Hyperband -------------------------------------------------------------------------
-    def _hyperband(self, trials: list[dict[str, Any]], plan: validation.Plan) -> None:
+    def _hyperband(self, trials: list[dict[str, Any]], plan: plans.Plan) -> None:
         """Asynchronous successive halving: each child runs with MaxResource as its budget;
         when its objective series reaches a rung of its bracket it goes on only while it is
         among the best 1/eta of the values recorded at that step (its bracket's, and at the
@@ -548,12 +548,12 @@ def _scored(trials: list[dict[str, Any]]) -> list[float]:
     return [t["Objective"] for t in scored]
 
 
-def _plan_of(plan: validation.Plan, trial: dict[str, Any]) -> validation.Plan:
+def _plan_of(plan: plans.Plan, trial: dict[str, Any]) -> plans.Plan:
     return plan.for_definition(trial.get("TrainingJobDefinitionName"))
 
 
-def _groups(plan: validation.Plan, trials: list[dict[str, Any]]
-            ) -> list[tuple[validation.Plan, list[dict[str, Any]]]]:
+def _groups(plan: plans.Plan, trials: list[dict[str, Any]]
+            ) -> list[tuple[plans.Plan, list[dict[str, Any]]]]:
     """The trials of each definition, with its plan (one group without definitions)."""
     if not plan.definitions:
         return [(plan, trials)]
@@ -584,7 +584,7 @@ def objective_of(body: dict[str, Any], trial: dict[str, Any] | None = None) -> d
     return definitions[0].get("TuningObjective") or {}
 
 
-def _described(job: dict[str, Any], plan: validation.Plan) -> dict[str, Any]:
+def _described(job: dict[str, Any], plan: plans.Plan) -> dict[str, Any]:
     """A training job definition as AWS describes it: the objective metric among the static
     hyperparameters (the SDK's HyperparameterTuner.attach deletes this key), the metric
     definitions the children use, and ResourceConfig even when the request sent
@@ -594,7 +594,7 @@ def _described(job: dict[str, Any], plan: validation.Plan) -> dict[str, Any]:
                                     "_tuning_objective_metric": plan.objective_metric}
     job["AlgorithmSpecification"] = {**job["AlgorithmSpecification"],
                                      "MetricDefinitions": list(plan.metric_definitions)}
-    job.setdefault("ResourceConfig", validation.child_request(
+    job.setdefault("ResourceConfig", plans.child_request(
         {"TrainingJobDefinition": job}, "resources", {}, plan.objective_metric,
         tuning_arn="")["ResourceConfig"])
     return job

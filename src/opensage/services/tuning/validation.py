@@ -1,20 +1,20 @@
 """Everything AWS refuses in a CreateHyperParameterTuningJob request, refused before a row exists.
 
-``check(backend, params)`` answers a :class:`Plan` (what the search needs) or raises one
-``ValidationException`` that names the problem.
+``check(backend, params)`` answers a :class:`~opensage.services.tuning.plans.Plan` (what the
+search needs) or raises one ``ValidationException`` that names the problem. Warm-start parents
+are checked in ``warm_start``.
 """
 
 from __future__ import annotations
 
 import math
 import zlib
-from dataclasses import dataclass
 from typing import Any
 
 from opensage.errors import ValidationException
-from opensage.services import kinds
 from opensage.services.backend import Backend
 from opensage.services.training import definition
+from opensage.services.tuning.plans import Plan, child_request, with_resource
 from opensage.services.tuning.strategies import (
     CATEGORICAL,
     CONTINUOUS,
@@ -25,6 +25,7 @@ from opensage.services.tuning.strategies import (
     optuna_module,
     ranges_of,
 )
+from opensage.services.tuning.warm_start import check_warm_start
 
 MAX_TRAINING_JOBS = 500  # per tuning job (AWS's default quota)
 MAX_PARALLEL_TRAINING_JOBS = 100
@@ -32,44 +33,6 @@ STRATEGIES = ("Bayesian", "Random", "Grid", "Hyperband")
 MAX_HYPERBAND_RESOURCE = 20_000  # AWS: "The maximum value is 20,000 epochs"
 _KEYS = {INTEGER: "IntegerParameterRanges", CONTINUOUS: "ContinuousParameterRanges",
          CATEGORICAL: "CategoricalParameterRanges"}
-
-
-@dataclass(frozen=True)
-class Plan:
-    strategy: str
-    ranges: tuple[Range, ...]
-    objective_type: str  # Maximize | Minimize
-    objective_metric: str
-    max_jobs: int
-    max_parallel: int
-    seed: int
-    metric_definitions: tuple[dict[str, str], ...] = ()  # the children's (built-in + user's)
-    # A warm start's parent trials that produced an objective (see ``_check_warm_start``).
-    parent_trials: tuple[dict[str, Any], ...] = ()
-    # Hyperband: every child runs with ``max_resource`` as its ``resource_key`` (None for a
-    # user's image that declares none of RESOURCE_KEYS: the tuner counts its metric points).
-    min_resource: int = 0
-    max_resource: int = 0
-    resource_key: str | None = None
-    # TrainingJobDefinitions: one plan per definition (its ranges, objective metric, metric
-    # definitions, seed); empty for a single TrainingJobDefinition.
-    definitions: tuple[Plan, ...] = ()
-    definition_name: str | None = None
-
-    def for_definition(self, name: str | None) -> Plan:
-        """The plan of the definition ``name`` (this plan with a single definition)."""
-        for sub in self.definitions:
-            if sub.definition_name == name:
-                return sub
-        return self
-
-    def hyperband(self) -> dict[str, Any] | None:
-        """What the stored job keeps of the Hyperband settings (None for other strategies)."""
-        if self.strategy != "Hyperband":
-            return None
-        return {"MinResource": self.min_resource, "MaxResource": self.max_resource,
-                "ResourceHyperParameter": self.resource_key}
-
 
 MAX_DEFINITIONS = 10
 DEFINITION_STRATEGIES = ("Bayesian", "Random")  # what opensage searches across definitions
@@ -109,7 +72,7 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
     metrics = _probe(with_resource(params, hyperband.get("resource_key"),
                                    hyperband.get("max_resource", 0)),
                      backend, ranges, objective["MetricName"])
-    parents = _check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
+    parents = check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
     return Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"], max_jobs,
                 max_parallel, _seed(params), tuple(metrics), tuple(parents),
                 definition_name=job.get("DefinitionName"), **hyperband)
@@ -208,45 +171,6 @@ def _check_definitions(backend: Backend, params: dict[str, Any],
     first = subs[0]
     return Plan(strategy, (), first.objective_type, first.objective_metric, max_jobs,
                 max_parallel, _seed(params), definitions=tuple(subs))
-
-
-def plan_of(body: dict[str, Any]) -> Plan:
-    """The plan of a stored (already checked) tuning job."""
-    config = body["HyperParameterTuningJobConfig"]
-    stored = body["OpensageTuning"]
-    limits = config["ResourceLimits"]
-    strategy = config.get("Strategy", "Bayesian")
-    definitions = body.get("TrainingJobDefinitions")
-    if definitions:
-        default = config.get("HyperParameterTuningJobObjective") or {}
-        subs = tuple(Plan(strategy, tuple(ranges_of(job.get("HyperParameterRanges"))),
-                          (job.get("TuningObjective") or default)["Type"],
-                          (job.get("TuningObjective") or default)["MetricName"],
-                          stored["MaxJobs"], limits["MaxParallelTrainingJobs"],
-                          stored["Seed"] + 7919 * index, definition_name=job["DefinitionName"])
-                     for index, job in enumerate(definitions))
-        return Plan(strategy, (), subs[0].objective_type, subs[0].objective_metric,
-                    stored["MaxJobs"], limits["MaxParallelTrainingJobs"], stored["Seed"],
-                    definitions=subs)
-    objective = config["HyperParameterTuningJobObjective"]
-    hyperband = stored.get("Hyperband") or {}
-    return Plan(strategy, tuple(ranges_of(config.get("ParameterRanges"))),
-                objective["Type"], objective["MetricName"], stored["MaxJobs"],
-                limits["MaxParallelTrainingJobs"], stored["Seed"],
-                min_resource=hyperband.get("MinResource", 0),
-                max_resource=hyperband.get("MaxResource", 0),
-                resource_key=hyperband.get("ResourceHyperParameter"),
-                definition_name=(body.get("TrainingJobDefinition") or {}).get("DefinitionName"))
-
-
-def with_resource(params: dict[str, Any], key: str | None, value: int) -> dict[str, Any]:
-    """The request with a Hyperband child's budget in its static hyperparameters (unchanged
-    for other strategies, or when there is no resource hyperparameter)."""
-    if not key:
-        return params
-    job = dict(params["TrainingJobDefinition"])
-    job["StaticHyperParameters"] = {**(job.get("StaticHyperParameters") or {}), key: str(value)}
-    return {**params, "TrainingJobDefinition": job}
 
 
 # -- pieces ------------------------------------------------------------------------------------
@@ -417,33 +341,6 @@ def _probe(params: dict[str, Any], backend: Backend, ranges: list[Range],
     return definition.prepare(backend, probe).metric_definitions
 
 
-def child_request(params: dict[str, Any], name: str, tuned: dict[str, str], metric: str, *,
-                  tuning_arn: str, watched: bool = False) -> dict[str, Any]:
-    """The CreateTrainingJob request of one child job of a tuning job (``watched``: the tuner
-    stops children on their intermediate metrics, so the runner reports them promptly)."""
-    job = dict(params["TrainingJobDefinition"])
-    static = job.pop("StaticHyperParameters", None) or {}
-    resources = job.pop("HyperParameterTuningResourceConfig", None)
-    for key in ("DefinitionName", "TuningObjective", "HyperParameterRanges"):
-        job.pop(key, None)
-    if "ResourceConfig" not in job:
-        resources = dict(resources or {})
-        resources.pop("AllocationStrategy", None)
-        resources.pop("InstanceConfigs", None)
-        resources.setdefault("InstanceType", "ml.m5.large")
-        resources.setdefault("InstanceCount", 1)
-        resources.setdefault("VolumeSizeInGB", 30)
-        job["ResourceConfig"] = resources
-    request = {**job, "TrainingJobName": name,
-               "HyperParameters": {**static, **tuned, "_tuning_objective_metric": metric},
-               "Tags": params.get("Tags") or []}
-    if tuning_arn:
-        request["TuningJobArn"] = tuning_arn
-    if watched:
-        request["OpensageRunner"] = {"prompt_metrics": True}
-    return request
-
-
 def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any],
                      ranges: list[Range]) -> dict[str, Any]:
     """AWS's Hyperband rules; answers the Plan's Hyperband fields.
@@ -497,117 +394,3 @@ def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any]
             f"HyperbandStrategyConfig.MinResource ({min_resource}) must be less than "
             f"MaxResource ({max_resource}).")
     return {"min_resource": min_resource, "max_resource": max_resource, "resource_key": key}
-
-
-# -- warm start --------------------------------------------------------------------------------
-MAX_PARENTS = 5
-MAX_WARM_START_CHANGES = 10
-_PARENT_TERMINAL = ("Completed", "Stopped", "Failed")
-_TRIAL_KEYS = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
-               "TrainingEndTime", "TrainingJobStatus", "TunedHyperParameters", "ObjectiveStatus",
-               "Objective")
-
-
-def _check_warm_start(backend: Backend, params: dict[str, Any],
-                      ranges: list[Range]) -> list[dict[str, Any]]:
-    """AWS's warm-start rules; answers the parents' trials that produced an objective, each
-    with ``Point``: its value of every range of this job (from the parent's tuned or static
-    hyperparameters), or None where the point is outside this job's ranges.
-
-    Every type: at most 5 distinct parents, each existing and ended, with the same objective
-    metric and type; the same hyperparameter names (static plus tuned) as each parent; a
-    hyperparameter tuned in both keeps its range type; at most 10 changes (tuned in the parent
-    but static here, or a static value changed). ``IdenticalDataAndAlgorithm`` also needs the
-    same algorithm (image) and the same input data. Parents' own parents are not used (warm
-    start is not recursive)."""
-    warm = params["WarmStartConfig"]
-    kind = warm["WarmStartType"]
-    names = [p["HyperParameterTuningJobName"] for p in warm["ParentHyperParameterTuningJobs"]]
-    if not 1 <= len(names) <= MAX_PARENTS:
-        raise ValidationException(
-            f"WarmStartConfig.ParentHyperParameterTuningJobs must list 1 to {MAX_PARENTS} "
-            f"tuning jobs; got {len(names)}.")
-    if len({n.lower() for n in names}) != len(names):
-        raise ValidationException("WarmStartConfig.ParentHyperParameterTuningJobs lists a "
-                                  "tuning job more than once.")
-    if params["HyperParameterTuningJobName"].lower() in {n.lower() for n in names}:
-        raise ValidationException("A tuning job cannot be its own warm-start parent.")
-    config = params["HyperParameterTuningJobConfig"]
-    objective = config["HyperParameterTuningJobObjective"]
-    job = params["TrainingJobDefinition"]
-    static = {k: str(v) for k, v in (job.get("StaticHyperParameters") or {}).items()
-              if k != "_tuning_objective_metric"}
-    kinds_here = {r.name: r.kind for r in ranges}
-    found: list[dict[str, Any]] = []
-    for name in names:
-        row = backend.resources.get(kinds.TUNING_JOB.name, name)
-        if row is None:
-            raise ValidationException(
-                f"The warm-start parent hyperparameter tuning job {name} does not exist.")
-        parent = row.body
-        status = parent["HyperParameterTuningJobStatus"]
-        if status not in _PARENT_TERMINAL:
-            raise ValidationException(
-                f"The warm-start parent hyperparameter tuning job {name} is {status}: a parent "
-                f"must have ended ({', '.join(_PARENT_TERMINAL)}).")
-        parent_job = parent.get("TrainingJobDefinition") or {}
-        theirs = parent["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
-        if (theirs["MetricName"], theirs["Type"]) != (objective["MetricName"], objective["Type"]):
-            raise ValidationException(
-                f"The objective ({objective['Type']} {objective['MetricName']}) must be the "
-                f"warm-start parent {name}'s ({theirs['Type']} {theirs['MetricName']}).")
-        parent_static = {k: str(v) for k, v in
-                         (parent_job.get("StaticHyperParameters") or {}).items()
-                         if k != "_tuning_objective_metric"}
-        parent_ranges = {r.name: r.kind for r in ranges_of(
-            parent["HyperParameterTuningJobConfig"].get("ParameterRanges"))}
-        mine, theirs_names = set(static) | set(kinds_here), set(parent_static) | set(parent_ranges)
-        if mine != theirs_names:
-            diff = sorted(mine ^ theirs_names)
-            raise ValidationException(
-                f"A warm-start tuning job must have the same hyperparameters (static plus "
-                f"tuned) as its parent {name}; these differ: {', '.join(diff)}.")
-        for hp, hp_kind in kinds_here.items():
-            if parent_ranges.get(hp, hp_kind) != hp_kind:
-                raise ValidationException(
-                    f"The hyperparameter {hp!r} is a {parent_ranges[hp].lower()} range in the "
-                    f"warm-start parent {name}; it cannot become a {hp_kind.lower()} range.")
-        changes = sum(hp in parent_ranges for hp in static) + sum(
-            hp in parent_static and parent_static[hp] != value for hp, value in static.items())
-        if changes > MAX_WARM_START_CHANGES:
-            raise ValidationException(
-                f"A warm-start tuning job may make at most {MAX_WARM_START_CHANGES} changes to "
-                f"its parent {name}'s static hyperparameters; it makes {changes}.")
-        if kind == "IdenticalDataAndAlgorithm":
-            _check_identical(name, job, parent_job)
-        by_name = {r.name: r for r in ranges}
-        for trial in parent["OpensageTuning"]["Trials"]:
-            if trial.get("ObjectiveStatus") != "Succeeded":
-                continue
-            values = {**parent_static, **trial["TunedHyperParameters"]}
-            point = {hp: values[hp] for hp in by_name if hp in values}
-            fits = len(point) == len(by_name) and all(
-                by_name[hp].contains(v) for hp, v in point.items())
-            found.append({**{k: trial.get(k) for k in _TRIAL_KEYS},
-                          "TuningJobName": parent["HyperParameterTuningJobName"],
-                          "Point": point if fits else None})
-    return found
-
-
-def _check_identical(name: str, job: dict[str, Any], parent_job: dict[str, Any]) -> None:
-    def image(d: dict[str, Any]) -> Any:
-        spec = d.get("AlgorithmSpecification") or {}
-        return spec.get("TrainingImage") or spec.get("AlgorithmName")
-
-    def data(d: dict[str, Any]) -> Any:
-        return sorted((c["ChannelName"], repr(c.get("DataSource"))) for c in
-                      d.get("InputDataConfig") or [])
-
-    if image(job) != image(parent_job):
-        raise ValidationException(
-            f"IdenticalDataAndAlgorithm warm start needs the parent {name}'s training image "
-            f"({image(parent_job)}); got {image(job)}.")
-    if data(job) != data(parent_job):
-        raise ValidationException(
-            f"IdenticalDataAndAlgorithm warm start needs the parent {name}'s input data "
-            "(InputDataConfig channels and data sources); use TransferLearning to change it.")
