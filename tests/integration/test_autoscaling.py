@@ -8,7 +8,7 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.integration.test_endpoints import FAST, _backend, csv_rows, deploy, make_model
+from tests.integration.test_endpoints import FAST, _services, csv_rows, deploy, make_model
 
 RESOURCE = "endpoint/scaled/variant/AllTraffic"
 DIMENSION = "sagemaker:variant:DesiredInstanceCount"
@@ -60,7 +60,7 @@ def test_weights_capacities_and_target_tracking_scale_out_and_in(sm, s3, client,
                                            "SageMakerVariantInvocationsPerInstance"}})
     assert no_target.value.response["Error"]["Code"] == "ObjectNotFoundException"
 
-    scaler = _backend(server).autoscaling
+    scaler = _services(server).autoscaling
     scaler.set_interval(0.3, window=2.0)
     try:
         arn = aas.register_scalable_target(

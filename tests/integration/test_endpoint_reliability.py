@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import numpy as np
 from botocore.exceptions import ClientError
 
-from tests.integration.test_endpoints import FAST, _backend, csv_rows, deploy, make_model
+from tests.integration.test_endpoints import FAST, _services, csv_rows, deploy, make_model
 from tests.integration.test_training_jobs import BUCKET, ROLE, XGB_IMAGE
 
 
@@ -49,7 +49,7 @@ def test_a_crashed_instance_is_replaced_and_the_endpoint_keeps_serving(sm, s3, c
     expected = predict(booster, rows)
     np.testing.assert_array_equal(invoke(runtime, "crash", rows), expected)
 
-    live = _backend(server).endpoints._live["crash"]
+    live = _services(server).endpoints._live["crash"]
     [dead] = live.workers
     kill_worker(dead)
     killed = time.monotonic()
@@ -83,7 +83,7 @@ def test_a_crashed_instance_is_replaced_and_the_endpoint_keeps_serving(sm, s3, c
     sm.update_endpoint_weights_and_capacities(EndpointName="crash", DesiredWeightsAndCapacities=[
         {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}])
     sm.get_waiter("endpoint_in_service").wait(EndpointName="crash", WaiterConfig=FAST)
-    live = _backend(server).endpoints._live["crash"]
+    live = _services(server).endpoints._live["crash"]
     assert len(live.workers) == 2
     kill_worker(live.workers[0])
     deadline = time.monotonic() + 3

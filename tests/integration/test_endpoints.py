@@ -150,7 +150,7 @@ def test_endpoint_serves_predictions_answers_errors_and_stops_on_delete(
         time.sleep(0.2)
     assert total == 5  # 2 answered + 3 refused by the model; ValidationErrors never routed
 
-    live = _backend(server).endpoints._live["xgb-ep"]
+    live = _services(server).endpoints._live["xgb-ep"]
     [worker] = live.workers
     sm.delete_endpoint(EndpointName="xgb-ep")
     assert port_refuses(worker.port)
@@ -162,11 +162,11 @@ def test_endpoint_serves_predictions_answers_errors_and_stops_on_delete(
     assert gone.value.response["Error"]["Code"] == "ValidationError"
 
 
-def _backend(server) -> Any:
+def _services(server) -> Any:
     app = server.server.config.loaded_app
     while not hasattr(app, "state"):  # uvicorn wraps the Starlette app in middleware
         app = app.app
-    return app.state.backend
+    return app.state.services
 
 
 def test_a_model_that_fails_to_load_fails_the_endpoint_and_an_update_rolls_back(sm, s3,
@@ -264,7 +264,7 @@ def test_restart_brings_in_service_endpoints_back(tmp_path):
         deploy(sm, s3, "keep", artifact)
         sm.create_endpoint(EndpointName="keep", EndpointConfigName="keep")
         sm.get_waiter("endpoint_in_service").wait(EndpointName="keep", WaiterConfig=FAST)
-        [worker] = _backend(first).endpoints._live["keep"].workers
+        [worker] = _services(first).endpoints._live["keep"].workers
     finally:
         first.stop()
     assert port_refuses(worker.port, timeout=5)  # a clean shutdown stops the workers

@@ -186,10 +186,11 @@ def test_sdk_transformer_transform_and_wait(sdk_env, sm, s3):
 
 
 def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
-    from opensage.services.backend import Backend
+    from opensage.services.wiring import build_services
     from opensage.settings import Settings
 
-    backend = Backend.create(Settings(data_dir=tmp_path, port=0))
+    services = build_services(Settings(data_dir=tmp_path, port=0))
+    ctx = services.context
     try:
         kinds = "transform-job"
         body = {"TransformJobName": "left", "ModelName": "m", "TransformJobStatus": "InProgress",
@@ -197,27 +198,27 @@ def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
                     "S3DataType": "S3Prefix", "S3Uri": "s3://b/in"}}},
                 "TransformOutput": {"S3OutputPath": "s3://b/out"},
                 "_Container": {"Image": "example.com/not-a-builtin:1"}}
-        backend.resources.create(kinds, "left", backend.arn("transform-job/left"), body,
-                                 now=0, status="InProgress")
-        backend.resources.create(kinds, "stopping", backend.arn("transform-job/stopping"),
-                                 dict(body, TransformJobName="stopping"), now=0,
-                                 status="Stopping")
-        backend.transform.start()
+        ctx.resources.create(kinds, "left", ctx.arn("transform-job/left"), body,
+                             now=0, status="InProgress")
+        ctx.resources.create(kinds, "stopping", ctx.arn("transform-job/stopping"),
+                             dict(body, TransformJobName="stopping"), now=0,
+                             status="Stopping")
+        services.transform.start()
         deadline = time.monotonic() + 10
-        while backend.resources.get(kinds, "left").status == "InProgress":
+        while ctx.resources.get(kinds, "left").status == "InProgress":
             assert time.monotonic() < deadline
             time.sleep(0.02)
-        left = backend.resources.get(kinds, "left").body
+        left = ctx.resources.get(kinds, "left").body
         assert left["TransformJobStatus"] == "Failed"
         assert "not-a-builtin" in left["FailureReason"]
-        assert backend.resources.get(kinds, "stopping").status == "Stopped"
+        assert ctx.resources.get(kinds, "stopping").status == "Stopped"
 
         # a shutdown mid-job leaves it InProgress; the next start runs it to completion
         artifact, booster, x = make_model(seed=3)
-        backend.objects.create_bucket("bkt")
-        backend.objects.put_object("bkt", "model.tar.gz", artifact)
-        backend.objects.put_object("bkt", "in/x.csv", csv_rows(x).encode())
-        backend.resources.create(kinds, "resumed", backend.arn("transform-job/resumed"), dict(
+        ctx.objects.create_bucket("bkt")
+        ctx.objects.put_object("bkt", "model.tar.gz", artifact)
+        ctx.objects.put_object("bkt", "in/x.csv", csv_rows(x).encode())
+        ctx.resources.create(kinds, "resumed", ctx.arn("transform-job/resumed"), dict(
             body, TransformJobName="resumed", TransformInput={
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
                                                 "S3Uri": "s3://bkt/in"}},
@@ -225,26 +226,27 @@ def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
             TransformOutput={"S3OutputPath": "s3://bkt/out", "AssembleWith": "Line"},
             _Container={"Image": XGB_IMAGE, "ModelDataUrl": "s3://bkt/model.tar.gz"}),
             now=0, status="InProgress")
-        backend.transform.start()
-        backend.transform.close()
-        assert backend.resources.get(kinds, "resumed").status == "InProgress"
+        services.transform.start()
+        services.transform.close()
+        assert ctx.resources.get(kinds, "resumed").status == "InProgress"
     finally:
-        backend.transform.close()
-        backend.db.dispose()
-    backend = Backend.create(Settings(data_dir=tmp_path, port=0))
+        services.transform.close()
+        ctx.db.dispose()
+    services = build_services(Settings(data_dir=tmp_path, port=0))
+    ctx = services.context
     try:
-        backend.transform.start()
+        services.transform.start()
         deadline = time.monotonic() + 30
-        while backend.resources.get(kinds, "resumed").status == "InProgress":
+        while ctx.resources.get(kinds, "resumed").status == "InProgress":
             assert time.monotonic() < deadline
             time.sleep(0.05)
-        assert backend.resources.get(kinds, "resumed").status == "Completed"
-        got = np.array(backend.objects.read_object("bkt", "out/x.csv.out").split(),
+        assert ctx.resources.get(kinds, "resumed").status == "Completed"
+        got = np.array(ctx.objects.read_object("bkt", "out/x.csv.out").split(),
                        dtype=np.float32)
         np.testing.assert_array_equal(got, predict(booster, x))
     finally:
-        backend.transform.close()
-        backend.db.dispose()
+        services.transform.close()
+        ctx.db.dispose()
 
 
 def test_jsonpath_recordio_naming_and_response_splitting():

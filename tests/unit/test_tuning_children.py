@@ -4,8 +4,6 @@ instead of batching them, so a rung or the median rule acts rounds earlier."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 
 from opensage.services.training.definition import Prepared, describe_body, training_spec
@@ -27,9 +25,8 @@ DEFINITION = {
 def test_a_watched_childs_spec_asks_for_prompt_metrics(watched):
     request = child_request({"TrainingJobDefinition": DEFINITION}, "tune-001-abc", {"eta": "0.1"},
                             "validation:rmse", tuning_arn="arn:tuning", watched=watched)
-    backend = SimpleNamespace(settings=SimpleNamespace(region="us-east-1"))
-    body = describe_body(backend, request, "arn:job", Prepared("opensage.algorithms.xgboost",
-                                                               None, []), 0.0)
-    spec = training_spec(backend, body)
+    body = describe_body(request, "arn:job", Prepared("opensage.algorithms.xgboost", None, []),
+                         0.0)
+    spec = training_spec(body, region="us-east-1")
     assert spec.prompt_metrics is watched
     assert spec.hyperparameters["_tuning_objective_metric"] == "validation:rmse"

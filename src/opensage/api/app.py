@@ -19,6 +19,7 @@ from opensage.api import (
     logs_handlers,
     sagemaker_handlers,
     sts,
+    training_handlers,
     transform_handlers,
     tuning_handlers,
 )
@@ -28,13 +29,15 @@ from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.runtime import RuntimeApi
 from opensage.api.s3 import S3Api
 from opensage.errors import AwsError
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
 
 ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
 
 
-def build_services(backend: Backend) -> dict[str, Any]:
+def build_protocols(services: Services) -> dict[str, Any]:
+    """The handler of each served AWS service (protocol), by the name the router gives it."""
+    settings = services.context.settings
     session = botocore.session.get_session()
     sagemaker = session.get_service_model("sagemaker")
     logs = session.get_service_model("logs")
@@ -42,39 +45,39 @@ def build_services(backend: Backend) -> dict[str, Any]:
     autoscaling = session.get_service_model("application-autoscaling")
     return {
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
-                                                            tuning_handlers, endpoint_handlers,
-                                                            transform_handlers),
-                                backend),
-        "logs": RpcService(logs, collect_handlers(logs, logs_handlers), backend),
+                                                            training_handlers, tuning_handlers,
+                                                            endpoint_handlers, transform_handlers),
+                                services),
+        "logs": RpcService(logs, collect_handlers(logs, logs_handlers), services),
         "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),
-                                 backend, CborCodec(cloudwatch)),
+                                 services, CborCodec(cloudwatch)),
         "cloudwatch-json": RpcService(cloudwatch, collect_handlers(cloudwatch,
-                                                                   cloudwatch_handlers), backend),
-        "sts": sts.StsApi(session.get_service_model("sts"), backend),
-        "iam": sts.IamApi(session.get_service_model("iam"), backend),
-        "s3": S3Api(backend),
-        "sagemaker-runtime": RuntimeApi(backend),
+                                                                   cloudwatch_handlers), services),
+        "sts": sts.StsApi(session.get_service_model("sts"), settings),
+        "iam": sts.IamApi(session.get_service_model("iam"), settings),
+        "s3": S3Api(services.context.objects, settings),
+        "sagemaker-runtime": RuntimeApi(services.endpoints, settings),
         "application-autoscaling": RpcService(autoscaling, collect_handlers(
-            autoscaling, autoscaling_handlers), backend),
+            autoscaling, autoscaling_handlers), services),
     }
 
 
 def create_app(settings: Settings) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        backend = Backend.create(settings)
-        backend.start()
-        app.state.backend = backend
-        app.state.services = build_services(backend)
+        services = build_services(settings)
+        services.start()
+        app.state.services = services
+        app.state.protocols = build_protocols(services)
         try:
             yield
         finally:
-            backend.close()
+            services.close()
 
     async def dispatch(request: Request) -> Response:
         path = request.url.path
         service = identify_service(request.method, path, request.headers, request.query_params)
-        handler = request.app.state.services.get(service)
+        handler = request.app.state.protocols.get(service)
         if handler is None:
             return JSONResponse({"__type": "UnknownServiceException",
                                  "message": f"opensage does not serve {service} yet"}, 400)
@@ -84,7 +87,7 @@ def create_app(settings: Settings) -> Starlette:
     async def reset(request: Request) -> Response:
         if not settings.enable_reset:
             return JSONResponse({"message": "Not Found"}, 404)
-        request.app.state.backend.reset()
+        request.app.state.services.reset()
         return JSONResponse({"reset": True})
 
     async def interrupt(request: Request) -> Response:
@@ -92,7 +95,7 @@ def create_app(settings: Settings) -> Starlette:
         if not settings.enable_reset:
             return JSONResponse({"message": "Not Found"}, 404)
         try:
-            request.app.state.backend.training.interrupt(request.path_params["name"])
+            request.app.state.services.training.interrupt(request.path_params["name"])
         except AwsError as err:
             return JSONResponse({"__type": err.code, "message": err.message}, err.status)
         return JSONResponse({"interrupted": request.path_params["name"]})

@@ -1,37 +1,37 @@
-"""Application Auto Scaling handlers (the service is ``backend.autoscaling``)."""
+"""Application Auto Scaling handlers (the service is ``services.autoscaling``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
-def register_scalable_target(backend: Backend, params: Params) -> Params:
-    return {"ScalableTargetARN": backend.autoscaling.register(params)}
+def register_scalable_target(services: Services, params: Params) -> Params:
+    return {"ScalableTargetARN": services.autoscaling.register(params)}
 
 
-def describe_scalable_targets(backend: Backend, params: Params) -> Params:
-    return backend.autoscaling.describe_targets(params)
+def describe_scalable_targets(services: Services, params: Params) -> Params:
+    return services.autoscaling.describe_targets(params)
 
 
-def deregister_scalable_target(backend: Backend, params: Params) -> None:
-    backend.autoscaling.deregister(params)
+def deregister_scalable_target(services: Services, params: Params) -> None:
+    services.autoscaling.deregister(params)
 
 
-def put_scaling_policy(backend: Backend, params: Params) -> Params:
-    return backend.autoscaling.put_policy(params)
+def put_scaling_policy(services: Services, params: Params) -> Params:
+    return services.autoscaling.put_policy(params)
 
 
-def describe_scaling_policies(backend: Backend, params: Params) -> Params:
-    return backend.autoscaling.describe_policies(params)
+def describe_scaling_policies(services: Services, params: Params) -> Params:
+    return services.autoscaling.describe_policies(params)
 
 
-def delete_scaling_policy(backend: Backend, params: Params) -> None:
-    backend.autoscaling.delete_policy(params)
+def delete_scaling_policy(services: Services, params: Params) -> None:
+    services.autoscaling.delete_policy(params)
 
 
-def describe_scaling_activities(backend: Backend, params: Params) -> Params:
-    return backend.autoscaling.describe_activities(params)
+def describe_scaling_activities(services: Services, params: Params) -> Params:
+    return services.autoscaling.describe_activities(params)

@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from opensage.errors import InvalidParameterCombination, InvalidParameterValue
-from opensage.services.backend import Backend
 from opensage.services.metrics import aggregate
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
-def put_metric_data(backend: Backend, params: Params) -> None:
-    now = backend.now()
+def put_metric_data(services: Services, params: Params) -> None:
+    now = services.context.now()
     points = []
     for datum in params["MetricData"]:
         when = datum["Timestamp"].timestamp() if datum.get("Timestamp") else now
@@ -23,10 +23,10 @@ def put_metric_data(backend: Backend, params: Params) -> None:
         for value, count in zip(datum.get("Values") or [], datum.get("Counts") or
                                 [1.0] * len(datum.get("Values") or []), strict=False):
             points += [(datum["MetricName"], dims, when, value, unit)] * int(count)
-    backend.metrics.put(params["Namespace"], points)
+    services.context.metrics.put(params["Namespace"], points)
 
 
-def get_metric_statistics(backend: Backend, params: Params) -> Params:
+def get_metric_statistics(services: Services, params: Params) -> Params:
     statistics = params.get("Statistics") or []
     extended = params.get("ExtendedStatistics") or []
     if not statistics and not extended:
@@ -35,8 +35,8 @@ def get_metric_statistics(backend: Backend, params: Params) -> Params:
     start, end = params["StartTime"].timestamp(), params["EndTime"].timestamp()
     if end <= start:
         raise InvalidParameterValue("The parameter StartTime must be less than EndTime.")
-    points = backend.metrics.series(params["Namespace"], params["MetricName"],
-                                    params.get("Dimensions") or [], start, end)
+    points = services.context.metrics.series(params["Namespace"], params["MetricName"],
+                                             params.get("Dimensions") or [], start, end)
     try:
         datapoints = aggregate(points, start, params["Period"], statistics, extended)
     except ValueError as err:
@@ -44,7 +44,7 @@ def get_metric_statistics(backend: Backend, params: Params) -> Params:
     return {"Label": params["MetricName"], "Datapoints": datapoints}
 
 
-def get_metric_data(backend: Backend, params: Params) -> Params:
+def get_metric_data(services: Services, params: Params) -> Params:
     start, end = params["StartTime"].timestamp(), params["EndTime"].timestamp()
     ascending = params.get("ScanBy") == "TimestampAscending"
     results = []
@@ -54,8 +54,8 @@ def get_metric_data(backend: Backend, params: Params) -> Params:
             raise InvalidParameterValue(
                 f"MetricDataQueries {query['Id']!r}: metric math expressions are not supported")
         metric = stat["Metric"]
-        points = backend.metrics.series(metric["Namespace"], metric["MetricName"],
-                                        metric.get("Dimensions") or [], start, end)
+        points = services.context.metrics.series(metric["Namespace"], metric["MetricName"],
+                                                 metric.get("Dimensions") or [], start, end)
         name = stat["Stat"]
         basic = name if name in ("SampleCount", "Average", "Sum", "Minimum", "Maximum") else None
         try:
@@ -74,7 +74,7 @@ def get_metric_data(backend: Backend, params: Params) -> Params:
     return {"MetricDataResults": results, "Messages": []}
 
 
-def list_metrics(backend: Backend, params: Params) -> Params:
-    return {"Metrics": backend.metrics.list_series(params.get("Namespace"),
-                                                   params.get("MetricName"),
-                                                   params.get("Dimensions") or [])}
+def list_metrics(services: Services, params: Params) -> Params:
+    return {"Metrics": services.context.metrics.list_series(params.get("Namespace"),
+                                                            params.get("MetricName"),
+                                                            params.get("Dimensions") or [])}

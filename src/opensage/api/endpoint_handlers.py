@@ -1,37 +1,37 @@
 """SageMaker endpoint handlers: CreateEndpoint, DescribeEndpoint, ListEndpoints,
-UpdateEndpoint, DeleteEndpoint (the service is ``backend.endpoints``)."""
+UpdateEndpoint, DeleteEndpoint (the service is ``services.endpoints``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
-def create_endpoint(backend: Backend, params: Params) -> Params:
-    return {"EndpointArn": backend.endpoints.create(params)}
+def create_endpoint(services: Services, params: Params) -> Params:
+    return {"EndpointArn": services.endpoints.create(params)}
 
 
-def describe_endpoint(backend: Backend, params: Params) -> Params:
-    return backend.endpoints.describe(params["EndpointName"])
+def describe_endpoint(services: Services, params: Params) -> Params:
+    return services.endpoints.describe(params["EndpointName"])
 
 
-def list_endpoints(backend: Backend, params: Params) -> Params:
-    return backend.endpoints.list(params)
+def list_endpoints(services: Services, params: Params) -> Params:
+    return services.endpoints.list(params)
 
 
-def update_endpoint(backend: Backend, params: Params) -> Params:
-    return {"EndpointArn": backend.endpoints.update(params)}
+def update_endpoint(services: Services, params: Params) -> Params:
+    return {"EndpointArn": services.endpoints.update(params)}
 
 
-def delete_endpoint(backend: Backend, params: Params) -> None:
-    backend.endpoints.delete(params["EndpointName"])
+def delete_endpoint(services: Services, params: Params) -> None:
+    services.endpoints.delete(params["EndpointName"])
 
 
 # -- UpdateEndpointWeightsAndCapacities (added with autoscaling) ---------------------------
-def update_endpoint_weights_and_capacities(backend: Backend, params: Params) -> Params:
-    arn, _ = backend.endpoints.set_capacities(params["EndpointName"],
-                                              params["DesiredWeightsAndCapacities"])
+def update_endpoint_weights_and_capacities(services: Services, params: Params) -> Params:
+    arn, _ = services.endpoints.set_capacities(params["EndpointName"],
+                                               params["DesiredWeightsAndCapacities"])
     return {"EndpointArn": arn}

@@ -9,12 +9,11 @@ from typing import Any
 
 from opensage.errors import InvalidParameterException
 from opensage.services.logs import MAX_EVENTS, LogService
+from opensage.services.wiring import Services
 
 
-def _logs(backend: Any) -> LogService:
-    # The Backend's own instance (shared with the training runner) when it has one.
-    logs = getattr(backend, "logs", None)
-    return logs if isinstance(logs, LogService) else LogService(backend.db, backend.settings)
+def _logs(services: Services) -> LogService:
+    return services.context.logs
 
 
 def _group(params: dict[str, Any]) -> str:
@@ -31,47 +30,47 @@ def _group(params: dict[str, Any]) -> str:
     return str(identifier)
 
 
-def create_log_group(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).create_group(params["logGroupName"], tags=params.get("tags"),
-                                kms_key_id=params.get("kmsKeyId"),
-                                log_group_class=params.get("logGroupClass"))
+def create_log_group(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).create_group(params["logGroupName"], tags=params.get("tags"),
+                                 kms_key_id=params.get("kmsKeyId"),
+                                 log_group_class=params.get("logGroupClass"))
     return {}
 
 
-def delete_log_group(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).delete_group(params["logGroupName"])
+def delete_log_group(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).delete_group(params["logGroupName"])
     return {}
 
 
-def describe_log_groups(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    groups, token = _logs(backend).describe_groups(
+def describe_log_groups(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    groups, token = _logs(services).describe_groups(
         prefix=params.get("logGroupNamePrefix"), pattern=params.get("logGroupNamePattern"),
         limit=params.get("limit", 50), token=params.get("nextToken"))
     return {"logGroups": groups, "nextToken": token}
 
 
-def put_retention_policy(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).set_retention(params["logGroupName"], params["retentionInDays"])
+def put_retention_policy(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).set_retention(params["logGroupName"], params["retentionInDays"])
     return {}
 
 
-def delete_retention_policy(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).set_retention(params["logGroupName"], None)
+def delete_retention_policy(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).set_retention(params["logGroupName"], None)
     return {}
 
 
-def create_log_stream(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).create_stream(params["logGroupName"], params["logStreamName"])
+def create_log_stream(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).create_stream(params["logGroupName"], params["logStreamName"])
     return {}
 
 
-def delete_log_stream(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    _logs(backend).delete_stream(params["logGroupName"], params["logStreamName"])
+def delete_log_stream(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    _logs(services).delete_stream(params["logGroupName"], params["logStreamName"])
     return {}
 
 
-def describe_log_streams(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    streams, token = _logs(backend).describe_streams(
+def describe_log_streams(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    streams, token = _logs(services).describe_streams(
         _group(params), prefix=params.get("logStreamNamePrefix"),
         order_by=params.get("orderBy", "LogStreamName"),
         descending=params.get("descending", False), limit=params.get("limit", 50),
@@ -79,8 +78,8 @@ def describe_log_streams(backend: Any, params: dict[str, Any]) -> dict[str, Any]
     return {"logStreams": streams, "nextToken": token}  # no token on the last page
 
 
-def put_log_events(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    logs = _logs(backend)
+def put_log_events(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    logs = _logs(services)
     rejected = logs.put_events(params["logGroupName"], params["logStreamName"],
                                params["logEvents"])
     # The sequence token is ignored by AWS nowadays but still returned.
@@ -88,15 +87,15 @@ def put_log_events(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
             "rejectedLogEventsInfo": rejected or None}
 
 
-def get_log_events(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    return _logs(backend).get_events(
+def get_log_events(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    return _logs(services).get_events(
         _group(params), params["logStreamName"], start_time=params.get("startTime"),
         end_time=params.get("endTime"), limit=params.get("limit", MAX_EVENTS),
         start_from_head=params.get("startFromHead", False), token=params.get("nextToken"))
 
 
-def filter_log_events(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    events, token = _logs(backend).filter_events(
+def filter_log_events(services: Services, params: dict[str, Any]) -> dict[str, Any]:
+    events, token = _logs(services).filter_events(
         _group(params), stream_names=params.get("logStreamNames"),
         stream_prefix=params.get("logStreamNamePrefix"), start_time=params.get("startTime"),
         end_time=params.get("endTime"), pattern=params.get("filterPattern"),

@@ -9,7 +9,10 @@ from typing import Any
 from botocore import xform_name
 from botocore.model import ServiceModel
 
-Handler = Callable[[Any, dict[str, Any]], dict[str, Any] | None]
+from opensage.services.wiring import Services
+
+# A handler gets the server's services and the validated params; answers the output (or None).
+Handler = Callable[[Services, dict[str, Any]], dict[str, Any] | None]
 
 
 def collect_handlers(model: ServiceModel, *modules: ModuleType) -> dict[str, Handler]:

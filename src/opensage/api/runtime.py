@@ -22,8 +22,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from opensage.errors import AwsError, ModelError, NotImplementedOperation, ValidationError
-from opensage.services.backend import Backend
+from opensage.services.endpoints import EndpointService
 from opensage.serving.client import WorkerPool, WorkerTimeout, WorkerUnavailable
+from opensage.settings import Settings
 
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6 MiB, InvokeEndpoint's BodyBlob limit
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
@@ -34,8 +35,9 @@ RETRY_SECONDS = 10.0  # how long a request may wait for an instance to replace a
 
 
 class RuntimeApi:
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
+    def __init__(self, endpoints: EndpointService, settings: Settings) -> None:
+        self.endpoints = endpoints
+        self.settings = settings
         self._pools: dict[str, tuple[Any, WorkerPool]] = {}
 
     async def __call__(self, request: Request) -> Response:
@@ -57,7 +59,7 @@ class RuntimeApi:
         body = await request.body()
         if len(body) > MAX_PAYLOAD:
             raise ValidationError(_too_large(len(body)))
-        endpoints = self.backend.endpoints
+        endpoints = self.endpoints
         variant, worker = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
         sent = time.perf_counter()
@@ -99,7 +101,7 @@ class RuntimeApi:
         """An instance to retry on, once one is up; None after ``deadline``."""
         delay = 0.01
         while True:
-            worker = self.backend.endpoints.reroute(name, variant, failed)
+            worker = self.endpoints.reroute(name, variant, failed)
             if worker is not None or time.perf_counter() >= deadline:
                 return worker
             await asyncio.sleep(delay)
@@ -118,7 +120,7 @@ class RuntimeApi:
         return pool
 
     def _model_error(self, name: str, variant: str, status: int, message: str) -> ModelError:
-        settings = self.backend.settings
+        settings = self.settings
         region, account = settings.region, settings.account_id
         side = "client" if status < 500 else "server"
         group = f"/aws/sagemaker/Endpoints/{name}"
@@ -127,7 +129,7 @@ class RuntimeApi:
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#logEventViewer:group={group} in account {account} for more information.")
         err.fields.update(OriginalStatusCode=status, OriginalMessage=message,  # type: ignore[arg-type]
-                          LogStreamArn=self.backend.endpoints.log_stream_arn(name, variant))
+                          LogStreamArn=self.endpoints.log_stream_arn(name, variant))
         return err
 
 

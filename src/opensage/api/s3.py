@@ -37,6 +37,7 @@ from opensage.errors import (
     S3Error,
     S3NotImplemented,
 )
+from opensage.settings import Settings
 from opensage.store import checksums
 from opensage.store.objects import (
     CHUNK,
@@ -87,12 +88,11 @@ class S3Api:
     _ids = itertools.count(1)
     _id_prefix = f"{os.getpid() & 0xFFFF:04X}{int.from_bytes(os.urandom(2)):04X}"
 
-    def __init__(self, backend: Any) -> None:
-        self.backend = backend
-        self.store: ObjectStore = backend.objects
-        self.account: str = backend.settings.account_id
-        self.region: str = backend.settings.region
-        self.max_bytes: int = backend.settings.max_request_bytes
+    def __init__(self, store: ObjectStore, settings: Settings) -> None:
+        self.store = store
+        self.account: str = settings.account_id
+        self.region: str = settings.region
+        self.max_bytes: int = settings.max_request_bytes
 
     async def __call__(self, request: Request) -> Response:
         rid = f"{self._id_prefix}{next(self._ids) & 0xFFFFFFFF:08X}"  # unique, not secret

@@ -1,4 +1,5 @@
-"""SageMaker operation handlers: each takes validated params, calls a service, returns a dict.
+"""SageMaker model, endpoint configuration, tag and search handlers: each takes validated
+params, calls a service, returns a dict.
 
 Registered by name (``create_model`` serves ``CreateModel``); operations with no function
 here answer ``NotImplementedException`` naming the operation.
@@ -8,85 +9,64 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensage.services import hosting, kinds, tagging
+from opensage.services import crud, kinds, models, tagging
 from opensage.services import search as search_service
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
 # -- models ---------------------------------------------------------------------------------
-def create_model(backend: Backend, params: Params) -> Params:
-    return {"ModelArn": hosting.create_model(backend, params).arn}
+def create_model(services: Services, params: Params) -> Params:
+    return {"ModelArn": models.create_model(services.context, params).arn}
 
 
-def describe_model(backend: Backend, params: Params) -> Params:
-    return hosting.load(backend, kinds.MODEL, params["ModelName"]).body
+def describe_model(services: Services, params: Params) -> Params:
+    return crud.load(services.context, kinds.MODEL, params["ModelName"]).body
 
 
-def delete_model(backend: Backend, params: Params) -> None:
-    hosting.remove(backend, kinds.MODEL, params["ModelName"])
+def delete_model(services: Services, params: Params) -> None:
+    crud.remove(services.context, kinds.MODEL, params["ModelName"])
 
 
-def list_models(backend: Backend, params: Params) -> Params:
-    return hosting.summaries(backend, kinds.MODEL, params, key="Models", fields={
+def list_models(services: Services, params: Params) -> Params:
+    return crud.summaries(services.context, kinds.MODEL, params, key="Models", fields={
         "ModelName": "ModelName", "ModelArn": "ModelArn", "CreationTime": "CreationTime"})
 
 
 # -- endpoint configurations -----------------------------------------------------------------
-def create_endpoint_config(backend: Backend, params: Params) -> Params:
-    return {"EndpointConfigArn": hosting.create_endpoint_config(backend, params).arn}
+def create_endpoint_config(services: Services, params: Params) -> Params:
+    return {"EndpointConfigArn": models.create_endpoint_config(services.context, params).arn}
 
 
-def describe_endpoint_config(backend: Backend, params: Params) -> Params:
-    return hosting.load(backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+def describe_endpoint_config(services: Services, params: Params) -> Params:
+    return crud.load(services.context, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
 
 
-def delete_endpoint_config(backend: Backend, params: Params) -> None:
-    hosting.remove(backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"])
+def delete_endpoint_config(services: Services, params: Params) -> None:
+    crud.remove(services.context, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"])
 
 
-def list_endpoint_configs(backend: Backend, params: Params) -> Params:
-    return hosting.summaries(backend, kinds.ENDPOINT_CONFIG, params, key="EndpointConfigs",
-                             fields={"EndpointConfigName": "EndpointConfigName",
+def list_endpoint_configs(services: Services, params: Params) -> Params:
+    return crud.summaries(services.context, kinds.ENDPOINT_CONFIG, params, key="EndpointConfigs",
+                          fields={"EndpointConfigName": "EndpointConfigName",
                                      "EndpointConfigArn": "EndpointConfigArn",
                                      "CreationTime": "CreationTime"})
 
 
 # -- tags -----------------------------------------------------------------------------------
-def add_tags(backend: Backend, params: Params) -> Params:
-    return {"Tags": tagging.add_tags(backend, params["ResourceArn"], params["Tags"])}
+def add_tags(services: Services, params: Params) -> Params:
+    return {"Tags": tagging.add_tags(services.context, params["ResourceArn"], params["Tags"])}
 
 
-def list_tags(backend: Backend, params: Params) -> Params:
-    return tagging.list_tags(backend, params)
+def list_tags(services: Services, params: Params) -> Params:
+    return tagging.list_tags(services.context, params)
 
 
-def delete_tags(backend: Backend, params: Params) -> None:
-    tagging.delete_tags(backend, params["ResourceArn"], params["TagKeys"])
-
-
-# -- training jobs --------------------------------------------------------------------------
-def create_training_job(backend: Backend, params: Params) -> Params:
-    return {"TrainingJobArn": backend.training.create(params)}
-
-
-def describe_training_job(backend: Backend, params: Params) -> Params:
-    return backend.training.describe(params["TrainingJobName"])
-
-
-def list_training_jobs(backend: Backend, params: Params) -> Params:
-    return backend.training.list(params)
-
-
-def stop_training_job(backend: Backend, params: Params) -> None:
-    backend.training.stop(params["TrainingJobName"])
-
-
-def update_training_job(backend: Backend, params: Params) -> Params:
-    return {"TrainingJobArn": backend.training.update(params)}
+def delete_tags(services: Services, params: Params) -> None:
+    tagging.delete_tags(services.context, params["ResourceArn"], params["TagKeys"])
 
 
 # -- search ---------------------------------------------------------------------------------
-def search(backend: Backend, params: Params) -> Params:
-    return search_service.search(backend, params)
+def search(services: Services, params: Params) -> Params:
+    return search_service.search(services.context, params)

@@ -26,10 +26,11 @@ from starlette.responses import Response
 
 from opensage.api.shapes import decode_input, parse_timestamp
 from opensage.errors import AwsError, InternalFailure, NotImplementedOperation, ValidationException
+from opensage.settings import Settings
 
 log = logging.getLogger(__name__)
 
-QueryHandler = Callable[[Any, dict[str, Any]], dict[str, Any]]
+QueryHandler = Callable[[Settings, dict[str, Any]], dict[str, Any]]
 MAX_FORM_BODY = 1024 * 1024
 ROLE_NAME = "opensage"
 SESSION_NAME = "opensage"
@@ -44,9 +45,9 @@ _SCALARS = {"string", "integer", "long", "boolean", "float", "double", "timestam
 class QueryApi:
     """One query-protocol service: parse the form, validate, call a handler, answer XML."""
 
-    def __init__(self, model: ServiceModel, backend: Any,
+    def __init__(self, model: ServiceModel, settings: Settings,
                  handlers: dict[str, QueryHandler]) -> None:
-        self.model, self.backend, self.handlers = model, backend, handlers
+        self.model, self.settings, self.handlers = model, settings, handlers
         self.namespace = model.metadata["xmlNamespace"]
 
     async def __call__(self, request: Request) -> Response:
@@ -74,7 +75,7 @@ class QueryApi:
         if handler is None:
             raise NotImplementedOperation(f"opensage does not implement {action} yet")
         try:
-            result = handler(self.backend, params)
+            result = handler(self.settings, params)
         except AwsError:
             raise
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
@@ -180,15 +181,15 @@ def _credentials(seconds: int) -> dict[str, Any]:
 
 # --- STS -----------------------------------------------------------------------------------
 
-def get_caller_identity(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    account = backend.settings.account_id
+def get_caller_identity(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    account = settings.account_id
     return {"Account": account,
             "UserId": f"{_unique_id('AROA', account + ROLE_NAME)}:{SESSION_NAME}",
             "Arn": f"arn:aws:sts::{account}:assumed-role/{ROLE_NAME}/{SESSION_NAME}"}
 
 
-def assume_role(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    account = backend.settings.account_id
+def assume_role(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    account = settings.account_id
     role_arn, session = params["RoleArn"], params["RoleSessionName"]
     role_name = role_arn.rsplit("/", 1)[-1]
     return {
@@ -201,12 +202,12 @@ def assume_role(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def get_session_token(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
+def get_session_token(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
     return {"Credentials": _credentials(params.get("DurationSeconds", 43200))}
 
 
-def get_access_key_info(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    return {"Account": backend.settings.account_id}
+def get_access_key_info(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    return {"Account": settings.account_id}
 
 
 STS_HANDLERS: dict[str, QueryHandler] = {
@@ -219,8 +220,8 @@ STS_HANDLERS: dict[str, QueryHandler] = {
 
 # --- IAM -----------------------------------------------------------------------------------
 
-def get_role(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
-    account, name = backend.settings.account_id, params["RoleName"]
+def get_role(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
+    account, name = settings.account_id, params["RoleName"]
     return {"Role": {
         "Path": "/",
         "RoleName": name,
@@ -233,12 +234,12 @@ def get_role(backend: Any, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class StsApi(QueryApi):
-    def __init__(self, model: ServiceModel, backend: Any) -> None:
-        super().__init__(model, backend, STS_HANDLERS)
+    def __init__(self, model: ServiceModel, settings: Settings) -> None:
+        super().__init__(model, settings, STS_HANDLERS)
 
 
 class IamApi(QueryApi):
     """Only ``GetRole``: what ``sagemaker.get_execution_role()`` asks IAM."""
 
-    def __init__(self, model: ServiceModel, backend: Any) -> None:
-        super().__init__(model, backend, {"GetRole": get_role})
+    def __init__(self, model: ServiceModel, settings: Settings) -> None:
+        super().__init__(model, settings, {"GetRole": get_role})

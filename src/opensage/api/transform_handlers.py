@@ -1,26 +1,26 @@
 """SageMaker batch transform handlers: CreateTransformJob, DescribeTransformJob,
-ListTransformJobs, StopTransformJob (the service is ``backend.transform``)."""
+ListTransformJobs, StopTransformJob (the service is ``services.transform``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
-def create_transform_job(backend: Backend, params: Params) -> Params:
-    return {"TransformJobArn": backend.transform.create(params)}
+def create_transform_job(services: Services, params: Params) -> Params:
+    return {"TransformJobArn": services.transform.create(params)}
 
 
-def describe_transform_job(backend: Backend, params: Params) -> Params:
-    return backend.transform.describe(params["TransformJobName"])
+def describe_transform_job(services: Services, params: Params) -> Params:
+    return services.transform.describe(params["TransformJobName"])
 
 
-def list_transform_jobs(backend: Backend, params: Params) -> Params:
-    return backend.transform.list(params)
+def list_transform_jobs(services: Services, params: Params) -> Params:
+    return services.transform.list(params)
 
 
-def stop_transform_job(backend: Backend, params: Params) -> None:
-    backend.transform.stop(params["TransformJobName"])
+def stop_transform_job(services: Services, params: Params) -> None:
+    services.transform.stop(params["TransformJobName"])

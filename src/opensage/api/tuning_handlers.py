@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensage.services.backend import Backend
+from opensage.services.wiring import Services
 
 Params = dict[str, Any]
 
 
-def create_hyper_parameter_tuning_job(backend: Backend, params: Params) -> Params:
-    return {"HyperParameterTuningJobArn": backend.tuning.create(params)}
+def create_hyper_parameter_tuning_job(services: Services, params: Params) -> Params:
+    return {"HyperParameterTuningJobArn": services.tuning.create(params)}
 
 
-def describe_hyper_parameter_tuning_job(backend: Backend, params: Params) -> Params:
-    return backend.tuning.describe(params["HyperParameterTuningJobName"])
+def describe_hyper_parameter_tuning_job(services: Services, params: Params) -> Params:
+    return services.tuning.describe(params["HyperParameterTuningJobName"])
 
 
-def list_hyper_parameter_tuning_jobs(backend: Backend, params: Params) -> Params:
-    return backend.tuning.list(params)
+def list_hyper_parameter_tuning_jobs(services: Services, params: Params) -> Params:
+    return services.tuning.list(params)
 
 
-def stop_hyper_parameter_tuning_job(backend: Backend, params: Params) -> None:
-    backend.tuning.stop(params["HyperParameterTuningJobName"])
+def stop_hyper_parameter_tuning_job(services: Services, params: Params) -> None:
+    services.tuning.stop(params["HyperParameterTuningJobName"])
 
 
-def list_training_jobs_for_hyper_parameter_tuning_job(backend: Backend, params: Params) -> Params:
-    return backend.tuning.training_jobs(params)
+def list_training_jobs_for_hyper_parameter_tuning_job(services: Services, params: Params) -> Params:
+    return services.tuning.training_jobs(params)

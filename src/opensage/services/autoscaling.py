@@ -22,7 +22,8 @@ import uuid
 from typing import Any
 
 from opensage.errors import AwsError, ValidationException
-from opensage.services.backend import Backend
+from opensage.services.context import Context
+from opensage.services.endpoints import EndpointService
 from opensage.store.resources import AlreadyExists, ListQuery, Resource
 
 __all__ = ["AutoscalingService", "ObjectNotFoundException"]
@@ -52,9 +53,10 @@ def _env_float(name: str, default: float) -> float:
 
 
 class AutoscalingService:
-    def __init__(self, backend: Backend, interval: float | None = None,
+    def __init__(self, ctx: Context, endpoints: EndpointService, interval: float | None = None,
                  window: float | None = None) -> None:
-        self.backend = backend
+        self.ctx = ctx
+        self.endpoints = endpoints  # scaling sets their variants' capacities
         self.interval = interval if interval is not None else _env_float(
             "OPENSAGE_AUTOSCALING_INTERVAL", 5.0)
         self.window = window if window is not None else _env_float(
@@ -69,7 +71,7 @@ class AutoscalingService:
         ns, resource_id, dimension = self._key(params)
         endpoint, variant = self._variant(resource_id)
         with self._lock:
-            row = self.backend.resources.get(TARGET_KIND, _name(ns, resource_id, dimension))
+            row = self.ctx.resources.get(TARGET_KIND, _name(ns, resource_id, dimension))
             body = dict(row.body) if row else {}
             lo = params.get("MinCapacity", body.get("MinCapacity"))
             hi = params.get("MaxCapacity", body.get("MaxCapacity"))
@@ -79,16 +81,16 @@ class AutoscalingService:
             if lo < 0 or hi < 0 or lo > hi:
                 raise ValidationException(f"Minimum capacity {lo} must be between 0 and the "
                                           f"maximum capacity {hi}.")
-            now = self.backend.now()
-            arn = body.get("ScalableTargetARN") or self.backend.arn(
+            now = self.ctx.now()
+            arn = body.get("ScalableTargetARN") or self.ctx.arn(
                 f"scalable-target/{uuid.uuid4().hex}", service="application-autoscaling")
             body.update(ServiceNamespace=ns, ResourceId=resource_id, ScalableDimension=dimension,
                         MinCapacity=int(lo), MaxCapacity=int(hi), ScalableTargetARN=arn,
-                        RoleARN=params.get("RoleARN") or body.get("RoleARN") or self.backend.arn(
+                        RoleARN=params.get("RoleARN") or body.get("RoleARN") or self.ctx.arn(
                             "role/aws-service-role/sagemaker.application-autoscaling."
                             "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_"
                             "SageMakerEndpoint", service="iam").replace(
-                                f":{self.backend.settings.region}:", "::"),
+                                f":{self.ctx.settings.region}:", "::"),
                         _Endpoint=endpoint, _Variant=variant)
             body.setdefault("CreationTime", now)
             suspended = params.get("SuspendedState")
@@ -98,10 +100,10 @@ class AutoscalingService:
                                                "DynamicScalingOutSuspended": False,
                                                "ScheduledScalingSuspended": False})
             if row is None:
-                self.backend.resources.create(TARGET_KIND, _name(ns, resource_id, dimension),
-                                              arn, body, now=now)
+                self.ctx.resources.create(TARGET_KIND, _name(ns, resource_id, dimension),
+                                          arn, body, now=now)
             else:
-                self.backend.resources.update(TARGET_KIND, row.name, body, now=now)
+                self.ctx.resources.update(TARGET_KIND, row.name, body, now=now)
         self._wake.set()
         return arn
 
@@ -119,12 +121,12 @@ class AutoscalingService:
     def deregister(self, params: dict[str, Any]) -> None:
         ns, resource_id, dimension = self._key(params)
         with self._lock:
-            if self.backend.resources.delete(TARGET_KIND,
-                                             _name(ns, resource_id, dimension)) is None:
+            if self.ctx.resources.delete(TARGET_KIND,
+                                         _name(ns, resource_id, dimension)) is None:
                 raise ObjectNotFoundException(_no_target(ns, resource_id, dimension))
             for row in self._rows(POLICY_KIND):
                 if _same_target(row.body, ns, resource_id, dimension):
-                    self.backend.resources.delete(POLICY_KIND, row.name)
+                    self.ctx.resources.delete(POLICY_KIND, row.name)
 
     # -- scaling policies ------------------------------------------------------------------
     def put_policy(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -154,21 +156,21 @@ class AutoscalingService:
         if not config.get("TargetValue") or config["TargetValue"] <= 0:
             raise ValidationException("TargetValue must be greater than 0.")
         with self._lock:
-            if self.backend.resources.get(TARGET_KIND,
-                                          _name(ns, resource_id, dimension)) is None:
+            if self.ctx.resources.get(TARGET_KIND,
+                                      _name(ns, resource_id, dimension)) is None:
                 raise ObjectNotFoundException(_no_target(ns, resource_id, dimension))
             key = _name(ns, resource_id, dimension, name)
-            row = self.backend.resources.get(POLICY_KIND, key)
-            now = self.backend.now()
+            row = self.ctx.resources.get(POLICY_KIND, key)
+            now = self.ctx.now()
             if row is not None:
                 arn, created = row.body["PolicyARN"], row.body["CreationTime"]
             else:
-                arn = self.backend.arn(
+                arn = self.ctx.arn(
                     f"scalingPolicy:{uuid.uuid4()}:resource/{ns}/{resource_id}:"
                     f"policyName/{name}", service="autoscaling")
                 created = now
             alarms = [{"AlarmName": f"TargetTracking-{resource_id}-Alarm{side}-{uuid.uuid4()}",
-                       "AlarmARN": self.backend.arn(f"alarm:TargetTracking-{resource_id}-"
+                       "AlarmARN": self.ctx.arn(f"alarm:TargetTracking-{resource_id}-"
                                                     f"Alarm{side}", service="cloudwatch")}
                       for side in ("High", "Low")]
             body = {"PolicyARN": arn, "PolicyName": name, "ServiceNamespace": ns,
@@ -177,12 +179,12 @@ class AutoscalingService:
                     "Alarms": alarms, "CreationTime": created}
             if row is None:
                 try:
-                    self.backend.resources.create(POLICY_KIND, key, arn, body, now=now)
+                    self.ctx.resources.create(POLICY_KIND, key, arn, body, now=now)
                 except AlreadyExists:
                     raise AwsError("Concurrent update of the scaling policy.",
                                    code="ConcurrentUpdateException") from None
             else:
-                self.backend.resources.update(POLICY_KIND, key, body, now=now)
+                self.ctx.resources.update(POLICY_KIND, key, body, now=now)
         self._wake.set()
         return {"PolicyARN": arn, "Alarms": alarms}
 
@@ -201,7 +203,7 @@ class AutoscalingService:
         ns, resource_id, dimension = self._key(params)
         with self._lock:
             key = _name(ns, resource_id, dimension, params["PolicyName"])
-            if self.backend.resources.delete(POLICY_KIND, key) is None:
+            if self.ctx.resources.delete(POLICY_KIND, key) is None:
                 raise ObjectNotFoundException(
                     f"No scaling policy found for service namespace: {ns}, resource ID: "
                     f"{resource_id}, scalable dimension: {dimension}, policy name: "
@@ -220,7 +222,7 @@ class AutoscalingService:
 
     def purge_activities(self, now: float) -> int:
         """Delete the activities that started more than six weeks before ``now``."""
-        return self.backend.resources.delete_created_before(
+        return self.ctx.resources.delete_created_before(
             ACTIVITY_KIND, now - ACTIVITY_RETENTION_SECONDS)
 
     def _record(self, target: dict[str, Any], description: str, cause: str, start: float,
@@ -230,14 +232,14 @@ class AutoscalingService:
                 "ResourceId": target["ResourceId"],
                 "ScalableDimension": target["ScalableDimension"],
                 "Description": description, "Cause": cause, "StartTime": start,
-                "EndTime": self.backend.now(),
+                "EndTime": self.ctx.now(),
                 "StatusCode": "Failed" if failure else "Successful",
                 "StatusMessage": failure or "Successfully set desired instance count to "
                                             f"{description.rsplit(' ', 1)[-1].rstrip('.')}. "
                                             "Change successfully fulfilled by sagemaker."}
-        self.backend.resources.create(
+        self.ctx.resources.create(
             ACTIVITY_KIND, activity,
-            self.backend.arn(f"scaling-activity/{activity}", service="application-autoscaling"),
+            self.ctx.arn(f"scaling-activity/{activity}", service="application-autoscaling"),
             body, now=start)
 
     # -- the scaler ------------------------------------------------------------------------
@@ -293,7 +295,7 @@ class AutoscalingService:
     def _scale(self, row: Resource, policies: list[dict[str, Any]]) -> None:
         target = row.body
         endpoint, variant = target["_Endpoint"], target["_Variant"]
-        found = self.backend.resources.get("endpoint", endpoint)
+        found = self.ctx.resources.get("endpoint", endpoint)
         if found is None or found.status != "InService":
             return
         view = next((v for v in found.body.get("ProductionVariants") or []
@@ -302,7 +304,7 @@ class AutoscalingService:
             return
         current = int(view["CurrentInstanceCount"])
         lo, hi = target["MinCapacity"], target["MaxCapacity"]
-        now = self.backend.now()
+        now = self.ctx.now()
         desired, cause = current, ""
         if current < lo:
             desired, cause = lo, f"minimum capacity was set to {lo}"
@@ -345,18 +347,18 @@ class AutoscalingService:
         if desired == current:
             return
         start = now
-        _, thread = self.backend.endpoints.set_capacities(
+        _, thread = self.endpoints.set_capacities(
             endpoint, [{"VariantName": variant, "DesiredInstanceCount": desired}])
         thread.join(APPLY_TIMEOUT)
-        after = self.backend.resources.get("endpoint", endpoint)
+        after = self.ctx.resources.get("endpoint", endpoint)
         failure = after.body.get("FailureReason") if after is not None else "Endpoint deleted."
         self._record(target, f"Setting desired instance count to {desired}.", cause, start,
                      failure)
-        fresh = self.backend.resources.get(TARGET_KIND, row.name)
+        fresh = self.ctx.resources.get(TARGET_KIND, row.name)
         if fresh is not None and not failure:
             body = dict(fresh.body)
-            body["_LastScaleOut" if desired > current else "_LastScaleIn"] = self.backend.now()
-            self.backend.resources.update(TARGET_KIND, row.name, body, now=self.backend.now())
+            body["_LastScaleOut" if desired > current else "_LastScaleIn"] = self.ctx.now()
+            self.ctx.resources.update(TARGET_KIND, row.name, body, now=self.ctx.now())
 
     def _proposal(self, policy: dict[str, Any], endpoint: str, variant: str, current: int,
                   now: float) -> int | None:
@@ -364,15 +366,15 @@ class AutoscalingService:
         window = max(self.window, 1e-3)
         spec = config.get("PredefinedMetricSpecification")
         if spec:
-            points = self.backend.metrics.series(
+            points = self.ctx.metrics.series(
                 "AWS/SageMaker", PREDEFINED[spec["PredefinedMetricType"]],
                 {"EndpointName": endpoint, "VariantName": variant}, now - window, now + 1)
             value = sum(p.value for p in points) * 60.0 / window  # per minute, as AWS's Sum
         else:
             custom = config["CustomizedMetricSpecification"]
             dims = {d["Name"]: d["Value"] for d in custom.get("Dimensions") or []}
-            points = self.backend.metrics.series(custom["Namespace"], custom["MetricName"],
-                                                 dims, now - window, now + 1)
+            points = self.ctx.metrics.series(custom["Namespace"], custom["MetricName"],
+                                             dims, now - window, now + 1)
             if not points:
                 return None
             values = [p.value for p in points]
@@ -404,7 +406,7 @@ class AutoscalingService:
         match = RESOURCE_ID.match(resource_id)
         assert match is not None
         endpoint, variant = match.groups()
-        row = self.backend.resources.get("endpoint", endpoint)
+        row = self.ctx.resources.get("endpoint", endpoint)
         variants = {v["VariantName"] for v in (row.body.get("ProductionVariants") or [])
                     } if row else set()
         if variant not in variants:
@@ -416,7 +418,7 @@ class AutoscalingService:
         rows: list[Resource] = []
         token = None
         while True:
-            page, token = self.backend.resources.list(kind, ListQuery(
+            page, token = self.ctx.resources.list(kind, ListQuery(
                 max_results=100, next_token=token, sort_order="Ascending"))
             rows += page
             if not token:

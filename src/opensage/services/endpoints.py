@@ -36,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from opensage.errors import AwsError, ValidationError, ValidationException
+from opensage.runner.forkserver import ForkServer
 from opensage.runner.workspace import cpus_for
 from opensage.services import kinds
-from opensage.services.backend import Backend
-from opensage.services.hosting import arn_of, create, load, summaries
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
 from opensage.serving.capture import CaptureService  # data capture
-from opensage.serving.process import Worker, WorkerFailed, forkserver_of, warm
+from opensage.serving.process import Worker, WorkerFailed, warm
 from opensage.serving.router import LiveVariant, Router, UnknownVariant
 from opensage.store.resources import ListQuery
 
@@ -82,9 +83,11 @@ class DeployFailed(Exception):
 
 
 class EndpointService:
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.root = backend.settings.data_dir / "endpoints"
+    def __init__(self, ctx: Context, forkserver: ForkServer | None) -> None:
+        """``forkserver``: the warm process workers are forked from (None: started fresh)."""
+        self.ctx = ctx
+        self.forkserver = forkserver
+        self.root = ctx.settings.data_dir / "endpoints"
         self._live: dict[str, LiveEndpoint] = {}
         self._lock = threading.RLock()
         self._tokens: dict[str, str] = {}  # endpoint -> the deployment that may go live
@@ -99,15 +102,15 @@ class EndpointService:
         # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="endpoint-spawner")
         self.capture = CaptureService(  # data capture
-            backend.objects, max_bytes=backend.settings.capture_buffer_bytes)
+            ctx.objects, max_bytes=ctx.settings.capture_buffer_bytes)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["EndpointName"]
-        config = load(self.backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        config = load(self.ctx, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
         deployment = self._resolve(config)
-        now = self.backend.now()
-        arn = arn_of(self.backend, KIND, name)
+        now = self.ctx.now()
+        arn = arn_of(self.ctx, KIND, name)
         body = {"EndpointName": name, "EndpointArn": arn,
                 "EndpointConfigName": config["EndpointConfigName"],
                 "EndpointStatus": "Creating", "CreationTime": now, "LastModifiedTime": now,
@@ -115,38 +118,38 @@ class EndpointService:
                 "_Deployment": deployment}
         if config.get("DataCaptureConfig"):
             body["DataCaptureConfig"] = _capture_view(config["DataCaptureConfig"])
-        create(self.backend, KIND, name, body, params.get("Tags") or [], noun="endpoint",
+        create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="endpoint",
                status="Creating")
         self._spawn(name, deployment, updating=False)
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
-        return load(self.backend, KIND, name).body
+        return load(self.ctx, KIND, name).body
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summaries(self.backend, KIND, params, key="Endpoints", fields={
+        return summaries(self.ctx, KIND, params, key="Endpoints", fields={
             f: f for f in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime",
                            "EndpointStatus")})
 
     def update(self, params: dict[str, Any]) -> str:
-        row = load(self.backend, KIND, params["EndpointName"])
+        row = load(self.ctx, KIND, params["EndpointName"])
         if row.status != "InService":
             raise ValidationException(
                 f'Cannot update in-progress endpoint "{row.arn}".' if row.status in IN_PROGRESS
                 else f"Cannot update endpoint \"{row.arn}\" in status {row.status}.")
-        config = load(self.backend, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        config = load(self.ctx, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
         deployment = self._resolve(config)
         body = dict(row.body, EndpointStatus="Updating", _Pending=deployment)
         body.pop("FailureReason", None)
-        if not self.backend.resources.update(KIND.name, row.name, body, now=self.backend.now(),
-                                             status="Updating", expected_status="InService"):
+        if not self.ctx.resources.update(KIND.name, row.name, body, now=self.ctx.now(),
+                                         status="Updating", expected_status="InService"):
             raise ValidationException(f'Cannot update in-progress endpoint "{row.arn}".')
         self._spawn(row.name, deployment, updating=True)
         return row.arn
 
     def delete(self, name: str) -> None:
-        row = load(self.backend, KIND, name)
-        self.backend.resources.delete(KIND.name, row.name)
+        row = load(self.ctx, KIND, name)
+        self.ctx.resources.delete(KIND.name, row.name)
         with self._lock:
             self._tokens.pop(row.name.lower(), None)
             live = self._live.pop(row.name.lower(), None)
@@ -159,7 +162,7 @@ class EndpointService:
                                                                                threading.Thread]:
         """Change variants' weight and/or instance count in place (workers started before
         traffic reaches them, removed ones drained): ``Updating`` then ``InService``."""
-        row = load(self.backend, KIND, name)
+        row = load(self.ctx, KIND, name)
         if row.status != "InService":
             raise ValidationException(
                 f'Cannot update in-progress endpoint "{row.arn}".' if row.status in IN_PROGRESS
@@ -183,15 +186,15 @@ class EndpointService:
                 if int(d["DesiredInstanceCount"]) < 1:
                     raise ValidationException("DesiredInstanceCount must be at least 1.")
                 by_name[d["VariantName"]]["InstanceCount"] = int(d["DesiredInstanceCount"])
-        now = self.backend.now()
+        now = self.ctx.now()
         views = _variant_views(target, current=False, when=now)
         for view, old in zip(views, row.body.get("ProductionVariants") or [], strict=False):
             view.update({k: old[k] for k in ("CurrentWeight", "CurrentInstanceCount",
                                              "DeployedImages") if k in old})
         body = dict(row.body, EndpointStatus="Updating", ProductionVariants=views)
         body.pop("FailureReason", None)
-        if not self.backend.resources.update(KIND.name, row.name, body, now=now,
-                                             status="Updating", expected_status="InService"):
+        if not self.ctx.resources.update(KIND.name, row.name, body, now=now,
+                                         status="Updating", expected_status="InService"):
             raise ValidationException(f'Cannot update in-progress endpoint "{row.arn}".')
         thread = threading.Thread(target=self._apply_capacities, args=(row.name, target),
                                   daemon=True, name=f"capacity-{row.name}")
@@ -237,7 +240,7 @@ class EndpointService:
             self._capacities_failed(name, token, added, f"InternalFailure: {e}")
             return
         with self._lock:
-            row = self.backend.resources.get(KIND.name, name)
+            row = self.ctx.resources.get(KIND.name, name)
             if row is None or self._tokens.get(key) != token or self._live.get(key) is not live:
                 retired, added = added, []  # deleted or redeployed meanwhile
             else:
@@ -250,7 +253,7 @@ class EndpointService:
                 live.workers = [w for ws in members.values() for w in ws]
                 live.instances = {n: len(ws) for n, ws in members.items()}
                 live.variants = {v["VariantName"]: v for v in target["Variants"]}
-                now = self.backend.now()
+                now = self.ctx.now()
                 images = {v["VariantName"]: v.get("DeployedImages")
                           for v in row.body.get("ProductionVariants") or []}
                 views = _variant_views(target, current=True, when=now)
@@ -259,8 +262,8 @@ class EndpointService:
                         view["DeployedImages"] = images[view["VariantName"]]
                 body = dict(row.body, EndpointStatus="InService", LastModifiedTime=now,
                             ProductionVariants=views, _Deployment=target)
-                self.backend.resources.update(KIND.name, name, body, now=now,
-                                              status="InService")
+                self.ctx.resources.update(KIND.name, name, body, now=now,
+                                          status="InService")
         for worker in retired:  # drain: finish what is in flight, off this thread
             worker.stopped = True
             threading.Thread(target=worker.stop, args=(self.stop_grace,), daemon=True,
@@ -272,14 +275,14 @@ class EndpointService:
         for worker in added:
             worker.kill()
         with self._lock:
-            row = self.backend.resources.get(KIND.name, name)
+            row = self.ctx.resources.get(KIND.name, name)
             if row is not None and self._tokens.get(name.lower()) == token:
-                now = self.backend.now()
+                now = self.ctx.now()
                 body = dict(row.body, EndpointStatus="InService", FailureReason=reason[:1024],
                             ProductionVariants=_variant_views(row.body["_Deployment"],
                                                               current=True, when=now))
-                self.backend.resources.update(KIND.name, name, body, now=now,
-                                              status="InService")
+                self.ctx.resources.update(KIND.name, name, body, now=now,
+                                          status="InService")
     # -- end capacity ----------------------------------------------------------------------
 
     def _start_worker(self, variant: dict[str, Any], module: str, model_dir: Path,
@@ -290,9 +293,9 @@ class EndpointService:
                         cpus=cpus_for(variant["InstanceType"]),
                         env=variant.get("Environment") or {})
         stream = f"{variant['VariantName']}/{worker.instance_id}"
-        worker.log_sink = (lambda events: self.backend.logs.append(group, stream, events))
+        worker.log_sink = (lambda events: self.ctx.logs.append(group, stream, events))
         worker.on_exit = lambda _worker: self._wake.set()
-        worker.start(self._spawner, forkserver_of(self.backend))
+        worker.start(self._spawner, self.forkserver)
         return worker
 
     # -- the invocation path (no store access) ---------------------------------------------
@@ -300,7 +303,7 @@ class EndpointService:
         live = self._live.get(name.lower())
         if live is None:
             raise ValidationError(f"Endpoint {name} of account "
-                                  f"{self.backend.settings.account_id} not found.")
+                                  f"{self.ctx.settings.account_id} not found.")
         try:
             variant, worker = live.router.pick(target_variant)
         except UnknownVariant:
@@ -315,7 +318,7 @@ class EndpointService:
         live = self._live.get(name.lower())
         if live is None:
             raise ValidationError(f"Endpoint {name} of account "
-                                  f"{self.backend.settings.account_id} not found.")
+                                  f"{self.ctx.settings.account_id} not found.")
         own = live.router.by_name.get(variant.lower())
         if own is None:  # the live configuration has other variants now
             return None
@@ -328,7 +331,7 @@ class EndpointService:
 
     def log_stream_arn(self, endpoint: str, variant: str) -> str:
         group = LOG_GROUP.format(name=endpoint)
-        return self.backend.arn(f"log-group:{group}:log-stream:{variant}", service="logs")
+        return self.ctx.arn(f"log-group:{group}:log-stream:{variant}", service="logs")
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, wait: float = RECOVERY_WAIT_SECONDS) -> None:
@@ -341,9 +344,8 @@ class EndpointService:
         self._watcher = threading.Thread(target=self._watch_loop, daemon=True,
                                          name="endpoint-watch")
         self._watcher.start()
-        forkserver = forkserver_of(self.backend)
-        if forkserver is not None:
-            warm(forkserver)  # probe it now: workers fork from it once it is ready
+        if self.forkserver is not None:
+            warm(self.forkserver)  # probe it now: workers fork from it once it is ready
         with self._lock:
             if not self._live:  # what a previous (killed) server left behind
                 shutil.rmtree(self.root, ignore_errors=True)
@@ -356,8 +358,8 @@ class EndpointService:
                     body = dict(row.body, EndpointStatus="InService",
                                 FailureReason="The update was interrupted by a server restart.")
                     body.pop("_Pending", None)
-                    self.backend.resources.update(KIND.name, row.name, body,
-                                                  now=self.backend.now(), status="InService")
+                    self.ctx.resources.update(KIND.name, row.name, body,
+                                              now=self.ctx.now(), status="InService")
                 deploys.append(self._spawn(row.name, deployment, updating=False))
         deadline = time.monotonic() + wait
         for thread in deploys:
@@ -398,7 +400,7 @@ class EndpointService:
         """What to run, read from the configuration and its models now."""
         variants = []
         for variant in config["ProductionVariants"]:
-            model = load(self.backend, kinds.MODEL, variant["ModelName"]).body
+            model = load(self.ctx, kinds.MODEL, variant["ModelName"]).body
             container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
             variants.append({
                 "VariantName": variant["VariantName"],
@@ -439,7 +441,7 @@ class EndpointService:
             return
         with self._lock:
             current = self._tokens.get(name.lower())
-            row = self.backend.resources.get(KIND.name, name)
+            row = self.ctx.resources.get(KIND.name, name)
             if current != token or row is None:  # deleted (or superseded) meanwhile
                 stale = live
                 old = None
@@ -448,7 +450,7 @@ class EndpointService:
                 old = self._live.get(name.lower())
                 self._live[name.lower()] = live
                 self.capture.configure(name, deployment.get("DataCapture"))  # data capture
-                now = self.backend.now()
+                now = self.ctx.now()
                 body = dict(row.body)
                 body.pop("_Pending", None)
                 body.pop("FailureReason", None)
@@ -457,8 +459,8 @@ class EndpointService:
                             ProductionVariants=_variant_views(deployment, current=True,
                                                               when=now),
                             _Deployment=deployment)
-                self.backend.resources.update(KIND.name, name, body, now=now,
-                                              status="InService")
+                self.ctx.resources.update(KIND.name, name, body, now=now,
+                                          status="InService")
         if stale is not None:
             self._retire(stale, grace=1.0)
         if old is not None:
@@ -476,8 +478,8 @@ class EndpointService:
                 model_dir = directory / vname / "model"
                 if variant.get("ModelDataUrl"):
                     try:
-                        fetch_model(self.backend.objects, variant["ModelDataUrl"], model_dir,
-                                    archive_limits(self.backend.settings))
+                        fetch_model(self.ctx.objects, variant["ModelDataUrl"], model_dir,
+                                    archive_limits(self.ctx.settings))
                     except ArtifactError as e:
                         raise DeployFailed(f"Failed to download or extract the model data "
                                            f"for production variant {vname}: {e}") from None
@@ -512,7 +514,7 @@ class EndpointService:
     def _module_for(self, variant: dict[str, Any]) -> str:
         image = variant["Image"]
         try:
-            algorithm = self.backend.algorithms.lookup(image)
+            algorithm = self.ctx.algorithms.lookup(image)
         except AwsError as e:
             raise DeployFailed(f"Image {image} of production variant "
                                f"{variant['VariantName']} cannot be served: {e.message}") from None
@@ -527,10 +529,10 @@ class EndpointService:
         with self._lock:
             if self._tokens.get(name.lower()) != token:
                 return
-            row = self.backend.resources.get(KIND.name, name)
+            row = self.ctx.resources.get(KIND.name, name)
             if row is None:
                 return
-            now = self.backend.now()
+            now = self.ctx.now()
             body = dict(row.body)
             body.pop("_Pending", None)
             body["FailureReason"] = reason[:1024]
@@ -541,8 +543,8 @@ class EndpointService:
                 body["EndpointStatus"] = "Failed"
                 self._tokens.pop(name.lower(), None)
                 self._live.pop(name.lower(), None)
-            self.backend.resources.update(KIND.name, name, body, now=now,
-                                          status=body["EndpointStatus"])
+            self.ctx.resources.update(KIND.name, name, body, now=now,
+                                      status=body["EndpointStatus"])
 
     def _retire(self, live: LiveEndpoint, grace: float) -> None:
         threading.Thread(target=self._retire_now, args=(live, grace), daemon=True,
@@ -563,7 +565,7 @@ class EndpointService:
         rows: list[Any] = []
         token = None
         while True:
-            page, token = self.backend.resources.list(
+            page, token = self.ctx.resources.list(
                 KIND.name, ListQuery(max_results=100, next_token=token))
             rows += page
             if not token:
@@ -644,7 +646,7 @@ class EndpointService:
 
     def _log(self, group: str, stream: str, message: str) -> None:
         try:
-            self.backend.logs.append(group, stream, [(int(time.time() * 1000), message)])
+            self.ctx.logs.append(group, stream, [(int(time.time() * 1000), message)])
         except Exception:
             log.exception("storing a log line in %s failed", group)
 
@@ -686,7 +688,7 @@ class EndpointService:
                        ("OverheadLatency", dims, now, overhead / count, "Microseconds")]
             if ok:
                 points.append(("ModelLatency", dims, now, model / ok, "Microseconds"))
-        self.backend.metrics.put(NAMESPACE, points)
+        self.ctx.metrics.put(NAMESPACE, points)
 
 
 def _variant_views(deployment: dict[str, Any], *, current: bool,

@@ -14,7 +14,7 @@ from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
-from opensage.services.backend import Backend
+from opensage.services.context import Context
 from opensage.store.resources import ListQuery, Resource
 
 # Resource -> (kind, the SearchRecord member, how a row becomes a record)
@@ -27,14 +27,14 @@ _RECORDS: dict[str, tuple[kinds.Kind, str, Callable[[dict[str, Any]], dict[str, 
 _MISSING = object()
 
 
-def search(backend: Backend, params: dict[str, Any]) -> dict[str, Any]:
+def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     resource = params["Resource"]
     if resource not in _RECORDS:
         raise ValidationException(f"Search over {resource} is not supported by opensage yet; "
                                   f"supported: {', '.join(_RECORDS)}")
     kind, member, to_record = _RECORDS[resource]
     expression = params.get("SearchExpression") or {}
-    documents = [(row, _document(backend, row)) for row in _all_rows(backend, kind)]
+    documents = [(row, _document(ctx, row)) for row in _all_rows(ctx, kind)]
     matching = [(row, doc) for row, doc in documents if _matches(expression, doc)]
     sort_by = params.get("SortBy") or "CreationTime"
     descending = (params.get("SortOrder") or "Descending") == "Descending"
@@ -50,19 +50,19 @@ def search(backend: Backend, params: dict[str, Any]) -> dict[str, Any]:
     return {"Results": [{member: to_record(doc)} for _, _, doc in page], "NextToken": token}
 
 
-def _all_rows(backend: Backend, kind: kinds.Kind) -> list[Resource]:
+def _all_rows(ctx: Context, kind: kinds.Kind) -> list[Resource]:
     rows: list[Resource] = []
     token = None
     while True:
-        page, token = backend.resources.list(kind.name, ListQuery(
+        page, token = ctx.resources.list(kind.name, ListQuery(
             sort_by="CreationTime", sort_order="Ascending", max_results=500, next_token=token))
         rows += page
         if token is None:
             return rows
 
 
-def _document(backend: Backend, row: Resource) -> dict[str, Any]:
-    tags, _ = backend.resources.list_tags(row.arn, max_results=50)
+def _document(ctx: Context, row: Resource) -> dict[str, Any]:
+    tags, _ = ctx.resources.list_tags(row.arn, max_results=50)
     return {**row.body, "Tags": tags}
 
 

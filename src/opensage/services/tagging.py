@@ -5,31 +5,31 @@ from __future__ import annotations
 from typing import Any
 
 from opensage.errors import ValidationException
-from opensage.services.backend import Backend
+from opensage.services.context import Context
 
 
-def _require(backend: Backend, arn: str) -> str:
-    prefix = backend.arn("")
+def _require(ctx: Context, arn: str) -> str:
+    prefix = ctx.arn("")
     if not arn.startswith(prefix):
         raise ValidationException(
             f"Resource ARN {arn!r} is not a SageMaker resource of account "
-            f"{backend.settings.account_id} in region {backend.settings.region}.")
-    if backend.resources.get_by_arn(arn) is None:
+            f"{ctx.settings.account_id} in region {ctx.settings.region}.")
+    if ctx.resources.get_by_arn(arn) is None:
         raise ValidationException(f"Resource {arn} does not exist.")
     return arn
 
 
-def add_tags(backend: Backend, arn: str, tag_list: list[dict[str, str]]) -> list[dict[str, str]]:
-    backend.resources.add_tags(_require(backend, arn), tag_list)
+def add_tags(ctx: Context, arn: str, tag_list: list[dict[str, str]]) -> list[dict[str, str]]:
+    ctx.resources.add_tags(_require(ctx, arn), tag_list)
     return tag_list
 
 
-def list_tags(backend: Backend, params: dict[str, Any]) -> dict[str, Any]:
-    arn = _require(backend, params["ResourceArn"])
-    items, token = backend.resources.list_tags(arn, params.get("MaxResults") or 50,
-                                               params.get("NextToken"))
+def list_tags(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    arn = _require(ctx, params["ResourceArn"])
+    items, token = ctx.resources.list_tags(arn, params.get("MaxResults") or 50,
+                                           params.get("NextToken"))
     return {"Tags": items, "NextToken": token}
 
 
-def delete_tags(backend: Backend, arn: str, keys: list[str]) -> None:
-    backend.resources.delete_tags(_require(backend, arn), keys)
+def delete_tags(ctx: Context, arn: str, keys: list[str]) -> None:
+    ctx.resources.delete_tags(_require(ctx, arn), keys)

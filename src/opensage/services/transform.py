@@ -43,12 +43,13 @@ from typing import IO, Any
 from opensage.data import DataError
 from opensage.data.recordio import iter_frames
 from opensage.errors import AwsError, ValidationException
+from opensage.runner.forkserver import ForkServer
 from opensage.runner.workspace import cpus_for
 from opensage.services import kinds
-from opensage.services.backend import Backend
-from opensage.services.hosting import arn_of, create, load, summaries
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
-from opensage.serving.process import HOST, Worker, WorkerFailed, forkserver_of
+from opensage.serving.process import HOST, Worker, WorkerFailed
 from opensage.store.resources import ListQuery
 
 __all__ = ["TransformService", "apply_path", "parse_path"]
@@ -81,9 +82,11 @@ class _Running:
 
 
 class TransformService:
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.root = backend.settings.data_dir / "transform"
+    def __init__(self, ctx: Context, forkserver: ForkServer | None) -> None:
+        """``forkserver``: the warm process workers are forked from (None: started fresh)."""
+        self.ctx = ctx
+        self.forkserver = forkserver
+        self.root = ctx.settings.data_dir / "transform"
         self._running: dict[str, _Running] = {}
         self._lock = threading.Lock()
         # Workers are forked from this long-lived thread (PDEATHSIG follows the forking thread).
@@ -92,11 +95,11 @@ class TransformService:
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["TransformJobName"]
-        model = load(self.backend, kinds.MODEL, params["ModelName"]).body
+        model = load(self.ctx, kinds.MODEL, params["ModelName"]).body
         container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
         _validate(params)
-        now = self.backend.now()
-        arn = arn_of(self.backend, KIND, name)
+        now = self.ctx.now()
+        arn = arn_of(self.ctx, KIND, name)
         body = {k: v for k, v in params.items() if k != "Tags"}
         body["TransformInput"] = {"CompressionType": "None", "SplitType": "None",
                                   **params["TransformInput"]}
@@ -105,31 +108,31 @@ class TransformService:
                     _Container={"Image": container.get("Image", ""),
                                 "ModelDataUrl": container.get("ModelDataUrl"),
                                 "Environment": container.get("Environment") or {}})
-        create(self.backend, KIND, name, body, params.get("Tags") or [], noun="transform job",
+        create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
                status="InProgress")
         self._launch(name)
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
-        return {k: v for k, v in load(self.backend, KIND, name).body.items()
+        return {k: v for k, v in load(self.ctx, KIND, name).body.items()
                 if not k.startswith("_")}
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summaries(self.backend, KIND, params, key="TransformJobSummaries", fields={
+        return summaries(self.ctx, KIND, params, key="TransformJobSummaries", fields={
             f: f for f in ("TransformJobName", "TransformJobArn", "CreationTime",
                            "TransformEndTime", "LastModifiedTime", "TransformJobStatus",
                            "FailureReason")})
 
     def stop(self, name: str) -> None:
-        row = load(self.backend, KIND, name)
+        row = load(self.ctx, KIND, name)
         if row.status == "Stopping":
             return
         if row.status != "InProgress":
             raise ValidationException(
                 f"The transform job {row.name} is in status {row.status}: only an InProgress "
                 "job can be stopped.")
-        body = dict(row.body, TransformJobStatus="Stopping", LastModifiedTime=self.backend.now())
-        if not self.backend.resources.update(KIND.name, row.name, body, now=body[
+        body = dict(row.body, TransformJobStatus="Stopping", LastModifiedTime=self.ctx.now())
+        if not self.ctx.resources.update(KIND.name, row.name, body, now=body[
                 "LastModifiedTime"], status="Stopping", expected_status="InProgress"):
             return  # it finished meanwhile
         with self._lock:
@@ -145,7 +148,7 @@ class TransformService:
         for status in ("InProgress", "Stopping"):
             token = None
             while True:
-                rows, token = self.backend.resources.list(KIND.name, ListQuery(
+                rows, token = self.ctx.resources.list(KIND.name, ListQuery(
                     status=status, sort_by="CreationTime", sort_order="Ascending",
                     max_results=100, next_token=token))
                 for row in rows:
@@ -194,8 +197,8 @@ class TransformService:
         directory = self.root / name.lower()
         outcome: tuple[str, str | None]
         try:
-            job = load(self.backend, KIND, name).body
-            self._mutate(name, {"TransformStartTime": self.backend.now()})
+            job = load(self.ctx, KIND, name).body
+            self._mutate(name, {"TransformStartTime": self.ctx.now()})
             _Job(self, job, running, directory).run()
         except JobStopped:
             outcome = ("Stopped", None)
@@ -218,31 +221,31 @@ class TransformService:
                     del self._running[name.lower()]
 
     def _mutate(self, name: str, changes: dict[str, Any]) -> None:
-        row = self.backend.resources.get(KIND.name, name)
+        row = self.ctx.resources.get(KIND.name, name)
         if row is not None:
-            now = self.backend.now()
-            self.backend.resources.update(KIND.name, name, dict(row.body, **changes,
-                                                                LastModifiedTime=now),
-                                          now=now, expected_status=row.status)
+            now = self.ctx.now()
+            self.ctx.resources.update(KIND.name, name, dict(row.body, **changes,
+                                                            LastModifiedTime=now),
+                                      now=now, expected_status=row.status)
 
     def _finish(self, name: str, outcome: str, reason: str | None = None) -> None:
         for _attempt in range(5):  # compare-and-set against a concurrent StopTransformJob
-            row = self.backend.resources.get(KIND.name, name)
+            row = self.ctx.resources.get(KIND.name, name)
             if row is None or row.status in TERMINAL:
                 return
             status = "Stopped" if row.status == "Stopping" and outcome != "Failed" else outcome
-            now = self.backend.now()
+            now = self.ctx.now()
             body = dict(row.body, TransformJobStatus=status, TransformEndTime=now,
                         LastModifiedTime=now)
             if status == "Failed" and reason:
                 body["FailureReason"] = reason[:1024]
-            if self.backend.resources.update(KIND.name, name, body, now=now, status=status,
-                                             expected_status=row.status):
+            if self.ctx.resources.update(KIND.name, name, body, now=now, status=status,
+                                         expected_status=row.status):
                 return
 
     def _log(self, job: str, stream: str, message: str) -> None:
         try:
-            self.backend.logs.append(LOG_GROUP, f"{job}/{stream}",
+            self.ctx.logs.append(LOG_GROUP, f"{job}/{stream}",
                                      [(int(time.time() * 1000), message)])
         except Exception:
             log.exception("storing a log line of transform job %s failed", job)
@@ -297,7 +300,7 @@ class _Job:
     def __init__(self, service: TransformService, job: dict[str, Any], running: _Running,
                  directory: Any) -> None:
         self.service = service
-        self.backend = service.backend
+        self.ctx = service.ctx
         self.job = job
         self.name = job["TransformJobName"]
         self.running = running
@@ -339,8 +342,8 @@ class _Job:
                 self._check_stop()
                 target = out_prefix + relative + ".out"
                 try:
-                    self.backend.objects.put_object(out_bucket, target,
-                                                    self._transform(pool, bucket, key))
+                    self.ctx.objects.put_object(out_bucket, target,
+                                                self._transform(pool, bucket, key))
                 except JobFailed as e:
                     self._log(f"s3://{bucket}/{key}: {e}", data=True)
                     failures.append(str(e))
@@ -366,7 +369,7 @@ class _Job:
         container = self.job.get("_Container") or {}
         image = container.get("Image", "")
         try:
-            algorithm = self.backend.algorithms.lookup(image)
+            algorithm = self.ctx.algorithms.lookup(image)
         except AwsError as e:
             raise JobFailed(f"Image {image} cannot be served: {e.message}") from None
         if algorithm is None:
@@ -376,8 +379,8 @@ class _Job:
         model_dir = self.directory / "model"
         if container.get("ModelDataUrl"):
             try:
-                fetch_model(self.backend.objects, container["ModelDataUrl"], model_dir,
-                            archive_limits(self.backend.settings))
+                fetch_model(self.ctx.objects, container["ModelDataUrl"], model_dir,
+                            archive_limits(self.ctx.settings))
             except ArtifactError as e:
                 raise JobFailed(f"Failed to download or extract the model data: {e}") from None
         else:
@@ -394,9 +397,9 @@ class _Job:
             stream = f"{self.name}/{worker.instance_id}-{epoch}"
             self.stream = self.stream or f"{worker.instance_id}-{epoch}"
             worker.log_sink = (lambda events, s=stream:
-                               self.backend.logs.append(LOG_GROUP, s, events))
+                               self.ctx.logs.append(LOG_GROUP, s, events))
             self.running.workers.append(worker)
-            worker.start(self.service._spawner, forkserver_of(self.backend))
+            worker.start(self.service._spawner, self.service.forkserver)
         for worker in self.running.workers:
             self._check_stop()
             try:
@@ -413,7 +416,7 @@ class _Job:
         bucket, prefix = _split_url(source["S3Uri"])
         if source.get("S3DataType") == "ManifestFile":
             try:
-                manifest = json.loads(self.backend.objects.read_object(bucket, prefix))
+                manifest = json.loads(self.ctx.objects.read_object(bucket, prefix))
                 base = manifest[0]["prefix"]
                 base_bucket, base_prefix = _split_url(base)
                 for entry in manifest[1:]:
@@ -429,7 +432,7 @@ class _Job:
         start_after = ""
         try:
             while True:
-                page = self.backend.objects.list_objects(bucket, prefix, start_after=start_after)
+                page = self.ctx.objects.list_objects(bucket, prefix, start_after=start_after)
                 for info in page.objects:
                     if not info.key.endswith("/"):
                         yield bucket, info.key, _relative(prefix, info.key)
@@ -442,7 +445,7 @@ class _Job:
 
     def _open(self, bucket: str, key: str) -> IO[bytes]:
         try:
-            _, body = self.backend.objects.open_object(bucket, key)
+            _, body = self.ctx.objects.open_object(bucket, key)
         except AwsError as e:
             raise JobFailed(f"Unable to read the input s3://{bucket}/{key}: {e.message}") from None
         return gzip.GzipFile(fileobj=body) if self.gzip else body  # type: ignore[return-value]

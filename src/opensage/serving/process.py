@@ -235,13 +235,6 @@ def warm(forkserver: Any) -> bool:
     return False
 
 
-def forkserver_of(backend: Any) -> Any:
-    """The warm fork server the training executor runs, if any (None when it is off, failed
-    or the executor has none)."""
-    return getattr(getattr(getattr(backend, "training", None), "executor", None),
-                   "forkserver", None)
-
-
 def _signal_group(proc: Any, sig: int) -> None:
     try:
         os.killpg(proc.pid, sig)

@@ -12,7 +12,7 @@ from typing import Any
 from opensage.errors import ValidationException
 from opensage.runner.local import TrainingSpec
 from opensage.runner.metrics import check_definitions
-from opensage.services.backend import Backend
+from opensage.services.algorithms import AlgorithmCatalog
 
 # Fields AWS always returns, even when the request left them out.
 _DEFAULTS = {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False,
@@ -26,7 +26,7 @@ class Prepared:
     metric_definitions: list[dict[str, str]]
 
 
-def prepare(backend: Backend, params: dict[str, Any]) -> Prepared:
+def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
     spec = params["AlgorithmSpecification"]
     image = spec.get("TrainingImage") or spec.get("AlgorithmName")
     if not image or (spec.get("TrainingImage") and spec.get("AlgorithmName")):
@@ -54,7 +54,7 @@ def prepare(backend: Backend, params: dict[str, Any]) -> Prepared:
     problem = check_definitions(user_metrics)
     if problem:
         raise ValidationException(problem)
-    algorithm = backend.algorithms.lookup(image)
+    algorithm = algorithms.lookup(image)
     if algorithm is None:
         return Prepared(None, _unsupported(image), user_metrics)
     algorithm.validate(params.get("HyperParameters") or {},
@@ -88,7 +88,7 @@ def _unsupported(image: str) -> str:
             "use a built-in algorithm image (e.g. sagemaker-xgboost:1.7-1)")
 
 
-def describe_body(backend: Backend, params: dict[str, Any], arn: str, prepared: Prepared,
+def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
                   now: float) -> dict[str, Any]:
     body: dict[str, Any] = {**_DEFAULTS, **{k: v for k, v in params.items() if k != "Tags"}}
     body["AlgorithmSpecification"] = {**params["AlgorithmSpecification"],
@@ -107,7 +107,7 @@ def describe_body(backend: Backend, params: dict[str, Any], arn: str, prepared: 
     return body
 
 
-def training_spec(backend: Backend, body: dict[str, Any]) -> TrainingSpec:
+def training_spec(body: dict[str, Any], *, region: str) -> TrainingSpec:
     algorithm = body["AlgorithmSpecification"]
     resources = body["ResourceConfig"]
     runner = body.get("OpensageRunner") or {}
@@ -121,7 +121,7 @@ def training_spec(backend: Backend, body: dict[str, Any]) -> TrainingSpec:
         instance_type=resources.get("InstanceType", "ml.m5.large"),
         instance_count=resources.get("InstanceCount", 1),
         max_runtime=body["StoppingCondition"]["MaxRuntimeInSeconds"],
-        region=backend.settings.region, environment=body.get("Environment") or {},
+        region=region, environment=body.get("Environment") or {},
         metric_definitions=algorithm.get("MetricDefinitions") or [],
         checkpoint=body.get("CheckpointConfig"),
         spot=bool(body.get("EnableManagedSpotTraining")),

@@ -13,11 +13,13 @@ from typing import Any
 
 from opensage.errors import ResourceInUse, ValidationException
 from opensage.runner.executor import Executor
-from opensage.runner.local import LOG_GROUP, Outcome, TrainingSpec
+from opensage.runner.local import LOG_GROUP, Outcome, TrainingEvents, TrainingSpec
 from opensage.services import kinds
-from opensage.services.backend import Backend
-from opensage.services.hosting import arn_of, load, summaries
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, load, summaries
+from opensage.services.events import Listeners
 from opensage.services.training import definition
+from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
 from opensage.services.training.states import MESSAGES, Secondary, check_transition
 from opensage.store.resources import AlreadyExists, ListQuery
 
@@ -25,23 +27,43 @@ KIND = kinds.TRAINING_JOB
 
 
 class TrainingService:
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.executor: Executor  # set by Backend once built (the executor reports here)
+    def __init__(self, ctx: Context,
+                 executor: Callable[[TrainingEvents], Executor]) -> None:
+        """``executor`` builds the executor that runs the jobs, given where it reports (this
+        service): the two refer to each other, so the service builds it."""
+        self.ctx = ctx
         self._lock = threading.Lock()
+        self.job_ended: Listeners[TrainingJobEnded] = Listeners("TrainingJobEnded")
+        self.watched_metrics: Listeners[WatchedMetricsReported] = Listeners(
+            "WatchedMetricsReported")
+        self.executor = executor(self)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the job slots and run again the jobs a previous run left unfinished."""
+        self.executor.start()
+        self.recover()
+
+    def cancel_all(self) -> None:
+        """Drop every queued and running job (all state is about to be wiped)."""
+        self.executor.cancel_all()
+
+    def close(self) -> None:
+        """Kill running jobs (their rows stay InProgress and run again on the next start)."""
+        self.executor.shutdown()
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["TrainingJobName"]
-        arn = arn_of(self.backend, KIND, name)
-        prepared = definition.prepare(self.backend, params)
-        now = self.backend.now()
-        body = definition.describe_body(self.backend, params, arn, prepared, now)
+        arn = arn_of(self.ctx, KIND, name)
+        prepared = definition.prepare(self.ctx.algorithms, params)
+        now = self.ctx.now()
+        body = definition.describe_body(params, arn, prepared, now)
         _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])
         try:
-            self.backend.resources.create(KIND.name, name, arn, body, now=now,
-                                          status=body["TrainingJobStatus"],
-                                          tag_list=params.get("Tags") or [])
+            self.ctx.resources.create(KIND.name, name, arn, body, now=now,
+                                      status=body["TrainingJobStatus"],
+                                      tag_list=params.get("Tags") or [])
         except AlreadyExists:
             raise ResourceInUse(
                 "Training job names must be unique within an AWS account and region, and a "
@@ -50,25 +72,25 @@ class TrainingService:
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
-        return load(self.backend, KIND, name).body
+        return load(self.ctx, KIND, name).body
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        return summaries(self.backend, KIND, params, key="TrainingJobSummaries", fields={
+        return summaries(self.ctx, KIND, params, key="TrainingJobSummaries", fields={
             f: f for f in ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingEndTime",
                            "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus")})
 
     def stop(self, name: str) -> None:
-        job = load(self.backend, KIND, name)
+        job = load(self.ctx, KIND, name)
         if job.status != "InProgress":
             raise ValidationException(
                 f"The request was rejected because the training job is in status {job.status}.")
         self._mutate(job.name, lambda body: _transition_into(
-            body, Secondary.STOPPING, self.backend.now(), MESSAGES[Secondary.STOPPING]))
+            body, Secondary.STOPPING, self.ctx.now(), MESSAGES[Secondary.STOPPING]))
         self.executor.stop(job.name)
 
     def update(self, params: dict[str, Any]) -> str:
         """UpdateTrainingJob: profiler settings while running, warm-pool keep-alive after."""
-        job = load(self.backend, KIND, params["TrainingJobName"])
+        job = load(self.ctx, KIND, params["TrainingJobName"])
         keep_alive = (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
         if job.status != "InProgress" and set(params) - {"TrainingJobName", "ResourceConfig"}:
             raise ValidationException(
@@ -92,7 +114,7 @@ class TrainingService:
     def interrupt(self, name: str) -> None:
         """Reclaim a managed-spot job's capacity now (a test hook): it goes Interrupted,
         then resumes from its checkpoints."""
-        job = load(self.backend, KIND, name)
+        job = load(self.ctx, KIND, name)
         if not job.body.get("EnableManagedSpotTraining") or job.status != "InProgress":
             raise ValidationException(f"Training job {name} is not a running managed spot job.")
         self.executor.interrupt(job.name)
@@ -101,22 +123,22 @@ class TrainingService:
         """After a restart: run again every job that was still queued or running."""
         token = None
         while True:
-            rows, token = self.backend.resources.list(KIND.name, ListQuery(
+            rows, token = self.ctx.resources.list(KIND.name, ListQuery(
                 status="InProgress", sort_by="CreationTime", sort_order="Ascending",
                 max_results=100, next_token=token))
             for row in rows:
-                self._mutate(row.name, lambda body: _restart(body, self.backend.now()))
+                self._mutate(row.name, lambda body: _restart(body, self.ctx.now()))
                 self.executor.submit(self._spec(self.describe(row.name)))
             if token is None:
                 break
-        rows, _ = self.backend.resources.list(KIND.name, ListQuery(status="Stopping",
-                                                                   max_results=1000))
+        rows, _ = self.ctx.resources.list(KIND.name, ListQuery(status="Stopping",
+                                                               max_results=1000))
         for row in rows:
             self.finished(row.name, Outcome("Stopped"))
 
     # -- what the executor reports (TrainingEvents) ----------------------------------------
     def advance(self, name: str, status: str, message: str | None = None) -> None:
-        now = self.backend.now()
+        now = self.ctx.now()
 
         def change(body: dict[str, Any]) -> None:
             target = Secondary(status)
@@ -129,10 +151,10 @@ class TrainingService:
         self._mutate(name, change)
 
     def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None:
-        self.backend.logs.append(LOG_GROUP, stream, events)
+        self.ctx.logs.append(LOG_GROUP, stream, events)
 
     def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None:
-        self.backend.metrics.put_training_metrics(name, values)
+        self.ctx.metrics.put_training_metrics(name, values)
         watched = False
 
         def change(body: dict[str, Any]) -> None:
@@ -144,12 +166,11 @@ class TrainingService:
             watched = bool((body.get("OpensageRunner") or {}).get("prompt_metrics"))
 
         self._mutate(name, change)
-        # A tuner that stops children on their intermediate values acts on them now.
-        if watched and self.backend.tuning is not None:
-            self.backend.tuning.wake()
+        if watched:
+            self.watched_metrics.publish(WatchedMetricsReported(name))
 
     def finished(self, name: str, outcome: Outcome) -> None:
-        now = self.backend.now()
+        now = self.ctx.now()
 
         def change(body: dict[str, Any]) -> None:
             target = Secondary(outcome.status)
@@ -166,32 +187,30 @@ class TrainingService:
             body["TrainingTimeInSeconds"] = seconds
             body["BillableTimeInSeconds"] = seconds
             if body.get("EnableManagedSpotTraining"):  # spot capacity costs less, as on AWS
-                discount = self.backend.settings.spot_discount
+                discount = self.ctx.settings.spot_discount
                 body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
 
         self._mutate(name, change, force=True)
-        # A tuning job may be waiting on this one: wake its reconcile loop (it reads the row).
-        if self.backend.tuning is not None:
-            self.backend.tuning.wake()
+        self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
 
     # -- helpers ---------------------------------------------------------------------------
     def _mutate(self, name: str, change: Callable[[dict[str, Any]], None], *,
                 force: bool = False) -> None:
         with self._lock:
-            job = self.backend.resources.get(KIND.name, name)
+            job = self.ctx.resources.get(KIND.name, name)
             if job is None:
                 return  # wiped (reset) while running
             if Secondary(job.body["SecondaryStatus"]).is_terminal and not force:
                 return
             body = dict(job.body)
             change(body)
-            now = self.backend.now()
+            now = self.ctx.now()
             body["LastModifiedTime"] = now
-            self.backend.resources.update(KIND.name, name, body, now=now,
-                                          status=body["TrainingJobStatus"])
+            self.ctx.resources.update(KIND.name, name, body, now=now,
+                                      status=body["TrainingJobStatus"])
 
     def _spec(self, body: dict[str, Any]) -> TrainingSpec:
-        return definition.training_spec(self.backend, body)
+        return definition.training_spec(body, region=self.ctx.settings.region)
 
 
 def _transition_into(body: dict[str, Any], target: Secondary, now: float, message: str) -> None:

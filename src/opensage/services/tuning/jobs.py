@@ -18,7 +18,7 @@ One step of the loop, for one tuning job (``_step``), under the service's lock:
 5. once every trial has ended and no more may start, the job is ``Completed`` (``Failed``
    when no child produced an objective).
 
-The loop wakes when a training job finishes (``TrainingService.finished`` calls ``wake``),
+The loop wakes when a training job ends (``child_changed`` listens to the training service),
 when a tuning job is created or stopped, and at least every ``interval`` seconds. After a
 restart it simply carries on: the trials are in the store and the sampler is rebuilt from
 them on every ask.
@@ -39,10 +39,12 @@ from typing import Any
 
 from opensage.errors import AwsError, ResourceInUse, ValidationException
 from opensage.services import kinds
-from opensage.services.backend import Backend
-from opensage.services.hosting import arn_of, load
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, load
 from opensage.services.listing import list_query
 from opensage.services.metrics import TRAINING_NAMESPACE
+from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
+from opensage.services.training.jobs import TrainingService
 from opensage.services.tuning import completion, plans, validation
 from opensage.services.tuning.strategies import (
     Peer,
@@ -71,10 +73,12 @@ EARLY_STOPPING_POLL = 0.2
 
 
 class TuningService:
-    def __init__(self, backend: Backend, *, interval: float = 1.0) -> None:
-        self.backend = backend
+    def __init__(self, ctx: Context, training: TrainingService, *,
+                 interval: float = 1.0) -> None:
+        self.ctx = ctx
+        self.training = training  # creates and stops the children
         self.interval = interval
-        self.lock = threading.RLock()  # one step at a time; Backend.reset holds it to wipe
+        self.lock = threading.RLock()  # one step at a time; a reset holds it (``paused``)
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,15 +106,20 @@ class TuningService:
     def wake(self) -> None:
         self._wake.set()
 
+    def child_changed(self, event: TrainingJobEnded | WatchedMetricsReported) -> None:
+        """A training job ended, or reported metrics its tuner watches: step now (the step
+        reads the rows) rather than at the next tick."""
+        self.wake()
+
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["HyperParameterTuningJobName"]
-        arn = arn_of(self.backend, KIND, name)
-        if self.backend.resources.get(KIND.name, name) is not None:
+        arn = arn_of(self.ctx, KIND, name)
+        if self.ctx.resources.get(KIND.name, name) is not None:
             raise ResourceInUse(f"Hyperparameter tuning job names must be unique within an AWS "
                                 f"account and region; {arn} already exists.")
-        plan = validation.check(self.backend, params)
-        now = self.backend.now()
+        plan = validation.check(self.ctx, params)
+        now = self.ctx.now()
         body: dict[str, Any] = {k: v for k, v in params.items() if k != "Tags"}
         config = body["HyperParameterTuningJobConfig"]
         config.setdefault("Strategy", "Bayesian")
@@ -131,8 +140,8 @@ class TuningService:
             body["OpensageTuning"]["Hyperband"] = plan.hyperband()
         _summarise(body, now)
         try:
-            self.backend.resources.create(KIND.name, name, arn, body, now=now,
-                                          status="InProgress", tag_list=params.get("Tags") or [])
+            self.ctx.resources.create(KIND.name, name, arn, body, now=now,
+                                      status="InProgress", tag_list=params.get("Tags") or [])
         except AlreadyExists:
             raise ResourceInUse(f"Hyperparameter tuning job names must be unique within an "
                                 f"AWS account and region; {arn} already exists.") from None
@@ -140,12 +149,12 @@ class TuningService:
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
-        body = dict(load(self.backend, KIND, name).body)
-        _summarise(body, self.backend.now())
+        body = dict(load(self.ctx, KIND, name).body)
+        _summarise(body, self.ctx.now())
         return body
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        rows, token = self.backend.resources.list(KIND.name, list_query(params))
+        rows, token = self.ctx.resources.list(KIND.name, list_query(params))
         summaries = []
         for row in rows:
             body = row.body
@@ -161,7 +170,7 @@ class TuningService:
 
     def stop(self, name: str) -> None:
         with self.lock:
-            job = load(self.backend, KIND, name)
+            job = load(self.ctx, KIND, name)
             if job.status != "InProgress":
                 raise ValidationException(
                     f"The request was rejected because the tuning job is in status "
@@ -173,7 +182,7 @@ class TuningService:
 
     def training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         """ListTrainingJobsForHyperParameterTuningJob: the trials, sorted and paged."""
-        job = load(self.backend, KIND, params["HyperParameterTuningJobName"])
+        job = load(self.ctx, KIND, params["HyperParameterTuningJobName"])
         return training_job_summaries(job.name, job.body, params)
 
     # -- the reconcile loop ----------------------------------------------------------------
@@ -191,7 +200,7 @@ class TuningService:
     def reconcile(self) -> None:
         self._watching = False
         for status in ACTIVE:
-            rows, _ = self.backend.resources.list(KIND.name, ListQuery(
+            rows, _ = self.ctx.resources.list(KIND.name, ListQuery(
                 status=status, sort_by="CreationTime", sort_order="Ascending",
                 max_results=1000))
             for row in rows:
@@ -202,7 +211,7 @@ class TuningService:
                     log.exception("tuning job %s: reconcile step failed", row.name)
 
     def _step(self, name: str) -> None:
-        row = self.backend.resources.get(KIND.name, name)
+        row = self.ctx.resources.get(KIND.name, name)
         if row is None or row.status not in ACTIVE:
             return
         body = _copy(row.body)
@@ -262,7 +271,7 @@ class TuningService:
 
     def _runtime(self, body: dict[str, Any]) -> float:
         """Seconds since the tuning job was created (what MaxRuntimeInSeconds limits)."""
-        return self.backend.now() - body["CreationTime"]
+        return self.ctx.now() - body["CreationTime"]
 
     def _ending(self, body: dict[str, Any], plan: plans.Plan,
                 trials: list[dict[str, Any]]) -> str | None:
@@ -283,7 +292,7 @@ class TuningService:
         found = completion.reason(_scored(trials), plan.objective_type, criteria,
                                   plan.max_jobs)
         if found == "ConvergenceDetected":
-            body["OpensageTuning"]["ConvergenceDetectedTime"] = self.backend.now()
+            body["OpensageTuning"]["ConvergenceDetectedTime"] = self.ctx.now()
         return found
 
     def _new_trial(self, name: str, body: dict[str, Any], plan: plans.Plan,
@@ -312,10 +321,10 @@ class TuningService:
                extra: dict[str, Any]) -> dict[str, Any]:
         child = f"{name}-{number:03d}-{uuid.uuid4().hex[:8]}"
         return {**extra, "TrainingJobName": child, "TrainingJobArn": arn_of(
-                    self.backend, kinds.TRAINING_JOB, child),
+                    self.ctx, kinds.TRAINING_JOB, child),
                 "TunedHyperParameters": tuned, "TrainingJobStatus": "InProgress",
                 "ObjectiveStatus": "Pending", "Launched": False,
-                "CreationTime": self.backend.now()}
+                "CreationTime": self.ctx.now()}
 
     def _retry(self, body: dict[str, Any], trials: list[dict[str, Any]]) -> bool:
         """A child that failed for an internal reason (``RetryableError``) is run once more
@@ -352,7 +361,7 @@ class TuningService:
             params = plans.with_resource(params, hyperband["ResourceHyperParameter"],
                                               hyperband["MaxResource"])
         metric = objective_of(body, trial)["MetricName"]
-        tags, _ = self.backend.resources.list_tags(body["HyperParameterTuningJobArn"])
+        tags, _ = self.ctx.resources.list_tags(body["HyperParameterTuningJobArn"])
         params["Tags"] = tags
         config = body["HyperParameterTuningJobConfig"]
         watched = bool(hyperband) or config.get("TrainingJobEarlyStoppingType") == "Auto"
@@ -361,7 +370,7 @@ class TuningService:
                                            tuning_arn=body["HyperParameterTuningJobArn"],
                                            watched=watched)
         try:
-            self.backend.training.create(request)
+            self.training.create(request)
         except ResourceInUse:
             pass  # created before a restart: it is the trial's job
         except AwsError as err:  # refused: the trial fails, the search goes on
@@ -373,12 +382,12 @@ class TuningService:
 
     def _not_created(self, trial: dict[str, Any], reason: str) -> None:
         trial.update(TrainingJobStatus="Failed", ObjectiveStatus="Failed", FailureReason=reason,
-                     TrainingEndTime=self.backend.now())
+                     TrainingEndTime=self.ctx.now())
 
     def _observe(self, trial: dict[str, Any], metric: str) -> None:
         if not trial["Launched"] or trial["TrainingJobStatus"] in _CHILD_TERMINAL:
             return
-        child = self.backend.resources.get(kinds.TRAINING_JOB.name, trial["TrainingJobName"])
+        child = self.ctx.resources.get(kinds.TRAINING_JOB.name, trial["TrainingJobName"])
         if child is None:
             return
         job = child.body
@@ -470,9 +479,9 @@ class TuningService:
         return values
 
     def _series(self, job: str, metric: str) -> list[float]:
-        points = self.backend.metrics.series(TRAINING_NAMESPACE, metric,
+        points = self.ctx.metrics.series(TRAINING_NAMESPACE, metric,
                                              {"TrainingJobName": job}, 0.0,
-                                             self.backend.now() + 3600)
+                                         self.ctx.now() + 3600)
         return [p.value for p in points]
 
     def _curve(self, job: str, metric: str) -> list[float]:
@@ -489,23 +498,23 @@ class TuningService:
                 trial.update(TrainingJobStatus="Stopped", ObjectiveStatus="Failed")
             return
         try:
-            self.backend.training.stop(trial["TrainingJobName"])
+            self.training.stop(trial["TrainingJobName"])
         except AwsError:
             pass  # it ended meanwhile; the next step observes how
         trial["StopRequested"] = True
 
     def _end(self, body: dict[str, Any], status: str, reason: str | None = None) -> None:
         body["HyperParameterTuningJobStatus"] = status
-        body["HyperParameterTuningEndTime"] = self.backend.now()
+        body["HyperParameterTuningEndTime"] = self.ctx.now()
         if reason:
             body["FailureReason"] = reason
 
     def _write(self, name: str, body: dict[str, Any]) -> None:
-        now = self.backend.now()
+        now = self.ctx.now()
         body["LastModifiedTime"] = now
         _summarise(body, now)
-        self.backend.resources.update(KIND.name, name, body, now=now,
-                                      status=body["HyperParameterTuningJobStatus"])
+        self.ctx.resources.update(KIND.name, name, body, now=now,
+                                  status=body["HyperParameterTuningJobStatus"])
 
     @contextmanager
     def paused(self) -> Iterator[None]:

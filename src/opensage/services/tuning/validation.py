@@ -1,6 +1,6 @@
 """Everything AWS refuses in a CreateHyperParameterTuningJob request, refused before a row exists.
 
-``check(backend, params)`` answers a :class:`~opensage.services.tuning.plans.Plan` (what the
+``check(ctx, params)`` answers a :class:`~opensage.services.tuning.plans.Plan` (what the
 search needs) or raises one ``ValidationException`` that names the problem. Warm-start parents
 are checked in ``warm_start``.
 """
@@ -12,7 +12,7 @@ import zlib
 from typing import Any
 
 from opensage.errors import ValidationException
-from opensage.services.backend import Backend
+from opensage.services.context import Context
 from opensage.services.training import definition
 from opensage.services.tuning.plans import Plan, child_request, with_resource
 from opensage.services.tuning.strategies import (
@@ -38,7 +38,7 @@ MAX_DEFINITIONS = 10
 DEFINITION_STRATEGIES = ("Bayesian", "Random")  # what opensage searches across definitions
 
 
-def check(backend: Backend, params: dict[str, Any]) -> Plan:
+def check(ctx: Context, params: dict[str, Any]) -> Plan:
     config = params["HyperParameterTuningJobConfig"]
     job = params.get("TrainingJobDefinition")
     definitions = params.get("TrainingJobDefinitions")
@@ -53,13 +53,13 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
         raise ValidationException("StrategyConfig applies to the Hyperband strategy only.")
     _check_completion_criteria(config)
     if definitions is not None:
-        return _check_definitions(backend, params, definitions, strategy)
+        return _check_definitions(ctx, params, definitions, strategy)
 
     objective = config.get("HyperParameterTuningJobObjective")
     if not objective:
         raise ValidationException("HyperParameterTuningJobConfig.HyperParameterTuningJobObjective"
                                   " must be specified.")
-    algorithm = _algorithm(backend, job)
+    algorithm = _algorithm(ctx, job)
     _check_objective(algorithm, job, objective)
 
     ranges = _check_ranges(algorithm, config.get("ParameterRanges") or {},
@@ -71,8 +71,8 @@ def check(backend: Backend, params: dict[str, Any]) -> Plan:
         hyperband = _check_hyperband(algorithm, config, job, ranges)
     metrics = _probe(with_resource(params, hyperband.get("resource_key"),
                                    hyperband.get("max_resource", 0)),
-                     backend, ranges, objective["MetricName"])
-    parents = check_warm_start(backend, params, ranges) if params.get("WarmStartConfig") else []
+                     ctx, ranges, objective["MetricName"])
+    parents = check_warm_start(ctx, params, ranges) if params.get("WarmStartConfig") else []
     return Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"], max_jobs,
                 max_parallel, _seed(params), tuple(metrics), tuple(parents),
                 definition_name=job.get("DefinitionName"), **hyperband)
@@ -114,7 +114,7 @@ def _check_completion_criteria(config: dict[str, Any]) -> None:
             f"MaxNumberOfTrainingJobsNotImproving must be at least 3; got {limit}.")
 
 
-def _check_definitions(backend: Backend, params: dict[str, Any],
+def _check_definitions(ctx: Context, params: dict[str, Any],
                        definitions: list[dict[str, Any]], strategy: str) -> Plan:
     """``TrainingJobDefinitions``: 1 to 10 definitions with unique ``DefinitionName``s, each
     with its own ``HyperParameterRanges`` and objective (its ``TuningObjective``, else the
@@ -157,12 +157,12 @@ def _check_definitions(backend: Backend, params: dict[str, Any],
                 "Every training job definition's objective must have the same Type; "
                 f"{subs[0].definition_name} has {subs[0].objective_type}, "
                 f"{job['DefinitionName']} has {objective['Type']}.")
-        algorithm = _algorithm(backend, job)
+        algorithm = _algorithm(ctx, job)
         _check_objective(algorithm, job, objective)
         ranges = _check_ranges(algorithm, job.get("HyperParameterRanges") or {},
                                job.get("StaticHyperParameters") or {})
         _check_strategy_ranges(strategy, ranges)
-        metrics = _probe({**params, "TrainingJobDefinition": job}, backend, ranges,
+        metrics = _probe({**params, "TrainingJobDefinition": job}, ctx, ranges,
                          objective["MetricName"])
         subs.append(Plan(strategy, tuple(ranges), objective["Type"], objective["MetricName"],
                          0, 0, _seed(params) + 7919 * index, tuple(metrics),
@@ -174,14 +174,14 @@ def _check_definitions(backend: Backend, params: dict[str, Any],
 
 
 # -- pieces ------------------------------------------------------------------------------------
-def _algorithm(backend: Backend, job: dict[str, Any]) -> Any:
+def _algorithm(ctx: Context, job: dict[str, Any]) -> Any:
     """The built-in algorithm's spec, or None for a user's own image."""
     spec = job["AlgorithmSpecification"]
     image = spec.get("TrainingImage") or spec.get("AlgorithmName")
     if not image:
         raise ValidationException("AlgorithmSpecification.TrainingImage or AlgorithmName must be "
                                   "specified.")
-    found = backend.algorithms.lookup(image)
+    found = ctx.algorithms.lookup(image)
     return found.entry.spec if found is not None else None
 
 
@@ -331,14 +331,14 @@ def _check_limits(strategy: str, limits: dict[str, Any], ranges: list[Range]) ->
     return max_jobs, parallel
 
 
-def _probe(params: dict[str, Any], backend: Backend, ranges: list[Range],
+def _probe(params: dict[str, Any], ctx: Context, ranges: list[Range],
            metric: str) -> list[dict[str, str]]:
     """Check the training job definition as CreateTrainingJob would, with each range at its
     first value: bad channels, images, static hyperparameters are refused now, not per child."""
     tuned = {r.name: (r.values[0] if r.kind == CATEGORICAL else r.to_api(
         r.to_internal(repr(r.low)))) for r in ranges}
     probe = child_request(params, "probe", tuned, metric, tuning_arn="")
-    return definition.prepare(backend, probe).metric_definitions
+    return definition.prepare(ctx.algorithms, probe).metric_definitions
 
 
 def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any],

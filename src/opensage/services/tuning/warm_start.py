@@ -7,7 +7,7 @@ from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
-from opensage.services.backend import Backend
+from opensage.services.context import Context
 from opensage.services.tuning.strategies import Range, ranges_of
 
 __all__ = ["MAX_PARENTS", "MAX_WARM_START_CHANGES", "check_warm_start"]
@@ -20,7 +20,7 @@ _TRIAL_KEYS = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingSta
                "Objective")
 
 
-def check_warm_start(backend: Backend, params: dict[str, Any],
+def check_warm_start(ctx: Context, params: dict[str, Any],
                      ranges: list[Range]) -> list[dict[str, Any]]:
     """AWS's warm-start rules; answers the parents' trials that produced an objective, each
     with ``Point``: its value of every range of this job (from the parent's tuned or static
@@ -52,7 +52,7 @@ def check_warm_start(backend: Backend, params: dict[str, Any],
     kinds_here = {r.name: r.kind for r in ranges}
     found: list[dict[str, Any]] = []
     for name in names:
-        row = backend.resources.get(kinds.TUNING_JOB.name, name)
+        row = ctx.resources.get(kinds.TUNING_JOB.name, name)
         if row is None:
             raise ValidationException(
                 f"The warm-start parent hyperparameter tuning job {name} does not exist.")

@@ -1,0 +1,111 @@
+"""The one place the services are built and connected, from the settings, at start-up.
+
+Each service is handed a :class:`Context` and the services it calls; cross-service reactions
+are subscriptions made here, so this file is the whole map of who depends on whom.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from opensage.runner.executor import Executor
+from opensage.runner.forkserver import ForkServer
+from opensage.runner.local import LocalExecutor, TrainingEvents
+from opensage.services.algorithms import AlgorithmCatalog
+from opensage.services.autoscaling import AutoscalingService
+from opensage.services.context import Context
+from opensage.services.endpoints import EndpointService
+from opensage.services.housekeeping import Housekeeping
+from opensage.services.logs import LogService
+from opensage.services.metrics import MetricStore
+from opensage.services.training.jobs import TrainingService
+from opensage.services.transform import TransformService
+from opensage.services.tuning.jobs import TuningService
+from opensage.settings import Settings
+from opensage.store.db import Database
+from opensage.store.objects import ObjectStore
+from opensage.store.resources import ResourceStore
+
+
+@dataclass(frozen=True)
+class Services:
+    """Every service of one server, for the API layer to call; services never see this."""
+
+    context: Context
+    training: TrainingService
+    tuning: TuningService
+    endpoints: EndpointService
+    transform: TransformService
+    autoscaling: AutoscalingService  # application-autoscaling
+    housekeeping: Housekeeping  # retention purges
+
+    def start(self) -> None:
+        """Start the job slots and pick up what a previous run left unfinished."""
+        self.training.start()  # job slots, then the jobs still InProgress run again
+        self.tuning.start()  # its reconcile loop also resumes unfinished searches
+        self.endpoints.start()  # endpoints that were InService come back InService
+        self.transform.start()  # transform jobs left InProgress run again
+        self.autoscaling.start()  # the scaler thread
+        self.housekeeping.start()  # retention purges
+
+    def reset(self) -> None:
+        """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
+        with self.tuning.paused():  # no tuning step launches a child job mid-wipe
+            self.training.cancel_all()
+            self.autoscaling.reset()
+            self.endpoints.reset()
+            self.transform.reset()
+            self.context.db.wipe()
+            self.context.objects.wipe()
+
+    def close(self) -> None:
+        self.housekeeping.close()
+        self.tuning.shutdown()
+        # Serving workers are forked by the fork server, which the training executor closes:
+        # stop them before it goes, or they would look like crashes (replaced, or failing a
+        # job).
+        self.autoscaling.close()
+        self.endpoints.close()
+        self.transform.close()
+        self.training.close()
+        self.context.db.dispose()
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    db.prepare()
+    ctx = Context(settings=settings, db=db, resources=ResourceStore(db),
+                  objects=ObjectStore(settings.objects_url, db, region=settings.region),
+                  logs=LogService(db, settings), metrics=MetricStore(db),
+                  algorithms=AlgorithmCatalog())
+    forkserver = _forkserver(settings)
+
+    def executor(reports: TrainingEvents) -> Executor:
+        return LocalExecutor(
+            settings.data_dir / "jobs" / "training", ctx.objects, reports,
+            slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
+            spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
+            forkserver=forkserver)
+
+    training = TrainingService(ctx, executor)
+    tuning = TuningService(ctx, training)
+    training.job_ended.subscribe(tuning.child_changed)
+    training.watched_metrics.subscribe(tuning.child_changed)
+    endpoints = EndpointService(ctx, forkserver)
+    autoscaling = AutoscalingService(ctx, endpoints)
+    return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
+                    transform=TransformService(ctx, forkserver), autoscaling=autoscaling,
+                    housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
+                                              autoscaling.purge_activities))
+
+
+def _forkserver(settings: Settings) -> ForkServer | None:
+    """A warm process with the built-ins imported, so that jobs and model workers start in
+    milliseconds. The training executor closes it (after the model workers have stopped)."""
+    if not settings.preload_algorithms:
+        return None
+    from opensage.algorithms.registry import preload_modules
+
+    modules = preload_modules()
+    return ForkServer(modules) if modules else None
