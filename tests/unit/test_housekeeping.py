@@ -6,17 +6,19 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
+from opensage.services.context import Context
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
 from opensage.settings import Settings
 from opensage.store.db import Database
+from opensage.store.objects import ObjectStore
 from opensage.store.resources import ResourceStore
 
 NOW = 1_700_000_000.0
@@ -57,12 +59,14 @@ def world(tmp_path: Path) -> Iterator[World]:
     db.migrate()
     clock = [NOW]
     settings = Settings(data_dir=tmp_path)
-    backend = SimpleNamespace(resources=ResourceStore(db), settings=settings,
-                              now=lambda: clock[0],
-                              arn=lambda resource, service="sagemaker": settings.arn(service,
-                                                                                     resource))
-    yield World(tmp_path, LogService(db, settings, clock=lambda: clock[0]), MetricStore(db),
-                AutoscalingService(backend), clock)  # type: ignore[arg-type]
+    logs, metrics = LogService(db, settings, clock=lambda: clock[0]), MetricStore(db)
+    ctx = Context(settings=settings, db=db, resources=ResourceStore(db),
+                  objects=ObjectStore(settings.objects_url, db, region=settings.region),
+                  logs=logs, metrics=metrics, algorithms=AlgorithmCatalog(),
+                  clock=lambda: clock[0])
+    # purging activities scales nothing: no endpoint service needed
+    scaler = AutoscalingService(ctx, None)  # type: ignore[arg-type]
+    yield World(tmp_path, logs, metrics, scaler, clock)
     db.dispose()
 
 
