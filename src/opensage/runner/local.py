@@ -36,6 +36,10 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.25
 PROMPT_FLUSH_SECONDS = 0.05  # a watched job's metrics: still one write per batch of lines
+# Pauses between tries of a job's final report: a busy database ("database is locked") gets
+# about ten seconds to clear before the job is left InProgress for recovery to run again.
+REPORT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
+INTERNAL_FAILURE = "InternalServerError: opensage failed to run the job"
 JobProcess = subprocess.Popen[bytes] | ForkedProcess
 
 
@@ -79,6 +83,18 @@ class TrainingEvents(Protocol):
     def finished(self, name: str, outcome: Outcome) -> None: ...
 
 
+@dataclass(eq=False)
+class _Run:
+    """One submission of a job, from the queue to its final report. Stop and interrupt
+    requests belong to the run, not to the name, so none can outlive it and reach a later job
+    of the same name (names come back after a reset)."""
+
+    spec: TrainingSpec
+    stop_requested: bool = False
+    interrupt_requested: bool = False
+    proc: JobProcess | None = None
+
+
 class JobFailure(Exception):
     """The job fails with this readable reason."""
 
@@ -97,13 +113,11 @@ class LocalExecutor:
         self.events = events
         self.slots = max(1, slots)
         self.stop_grace = stop_grace_seconds
-        self._queue: queue.Queue[TrainingSpec | None] = queue.Queue()
-        self._stop_requested: set[str] = set()
-        self._interrupt_requested: set[str] = set()
+        self._queue: queue.Queue[_Run | None] = queue.Queue()
+        self._runs: dict[str, _Run] = {}  # each name's current run, queued or running
         self.spot_interruption_rate = spot_interruptions_per_hour / 3600  # per second
         self._lock = threading.Lock()
         self._workers: list[threading.Thread] = []
-        self._procs: dict[str, JobProcess] = {}
         self._closing = False
         self.forkserver = forkserver
 
@@ -115,16 +129,24 @@ class LocalExecutor:
             self._workers.append(worker)
 
     def submit(self, spec: TrainingSpec) -> None:
-        self._queue.put(spec)
+        run = _Run(spec)
+        with self._lock:
+            self._runs[spec.name] = run
+        self._queue.put(run)
 
     def stop(self, name: str) -> None:
+        """Stop the name's current run; a job that has already ended is left alone."""
         with self._lock:
-            self._stop_requested.add(name)
+            run = self._runs.get(name)
+            if run is not None:
+                run.stop_requested = True
 
     def interrupt(self, name: str) -> None:
         """Reclaim a spot job's capacity: its process is stopped and the job resumes."""
         with self._lock:
-            self._interrupt_requested.add(name)
+            run = self._runs.get(name)
+            if run is not None:
+                run.interrupt_requested = True
 
     def cancel_all(self) -> None:
         """Drop queued jobs and kill running ones at once (state is being wiped)."""
@@ -134,8 +156,10 @@ class LocalExecutor:
         except queue.Empty:
             pass
         with self._lock:
-            self._stop_requested.update(self._procs)
-            procs = list(self._procs.values())
+            for run in self._runs.values():
+                run.stop_requested = True
+            procs = self._running_procs()
+            self._runs.clear()  # the names are free for new jobs at once
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)
 
@@ -143,7 +167,7 @@ class LocalExecutor:
         """Kill running jobs (their rows stay InProgress and are re-run on the next start)."""
         self._closing = True
         with self._lock:
-            procs = list(self._procs.values())
+            procs = self._running_procs()
         for proc in procs:
             _signal_group(proc, signal.SIGKILL)
         if self.forkserver is not None:
@@ -154,43 +178,71 @@ class LocalExecutor:
         for worker in self._workers:
             worker.join(max(0.0, deadline - time.monotonic()))
 
+    def _running_procs(self) -> list[JobProcess]:
+        return [run.proc for run in self._runs.values() if run.proc is not None]
+
     # -- one job ---------------------------------------------------------------------------
     def _work(self) -> None:
+        """A job slot: nothing a job or its reporting raises may end this loop."""
         while True:
-            spec = self._queue.get()
-            if spec is None or self._closing:
+            run = self._queue.get()
+            if run is None or self._closing:
                 return
             try:
-                self._run(spec)
+                outcome = self._run(run)
             except ExecutorClosing:
                 return
-            except Exception:  # never let a slot die
-                log.exception("training job %s crashed the runner", spec.name)
-                self.events.finished(spec.name, Outcome(
-                    "Failed", "InternalServerError: opensage failed to run the job"))
+            except Exception:
+                log.exception("training job %s crashed the runner", run.spec.name)
+                outcome = Outcome("Failed", INTERNAL_FAILURE)
+            try:
+                self._conclude(run.spec.name, outcome)
             finally:
                 with self._lock:
-                    self._stop_requested.discard(spec.name)
-                    self._interrupt_requested.discard(spec.name)
+                    if self._runs.get(run.spec.name) is run:
+                        del self._runs[run.spec.name]
 
-    def _stopping(self, name: str) -> bool:
-        with self._lock:
-            return name in self._stop_requested
+    def _conclude(self, name: str, outcome: Outcome) -> None:
+        """Record how the job ended. When that keeps failing, record it as an internal failure;
+        when even that fails, the row stays InProgress and the next start runs the job again."""
+        if self._report_finished(name, outcome):
+            return
+        if outcome.failure_reason != INTERNAL_FAILURE and self._report_finished(
+                name, Outcome("Failed", INTERNAL_FAILURE)):
+            return
+        log.error("could not record that training job %s ended (%s): it stays InProgress "
+                  "until the server restarts and runs it again", name, outcome.status)
 
-    def _interrupted(self, spec: TrainingSpec, seconds: float) -> bool:
+    def _report_finished(self, name: str, outcome: Outcome) -> bool:
+        for delay in (*REPORT_RETRY_DELAYS, None):
+            try:
+                self.events.finished(name, outcome)
+                return True
+            except Exception:
+                if delay is None:
+                    log.exception("reporting training job %s as %s failed", name,
+                                  outcome.status)
+                    return False
+                log.warning("reporting training job %s as %s failed; retrying in %.2f s",
+                            name, outcome.status, delay, exc_info=True)
+                time.sleep(delay)
+        return False
+
+    def _interrupted(self, run: _Run, seconds: float) -> bool:
         """A test's request, or the simulated market reclaiming the capacity."""
-        if not spec.spot:
+        if not run.spec.spot:
             return False
         with self._lock:
-            if spec.name in self._interrupt_requested:
-                self._interrupt_requested.discard(spec.name)
+            if run.interrupt_requested:
+                run.interrupt_requested = False
                 return True
         return random.random() < self.spot_interruption_rate * seconds
 
-    def _run(self, spec: TrainingSpec) -> None:
-        if self._stopping(spec.name):
-            self.events.finished(spec.name, Outcome("Stopped"))
-            return
+    def _run(self, run: _Run) -> Outcome:
+        """Run the job to its end and say how it ended (the slot reports it)."""
+        spec = run.spec
+        if run.stop_requested:
+            return Outcome("Stopped")
         ws = Workspace(self.jobs_root / spec.name)
         started = time.time()
         wait_deadline = time.monotonic() + (spec.max_wait or spec.max_runtime)
@@ -198,13 +250,11 @@ class LocalExecutor:
         while True:
             attempt_start = time.monotonic()
             try:
-                result, checkpoints = self._attempt(spec, ws, budget)
+                result, checkpoints = self._attempt(run, ws, budget)
             except (ChannelError, JobFailure) as err:
-                self._finish_failed(spec, ws, f"ClientError: {err}", started)
-                return
+                return _failed(ws, f"ClientError: {err}", started)
             except AwsError as err:
-                self._finish_failed(spec, ws, f"ClientError: {err.message}", started)
-                return
+                return _failed(ws, f"ClientError: {err.message}", started)
             if checkpoints is not None:
                 checkpoints.upload_changes()
             if result.status != "Interrupted":
@@ -212,30 +262,29 @@ class LocalExecutor:
             budget -= time.monotonic() - attempt_start
             self.events.advance(spec.name, "Interrupted")
             if time.monotonic() > wait_deadline or budget <= 0:
-                self.events.finished(spec.name, Outcome("MaxWaitTimeExceeded", None,
-                                                        self._upload_quietly(spec, ws), started))
+                outcome = Outcome("MaxWaitTimeExceeded", None, self._upload_quietly(spec, ws),
+                                  started)
                 ws.remove()
-                return
+                return outcome
             self.events.advance(spec.name, "Restarting")
         if result.status != "Completed":
-            uploaded = self._upload_quietly(spec, ws)
-            self.events.finished(spec.name, Outcome(
-                result.status, result.failure_reason, uploaded, started))
+            outcome = Outcome(result.status, result.failure_reason,
+                              self._upload_quietly(spec, ws), started)
             ws.remove()
-            return
+            return outcome
         self.events.advance(spec.name, "Uploading")
         try:
             uploaded = self._upload(spec, ws)
         except AwsError as err:
-            self._finish_failed(spec, ws, "ClientError: Could not upload the model artifacts "
-                                          f"to {spec.output_path}: {err.message}", started)
-            return
-        self.events.finished(spec.name, Outcome("Completed", None, uploaded, started))
+            return _failed(ws, "ClientError: Could not upload the model artifacts to "
+                               f"{spec.output_path}: {err.message}", started)
         ws.remove()
+        return Outcome("Completed", None, uploaded, started)
 
-    def _attempt(self, spec: TrainingSpec, ws: Workspace,
+    def _attempt(self, run: _Run, ws: Workspace,
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         """One run of the job from a fresh directory (checkpoints restored from S3)."""
+        spec = run.spec
         ws.create()
         self.events.advance(spec.name, "Downloading")
         for channel in spec.channels:
@@ -257,16 +306,11 @@ class LocalExecutor:
                 if input_mode(channel, spec.input_mode) == "Pipe":
                     pipes.add(channel, ws.data_dir)
             self.events.advance(spec.name, "Training")
-            result = self._train(spec, ws, checkpoints, budget)
+            result = self._train(run, ws, checkpoints, budget)
         if pipes.errors and result.status in ("Completed", "Failed"):
             # the algorithm saw a channel cut short: that is the failure to report
             result = Outcome("Failed", f"ClientError: {pipes.errors[0]}"[:1024])
         return result, checkpoints
-
-    def _finish_failed(self, spec: TrainingSpec, ws: Workspace, reason: str,
-                       started: float | None) -> None:
-        self.events.finished(spec.name, Outcome("Failed", reason[:1024], False, started))
-        ws.remove()
 
     def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
         bucket, prefix = split_s3_uri(spec.output_path.rstrip("/") + "/")
@@ -287,8 +331,9 @@ class LocalExecutor:
         except (AwsError, ChannelError, OSError):
             return False
 
-    def _train(self, spec: TrainingSpec, ws: Workspace, checkpoints: CheckpointSync | None,
+    def _train(self, run: _Run, ws: Workspace, checkpoints: CheckpointSync | None,
                budget: float) -> Outcome:
+        spec = run.spec
         cpus = cpus_for(spec.instance_type)
         env = {**os.environ, **container_env(
             ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
@@ -298,12 +343,12 @@ class LocalExecutor:
         env["PYTHONUNBUFFERED"] = "1"
         proc = self._start(spec.module or "", str(ws.root), env, cpus)
         with self._lock:
-            self._procs[spec.name] = proc
+            run.proc = proc
         try:
-            return self._supervise(spec, ws, proc, checkpoints, budget)
+            return self._supervise(run, ws, proc, checkpoints, budget)
         finally:
             with self._lock:
-                self._procs.pop(spec.name, None)
+                run.proc = None
 
     def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int) -> JobProcess:
         """Fork the job from the warm fork server when it preloaded the module, else start a
@@ -320,8 +365,9 @@ class LocalExecutor:
             command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, start_new_session=True)
 
-    def _supervise(self, spec: TrainingSpec, ws: Workspace, proc: JobProcess,
+    def _supervise(self, run: _Run, ws: Workspace, proc: JobProcess,
                    checkpoints: CheckpointSync | None, budget: float) -> Outcome:
+        spec = run.spec
         lines: queue.Queue[bytes | None] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
         reader.start()
@@ -366,13 +412,13 @@ class LocalExecutor:
             if checkpoints is not None and moment - last_sync >= 2:
                 checkpoints.upload_changes()
                 last_sync = moment
-            if ending is None and self._stopping(spec.name):
+            if ending is None and run.stop_requested:
                 ending = "Stopped"
                 self._terminate(proc)
             elif ending is None and moment > deadline:
                 ending = "MaxRuntimeExceeded"
                 self._terminate(proc)
-            elif ending is None and self._interrupted(spec, POLL_SECONDS):
+            elif ending is None and self._interrupted(run, POLL_SECONDS):
                 ending = "Interrupted"
                 self._terminate(proc)
         code = proc.wait()
@@ -423,6 +469,11 @@ def _signal_group(proc: JobProcess, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _failed(ws: Workspace, reason: str, started: float | None) -> Outcome:
+    ws.remove()
+    return Outcome("Failed", reason[:1024], False, started)
 
 
 def _input_data_config(spec: TrainingSpec) -> dict[str, Any]:

@@ -32,7 +32,9 @@ class TrainingService:
         """``executor`` builds the executor that runs the jobs, given where it reports (this
         service): the two refer to each other, so the service builds it."""
         self.ctx = ctx
-        self._lock = threading.Lock()
+        # Guards read-modify-write of job rows, and makes a job's status check and the executor
+        # request that follows it one step (stop, interrupt, create): re-entered by _mutate.
+        self._lock = threading.RLock()
         self.job_ended: Listeners[TrainingJobEnded] = Listeners("TrainingJobEnded")
         self.watched_metrics: Listeners[WatchedMetricsReported] = Listeners(
             "WatchedMetricsReported")
@@ -60,15 +62,16 @@ class TrainingService:
         now = self.ctx.now()
         body = definition.describe_body(params, arn, prepared, now)
         _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])
-        try:
-            self.ctx.resources.create(KIND.name, name, arn, body, now=now,
-                                      status=body["TrainingJobStatus"],
-                                      tag_list=params.get("Tags") or [])
-        except AlreadyExists:
-            raise ResourceInUse(
-                "Training job names must be unique within an AWS account and region, and a "
-                f"training job with this name already exists ({arn})") from None
-        self.executor.submit(self._spec(body))
+        with self._lock:  # a stop seeing the new row finds its run in the executor
+            try:
+                self.ctx.resources.create(KIND.name, name, arn, body, now=now,
+                                              status=body["TrainingJobStatus"],
+                                              tag_list=params.get("Tags") or [])
+            except AlreadyExists:
+                raise ResourceInUse(
+                    "Training job names must be unique within an AWS account and region, and "
+                    f"a training job with this name already exists ({arn})") from None
+            self.executor.submit(self._spec(body))
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
@@ -80,13 +83,16 @@ class TrainingService:
                            "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus")})
 
     def stop(self, name: str) -> None:
-        job = load(self.ctx, KIND, name)
-        if job.status != "InProgress":
-            raise ValidationException(
-                f"The request was rejected because the training job is in status {job.status}.")
-        self._mutate(job.name, lambda body: _transition_into(
-            body, Secondary.STOPPING, self.ctx.now(), MESSAGES[Secondary.STOPPING]))
-        self.executor.stop(job.name)
+        # One step: a job that ends meanwhile is either refused here or recorded as Stopped,
+        # and the executor's request reaches only the run that is still going.
+        with self._lock:
+            job = load(self.ctx, KIND, name)
+            if job.status != "InProgress":
+                raise ValidationException("The request was rejected because the training job "
+                                          f"is in status {job.status}.")
+            self._mutate(job.name, lambda body: _transition_into(
+                body, Secondary.STOPPING, self.ctx.now(), MESSAGES[Secondary.STOPPING]))
+            self.executor.stop(job.name)
 
     def update(self, params: dict[str, Any]) -> str:
         """UpdateTrainingJob: profiler settings while running, warm-pool keep-alive after."""
@@ -114,10 +120,12 @@ class TrainingService:
     def interrupt(self, name: str) -> None:
         """Reclaim a managed-spot job's capacity now (a test hook): it goes Interrupted,
         then resumes from its checkpoints."""
-        job = load(self.ctx, KIND, name)
-        if not job.body.get("EnableManagedSpotTraining") or job.status != "InProgress":
-            raise ValidationException(f"Training job {name} is not a running managed spot job.")
-        self.executor.interrupt(job.name)
+        with self._lock:
+            job = load(self.ctx, KIND, name)
+            if not job.body.get("EnableManagedSpotTraining") or job.status != "InProgress":
+                raise ValidationException(
+                    f"Training job {name} is not a running managed spot job.")
+            self.executor.interrupt(job.name)
 
     def recover(self) -> None:
         """After a restart: run again every job that was still queued or running."""

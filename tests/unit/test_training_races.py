@@ -1,0 +1,220 @@
+"""Races between a job's end and the requests about it, and a slot that outlives a failed
+final report: the real LocalExecutor and TrainingService on a tiny job module."""
+
+from __future__ import annotations
+
+import dataclasses
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from opensage.errors import ValidationException
+from opensage.runner import local
+from opensage.runner.local import LocalExecutor, Outcome, TrainingSpec
+from opensage.services import kinds
+from opensage.services.wiring import Services, build_services
+from opensage.services.training import definition, jobs
+from opensage.settings import Settings
+
+BUCKET = "race-bucket"
+XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+JOB = '''
+import pathlib, sys, time
+if sys.argv[1:] == ["train"]:
+    time.sleep(0.5)
+    pathlib.Path("model/model.txt").write_text("trained")
+    print("done")
+'''
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+@pytest.fixture
+def modules(tmp_path: Path) -> Path:
+    path = tmp_path / "mods"
+    path.mkdir()
+    (path / "quick_job.py").write_text(JOB)
+    return path
+
+
+@pytest.fixture
+def backend(tmp_path: Path, modules: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Services]:
+    """A real backend whose jobs run ``quick_job`` (0.5 s) in one slot."""
+    backend = build_services(Settings(data_dir=tmp_path / "data", port=0, job_slots=1,
+                                      stop_grace_seconds=1, preload_algorithms=False))
+    backend.context.objects.create_bucket(BUCKET)
+
+    def quick_spec(body: dict[str, Any]) -> TrainingSpec:
+        return dataclasses.replace(definition.training_spec(body, region=backend.context.settings.region), module="quick_job",
+                                   channels=[], environment={"PYTHONPATH": str(modules)})
+
+    monkeypatch.setattr(backend.training, "_spec", quick_spec)
+    monkeypatch.setattr(local, "REPORT_RETRY_DELAYS", (0.01, 0.02, 0.04), raising=False)
+    backend.training.executor.start()
+    yield backend
+    backend.training.executor.shutdown()
+    backend.context.db.dispose()
+
+
+def request(name: str) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+        "RoleArn": "arn:aws:iam::123456789012:role/opensage",
+        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv", "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/train"}}}],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/output/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                           "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        "HyperParameters": {"objective": "reg:squarederror", "num_round": "1"},
+    }
+
+
+def wait_status(backend: Services, name: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = str(backend.training.describe(name)["TrainingJobStatus"])
+        if status in TERMINAL:
+            return status
+        assert time.monotonic() < deadline, f"{name} is still {status}"
+        time.sleep(0.02)
+
+
+class _Events:
+    def __init__(self) -> None:
+        self.outcomes: list[tuple[str, str]] = []
+        self.done = threading.Semaphore(0)
+
+    def advance(self, name: str, status: str, message: str | None = None) -> None:
+        pass
+
+    def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None:
+        pass
+
+    def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None:
+        pass
+
+    def finished(self, name: str, outcome: Outcome) -> None:
+        self.outcomes.append((name, outcome.status))
+        self.done.release()
+
+
+def test_a_stop_after_the_job_ended_does_not_reach_a_later_job_of_that_name(
+        tmp_path: Path, modules: Path) -> None:
+    store = build_services(Settings(data_dir=tmp_path / "data", port=0,
+                                    preload_algorithms=False)).context.objects
+    store.create_bucket(BUCKET)
+    events = _Events()
+    executor = LocalExecutor(tmp_path / "jobs", store, events, slots=1, stop_grace_seconds=1)
+    spec = TrainingSpec(
+        name="reused", arn="arn:aws:sagemaker:us-east-1:123456789012:training-job/reused",
+        module="quick_job", unsupported_reason=None, hyperparameters={}, channels=[],
+        input_mode="File", output_path=f"s3://{BUCKET}/out/", instance_type="ml.m5.large",
+        instance_count=1, max_runtime=60, region="us-east-1",
+        environment={"PYTHONPATH": str(modules)})
+    executor.start()
+    try:
+        executor.submit(spec)
+        assert events.done.acquire(timeout=30)
+        time.sleep(0.2)  # the slot has let go of the run
+        executor.stop("reused")  # arrives after the run ended: there is nothing to stop
+        executor.interrupt("reused")
+        executor.submit(spec)  # the same name again (after a reset, say)
+        assert events.done.acquire(timeout=30)
+    finally:
+        executor.shutdown()
+    assert events.outcomes == [("reused", "Completed"), ("reused", "Completed")]
+
+
+def test_a_stop_racing_the_end_of_a_job_is_refused_or_wins_and_leaves_nothing_behind(
+        backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = backend.training
+    ending = threading.Event()
+    real_advance, real_load = service.advance, jobs.load
+
+    def advance(name: str, status: str, message: str | None = None) -> None:
+        if status == "Uploading":  # the process has exited: the job is ending
+            ending.set()
+        real_advance(name, status, message)
+
+    def load_then_let_the_job_end(*args: Any) -> Any:
+        """StopTrainingJob has read the job as InProgress: the job now ends (unless the
+        service holds it off until the stop has been recorded)."""
+        job = real_load(*args)
+        assert ending.wait(30), "the job never ended"
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline and backend.context.resources.get(
+                kinds.TRAINING_JOB.name, job.name).status not in TERMINAL:
+            time.sleep(0.01)
+        time.sleep(0.2)  # and its slot moves on
+        return job
+
+    monkeypatch.setattr(service, "advance", advance)  # the slot reports through the service
+    service.create(request("racer"))
+    deadline = time.monotonic() + 30
+    while service.describe("racer")["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline, service.describe("racer")["SecondaryStatus"]
+        time.sleep(0.01)
+    monkeypatch.setattr(jobs, "load", load_then_let_the_job_end)
+    try:
+        service.stop("racer")
+        refused = False
+    except ValidationException:
+        refused = True
+    monkeypatch.setattr(jobs, "load", real_load)
+    status = wait_status(backend, "racer")
+
+    backend.reset()  # the name is free again: no request left behind may reach the new job
+    backend.context.objects.create_bucket(BUCKET)
+    service.create(request("racer"))
+    assert wait_status(backend, "racer") == "Completed"
+    # Either the stop came too late and was refused, or it won and the job is Stopped:
+    # never "stop accepted" for a job that then reads Completed.
+    assert (refused and status == "Completed") or (not refused and status == "Stopped"), (
+        refused, status)
+
+
+def locked_on_terminal_writes(backend: Services, monkeypatch: pytest.MonkeyPatch,
+                              failures: dict[str, int]) -> None:
+    """The store refuses the first failures[name] writes that end that job, as SQLite does
+    when another writer holds the database."""
+    real_update = backend.context.resources.update
+
+    def update(kind: str, name: str, body: dict[str, Any], **kwargs: Any) -> Any:
+        if kwargs.get("status") in TERMINAL and failures.get(name, 0) > 0:
+            failures[name] -= 1
+            raise OperationalError("UPDATE resources", {},
+                                   sqlite3.OperationalError("database is locked"))
+        return real_update(kind, name, body, **kwargs)
+
+    monkeypatch.setattr(backend.context.resources, "update", update)
+
+
+def test_b_a_final_report_that_fails_a_few_times_is_retried_and_the_slot_lives_on(
+        backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    failures = {"first": 3}
+    locked_on_terminal_writes(backend, monkeypatch, failures)
+    backend.training.create(request("first"))
+    backend.training.create(request("second"))  # queued behind it in the only slot
+    assert wait_status(backend, "first") == "Completed"
+    assert wait_status(backend, "second") == "Completed"
+    assert failures == {"first": 0}
+
+
+def test_b_a_final_report_that_keeps_failing_leaves_the_job_to_recovery_not_the_slot(
+        backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    failures = {"doomed": 1000}
+    locked_on_terminal_writes(backend, monkeypatch, failures)
+    backend.training.create(request("doomed"))
+    backend.training.create(request("next"))
+    assert wait_status(backend, "next") == "Completed"  # the slot survived
+    assert backend.training.describe("doomed")["TrainingJobStatus"] == "InProgress"
+    failures["doomed"] = 0  # the database is free again; a restart runs the job again
+    backend.training.recover()
+    assert wait_status(backend, "doomed") == "Completed"
