@@ -19,6 +19,7 @@ from opensage.runner import local
 from opensage.runner.local import LocalExecutor, Outcome, TrainingSpec
 from opensage.services import kinds
 from opensage.services.wiring import Services, build_services
+from opensage.services.crud import load as real_load
 from opensage.services.training import definition, jobs
 from opensage.settings import Settings
 
@@ -86,6 +87,11 @@ def wait_status(backend: Services, name: str, timeout: float = 30) -> str:
         time.sleep(0.02)
 
 
+def ended(backend: Services, name: str) -> bool:
+    row = backend.context.resources.get(kinds.TRAINING_JOB.name, name)
+    return row is not None and str(row.status) in TERMINAL
+
+
 class _Events:
     def __init__(self) -> None:
         self.outcomes: list[tuple[str, str]] = []
@@ -136,7 +142,7 @@ def test_a_stop_racing_the_end_of_a_job_is_refused_or_wins_and_leaves_nothing_be
         backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
     service = backend.training
     ending = threading.Event()
-    real_advance, real_load = service.advance, jobs.load
+    real_advance = service.advance
 
     def advance(name: str, status: str, message: str | None = None) -> None:
         if status == "Uploading":  # the process has exited: the job is ending
@@ -149,8 +155,7 @@ def test_a_stop_racing_the_end_of_a_job_is_refused_or_wins_and_leaves_nothing_be
         job = real_load(*args)
         assert ending.wait(30), "the job never ended"
         deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and backend.context.resources.get(
-                kinds.TRAINING_JOB.name, job.name).status not in TERMINAL:
+        while time.monotonic() < deadline and not ended(backend, job.name):
             time.sleep(0.01)
         time.sleep(0.2)  # and its slot moves on
         return job
