@@ -18,9 +18,9 @@ from opensage.errors import ValidationException
 from opensage.runner import local
 from opensage.runner.local import LocalExecutor, Outcome, TrainingSpec
 from opensage.services import kinds
-from opensage.services.wiring import Services, build_services
 from opensage.services.crud import load as real_load
 from opensage.services.training import definition, jobs
+from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
 
 BUCKET = "race-bucket"
