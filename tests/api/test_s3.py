@@ -611,6 +611,7 @@ def test_object_store_on_s3fs(endpoint: str, s3: Any, tmp_path: Path,
                               monkeypatch: pytest.MonkeyPatch) -> None:
     """The store's remote (fsspec/s3fs) path, with this very server as the backing S3."""
     pytest.importorskip("s3fs")
+    from opensage.store.blobs import RemoteBlobs
     from opensage.store.db import Database
     from opensage.store.objects import CompletedPart, ObjectStore
 
@@ -621,7 +622,7 @@ def test_object_store_on_s3fs(endpoint: str, s3: Any, tmp_path: Path,
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite'}")
     db.migrate()
     store = ObjectStore("s3://backing/root", db, "us-east-1")
-    assert not store.blobs.local
+    assert isinstance(store.blobs, RemoteBlobs)
     store.create_bucket("inner")
     big = os.urandom(6 * 1024 * 1024)  # more than s3fs's block: its own multipart upload
     store.put_object("inner", "big", big, checksum_algorithm="crc32")
