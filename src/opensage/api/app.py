@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 import botocore.session
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, request_response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opensage.api import (
     autoscaling_handlers,
@@ -32,7 +36,7 @@ from opensage.errors import AwsError
 from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
 
-ALL_METHODS = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS", "PATCH"]
+log = logging.getLogger(__name__)
 
 
 def build_protocols(services: Services) -> dict[str, Any]:
@@ -108,6 +112,44 @@ def create_app(settings: Settings) -> Starlette:
         Route("/_opensage/reset", reset, methods=["POST"]),
         Route("/_opensage/health", health, methods=["GET"]),
         Route("/_opensage/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
-        Route("/{path:path}", dispatch, methods=ALL_METHODS),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(AnswerUnhandledErrors)])
+    # Everything else is an AWS request. Not a "/{path:path}" route: its pattern stops at a
+    # newline, and S3 keys may hold one.
+    app.router.default = request_response(dispatch)
+    return app
+
+
+class AnswerUnhandledErrors:
+    """The last guard: an exception that escapes a service is answered with a whole 500 and
+    ``Connection: close`` (Starlette's own guard answers, re-raises, and uvicorn then drops
+    the kept-alive connection unannounced: the client's next request is reset)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            log.exception("%s %s failed", scope.get("method"), scope.get("path"))
+            if started:  # part of an answer is out: only closing the connection can tell
+                raise
+            body = json.dumps({"__type": "InternalFailure",
+                               "message": "opensage failed to answer this request"}).encode()
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+                (b"x-amzn-errortype", b"InternalFailure"), (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": body})

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import cbor2
 from botocore.model import ServiceModel
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -49,9 +50,12 @@ class JsonCodec:
 
     def loads(self, body: bytes) -> Any:
         try:
-            return json.loads(body) if body.strip() else {}
+            return json.loads(body, parse_constant=_refuse_constant) if body.strip() else {}
         except (ValueError, UnicodeDecodeError) as exc:
             raise SerializationException(f"Request body is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise SerializationException("Request body is not valid JSON: nested too "
+                                         "deeply") from None
 
     def dumps(self, document: Any) -> bytes:
         return json.dumps(document, separators=(",", ":")).encode()
@@ -81,6 +85,9 @@ class CborCodec:
             return cbor2.loads(body) if body else {}
         except (cbor2.CBORDecodeError, ValueError) as exc:
             raise SerializationException(f"Request body is not valid CBOR: {exc}") from None
+        except RecursionError:
+            raise SerializationException("Request body is not valid CBOR: nested too "
+                                         "deeply") from None
 
     def dumps(self, document: Any) -> bytes:
         return cbor2.dumps(document, datetime_as_timestamp=True, timezone=dt.UTC)
@@ -90,7 +97,16 @@ class CborCodec:
         return value
 
 
+def _refuse_constant(name: str) -> Any:
+    """JSON has no NaN or Infinity (Python's reader accepts them unless told not to)."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
 class RpcService:
+    """One RPC service. Decoding, the handler (SQL, files) and encoding run in the thread
+    pool: the event loop only moves bytes, so S3 streams and InvokeEndpoint never wait on
+    the store."""
+
     def __init__(self, model: ServiceModel, handlers: dict[str, Handler], backend: Any,
                  codec: JsonCodec | CborCodec | None = None) -> None:
         self.model = model
@@ -103,13 +119,21 @@ class RpcService:
     async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
+            name = self.codec.operation(request)
             body = await request.body()
-            result = self.dispatch(self.codec.operation(request), body)
-            return Response(self.codec.dumps(result), 200,
-                            {"x-amzn-RequestId": request_id, **self.codec.headers},
+            answer = await run_in_threadpool(self.answer, name, body)
+            return Response(answer, 200, {"x-amzn-RequestId": request_id, **self.codec.headers},
                             media_type=self.codec.content_type)
         except AwsError as err:
             return self.error_response(err, request_id)
+        except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
+            log.exception("%s request failed", self.model.service_name)
+            return self.error_response(InternalFailure(f"{type(exc).__name__}: {exc}"),
+                                       request_id)
+
+    def answer(self, name: str, body: bytes) -> bytes:
+        """The encoded answer to one call (blocking: run it off the event loop)."""
+        return self.codec.dumps(self.dispatch(name, body))
 
     def dispatch(self, name: str, body: bytes) -> dict[str, Any]:
         operation = self._operations.get(name)

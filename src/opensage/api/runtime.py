@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from typing import Any
@@ -21,11 +22,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from opensage.errors import AwsError, ModelError, NotImplementedOperation, ValidationError
+from opensage.errors import (
+    AwsError,
+    InternalFailure,
+    ModelError,
+    NotImplementedOperation,
+    ValidationError,
+)
 from opensage.services.endpoints import EndpointService
 from opensage.serving.client import WorkerPool, WorkerTimeout, WorkerUnavailable
 from opensage.settings import Settings
 
+log = logging.getLogger(__name__)
 MAX_PAYLOAD = 6 * 1024 * 1024  # 6 MiB, InvokeEndpoint's BodyBlob limit
 CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 FORWARDED = ("content-type", "accept", CUSTOM_ATTRIBUTES, "x-amzn-sagemaker-inference-id",
@@ -46,6 +54,9 @@ class RuntimeApi:
             return await self._handle(request, request_id)
         except AwsError as err:
             return _error(err, request_id)
+        except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
+            log.exception("InvokeEndpoint failed")
+            return _error(InternalFailure(f"{type(exc).__name__}: {exc}"), request_id)
 
     async def _handle(self, request: Request, request_id: str) -> Response:
         started = time.perf_counter()

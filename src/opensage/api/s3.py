@@ -64,6 +64,7 @@ from .s3_http import (
     object_headers,
     parse_range,
     request_checksum,
+    response_overrides,
     sse_headers,
     sse_meta,
     unread_body,
@@ -266,6 +267,7 @@ class S3Api:
         headers, q = request.headers, request.query_params
         if "partNumber" in q:
             raise S3NotImplemented("opensage does not implement GetObject by partNumber")
+        overrides = response_overrides(q)
 
         def work() -> tuple[ObjectInfo, tuple[int, int] | None, Any]:
             if head:
@@ -295,7 +297,7 @@ class S3Api:
             return Response(status_code=304, headers={"etag": info.etag,
                                                       "last-modified": s3_xml.http_date(
                                                           info.last_modified)})
-        out = object_headers(info, q, checksum=rng is None and headers.get(
+        out = object_headers(info, overrides, checksum=rng is None and headers.get(
             "x-amz-checksum-mode", "").upper() == "ENABLED")
         start, end = rng or (0, info.size - 1)
         out["content-length"] = str(end - start + 1)

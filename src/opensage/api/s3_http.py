@@ -95,7 +95,23 @@ def sse_headers(meta: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def object_headers(info: ObjectInfo, query: Mapping[str, str], *, checksum: bool
+def header_value(param: str, value: str) -> str:
+    """A query parameter echoed as a response header: control characters (CR/LF) would end
+    the header early, and HTTP headers are ISO-8859-1, so both are refused."""
+    if any(ord(c) < 32 and c != "\t" or c == "\x7f" or ord(c) > 255 for c in value):
+        raise InvalidArgument(f"Header value cannot be represented using ISO-8859-1: {param} "
+                              "contains a character it cannot carry.", ArgumentName=param,
+                              ArgumentValue=value.encode("unicode_escape").decode())
+    return value
+
+
+def response_overrides(query: Mapping[str, str]) -> dict[str, str]:
+    """The headers GetObject's ``response-*`` parameters replace, checked."""
+    return {header: header_value(param, query[param])
+            for param, header in _RESPONSE_OVERRIDES.items() if param in query}
+
+
+def object_headers(info: ObjectInfo, overrides: Mapping[str, str], *, checksum: bool
                    ) -> dict[str, str]:
     meta = info.meta
     out = {"etag": info.etag, "last-modified": http_date(info.last_modified),
@@ -105,9 +121,7 @@ def object_headers(info: ObjectInfo, query: Mapping[str, str], *, checksum: bool
     out.update(sse_headers(meta))
     for k, v in (meta.get("Metadata") or {}).items():
         out[f"x-amz-meta-{k}"] = v
-    for param, header in _RESPONSE_OVERRIDES.items():
-        if param in query:
-            out[header] = query[param]
+    out.update(overrides)
     if checksum and info.checksum:
         alg, value = info.checksum
         out[f"x-amz-checksum-{alg}"] = value

@@ -37,7 +37,10 @@ def parse_http_date(value: str) -> float | None:
         return None
     if parsed is None:
         return None
-    return float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
+    try:
+        return float(calendar.timegm(parsed[:9]) - (parsed[9] or 0))
+    except (ValueError, OverflowError):  # a year past 9999: S3 ignores a date it cannot read
+        return None
 
 
 def canonical_id(account: str) -> str:

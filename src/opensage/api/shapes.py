@@ -20,6 +20,10 @@ from botocore.model import Shape
 from opensage.errors import SerializationException, ValidationException
 
 MAX_REPORTED_ERRORS = 10
+# How deep a request may nest along its input shape. The served models' deepest
+# non-recursive input is 11 levels (application-autoscaling PutScalingPolicy); only recursive
+# shapes (SageMaker's SearchExpression) go further, and AWS bounds those too.
+MAX_NESTING = 32
 _PATTERNS: dict[str, regex.Pattern[str] | None] = {}
 # Java spells "any astral character" as a UTF-16 surrogate-pair range; Python strings hold
 # code points.
@@ -49,6 +53,8 @@ class _Problems:
     def __init__(self) -> None:
         self.constraints: list[str] = []
         self.serialization: str | None = None
+        self.too_deep: str | None = None
+        self.depth = 0
 
     def violated(self, value: Any, path: str, constraint: str) -> None:
         shown = "null" if value is None else f"'{value}'"
@@ -61,6 +67,9 @@ class _Problems:
                                   f"{_json_type(value)} ({value!r:.60})")
 
     def raise_if_any(self) -> None:
+        if self.too_deep:
+            raise ValidationException(f"Value at '{self.too_deep}' is nested more than "
+                                      f"{MAX_NESTING} levels deep")
         if self.serialization:
             raise SerializationException(self.serialization)
         if self.constraints:
@@ -84,7 +93,18 @@ def decode_input(shape: Shape | None, value: Any) -> dict[str, Any]:
 
 def _decode(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
     decoder = _DECODERS.get(shape.type_name)
-    return decoder(shape, value, path, p) if decoder else value
+    if decoder is None:
+        return value
+    if shape.type_name not in _NESTED:
+        return decoder(shape, value, path, p)
+    if p.depth >= MAX_NESTING:
+        p.too_deep = p.too_deep or path.split(".", 1)[0]
+        return None
+    p.depth += 1
+    try:
+        return decoder(shape, value, path, p)
+    finally:
+        p.depth -= 1
 
 
 def _decode_structure(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
@@ -208,6 +228,7 @@ def _shown(value: Any) -> Any:
     return value
 
 
+_NESTED = frozenset({"structure", "list", "map"})
 _DECODERS: dict[str, Callable[[Shape, Any, str, _Problems], Any]] = {
     "structure": _decode_structure,
     "list": _decode_list,
@@ -244,18 +265,28 @@ def parse_timestamp(value: Any) -> dt.datetime | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value, dt.UTC)
+        return _from_epoch(value)
     if isinstance(value, str):
         try:
-            return dt.datetime.fromtimestamp(float(value), dt.UTC)
+            seconds = float(value)
         except ValueError:
             pass
+        else:
+            return _from_epoch(seconds)
         try:
             parsed = dt.datetime.fromisoformat(value)
         except ValueError:
             return None
         return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
     return None
+
+
+def _from_epoch(seconds: float) -> dt.datetime | None:
+    """None for NaN, infinities and instants outside years 1-9999 (a caller's error)."""
+    try:
+        return dt.datetime.fromtimestamp(seconds, dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _epoch(value: dt.datetime) -> Any:

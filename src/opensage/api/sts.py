@@ -61,6 +61,9 @@ class QueryApi:
             return self.dispatch(form, request_id)
         except AwsError as err:
             return self.error_response(err, request_id)
+        except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
+            log.exception("%s request failed", self.model.service_name)
+            return self.error_response(InternalFailure(type(exc).__name__), request_id)
 
     def dispatch(self, form: dict[str, str], request_id: str) -> Response:
         action = form.get("Action")

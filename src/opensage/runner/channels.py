@@ -29,6 +29,7 @@ from opensage.errors import AwsError
 from opensage.store.objects import ObjectInfo, ObjectStore
 
 T = TypeVar("T")
+MAX_NAME_BYTES = 255  # one path component, on every file system a job may run on
 
 
 class ChannelError(Exception):
@@ -162,7 +163,11 @@ def materialize(objects: ObjectStore, channel: dict[str, Any], target: Path, *,
                            host_count=host_count)
     target.mkdir(parents=True, exist_ok=True)
     for obj in found:  # every path is checked before anything is placed
-        safe_join(target, obj.relative)
+        try:
+            safe_join(target, obj.relative)
+        except ChannelError as err:
+            raise ChannelError(f"Object s3://{obj.bucket}/{obj.key} cannot be placed in "
+                               f"channel {channel.get('ChannelName')!r}: {err}") from None
     for obj in found:
         dest = safe_join(target, obj.relative)
         try:
@@ -180,7 +185,14 @@ def materialize(objects: ObjectStore, channel: dict[str, Any], target: Path, *,
 def safe_join(root: Path, relative: str) -> Path:
     parts = [p for p in PurePosixPath(relative).parts if p not in ("", ".", "/")]
     if not parts or ".." in parts:
-        raise ChannelError(f"Refusing object path {relative!r}: it escapes the channel directory")
+        raise ChannelError(f"its path {relative!r} escapes the channel directory")
+    if "\0" in relative:
+        raise ChannelError(f"its path {relative!r} contains a NUL character, which no file "
+                           "name can hold")
+    for part in parts:
+        if len(os.fsencode(part)) > MAX_NAME_BYTES:
+            raise ChannelError(f"its path {relative!r} has a name of {len(os.fsencode(part))} "
+                               f"bytes; file names are limited to {MAX_NAME_BYTES} bytes")
     return root.joinpath(*parts)
 
 

@@ -26,7 +26,18 @@ class Prepared:
     metric_definitions: list[dict[str, str]]
 
 
+# Optional in the service model (other kinds of job leave them out), needed to run here.
+_NEEDED = ("AlgorithmSpecification", "ResourceConfig")
+
+
 def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
+    missing = [name for name in _NEEDED if params.get(name) is None]
+    if missing:
+        n = len(missing)
+        raise ValidationException(
+            f"{n} validation error{'s' if n > 1 else ''} detected: " + "; ".join(
+                f"Value null at '{name[0].lower() + name[1:]}' failed to satisfy constraint: "
+                "Member must not be null" for name in missing))
     spec = params["AlgorithmSpecification"]
     image = spec.get("TrainingImage") or spec.get("AlgorithmName")
     if not image or (spec.get("TrainingImage") and spec.get("AlgorithmName")):
@@ -67,7 +78,7 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
 
 
 def _check_stopping_condition(params: dict[str, Any]) -> None:
-    stopping = params["StoppingCondition"]
+    stopping = params.get("StoppingCondition") or {}
     if params.get("EnableManagedSpotTraining"):
         wait = stopping.get("MaxWaitTimeInSeconds")
         runtime = stopping.get("MaxRuntimeInSeconds", 86400)
@@ -94,7 +105,8 @@ def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
     body["AlgorithmSpecification"] = {**params["AlgorithmSpecification"],
                                       "MetricDefinitions": prepared.metric_definitions}
     body["OutputDataConfig"] = {"KmsKeyId": "", **params["OutputDataConfig"]}
-    body["StoppingCondition"] = {"MaxRuntimeInSeconds": 86400, **params["StoppingCondition"]}
+    body["StoppingCondition"] = {"MaxRuntimeInSeconds": 86400,
+                                 **(params.get("StoppingCondition") or {})}
     output = params["OutputDataConfig"]["S3OutputPath"].rstrip("/")
     body["ModelArtifacts"] = {
         "S3ModelArtifacts": f"{output}/{params['TrainingJobName']}/output/model.tar.gz"}
