@@ -138,7 +138,7 @@ def test_unhandled_error_answers_500_and_the_next_request_works(server: RunningS
     app = server.server.config.loaded_app
     while not hasattr(app, "state"):  # uvicorn's wrappers around the Starlette app
         app = app.app
-    monkeypatch.setitem(app.state.services, "s3", broken)
+    monkeypatch.setitem(app.state.protocols, "s3", broken)
     status, headers, body = send(conn, "GET", "/bkt/k")
     assert status == 500 and json.loads(body)["__type"] == "InternalFailure"
     assert headers.get("connection") == "close"
