@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -29,10 +28,10 @@ from opensage.api import (
 )
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
-from opensage.api.rpc import CborCodec, RpcService
+from opensage.api.rpc import CborCodec, RpcService, error_response
 from opensage.api.runtime import RuntimeApi
 from opensage.api.s3 import S3Api
-from opensage.errors import AwsError
+from opensage.errors import AwsError, InternalFailure
 from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
 
@@ -83,8 +82,8 @@ def create_app(settings: Settings) -> Starlette:
         service = identify_service(request.method, path, request.headers, request.query_params)
         handler = request.app.state.protocols.get(service)
         if handler is None:
-            return JSONResponse({"__type": "UnknownServiceException",
-                                 "message": f"opensage does not serve {service} yet"}, 400)
+            return error_response(AwsError(f"opensage does not serve {service} yet",
+                                           code="UnknownServiceException"))
         response: Response = await handler(request)
         return response
 
@@ -101,7 +100,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             request.app.state.services.training.interrupt(request.path_params["name"])
         except AwsError as err:
-            return JSONResponse({"__type": err.code, "message": err.message}, err.status)
+            return error_response(err)
         return JSONResponse({"interrupted": request.path_params["name"]})
 
     async def health(request: Request) -> Response:
@@ -147,9 +146,7 @@ class AnswerUnhandledErrors:
             log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:  # part of an answer is out: only closing the connection can tell
                 raise
-            body = json.dumps({"__type": "InternalFailure",
-                               "message": "opensage failed to answer this request"}).encode()
-            await send({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
-                (b"x-amzn-errortype", b"InternalFailure"), (b"connection", b"close")]})
-            await send({"type": "http.response.body", "body": body})
+            response = error_response(InternalFailure(
+                "opensage failed to answer this request"))
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)

@@ -37,9 +37,10 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 class JsonCodec:
     """awsJson: the operation in ``X-Amz-Target``, JSON bodies, epoch-second timestamps."""
 
-    def __init__(self, model: ServiceModel) -> None:
-        self.prefix = model.metadata["targetPrefix"] + "."
-        self.content_type = f"application/x-amz-json-{model.metadata.get('jsonVersion', '1.1')}"
+    def __init__(self, model: ServiceModel | None = None) -> None:
+        metadata = model.metadata if model is not None else {"targetPrefix": ""}
+        self.prefix = metadata["targetPrefix"] + "."
+        self.content_type = f"application/x-amz-json-{metadata.get('jsonVersion', '1.1')}"
         self.headers: dict[str, str] = {}
 
     def operation(self, request: Request) -> str:
@@ -102,6 +103,9 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+_PLAIN_JSON = JsonCodec()
+
+
 class RpcService:
     """One RPC service. Decoding, the handler (SQL, files) and encoding run in the thread
     pool: the event loop only moves bytes, so S3 streams and InvokeEndpoint never wait on
@@ -158,11 +162,19 @@ class RpcService:
         return encode_output(operation.output_shape, result or {}, self.codec.timestamp) or {}
 
     def error_response(self, err: AwsError, request_id: str) -> Response:
-        body = {"__type": err.code, "message": err.message, **err.fields}
-        headers = {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code,
-                   **self.codec.headers}
-        if self.query_compatible:  # clients of the service's older query protocol read this
-            fault = "Receiver" if err.status >= 500 else "Sender"
-            headers["x-amzn-query-error"] = f"{err.code};{fault}"
-        return Response(self.codec.dumps(body), err.status, headers,
-                        media_type=self.codec.content_type)
+        return error_response(err, request_id, self.codec, query_compatible=self.query_compatible)
+
+
+def error_response(err: AwsError, request_id: str | None = None,
+                   codec: JsonCodec | CborCodec | None = None, *,
+                   query_compatible: bool = False) -> Response:
+    """An AWS error in the RPC protocols (awsJson by default: also the answer of requests no
+    service claims, and of the server's own routes)."""
+    codec = codec or _PLAIN_JSON
+    body = {"__type": err.code, "message": err.message, **err.fields}
+    headers = {"x-amzn-RequestId": request_id or str(uuid.uuid4()),
+               "x-amzn-ErrorType": err.code, **codec.headers}
+    if query_compatible:  # clients of the service's older query protocol read this
+        fault = "Receiver" if err.status >= 500 else "Sender"
+        headers["x-amzn-query-error"] = f"{err.code};{fault}"
+    return Response(codec.dumps(body), err.status, headers, media_type=codec.content_type)
