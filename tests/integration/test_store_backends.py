@@ -92,3 +92,16 @@ def test_stale_schema_is_refused_with_the_command_to_run(tmp_path: Path):
     assert upgraded.returncode == 0
     db.prepare()  # now at head
     db.dispose()
+
+
+def test_racing_lease_claims_exactly_one_wins(tmp_path: Path, db_url: str | None):
+    from opensage.store.db import Database
+    from opensage.store.leases import Leases
+    from tests.unit.test_store_core import claim_race
+
+    db = Database(db_url or f"sqlite:///{tmp_path / 'leases.db'}")
+    db.prepare()
+    try:
+        claim_race(Leases(db))
+    finally:
+        db.dispose()

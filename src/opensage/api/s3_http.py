@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -18,7 +16,7 @@ from opensage.errors import (
     NotModified,
     PreconditionFailed,
 )
-from opensage.store import checksums
+from opensage.store import checksums, pagination
 from opensage.store.objects import ObjectInfo
 
 from .s3_xml import http_date, parse_http_date
@@ -355,18 +353,19 @@ def int_param(q: QueryParams, name: str, default: int) -> int:
 
 
 def encode_token(last: str) -> str:
-    return base64.urlsafe_b64encode(b"\x01" + last.encode("utf-8")).decode("ascii")
+    return pagination.encode(("s3-list-objects",), (last,))
 
 
 def decode_token(token: str) -> str:
-    try:
-        raw = base64.urlsafe_b64decode(token.encode("ascii"))
-        if raw[:1] != b"\x01":
-            raise ValueError(token)
-        return raw[1:].decode("utf-8")
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidArgument("The continuation token provided is incorrect",
-                              ArgumentName="continuation-token") from None
+    (last,) = pagination.decode(token, ("s3-list-objects",), 1, _invalid_token)
+    if not isinstance(last, str):
+        raise _invalid_token("not a key")
+    return last
+
+
+def _invalid_token(message: str) -> Exception:
+    return InvalidArgument("The continuation token provided is incorrect",
+                           ArgumentName="continuation-token")
 
 
 def copy_source(header: str) -> tuple[str, str]:

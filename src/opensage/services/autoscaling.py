@@ -19,12 +19,15 @@ import os
 import re
 import threading
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from opensage.errors import AwsError, ValidationException
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
-from opensage.store.resources import AlreadyExists, ListQuery, Resource
+from opensage.services.metrics import Datapoint, dimension_key
+from opensage.store import pagination
+from opensage.store.resources import AlreadyExists, Resource
 
 __all__ = ["AutoscalingService", "ObjectNotFoundException"]
 
@@ -111,12 +114,12 @@ class AutoscalingService:
         ns = self._namespace(params)
         ids = params.get("ResourceIds") or None
         dimension = params.get("ScalableDimension")
-        rows = [r.body for r in self._rows(TARGET_KIND)
+        rows = [r for r in self._rows(TARGET_KIND)
                 if r.body["ServiceNamespace"] == ns
                 and (ids is None or r.body["ResourceId"] in ids)
                 and (dimension is None or r.body["ScalableDimension"] == dimension)]
-        page, token = _page(rows, params)
-        return {"ScalableTargets": [_public(b) for b in page], **token}
+        page, token = _page(rows, params, "ScalableTargets")
+        return {"ScalableTargets": page, **token}
 
     def deregister(self, params: dict[str, Any]) -> None:
         ns, resource_id, dimension = self._key(params)
@@ -191,12 +194,12 @@ class AutoscalingService:
     def describe_policies(self, params: dict[str, Any]) -> dict[str, Any]:
         ns = self._namespace(params)
         names = params.get("PolicyNames") or None
-        rows = [r.body for r in self._rows(POLICY_KIND)
+        rows = [r for r in self._rows(POLICY_KIND)
                 if r.body["ServiceNamespace"] == ns
                 and (names is None or r.body["PolicyName"] in names)
                 and params.get("ResourceId") in (None, r.body["ResourceId"])
                 and params.get("ScalableDimension") in (None, r.body["ScalableDimension"])]
-        page, token = _page(rows, params)
+        page, token = _page(rows, params, "ScalingPolicies")
         return {"ScalingPolicies": page, **token}
 
     def delete_policy(self, params: dict[str, Any]) -> None:
@@ -212,12 +215,11 @@ class AutoscalingService:
     # -- scaling activities ----------------------------------------------------------------
     def describe_activities(self, params: dict[str, Any]) -> dict[str, Any]:
         ns = self._namespace(params)
-        rows = [r.body for r in self._rows(ACTIVITY_KIND)
+        rows = [r for r in self._rows(ACTIVITY_KIND)
                 if r.body["ServiceNamespace"] == ns
                 and params.get("ResourceId") in (None, r.body["ResourceId"])
                 and params.get("ScalableDimension") in (None, r.body["ScalableDimension"])]
-        rows.sort(key=lambda b: b["StartTime"], reverse=True)
-        page, token = _page(rows, params)
+        page, token = _page(rows, params, "ScalingActivities", newest_first=True)
         return {"ScalingActivities": page, **token}
 
     def purge_activities(self, now: float) -> int:
@@ -284,18 +286,43 @@ class AutoscalingService:
                 b = row.body
                 policies.setdefault(_name(b["ServiceNamespace"], b["ResourceId"],
                                           b["ScalableDimension"]), []).append(b)
-            for row in self._rows(TARGET_KIND):
+            # Every endpoint and every metric series of the pass is read up front, in one
+            # query per kind of row and per metric: not one per target.
+            targets = self._rows(TARGET_KIND)
+            endpoints = self.ctx.resources.get_many(
+                "endpoint", [row.body["_Endpoint"] for row in targets])
+            readings = self._readings(targets, policies, self.ctx.now())
+            for row in targets:
                 if self._closing.is_set():
                     return
                 try:
-                    self._scale(row, policies.get(row.name, []))
+                    self._scale(row, policies.get(row.name, []),
+                                endpoints.get(row.body["_Endpoint"]), readings)
                 except AwsError:
                     continue  # the endpoint is gone or busy: try again next time
 
-    def _scale(self, row: Resource, policies: list[dict[str, Any]]) -> None:
+    def _readings(self, targets: Sequence[Resource], policies: dict[str, list[dict[str, Any]]],
+                  now: float) -> dict[tuple[str, str, str], list[Datapoint]]:
+        """The last ``window`` seconds of every series the policies of ``targets`` watch,
+        by (namespace, metric, dimension key): one query per metric."""
+        wanted: dict[tuple[str, str], list[dict[str, str]]] = {}
+        for row in targets:
+            for policy in policies.get(row.name, []):
+                namespace, metric, dims = _watched(policy, row.body["_Endpoint"],
+                                                   row.body["_Variant"])
+                wanted.setdefault((namespace, metric), []).append(dims)
+        window = max(self.window, 1e-3)
+        readings: dict[tuple[str, str, str], list[Datapoint]] = {}
+        for (namespace, metric), dimension_sets in wanted.items():
+            found = self.ctx.metrics.series_of(namespace, metric, dimension_sets,
+                                               now - window, now + 1)
+            readings.update({(namespace, metric, key): points for key, points in found.items()})
+        return readings
+
+    def _scale(self, row: Resource, policies: list[dict[str, Any]], found: Resource | None,
+               readings: dict[tuple[str, str, str], list[Datapoint]]) -> None:
         target = row.body
         endpoint, variant = target["_Endpoint"], target["_Variant"]
-        found = self.ctx.resources.get("endpoint", endpoint)
         if found is None or found.status != "InService":
             return
         view = next((v for v in found.body.get("ProductionVariants") or []
@@ -315,7 +342,7 @@ class AutoscalingService:
             outs: list[tuple[int, str]] = []
             ins: list[tuple[int, str]] = []
             for policy in policies:
-                proposed = self._proposal(policy, endpoint, variant, current, now)
+                proposed = self._proposal(policy, endpoint, variant, current, readings)
                 if proposed is None:
                     ins.append((current, ""))  # no data: this policy does not agree to scale in
                     continue
@@ -361,26 +388,20 @@ class AutoscalingService:
             self.ctx.resources.update(TARGET_KIND, row.name, body, now=self.ctx.now())
 
     def _proposal(self, policy: dict[str, Any], endpoint: str, variant: str, current: int,
-                  now: float) -> int | None:
+                  readings: dict[tuple[str, str, str], list[Datapoint]]) -> int | None:
         config = policy["TargetTrackingScalingPolicyConfiguration"]
         window = max(self.window, 1e-3)
-        spec = config.get("PredefinedMetricSpecification")
-        if spec:
-            points = self.ctx.metrics.series(
-                "AWS/SageMaker", PREDEFINED[spec["PredefinedMetricType"]],
-                {"EndpointName": endpoint, "VariantName": variant}, now - window, now + 1)
+        namespace, metric, dims = _watched(policy, endpoint, variant)
+        points = readings.get((namespace, metric, dimension_key(dims)), [])
+        if config.get("PredefinedMetricSpecification"):
             value = sum(p.value for p in points) * 60.0 / window  # per minute, as AWS's Sum
         else:
-            custom = config["CustomizedMetricSpecification"]
-            dims = {d["Name"]: d["Value"] for d in custom.get("Dimensions") or []}
-            points = self.ctx.metrics.series(custom["Namespace"], custom["MetricName"],
-                                             dims, now - window, now + 1)
             if not points:
                 return None
             values = [p.value for p in points]
             value = {"Sum": sum(values), "Minimum": min(values), "Maximum": max(values),
-                     "SampleCount": float(len(values))}.get(custom["Statistic"],
-                                                            sum(values) / len(values))
+                     "SampleCount": float(len(values))}.get(
+                config["CustomizedMetricSpecification"]["Statistic"], sum(values) / len(values))
         return math.ceil(round(current * value / float(config["TargetValue"]), 9))
 
     # -- helpers ---------------------------------------------------------------------------
@@ -415,14 +436,7 @@ class AutoscalingService:
         return row.name if row else endpoint, variant
 
     def _rows(self, kind: str) -> list[Resource]:
-        rows: list[Resource] = []
-        token = None
-        while True:
-            page, token = self.ctx.resources.list(kind, ListQuery(
-                max_results=100, next_token=token, sort_order="Ascending"))
-            rows += page
-            if not token:
-                return rows
+        return list(self.ctx.resources.scan(kind))
 
 
 def _name(*parts: str) -> str:
@@ -443,16 +457,35 @@ def _public(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if not k.startswith("_")}
 
 
-def _page(rows: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list[dict[str, Any]],
-                                                                      dict[str, str]]:
+def _watched(policy: dict[str, Any], endpoint: str,
+             variant: str) -> tuple[str, str, dict[str, str]]:
+    """The (namespace, metric, dimensions) of the series a target-tracking policy follows."""
+    config = policy["TargetTrackingScalingPolicyConfiguration"]
+    spec = config.get("PredefinedMetricSpecification")
+    if spec:
+        return ("AWS/SageMaker", PREDEFINED[spec["PredefinedMetricType"]],
+                {"EndpointName": endpoint, "VariantName": variant})
+    custom = config["CustomizedMetricSpecification"]
+    return (custom["Namespace"], custom["MetricName"],
+            {d["Name"]: d["Value"] for d in custom.get("Dimensions") or []})
+
+
+def _invalid_token(message: str) -> AwsError:
+    return AwsError("Invalid NextToken.", code="InvalidNextTokenException")
+
+
+def _page(rows: list[Resource], params: dict[str, Any], member: str, *,
+          newest_first: bool = False) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """A keyset page of ``rows`` (creation order, or newest ``StartTime`` first)."""
     size = params.get("MaxResults") or 50
     if not 1 <= size <= 100:
         raise ValidationException("MaxResults must be between 1 and 100.")
-    token = params.get("NextToken")
-    try:
-        offset = int(token) if token else 0
-    except ValueError:
-        raise AwsError("Invalid NextToken.", code="InvalidNextTokenException") from None
-    page = [_public(b) for b in rows[offset:offset + size]]
-    more = {"NextToken": str(offset + size)} if offset + size < len(rows) else {}
-    return page, more
+
+    def key(row: Resource) -> tuple[Any, ...]:
+        return (row.body["StartTime"], row.row_id) if newest_first else (row.row_id,)
+
+    ordered = sorted(rows, key=key, reverse=newest_first)
+    query = (member, {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")})
+    page, token = pagination.page(ordered, key, query=query, token=params.get("NextToken"),
+                                  limit=size, descending=newest_first, invalid=_invalid_token)
+    return [_public(r.body) for r in page], {"NextToken": token} if token else {}

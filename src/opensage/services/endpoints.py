@@ -45,7 +45,6 @@ from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_mode
 from opensage.serving.capture import CaptureService  # data capture
 from opensage.serving.process import Worker, WorkerFailed, warm
 from opensage.serving.router import LiveVariant, Router, UnknownVariant
-from opensage.store.resources import ListQuery
 
 __all__ = ["EndpointService"]
 
@@ -350,7 +349,7 @@ class EndpointService:
             if not self._live:  # what a previous (killed) server left behind
                 shutil.rmtree(self.root, ignore_errors=True)
         deploys = []
-        for row in self._all_rows():
+        for row in self.ctx.resources.scan(KIND.name):
             status = row.status
             deployment = row.body.get("_Deployment")
             if status in ("InService", "Updating", "Creating") and deployment:
@@ -560,16 +559,6 @@ class EndpointService:
         for t in threads:
             t.join()
         shutil.rmtree(live.directory, ignore_errors=True)
-
-    def _all_rows(self) -> list[Any]:
-        rows: list[Any] = []
-        token = None
-        while True:
-            page, token = self.ctx.resources.list(
-                KIND.name, ListQuery(max_results=100, next_token=token))
-            rows += page
-            if not token:
-                return rows
 
     # -- replacing instances that died ----------------------------------------------------
     def _watch_loop(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
 import shlex
 from collections.abc import Callable
@@ -11,26 +9,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from opensage.errors import InvalidParameterException
+from opensage.store import pagination
 
 Matcher = Callable[[str], bool]
 
 
-def encode_token(*values: Any) -> str:
-    """An opaque token carrying ``values`` (a keyset position, the order it belongs to)."""
-    raw = json.dumps(values, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def encode_token(kind: str, *values: Any) -> str:
+    """An opaque token of the ``kind`` of list it resumes, carrying a keyset position."""
+    return pagination.encode((kind,), values)
 
 
 def decode_token(token: str, expected: str, size: int) -> list[Any]:
-    """The values of a token made by ``encode_token(expected, ...)`` with ``size`` values."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        values = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        values = None
-    if not isinstance(values, list) or len(values) != size or values[0] != expected:
-        raise InvalidParameterException("The specified nextToken is invalid.")
-    return values
+    """``[expected, *position]`` of a token made by ``encode_token(expected, ...)`` with
+    ``size - 1`` values."""
+    return [expected, *pagination.decode(token, (expected,), size - 1, _invalid_token)]
+
+
+def _invalid_token(message: str) -> Exception:
+    return InvalidParameterException("The specified nextToken is invalid.")
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,25 @@ class MetricStore:
         with self.db.engine.connect() as conn:
             return [Datapoint(*row) for row in conn.execute(stmt)]
 
+    def series_of(self, namespace: str, metric: str, dimension_sets: Sequence[Any],
+                  start: float, end: float) -> dict[str, list[Datapoint]]:
+        """``series`` for many dimension sets in one query, by ``dimension_key`` (a set
+        without data maps to an empty list)."""
+        found: dict[str, list[Datapoint]] = {dimension_key(d): [] for d in dimension_sets}
+        if not found:
+            return found
+        stmt = (select(metric_data.c.dimensions, metric_data.c.timestamp, metric_data.c.value,
+                       metric_data.c.unit)
+                .where(metric_data.c.namespace == namespace,
+                       metric_data.c.metric_name == metric,
+                       metric_data.c.dimensions.in_(list(found)),
+                       metric_data.c.timestamp >= start, metric_data.c.timestamp < end)
+                .order_by(metric_data.c.timestamp, metric_data.c.id))
+        with self.db.engine.connect() as conn:
+            for key, *point in conn.execute(stmt):
+                found[key].append(Datapoint(*point))
+        return found
+
 
 # -- aggregation (GetMetricStatistics / GetMetricData) ----------------------------------------
 BASIC_STATS = ("SampleCount", "Average", "Sum", "Minimum", "Maximum")

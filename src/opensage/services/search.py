@@ -7,15 +7,15 @@ and ``Tags.<key>``. Numbers compare as numbers, everything else as text.
 
 from __future__ import annotations
 
-import base64
-import json
+import math
 from collections.abc import Callable
 from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
-from opensage.store.resources import ListQuery, Resource
+from opensage.store import pagination
+from opensage.store.resources import BodyPath, ListItem, Property, TagValue
 
 # Resource -> (kind, the SearchRecord member, how a row becomes a record)
 _RECORDS: dict[str, tuple[kinds.Kind, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
@@ -34,46 +34,102 @@ def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                                   f"supported: {', '.join(_RECORDS)}")
     kind, member, to_record = _RECORDS[resource]
     expression = params.get("SearchExpression") or {}
-    documents = [(row, _document(ctx, row)) for row in _all_rows(ctx, kind)]
-    matching = [(row, doc) for row, doc in documents if _matches(expression, doc)]
     sort_by = params.get("SortBy") or "CreationTime"
     descending = (params.get("SortOrder") or "Descending") == "Descending"
-    keyed = [(_sort_key(_resolve(doc, sort_by)), row.row_id, doc) for row, doc in matching]
-    keyed = [k for k in keyed if k[0] is not None]  # AWS leaves out rows without the property
-    keyed.sort(key=lambda k: (k[0], k[1]), reverse=descending)
-    if params.get("NextToken"):
-        after = _decode(params["NextToken"], sort_by)
-        keyed = [k for k in keyed if ((k[0], k[1]) < after if descending else (k[0], k[1]) > after)]
-    limit = params.get("MaxResults") or 10
-    page = keyed[:limit]
-    token = _encode(page[-1][:2], sort_by) if len(keyed) > limit else None
-    return {"Results": [{member: to_record(doc)} for _, _, doc in page], "NextToken": token}
+    keyed = []
+    for name, row_id, resolve in _candidates(ctx, kind, expression, sort_by):
+        if not _matches(expression, resolve):
+            continue
+        key = _sort_key(resolve(sort_by))
+        if key is not None:  # AWS leaves out rows without the property
+            keyed.append(((key, row_id), name))
+    keyed.sort(key=lambda k: k[0], reverse=descending)
+    page, token = pagination.page(
+        keyed, lambda k: k[0], query=("Search", resource, expression, sort_by, descending),
+        token=params.get("NextToken"), limit=params.get("MaxResults") or 10,
+        descending=descending)
+    # The page's documents and tags: one query each.
+    rows = ctx.resources.get_many(kind.name, [name for _, name in page])
+    found = [rows[name] for _, name in page if name in rows]  # gone meanwhile: left out
+    tags = ctx.resources.tags_of([row.arn for row in found])
+    return {"Results": [{member: to_record({**row.body, "Tags": tags[row.arn]})}
+                        for row in found], "NextToken": token}
 
 
-def _all_rows(ctx: Context, kind: kinds.Kind) -> list[Resource]:
-    rows: list[Resource] = []
-    token = None
-    while True:
-        page, token = ctx.resources.list(kind.name, ListQuery(
-            sort_by="CreationTime", sort_order="Ascending", max_results=500, next_token=token))
-        rows += page
-        if token is None:
-            return rows
+Resolver = Callable[[str], Any]
 
 
-def _document(ctx: Context, row: Resource) -> dict[str, Any]:
-    tags, _ = ctx.resources.list_tags(row.arn, max_results=50)
-    return {**row.body, "Tags": tags}
+def _candidates(ctx: Context, kind: kinds.Kind, expression: dict[str, Any],
+                sort_by: str) -> list[tuple[str, int, Resolver]]:
+    """(name, row id, property resolver) of every row. The properties the search reads are
+    extracted by the database (one query, no whole body decoded) unless a nested filter needs
+    whole documents: then every row and every tag is read (two queries)."""
+    names = _property_names(expression, [sort_by])
+    if names is not None:
+        properties = [_property(n) for n in names]
+        bounds = [(names.index(f["Name"]), _SQL_BOUNDS[f["Operator"]], float(f["Value"]))
+                  for f in _conjuncts(expression)
+                  if isinstance(properties[names.index(f["Name"])], ListItem)
+                  and f.get("Operator") in _SQL_BOUNDS and _number(f.get("Value")) is not None
+                  and math.isfinite(float(f["Value"]))]
+        projected = ctx.resources.project(kind.name, properties, present=[0],
+                                              bounds=bounds)
+        return [(p.name, p.row_id, dict(zip(names, p.values)).get) for p in projected]
+    rows = list(ctx.resources.scan(kind.name))
+    tags = ctx.resources.tags_of([r.arn for r in rows])
+    return [(row.name, row.row_id, _document_resolver({**row.body, "Tags": tags[row.arn]}))
+            for row in rows]
 
 
-def _matches(expression: dict[str, Any], doc: dict[str, Any]) -> bool:
-    checks = [_filter_matches(f, doc) for f in expression.get("Filters") or []]
+def _property_names(expression: dict[str, Any], found: list[str]) -> list[str] | None:
+    """Every property an expression (and the sort) reads; None when it has nested filters
+    or a name no JSON path can quote (read from whole documents instead)."""
+    found += [f["Name"] for f in expression.get("Filters") or []]
+    if expression.get("NestedFilters") or any('"' in n or "\\" in n for n in found):
+        return None
+    for sub in expression.get("SubExpressions") or []:
+        if _property_names(sub, found) is None:
+            return None
+    return list(dict.fromkeys(found))
+
+
+def _property(name: str) -> Property:
+    head, _, rest = name.partition(".")
+    if head == "Metrics" and rest:
+        return ListItem("FinalMetricDataList", "MetricName", rest, "Value")
+    if head == "Tags" and rest:
+        return TagValue(rest)
+    if head == "HyperParameters" and rest:
+        return BodyPath(("HyperParameters", rest))
+    return BodyPath(tuple(name.split(".")))
+
+
+# Numeric filters the database applies first (a necessary condition: Python checks again).
+_SQL_BOUNDS = {"GreaterThan": ">", "GreaterThanOrEqualTo": ">=", "LessThan": "<",
+               "LessThanOrEqualTo": "<=", "Equals": "="}
+
+
+def _conjuncts(expression: dict[str, Any]) -> list[dict[str, Any]]:
+    """The filters every match must pass (the top level's, unless it is an Or)."""
+    if expression.get("Operator") == "Or" and len(
+            (expression.get("Filters") or []) + (expression.get("SubExpressions") or [])) > 1:
+        return []
+    return list(expression.get("Filters") or [])
+
+
+def _document_resolver(doc: dict[str, Any]) -> Resolver:
+    return lambda name: _resolve(doc, name)
+
+
+def _matches(expression: dict[str, Any], resolve: Resolver) -> bool:
+    checks = [_filter_matches(f, resolve) for f in expression.get("Filters") or []]
     for nested in expression.get("NestedFilters") or []:
-        items = _resolve(doc, nested["NestedPropertyName"])
+        items = resolve(nested["NestedPropertyName"])
         items = items if isinstance(items, list) else []
-        checks.append(any(all(_filter_matches(_relative(f, nested), item)
-                              for f in nested["Filters"]) for item in items))
-    checks += [_matches(sub, doc) for sub in expression.get("SubExpressions") or []]
+        checks.append(any(all(_filter_matches(_relative(f, nested), _document_resolver(item))
+                              for f in nested["Filters"])
+                          for item in items))
+    checks += [_matches(sub, resolve) for sub in expression.get("SubExpressions") or []]
     if not checks:
         return True
     return any(checks) if expression.get("Operator") == "Or" else all(checks)
@@ -85,8 +141,10 @@ def _relative(f: dict[str, Any], nested: dict[str, Any]) -> dict[str, Any]:
     return {**f, "Name": name}
 
 
-def _filter_matches(f: dict[str, Any], doc: dict[str, Any]) -> bool:
-    actual = _resolve(doc, f["Name"])
+def _filter_matches(f: dict[str, Any], resolve: Resolver) -> bool:
+    actual = resolve(f["Name"])
+    if actual is None:  # a JSON null is no value
+        actual = _MISSING
     operator = f.get("Operator") or "Equals"
     if operator == "Exists":
         return actual is not _MISSING
@@ -106,13 +164,13 @@ def _filter_matches(f: dict[str, Any], doc: dict[str, Any]) -> bool:
     if operator == "NotEquals":
         return not _equal(actual, expected)
     a, b = _comparable(actual, expected)
-    return {"GreaterThan": a > b, "GreaterThanOrEqualTo": a >= b, "LessThan": a < b,
-            "LessThanOrEqualTo": a <= b}[operator]
+    return bool({"GreaterThan": a > b, "GreaterThanOrEqualTo": a >= b, "LessThan": a < b,
+                 "LessThanOrEqualTo": a <= b}[operator])
 
 
 def _equal(actual: Any, expected: str) -> bool:
     a, b = _comparable(actual, expected)
-    return a == b
+    return bool(a == b)
 
 
 def _comparable(actual: Any, expected: str) -> tuple[Any, Any]:
@@ -153,22 +211,7 @@ def _resolve(doc: dict[str, Any], name: str) -> Any:
 
 
 def _sort_key(value: Any) -> Any:
-    if value is _MISSING or isinstance(value, dict | list):
+    if value is None or value is _MISSING or isinstance(value, dict | list):
         return None
     number = _number(value)
     return (0, number, "") if number is not None else (1, 0.0, str(value))
-
-
-def _encode(position: tuple[Any, int], sort_by: str) -> str:
-    raw = json.dumps([sort_by, position[0], position[1]]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode(token: str, sort_by: str) -> tuple[Any, int]:
-    try:
-        stored_sort, key, row_id = json.loads(base64.urlsafe_b64decode(token))
-    except (ValueError, TypeError):
-        raise ValidationException("Invalid pagination token") from None
-    if stored_sort != sort_by:
-        raise ValidationException("Invalid pagination token: it belongs to another SortBy")
-    return tuple(key), row_id

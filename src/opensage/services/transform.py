@@ -50,7 +50,6 @@ from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
 from opensage.serving.process import HOST, Worker, WorkerFailed
-from opensage.store.resources import ListQuery
 
 __all__ = ["TransformService", "apply_path", "parse_path"]
 
@@ -145,21 +144,13 @@ class TransformService:
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop."""
-        for status in ("InProgress", "Stopping"):
-            token = None
-            while True:
-                rows, token = self.ctx.resources.list(KIND.name, ListQuery(
-                    status=status, sort_by="CreationTime", sort_order="Ascending",
-                    max_results=100, next_token=token))
-                for row in rows:
-                    if status == "Stopping":
-                        self._finish(row.name, "Stopped")
-                    else:
-                        self._log(row.name, "system", "The server restarted: the transform "
-                                  "job runs again from the start.")
-                        self._launch(row.name)
-                if token is None:
-                    break
+        for row in self.ctx.resources.scan(KIND.name, statuses=("InProgress", "Stopping")):
+            if row.status == "Stopping":
+                self._finish(row.name, "Stopped")
+            else:
+                self._log(row.name, "system", "The server restarted: the transform "
+                          "job runs again from the start.")
+                self._launch(row.name)
 
     def stop_all(self, wait: float = 10.0, *, shutdown: bool = False) -> None:
         with self._lock:

@@ -1,27 +1,46 @@
 """SageMaker resources as rows: one table for every kind, tags beside it.
 
-Lists are keyset-paginated: the opaque ``NextToken`` carries the sort key of the last row
-returned, so rows inserted between pages never shift or repeat what a caller sees.
+Lists are keyset-paginated (``store.pagination``): the opaque ``NextToken`` carries the sort
+key of the last row returned, so rows inserted between pages never shift or repeat what a
+caller sees. ``scan`` iterates every matching row in keyset batches: the one way to walk a
+whole kind without loading it at once or stopping at an arbitrary limit.
 """
 
 from __future__ import annotations
 
-import base64
+import copy
 import datetime as dt
-import hashlib
-import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Float,
+    and_,
+    bindparam,
+    case,
+    cast,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from opensage.errors import ValidationException
+from opensage.store import pagination
 from opensage.store.db import Database
-from opensage.store.schema import resources, tags
+from opensage.store.schema import resources, status_transitions, tags
 
 MAX_TAGS_PER_RESOURCE = 50
+_List = list  # ``ResourceStore.list`` shadows the builtin inside the class
+SCAN_BATCH = 500  # rows per query of ``scan``
+_CAS_ATTEMPTS = 20  # ``transition`` re-reads a row this often before giving up
 
 
 @dataclass(frozen=True)
@@ -34,6 +53,42 @@ class Resource:
     last_modified_time: float
     body: dict[str, Any]
     row_id: int = 0  # insertion order; the tie-breaker of keyset pagination
+
+
+@dataclass(frozen=True)
+class BodyPath:
+    """A value of the body at a path of object keys (missing or null: None)."""
+
+    keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ListItem:
+    """``value_key`` of the first item of the body's list at ``path`` whose ``match_key``
+    is ``match`` (e.g. a metric's value in ``FinalMetricDataList``), as a number."""
+
+    path: str
+    match_key: str
+    match: str
+    value_key: str
+
+
+@dataclass(frozen=True)
+class TagValue:
+    key: str
+
+
+Property = BodyPath | ListItem | TagValue
+
+
+@dataclass(frozen=True)
+class Projected:
+    """A row's identity and the properties ``ResourceStore.project`` extracted from it."""
+
+    name: str
+    arn: str
+    row_id: int
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -56,13 +111,28 @@ class AlreadyExists(Exception):
     pass
 
 
+class StatusConflict(ValidationException):
+    """``transition`` found the resource in none of the statuses it may leave (or gone).
+
+    A ``ValidationException``, as AWS answers an operation the resource's status does not
+    allow: a service lets it through or rewords it; ``current`` is the status found."""
+
+    def __init__(self, kind: str, name: str, current: str | None,
+                 allowed: Sequence[str | None]) -> None:
+        found = "does not exist" if current is None else f"is in status {current}"
+        super().__init__(f"The {kind} {name} {found}; the request needs one of the statuses "
+                         f"{', '.join(str(s) for s in allowed)}.")
+        self.current = current
+
+
 _SORT_COLUMNS = {"Name": resources.c.name, "CreationTime": resources.c.creation_time,
                  "Status": resources.c.status, "LastModifiedTime": resources.c.last_modified_time}
 
 
 class ResourceStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, scan_batch: int = SCAN_BATCH) -> None:
         self.db = db
+        self.scan_batch = scan_batch
 
     # -- rows ------------------------------------------------------------------------------
     def create(self, kind: str, name: str, arn: str, body: dict[str, Any], *, now: float,
@@ -72,15 +142,16 @@ class ResourceStore:
         check_tag_keys(tag_list)
         if len({t["Key"] for t in tag_list}) > MAX_TAGS_PER_RESOURCE:
             raise ValidationException(f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags")
-        row = {"kind": kind, "name": name, "arn": arn, "status": status, "creation_time": now,
-                   "last_modified_time": now, "body": body}
+        row: dict[str, Any] = {"kind": kind, "name": name, "arn": arn, "status": status,
+                               "creation_time": now, "last_modified_time": now, "body": body}
         try:
             with self.db.transaction() as conn:
-                row_id = conn.execute(insert(resources).values(**row)).inserted_primary_key[0]
+                inserted = conn.execute(insert(resources).values(**row)).inserted_primary_key
                 _put_tags(conn, arn, tag_list)
         except IntegrityError:
             raise AlreadyExists(name) from None
-        return Resource(**row, row_id=row_id)
+        assert inserted is not None
+        return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]))
 
     def get(self, kind: str, name: str) -> Resource | None:
         with self.db.engine.connect() as conn:
@@ -104,6 +175,50 @@ class ResourceStore:
         with self.db.transaction() as conn:
             return conn.execute(update(resources).where(*where).values(**values)).rowcount == 1
 
+    def transition(self, kind: str, name: str, from_statuses: Sequence[str | None],
+                   to_status: str, change: Callable[[dict[str, Any]], None] | None = None,
+                   *, now: float) -> Resource:
+        """Move a resource from one of ``from_statuses`` to ``to_status`` as a compare-and-set
+        in one transaction: ``change`` edits (a copy of) the body, the status column and
+        ``last_modified_time`` are set, and the move is recorded in ``status_transitions``.
+
+        Raises ``StatusConflict`` (a ``ValidationException``) when the row is in none of
+        ``from_statuses`` or does not exist, and lets an exception of ``change`` through;
+        either way nothing is written. A concurrent writer that changes the row between the
+        read and the write makes the write match no row: the move is then retried on the
+        fresh row (and refused if its status no longer allows it)."""
+        seen: str | None = None
+        for _ in range(_CAS_ATTEMPTS):
+            with self.db.transaction() as conn:
+                row = conn.execute(_BY_NAME.with_for_update(),
+                                   {"kind": kind, "name": name}).first()
+                if row is None or row.status not in from_statuses:
+                    raise StatusConflict(kind, name, None if row is None else row.status,
+                                         from_statuses)
+                seen, body = row.status, copy.deepcopy(row.body)
+                if change is not None:
+                    change(body)
+                moved = conn.execute(update(resources).where(
+                    resources.c.id == row.id, resources.c.status == row.status,
+                    resources.c.last_modified_time == row.last_modified_time,
+                ).values(status=to_status, body=body, last_modified_time=now)).rowcount
+                if moved != 1:
+                    continue  # lost a race (SQLite reads without a row lock): read again
+                conn.execute(insert(status_transitions).values(
+                    kind=kind, name=row.name, from_status=row.status, to_status=to_status,
+                    time=now))
+                return Resource(kind, row.name, row.arn, to_status, row.creation_time, now,
+                                body, row.id)
+        raise StatusConflict(kind, name, seen, from_statuses)  # pragma: no cover - livelock
+
+    def transitions(self, kind: str, name: str) -> _List[tuple[str | None, str, float]]:
+        """The recorded moves of a resource, oldest first: (from, to, time)."""
+        with self.db.engine.connect() as conn:
+            return [(r.from_status, r.to_status, r.time) for r in conn.execute(
+                select(status_transitions).where(status_transitions.c.kind == kind,
+                                                 status_transitions.c.name == name)
+                .order_by(status_transitions.c.id))]
+
     def delete(self, kind: str, name: str) -> Resource | None:
         with self.db.transaction() as conn:
             row = conn.execute(select(*_COLUMNS).where(
@@ -112,6 +227,8 @@ class ResourceStore:
                 return None
             conn.execute(delete(resources).where(resources.c.arn == row.arn))
             conn.execute(delete(tags).where(tags.c.arn == row.arn))
+            conn.execute(delete(status_transitions).where(
+                status_transitions.c.kind == kind, status_transitions.c.name == row.name))
         return Resource(*row)
 
     def count(self, kind: str) -> int:
@@ -134,9 +251,11 @@ class ResourceStore:
             raise ValidationException(f"Invalid SortBy value {query.sort_by!r}")
         descending = query.sort_order == "Descending"
         where = [resources.c.kind == kind, *_filters(query)]
-        fingerprint = _fingerprint(kind, query)
+        fingerprint = _list_fingerprint(kind, query)
         if query.next_token:
-            last_value, last_id = _decode_token(query.next_token, fingerprint)
+            last_value, last_id = pagination.decode(query.next_token, fingerprint, 2)
+            if not isinstance(last_id, int):
+                raise ValidationException("Invalid pagination token")
             after = column < last_value if descending else column > last_value
             tie = resources.c.id < last_id if descending else resources.c.id > last_id
             where.append(or_(after, and_(column == last_value, tie)))
@@ -151,7 +270,67 @@ class ResourceStore:
         last = rows[-1]
         sort_value = {"Name": last.name, "CreationTime": last.creation_time,
                       "Status": last.status, "LastModifiedTime": last.last_modified_time}
-        return rows, _encode_token(sort_value[query.sort_by], last.row_id, fingerprint)
+        return rows, pagination.encode(fingerprint, (sort_value[query.sort_by], last.row_id))
+
+    def scan(self, kind: str, *, statuses: Sequence[str] | None = None,
+             batch_size: int | None = None) -> Iterator[Resource]:
+        """Every row of ``kind`` (with one of ``statuses``, if given), oldest first, read
+        ``batch_size`` rows per query along the (kind, creation time, id) index: no limit,
+        and never the whole kind in memory. A row created meanwhile is seen if it sorts
+        after the batch being read."""
+        size = batch_size or self.scan_batch
+        where = [resources.c.kind == kind]
+        if statuses is not None:
+            where.append(resources.c.status.in_(list(statuses)))
+        order = (resources.c.creation_time, resources.c.id)
+        after: list[Any] = []
+        while True:
+            stmt = select(*_COLUMNS).where(*where, *after).order_by(*order).limit(size)
+            with self.db.engine.connect() as conn:
+                batch = [Resource(*r) for r in conn.execute(stmt)]
+            yield from batch
+            if len(batch) < size:
+                return
+            last = batch[-1]
+            after = [or_(resources.c.creation_time > last.creation_time,
+                         and_(resources.c.creation_time == last.creation_time,
+                              resources.c.id > last.row_id))]
+
+    def project(self, kind: str, properties: Sequence[Property], *,
+                present: Sequence[int] = (),
+                bounds: Sequence[tuple[int, str, float]] = ()) -> _List[Projected]:
+        """The rows of ``kind`` with only ``properties`` extracted, by the database: what a
+        search filters and sorts on, without decoding every whole body in Python. Only rows
+        where the properties at the ``present`` indexes exist, and whose numeric
+        (``ListItem``) properties satisfy ``bounds`` (index, one of < <= > >= =, number)."""
+        columns = [_property_column(p, self.db.engine.dialect.name).label(f"p{i}")
+                   for i, p in enumerate(properties)]
+        # Extracted once per row (a materialised CTE), then filtered: each extraction parses
+        # the body, and a WHERE on the expressions themselves would parse it again.
+        extracted = (select(resources.c.name, resources.c.arn, resources.c.id, *columns)
+                     .where(resources.c.kind == kind).cte("extracted")
+                     .prefix_with("MATERIALIZED"))
+        values = [extracted.c[f"p{i}"] for i in range(len(properties))]
+        where = [values[i].is_not(None) for i in present]
+        for i, op, number in bounds:
+            if not isinstance(properties[i], ListItem):
+                raise TypeError("bounds apply to numeric (ListItem) properties only")
+            where.append(values[i].op(op)(number))
+        stmt = select(extracted).where(*where)
+        with self.db.engine.connect() as conn:
+            return [Projected(r[0], r[1], r[2], tuple(r[3:])) for r in conn.execute(stmt)]
+
+    def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Resource]:
+        """The rows of ``kind`` named ``names`` (those that exist), in one query, by name."""
+        found: dict[str, Resource] = {}
+        unique = list(dict.fromkeys(names))
+        for start in range(0, len(unique), self.scan_batch):  # bounded IN lists
+            chunk = unique[start:start + self.scan_batch]
+            with self.db.engine.connect() as conn:
+                for r in conn.execute(select(*_COLUMNS).where(
+                        resources.c.kind == kind, resources.c.name.in_(chunk))):
+                    found[r.name] = Resource(*r)
+        return found
 
     # -- tags ------------------------------------------------------------------------------
     def add_tags(self, arn: str, tag_list: Sequence[dict[str, str]]) -> None:
@@ -168,19 +347,33 @@ class ResourceStore:
             conn.execute(delete(tags).where(tags.c.arn == arn, tags.c.key.in_(list(keys))))
 
     def list_tags(self, arn: str, max_results: int = 50,
-                  next_token: str | None = None) -> tuple[list[dict[str, str]], str | None]:
-        fingerprint = _fingerprint(arn, None)
+                  next_token: str | None = None) -> tuple[_List[dict[str, str]], str | None]:
+        fingerprint = ("tags", arn)
         where = [tags.c.arn == arn]
         if next_token:
-            last_key, _ = _decode_token(next_token, fingerprint)
-            where.append(tags.c.key > last_key)
+            (last_key,) = pagination.decode(next_token, fingerprint, 1)
+            where.append(tags.c.key > str(last_key))
         with self.db.engine.connect() as conn:
             rows = conn.execute(select(tags.c.key, tags.c.value).where(*where)
                                 .order_by(tags.c.key).limit(max_results + 1)).all()
         items = [{"Key": r.key, "Value": r.value} for r in rows[:max_results]]
-        token = (_encode_token(items[-1]["Key"], 0, fingerprint)
+        token = (pagination.encode(fingerprint, (items[-1]["Key"],))
                  if len(rows) > max_results else None)
         return items, token
+
+    def tags_of(self, arns: Sequence[str]) -> dict[str, _List[dict[str, str]]]:
+        """The tags of many resources at once (by ARN, in key order): one query per
+        ``scan_batch`` ARNs instead of one per resource."""
+        found: dict[str, _List[dict[str, str]]] = {arn: [] for arn in arns}
+        unique = list(found)
+        for start in range(0, len(unique), self.scan_batch):
+            chunk = unique[start:start + self.scan_batch]
+            with self.db.engine.connect() as conn:
+                for r in conn.execute(select(tags.c.arn, tags.c.key, tags.c.value)
+                                      .where(tags.c.arn.in_(chunk))
+                                      .order_by(tags.c.arn, tags.c.key)):
+                    found[r.arn].append({"Key": r.key, "Value": r.value})
+        return found
 
 
 _COLUMNS = (resources.c.kind, resources.c.name, resources.c.arn, resources.c.status,
@@ -190,6 +383,40 @@ _COLUMNS = (resources.c.kind, resources.c.name, resources.c.arn, resources.c.sta
 _BY_NAME = select(*_COLUMNS).where(resources.c.kind == bindparam("kind"),
                                    resources.c.name == bindparam("name"))
 _BY_ARN = select(*_COLUMNS).where(resources.c.arn == bindparam("arn"))
+
+
+def _property_column(prop: Property, dialect: str) -> Any:
+    if isinstance(prop, BodyPath):
+        if dialect != "sqlite":
+            return resources.c.body[prop.keys]  # JSON-typed: decoded with its own type
+        # SQLite's json_extract turns true/false into 1/0: json_type tells them apart.
+        path = "$" + "".join("." + _json_key(k) for k in prop.keys)
+        return type_coerce(case(
+            (func.json_type(resources.c.body, path) == "true", "true"),
+            (func.json_type(resources.c.body, path) == "false", "false"),
+            else_=func.json_quote(func.json_extract(resources.c.body, path))), JSON)
+    if isinstance(prop, TagValue):
+        return (select(tags.c.value).where(tags.c.arn == resources.c.arn, tags.c.key == prop.key)
+                .scalar_subquery())
+    if dialect == "postgresql":
+        items = func.json_array_elements(resources.c.body.op("->")(prop.path)) \
+            .table_valued("value").alias("item")
+        value: Any = cast(items.c.value.op("->>")(prop.value_key), Float)
+        matches = items.c.value.op("->>")(prop.match_key) == prop.match
+    else:
+        items = func.json_each(resources.c.body, _json_path(prop.path)) \
+            .table_valued("value").alias("item")
+        value = func.json_extract(items.c.value, _json_path(prop.value_key))
+        matches = func.json_extract(items.c.value, _json_path(prop.match_key)) == prop.match
+    return select(value).select_from(items).where(matches).limit(1).scalar_subquery()
+
+
+def _json_path(key: str) -> str:
+    return "$." + _json_key(key)
+
+
+def _json_key(key: str) -> str:
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def check_tag_keys(tag_list: Sequence[dict[str, str]]) -> None:
@@ -225,29 +452,9 @@ def _filters(query: ListQuery) -> list[Any]:
     return where
 
 
-def _fingerprint(kind: str, query: ListQuery | None) -> str:
+def _list_fingerprint(kind: str, query: ListQuery) -> tuple[Any, ...]:
     """Ties a token to the list it came from: a token from another query is refused."""
-    parts = [kind]
-    if query is not None:
-        parts += [query.sort_by, query.sort_order, (query.name_contains or "").lower(), query.status or "",
-                  *(str(d.timestamp()) if d else "" for d in (
-                      query.created_after, query.created_before,
-                      query.modified_after, query.modified_before))]
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:12]
-
-
-def _encode_token(value: Any, row_id: int, fingerprint: str) -> str:
-    raw = json.dumps([fingerprint, value, row_id], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode_token(token: str, fingerprint: str) -> tuple[Any, int]:
-    try:
-        padded = token + "=" * (-len(token) % 4)
-        fp, value, row_id = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, TypeError):
-        raise ValidationException("Invalid pagination token") from None
-    if fp != fingerprint or not isinstance(row_id, int):
-        raise ValidationException(
-            "Invalid pagination token: it belongs to a different list request")
-    return value, row_id
+    return (kind, query.sort_by, query.sort_order, (query.name_contains or "").lower(),
+            query.status or "", *(d.timestamp() if d else None for d in (
+                query.created_after, query.created_before,
+                query.modified_after, query.modified_before)))

@@ -123,4 +123,25 @@ metric_data = Table(
     Index("ix_metric_data_series", "namespace", "metric_name", "dimensions", "timestamp"),
 )
 
+# Every status change made through ``ResourceStore.transition``: when a resource moved.
+status_transitions = Table(
+    "status_transitions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("from_status", String(64)),
+    Column("to_status", String(64), nullable=False),
+    Column("time", Float, nullable=False),
+    Index("ix_status_transitions_resource", "kind", "name", "id"),
+)
+
+# Claims on work that must happen once across servers sharing a database (``store.leases``).
+leases = Table(
+    "leases", metadata,
+    Column("key", String(512), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires", Float, nullable=False),
+    Index("ix_leases_owner", "owner"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)

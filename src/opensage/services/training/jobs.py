@@ -21,9 +21,14 @@ from opensage.services.events import Listeners
 from opensage.services.training import definition
 from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
 from opensage.services.training.states import MESSAGES, Secondary, check_transition
-from opensage.store.resources import AlreadyExists, ListQuery
+from opensage.store.leases import LeaseKeeper, Leases, server_owner
+from opensage.store.resources import AlreadyExists
 
 KIND = kinds.TRAINING_JOB
+# A server holds a lease on each job it runs, renewed while it lives: a server that starts
+# re-runs only the jobs whose lease has lapsed or is its own (it restarted), never a job
+# another live server runs.
+RUN_LEASE_TTL = 60.0
 
 
 class TrainingService:
@@ -39,6 +44,8 @@ class TrainingService:
         self.watched_metrics: Listeners[WatchedMetricsReported] = Listeners(
             "WatchedMetricsReported")
         self.executor = executor(self)
+        self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
+                                 RUN_LEASE_TTL)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -53,6 +60,7 @@ class TrainingService:
     def close(self) -> None:
         """Kill running jobs (their rows stay InProgress and run again on the next start)."""
         self.executor.shutdown()
+        self._runs.close()  # this server's leases lapse (its next start takes them back)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
@@ -71,6 +79,7 @@ class TrainingService:
                 raise ResourceInUse(
                     "Training job names must be unique within an AWS account and region, and "
                     f"a training job with this name already exists ({arn})") from None
+            self._runs.claim(_run_key(name))
             self.executor.submit(self._spec(body))
         return arn
 
@@ -128,21 +137,16 @@ class TrainingService:
             self.executor.interrupt(job.name)
 
     def recover(self) -> None:
-        """After a restart: run again every job that was still queued or running."""
-        token = None
-        while True:
-            rows, token = self.ctx.resources.list(KIND.name, ListQuery(
-                status="InProgress", sort_by="CreationTime", sort_order="Ascending",
-                max_results=100, next_token=token))
-            for row in rows:
-                self._mutate(row.name, lambda body: _restart(body, self.ctx.now()))
-                self.executor.submit(self._spec(self.describe(row.name)))
-            if token is None:
-                break
-        rows, _ = self.ctx.resources.list(KIND.name, ListQuery(status="Stopping",
-                                                               max_results=1000))
-        for row in rows:
-            self.finished(row.name, Outcome("Stopped"))
+        """After a restart: run again every job that was still queued or running, and end
+        the ones being stopped; each only if its run lease is free (no live server runs it)."""
+        for row in self.ctx.resources.scan(KIND.name, statuses=("InProgress", "Stopping")):
+            if not self._runs.claim(_run_key(row.name)):
+                continue  # another server runs it
+            if row.status == "Stopping":
+                self.finished(row.name, Outcome("Stopped"))
+                continue
+            self._mutate(row.name, lambda body: _restart(body, self.ctx.now()))
+            self.executor.submit(self._spec(self.describe(row.name)))
 
     # -- what the executor reports (TrainingEvents) ----------------------------------------
     def advance(self, name: str, status: str, message: str | None = None) -> None:
@@ -199,6 +203,7 @@ class TrainingService:
                 body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
 
         self._mutate(name, change, force=True)
+        self._runs.release(_run_key(name))
         self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
 
     # -- helpers ---------------------------------------------------------------------------
@@ -219,6 +224,10 @@ class TrainingService:
 
     def _spec(self, body: dict[str, Any]) -> TrainingSpec:
         return definition.training_spec(body, region=self.ctx.settings.region)
+
+
+def _run_key(name: str) -> str:
+    return f"{KIND.name}/{name}/run"
 
 
 def _transition_into(body: dict[str, Any], target: Secondary, now: float, message: str) -> None:

@@ -26,9 +26,7 @@ them on every ask.
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import logging
 import math
 import threading
@@ -42,7 +40,7 @@ from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, load
 from opensage.services.listing import list_query
-from opensage.services.metrics import TRAINING_NAMESPACE
+from opensage.services.metrics import TRAINING_NAMESPACE, dimension_key
 from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
 from opensage.services.training.jobs import TrainingService
 from opensage.services.tuning import completion, plans, validation
@@ -57,7 +55,8 @@ from opensage.services.tuning.strategies import (
     running_averages,
     walk_rungs,
 )
-from opensage.store.resources import AlreadyExists, ListQuery
+from opensage.store import pagination
+from opensage.store.resources import AlreadyExists, Resource
 
 log = logging.getLogger(__name__)
 KIND = kinds.TUNING_JOB
@@ -199,16 +198,12 @@ class TuningService:
 
     def reconcile(self) -> None:
         self._watching = False
-        for status in ACTIVE:
-            rows, _ = self.ctx.resources.list(KIND.name, ListQuery(
-                status=status, sort_by="CreationTime", sort_order="Ascending",
-                max_results=1000))
-            for row in rows:
-                try:
-                    with self.lock:
-                        self._step(row.name)
-                except Exception:
-                    log.exception("tuning job %s: reconcile step failed", row.name)
+        for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
+            try:
+                with self.lock:
+                    self._step(row.name)
+            except Exception:
+                log.exception("tuning job %s: reconcile step failed", row.name)
 
     def _step(self, name: str) -> None:
         row = self.ctx.resources.get(KIND.name, name)
@@ -217,8 +212,12 @@ class TuningService:
         body = _copy(row.body)
         trials: list[dict[str, Any]] = body["OpensageTuning"]["Trials"]
         plan = plans.plan_of(body)
+        children = self.ctx.resources.get_many(kinds.TRAINING_JOB.name, [
+            t["TrainingJobName"] for t in trials
+            if t["Launched"] and t["TrainingJobStatus"] not in _CHILD_TERMINAL])
         for trial in trials:
-            self._observe(trial, _plan_of(plan, trial).objective_metric)
+            self._observe(trial, _plan_of(plan, trial).objective_metric,
+                          children.get(trial["TrainingJobName"]))
         stopping = body["HyperParameterTuningJobStatus"] == "Stopping"
         running = [t for t in trials if t["TrainingJobStatus"] not in _CHILD_TERMINAL]
         if stopping:
@@ -384,10 +383,9 @@ class TuningService:
         trial.update(TrainingJobStatus="Failed", ObjectiveStatus="Failed", FailureReason=reason,
                      TrainingEndTime=self.ctx.now())
 
-    def _observe(self, trial: dict[str, Any], metric: str) -> None:
+    def _observe(self, trial: dict[str, Any], metric: str, child: Resource | None) -> None:
         if not trial["Launched"] or trial["TrainingJobStatus"] in _CHILD_TERMINAL:
             return
-        child = self.ctx.resources.get(kinds.TRAINING_JOB.name, trial["TrainingJobName"])
         if child is None:
             return
         job = child.body
@@ -415,13 +413,17 @@ class TuningService:
         if not candidates:
             return
         self._watching = True
-        prior = [self._curve(t["TrainingJobName"], plan.objective_metric) for t in trials
-                 if t["TrainingJobStatus"] in ("Completed", "Stopped")
-                 and t["ObjectiveStatus"] == "Succeeded"]
-        if len(prior) < EARLY_STOPPING_MIN_TRIALS:
+        done = [t["TrainingJobName"] for t in trials
+                if t["TrainingJobStatus"] in ("Completed", "Stopped")
+                and t["ObjectiveStatus"] == "Succeeded"]
+        if len(done) < EARLY_STOPPING_MIN_TRIALS:
             return
+        series = self._series([*(job for job in done if job not in self._curves),
+                               *(t["TrainingJobName"] for t in candidates)],
+                              plan.objective_metric)
+        prior = [self._curve(job, series) for job in done]
         for trial in candidates:
-            values = self._series(trial["TrainingJobName"], plan.objective_metric)
+            values = series[trial["TrainingJobName"]]
             if median_rule(values, prior, plan.objective_type, EARLY_STOPPING_MIN_TRIALS):
                 log.info("tuning child %s stopped early at step %d", trial["TrainingJobName"],
                          len(values))
@@ -443,8 +445,8 @@ class TuningService:
             return
         self._watching = True
         brackets = hyperband_brackets(plan.min_resource, plan.max_resource)
-        series = {t["TrainingJobName"]: self._hyperband_series(t, plan.objective_metric)
-                  for t in trials if t["Launched"] and "Bracket" in t}
+        series = self._hyperband_series([t for t in trials if t["Launched"] and "Bracket" in t],
+                                        plan.objective_metric)
         for trial in candidates:
             name = trial["TrainingJobName"]
             values = series.get(name, [])
@@ -467,27 +469,34 @@ class TuningService:
                     and len(values) >= plan.max_resource):
                 self._stop_child(trial)  # its budget is spent
 
-    def _hyperband_series(self, trial: dict[str, Any], metric: str) -> list[float]:
-        name = trial["TrainingJobName"]
-        if name in self._ended:
-            return self._ended[name]
-        values = self._series(name, metric)
-        if trial["TrainingJobStatus"] in _CHILD_TERMINAL:
-            self._ended[name] = values
-            if len(self._ended) > 10_000:  # bounded: drop the oldest
-                self._ended.pop(next(iter(self._ended)))
-        return values
+    def _hyperband_series(self, trials: list[dict[str, Any]],
+                          metric: str) -> dict[str, list[float]]:
+        """Each trial's series: an ended one's from the cache, the others' in one query."""
+        fresh = self._series([t["TrainingJobName"] for t in trials
+                              if t["TrainingJobName"] not in self._ended], metric)
+        series: dict[str, list[float]] = {}
+        for trial in trials:
+            name = trial["TrainingJobName"]
+            series[name] = values = self._ended.get(name, fresh.get(name, []))
+            if trial["TrainingJobStatus"] in _CHILD_TERMINAL and name not in self._ended:
+                self._ended[name] = values
+                if len(self._ended) > 10_000:  # bounded: drop the oldest
+                    self._ended.pop(next(iter(self._ended)))
+        return series
 
-    def _series(self, job: str, metric: str) -> list[float]:
-        points = self.ctx.metrics.series(TRAINING_NAMESPACE, metric,
-                                             {"TrainingJobName": job}, 0.0,
-                                         self.ctx.now() + 3600)
-        return [p.value for p in points]
+    def _series(self, jobs: list[str], metric: str) -> dict[str, list[float]]:
+        """The metric's series of every job in ``jobs``, read in one query."""
+        points = self.ctx.metrics.series_of(
+            TRAINING_NAMESPACE, metric, [{"TrainingJobName": job} for job in jobs], 0.0,
+            self.ctx.now() + 3600)
+        return {job: [p.value for p in points[dimension_key({"TrainingJobName": job})]]
+                for job in jobs}
 
-    def _curve(self, job: str, metric: str) -> list[float]:
+    def _curve(self, job: str, series: dict[str, list[float]]) -> list[float]:
+        """A finished job's running averages, cached (its series no longer changes)."""
         curve = self._curves.get(job)
         if curve is None:
-            curve = self._curves[job] = running_averages(self._series(job, metric))
+            curve = self._curves[job] = running_averages(series[job])
             if len(self._curves) > 10_000:  # bounded: drop the oldest
                 self._curves.pop(next(iter(self._curves)))
         return curve
@@ -706,30 +715,9 @@ def training_job_summaries(name: str, body: dict[str, Any],
               if (status is None or t["TrainingJobStatus"] == status) and t.get(key) is not None]
     keyed = sorted(((t[key], t["TrainingJobName"], t) for t in trials),
                    key=lambda k: (k[0], k[1]), reverse=descending)
-    fingerprint = [name.lower(), sort_by, descending, status or ""]
-    if params.get("NextToken"):
-        after = _decode(params["NextToken"], fingerprint)
-        keyed = [k for k in keyed
-                 if ((k[0], k[1]) < after if descending else (k[0], k[1]) > after)]
-    limit = params.get("MaxResults") or DEFAULT_MAX_RESULTS
-    page = keyed[:limit]
-    token = _encode(fingerprint, page[-1][:2]) if len(keyed) > limit else None
+    page, token = pagination.page(
+        keyed, lambda k: (k[0], k[1]), token=params.get("NextToken"),
+        query=("TrainingJobsForTuningJob", name.lower(), sort_by, descending, status or ""),
+        limit=params.get("MaxResults") or DEFAULT_MAX_RESULTS, descending=descending)
     return {"TrainingJobSummaries": [training_job_summary(body, t) for _, _, t in page],
             "NextToken": token}
-
-
-def _encode(fingerprint: list[Any], last: tuple[Any, str]) -> str:
-    raw = json.dumps([fingerprint, list(last)], separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(token: str, fingerprint: list[Any]) -> tuple[Any, str]:
-    try:
-        found, last = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        value, name = last
-    except (ValueError, TypeError):
-        raise ValidationException("Invalid pagination token") from None
-    if found != fingerprint:
-        raise ValidationException(
-            "Invalid pagination token: it belongs to a different list request")
-    return value, name

@@ -1,0 +1,204 @@
+"""The store's shared plumbing: pagination tokens, the row iterator, status transitions and
+database leases (on SQLite here; tests/integration/test_store_backends.py runs the lease race
+on PostgreSQL too when OPENSAGE_TEST_DB_URL is set)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert
+
+from opensage.errors import ValidationException
+from opensage.store import pagination
+from opensage.store.db import Database
+from opensage.store.leases import Leases
+from opensage.store.resources import ResourceStore, StatusConflict
+from opensage.store.schema import resources
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Database:
+    database = Database(f"sqlite:///{tmp_path / 'store.db'}")
+    database.prepare()
+    return database
+
+
+def seed(db: Database, kind: str, count: int, status: str = "InProgress",
+         start: int = 0) -> None:
+    with db.transaction() as conn:
+        conn.execute(insert(resources), [
+            {"kind": kind, "name": f"r-{i:05d}", "arn": f"arn:{kind}/r-{i:05d}",
+             "status": status, "creation_time": float(i), "last_modified_time": float(i),
+             "body": {"Name": f"r-{i:05d}"}} for i in range(start, start + count)])
+
+
+# -- pagination ------------------------------------------------------------------------------
+def test_in_memory_pages_cover_every_item_once_and_tokens_are_bound_to_their_query():
+    items = sorted(((i % 7, i) for i in range(53)), reverse=True)
+    seen, token = [], None
+    while True:
+        page, token = pagination.page(items, lambda k: k, query=("q", 1), token=token,
+                                      limit=10, descending=True)
+        seen += page
+        if token is None:
+            break
+        with pytest.raises(ValidationException, match="different list request"):
+            pagination.page(items, lambda k: k, query=("q", 2), token=token, limit=10)
+    assert seen == items
+
+
+def test_a_garbled_or_forged_token_is_a_client_error():
+    with pytest.raises(ValidationException):
+        pagination.decode("not-a-token!", ("q",))
+    forged = pagination.encode(("q",), ("text", None))
+    with pytest.raises(ValidationException):
+        pagination.page([(1, 2)], lambda k: k, query=("q",), token=forged, limit=5)
+
+
+def test_store_list_pages_with_the_shared_tokens(db: Database):
+    from opensage.store.resources import ListQuery
+    store = ResourceStore(db)
+    seed(db, "thing", 25)
+    names, token = [], None
+    while True:
+        rows, token = store.list("thing", ListQuery(max_results=7, next_token=token))
+        names += [r.name for r in rows]
+        if token is None:
+            break
+    assert names == [f"r-{i:05d}" for i in reversed(range(25))]
+    _, token = store.list("thing", ListQuery(max_results=7))
+    with pytest.raises(ValidationException, match="different list request"):
+        store.list("thing", ListQuery(max_results=7, next_token=token, status="Completed"))
+
+
+# -- the row iterator ------------------------------------------------------------------------
+def test_scan_reads_every_matching_row_in_batches(db: Database):
+    store = ResourceStore(db, scan_batch=4)
+    seed(db, "thing", 10, "InProgress")
+    seed(db, "thing", 5, "Completed", start=10)
+    seed(db, "other", 3, "InProgress", start=20)
+    assert [r.name for r in store.scan("thing")] == [f"r-{i:05d}" for i in range(15)]
+    assert len(list(store.scan("thing", statuses=["InProgress"]))) == 10
+    assert len(list(store.scan("thing", statuses=["Completed"], batch_size=1))) == 5
+    assert list(store.scan("thing", statuses=[])) == []
+
+
+def test_batched_reads_of_rows_and_tags(db: Database):
+    store = ResourceStore(db, scan_batch=3)
+    seed(db, "thing", 8)
+    store.add_tags("arn:thing/r-00001", [{"Key": "b", "Value": "2"}, {"Key": "a", "Value": "1"}])
+    found = store.get_many("thing", ["r-00001", "r-00007", "missing", "r-00001"])
+    assert sorted(found) == ["r-00001", "r-00007"]
+    tags = store.tags_of(["arn:thing/r-00001", "arn:thing/r-00002"])
+    assert tags == {"arn:thing/r-00001": [{"Key": "a", "Value": "1"}, {"Key": "b", "Value": "2"}],
+                    "arn:thing/r-00002": []}
+
+
+# -- transition ------------------------------------------------------------------------------
+def test_transition_moves_status_and_body_together_and_records_the_move(db: Database):
+    store = ResourceStore(db)
+    seed(db, "job", 1)
+    moved = store.transition("job", "r-00000", ["InProgress"], "Stopping",
+                             lambda body: body.update(Status="Stopping"), now=50.0)
+    assert (moved.status, moved.body["Status"], moved.last_modified_time) == (
+        "Stopping", "Stopping", 50.0)
+    row = store.get("job", "r-00000")
+    assert row is not None and row.status == "Stopping" and row.body["Status"] == "Stopping"
+    assert store.transitions("job", "r-00000") == [("InProgress", "Stopping", 50.0)]
+
+
+def test_a_transition_from_the_wrong_status_is_refused_and_writes_nothing(db: Database):
+    store = ResourceStore(db)
+    seed(db, "job", 1, "Completed")
+    with pytest.raises(StatusConflict, match="is in status Completed") as refused:
+        store.transition("job", "r-00000", ["InProgress"], "Stopping",
+                         lambda body: body.update(Touched=True), now=50.0)
+    assert isinstance(refused.value, ValidationException) and refused.value.current == "Completed"
+    with pytest.raises(StatusConflict, match="does not exist"):
+        store.transition("job", "nope", ["InProgress"], "Stopping", now=50.0)
+    row = store.get("job", "r-00000")
+    assert row is not None and row.status == "Completed" and "Touched" not in row.body
+    assert store.transitions("job", "r-00000") == []
+
+
+def test_a_change_that_raises_aborts_the_transition(db: Database):
+    store = ResourceStore(db)
+    seed(db, "job", 1)
+
+    def broken(body: dict) -> None:
+        body["Half"] = True
+        raise RuntimeError("illegal")
+
+    with pytest.raises(RuntimeError):
+        store.transition("job", "r-00000", ["InProgress"], "Failed", broken, now=5.0)
+    row = store.get("job", "r-00000")
+    assert row is not None and row.status == "InProgress" and "Half" not in row.body
+
+
+def test_racing_transitions_exactly_one_wins(db: Database):
+    store = ResourceStore(db)
+    seed(db, "job", 1)
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def stop(i: int) -> None:
+        barrier.wait()
+        try:
+            store.transition("job", "r-00000", ["InProgress"], f"Stopped-{i}", now=float(i))
+            outcomes.append("won")
+        except StatusConflict:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=stop, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused"] * 7 + ["won"]
+    assert len(store.transitions("job", "r-00000")) == 1
+
+
+# -- leases ----------------------------------------------------------------------------------
+def test_a_lease_is_held_until_released_or_expired(db: Database):
+    leases = Leases(db)
+    assert leases.claim("k", "a", 10, now=100)
+    assert leases.claim("k", "a", 10, now=101)  # the holder's own claim renews it
+    assert not leases.claim("k", "b", 10, now=105)
+    assert not leases.renew("k", "b", 10, now=105)
+    assert leases.renew("k", "a", 10, now=108)  # now until 118
+    assert not leases.claim("k", "b", 10, now=117)
+    assert leases.claim("k", "b", 10, now=118.5)  # expired: b takes it
+    assert not leases.release("k", "a")
+    assert leases.release("k", "b")
+    assert leases.claim("k", "a", 10, now=119)
+
+
+def test_racing_claims_exactly_one_wins(db: Database):
+    claim_race(Leases(db))
+
+
+def claim_race(leases: Leases, contenders: int = 8) -> None:
+    """``contenders`` threads (each with its own pooled connection) claim one key at once;
+    exactly one wins: on a free key, then on a lease of someone else that expired."""
+    assert len(race_once(leases, "race-free", contenders)) == 1
+    assert leases.claim("race-expired", "gone", 0.0, now=1.0)
+    assert len(race_once(leases, "race-expired", contenders)) == 1
+
+
+def race_once(leases: Leases, key: str, contenders: int) -> list[str]:
+    wins: list[str] = []
+    barrier = threading.Barrier(contenders)
+
+    def contend(owner: str) -> None:
+        barrier.wait()
+        if leases.claim(key, owner, 30.0):
+            wins.append(owner)
+
+    threads = [threading.Thread(target=contend, args=(f"owner-{i}",)) for i in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return wins
