@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import (
@@ -53,6 +53,8 @@ class Resource:
     last_modified_time: float
     body: dict[str, Any]
     row_id: int = 0  # insertion order; the tie-breaker of keyset pagination
+    # opensage's own state of the resource (never part of an API answer)
+    internal: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,14 +138,15 @@ class ResourceStore:
 
     # -- rows ------------------------------------------------------------------------------
     def create(self, kind: str, name: str, arn: str, body: dict[str, Any], *, now: float,
-               status: str | None = None,
-               tag_list: Sequence[dict[str, str]] = ()) -> Resource:
+               status: str | None = None, tag_list: Sequence[dict[str, str]] = (),
+               internal: dict[str, Any] | None = None) -> Resource:
         """Insert the row and its tags in one transaction; ``AlreadyExists`` on a name clash."""
         check_tag_keys(tag_list)
         if len({t["Key"] for t in tag_list}) > MAX_TAGS_PER_RESOURCE:
             raise ValidationException(f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags")
         row: dict[str, Any] = {"kind": kind, "name": name, "arn": arn, "status": status,
-                               "creation_time": now, "last_modified_time": now, "body": body}
+                               "creation_time": now, "last_modified_time": now, "body": body,
+                               "internal": internal or {}}
         try:
             with self.db.transaction() as conn:
                 inserted = conn.execute(insert(resources).values(**row)).inserted_primary_key
@@ -151,7 +154,8 @@ class ResourceStore:
         except IntegrityError:
             raise AlreadyExists(name) from None
         assert inserted is not None
-        return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]))
+        return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]),
+                        internal=internal or {})
 
     def get(self, kind: str, name: str) -> Resource | None:
         with self.db.engine.connect() as conn:
@@ -164,22 +168,28 @@ class ResourceStore:
         return Resource(*row) if row else None
 
     def update(self, kind: str, name: str, body: dict[str, Any], *, now: float,
-               status: str | None = None, expected_status: str | None = None) -> bool:
-        """Compare-and-set: False when ``expected_status`` no longer holds (a lost race)."""
+               status: str | None = None, expected_status: str | None = None,
+               internal: dict[str, Any] | None = None) -> bool:
+        """Compare-and-set: False when ``expected_status`` no longer holds (a lost race).
+        ``internal`` replaces the row's internal state when given."""
         where = [resources.c.kind == kind, resources.c.name == name]
         if expected_status is not None:
             where.append(resources.c.status == expected_status)
         values: dict[str, Any] = {"body": body, "last_modified_time": now}
         if status is not None:
             values["status"] = status
+        if internal is not None:
+            values["internal"] = internal
         with self.db.transaction() as conn:
             return conn.execute(update(resources).where(*where).values(**values)).rowcount == 1
 
     def transition(self, kind: str, name: str, from_statuses: Sequence[str | None],
                    to_status: str, change: Callable[[dict[str, Any]], None] | None = None,
-                   *, now: float) -> Resource:
+                   *, now: float,
+                   change_internal: Callable[[dict[str, Any]], None] | None = None) -> Resource:
         """Move a resource from one of ``from_statuses`` to ``to_status`` as a compare-and-set
-        in one transaction: ``change`` edits (a copy of) the body, the status column and
+        in one transaction: ``change`` edits (a copy of) the body and ``change_internal`` (a
+        copy of) the internal state, the status column and
         ``last_modified_time`` are set, and the move is recorded in ``status_transitions``.
 
         Raises ``StatusConflict`` (a ``ValidationException``) when the row is in none of
@@ -196,19 +206,23 @@ class ResourceStore:
                     raise StatusConflict(kind, name, None if row is None else row.status,
                                          from_statuses)
                 seen, body = row.status, copy.deepcopy(row.body)
+                internal = copy.deepcopy(row.internal)
                 if change is not None:
                     change(body)
+                if change_internal is not None:
+                    change_internal(internal)
                 moved = conn.execute(update(resources).where(
                     resources.c.id == row.id, resources.c.status == row.status,
                     resources.c.last_modified_time == row.last_modified_time,
-                ).values(status=to_status, body=body, last_modified_time=now)).rowcount
+                ).values(status=to_status, body=body, internal=internal,
+                         last_modified_time=now)).rowcount
                 if moved != 1:
                     continue  # lost a race (SQLite reads without a row lock): read again
                 conn.execute(insert(status_transitions).values(
                     kind=kind, name=row.name, from_status=row.status, to_status=to_status,
                     time=now))
                 return Resource(kind, row.name, row.arn, to_status, row.creation_time, now,
-                                body, row.id)
+                                body, row.id, internal)
         raise StatusConflict(kind, name, seen, from_statuses)  # pragma: no cover - livelock
 
     def transitions(self, kind: str, name: str) -> _List[tuple[str | None, str, float]]:
@@ -378,7 +392,7 @@ class ResourceStore:
 
 _COLUMNS = (resources.c.kind, resources.c.name, resources.c.arn, resources.c.status,
             resources.c.creation_time, resources.c.last_modified_time, resources.c.body,
-            resources.c.id)
+            resources.c.id, resources.c.internal)
 # Built once: the hot Describe path then skips statement construction (most of its cost).
 _BY_NAME = select(*_COLUMNS).where(resources.c.kind == bindparam("kind"),
                                    resources.c.name == bindparam("name"))

@@ -19,7 +19,9 @@ from sqlalchemy import (
 metadata = MetaData()
 
 # Every SageMaker resource (model, endpoint config, training job, ...) is one row: the fields
-# lists filter and sort on are columns, the full Describe document is ``body``.
+# lists filter and sort on are columns, the full Describe document is ``body``, and what only
+# opensage needs (runner bookkeeping, deployments, scaling clocks) is ``internal``: never
+# part of an API answer.
 resources = Table(
     "resources", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
@@ -30,6 +32,7 @@ resources = Table(
     Column("creation_time", Float, nullable=False),
     Column("last_modified_time", Float, nullable=False),
     Column("body", JSON, nullable=False),
+    Column("internal", JSON, nullable=False, server_default="{}"),
     UniqueConstraint("kind", "name", name="uq_resources_kind_name"),
     Index("ix_resources_kind_created", "kind", "creation_time", "id"),
 )
