@@ -43,3 +43,23 @@ def test_bad_statistics_request(client):
                                  EndTime=now - dt.timedelta(minutes=1), Period=60,
                                  Statistics=["Average"])
     assert exc.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_dimension_values_with_separators_stay_their_own_series(client):
+    """``|`` and ``=`` are legal in dimension values; they must not merge two series or
+    split one dimension into two in ListMetrics."""
+    cw = client("cloudwatch")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    start = now - dt.timedelta(minutes=5)
+    tricky = [{"Name": "A", "Value": "x|B=y"}]
+    plain = [{"Name": "A", "Value": "x"}, {"Name": "B", "Value": "y"}]
+    cw.put_metric_data(Namespace="Sep", MetricData=[
+        {"MetricName": "m", "Dimensions": dims, "Value": value, "Timestamp": start}
+        for dims, value in ((tricky, 1.0), (plain, 100.0))])
+    for dims, value in ((tricky, 1.0), (plain, 100.0)):
+        points = cw.get_metric_statistics(Namespace="Sep", MetricName="m", Dimensions=dims,
+                                          StartTime=start, EndTime=now, Period=300,
+                                          Statistics=["Sum"])["Datapoints"]
+        assert [p["Sum"] for p in points] == [value]
+    listed = cw.list_metrics(Namespace="Sep")["Metrics"]
+    assert sorted(map(str, (m["Dimensions"] for m in listed))) == sorted(map(str, (tricky, plain)))

@@ -18,16 +18,17 @@ def _logs(services: Services) -> LogService:
 
 def _group(params: dict[str, Any]) -> str:
     """``logGroupName`` or ``logGroupIdentifier`` (a name or an ARN), exactly one of them."""
-    name, identifier = params.get("logGroupName"), params.get("logGroupIdentifier")
-    if (name is None) == (identifier is None):
+    name: str | None = params.get("logGroupName")
+    identifier: str | None = params.get("logGroupIdentifier")
+    if name is not None and identifier is None:
+        return name
+    if name is not None or identifier is None:
         raise InvalidParameterException(
             "Exactly one of logGroupName and logGroupIdentifier must be specified.")
-    if name is not None:
-        return str(name)
     if identifier.startswith("arn:"):  # arn:aws:logs:<region>:<account>:log-group:<name>[:*]
         _, _, rest = identifier.partition(":log-group:")
         return rest.removesuffix(":*")
-    return str(identifier)
+    return identifier
 
 
 def create_log_group(services: Services, params: dict[str, Any]) -> dict[str, Any]:

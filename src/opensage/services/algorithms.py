@@ -6,18 +6,21 @@ Only ``opensage.algorithms.registry`` is imported, never an algorithm's internal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opensage.errors import ValidationException
+
+if TYPE_CHECKING:  # imported when first looked up: the server starts without the algorithms
+    from opensage.algorithms.registry import Algorithm
 
 
 @dataclass(frozen=True)
 class BuiltinAlgorithm:
-    entry: Any  # the registry's Algorithm
+    entry: Algorithm
 
     @property
     def module(self) -> str:
-        return str(self.entry.module)
+        return self.entry.module
 
     def validate(self, hyperparameters: dict[str, str], channels: dict[str, str | None],
                  input_mode: str) -> None:
@@ -35,9 +38,10 @@ class BuiltinAlgorithm:
 class AlgorithmCatalog:
     def lookup(self, image: str) -> BuiltinAlgorithm | None:
         from opensage.algorithms import registry
+        from opensage.algorithms.errors import SpecError
 
         try:
             entry = registry.lookup(image)
-        except registry.SpecError as err:  # an unsupported version, a missing extra
+        except SpecError as err:  # an unsupported version, a missing extra
             raise ValidationException(str(err)) from None
         return BuiltinAlgorithm(entry) if entry is not None else None

@@ -14,9 +14,22 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict
 
-from sqlalchemy import Connection, LargeBinary, cast, delete, func, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    LargeBinary,
+    RowMapping,
+    Table,
+    cast,
+    delete,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
@@ -42,7 +55,16 @@ FIRST = (-(2**62), 0)  # a keyset position before every event
 SCAN_CHUNK = 1000
 PURGE_CHUNK = 1000  # events deleted per transaction: writers wait at most one chunk
 
-Event = Mapping[str, Any] | tuple[int, str]
+
+
+class InputLogEvent(TypedDict):
+    """A ``PutLogEvents`` event, as the API takes it."""
+
+    timestamp: int
+    message: str
+
+
+Event = InputLogEvent | tuple[int, str]  # opensage's own writers pass (timestamp, message)
 _GROUP_MISSING = "The specified log group does not exist."
 _STREAM_MISSING = "The specified log stream does not exist."
 
@@ -112,7 +134,7 @@ class LogService:
         more = len(rows) > limit
         return groups, encode_token("groups", page[-1]["name"]) if more else None
 
-    def _group_view(self, row: Mapping[str, Any], stored: int) -> dict[str, Any]:
+    def _group_view(self, row: RowMapping, stored: int) -> dict[str, Any]:
         arn = self.group_arn(row["name"])
         meta = row["meta"] or {}
         return {"logGroupName": row["name"], "creationTime": row["creation_time"],
@@ -171,7 +193,7 @@ class LogService:
             next_token = encode_token(f"streams:{order_by}:{descending}", *values)
         return [self._stream_view(group, r) for r in page], next_token
 
-    def _stream_view(self, group: str, row: Mapping[str, Any]) -> dict[str, Any]:
+    def _stream_view(self, group: str, row: RowMapping) -> dict[str, Any]:
         return {"logStreamName": row["name"], "creationTime": row["creation_time"],
                 "firstEventTimestamp": row["first_event_time"],
                 "lastEventTimestamp": row["last_event_time"],
@@ -257,6 +279,7 @@ class LogService:
         """GetLogEvents. Tokens mark a position between two events; a forward read that
         finds nothing new answers the same ``nextForwardToken`` it was given."""
         c = log_events.c
+        position: tuple[int, int] | None  # None: a backward read from the end
         if token:
             forward, position = _position(token)
         else:
@@ -268,11 +291,11 @@ class LogService:
             query = query.where(c.timestamp >= start_time)
         if end_time is not None:
             query = query.where(c.timestamp < end_time)  # GetLogEvents' endTime is exclusive
+        if position is not None:
+            query = query.where(key >= tuple_(*position) if forward else key < tuple_(*position))
         if forward:
-            query = query.where(key >= tuple_(*position)).order_by(c.timestamp, c.id)
+            query = query.order_by(c.timestamp, c.id)
         else:
-            if position is not None:
-                query = query.where(key < tuple_(*position))
             query = query.order_by(c.timestamp.desc(), c.id.desc())
         with self.db.transaction() as conn:
             oldest = self._oldest_kept(self._require_stream(conn, group, stream))
@@ -312,7 +335,7 @@ class LogService:
         if end_time is not None:
             query = query.where(c.timestamp <= end_time)  # FilterLogEvents' is inclusive
         position = tuple(decode_token(token, "filter", 3)[1:]) if token else FIRST
-        found: list[Mapping[str, Any]] = []
+        found: list[RowMapping] = []
         with self.db.transaction() as conn:
             oldest = self._oldest_kept(self._require_group(conn, group))
             if oldest is not None:
@@ -368,19 +391,19 @@ class LogService:
             if len(chunk) < PURGE_CHUNK:
                 return purged
 
-    def _oldest_kept(self, group: Mapping[str, Any]) -> int | None:
+    def _oldest_kept(self, group: RowMapping) -> int | None:
         """The oldest timestamp a read may show under the group's retention (None: all)."""
         days = group["retention_days"]
         return self.now_ms() - days * DAY_MS if days else None
 
     # -- helpers ---------------------------------------------------------------------------
-    def _require_group(self, conn: Connection, group: str) -> Mapping[str, Any]:
+    def _require_group(self, conn: Connection, group: str) -> RowMapping:
         row = conn.execute(select(log_groups).where(log_groups.c.name == group)).mappings().first()
         if row is None:
             raise LogsResourceNotFound(_GROUP_MISSING)
         return row
 
-    def _require_stream(self, conn: Connection, group: str, stream: str) -> Mapping[str, Any]:
+    def _require_stream(self, conn: Connection, group: str, stream: str) -> RowMapping:
         """The stream's group row, once both are known to exist."""
         row = self._require_group(conn, group)
         found = conn.execute(select(log_streams.c.name).where(
@@ -407,9 +430,10 @@ def _position(token: str) -> tuple[bool, tuple[int, int]]:
     return direction == "f", (values[1], values[2])
 
 
-def _within_bytes(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def _within_bytes(rows: Sequence[RowMapping]) -> list[RowMapping]:
     """As many rows as fit a 1 MB response (at least one)."""
-    total, out = 0, []
+    total = 0
+    out: list[RowMapping] = []
     for row in rows:
         total += len(row["message"].encode()) + EVENT_OVERHEAD
         if out and total > MAX_BATCH_BYTES:
@@ -418,12 +442,12 @@ def _within_bytes(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     return out
 
 
-def _starts_with(column: Any, prefix: str) -> Any:
+def _starts_with(column: ColumnElement[str], prefix: str) -> ColumnElement[bool]:
     # Names are case-sensitive; LIKE is not in SQLite, substr compares exactly everywhere.
     return func.substr(column, 1, len(prefix)) == prefix
 
 
-def _byte_length(conn: Connection, column: Any) -> Any:
+def _byte_length(conn: Connection, column: ColumnElement[str]) -> ColumnElement[int]:
     """UTF-8 bytes of a text column (storedBytes counts bytes; SQLite's length counts
     characters unless given a blob)."""
     if conn.dialect.name == "postgresql":
@@ -431,7 +455,8 @@ def _byte_length(conn: Connection, column: Any) -> Any:
     return func.length(cast(column, LargeBinary))
 
 
-def _extreme(conn: Connection, which: str, column: Any, value: int) -> Any:
+def _extreme(conn: Connection, which: str, column: ColumnElement[int], value: int,
+             ) -> ColumnElement[int]:
     """min/max of a nullable column and a value, in SQL (SQLite's two-argument min/max
     return NULL when either is NULL; PostgreSQL's least/greatest skip NULLs)."""
     if conn.dialect.name == "postgresql":
@@ -439,7 +464,7 @@ def _extreme(conn: Connection, which: str, column: Any, value: int) -> Any:
     return func.coalesce(getattr(func, which)(column, value), value)
 
 
-def _insert_missing(conn: Connection, table: Any, **values: Any) -> None:
+def _insert_missing(conn: Connection, table: Table, **values: Any) -> None:
     """INSERT ... ON CONFLICT DO NOTHING: concurrent writers may create the same row."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(dialect.insert(table).values(**values).on_conflict_do_nothing())

@@ -7,9 +7,10 @@ CloudWatch keeps 1-minute data); ``purge_before`` deletes older ones, run by hou
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import delete, insert, select
 
@@ -20,13 +21,35 @@ TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 PURGE_CHUNK = 5000  # points deleted per transaction: writers wait at most one chunk
 
 
-def dimension_key(dimensions: Mapping[str, str] | Sequence[Mapping[str, str]]) -> str:
-    """One canonical string per dimension set (sorted by name), so a series is one value."""
+# a dimension set: {name: value}, or CloudWatch's [{"Name": ..., "Value": ...}]
+Dimensions: TypeAlias = Mapping[str, str] | Sequence[Mapping[str, str]]
+_SPECIAL = re.compile(r"[\\|=]")  # escaped with a backslash inside a name or value
+_PART = re.compile(r"((?:[^\\|=]|\\.)*)=((?:[^\\|=]|\\.)*)(?:\||$)")
+
+
+def dimension_key(dimensions: Dimensions) -> str:
+    """One canonical string per dimension set (``name=value|...``, sorted by name), so a series
+    is one value. ``\\``, ``|`` and ``=`` inside a name or value are escaped, so no two sets
+    share a key; a set without them keeps the plain form."""
+    pairs: Iterable[tuple[str, str]]
     if isinstance(dimensions, Mapping):
         pairs = dimensions.items()
     else:
         pairs = ((d["Name"], d["Value"]) for d in dimensions)
-    return "|".join(f"{k}={v}" for k, v in sorted(pairs))
+    return "|".join(f"{_escape(k)}={_escape(v)}" for k, v in sorted(pairs))
+
+
+def parse_dimension_key(key: str) -> dict[str, str]:
+    """The dimension set a :func:`dimension_key` stands for."""
+    return {_unescape(m[1]): _unescape(m[2]) for m in _PART.finditer(key)}
+
+
+def _escape(text: str) -> str:
+    return _SPECIAL.sub(lambda m: "\\" + m[0], text)
+
+
+def _unescape(text: str) -> str:
+    return re.sub(r"\\(.)", r"\1", text)
 
 
 @dataclass(frozen=True)
@@ -82,14 +105,14 @@ class MetricStore:
                                               metric_data.c.dimensions)).all()
         found = []
         for ns, name, key in rows:
-            dims = dict(part.split("=", 1) for part in key.split("|") if part)
+            dims = parse_dimension_key(key)
             if all(f["Name"] in dims and (f.get("Value") is None or dims[f["Name"]] == f["Value"])
                    for f in dimension_filters):
                 found.append({"Namespace": ns, "MetricName": name, "Dimensions": [
                     {"Name": k, "Value": v} for k, v in dims.items()]})
         return found
 
-    def series(self, namespace: str, metric: str, dimensions: Any, start: float,
+    def series(self, namespace: str, metric: str, dimensions: Dimensions, start: float,
                end: float) -> list[Datapoint]:
         stmt = (select(metric_data.c.timestamp, metric_data.c.value, metric_data.c.unit)
                 .where(metric_data.c.namespace == namespace,

@@ -33,7 +33,7 @@ import time
 import uuid
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from opensage.errors import AwsError
 
@@ -96,6 +96,12 @@ class CaptureConfig:
                 "encoding": encoding}
 
 
+class CaptureWriter(Protocol):
+    """Where captured records go: the object store (tests pass a slow or failing fake)."""
+
+    def put_object(self, bucket: str, key: str, body: bytes) -> object: ...
+
+
 # (config, variant, epoch seconds, input type, input, output type, output, inference id)
 _Event = tuple[CaptureConfig, str, float, str, bytes, str, bytes, "str | None"]
 
@@ -105,7 +111,7 @@ def _size(event: _Event) -> int:
 
 
 class CaptureService:
-    def __init__(self, objects: Any, interval: float = FLUSH_SECONDS,
+    def __init__(self, objects: CaptureWriter, interval: float = FLUSH_SECONDS,
                  max_bytes: int = DEFAULT_BUFFER_BYTES) -> None:
         self.objects = objects
         self.interval = interval
@@ -168,10 +174,10 @@ class CaptureService:
             files: dict[tuple[str, str, str, str, str], list[_Event]] = {}
             while self._events:
                 event = self._events.popleft()
-                config, variant, hour = event[0], event[1], time.gmtime(event[2])
-                key = (config.bucket, config.prefix, config.endpoint, variant,
-                       time.strftime("%Y/%m/%d/%H", hour))
-                files.setdefault(key, []).append(event)
+                config, variant = event[0], event[1]
+                file = (config.bucket, config.prefix, config.endpoint, variant,
+                        time.strftime("%Y/%m/%d/%H", time.gmtime(event[2])))
+                files.setdefault(file, []).append(event)
             now = time.strftime("%H-%M-%S", time.gmtime())
             while files:  # one file at a time: its bytes are released once it is written
                 (bucket, prefix, endpoint, variant, hour), events = files.popitem()

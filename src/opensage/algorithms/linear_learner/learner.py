@@ -13,11 +13,12 @@ for binary classifiers, its decision threshold is calibrated for the selection c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
 
 from opensage.algorithms.firstparty.scoring import binary_scores
 
@@ -39,7 +40,15 @@ OBJECTIVE_NAMES = {
 }
 
 
-def is_sparse(x: Any) -> bool:
+F64: TypeAlias = npt.NDArray[np.float64]
+# float32 or float64: the epoch loop computes in float32, evaluation in float64
+Floats: TypeAlias = npt.NDArray[np.floating[Any]]
+Labels: TypeAlias = npt.NDArray[np.int64]  # class indices
+# dense float32 (rows, d) or a scipy.sparse CSR matrix (scipy ships no types: Any)
+Features: TypeAlias = Any
+
+
+def is_sparse(x: Features) -> bool:
     return hasattr(x, "tocsr")
 
 
@@ -89,7 +98,7 @@ class Config:
     num_calibration_samples: int | str = "auto"
     accuracy_top_k: int = 3
     seed: int = 0
-    log: Any = None  # callable(epoch, channel, value) for per-epoch objective lines
+    log: Callable[[int, str, float], None] | None = None  # (epoch, channel, value) per epoch
 
 
 @dataclass
@@ -98,20 +107,20 @@ class Model:
 
     predictor_type: str
     loss: str
-    weights: np.ndarray  # (d, outputs)
-    bias: np.ndarray  # (outputs,)
+    weights: F64  # (d, outputs)
+    bias: F64  # (outputs,)
     threshold: float = 0.5
     hyperparameters: dict[str, float] = field(default_factory=dict)
 
-    def raw(self, x: Any) -> np.ndarray:
+    def raw(self, x: Features) -> F64:
         out = x @ self.weights.astype(np.float32 if x.dtype == np.float32 else np.float64)
         return np.asarray(out, dtype=np.float64) + self.bias
 
-    def scores(self, x: Any) -> np.ndarray:
+    def scores(self, x: Features) -> Floats:
         """Probabilities (logistic, softmax) or raw outputs."""
         return transform(self.raw(x), self.predictor_type, self.loss)
 
-    def predict(self, x: Any) -> dict[str, np.ndarray]:
+    def predict(self, x: Features) -> dict[str, Floats | Labels]:
         score = self.scores(x)
         if self.predictor_type == "regressor":
             return {"score": score[:, 0]}
@@ -124,19 +133,20 @@ class Model:
 # ------------------------------------------------------------------------------------ losses
 
 
-def sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: Floats) -> Floats:
     from scipy.special import expit
 
-    return expit(z)
+    p: Floats = expit(z)  # same shape and dtype as z
+    return p
 
 
-def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
+def softmax(z: Floats, axis: int = -1) -> Floats:
+    e: Floats = np.exp(z - z.max(axis=axis, keepdims=True))
     e /= e.sum(axis=axis, keepdims=True)
     return e
 
 
-def transform(raw: np.ndarray, predictor_type: str, loss: str) -> np.ndarray:
+def transform(raw: Floats, predictor_type: str, loss: str) -> Floats:
     if predictor_type == "multiclass_classifier":
         return softmax(raw, axis=-1)
     if predictor_type == "binary_classifier" and loss == "logistic":
@@ -154,55 +164,73 @@ class Loss:
     eps: float = 0.01
     delta: float = 1.0
 
-    def value(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        n = self.name
-        if n == "logistic":
-            return np.logaddexp(0, z) - y * z
-        if n == "hinge_loss":
-            return np.maximum(0, self.margin - (2 * y - 1) * z)
-        r = z - y
-        if n == "squared_loss":
-            return r * r
-        if n == "absolute_loss":
-            return np.abs(r)
-        if n == "eps_insensitive_squared_loss":
-            return np.maximum(0, np.abs(r) - self.eps) ** 2
-        if n == "eps_insensitive_absolute_loss":
-            return np.maximum(0, np.abs(r) - self.eps)
-        if n == "quantile_loss":
-            return np.where(r < 0, -self.quantile * r, (1 - self.quantile) * r)
-        if n == "huber_loss":
-            a = np.abs(r)
-            return np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
-        raise ValueError(n)
+    def value(self, z: Floats, y: Floats) -> Floats:
+        out: Floats  # numpy's ufuncs are typed as returning Any
+        if self.name == "logistic":
+            out = np.logaddexp(0, z) - y * z
+        elif self.name == "hinge_loss":
+            out = np.maximum(0, self.margin - (2 * y - 1) * z)
+        else:
+            out = self._residual_value(z - y)
+        return out
 
-    def grad(self, z: np.ndarray, y: np.ndarray) -> np.ndarray:
-        n = self.name
-        if n == "logistic":
-            return sigmoid(z) - y
-        if n == "hinge_loss":
+    def grad(self, z: Floats, y: Floats) -> Floats:
+        out: Floats
+        if self.name == "logistic":
+            out = sigmoid(z) - y
+        elif self.name == "hinge_loss":
             s = 2 * y - 1
-            return np.where(s * z < self.margin, -s, 0).astype(z.dtype)
-        r = z - y
+            out = np.where(s * z < self.margin, -s, 0).astype(z.dtype)
+        else:
+            out = self._residual_grad(z - y)
+        return out
+
+    def _residual_value(self, r: Floats) -> Floats:
+        """The regression losses, of the residual ``r = z - y``."""
+        n = self.name
+        out: Floats
         if n == "squared_loss":
-            return 2 * r
-        if n == "absolute_loss":
-            return np.sign(r)
-        if n == "eps_insensitive_squared_loss":
-            return 2 * np.sign(r) * np.maximum(0, np.abs(r) - self.eps)
-        if n == "eps_insensitive_absolute_loss":
-            return np.where(np.abs(r) > self.eps, np.sign(r), 0).astype(z.dtype)
-        if n == "quantile_loss":
-            return np.where(r < 0, -self.quantile, 1 - self.quantile).astype(z.dtype)
-        if n == "huber_loss":
-            return np.clip(r, -self.delta, self.delta)
-        raise ValueError(n)
+            out = r * r
+        elif n == "absolute_loss":
+            out = np.abs(r)
+        elif n == "eps_insensitive_squared_loss":
+            gap: Floats = np.maximum(0, np.abs(r) - self.eps)
+            out = gap * gap
+        elif n == "eps_insensitive_absolute_loss":
+            out = np.maximum(0, np.abs(r) - self.eps)
+        elif n == "quantile_loss":
+            out = np.where(r < 0, -self.quantile * r, (1 - self.quantile) * r)
+        elif n == "huber_loss":
+            a = np.abs(r)
+            out = np.where(a <= self.delta, 0.5 * r * r, self.delta * (a - 0.5 * self.delta))
+        else:
+            raise ValueError(n)
+        return out
+
+    def _residual_grad(self, r: Floats) -> Floats:
+        n = self.name
+        out: Floats
+        if n == "squared_loss":
+            out = 2 * r
+        elif n == "absolute_loss":
+            out = np.sign(r)
+        elif n == "eps_insensitive_squared_loss":
+            out = 2 * np.sign(r) * np.maximum(0, np.abs(r) - self.eps)
+        elif n == "eps_insensitive_absolute_loss":
+            out = np.where(np.abs(r) > self.eps, np.sign(r), 0).astype(r.dtype)
+        elif n == "quantile_loss":
+            out = np.where(r < 0, -self.quantile, 1 - self.quantile).astype(r.dtype)
+        elif n == "huber_loss":
+            out = np.clip(r, -self.delta, self.delta)
+        else:
+            raise ValueError(n)
+        return out
 
 
-def softmax_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+def softmax_loss(z: Floats, y: Labels) -> Floats:
     """Cross-entropy per row and model: z (n, K, C), y int (n,) -> (n, K)."""
     m = z.max(axis=-1, keepdims=True)
-    lse = np.log(np.exp(z - m).sum(axis=-1)) + m[..., 0]
+    lse: Floats = np.log(np.exp(z - m).sum(axis=-1)) + m[..., 0]
     return lse - np.take_along_axis(z, y[:, None, None].repeat(z.shape[1], 1), -1)[..., 0]
 
 
@@ -211,13 +239,13 @@ def softmax_loss(z: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Scaler:
-    x_shift: np.ndarray
-    x_scale: np.ndarray
+    x_shift: F64
+    x_scale: F64
     y_shift: float = 0.0
     y_scale: float = 1.0
 
 
-def fit_scaler(x: Any, y: np.ndarray, cfg: Config) -> Scaler:
+def fit_scaler(x: Features, y: F64, cfg: Config) -> Scaler:
     d = x.shape[1]
     sample = x[: cfg.num_point_for_scaler]
     shift, scale = np.zeros(d), np.ones(d)
@@ -255,10 +283,10 @@ def fit_scaler(x: Any, y: np.ndarray, cfg: Config) -> Scaler:
 class Population:
     """Per-model hyperparameters (each an array over models)."""
 
-    lr: np.ndarray
-    wd: np.ndarray
-    l1: np.ndarray
-    pos_weight: np.ndarray
+    lr: F64
+    wd: F64
+    l1: F64
+    pos_weight: F64
 
     @property
     def size(self) -> int:
@@ -279,7 +307,7 @@ def population(cfg: Config, balanced_weight: float, rng: np.random.Generator) ->
     so the range is covered), the way SageMaker's parallel models explore it."""
     k = AUTO_MODELS if cfg.num_models == "auto" else int(cfg.num_models)
 
-    def spread(low: float, high: float) -> np.ndarray:
+    def spread(low: float, high: float) -> F64:
         u = (rng.permutation(k) + rng.random(k)) / k
         return 10 ** (math.log10(low) + u * (math.log10(high) - math.log10(low)))
 
@@ -325,8 +353,8 @@ class Optimizer:
         self.t = 0
         self.state = {name: (np.zeros(shape), np.zeros(shape[1])) for name in ("m", "v")}
 
-    def step(self, params: list[np.ndarray], grads: list[np.ndarray],
-             lrs: list[np.ndarray]) -> None:
+    def step(self, params: list[F64], grads: list[F64],
+             lrs: list[F64]) -> None:
         self.t += 1
         for i, (p, g, lr) in enumerate(zip(params, grads, lrs, strict=True)):
             m, v = self.state["m"][i], self.state["v"][i]
@@ -354,7 +382,8 @@ class Optimizer:
                 p -= lr * g
 
 
-def _batches(n: int, size: int, rng: np.random.Generator, shuffle_rows: bool) -> Iterator[Any]:
+def _batches(n: int, size: int, rng: np.random.Generator, shuffle_rows: bool,
+             ) -> Iterator[npt.NDArray[np.intp] | slice]:
     if shuffle_rows:
         order = rng.permutation(n)
         for start in range(0, n, size):
@@ -370,20 +399,20 @@ class Fitted:
     cfg: Config
     scaler: Scaler
     pop: Population
-    W: np.ndarray  # (d, K*C) in standardised units
-    b: np.ndarray  # (K*C,)
+    W: F64  # (d, K*C) in standardised units
+    b: F64  # (K*C,)
     outputs: int
     epochs_run: int = 0
 
-    def effective(self) -> tuple[np.ndarray, np.ndarray]:
+    def effective(self) -> tuple[F64, F64]:
         """Weights and bias on raw features, outputs in label units: (d, K*C), (K*C,)."""
         s = self.scaler
         w = self.W / s.x_scale[:, None]
         b = self.b - s.x_shift @ w
         return w * s.y_scale, b * s.y_scale + s.y_shift
 
-    def raw(self, x: Any, w: np.ndarray | None = None, b: np.ndarray | None = None,
-            ) -> np.ndarray:
+    def raw(self, x: Features, w: F64 | None = None, b: F64 | None = None,
+            ) -> F64:
         """Raw outputs of every model: (n, K) or (n, K, C)."""
         if w is None or b is None:
             w, b = self.effective()
@@ -398,13 +427,13 @@ class Fitted:
                      b[k * c:(k + 1) * c].copy(), threshold, self.pop.describe(k))
 
 
-def losses(fitted: Fitted, x: Any, y: np.ndarray) -> np.ndarray:
+def losses(fitted: Fitted, x: Features, y: F64) -> F64:
     """Mean objective loss of every model on (x, y), in label units: (K,)."""
     with np.errstate(over="ignore", invalid="ignore"):
         return _losses(fitted, x, y)
 
 
-def _losses(fitted: Fitted, x: Any, y: np.ndarray) -> np.ndarray:
+def _losses(fitted: Fitted, x: Features, y: F64) -> F64:
     cfg = fitted.cfg
     w, b = fitted.effective()
     total = np.zeros(fitted.pop.size)
@@ -416,7 +445,8 @@ def _losses(fitted: Fitted, x: Any, y: np.ndarray) -> np.ndarray:
             total += softmax_loss(z, yb.astype(np.int64)).sum(axis=0)
         else:
             total += loss.value(z, yb[:, None]).sum(axis=0)
-    return total / max(x.shape[0], 1)
+    mean: F64 = total / max(x.shape[0], 1)
+    return mean
 
 
 def make_loss(cfg: Config, label_scale: float) -> Loss:
@@ -424,7 +454,7 @@ def make_loss(cfg: Config, label_scale: float) -> Loss:
                 eps=cfg.loss_insensitivity / label_scale, delta=cfg.huber_delta / label_scale)
 
 
-def fit(x: Any, y: np.ndarray, cfg: Config, *, validation: tuple[Any, np.ndarray] | None = None,
+def fit(x: Features, y: F64, cfg: Config, *, validation: tuple[Features, F64] | None = None,
         ) -> Fitted:
     """Train ``num_models`` models on (x, y) with early stopping; returns all of them. Models
     whose weights blow up (a learning rate too large) drop out of the race."""
@@ -432,7 +462,7 @@ def fit(x: Any, y: np.ndarray, cfg: Config, *, validation: tuple[Any, np.ndarray
         return _fit(x, y, cfg, validation)
 
 
-def _fit(x: Any, y: np.ndarray, cfg: Config, validation: tuple[Any, np.ndarray] | None,
+def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | None,
          ) -> Fitted:
     rng = np.random.default_rng(cfg.seed)
     n, d = x.shape
@@ -452,11 +482,13 @@ def _fit(x: Any, y: np.ndarray, cfg: Config, validation: tuple[Any, np.ndarray] 
     b = np.full(m_cols, cfg.init_bias if cfg.use_bias else 0.0)
     fitted = Fitted(cfg, scaler, pop, W, b, c)
     loss = make_loss(cfg, scaler.y_scale)
-    yt = ((y - scaler.y_shift) / scaler.y_scale).astype(np.float32) if not multiclass \
-        else y.astype(np.int64)
+    # the targets: class indices (multiclass) or standardised labels (the others)
+    classes: Labels = y.astype(np.int64) if multiclass else np.empty(0, np.int64)
+    targets: npt.NDArray[np.float32] = np.empty(0, np.float32) if multiclass \
+        else ((y - scaler.y_shift) / scaler.y_scale).astype(np.float32)
     class_weight = None
     if multiclass and cfg.balance_multiclass_weights:
-        counts = np.bincount(yt, minlength=c).astype(np.float64)
+        counts = np.bincount(classes, minlength=c).astype(np.float64)
         class_weight = np.where(counts > 0, n / (c * np.maximum(counts, 1)), 0.0)
     lr = np.repeat(pop.lr, c)
     wd = np.repeat(pop.wd, c)
@@ -488,25 +520,27 @@ def _fit(x: Any, y: np.ndarray, cfg: Config, validation: tuple[Any, np.ndarray] 
     for epoch in range(cfg.epochs):
         epoch_loss = np.zeros(k)
         for idx in _batches(n, size, rng, shuffle_rows):
-            xb, yb = x[idx], yt[idx]
+            xb = x[idx]
             nb = xb.shape[0]
             w_eff = (W * inv_scale[:, None]).astype(np.float32)
             b_eff = (b - shift @ w_eff).astype(np.float32)
             z = xb @ w_eff
             z += b_eff
             if multiclass:
+                cb = classes[idx]
                 z3 = z.reshape(nb, k, c)
                 p = softmax(z3)
                 onehot_rows = np.arange(nb)
-                logp = np.log(np.maximum(p[onehot_rows, :, yb], 1e-30))
-                p[onehot_rows, :, yb] -= 1
+                logp = np.log(np.maximum(p[onehot_rows, :, cb], 1e-30))
+                p[onehot_rows, :, cb] -= 1
                 if class_weight is not None:
-                    sw = class_weight[yb].astype(np.float32)
+                    sw = class_weight[cb].astype(np.float32)
                     p *= sw[:, None, None]
                     logp *= sw[:, None]
                 epoch_loss -= logp.sum(axis=0)
                 g = p.reshape(nb, m_cols)
             else:
+                yb = targets[idx]
                 if logistic:  # the loss from the gradient's probabilities: fewer passes
                     p = sigmoid(z)
                     lv = -np.log(np.maximum(np.where(yb[:, None] > 0.5, p, 1 - p), 1e-30))
@@ -578,7 +612,7 @@ def _fit(x: Any, y: np.ndarray, cfg: Config, validation: tuple[Any, np.ndarray] 
 # ---------------------------------------------------------------------- selection, threshold
 
 
-def calibrate(scores: np.ndarray, y: np.ndarray, cfg: Config) -> tuple[np.ndarray, np.ndarray]:
+def calibrate(scores: Floats, y: F64, cfg: Config) -> tuple[F64, F64]:
     """For each model (column of ``scores``), the best decision threshold for the selection
     criterion and the criterion's value there: (values (K,), thresholds (K,))."""
     n, k = scores.shape
@@ -623,7 +657,7 @@ def calibrate(scores: np.ndarray, y: np.ndarray, cfg: Config) -> tuple[np.ndarra
     return best, threshold
 
 
-def select(fitted: Fitted, x: Any, y: np.ndarray) -> tuple[int, float]:
+def select(fitted: Fitted, x: Features, y: F64) -> tuple[int, float]:
     """The best model (index) on (x, y) and, for binary classifiers, its threshold."""
     cfg = fitted.cfg
     limit = AUTO_CALIBRATION if cfg.num_calibration_samples == "auto" \
@@ -651,7 +685,7 @@ def select(fitted: Fitted, x: Any, y: np.ndarray) -> tuple[int, float]:
 # ------------------------------------------------------------------------------------ metrics
 
 
-def roc_auc(scores: np.ndarray, y: np.ndarray) -> float:
+def roc_auc(scores: Floats, y: npt.NDArray[np.bool_]) -> float:
     from scipy.stats import rankdata
 
     pos = int(y.sum())
@@ -662,7 +696,7 @@ def roc_auc(scores: np.ndarray, y: np.ndarray) -> float:
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
-def evaluate(model: Model, x: Any, y: np.ndarray, cfg: Config) -> dict[str, float]:
+def evaluate(model: Model, x: Features, y: F64, cfg: Config) -> dict[str, float]:
     """The metrics SageMaker reports for a channel, by predictor type."""
     raw = np.vstack([model.raw(x[s:s + BLOCK]) for s in range(0, x.shape[0], BLOCK)])
     out: dict[str, float] = {}

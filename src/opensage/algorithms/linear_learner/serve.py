@@ -8,10 +8,11 @@ import os
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from opensage.algorithms.firstparty.training import load_model
 from opensage.algorithms.inference import BuiltinModel
-from opensage.algorithms.linear_learner.learner import Model
+from opensage.algorithms.linear_learner.learner import Features, Model
 from opensage.algorithms.linear_learner.spec import NAME
 
 
@@ -22,7 +23,7 @@ class LinearLearnerModel(BuiltinModel):
         self.model = model
         self.feature_dim = int(model.weights.shape[0])
 
-    def predict(self, features: Any, verbose: bool) -> dict[str, np.ndarray]:
+    def predict(self, features: Features, verbose: bool) -> dict[str, npt.NDArray[Any]]:
         return self.model.predict(features)
 
 

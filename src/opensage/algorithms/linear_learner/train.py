@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
@@ -21,8 +22,10 @@ from opensage.algorithms.firstparty.training import (
     save_model,
 )
 from opensage.algorithms.linear_learner.learner import (
+    F64,
     OBJECTIVE_NAMES,
     Config,
+    Features,
     evaluate,
     fit,
     is_sparse,
@@ -63,7 +66,7 @@ def config(hps: dict[str, Any]) -> Config:
         accuracy_top_k=hps["accuracy_top_k"])
 
 
-def _features(features: Any, channel: str) -> Any:
+def _features(features: Features, channel: str) -> Features:
     if is_sparse(features):
         features = features.tocsr().astype(np.float32)
     else:
@@ -71,7 +74,7 @@ def _features(features: Any, channel: str) -> Any:
     return features
 
 
-def check_target(labels: np.ndarray, channel: str, cfg: Config) -> np.ndarray:
+def check_target(labels: npt.NDArray[Any], channel: str, cfg: Config) -> F64:
     """Labels valid for the predictor type, or a UserError naming the first bad record."""
     if cfg.predictor_type == "binary_classifier":
         check_labels(labels, channel, allowed="0 or 1 for predictor_type binary_classifier",
@@ -86,7 +89,7 @@ def check_target(labels: np.ndarray, channel: str, cfg: Config) -> np.ndarray:
 
 
 def _channel(env: TrainingEnv, name: str, formats: dict[str, str], dim: int | None,
-             cfg: Config, required: bool = False) -> tuple[Any, np.ndarray] | None:
+             cfg: Config, required: bool = False) -> tuple[Features, F64] | None:
     data = read_channel(env, name, formats.get(name, ""), default_label_size=1,
                         feature_dim=dim, required=required)
     if data is None:

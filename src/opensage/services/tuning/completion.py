@@ -20,10 +20,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal, TypedDict
 
 IMPROVEMENT = 0.01
 CONVERGENCE_TOLERANCE = 1e-4
 CONVERGENCE_MIN_WINDOW = 3
+
+
+class BestObjectiveNotImproving(TypedDict, total=False):
+    MaxNumberOfTrainingJobsNotImproving: int
+
+
+class ConvergenceDetected(TypedDict, total=False):
+    CompleteOnConvergence: Literal["Disabled", "Enabled"]
+
+
+class CompletionCriteria(TypedDict, total=False):
+    """``HyperParameterTuningJobConfig.TuningJobCompletionCriteria``, as the API takes it."""
+
+    TargetObjectiveMetricValue: float
+    BestObjectiveNotImproving: BestObjectiveNotImproving
+    ConvergenceDetected: ConvergenceDetected
 
 
 def _better(value: float, best: float, direction: str, tolerance: float) -> bool:
@@ -67,7 +84,7 @@ def converged(values: Sequence[float], direction: str, max_jobs: int) -> bool:
     return not_improving(values, direction, CONVERGENCE_TOLERANCE) >= window
 
 
-def reason(values: Sequence[float], direction: str, criteria: dict | None,
+def reason(values: Sequence[float], direction: str, criteria: CompletionCriteria | None,
            max_jobs: int) -> str | None:
     """The completion criterion the scored ``values`` meet (None: the search goes on)."""
     criteria = criteria or {}

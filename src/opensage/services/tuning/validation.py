@@ -14,6 +14,7 @@ from typing import Any
 from opensage.errors import ValidationException
 from opensage.services.context import Context
 from opensage.services.training import definition
+from opensage.services.tuning.completion import CompletionCriteria
 from opensage.services.tuning.plans import Plan, child_request, with_resource
 from opensage.services.tuning.strategies import (
     CATEGORICAL,
@@ -40,8 +41,8 @@ DEFINITION_STRATEGIES = ("Bayesian", "Random")  # what opensage searches across 
 
 def check(ctx: Context, params: dict[str, Any]) -> Plan:
     config = params["HyperParameterTuningJobConfig"]
-    job = params.get("TrainingJobDefinition")
-    definitions = params.get("TrainingJobDefinitions")
+    job: dict[str, Any] | None = params.get("TrainingJobDefinition")
+    definitions: list[dict[str, Any]] | None = params.get("TrainingJobDefinitions")
     if (job is None) == (definitions is None):
         raise ValidationException("Exactly one of TrainingJobDefinition and "
                                   "TrainingJobDefinitions must be specified.")
@@ -54,6 +55,7 @@ def check(ctx: Context, params: dict[str, Any]) -> Plan:
     _check_completion_criteria(config)
     if definitions is not None:
         return _check_definitions(ctx, params, definitions, strategy)
+    assert job is not None  # exactly one of the two, checked above
 
     objective = config.get("HyperParameterTuningJobObjective")
     if not objective:
@@ -99,7 +101,7 @@ def _check_strategy_ranges(strategy: str, ranges: list[Range]) -> None:
 
 
 def _check_completion_criteria(config: dict[str, Any]) -> None:
-    criteria = config.get("TuningJobCompletionCriteria")
+    criteria: CompletionCriteria | None = config.get("TuningJobCompletionCriteria")
     if criteria is None:
         return
     target = criteria.get("TargetObjectiveMetricValue")
@@ -124,8 +126,8 @@ def _check_definitions(ctx: Context, params: dict[str, Any],
         raise ValidationException(
             f"TrainingJobDefinitions must list 1 to {MAX_DEFINITIONS} training job "
             f"definitions; got {len(definitions)}.")
-    names = [d.get("DefinitionName") for d in definitions]
-    if any(not n for n in names):
+    names: list[str] = [d.get("DefinitionName") or "" for d in definitions]
+    if not all(names):
         raise ValidationException(
             "Every training job definition in TrainingJobDefinitions needs a DefinitionName.")
     if len(set(names)) != len(names):
