@@ -17,10 +17,12 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from opensage.errors import (
     AwsError,
@@ -49,27 +51,44 @@ class RuntimeApi:
         self._pools: dict[str, tuple[Any, WorkerPool]] = {}
 
     async def __call__(self, request: Request) -> Response:
+        """The Starlette route (requests the app's fast path did not take)."""
+        status, headers, body = await self.invoke(request.url.path, request.headers,
+                                                  request.stream())
+        return Response(body, status, headers)
+
+    async def asgi(self, scope: Scope, headers: Mapping[str, str], receive: Receive,
+                   send: Send) -> None:
+        """The same, as a bare ASGI call (``headers``: the request's, names lower-cased):
+        no framework objects on the hot path."""
+        status, out, body = await self.invoke(scope["path"], headers, _chunks(receive))
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in out.items()]
+        raw.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw})
+        await send({"type": "http.response.body", "body": body})
+
+    async def invoke(self, path: str, headers: Mapping[str, str],
+                     chunks: AsyncIterator[bytes]) -> tuple[int, dict[str, str], bytes]:
+        """``(status, headers, body)`` of the answer to one runtime request."""
         request_id = str(uuid.uuid4())
         try:
-            return await self._handle(request, request_id)
+            return await self._handle(path, headers, chunks, request_id)
         except AwsError as err:
             return _error(err, request_id)
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("InvokeEndpoint failed")
             return _error(InternalFailure(f"{type(exc).__name__}: {exc}"), request_id)
 
-    async def _handle(self, request: Request, request_id: str) -> Response:
+    async def _handle(self, path: str, headers: Mapping[str, str],
+                      chunks: AsyncIterator[bytes],
+                      request_id: str) -> tuple[int, dict[str, str], bytes]:
         started = time.perf_counter()
-        name, _, operation = request.url.path[len(PREFIX):].partition("/")
+        name, _, operation = path[len(PREFIX):].partition("/")
         if operation != "invocations":
             raise NotImplementedOperation(f"opensage does not implement {operation} yet")
-        headers = request.headers
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD:
             raise ValidationError(_too_large(int(declared)))
-        body = await request.body()
-        if len(body) > MAX_PAYLOAD:
-            raise ValidationError(_too_large(len(body)))
+        body = await _read_body(chunks)
         endpoints = self.endpoints
         variant, worker = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
         forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
@@ -94,19 +113,18 @@ class RuntimeApi:
             endpoints.record(name, variant, 424, (answered - sent) * 1e6,
                              (sent - started) * 1e6)
             raise self._model_error(name, variant, status, message)
-        out = {"Content-Type": answer.headers.get("content-type", "application/octet-stream"),
-               "x-Amzn-Invoked-Production-Variant": variant, "x-amzn-RequestId": request_id}
+        out = {"content-type": answer.headers.get("content-type", "application/octet-stream"),
+               "x-amzn-invoked-production-variant": variant, "x-amzn-requestid": request_id}
         attributes = answer.headers.get(CUSTOM_ATTRIBUTES)
         if attributes is not None:
-            out["X-Amzn-SageMaker-Custom-Attributes"] = attributes
-        response = Response(answer.body, 200, out)
+            out["x-amzn-sagemaker-custom-attributes"] = attributes
         finished = time.perf_counter()
         endpoints.record(name, variant, 200, (answered - sent) * 1e6,
                          ((sent - started) + (finished - answered)) * 1e6)
         endpoints.capture.record(  # data capture: sampled, buffered, written off this path
             name, variant, headers.get("content-type", "application/octet-stream"), body,
-            out["Content-Type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
-        return response
+            out["content-type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
+        return 200, out, answer.body
 
     async def _another(self, name: str, variant: str, failed: Any, deadline: float) -> Any:
         """An instance to retry on, once one is up; None after ``deadline``."""
@@ -149,10 +167,28 @@ def _too_large(size: int) -> str:
             f"{MAX_PAYLOAD} bytes (6 MB).")
 
 
-def _error(err: AwsError, request_id: str) -> Response:
+async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+async def _read_body(chunks: AsyncIterator[bytes]) -> bytes:
+    """The whole body; ValidationError as soon as it passes ``MAX_PAYLOAD``."""
+    parts, size = [], 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > MAX_PAYLOAD:
+            raise ValidationError(_too_large(size))
+        parts.append(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _error(err: AwsError, request_id: str) -> tuple[int, dict[str, str], bytes]:
     body = {"message": err.message, **err.fields}
     if err.code == "ModelError":
         body["Message"] = err.message
-    return Response(json.dumps(body).encode(), err.status,
-                    {"x-amzn-RequestId": request_id, "x-amzn-ErrorType": err.code},
-                    media_type="application/json")
+    return err.status, {"content-type": "application/json", "x-amzn-requestid": request_id,
+                        "x-amzn-errortype": err.code}, json.dumps(body).encode()

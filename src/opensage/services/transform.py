@@ -26,7 +26,6 @@ whole), one left ``Stopping`` becomes ``Stopped``.
 from __future__ import annotations
 
 import gzip
-import http.client
 import importlib.util
 import json
 import logging
@@ -49,7 +48,8 @@ from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
 from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
-from opensage.serving.process import HOST, Worker, WorkerFailed
+from opensage.serving.client import BlockingWorkerClient, WorkerUnavailable
+from opensage.serving.process import Worker, WorkerFailed
 
 __all__ = ["TransformService", "apply_path", "parse_path"]
 
@@ -76,6 +76,7 @@ class _Running:
     name: str
     stop: threading.Event = field(default_factory=threading.Event)
     workers: list[Worker] = field(default_factory=list)
+    client: BlockingWorkerClient = field(default_factory=BlockingWorkerClient)
     thread: threading.Thread | None = None
     shutdown: bool = False  # stopped by a server shutdown: stays InProgress, runs again
 
@@ -204,6 +205,7 @@ class TransformService:
             if not running.shutdown:
                 self._finish(name, *outcome)
         finally:
+            running.client.close()
             for worker in running.workers:
                 worker.kill()
             shutil.rmtree(directory, ignore_errors=True)
@@ -315,7 +317,6 @@ class _Job:
         self.per_record = (self.split == "Line" and (
             self.join or self.output_filter is not None or self.assemble == "Line"))
         self.stream = ""
-        self._local = threading.local()
 
     # -- driving
     def run(self) -> None:
@@ -618,28 +619,17 @@ class _Job:
     def _post(self, body: bytes, index: int) -> tuple[int, bytes]:
         workers = self.running.workers
         worker = workers[index % len(workers)]
-        conns: dict[int, http.client.HTTPConnection] = self._local.__dict__.setdefault(
-            "conns", {})
         headers = {"Content-Type": self.content_type or "text/csv"}
         if self.accept:
             headers["Accept"] = self.accept
-        for attempt in range(2):  # a kept-alive connection may have been closed: retry once
-            conn = conns.get(worker.port)
-            if conn is None:
-                conn = conns[worker.port] = http.client.HTTPConnection(
-                    HOST, worker.port, timeout=self.timeout)
-            try:
-                conn.request("POST", "/invocations", body, headers)
-                response = conn.getresponse()
-                return response.status, response.read()
-            except (OSError, http.client.HTTPException) as e:
-                conn.close()
-                del conns[worker.port]
-                if self.running.stop.is_set():
-                    raise JobStopped() from None
-                if attempt:
-                    raise JobFailed(f"The model container stopped answering: {e}") from None
-        raise AssertionError("unreachable")
+        try:
+            answer = self.running.client.request(worker.port, "POST", "/invocations", body,
+                                                 headers, self.timeout)
+        except WorkerUnavailable as e:
+            if self.running.stop.is_set():
+                raise JobStopped() from None
+            raise JobFailed(f"The model container stopped answering: {e}") from None
+        return answer.status, answer.body
 
     def _assemble(self, batch: _Batch, future: Future[bytes], where: str) -> bytes:
         body = future.result()

@@ -1,10 +1,12 @@
-"""A small async HTTP/1.1 client for the workers: keep-alive connections pooled per worker,
-on the server's own event loop (no thread hop on the invocation path)."""
+"""The one HTTP/1.1 client to model workers: keep-alive connections pooled per worker, on
+the server's own event loop (no thread hop on the invocation path); batch transform's
+threads use it through :class:`BlockingWorkerClient`."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 from collections.abc import Mapping
 
 
@@ -122,3 +124,51 @@ async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
             return b"".join(chunks)
         chunks.append(await reader.readexactly(size))
         await reader.readline()
+
+
+class BlockingWorkerClient:
+    """The same client for threads off any event loop (a batch transform's senders): the
+    pools live on a private loop thread, started on the first request."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
+        self._pools: dict[int, WorkerPool] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def request(self, port: int, method: str, path: str, body: bytes,
+                headers: Mapping[str, str], timeout: float = 60.0) -> Response:
+        """The worker's answer; WorkerUnavailable (WorkerTimeout) as for ``WorkerPool``."""
+        with self._lock:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(target=_serve, args=(self._loop,), daemon=True,
+                                 name="worker-client").start()
+            pool = self._pools.get(port)
+            if pool is None:
+                pool = self._pools[port] = WorkerPool(self.host, port)
+            loop = self._loop
+        call = pool.request(method, path, body, headers, timeout)
+        return asyncio.run_coroutine_threadsafe(call, loop).result()
+
+    def close(self) -> None:
+        with self._lock:
+            loop, self._loop = self._loop, None
+            pools = list(self._pools.values())
+            self._pools.clear()
+        if loop is None:
+            return
+
+        async def shut() -> None:
+            for pool in pools:
+                pool.close()
+            loop.stop()
+
+        asyncio.run_coroutine_threadsafe(shut(), loop)
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
