@@ -80,18 +80,14 @@ class WorkerPool:
         try:
             writer.write(payload)
             await writer.drain()
-            status_line = await reader.readline()
-            if not status_line:
-                raise ConnectionResetError("connection closed")
-            parts = status_line.split(None, 2)
-            status = int(parts[1])
+            head = await reader.readuntil(b"\r\n\r\n")  # the whole head at once
+            lines = head.decode("latin-1").split("\r\n")
+            status = int(lines[0].split(None, 2)[1])
             headers: dict[str, str] = {}
-            while True:
-                line = await reader.readline()
-                if line in (b"\r\n", b"\n", b""):
-                    break
-                name, _, value = line.decode("latin-1").partition(":")
-                headers[name.strip().lower()] = value.strip()
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name:
+                    headers[name.strip().lower()] = value.strip()
             if headers.get("transfer-encoding", "").lower() == "chunked":
                 body = await _read_chunked(reader)
             elif "content-length" in headers:

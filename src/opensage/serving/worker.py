@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Model loaded from {args.model_dir}; serving the inference contract.", flush=True)
     config = uvicorn.Config(make_app(model), lifespan="off", access_log=False,
                             log_level="warning", timeout_keep_alive=75,
+                            server_header=False, date_header=False,  # nobody reads them
                             timeout_graceful_shutdown=30)
     uvicorn.Server(config).run(sockets=[sock])
 
