@@ -137,6 +137,31 @@ def test_a_change_that_raises_aborts_the_transition(db: Database):
     assert row is not None and row.status == "InProgress" and "Half" not in row.body
 
 
+def test_an_edit_keeps_the_status_records_no_move_and_loses_no_concurrent_edit(db: Database):
+    store = ResourceStore(db)
+    seed(db, "job", 1)
+    barrier = threading.Barrier(8)
+
+    def add(i: int) -> None:
+        barrier.wait()
+        store.edit("job", "r-00000", ["InProgress"],
+                   lambda body: body.setdefault("Seen", []).append(i), now=float(i + 1),
+                   change_internal=lambda internal: internal.update({f"k{i}": i}))
+
+    threads = [threading.Thread(target=add, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    row = store.get("job", "r-00000")
+    assert row is not None and row.status == "InProgress"
+    assert sorted(row.body["Seen"]) == list(range(8))  # a read-modify-write would lose some
+    assert row.internal == {f"k{i}": i for i in range(8)}
+    assert store.transitions("job", "r-00000") == []
+    with pytest.raises(StatusConflict, match="is in status InProgress"):
+        store.edit("job", "r-00000", ["Completed"], lambda body: body.update(X=1), now=9.0)
+
+
 def test_racing_transitions_exactly_one_wins(db: Database):
     store = ResourceStore(db)
     seed(db, "job", 1)

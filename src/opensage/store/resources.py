@@ -197,6 +197,25 @@ class ResourceStore:
         either way nothing is written. A concurrent writer that changes the row between the
         read and the write makes the write match no row: the move is then retried on the
         fresh row (and refused if its status no longer allows it)."""
+        return self._compare_and_set(kind, name, from_statuses, to_status, change,
+                                     change_internal, now)
+
+    def edit(self, kind: str, name: str, statuses: Sequence[str | None],
+             change: Callable[[dict[str, Any]], None] | None = None, *, now: float,
+             change_internal: Callable[[dict[str, Any]], None] | None = None) -> Resource:
+        """``transition`` that keeps the status: the same compare-and-set of the whole row
+        (a concurrent edit or move is never lost), for a change that is no move (metrics, a
+        setting), so nothing is recorded in ``status_transitions``. Raises ``StatusConflict``
+        when the row is in none of ``statuses`` or does not exist."""
+        return self._compare_and_set(kind, name, statuses, None, change, change_internal, now)
+
+    def _compare_and_set(self, kind: str, name: str, from_statuses: Sequence[str | None],
+                         to_status: str | None,
+                         change: Callable[[dict[str, Any]], None] | None,
+                         change_internal: Callable[[dict[str, Any]], None] | None,
+                         now: float) -> Resource:
+        """Read, change and write back one row in one transaction, retried on a lost race;
+        ``to_status`` None keeps the status and records nothing."""
         seen: str | None = None
         for _ in range(_CAS_ATTEMPTS):
             with self.db.transaction() as conn:
@@ -211,17 +230,19 @@ class ResourceStore:
                     change(body)
                 if change_internal is not None:
                     change_internal(internal)
+                status = row.status if to_status is None else to_status
                 moved = conn.execute(update(resources).where(
                     resources.c.id == row.id, resources.c.status == row.status,
                     resources.c.last_modified_time == row.last_modified_time,
-                ).values(status=to_status, body=body, internal=internal,
+                ).values(status=status, body=body, internal=internal,
                          last_modified_time=now)).rowcount
                 if moved != 1:
                     continue  # lost a race (SQLite reads without a row lock): read again
-                conn.execute(insert(status_transitions).values(
-                    kind=kind, name=row.name, from_status=row.status, to_status=to_status,
-                    time=now))
-                return Resource(kind, row.name, row.arn, to_status, row.creation_time, now,
+                if to_status is not None:
+                    conn.execute(insert(status_transitions).values(
+                        kind=kind, name=row.name, from_status=row.status, to_status=to_status,
+                        time=now))
+                return Resource(kind, row.name, row.arn, status, row.creation_time, now,
                                 body, row.id, internal)
         raise StatusConflict(kind, name, seen, from_statuses)  # pragma: no cover - livelock
 
