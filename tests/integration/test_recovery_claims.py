@@ -30,7 +30,7 @@ def backend_on(tmp_path: Path, name: str, db_url: str) -> Services:
     services = build_services(Settings(data_dir=tmp_path / name, port=0, db_url=db_url,
                                        preload_algorithms=False))
     services.training.executor = Recorder()  # type: ignore[assignment]
-    services.training._spec = lambda body: body["TrainingJobName"]  # type: ignore[method-assign]
+    services.training._spec = lambda job: job.name  # type: ignore[method-assign]
     return services
 
 

@@ -339,6 +339,9 @@ class _Events:
         self.outcome = outcome
         self.done.set()
 
+    def stop_requested(self, name: str) -> bool:
+        return False
+
 
 READER = '''
 import json, pathlib, sys

@@ -18,10 +18,10 @@ from opensage.errors import ValidationException
 from opensage.runner import local
 from opensage.runner.local import LocalExecutor, Outcome, TrainingSpec
 from opensage.services import kinds
-from opensage.services.crud import load as real_load
-from opensage.services.training import definition, jobs
+from opensage.services.training import definition
 from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
+from opensage.store.resources import Resource
 
 BUCKET = "race-bucket"
 XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
@@ -40,6 +40,7 @@ def modules(tmp_path: Path) -> Path:
     path = tmp_path / "mods"
     path.mkdir()
     (path / "quick_job.py").write_text(JOB)
+    (path / "slow_job.py").write_text(JOB.replace("time.sleep(0.5)", "time.sleep(60)"))
     return path
 
 
@@ -50,9 +51,12 @@ def backend(tmp_path: Path, modules: Path, monkeypatch: pytest.MonkeyPatch) -> I
                                       stop_grace_seconds=1, preload_algorithms=False))
     backend.context.objects.create_bucket(BUCKET)
 
-    def quick_spec(body: dict[str, Any]) -> TrainingSpec:
-        return dataclasses.replace(definition.training_spec(body, region=backend.context.settings.region), module="quick_job",
-                                   channels=[], environment={"PYTHONPATH": str(modules)})
+    def quick_spec(job: Resource) -> TrainingSpec:
+        spec = definition.training_spec(job.body, job.internal,
+                                        region=backend.context.settings.region)
+        module = "slow_job" if job.name.startswith("slow") else "quick_job"
+        return dataclasses.replace(spec, module=module, channels=[],
+                                   environment={"PYTHONPATH": str(modules)})
 
     monkeypatch.setattr(backend.training, "_spec", quick_spec)
     monkeypatch.setattr(local, "REPORT_RETRY_DELAYS", (0.01, 0.02, 0.04), raising=False)
@@ -110,6 +114,9 @@ class _Events:
         self.outcomes.append((name, outcome.status))
         self.done.release()
 
+    def stop_requested(self, name: str) -> bool:
+        return False
+
 
 def test_a_stop_after_the_job_ended_does_not_reach_a_later_job_of_that_name(
         tmp_path: Path, modules: Path) -> None:
@@ -138,67 +145,111 @@ def test_a_stop_after_the_job_ended_does_not_reach_a_later_job_of_that_name(
     assert events.outcomes == [("reused", "Completed"), ("reused", "Completed")]
 
 
-def test_a_stop_racing_the_end_of_a_job_is_refused_or_wins_and_leaves_nothing_behind(
+def wait_secondary(backend: Services, name: str, wanted: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while backend.training.describe(name)["SecondaryStatus"] != wanted:
+        assert time.monotonic() < deadline, backend.training.describe(name)["SecondaryStatus"]
+        time.sleep(0.01)
+
+
+def test_a_stop_racing_the_end_of_a_job_wins_and_its_late_request_reaches_no_later_job(
         backend: Services, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stop is recorded (InProgress -> Stopping) just as the job ends, and its request to
+    the executor arrives only once a new job of the same name runs (after a reset): the first
+    job reads Stopped, and the late request does not stop the new one."""
     service = backend.training
-    ending = threading.Event()
+    real_nudge = service.executor.stop
+    release = threading.Event()
+    nudged: list[str] = []
+
+    def late_nudge(name: str) -> None:
+        assert release.wait(30)
+        nudged.append(name)
+        real_nudge(name)
+
+    answers: list[str] = []
+
+    def stop(name: str) -> None:
+        try:
+            service.stop(name)
+            answers.append("accepted")
+        except ValidationException as refused:
+            answers.append(refused.message)
+
+    stopper = threading.Thread(target=stop, args=("racer",))
     real_advance = service.advance
 
     def advance(name: str, status: str, message: str | None = None) -> None:
-        if status == "Uploading":  # the process has exited: the job is ending
-            ending.set()
         real_advance(name, status, message)
+        if status == "Uploading":  # the process has exited: the job is ending
+            stopper.start()
+            deadline = time.monotonic() + 10
+            while backend.context.resources.get(kinds.TRAINING_JOB.name, name).status \
+                    != "Stopping":  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the stop was not recorded"
+                time.sleep(0.01)
 
-    def load_then_let_the_job_end(*args: Any) -> Any:
-        """StopTrainingJob has read the job as InProgress: the job now ends (unless the
-        service holds it off until the stop has been recorded)."""
-        job = real_load(*args)
-        assert ending.wait(30), "the job never ended"
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and not ended(backend, job.name):
-            time.sleep(0.01)
-        time.sleep(0.2)  # and its slot moves on
-        return job
-
+    monkeypatch.setattr(service.executor, "stop", late_nudge)
     monkeypatch.setattr(service, "advance", advance)  # the slot reports through the service
     service.create(request("racer"))
-    deadline = time.monotonic() + 30
-    while service.describe("racer")["SecondaryStatus"] != "Training":
-        assert time.monotonic() < deadline, service.describe("racer")["SecondaryStatus"]
-        time.sleep(0.01)
-    monkeypatch.setattr(jobs, "load", load_then_let_the_job_end)
-    try:
-        service.stop("racer")
-        refused = False
-    except ValidationException:
-        refused = True
-    monkeypatch.setattr(jobs, "load", real_load)
-    status = wait_status(backend, "racer")
+    assert wait_status(backend, "racer") == "Stopped"
+    assert [to for _, to, _ in backend.context.resources.transitions(
+        kinds.TRAINING_JOB.name, "racer")] == ["Stopping", "Stopped"]
 
-    backend.reset()  # the name is free again: no request left behind may reach the new job
+    monkeypatch.setattr(service, "advance", real_advance)
+    backend.reset()  # the name is free again
     backend.context.objects.create_bucket(BUCKET)
     service.create(request("racer"))
+    wait_secondary(backend, "racer", "Training")
+    release.set()  # the first stop's request reaches the executor only now
+    stopper.join(10)
+    assert answers == ["accepted"] and nudged == ["racer"]
     assert wait_status(backend, "racer") == "Completed"
-    # Either the stop came too late and was refused, or it won and the job is Stopped:
-    # never "stop accepted" for a job that then reads Completed.
-    assert (refused and status == "Completed") or (not refused and status == "Stopped"), (
-        refused, status)
+
+
+def test_a_stop_after_the_job_ended_is_refused_and_changes_nothing(backend: Services) -> None:
+    backend.training.create(request("done"))
+    assert wait_status(backend, "done") == "Completed"
+    before = backend.training.describe("done")
+    with pytest.raises(ValidationException, match="is in status Completed"):
+        backend.training.stop("done")
+    assert backend.training.describe("done") == before
+
+
+def test_a_stop_answered_by_another_server_stops_the_job_where_it_runs(
+        backend: Services, tmp_path: Path) -> None:
+    """Two servers on one database: the one that answers StopTrainingJob does not run the
+    job; the one that runs it sees the row go Stopping and stops it."""
+    other = build_services(Settings(
+        data_dir=tmp_path / "other", port=0, preload_algorithms=False,
+        db_url=backend.context.settings.database_url))
+    try:
+        backend.training.create(request("slow-1"))  # runs here, for a minute unless stopped
+        wait_secondary(backend, "slow-1", "Training")
+        started = time.monotonic()
+        other.training.stop("slow-1")
+        assert wait_status(backend, "slow-1", timeout=20) == "Stopped"
+        assert time.monotonic() - started < 10
+        assert other.training.describe("slow-1")["SecondaryStatus"] == "Stopped"
+    finally:
+        other.context.db.dispose()
 
 
 def locked_on_terminal_writes(backend: Services, monkeypatch: pytest.MonkeyPatch,
                               failures: dict[str, int]) -> None:
     """The store refuses the first failures[name] writes that end that job, as SQLite does
     when another writer holds the database."""
-    real_update = backend.context.resources.update
+    real_transition = backend.context.resources.transition
 
-    def update(kind: str, name: str, body: dict[str, Any], **kwargs: Any) -> Any:
-        if kwargs.get("status") in TERMINAL and failures.get(name, 0) > 0:
+    def transition(kind: str, name: str, from_statuses: Any, to_status: str,
+                   *args: Any, **kwargs: Any) -> Any:
+        if to_status in TERMINAL and failures.get(name, 0) > 0:
             failures[name] -= 1
             raise OperationalError("UPDATE resources", {},
                                    sqlite3.OperationalError("database is locked"))
-        return real_update(kind, name, body, **kwargs)
+        return real_transition(kind, name, from_statuses, to_status, *args, **kwargs)
 
-    monkeypatch.setattr(backend.context.resources, "update", update)
+    monkeypatch.setattr(backend.context.resources, "transition", transition)
 
 
 def test_b_a_final_report_that_fails_a_few_times_is_retried_and_the_slot_lives_on(

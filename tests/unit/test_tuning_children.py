@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from opensage.services.training.definition import Prepared, describe_body, training_spec
+from opensage.services.training.definition import (
+    Prepared,
+    describe_body,
+    internal_state,
+    training_spec,
+)
 from opensage.services.tuning.validation import child_request
 
 DEFINITION = {
@@ -25,8 +30,9 @@ DEFINITION = {
 def test_a_watched_childs_spec_asks_for_prompt_metrics(watched):
     request = child_request({"TrainingJobDefinition": DEFINITION}, "tune-001-abc", {"eta": "0.1"},
                             "validation:rmse", tuning_arn="arn:tuning", watched=watched)
-    body = describe_body(request, "arn:job", Prepared("opensage.algorithms.xgboost", None, []),
-                         0.0)
-    spec = training_spec(body, region="us-east-1")
+    prepared = Prepared("opensage.algorithms.xgboost", None, [])
+    body = describe_body(request, "arn:job", prepared, 0.0)
+    spec = training_spec(body, internal_state(request, prepared), region="us-east-1")
+    assert "OpensageRunner" not in body  # the runner's state is no part of the document
     assert spec.prompt_metrics is watched
     assert spec.hyperparameters["_tuning_objective_metric"] == "validation:rmse"

@@ -19,7 +19,9 @@ class Executor(Protocol):
         """Queue a job; progress comes back through the TrainingEvents it was built with."""
 
     def stop(self, name: str) -> None:
-        """StopTrainingJob: SIGTERM, then SIGKILL after the grace period; model still saved."""
+        """StopTrainingJob recorded the job as Stopping: a run of ``name`` here reads its row
+        now (runs also poll it) and, if so asked, ends with SIGTERM, then SIGKILL after the
+        grace period; the model is still saved."""
 
     def interrupt(self, name: str) -> None:
         """A managed spot reclaim: the job goes Interrupted and resumes from checkpoints."""

@@ -36,6 +36,9 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 POLL_SECONDS = 0.05
 LOG_FLUSH_SECONDS = 0.25
 PROMPT_FLUSH_SECONDS = 0.05  # a watched job's metrics: still one write per batch of lines
+# How often a running job asks whether its row wants it stopped (a StopTrainingJob answered
+# by another server sharing the database): one read of the job's row per job.
+STOP_POLL_SECONDS = 1.0
 # Pauses between tries of a job's final report: a busy database ("database is locked") gets
 # about ten seconds to clear before the job is left InProgress for recovery to run again.
 REPORT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
@@ -81,6 +84,9 @@ class TrainingEvents(Protocol):
     def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None: ...
     def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None: ...
     def finished(self, name: str, outcome: Outcome) -> None: ...
+    def stop_requested(self, name: str) -> bool:
+        """Whether the job was asked to stop, wherever the request arrived."""
+        ...
 
 
 @dataclass(eq=False)
@@ -91,6 +97,7 @@ class _Run:
 
     spec: TrainingSpec
     stop_requested: bool = False
+    recheck_stop: bool = False  # look at the job's row now, not at the next poll
     interrupt_requested: bool = False
     proc: JobProcess | None = None
 
@@ -135,11 +142,13 @@ class LocalExecutor:
         self._queue.put(run)
 
     def stop(self, name: str) -> None:
-        """Stop the name's current run; a job that has already ended is left alone."""
+        """The job's row was asked to stop: the name's current run reads it now rather than at
+        its next poll, and stops if the row says so. A request that arrives late, when the
+        name runs a later job, reads that job's row and leaves it alone."""
         with self._lock:
             run = self._runs.get(name)
             if run is not None:
-                run.stop_requested = True
+                run.recheck_stop = True
 
     def interrupt(self, name: str) -> None:
         """Reclaim a spot job's capacity: its process is stopped and the job resumes."""
@@ -228,6 +237,14 @@ class LocalExecutor:
                 time.sleep(delay)
         return False
 
+    def _asked_to_stop(self, name: str) -> bool:
+        try:
+            return self.events.stop_requested(name)
+        except Exception:  # a busy database: ask again at the next poll
+            log.warning("could not read whether training job %s is to stop", name,
+                        exc_info=True)
+            return False
+
     def _interrupted(self, run: _Run, seconds: float) -> bool:
         """A test's request, or the simulated market reclaiming the capacity."""
         if not run.spec.spot:
@@ -241,7 +258,7 @@ class LocalExecutor:
     def _run(self, run: _Run) -> Outcome:
         """Run the job to its end and say how it ended (the slot reports it)."""
         spec = run.spec
-        if run.stop_requested:
+        if run.stop_requested or self._asked_to_stop(spec.name):
             return Outcome("Stopped")
         ws = Workspace(self.jobs_root / spec.name)
         started = time.time()
@@ -378,7 +395,7 @@ class LocalExecutor:
         found: list[tuple[str, float, float]] = []
         deadline = time.monotonic() + budget
         ending: str | None = None
-        last_flush = last_sync = time.monotonic()
+        last_flush = last_sync = last_stop_poll = time.monotonic()
         done = False
         while not done:
             try:
@@ -412,6 +429,12 @@ class LocalExecutor:
             if checkpoints is not None and moment - last_sync >= 2:
                 checkpoints.upload_changes()
                 last_sync = moment
+            if not run.stop_requested and (
+                    run.recheck_stop or moment - last_stop_poll >= STOP_POLL_SECONDS):
+                run.recheck_stop, last_stop_poll = False, moment
+                if self._asked_to_stop(spec.name):
+                    with self._lock:
+                        run.stop_requested = True
             if ending is None and run.stop_requested:
                 ending = "Stopped"
                 self._terminate(proc)

@@ -1,4 +1,5 @@
-"""From a CreateTrainingJob request to a stored Describe document and a runnable spec.
+"""From a CreateTrainingJob request to a stored Describe document, the runner's own state
+(kept in the row's ``internal`` column, never in the document) and a runnable spec.
 
 Everything AWS would refuse is refused here, before a row is written.
 """
@@ -25,6 +26,11 @@ class Prepared:
     unsupported_reason: str | None
     metric_definitions: list[dict[str, str]]
 
+
+# The key of the runner's state in a job's ``internal`` column (the name it had in the
+# document before Alembic revision 0004 moved it out). A tuner's child request may carry it
+# too, asking for prompt metrics (``tuning.plans.child_request``).
+RUNNER = "OpensageRunner"
 
 # Optional in the service model (other kinds of job leave them out), needed to run here.
 _NEEDED = ("AlgorithmSpecification", "ResourceConfig")
@@ -101,7 +107,8 @@ def _unsupported(image: str) -> str:
 
 def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
                   now: float) -> dict[str, Any]:
-    body: dict[str, Any] = {**_DEFAULTS, **{k: v for k, v in params.items() if k != "Tags"}}
+    body: dict[str, Any] = {**_DEFAULTS, **{k: v for k, v in params.items()
+                                            if k not in ("Tags", RUNNER)}}
     body["AlgorithmSpecification"] = {**params["AlgorithmSpecification"],
                                       "MetricDefinitions": prepared.metric_definitions}
     body["OutputDataConfig"] = {"KmsKeyId": "", **params["OutputDataConfig"]}
@@ -113,16 +120,26 @@ def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
     body["TrainingJobArn"] = arn
     body["CreationTime"] = now
     body["LastModifiedTime"] = now
-    body["OpensageRunner"] = {"module": prepared.module, "reason": prepared.unsupported_reason}
-    if (params.get("OpensageRunner") or {}).get("prompt_metrics"):
-        body["OpensageRunner"]["prompt_metrics"] = True  # a watching tuner's child
     return body
 
 
-def training_spec(body: dict[str, Any], *, region: str) -> TrainingSpec:
+def internal_state(params: dict[str, Any], prepared: Prepared) -> dict[str, Any]:
+    """What the runner needs beyond the document: the module to run (or why none can)."""
+    runner: dict[str, Any] = {"module": prepared.module, "reason": prepared.unsupported_reason}
+    if (params.get(RUNNER) or {}).get("prompt_metrics"):
+        runner["prompt_metrics"] = True  # a watching tuner's child
+    return {RUNNER: runner}
+
+
+def runner_state(internal: dict[str, Any]) -> dict[str, Any]:
+    return dict(internal.get(RUNNER) or {})
+
+
+def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
+                  region: str) -> TrainingSpec:
     algorithm = body["AlgorithmSpecification"]
     resources = body["ResourceConfig"]
-    runner = body.get("OpensageRunner") or {}
+    runner = runner_state(internal)
     return TrainingSpec(
         name=body["TrainingJobName"], arn=body["TrainingJobArn"], module=runner.get("module"),
         unsupported_reason=runner.get("reason"),

@@ -1,14 +1,18 @@
 """The training service: validates and records a job before handing it to the executor,
 then records everything the executor reports (status, logs, metrics, outcome).
 
-Every change is written to the store before it is acted on; a restart re-submits the jobs
-that were still running (see ``recover``).
+Every change is written to the store before it is acted on, as one compare-and-set of the
+job's row (``ResourceStore.transition`` for a status move, ``edit`` for the rest): no
+process-local lock decides anything, so several servers may share one database. A stop is
+a move InProgress -> Stopping; the server running the job sees it at once when the request
+reached it, else within ``runner.local.STOP_POLL_SECONDS`` (the executor asks). A restart
+re-submits the jobs that were still running (see ``recover``).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from opensage.errors import ResourceInUse, ValidationException
@@ -20,15 +24,23 @@ from opensage.services.crud import arn_of, load, summaries
 from opensage.services.events import Listeners
 from opensage.services.training import definition
 from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
-from opensage.services.training.states import MESSAGES, Secondary, check_transition
+from opensage.services.training.states import (
+    ACTIVE,
+    ENDED,
+    MESSAGES,
+    Secondary,
+    Status,
+    check_transition,
+)
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
-from opensage.store.resources import AlreadyExists
+from opensage.store.resources import AlreadyExists, Resource, StatusConflict
 
 KIND = kinds.TRAINING_JOB
 # A server holds a lease on each job it runs, renewed while it lives: a server that starts
 # re-runs only the jobs whose lease has lapsed or is its own (it restarted), never a job
 # another live server runs.
 RUN_LEASE_TTL = 60.0
+Body = dict[str, Any]
 
 
 class TrainingService:
@@ -37,9 +49,6 @@ class TrainingService:
         """``executor`` builds the executor that runs the jobs, given where it reports (this
         service): the two refer to each other, so the service builds it."""
         self.ctx = ctx
-        # Guards read-modify-write of job rows, and makes a job's status check and the executor
-        # request that follows it one step (stop, interrupt, create): re-entered by _mutate.
-        self._lock = threading.RLock()
         self.job_ended: Listeners[TrainingJobEnded] = Listeners("TrainingJobEnded")
         self.watched_metrics: Listeners[WatchedMetricsReported] = Listeners(
             "WatchedMetricsReported")
@@ -70,20 +79,21 @@ class TrainingService:
         now = self.ctx.now()
         body = definition.describe_body(params, arn, prepared, now)
         _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])
-        with self._lock:  # a stop seeing the new row finds its run in the executor
-            try:
-                self.ctx.resources.create(KIND.name, name, arn, body, now=now,
-                                              status=body["TrainingJobStatus"],
-                                              tag_list=params.get("Tags") or [])
-            except AlreadyExists:
-                raise ResourceInUse(
-                    "Training job names must be unique within an AWS account and region, and "
-                    f"a training job with this name already exists ({arn})") from None
-            self._runs.claim(_run_key(name))
-            self.executor.submit(self._spec(body))
+        try:
+            job = self.ctx.resources.create(
+                KIND.name, name, arn, body, now=now, status=body["TrainingJobStatus"],
+                tag_list=params.get("Tags") or [],
+                internal=definition.internal_state(params, prepared))
+        except AlreadyExists:
+            raise ResourceInUse(
+                "Training job names must be unique within an AWS account and region, and "
+                f"a training job with this name already exists ({arn})") from None
+        self._runs.claim(_run_key(name))
+        # A stop arriving before the run is queued is not lost: the run asks its row first.
+        self.executor.submit(self._spec(job))
         return arn
 
-    def describe(self, name: str) -> dict[str, Any]:
+    def describe(self, name: str) -> Body:
         return load(self.ctx, KIND, name).body
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -92,27 +102,27 @@ class TrainingService:
                            "LastModifiedTime", "TrainingJobStatus", "SecondaryStatus")})
 
     def stop(self, name: str) -> None:
-        # One step: a job that ends meanwhile is either refused here or recorded as Stopped,
-        # and the executor's request reaches only the run that is still going.
-        with self._lock:
-            job = load(self.ctx, KIND, name)
-            if job.status != "InProgress":
-                raise ValidationException("The request was rejected because the training job "
-                                          f"is in status {job.status}.")
-            self._mutate(job.name, lambda body: _transition_into(
-                body, Secondary.STOPPING, self.ctx.now(), MESSAGES[Secondary.STOPPING]))
-            self.executor.stop(job.name)
+        """InProgress -> Stopping as one compare-and-set: a job that ends meanwhile is either
+        refused here or recorded as Stopped by its final report. The executor's request
+        reaches only the run still going (a server running it elsewhere polls its row)."""
+        job = load(self.ctx, KIND, name)
+        now = self.ctx.now()
+        try:
+            self.ctx.resources.transition(
+                KIND.name, job.name, [Status.IN_PROGRESS], Status.STOPPING,
+                lambda body: _moved(body, Secondary.STOPPING, now), now=now)
+        except StatusConflict as conflict:
+            raise ValidationException("The request was rejected because the training job "
+                                      f"is in status {conflict.current}.") from None
+        self.executor.stop(job.name)
 
     def update(self, params: dict[str, Any]) -> str:
         """UpdateTrainingJob: profiler settings while running, warm-pool keep-alive after."""
         job = load(self.ctx, KIND, params["TrainingJobName"])
         keep_alive = (params.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
-        if job.status != "InProgress" and set(params) - {"TrainingJobName", "ResourceConfig"}:
-            raise ValidationException(
-                f"The training job is in status {job.status}: only InProgress jobs can have "
-                "their profiler or debug settings updated.")
+        running_only = bool(set(params) - {"TrainingJobName", "ResourceConfig"})
 
-        def change(body: dict[str, Any]) -> None:
+        def change(body: Body) -> None:
             for key in ("ProfilerConfig", "RemoteDebugConfig"):
                 if key in params:
                     body[key] = {**(body.get(key) or {}), **params[key]}
@@ -123,114 +133,147 @@ class TrainingService:
                 body["ResourceConfig"] = {**body["ResourceConfig"],
                                           "KeepAlivePeriodInSeconds": keep_alive}
 
-        self._mutate(job.name, change, force=True)
+        allowed = [Status.IN_PROGRESS] if running_only else [*ACTIVE, *ENDED]
+        try:
+            self._edit(job.name, allowed, change)
+        except StatusConflict as conflict:
+            raise ValidationException(
+                f"The training job is in status {conflict.current}: only InProgress jobs can "
+                "have their profiler or debug settings updated.") from None
         return job.arn
 
     def interrupt(self, name: str) -> None:
         """Reclaim a managed-spot job's capacity now (a test hook): it goes Interrupted,
-        then resumes from its checkpoints."""
-        with self._lock:
-            job = load(self.ctx, KIND, name)
-            if not job.body.get("EnableManagedSpotTraining") or job.status != "InProgress":
-                raise ValidationException(
-                    f"Training job {name} is not a running managed spot job.")
-            self.executor.interrupt(job.name)
+        then resumes from its checkpoints. The request reaches only the run still going."""
+        job = load(self.ctx, KIND, name)
+        if not job.body.get("EnableManagedSpotTraining") or job.status != Status.IN_PROGRESS:
+            raise ValidationException(
+                f"Training job {name} is not a running managed spot job.")
+        self.executor.interrupt(job.name)
 
     def recover(self) -> None:
         """After a restart: run again every job that was still queued or running, and end
         the ones being stopped; each only if its run lease is free (no live server runs it)."""
-        for row in self.ctx.resources.scan(KIND.name, statuses=("InProgress", "Stopping")):
+        for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
             if not self._runs.claim(_run_key(row.name)):
                 continue  # another server runs it
-            if row.status == "Stopping":
+            if row.status == Status.STOPPING:
                 self.finished(row.name, Outcome("Stopped"))
                 continue
-            self._mutate(row.name, lambda body: _restart(body, self.ctx.now()))
-            self.executor.submit(self._spec(self.describe(row.name)))
+            try:
+                job = self._edit(row.name, [Status.IN_PROGRESS],
+                                 partial(_restart, now=self.ctx.now()))
+            except StatusConflict:
+                self._runs.release(_run_key(row.name))  # stopped or ended meanwhile
+                continue
+            self.executor.submit(self._spec(job))
 
     # -- what the executor reports (TrainingEvents) ----------------------------------------
     def advance(self, name: str, status: str, message: str | None = None) -> None:
         now = self.ctx.now()
+        target = Secondary(status)
 
-        def change(body: dict[str, Any]) -> None:
-            target = Secondary(status)
-            if body["SecondaryStatus"] == Secondary.STOPPING:
-                return  # a stop request wins over progress reports
-            _transition_into(body, target, now, message or MESSAGES.get(target, status))
+        def change(body: Body) -> None:
+            _moved(body, target, now, message)
             if target in (Secondary.DOWNLOADING, Secondary.TRAINING):
                 body.setdefault("TrainingStartTime", now)
 
-        self._mutate(name, change)
+        try:
+            self._edit(name, [Status.IN_PROGRESS], change)
+        except StatusConflict:
+            pass  # being stopped (a stop wins over progress), ended, or wiped by a reset
 
-    def logs(self, name: str, stream: str, events: list[tuple[int, str]]) -> None:
+    def logs(self, name: str, stream: str, events: Sequence[tuple[int, str]]) -> None:
         self.ctx.logs.append(LOG_GROUP, stream, events)
 
-    def metrics(self, name: str, values: list[tuple[str, float, float]]) -> None:
+    def metrics(self, name: str, values: Sequence[tuple[str, float, float]]) -> None:
         self.ctx.metrics.put_training_metrics(name, values)
-        watched = False
 
-        def change(body: dict[str, Any]) -> None:
-            nonlocal watched
+        def change(body: Body) -> None:
             final = {m["MetricName"]: m for m in body.get("FinalMetricDataList", [])}
             for metric, value, when in values:
                 final[metric] = {"MetricName": metric, "Value": value, "Timestamp": when}
             body["FinalMetricDataList"] = list(final.values())
-            watched = bool((body.get("OpensageRunner") or {}).get("prompt_metrics"))
 
-        self._mutate(name, change)
-        if watched:
+        try:
+            job = self._edit(name, ACTIVE, change)
+        except StatusConflict:
+            return  # ended or wiped meanwhile
+        if definition.runner_state(job.internal).get("prompt_metrics"):
             self.watched_metrics.publish(WatchedMetricsReported(name))
 
     def finished(self, name: str, outcome: Outcome) -> None:
+        """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
+        Failed). A job already ended, or wiped, is left as it is."""
         now = self.ctx.now()
-
-        def change(body: dict[str, Any]) -> None:
-            target = Secondary(outcome.status)
-            if body["SecondaryStatus"] == Secondary.STOPPING and target != Secondary.FAILED:
-                target = Secondary.STOPPED
-            message = outcome.failure_reason if target == Secondary.FAILED else None
-            _transition_into(body, target, now, message or MESSAGES.get(target, str(target)))
-            if outcome.failure_reason:
-                body["FailureReason"] = outcome.failure_reason
-            start = body.get("TrainingStartTime") or outcome.training_start or now
-            body.setdefault("TrainingStartTime", start)
-            body["TrainingEndTime"] = now
-            seconds = max(1, round(now - start))  # the SDK divides by it: never 0
-            body["TrainingTimeInSeconds"] = seconds
-            body["BillableTimeInSeconds"] = seconds
-            if body.get("EnableManagedSpotTraining"):  # spot capacity costs less, as on AWS
-                discount = self.ctx.settings.spot_discount
-                body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
-
-        self._mutate(name, change, force=True)
+        while True:
+            job = self.ctx.resources.get(KIND.name, name)
+            if job is None or job.status not in ACTIVE:
+                return
+            target = _final(Secondary(outcome.status), stopping=job.status == Status.STOPPING)
+            try:
+                self.ctx.resources.transition(
+                    KIND.name, name, [job.status], target.primary,
+                    partial(self._conclude, target=target, outcome=outcome, now=now), now=now)
+                break
+            except StatusConflict:
+                continue  # stopped meanwhile: decide again on the fresh row
         self._runs.release(_run_key(name))
         self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
 
-    # -- helpers ---------------------------------------------------------------------------
-    def _mutate(self, name: str, change: Callable[[dict[str, Any]], None], *,
-                force: bool = False) -> None:
-        with self._lock:
-            job = self.ctx.resources.get(KIND.name, name)
-            if job is None:
-                return  # wiped (reset) while running
-            if Secondary(job.body["SecondaryStatus"]).is_terminal and not force:
-                return
-            body = dict(job.body)
-            change(body)
-            now = self.ctx.now()
-            body["LastModifiedTime"] = now
-            self.ctx.resources.update(KIND.name, name, body, now=now,
-                                      status=body["TrainingJobStatus"])
+    def stop_requested(self, name: str) -> bool:
+        job = self.ctx.resources.get(KIND.name, name)
+        return job is not None and job.status == Status.STOPPING
 
-    def _spec(self, body: dict[str, Any]) -> TrainingSpec:
-        return definition.training_spec(body, region=self.ctx.settings.region)
+    # -- helpers ---------------------------------------------------------------------------
+    def _edit(self, name: str, statuses: Sequence[Status],
+              change: Callable[[Body], None]) -> Resource:
+        now = self.ctx.now()
+
+        def stamped(body: Body) -> None:
+            change(body)
+            body["LastModifiedTime"] = now
+
+        return self.ctx.resources.edit(KIND.name, name, statuses, stamped, now=now)
+
+    def _conclude(self, body: Body, target: Secondary, outcome: Outcome, now: float) -> None:
+        message = outcome.failure_reason if target == Secondary.FAILED else None
+        _moved(body, target, now, message)
+        if outcome.failure_reason:
+            body["FailureReason"] = outcome.failure_reason
+        start = body.get("TrainingStartTime") or outcome.training_start or now
+        body.setdefault("TrainingStartTime", start)
+        body["TrainingEndTime"] = now
+        seconds = max(1, round(now - start))  # the SDK divides by it: never 0
+        body["TrainingTimeInSeconds"] = seconds
+        body["BillableTimeInSeconds"] = seconds
+        if body.get("EnableManagedSpotTraining"):  # spot capacity costs less, as on AWS
+            discount = self.ctx.settings.spot_discount
+            body["BillableTimeInSeconds"] = max(1, round(seconds * (1 - discount)))
+
+    def _spec(self, job: Resource) -> TrainingSpec:
+        return definition.training_spec(job.body, job.internal,
+                                        region=self.ctx.settings.region)
 
 
 def _run_key(name: str) -> str:
     return f"{KIND.name}/{name}/run"
 
 
-def _transition_into(body: dict[str, Any], target: Secondary, now: float, message: str) -> None:
+def _final(reported: Secondary, *, stopping: bool) -> Secondary:
+    """How a job that ended as ``reported`` is recorded: a stopped job is Stopped, unless
+    it failed."""
+    if stopping and reported != Secondary.FAILED:
+        return Secondary.STOPPED
+    return reported
+
+
+def _moved(body: Body, target: Secondary, now: float, message: str | None = None) -> None:
+    _transition_into(body, target, now, message or MESSAGES.get(target, str(target)))
+    body["LastModifiedTime"] = now
+
+
+def _transition_into(body: Body, target: Secondary, now: float, message: str) -> None:
     transitions = body.setdefault("SecondaryStatusTransitions", [])
     if transitions:
         current = Secondary(body["SecondaryStatus"])
@@ -239,10 +282,10 @@ def _transition_into(body: dict[str, Any], target: Secondary, now: float, messag
         transitions[-1]["EndTime"] = now
     transitions.append({"Status": str(target), "StartTime": now, "StatusMessage": message})
     body["SecondaryStatus"] = str(target)
-    body["TrainingJobStatus"] = target.primary
+    body["TrainingJobStatus"] = str(target.primary)
 
 
-def _restart(body: dict[str, Any], now: float) -> None:
+def _restart(body: Body, now: float) -> None:
     if body["SecondaryStatus"] != Secondary.STARTING:
         _transition_into(body, Secondary.RESTARTING, now,
                          "The opensage server restarted; the job is being run again")

@@ -9,6 +9,21 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Status(StrEnum):
+    """``TrainingJobStatus``: the row's status column, derived from the secondary status."""
+
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+# A job in these still has a run (queued, running or being stopped) somewhere.
+ACTIVE = (Status.IN_PROGRESS, Status.STOPPING)
+ENDED = (Status.COMPLETED, Status.FAILED, Status.STOPPED)
+
+
 class Secondary(StrEnum):
     STARTING = "Starting"
     DOWNLOADING = "Downloading"
@@ -24,8 +39,8 @@ class Secondary(StrEnum):
     RESTARTING = "Restarting"
 
     @property
-    def primary(self) -> str:
-        return _PRIMARY.get(self, "InProgress")
+    def primary(self) -> Status:
+        return _PRIMARY.get(self, Status.IN_PROGRESS)
 
     @property
     def is_terminal(self) -> bool:
@@ -33,12 +48,12 @@ class Secondary(StrEnum):
 
 
 _PRIMARY = {
-    Secondary.COMPLETED: "Completed",
-    Secondary.FAILED: "Failed",
-    Secondary.STOPPING: "Stopping",
-    Secondary.STOPPED: "Stopped",
-    Secondary.MAX_RUNTIME_EXCEEDED: "Stopped",
-    Secondary.MAX_WAIT_TIME_EXCEEDED: "Stopped",
+    Secondary.COMPLETED: Status.COMPLETED,
+    Secondary.FAILED: Status.FAILED,
+    Secondary.STOPPING: Status.STOPPING,
+    Secondary.STOPPED: Status.STOPPED,
+    Secondary.MAX_RUNTIME_EXCEEDED: Status.STOPPED,
+    Secondary.MAX_WAIT_TIME_EXCEEDED: Status.STOPPED,
 }
 
 TERMINAL = frozenset({Secondary.COMPLETED, Secondary.FAILED, Secondary.STOPPED,
