@@ -42,8 +42,8 @@ class World:
 
     def activity_at(self, when: float) -> None:
         self.clock[0] = when
-        self.autoscaling._record(TARGET, "Setting desired instance count to 2.", "test", when,
-                                 None)
+        activity = self.autoscaling._begin(TARGET, 2, "test", when)
+        self.autoscaling._end(activity, None, 2)
 
     def activities(self) -> list[float]:
         found = self.autoscaling.describe_activities({"ServiceNamespace": "sagemaker"})

@@ -7,8 +7,13 @@ activities are rows in the resource store. A scaler thread wakes every ``interva
 ``window`` seconds (``OPENSAGE_AUTOSCALING_WINDOW``, default 60) from the metric store,
 computes ``ceil(current * metric / target)`` within the target's min/max, respecting the
 cooldowns and ``DisableScaleIn``, applies it through the endpoint service (workers started
-or drained) and records a scaling activity. Activities are kept six weeks, as AWS keeps them
+or drained) and records a scaling activity: InProgress while the endpoint changes, then
+Successful or Failed (``states``). Activities are kept six weeks, as AWS keeps them
 (``purge_activities``, run by housekeeping).
+
+A target's row holds the API document; which endpoint variant it scales and when it last
+scaled out and in are opensage's own state, in the row's ``internal`` column (under the
+names they had in the document before Alembic revision 0004 moved them there).
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from opensage.errors import AwsError, ValidationException
+from opensage.services.autoscaling.states import ActivityStatus, check_transition, sources_of
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
 from opensage.services.metrics import Datapoint, dimension_key
 from opensage.store import pagination
-from opensage.store.resources import AlreadyExists, Resource
+from opensage.store.resources import AlreadyExists, Resource, StatusConflict
 
 __all__ = ["AutoscalingService", "ObjectNotFoundException"]
 
@@ -41,6 +47,10 @@ ACTIVITY_RETENTION_SECONDS = 42 * 86_400.0  # six weeks
 DEFAULT_COOLDOWN = 300.0
 APPLY_TIMEOUT = 120.0
 RESOURCE_ID = re.compile(r"^endpoint/([^/]+)/variant/([^/]+)$")
+# A target's internal state (``Resource.internal``): the variant it scales, and when it last
+# scaled each way (the cooldowns count from there).
+ENDPOINT, VARIANT = "_Endpoint", "_Variant"
+LAST_SCALE_OUT, LAST_SCALE_IN = "_LastScaleOut", "_LastScaleIn"
 log = logging.getLogger(__name__)
 
 
@@ -64,6 +74,7 @@ class AutoscalingService:
             "OPENSAGE_AUTOSCALING_INTERVAL", 5.0)
         self.window = window if window is not None else _env_float(
             "OPENSAGE_AUTOSCALING_WINDOW", 60.0)
+        # One scaling pass at a time in this process (``reset`` waits for the one going on).
         self._lock = threading.RLock()
         self._wake = threading.Event()
         self._closing = threading.Event()
@@ -71,44 +82,44 @@ class AutoscalingService:
 
     # -- scalable targets ------------------------------------------------------------------
     def register(self, params: dict[str, Any]) -> str:
+        """RegisterScalableTarget: create the target, or change the one registered (one
+        compare-and-set of its row: a concurrent change is never lost)."""
         ns, resource_id, dimension = self._key(params)
         endpoint, variant = self._variant(resource_id)
-        with self._lock:
-            row = self.ctx.resources.get(TARGET_KIND, _name(ns, resource_id, dimension))
-            body = dict(row.body) if row else {}
-            lo = params.get("MinCapacity", body.get("MinCapacity"))
-            hi = params.get("MaxCapacity", body.get("MaxCapacity"))
-            if lo is None or hi is None:
-                raise ValidationException("MinCapacity and MaxCapacity are required when "
-                                          "registering a new scalable target.")
-            if lo < 0 or hi < 0 or lo > hi:
-                raise ValidationException(f"Minimum capacity {lo} must be between 0 and the "
-                                          f"maximum capacity {hi}.")
-            now = self.ctx.now()
-            arn = body.get("ScalableTargetARN") or self.ctx.arn(
-                f"scalable-target/{uuid.uuid4().hex}", service="application-autoscaling")
-            body.update(ServiceNamespace=ns, ResourceId=resource_id, ScalableDimension=dimension,
-                        MinCapacity=int(lo), MaxCapacity=int(hi), ScalableTargetARN=arn,
-                        RoleARN=params.get("RoleARN") or body.get("RoleARN") or self.ctx.arn(
-                            "role/aws-service-role/sagemaker.application-autoscaling."
-                            "amazonaws.com/AWSServiceRoleForApplicationAutoScaling_"
-                            "SageMakerEndpoint", service="iam").replace(
-                                f":{self.ctx.settings.region}:", "::"),
-                        _Endpoint=endpoint, _Variant=variant)
-            body.setdefault("CreationTime", now)
-            suspended = params.get("SuspendedState")
-            if suspended is not None:
-                body["SuspendedState"] = {**body.get("SuspendedState", {}), **suspended}
-            body.setdefault("SuspendedState", {"DynamicScalingInSuspended": False,
-                                               "DynamicScalingOutSuspended": False,
-                                               "ScheduledScalingSuspended": False})
-            if row is None:
-                self.ctx.resources.create(TARGET_KIND, _name(ns, resource_id, dimension),
-                                          arn, body, now=now)
-            else:
-                self.ctx.resources.update(TARGET_KIND, row.name, body, now=now)
+        name = _name(ns, resource_id, dimension)
+        now = self.ctx.now()
+        arn = self.ctx.arn(f"scalable-target/{uuid.uuid4().hex}",
+                           service="application-autoscaling")
+        role = self.ctx.arn(
+            "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/"
+            "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint",
+            service="iam").replace(f":{self.ctx.settings.region}:", "::")
+
+        def change(body: dict[str, Any]) -> None:
+            _registered(body, params, ns=ns, resource_id=resource_id, dimension=dimension,
+                        arn=arn, role=role, now=now)
+
+        def scales(internal: dict[str, Any]) -> None:
+            internal.update({ENDPOINT: endpoint, VARIANT: variant})
+
+        if self.ctx.resources.get(TARGET_KIND, name) is None:
+            body: dict[str, Any] = {}
+            change(body)
+            try:
+                self.ctx.resources.create(TARGET_KIND, name, arn, body, now=now,
+                                          internal={ENDPOINT: endpoint, VARIANT: variant})
+                self._wake.set()
+                return arn
+            except AlreadyExists:
+                pass  # registered meanwhile: change that one
+        try:
+            row = self.ctx.resources.edit(TARGET_KIND, name, [None], change, now=now,
+                                          change_internal=scales)
+        except StatusConflict:  # deregistered meanwhile
+            raise AwsError("Concurrent update of the scalable target.",
+                           code="ConcurrentUpdateException") from None
         self._wake.set()
-        return arn
+        return str(row.body["ScalableTargetARN"])
 
     def describe_targets(self, params: dict[str, Any]) -> dict[str, Any]:
         ns = self._namespace(params)
@@ -227,25 +238,52 @@ class AutoscalingService:
         return self.ctx.resources.delete_created_before(
             ACTIVITY_KIND, now - ACTIVITY_RETENTION_SECONDS)
 
-    def _record(self, target: dict[str, Any], description: str, cause: str, start: float,
-                failure: str | None) -> None:
+    def _begin(self, target: dict[str, Any], desired: int, cause: str, start: float) -> str:
+        """Record a scaling activity InProgress (setting ``desired``); its id."""
         activity = uuid.uuid4().hex
         body = {"ActivityId": activity, "ServiceNamespace": target["ServiceNamespace"],
                 "ResourceId": target["ResourceId"],
                 "ScalableDimension": target["ScalableDimension"],
-                "Description": description, "Cause": cause, "StartTime": start,
-                "EndTime": self.ctx.now(),
-                "StatusCode": "Failed" if failure else "Successful",
-                "StatusMessage": failure or "Successfully set desired instance count to "
-                                            f"{description.rsplit(' ', 1)[-1].rstrip('.')}. "
-                                            "Change successfully fulfilled by sagemaker."}
+                "Description": f"Setting desired instance count to {desired}.",
+                "Cause": cause, "StartTime": start,
+                "StatusCode": str(ActivityStatus.IN_PROGRESS),
+                "StatusMessage": f"Setting desired instance count to {desired}."}
         self.ctx.resources.create(
             ACTIVITY_KIND, activity,
             self.ctx.arn(f"scaling-activity/{activity}", service="application-autoscaling"),
-            body, now=start)
+            body, now=start, status=ActivityStatus.IN_PROGRESS)
+        return activity
+
+    def _end(self, activity: str, failure: str | None, desired: int | None = None) -> None:
+        """Move the activity to Successful (``desired`` reached), or to Failed with
+        ``failure`` as its message."""
+        target = ActivityStatus.FAILED if failure else ActivityStatus.SUCCESSFUL
+        now = self.ctx.now()
+
+        def ended(body: dict[str, Any]) -> None:
+            check_transition(ActivityStatus(body["StatusCode"]), target)
+            body.update(EndTime=now, StatusCode=str(target), StatusMessage=failure or (
+                f"Successfully set desired instance count to {desired}. Change successfully "
+                "fulfilled by sagemaker."))
+
+        self.ctx.resources.transition(ACTIVITY_KIND, activity, sources_of(target), target,
+                                      ended, now=now)
+
+    def _fail_abandoned(self) -> None:
+        """An activity left InProgress by a server that stopped while applying it (longer
+        ago than an apply may take) ends Failed instead of staying InProgress for ever."""
+        cutoff = self.ctx.now() - APPLY_TIMEOUT
+        for row in self.ctx.resources.scan(ACTIVITY_KIND,
+                                           statuses=[ActivityStatus.IN_PROGRESS]):
+            if row.creation_time < cutoff:
+                try:
+                    self._end(row.name, "opensage stopped before the change was confirmed.")
+                except StatusConflict:
+                    pass  # ended meanwhile
 
     # -- the scaler ------------------------------------------------------------------------
     def start(self) -> None:
+        self._fail_abandoned()
         self._closing.clear()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="autoscaler")
         self._thread.start()
@@ -290,14 +328,14 @@ class AutoscalingService:
             # query per kind of row and per metric: not one per target.
             targets = self._rows(TARGET_KIND)
             endpoints = self.ctx.resources.get_many(
-                "endpoint", [row.body["_Endpoint"] for row in targets])
+                "endpoint", [row.internal[ENDPOINT] for row in targets])
             readings = self._readings(targets, policies, self.ctx.now())
             for row in targets:
                 if self._closing.is_set():
                     return
                 try:
                     self._scale(row, policies.get(row.name, []),
-                                endpoints.get(row.body["_Endpoint"]), readings)
+                                endpoints.get(row.internal[ENDPOINT]), readings)
                 except AwsError:
                     continue  # the endpoint is gone or busy: try again next time
 
@@ -308,8 +346,8 @@ class AutoscalingService:
         wanted: dict[tuple[str, str], list[dict[str, str]]] = {}
         for row in targets:
             for policy in policies.get(row.name, []):
-                namespace, metric, dims = _watched(policy, row.body["_Endpoint"],
-                                                   row.body["_Variant"])
+                namespace, metric, dims = _watched(policy, row.internal[ENDPOINT],
+                                                   row.internal[VARIANT])
                 wanted.setdefault((namespace, metric), []).append(dims)
         window = max(self.window, 1e-3)
         readings: dict[tuple[str, str, str], list[Datapoint]] = {}
@@ -322,7 +360,9 @@ class AutoscalingService:
     def _scale(self, row: Resource, policies: list[dict[str, Any]], found: Resource | None,
                readings: dict[tuple[str, str, str], list[Datapoint]]) -> None:
         target = row.body
-        endpoint, variant = target["_Endpoint"], target["_Variant"]
+        endpoint, variant = row.internal[ENDPOINT], row.internal[VARIANT]
+        last_out = float(row.internal.get(LAST_SCALE_OUT, 0))
+        last_in = float(row.internal.get(LAST_SCALE_IN, 0))
         if found is None or found.status != "InService":
             return
         view = next((v for v in found.body.get("ProductionVariants") or []
@@ -353,14 +393,14 @@ class AutoscalingService:
                 if proposed > current:
                     cooldown = config.get("ScaleOutCooldown", DEFAULT_COOLDOWN)
                     if (not suspended.get("DynamicScalingOutSuspended")
-                            and now - target.get("_LastScaleOut", 0) >= cooldown):
+                            and now - last_out >= cooldown):
                         outs.append((proposed, alarm))
                     ins.append((current, ""))
                 elif proposed < current and not config.get("DisableScaleIn"):
                     cooldown = config.get("ScaleInCooldown", DEFAULT_COOLDOWN)
                     if (not suspended.get("DynamicScalingInSuspended")
-                            and now - target.get("_LastScaleOut", 0) >= cooldown
-                            and now - target.get("_LastScaleIn", 0) >= cooldown):
+                            and now - last_out >= cooldown
+                            and now - last_in >= cooldown):
                         ins.append((proposed, alarm))
                     else:
                         ins.append((current, ""))
@@ -373,19 +413,22 @@ class AutoscalingService:
             desired = min(max(desired, lo), hi)
         if desired == current:
             return
-        start = now
+        # Refused (the endpoint is gone or busy): no activity, try again at the next pass.
         _, thread = self.endpoints.set_capacities(
             endpoint, [{"VariantName": variant, "DesiredInstanceCount": desired}])
+        activity = self._begin(target, desired, cause, now)
         thread.join(APPLY_TIMEOUT)
         after = self.ctx.resources.get("endpoint", endpoint)
         failure = after.body.get("FailureReason") if after is not None else "Endpoint deleted."
-        self._record(target, f"Setting desired instance count to {desired}.", cause, start,
-                     failure)
-        fresh = self.ctx.resources.get(TARGET_KIND, row.name)
-        if fresh is not None and not failure:
-            body = dict(fresh.body)
-            body["_LastScaleOut" if desired > current else "_LastScaleIn"] = self.ctx.now()
-            self.ctx.resources.update(TARGET_KIND, row.name, body, now=self.ctx.now())
+        self._end(activity, failure, desired)
+        if not failure:
+            scaled = LAST_SCALE_OUT if desired > current else LAST_SCALE_IN
+            try:
+                self.ctx.resources.edit(
+                    TARGET_KIND, row.name, [None], now=self.ctx.now(),
+                    change_internal=lambda internal: internal.update({scaled: self.ctx.now()}))
+            except StatusConflict:
+                pass  # deregistered meanwhile
 
     def _proposal(self, policy: dict[str, Any], endpoint: str, variant: str, current: int,
                   readings: dict[tuple[str, str, str], list[Datapoint]]) -> int | None:
@@ -406,7 +449,7 @@ class AutoscalingService:
 
     # -- helpers ---------------------------------------------------------------------------
     def _namespace(self, params: dict[str, Any]) -> str:
-        ns = params["ServiceNamespace"]
+        ns = str(params["ServiceNamespace"])
         if ns != NAMESPACE:
             raise ValidationException(f"Unsupported service namespace {ns}: opensage scales "
                                       f"only {NAMESPACE}.")
@@ -453,8 +496,29 @@ def _no_target(ns: str, resource_id: str, dimension: str) -> str:
             f"{resource_id}, scalable dimension: {dimension}")
 
 
-def _public(body: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in body.items() if not k.startswith("_")}
+def _registered(body: dict[str, Any], params: dict[str, Any], *, ns: str, resource_id: str,
+                dimension: str, arn: str, role: str, now: float) -> None:
+    """A target's document as RegisterScalableTarget leaves it: what the request gives,
+    over what was registered before (``body``, empty for a new target)."""
+    lo = params.get("MinCapacity", body.get("MinCapacity"))
+    hi = params.get("MaxCapacity", body.get("MaxCapacity"))
+    if lo is None or hi is None:
+        raise ValidationException("MinCapacity and MaxCapacity are required when "
+                                  "registering a new scalable target.")
+    if lo < 0 or hi < 0 or lo > hi:
+        raise ValidationException(f"Minimum capacity {lo} must be between 0 and the "
+                                  f"maximum capacity {hi}.")
+    body.update(ServiceNamespace=ns, ResourceId=resource_id, ScalableDimension=dimension,
+                MinCapacity=int(lo), MaxCapacity=int(hi),
+                ScalableTargetARN=body.get("ScalableTargetARN") or arn,
+                RoleARN=params.get("RoleARN") or body.get("RoleARN") or role)
+    body.setdefault("CreationTime", now)
+    suspended = params.get("SuspendedState")
+    if suspended is not None:
+        body["SuspendedState"] = {**body.get("SuspendedState", {}), **suspended}
+    body.setdefault("SuspendedState", {"DynamicScalingInSuspended": False,
+                                       "DynamicScalingOutSuspended": False,
+                                       "ScheduledScalingSuspended": False})
 
 
 def _watched(policy: dict[str, Any], endpoint: str,
@@ -488,4 +552,4 @@ def _page(rows: list[Resource], params: dict[str, Any], member: str, *,
     query = (member, {k: v for k, v in params.items() if k not in ("NextToken", "MaxResults")})
     page, token = pagination.page(ordered, key, query=query, token=params.get("NextToken"),
                                   limit=size, descending=newest_first, invalid=_invalid_token)
-    return [_public(r.body) for r in page], {"NextToken": token} if token else {}
+    return [r.body for r in page], {"NextToken": token} if token else {}
