@@ -204,28 +204,32 @@ class TrainingService:
 
     def finished(self, name: str, outcome: Outcome) -> None:
         """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
-        Failed). A job already ended, or wiped, is left as it is."""
-        now = self.ctx.now()
-        while True:
-            job = self.ctx.resources.get(KIND.name, name)
-            if job is None or job.status not in ACTIVE:
-                return
-            target = _final(Secondary(outcome.status), stopping=job.status == Status.STOPPING)
-            try:
-                self.ctx.resources.transition(
-                    KIND.name, name, [job.status], target.primary,
-                    partial(self._conclude, target=target, outcome=outcome, now=now), now=now)
-                break
-            except StatusConflict:
-                continue  # stopped meanwhile: decide again on the fresh row
+        Failed). A job already ended, or wiped by a reset, is left as it is."""
+        recorded = self._record_end(name, outcome)
         self._runs.release(_run_key(name))
-        self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
+        if recorded:
+            self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
 
     def stop_requested(self, name: str) -> bool:
         job = self.ctx.resources.get(KIND.name, name)
         return job is not None and job.status == Status.STOPPING
 
     # -- helpers ---------------------------------------------------------------------------
+    def _record_end(self, name: str, outcome: Outcome) -> bool:
+        now = self.ctx.now()
+        while True:
+            job = self.ctx.resources.get(KIND.name, name)
+            if job is None or job.status not in ACTIVE:
+                return False
+            target = _final(Secondary(outcome.status), stopping=job.status == Status.STOPPING)
+            try:
+                self.ctx.resources.transition(
+                    KIND.name, name, [job.status], target.primary,
+                    partial(self._conclude, target=target, outcome=outcome, now=now), now=now)
+                return True
+            except StatusConflict:
+                continue  # stopped meanwhile: decide again on the fresh row
+
     def _edit(self, name: str, statuses: Sequence[Status],
               change: Callable[[Body], None]) -> Resource:
         now = self.ctx.now()
