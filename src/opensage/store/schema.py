@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Float,
     Index,
@@ -145,6 +146,33 @@ leases = Table(
     Column("owner", String(128), nullable=False),
     Column("expires", Float, nullable=False),
     Index("ix_leases_owner", "owner"),
+)
+
+# A tuning job's trials, one row per child training job (``store.trials``): a reconcile step
+# writes the trial that changed, never the whole list.
+tuning_trials = Table(
+    "tuning_trials", metadata,
+    Column("tuning_job", String(256), primary_key=True),
+    Column("number", Integer, primary_key=True),  # 1, 2, ... in the order trials were made
+    Column("training_job_name", String(256), nullable=False, unique=True),
+    Column("training_job_arn", String(512), nullable=False),
+    Column("definition_name", String(64)),
+    Column("tuned_hyperparameters", JSON, nullable=False),
+    Column("status", String(64), nullable=False),  # the child's TrainingJobStatus
+    Column("objective_status", String(16), nullable=False),
+    Column("objective", Float),
+    Column("failure_reason", Text),
+    Column("creation_time", Float, nullable=False),
+    Column("training_start_time", Float),
+    Column("training_end_time", Float),
+    Column("launched", Boolean, nullable=False),  # its training job was asked for
+    Column("stop_requested", Boolean, nullable=False),
+    Column("early_stopped", Boolean, nullable=False),
+    Column("retried", Boolean, nullable=False),  # failed internally; a later trial retries it
+    Column("retry_of", String(256)),
+    Column("bracket", Integer),  # Hyperband: its bracket and the last rung it passed
+    Column("rung", Integer, nullable=False),
+    Column("stopped_at_rung", Integer),
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)

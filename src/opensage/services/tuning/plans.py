@@ -53,10 +53,10 @@ class Plan:
                 "ResourceHyperParameter": self.resource_key}
 
 
-def plan_of(body: dict[str, Any]) -> Plan:
-    """The plan of a stored (already checked) tuning job."""
+def plan_of(body: dict[str, Any], stored: dict[str, Any]) -> Plan:
+    """The plan of a stored (already checked) tuning job, from its document and its internal
+    state (``MaxJobs``, ``Seed``, ``Hyperband``)."""
     config = body["HyperParameterTuningJobConfig"]
-    stored = body["OpensageTuning"]
     limits = config["ResourceLimits"]
     strategy = config.get("Strategy", "Bayesian")
     definitions = body.get("TrainingJobDefinitions")

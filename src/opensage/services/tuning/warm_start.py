@@ -8,13 +8,16 @@ from typing import Any
 from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
+from opensage.services.tuning.states import TuningStatus
 from opensage.services.tuning.strategies import Range, ranges_of
+from opensage.services.tuning.summaries import trial_document
+from opensage.store.trials import TrialStore
 
 __all__ = ["MAX_PARENTS", "MAX_WARM_START_CHANGES", "check_warm_start"]
 
 MAX_PARENTS = 5
 MAX_WARM_START_CHANGES = 10
-_PARENT_TERMINAL = ("Completed", "Stopped", "Failed")
+_PARENT_TERMINAL = (TuningStatus.COMPLETED, TuningStatus.STOPPED, TuningStatus.FAILED)
 _TRIAL_KEYS = ("TrainingJobName", "TrainingJobArn", "CreationTime", "TrainingStartTime",
                "TrainingEndTime", "TrainingJobStatus", "TunedHyperParameters", "ObjectiveStatus",
                "Objective")
@@ -93,7 +96,7 @@ def check_warm_start(ctx: Context, params: dict[str, Any],
         if kind == "IdenticalDataAndAlgorithm":
             _check_identical(name, job, parent_job)
         by_name = {r.name: r for r in ranges}
-        for trial in parent["OpensageTuning"]["Trials"]:
+        for trial in map(trial_document, TrialStore(ctx.db).of(row.name)):
             if trial.get("ObjectiveStatus") != "Succeeded":
                 continue
             values = {**parent_static, **trial["TunedHyperParameters"]}
