@@ -154,7 +154,7 @@ tuning_trials = Table(
     "tuning_trials", metadata,
     Column("tuning_job", String(256), primary_key=True),
     Column("number", Integer, primary_key=True),  # 1, 2, ... in the order trials were made
-    Column("training_job_name", String(256), nullable=False, unique=True),
+    Column("training_job_name", String(256), nullable=False),
     Column("training_job_arn", String(512), nullable=False),
     Column("definition_name", String(64)),
     Column("tuned_hyperparameters", JSON, nullable=False),

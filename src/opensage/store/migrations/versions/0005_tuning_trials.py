@@ -45,7 +45,7 @@ def _trials_table() -> sa.Table:
         "tuning_trials", sa.MetaData(),
         sa.Column("tuning_job", sa.String(256), primary_key=True),
         sa.Column("number", sa.Integer, primary_key=True),
-        sa.Column("training_job_name", sa.String(256), nullable=False, unique=True),
+        sa.Column("training_job_name", sa.String(256), nullable=False),
         sa.Column("training_job_arn", sa.String(512), nullable=False),
         sa.Column("definition_name", sa.String(64)),
         sa.Column("tuned_hyperparameters", sa.JSON, nullable=False),
