@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from opensage.errors import ValidationException
-from opensage.services.tuning.jobs import STATE, TuningService
+from opensage.services.tuning.jobs import TuningService
+from opensage.services.tuning.plans import STATE
 from opensage.services.tuning.states import (
     IllegalTransition,
     TuningStatus,

@@ -42,13 +42,12 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any, Protocol
 
-from opensage.errors import AwsError, ResourceInUse, ValidationException
+from opensage.errors import AwsError, ResourceInUse
 from opensage.services import kinds
 from opensage.services.context import Context
-from opensage.services.crud import arn_of, load
-from opensage.services.listing import list_query
+from opensage.services.crud import arn_of
 from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
-from opensage.services.tuning import completion, plans, validation
+from opensage.services.tuning import api, completion, plans
 from opensage.services.tuning.pruners import (
     Hyperband,
     IntermediateValues,
@@ -82,16 +81,14 @@ from opensage.services.tuning.summaries import (
     running,
     scored,
     summarise,
-    training_job_summaries,
     trial_document,
 )
 from opensage.store.leases import Leases, server_owner
-from opensage.store.resources import AlreadyExists, Resource, StatusConflict
+from opensage.store.resources import Resource, StatusConflict
 from opensage.store.trials import TrialStore, TuningTrial
 
 log = logging.getLogger(__name__)
 KIND = kinds.TUNING_JOB
-STATE = "OpensageTuning"  # the key of the tuning service's state in ``Resource.internal``
 # While a child a pruner may stop runs, the loop steps every PRUNING_POLL seconds instead of
 # every ``interval``.
 PRUNING_POLL = 0.2
@@ -149,91 +146,30 @@ class TuningService:
 
     @contextmanager
     def paused(self) -> Iterator[None]:
-        """No step runs inside (used while the state is wiped)."""
+        """No step runs inside (used while the state is wiped, leases included)."""
         with self.lock:
             yield
+            self._leases.forget()
 
-    # -- API -------------------------------------------------------------------------------
+    # -- API (the operations are in ``api``; the loop wakes for what they change) --------
     def create(self, params: dict[str, Any]) -> str:
-        name = params["HyperParameterTuningJobName"]
-        arn = arn_of(self.ctx, KIND, name)
-        if self.ctx.resources.get(KIND.name, name) is not None:
-            raise ResourceInUse(_name_taken(arn))
-        plan = validation.check(self.ctx, params)
-        now = self.ctx.now()
-        body: dict[str, Any] = {k: v for k, v in params.items() if k != "Tags"}
-        config = body["HyperParameterTuningJobConfig"]
-        config.setdefault("Strategy", "Bayesian")
-        config.setdefault("TrainingJobEarlyStoppingType", "Off")
-        if plan.definitions:
-            body["TrainingJobDefinitions"] = [
-                _described(job, sub) for job, sub in zip(body["TrainingJobDefinitions"],
-                                                         plan.definitions, strict=True)]
-        else:
-            body["TrainingJobDefinition"] = _described(body["TrainingJobDefinition"], plan)
-        body.update({"HyperParameterTuningJobArn": arn,
-                     "HyperParameterTuningJobStatus": str(TuningStatus.IN_PROGRESS),
-                     "CreationTime": now, "LastModifiedTime": now})
-        state: dict[str, Any] = {"MaxJobs": plan.max_jobs, "Seed": plan.seed,
-                                 # a warm start's parent trials, as they ended
-                                 "ParentTrials": list(plan.parent_trials)}
-        if plan.hyperband() is not None:
-            state["Hyperband"] = plan.hyperband()
-        summarise(body, state, [], now)
-        try:
-            self.ctx.resources.create(KIND.name, name, arn, body, now=now,
-                                      status=str(TuningStatus.IN_PROGRESS),
-                                      tag_list=params.get("Tags") or [],
-                                      internal={STATE: state})
-        except AlreadyExists:
-            raise ResourceInUse(_name_taken(arn)) from None
+        arn = api.create(self.ctx, params)
         self.wake()
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
-        row = load(self.ctx, KIND, name)
-        body = dict(row.body)
-        summarise(body, _state(row), self.trials.of(row.name), self.ctx.now())
-        return body
+        return api.describe(self.ctx, self.trials, name)
 
     def list(self, params: dict[str, Any]) -> dict[str, Any]:
-        rows, token = self.ctx.resources.list(KIND.name, list_query(params))
-        summaries = []
-        for row in rows:
-            body = row.body
-            config = body["HyperParameterTuningJobConfig"]
-            summaries.append({
-                **{k: body.get(k) for k in (
-                    "HyperParameterTuningJobName", "HyperParameterTuningJobArn",
-                    "HyperParameterTuningJobStatus", "CreationTime", "HyperParameterTuningEndTime",
-                    "LastModifiedTime", "TrainingJobStatusCounters", "ObjectiveStatusCounters")},
-                "Strategy": config.get("Strategy", "Bayesian"),
-                "ResourceLimits": config.get("ResourceLimits")})
-        return {"HyperParameterTuningJobSummaries": summaries, "NextToken": token}
+        return api.list_jobs(self.ctx, params)
 
     def stop(self, name: str) -> None:
-        job = load(self.ctx, KIND, name)
-        now = self.ctx.now()
-
-        def change(body: dict[str, Any]) -> None:
-            body.update(HyperParameterTuningJobStatus=str(TuningStatus.STOPPING),
-                        LastModifiedTime=now)
-
-        try:
-            self.ctx.resources.transition(KIND.name, job.name, [str(TuningStatus.IN_PROGRESS)],
-                                          str(TuningStatus.STOPPING), change, now=now)
-        except StatusConflict as conflict:
-            if conflict.current is None:
-                load(self.ctx, KIND, name)  # gone meanwhile: ResourceNotFound
-            raise ValidationException(
-                f"The request was rejected because the tuning job is in status "
-                f"{conflict.current}.") from None
+        api.stop(self.ctx, name)
         self.wake()
 
     def training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         """ListTrainingJobsForHyperParameterTuningJob: the trials, sorted and paged."""
-        job = load(self.ctx, KIND, params["HyperParameterTuningJobName"])
-        return training_job_summaries(job.body, self.trials.of(job.name), params)
+        return api.training_jobs(self.ctx, self.trials, params)
 
     # -- the reconcile loop ----------------------------------------------------------------
     def _loop(self) -> None:
@@ -481,7 +417,7 @@ class TuningService:
         """Store the summaries (and the internal state) a step changed; nothing when the
         step changed nothing (most wakes). A compare-and-set on the status: a stop that came
         meanwhile wins, and the next step writes the summaries again."""
-        if not job.changed and job.state == _state(job.row):
+        if not job.changed and job.state == plans.state_of(job.row):
             return
         now = self.ctx.now()
         body = dict(job.row.body)
@@ -489,7 +425,7 @@ class TuningService:
         summarise(body, job.state, job.trials, now)
         self.ctx.resources.update(KIND.name, job.name, body, now=now,
                                   expected_status=str(job.status),
-                                  internal={**job.row.internal, STATE: job.state})
+                                  internal={**job.row.internal, plans.STATE: job.state})
 
     def _end(self, job: _Job, target: TuningStatus, reason: str | None = None) -> None:
         check_transition(job.status, target)
@@ -503,7 +439,7 @@ class TuningService:
             summarise(body, job.state, job.trials, now)
 
         def change_internal(internal: dict[str, Any]) -> None:
-            internal[STATE] = job.state
+            internal[plans.STATE] = job.state
 
         try:
             self.ctx.resources.transition(KIND.name, job.name, [str(job.status)], str(target),
@@ -524,7 +460,7 @@ class _Job:
         self.row = row
         self.name = row.name
         self.status = TuningStatus(str(row.status))
-        self.state = _state(row)
+        self.state = plans.state_of(row)
         self.store = store
         self.trials: list[TuningTrial] = store.of(row.name)
         self.changed = False
@@ -571,6 +507,10 @@ class _ReconcileLeases:
         self._until[name] = now + self.ttl
         return True
 
+    def forget(self) -> None:
+        """Believe no lease held (the leases table was wiped): the next ``hold`` claims."""
+        self._until.clear()
+
     def release(self, name: str) -> None:
         self._until.pop(name, None)
         self.leases.release(_lease_key(name), self.owner)
@@ -578,10 +518,6 @@ class _ReconcileLeases:
 
 def _lease_key(name: str) -> str:
     return f"{KIND.name}/{name}/reconcile"
-
-
-def _state(row: Resource) -> dict[str, Any]:
-    return dict(row.internal.get(STATE) or {})
 
 
 def _verdict_changes(verdict: Verdict) -> dict[str, Any]:
@@ -606,22 +542,5 @@ def _parent_points(state: dict[str, Any]) -> Sequence[Trial]:
             if t.get("Point") is not None and t.get("Objective") is not None]
 
 
-def _name_taken(arn: str) -> str:
-    return (f"Hyperparameter tuning job names must be unique within an AWS account and "
-            f"region; {arn} already exists.")
 
 
-def _described(job: dict[str, Any], plan: plans.Plan) -> dict[str, Any]:
-    """A training job definition as AWS describes it: the objective metric among the static
-    hyperparameters (the SDK's HyperparameterTuner.attach deletes this key), the metric
-    definitions the children use, and ResourceConfig even when the request sent
-    HyperParameterTuningResourceConfig (the SDK's attach reads it)."""
-    job = dict(job)
-    job["StaticHyperParameters"] = {**(job.get("StaticHyperParameters") or {}),
-                                    "_tuning_objective_metric": plan.objective_metric}
-    job["AlgorithmSpecification"] = {**job["AlgorithmSpecification"],
-                                     "MetricDefinitions": list(plan.metric_definitions)}
-    job.setdefault("ResourceConfig", plans.child_request(
-        {"TrainingJobDefinition": job}, "resources", {}, plan.objective_metric,
-        tuning_arn="")["ResourceConfig"])
-    return job

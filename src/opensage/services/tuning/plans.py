@@ -12,8 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from opensage.services.tuning.strategies import Range, ranges_of
+from opensage.store.resources import Resource
 
-__all__ = ["Plan", "child_request", "plan_of", "with_resource"]
+__all__ = ["STATE", "Plan", "child_request", "plan_of", "state_of", "with_resource"]
+
+# The key of the tuning service's own state of a tuning job in ``Resource.internal``: MaxJobs,
+# Seed, ParentTrials, Hyperband, and Ending / ConvergenceDetectedTime once the search ends.
+STATE = "OpensageTuning"
+
+
+def state_of(row: Resource) -> dict[str, Any]:
+    """A (copy of the) tuning job's internal state."""
+    return dict(row.internal.get(STATE) or {})
 
 
 @dataclass(frozen=True)
