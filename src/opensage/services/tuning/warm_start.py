@@ -8,7 +8,7 @@ from typing import Any
 from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
-from opensage.services.tuning.states import TuningStatus
+from opensage.services.tuning.states import ObjectiveStatus, TuningStatus
 from opensage.services.tuning.strategies import Range, ranges_of
 from opensage.services.tuning.summaries import trial_document
 from opensage.store.trials import TrialStore
@@ -97,7 +97,7 @@ def check_warm_start(ctx: Context, params: dict[str, Any],
             _check_identical(name, job, parent_job)
         by_name = {r.name: r for r in ranges}
         for trial in map(trial_document, TrialStore(ctx.db).of(row.name)):
-            if trial.get("ObjectiveStatus") != "Succeeded":
+            if trial.get("ObjectiveStatus") != ObjectiveStatus.SUCCEEDED:
                 continue
             values = {**parent_static, **trial["TunedHyperParameters"]}
             point = {hp: values[hp] for hp in by_name if hp in values}
