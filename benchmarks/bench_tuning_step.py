@@ -22,9 +22,33 @@ from sqlalchemy import event
 from opensage.services.tuning.jobs import TuningService
 from opensage.services.wiring import build_services
 from opensage.settings import Settings
-from tests.integration.test_tuning import tuning_request
 
 KIND = "hyper-parameter-tuning-job"
+XGB_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"
+
+
+def tuning_request(name: str, *, max_jobs: int, parallel: int) -> dict[str, Any]:
+    channels = [{"ChannelName": channel, "ContentType": "text/csv", "DataSource": {
+        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://bench/data/{channel}",
+                         "S3DataDistributionType": "FullyReplicated"}}}
+        for channel in ("train", "validation")]
+    return {
+        "HyperParameterTuningJobName": name,
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Random", "ResourceLimits": {"MaxNumberOfTrainingJobs": max_jobs,
+                                                     "MaxParallelTrainingJobs": parallel},
+            "HyperParameterTuningJobObjective": {"Type": "Minimize",
+                                                 "MetricName": "validation:rmse"},
+            "ParameterRanges": {"ContinuousParameterRanges": [
+                {"Name": "eta", "MinValue": "0.05", "MaxValue": "0.5"}]}},
+        "TrainingJobDefinition": {
+            "StaticHyperParameters": {"objective": "reg:squarederror", "num_round": "8"},
+            "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+            "RoleArn": "arn:aws:iam::123456789012:role/bench", "InputDataConfig": channels,
+            "OutputDataConfig": {"S3OutputPath": "s3://bench/tuning/"},
+            "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                               "VolumeSizeInGB": 5},
+            "StoppingCondition": {"MaxRuntimeInSeconds": 600}}}
 
 
 class Children:
