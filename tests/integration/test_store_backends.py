@@ -105,3 +105,33 @@ def test_racing_lease_claims_exactly_one_wins(tmp_path: Path, db_url: str | None
         claim_race(Leases(db))
     finally:
         db.dispose()
+
+
+def test_search_answers_the_same_through_the_search_index(
+        tmp_path: Path, db_url: str | None, monkeypatch: pytest.MonkeyPatch):
+    from alembic import command
+
+    from opensage.store.db import Database, _alembic_config
+    from opensage.store.resources import ResourceStore
+    from tests.unit.test_search_batched import (
+        SEARCHES,
+        page_through,
+        seeded,
+        whole_document_search,
+    )
+
+    db = Database(db_url or f"sqlite:///{tmp_path / 'search.db'}")
+    db.prepare()
+    try:
+        backend = seeded(ResourceStore(db))
+        for params in SEARCHES:
+            assert page_through(backend, params) == whole_document_search(
+                backend, monkeypatch, params), params
+        with db.engine.begin() as conn:  # revision 0006 backfills what is already stored
+            command.downgrade(_alembic_config(conn), "0006-1")
+            command.upgrade(_alembic_config(conn), "head")
+        for params in SEARCHES[:2]:
+            assert page_through(backend, params) == whole_document_search(
+                backend, monkeypatch, params), params
+    finally:
+        db.dispose()

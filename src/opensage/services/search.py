@@ -36,7 +36,33 @@ def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     expression = params.get("SearchExpression") or {}
     sort_by = params.get("SortBy") or "CreationTime"
     descending = (params.get("SortOrder") or "Descending") == "Descending"
-    keyed = []
+    query = ("Search", resource, expression, sort_by, descending)
+    limit = params.get("MaxResults") or 10
+    ranked = _metric_ranking(expression, sort_by)
+    if ranked is not None:
+        metric, bounds = ranked
+        page, token = _ranked_page(ctx, kind, metric, bounds, query=query, descending=descending,
+                                   token=params.get("NextToken"), limit=limit)
+    else:
+        page, token = _filtered_page(ctx, kind, expression, sort_by, query=query,
+                                     descending=descending, token=params.get("NextToken"),
+                                     limit=limit)
+    # The page's documents and tags: one query each.
+    rows = ctx.resources.get_many(kind.name, [name for _, name in page])
+    found = [rows[name] for _, name in page if name in rows]  # gone meanwhile: left out
+    tags = ctx.resources.tags_of([row.arn for row in found])
+    return {"Results": [{member: to_record({**row.body, "Tags": tags[row.arn]})}
+                        for row in found], "NextToken": token}
+
+
+Keyed = tuple[tuple[Any, int], str]  # ((sort key, row id), name)
+
+
+def _filtered_page(ctx: Context, kind: kinds.Kind, expression: dict[str, Any], sort_by: str, *,
+                   query: tuple[Any, ...], descending: bool, token: str | None,
+                   limit: int) -> tuple[list[Keyed], str | None]:
+    """The page of a search checked in Python on the candidates' extracted properties."""
+    keyed: list[Keyed] = []
     for name, row_id, resolve in _candidates(ctx, kind, expression, sort_by):
         if not _matches(expression, resolve):
             continue
@@ -44,16 +70,51 @@ def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         if key is not None:  # AWS leaves out rows without the property
             keyed.append(((key, row_id), name))
     keyed.sort(key=lambda k: k[0], reverse=descending)
-    page, token = pagination.page(
-        keyed, lambda k: k[0], query=("Search", resource, expression, sort_by, descending),
-        token=params.get("NextToken"), limit=params.get("MaxResults") or 10,
-        descending=descending)
-    # The page's documents and tags: one query each.
-    rows = ctx.resources.get_many(kind.name, [name for _, name in page])
-    found = [rows[name] for _, name in page if name in rows]  # gone meanwhile: left out
-    tags = ctx.resources.tags_of([row.arn for row in found])
-    return {"Results": [{member: to_record({**row.body, "Tags": tags[row.arn]})}
-                        for row in found], "NextToken": token}
+    return pagination.page(keyed, lambda k: k[0], query=query, token=token, limit=limit,
+                           descending=descending)
+
+
+def _metric_ranking(expression: dict[str, Any],
+                    sort_by: str) -> tuple[str, list[tuple[str, str, float]]] | None:
+    """(sort metric, metric bounds) when the search is a ranking on a final metric that the
+    search index answers whole: sorted on ``Metrics.<name>``, and every filter a numeric
+    bound on a metric, all of them to hold. None otherwise."""
+    head, _, metric = sort_by.partition(".")
+    if head != "Metrics" or not metric or expression.get("NestedFilters") \
+            or expression.get("SubExpressions"):
+        return None
+    filters = expression.get("Filters") or []
+    if expression.get("Operator") == "Or" and len(filters) > 1:
+        return None
+    bounds = []
+    for f in filters:
+        f_head, _, f_metric = str(f.get("Name")).partition(".")
+        number = _number(f.get("Value"))
+        if f_head != "Metrics" or not f_metric or f.get("Operator") not in _SQL_BOUNDS \
+                or number is None or not math.isfinite(number):
+            return None
+        bounds.append((f_metric, _SQL_BOUNDS[f["Operator"]], number))
+    return metric, bounds
+
+
+def _ranked_page(ctx: Context, kind: kinds.Kind, metric: str,
+                 bounds: list[tuple[str, str, float]], *, query: tuple[Any, ...],
+                 descending: bool, token: str | None, limit: int) -> tuple[list[Keyed], str | None]:
+    """The page of a metric ranking, read from the search index: keys and tokens are those
+    of ``_filtered_page`` (a metric's sort key is ``(0, value, "")``)."""
+    after = None
+    if token:
+        (number_key, row_id) = pagination.decode(token, query, 2)
+        if not (isinstance(number_key, tuple) and len(number_key) == 3
+                and number_key[0] == 0 and _number(number_key[1]) is not None
+                and isinstance(row_id, int)):
+            raise ValidationException("Invalid pagination token")
+        after = (float(number_key[1]), row_id)
+    rows = ctx.resources.rank(kind.name, metric, bounds=bounds, descending=descending,
+                              after=after, limit=limit + 1)
+    page = [(((0, float(r.values[0]), ""), r.row_id), r.name) for r in rows[:limit]]
+    more = len(rows) > limit
+    return page, pagination.encode(query, page[-1][0]) if more else None
 
 
 Resolver = Callable[[str], Any]

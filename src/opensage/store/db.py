@@ -32,11 +32,12 @@ class Database:
         with self.engine.begin() as conn:
             yield conn
 
-    def migrate(self) -> None:
-        """Bring the schema to the single Alembic head (an empty database is created)."""
+    def migrate(self, revision: str = "head") -> None:
+        """Bring the schema to the single Alembic head, or to ``revision`` (an empty
+        database is created)."""
         with self.engine.begin() as conn:
             cfg = _alembic_config(conn)
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def prepare(self) -> None:
         """An empty database is created at the schema head; one at an older revision is

@@ -33,9 +33,9 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 
 from opensage.errors import ValidationException
-from opensage.store import pagination
+from opensage.store import pagination, search_index
 from opensage.store.db import Database
-from opensage.store.schema import resources, status_transitions, tags
+from opensage.store.schema import resource_metrics, resources, status_transitions, tags
 
 MAX_TAGS_PER_RESOURCE = 50
 _List = list  # ``ResourceStore.list`` shadows the builtin inside the class
@@ -150,10 +150,11 @@ class ResourceStore:
         try:
             with self.db.transaction() as conn:
                 inserted = conn.execute(insert(resources).values(**row)).inserted_primary_key
+                assert inserted is not None
+                search_index.write_metrics(conn, int(inserted[0]), kind, body)
                 _put_tags(conn, arn, tag_list)
         except IntegrityError:
             raise AlreadyExists(name) from None
-        assert inserted is not None
         return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]),
                         internal=internal or {})
 
@@ -181,7 +182,12 @@ class ResourceStore:
         if internal is not None:
             values["internal"] = internal
         with self.db.transaction() as conn:
-            return conn.execute(update(resources).where(*where).values(**values)).rowcount == 1
+            written = conn.execute(update(resources).where(*where).values(**values)
+                                   .returning(resources.c.id)).first()
+            if written is None:
+                return False
+            search_index.write_metrics(conn, written.id, kind, body)
+            return True
 
     def transition(self, kind: str, name: str, from_statuses: Sequence[str | None],
                    to_status: str, change: Callable[[dict[str, Any]], None] | None = None,
@@ -238,6 +244,7 @@ class ResourceStore:
                          last_modified_time=now)).rowcount
                 if moved != 1:
                     continue  # lost a race (SQLite reads without a row lock): read again
+                search_index.write_metrics(conn, row.id, kind, body)
                 if to_status is not None:
                     conn.execute(insert(status_transitions).values(
                         kind=kind, name=row.name, from_status=row.status, to_status=to_status,
@@ -261,6 +268,7 @@ class ResourceStore:
             if row is None:
                 return None
             conn.execute(delete(resources).where(resources.c.arn == row.arn))
+            search_index.forget(conn, [row.id])
             conn.execute(delete(tags).where(tags.c.arn == row.arn))
             conn.execute(delete(status_transitions).where(
                 status_transitions.c.kind == kind, status_transitions.c.name == row.name))
@@ -275,8 +283,11 @@ class ResourceStore:
         """Delete the rows of ``kind`` created before ``cutoff`` (retention); how many."""
         old = select(resources.c.arn).where(resources.c.kind == kind,
                                             resources.c.creation_time < cutoff)
+        old_ids = select(resources.c.id).where(resources.c.kind == kind,
+                                               resources.c.creation_time < cutoff)
         with self.db.transaction() as conn:
             conn.execute(delete(tags).where(tags.c.arn.in_(old.scalar_subquery())))
+            search_index.forget(conn, old_ids.scalar_subquery())
             return conn.execute(delete(resources).where(resources.c.arn.in_(
                 old.scalar_subquery()))).rowcount
 
@@ -337,23 +348,73 @@ class ResourceStore:
         """The rows of ``kind`` with only ``properties`` extracted, by the database: what a
         search filters and sorts on, without decoding every whole body in Python. Only rows
         where the properties at the ``present`` indexes exist, and whose numeric
-        (``ListItem``) properties satisfy ``bounds`` (index, one of < <= > >= =, number)."""
-        columns = [_property_column(p, self.db.engine.dialect.name).label(f"p{i}")
-                   for i, p in enumerate(properties)]
+        (``ListItem``) properties satisfy ``bounds`` (index, one of < <= > >= =, number).
+
+        Final metrics come from the search index (``store.search_index``); when one of them
+        must exist (``present``) or is bounded, the rows are found through the index range
+        and only theirs are read: no body is parsed for a metric filter or sort."""
+        if any(not isinstance(properties[i], ListItem) for i, _, _ in bounds):
+            raise TypeError("bounds apply to numeric (ListItem) properties only")
+        dialect = self.db.engine.dialect.name
+        driver = _index_driver(properties, present, bounds)
+        source: Any = resources
+        scope: _List[Any] = [resources.c.kind == kind]
+        columns: _List[Any] = []
+        for i, prop in enumerate(properties):
+            if i == driver:
+                assert isinstance(prop, ListItem)
+                entry = resource_metrics.alias("driver")
+                source = entry.join(resources, resources.c.id == entry.c.resource_id)
+                scope = [entry.c.kind == kind, entry.c.metric_name == prop.match,
+                         *(entry.c.value.op(op)(number) for j, op, number in bounds if j == i)]
+                columns.append(entry.c.value)
+            elif _is_indexed(prop):
+                assert isinstance(prop, ListItem)
+                columns.append(select(resource_metrics.c.value).where(
+                    resource_metrics.c.resource_id == resources.c.id,
+                    resource_metrics.c.metric_name == prop.match).scalar_subquery())
+            else:
+                columns.append(_property_column(prop, dialect))
         # Extracted once per row (a materialised CTE), then filtered: each extraction parses
         # the body, and a WHERE on the expressions themselves would parse it again.
-        extracted = (select(resources.c.name, resources.c.arn, resources.c.id, *columns)
-                     .where(resources.c.kind == kind).cte("extracted")
+        extracted = (select(resources.c.name, resources.c.arn, resources.c.id,
+                            *(c.label(f"p{i}") for i, c in enumerate(columns)))
+                     .select_from(source).where(*scope).cte("extracted")
                      .prefix_with("MATERIALIZED"))
         values = [extracted.c[f"p{i}"] for i in range(len(properties))]
-        where = [values[i].is_not(None) for i in present]
-        for i, op, number in bounds:
-            if not isinstance(properties[i], ListItem):
-                raise TypeError("bounds apply to numeric (ListItem) properties only")
-            where.append(values[i].op(op)(number))
+        where = [values[i].is_not(None) for i in present if i != driver]
+        where += [values[i].op(op)(number) for i, op, number in bounds if i != driver]
         stmt = select(extracted).where(*where)
         with self.db.engine.connect() as conn:
             return [Projected(r[0], r[1], r[2], tuple(r[3:])) for r in conn.execute(stmt)]
+
+    def rank(self, kind: str, metric: str, *, bounds: Sequence[tuple[str, str, float]] = (),
+             descending: bool = False, after: tuple[float, int] | None = None,
+             limit: int) -> _List[Projected]:
+        """At most ``limit`` rows of ``kind`` in the order of their final ``metric`` (then
+        row id), after the keyset position ``after`` (value, row id), among those whose
+        final metrics satisfy ``bounds`` (metric, one of < <= > >= =, number); rows without
+        ``metric`` are left out. One index range of the search index: only the rows
+        returned are read, whatever the row count."""
+        entry = resource_metrics.alias("ranked")
+        where: _List[Any] = [entry.c.kind == kind, entry.c.metric_name == metric]
+        for name, op, number in bounds:
+            value = entry.c.value if name == metric else select(resource_metrics.c.value) \
+                .where(resource_metrics.c.resource_id == entry.c.resource_id,
+                       resource_metrics.c.metric_name == name).scalar_subquery()
+            where.append(value.op(op)(number))
+        if after is not None:
+            last_value, last_id = after
+            beyond = entry.c.value < last_value if descending else entry.c.value > last_value
+            tie = entry.c.resource_id < last_id if descending else entry.c.resource_id > last_id
+            where.append(or_(beyond, and_(entry.c.value == last_value, tie)))
+        order = (entry.c.value.desc(), entry.c.resource_id.desc()) if descending else (
+            entry.c.value.asc(), entry.c.resource_id.asc())
+        stmt = (select(resources.c.name, resources.c.arn, entry.c.resource_id, entry.c.value)
+                .select_from(entry.join(resources, resources.c.id == entry.c.resource_id))
+                .where(*where).order_by(*order).limit(limit))
+        with self.db.engine.connect() as conn:
+            return [Projected(r[0], r[1], r[2], (r[3],)) for r in conn.execute(stmt)]
 
     def get_many(self, kind: str, names: Sequence[str]) -> dict[str, Resource]:
         """The rows of ``kind`` named ``names`` (those that exist), in one query, by name."""
@@ -418,6 +479,22 @@ _COLUMNS = (resources.c.kind, resources.c.name, resources.c.arn, resources.c.sta
 _BY_NAME = select(*_COLUMNS).where(resources.c.kind == bindparam("kind"),
                                    resources.c.name == bindparam("name"))
 _BY_ARN = select(*_COLUMNS).where(resources.c.arn == bindparam("arn"))
+
+
+def _is_indexed(prop: Property) -> bool:
+    """A final metric's value: answered by the search index."""
+    return isinstance(prop, ListItem) and (prop.path, prop.match_key, prop.value_key) == (
+        search_index.METRICS_LIST, search_index.METRIC_NAME, search_index.METRIC_VALUE)
+
+
+def _index_driver(properties: Sequence[Property], present: Sequence[int],
+                  bounds: Sequence[tuple[int, str, float]]) -> int | None:
+    """The indexed property whose index range the rows are found through: a bounded one
+    first (the narrower range), else one that must exist; None when there is none."""
+    for i in [i for i, _, _ in bounds] + list(present):
+        if _is_indexed(properties[i]):
+            return i
+    return None
 
 
 def _property_column(prop: Property, dialect: str) -> Any:

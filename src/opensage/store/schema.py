@@ -38,6 +38,17 @@ resources = Table(
     Index("ix_resources_kind_created", "kind", "creation_time", "id"),
 )
 
+# The search index (``store.search_index``): a resource's final metric values, one row per
+# metric, rewritten with every write of its body. ``resource_id`` is ``resources.id``.
+resource_metrics = Table(
+    "resource_metrics", metadata,
+    Column("resource_id", Integer, primary_key=True),
+    Column("metric_name", String(256), primary_key=True),
+    Column("kind", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+    Index("ix_resource_metrics_search", "kind", "metric_name", "value", "resource_id"),
+)
+
 tags = Table(
     "tags", metadata,
     Column("arn", String(512), primary_key=True),
