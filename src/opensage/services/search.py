@@ -3,6 +3,10 @@
 Property names are AWS's: a dotted path into the Describe document (``ResourceConfig.
 InstanceType``), ``HyperParameters.<name>``, ``Metrics.<name>`` (the final value of a metric)
 and ``Tags.<key>``. Numbers compare as numbers, everything else as text.
+
+A ranking on a final metric (sorted on ``Metrics.<name>``, every filter a numeric bound on a
+metric) is answered whole by the store's search index, page by page in SQL; any other search
+is checked in Python on the properties the database extracts for it.
 """
 
 from __future__ import annotations
