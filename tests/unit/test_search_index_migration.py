@@ -13,7 +13,7 @@ from opensage.services import search as search_module
 from opensage.store.db import Database, _alembic_config
 from opensage.store.resources import ResourceStore
 
-PARENT = "0004"  # the revision before the search index
+PARENT = "0006-1"  # the revision before the search index
 
 
 class Backend:
