@@ -83,6 +83,13 @@ SEARCHES: list[dict[str, Any]] = [
         {"Name": "Metrics.train:rmse", "Operator": "In", "Value": "1,3"},
         {"Name": "HyperParameters.max_depth", "Operator": "LessThan", "Value": "3"}]}},
     {"SortBy": "Metrics.no-such-metric"},
+    # a tag equal to a text, with a metric bound (the index's ranking checks tags in SQL)
+    {"SortBy": "Metrics.validation:rmse", "SortOrder": "Ascending", "SearchExpression": {
+        "Filters": [{"Name": "Tags.team", "Operator": "Equals", "Value": "t1"},
+                    {"Name": "Metrics.validation:rmse", "Operator": "GreaterThan",
+                     "Value": "0.2"}]}},
+    {"SortBy": "Metrics.train:rmse", "SearchExpression": {"Filters": [
+        {"Name": "Tags.team", "Value": "t2"}]}},
 ]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from opensage.errors import ValidationException
@@ -42,10 +43,9 @@ def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     descending = (params.get("SortOrder") or "Descending") == "Descending"
     query = ("Search", resource, expression, sort_by, descending)
     limit = params.get("MaxResults") or 10
-    ranked = _metric_ranking(expression, sort_by)
-    if ranked is not None:
-        metric, bounds = ranked
-        page, token = _ranked_page(ctx, kind, metric, bounds, query=query, descending=descending,
+    ranking = _metric_ranking(expression, sort_by)
+    if ranking is not None:
+        page, token = _ranked_page(ctx, kind, ranking, query=query, descending=descending,
                                    token=params.get("NextToken"), limit=limit)
     else:
         page, token = _filtered_page(ctx, kind, expression, sort_by, query=query,
@@ -78,11 +78,20 @@ def _filtered_page(ctx: Context, kind: kinds.Kind, expression: dict[str, Any], s
                            descending=descending)
 
 
-def _metric_ranking(expression: dict[str, Any],
-                    sort_by: str) -> tuple[str, list[tuple[str, str, float]]] | None:
-    """(sort metric, metric bounds) when the search is a ranking on a final metric that the
-    search index answers whole: sorted on ``Metrics.<name>``, and every filter a numeric
-    bound on a metric, all of them to hold. None otherwise."""
+@dataclass(frozen=True)
+class Ranking:
+    """A search the search index answers whole: ordered by a final metric, filtered on
+    metric bounds (metric, SQL operator, number) and tag values (key, value), all to hold."""
+
+    metric: str
+    bounds: list[tuple[str, str, float]]
+    tag_equals: list[tuple[str, str]]
+
+
+def _metric_ranking(expression: dict[str, Any], sort_by: str) -> Ranking | None:
+    """The ranking a search is, when sorted on ``Metrics.<name>`` and every filter is a
+    numeric bound on a metric or a tag equal to a text that is not a number (a number would
+    compare as one); None otherwise."""
     head, _, metric = sort_by.partition(".")
     if head != "Metrics" or not metric or expression.get("NestedFilters") \
             or expression.get("SubExpressions"):
@@ -90,19 +99,22 @@ def _metric_ranking(expression: dict[str, Any],
     filters = expression.get("Filters") or []
     if expression.get("Operator") == "Or" and len(filters) > 1:
         return None
-    bounds = []
+    ranking = Ranking(metric, [], [])
     for f in filters:
-        f_head, _, f_metric = str(f.get("Name")).partition(".")
-        number = _number(f.get("Value"))
-        if f_head != "Metrics" or not f_metric or f.get("Operator") not in _SQL_BOUNDS \
-                or number is None or not math.isfinite(number):
+        f_head, _, f_rest = str(f.get("Name")).partition(".")
+        value, number = f.get("Value"), _number(f.get("Value"))
+        if f_head == "Metrics" and f_rest and f.get("Operator") in _SQL_BOUNDS \
+                and number is not None and math.isfinite(number):
+            ranking.bounds.append((f_rest, _SQL_BOUNDS[f["Operator"]], number))
+        elif f_head == "Tags" and f_rest and (f.get("Operator") or "Equals") == "Equals" \
+                and isinstance(value, str) and number is None:
+            ranking.tag_equals.append((f_rest, value))
+        else:
             return None
-        bounds.append((f_metric, _SQL_BOUNDS[f["Operator"]], number))
-    return metric, bounds
+    return ranking
 
 
-def _ranked_page(ctx: Context, kind: kinds.Kind, metric: str,
-                 bounds: list[tuple[str, str, float]], *, query: tuple[Any, ...],
+def _ranked_page(ctx: Context, kind: kinds.Kind, ranking: Ranking, *, query: tuple[Any, ...],
                  descending: bool, token: str | None, limit: int) -> tuple[list[Keyed], str | None]:
     """The page of a metric ranking, read from the search index: keys and tokens are those
     of ``_filtered_page`` (a metric's sort key is ``(0, value, "")``)."""
@@ -114,7 +126,8 @@ def _ranked_page(ctx: Context, kind: kinds.Kind, metric: str,
                 and isinstance(row_id, int)):
             raise ValidationException("Invalid pagination token")
         after = (float(number_key[1]), row_id)
-    rows = ctx.resources.rank(kind.name, metric, bounds=bounds, descending=descending,
+    rows = ctx.resources.rank(kind.name, ranking.metric, bounds=ranking.bounds,
+                              tag_equals=ranking.tag_equals, descending=descending,
                               after=after, limit=limit + 1)
     page = [(((0, float(r.values[0]), ""), r.row_id), r.name) for r in rows[:limit]]
     more = len(rows) > limit

@@ -23,6 +23,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    exists,
     func,
     insert,
     or_,
@@ -389,13 +390,13 @@ class ResourceStore:
             return [Projected(r[0], r[1], r[2], tuple(r[3:])) for r in conn.execute(stmt)]
 
     def rank(self, kind: str, metric: str, *, bounds: Sequence[tuple[str, str, float]] = (),
-             descending: bool = False, after: tuple[float, int] | None = None,
-             limit: int) -> _List[Projected]:
+             tag_equals: Sequence[tuple[str, str]] = (), descending: bool = False,
+             after: tuple[float, int] | None = None, limit: int) -> _List[Projected]:
         """At most ``limit`` rows of ``kind`` in the order of their final ``metric`` (then
         row id), after the keyset position ``after`` (value, row id), among those whose
-        final metrics satisfy ``bounds`` (metric, one of < <= > >= =, number); rows without
-        ``metric`` are left out. One index range of the search index: only the rows
-        returned are read, whatever the row count."""
+        final metrics satisfy ``bounds`` (metric, one of < <= > >= =, number) and whose tags
+        include ``tag_equals`` (key, value); rows without ``metric`` are left out. One index
+        range of the search index, walked until ``limit`` rows match: only those are read."""
         entry = resource_metrics.alias("ranked")
         where: _List[Any] = [entry.c.kind == kind, entry.c.metric_name == metric]
         for name, op, number in bounds:
@@ -403,6 +404,9 @@ class ResourceStore:
                 .where(resource_metrics.c.resource_id == entry.c.resource_id,
                        resource_metrics.c.metric_name == name).scalar_subquery()
             where.append(value.op(op)(number))
+        for key, tag_value in tag_equals:
+            where.append(exists().where(tags.c.arn == resources.c.arn, tags.c.key == key,
+                                        tags.c.value == tag_value))
         if after is not None:
             last_value, last_id = after
             beyond = entry.c.value < last_value if descending else entry.c.value > last_value
