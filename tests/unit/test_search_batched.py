@@ -155,10 +155,13 @@ def test_the_index_follows_every_write_of_a_document(backend, monkeypatch):
                      change=lambda body: body.update(FinalMetricDataList=[
                          {"MetricName": "validation:rmse", "Value": 9.0}]))  # now out
     store.delete("training-job", before[1])
+    store.edit("training-job", before[3], ["Completed"], now=203.0,  # an edit keeps the status
+               change=lambda body: body.update(FinalMetricDataList=[
+                   {"MetricName": "validation:rmse", "Value": 0.4999}]))  # now last
     assert not store.update("training-job", before[2], {"FinalMetricDataList": []},
                             now=202.0, expected_status="InProgress")  # a lost race: no change
     after = page_through(backend, by_rmse)
-    assert after == ["job-007", *before[2:]]
+    assert after == ["job-007", before[2], *before[4:], before[3]]
     assert after == whole_document_search(backend, monkeypatch, by_rmse)
     with store.db.engine.connect() as conn:
         ids = {r.resource_id for r in conn.execute(select(resource_metrics.c.resource_id))}

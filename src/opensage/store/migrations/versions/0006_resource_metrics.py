@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"  # 0005 (tuning trials) had not landed on main yet
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
