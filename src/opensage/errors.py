@@ -1,6 +1,6 @@
 """One error hierarchy that mirrors AWS error codes.
 
-Services raise these; each protocol encoder in ``api/`` serialises them its own way.
+Services raise these; ``api/error_encoding.py`` serialises them, one way per protocol family.
 Nothing below ``api/`` knows HTTP beyond the status code carried here.
 """
 
@@ -14,15 +14,16 @@ class AwsError(Exception):
     status: int = 400
 
     def __init__(self, message: str = "", *, code: str | None = None, status: int | None = None,
-                 **fields: str) -> None:
+                 **fields: str | int) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         if status is not None:
             self.status = status
-        # Extra members some protocols put in the error body (S3's BucketName, Key, ...).
-        self.fields = fields
+        # Extra members some protocols put in the error body (S3's BucketName, Key, ...;
+        # InvokeEndpoint's OriginalStatusCode, an integer).
+        self.fields: dict[str, str | int] = fields
 
     def __str__(self) -> str:
         return f"{self.code}: {self.message}"

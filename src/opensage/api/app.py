@@ -26,9 +26,10 @@ from opensage.api import (
     transform_handlers,
     tuning_handlers,
 )
+from opensage.api.error_encoding import plain_error_response
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
-from opensage.api.rpc import CborCodec, RpcService, error_response
+from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.runtime import PREFIX, RuntimeApi
 from opensage.api.s3 import S3Api
 from opensage.errors import AwsError, InternalFailure
@@ -102,8 +103,8 @@ def create_app(settings: Settings) -> Starlette:
         service = identify_service(request.method, path, request.headers, request.query_params)
         handler = request.app.state.protocols.get(service)
         if handler is None:
-            return error_response(AwsError(f"opensage does not serve {service} yet",
-                                           code="UnknownServiceException"))
+            return plain_error_response(AwsError(f"opensage does not serve {service} yet",
+                                                 code="UnknownServiceException"))
         response: Response = await handler(request)
         return response
 
@@ -120,7 +121,7 @@ def create_app(settings: Settings) -> Starlette:
         try:
             request.app.state.services.training.interrupt(request.path_params["name"])
         except AwsError as err:
-            return error_response(err)
+            return plain_error_response(err)
         return JSONResponse({"interrupted": request.path_params["name"]})
 
     async def health(request: Request) -> Response:
@@ -166,7 +167,7 @@ class AnswerUnhandledErrors:
             log.exception("%s %s failed", scope.get("method"), scope.get("path"))
             if started:  # part of an answer is out: only closing the connection can tell
                 raise
-            response = error_response(InternalFailure(
+            response = plain_error_response(InternalFailure(
                 "opensage failed to answer this request"))
             response.headers["connection"] = "close"
             await response(scope, receive, send)

@@ -1,8 +1,9 @@
 """The RPC protocols: JSON 1.0/1.1 (``X-Amz-Target: Prefix.Operation``: SageMaker, Logs)
 and Smithy RPC v2 CBOR (``POST /service/<Service>/operation/<Operation>``: CloudWatch).
 
-Request -> decode_input (validation) -> handler(backend, params) -> encode_output -> response.
-The two differ only in how the operation is named and how bodies are encoded: a codec.
+Request -> decode_input (validation) -> handler(services, params) -> encode_output -> response.
+The two differ only in how the operation is named and how bodies are encoded: a codec (errors:
+``error_encoding``, by the codec's protocol).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opensage.api.error_encoding import ServiceErrors
 from opensage.api.registry import Handler
 from opensage.api.shapes import decode_input, encode_output
 from opensage.errors import (
@@ -29,6 +31,7 @@ from opensage.errors import (
     SerializationException,
     UnknownOperationException,
 )
+from opensage.services.wiring import Services
 
 log = logging.getLogger(__name__)
 MAX_JSON_BODY = 8 * 1024 * 1024
@@ -37,8 +40,10 @@ MAX_JSON_BODY = 8 * 1024 * 1024
 class JsonCodec:
     """awsJson: the operation in ``X-Amz-Target``, JSON bodies, epoch-second timestamps."""
 
-    def __init__(self, model: ServiceModel | None = None) -> None:
-        metadata = model.metadata if model is not None else {"targetPrefix": ""}
+    protocol = "json"
+
+    def __init__(self, model: ServiceModel) -> None:
+        metadata = model.metadata
         self.prefix = metadata["targetPrefix"] + "."
         self.content_type = f"application/x-amz-json-{metadata.get('jsonVersion', '1.1')}"
         self.headers: dict[str, str] = {}
@@ -69,6 +74,7 @@ class JsonCodec:
 class CborCodec:
     """Smithy RPC v2 CBOR: the operation in the path, CBOR bodies, tag-1 timestamps."""
 
+    protocol = "smithy-rpc-v2-cbor"
     content_type = "application/cbor"
     headers: ClassVar[dict[str, str]] = {"smithy-protocol": "rpc-v2-cbor"}
 
@@ -103,21 +109,18 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
-_PLAIN_JSON = JsonCodec()
-
-
 class RpcService:
     """One RPC service. Decoding, the handler (SQL, files) and encoding run in the thread
     pool: the event loop only moves bytes, so S3 streams and InvokeEndpoint never wait on
     the store."""
 
-    def __init__(self, model: ServiceModel, handlers: dict[str, Handler], backend: Any,
+    def __init__(self, model: ServiceModel, handlers: dict[str, Handler], services: Services,
                  codec: JsonCodec | CborCodec | None = None) -> None:
         self.model = model
         self.handlers = handlers
-        self.backend = backend
+        self.services = services
         self.codec = codec or JsonCodec(model)
-        self.query_compatible = "awsQueryCompatible" in model.metadata
+        self.errors = ServiceErrors(model, self.codec.protocol)
         self._operations = {name: model.operation_model(name) for name in model.operation_names}
 
     async def __call__(self, request: Request) -> Response:
@@ -129,11 +132,11 @@ class RpcService:
             return Response(answer, 200, {"x-amzn-RequestId": request_id, **self.codec.headers},
                             media_type=self.codec.content_type)
         except AwsError as err:
-            return self.error_response(err, request_id)
+            return self.errors(err, request_id).response()
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("%s request failed", self.model.service_name)
-            return self.error_response(InternalFailure(f"{type(exc).__name__}: {exc}"),
-                                       request_id)
+            return self.errors(InternalFailure(f"{type(exc).__name__}: {exc}"),
+                               request_id).response()
 
     def answer(self, name: str, body: bytes) -> bytes:
         """The encoded answer to one call (blocking: run it off the event loop)."""
@@ -153,28 +156,10 @@ class RpcService:
         if handler is None:
             raise NotImplementedOperation(f"opensage does not implement {name} yet")
         try:
-            result = handler(self.backend, params)
+            result = handler(self.services, params)
         except AwsError:
             raise
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("%s failed", name)
             raise InternalFailure(f"{name} failed: {type(exc).__name__}: {exc}") from exc
         return encode_output(operation.output_shape, result or {}, self.codec.timestamp) or {}
-
-    def error_response(self, err: AwsError, request_id: str) -> Response:
-        return error_response(err, request_id, self.codec, query_compatible=self.query_compatible)
-
-
-def error_response(err: AwsError, request_id: str | None = None,
-                   codec: JsonCodec | CborCodec | None = None, *,
-                   query_compatible: bool = False) -> Response:
-    """An AWS error in the RPC protocols (awsJson by default: also the answer of requests no
-    service claims, and of the server's own routes)."""
-    codec = codec or _PLAIN_JSON
-    body = {"__type": err.code, "message": err.message, **err.fields}
-    headers = {"x-amzn-RequestId": request_id or str(uuid.uuid4()),
-               "x-amzn-ErrorType": err.code, **codec.headers}
-    if query_compatible:  # clients of the service's older query protocol read this
-        fault = "Receiver" if err.status >= 500 else "Sender"
-        headers["x-amzn-query-error"] = f"{err.code};{fault}"
-    return Response(codec.dumps(body), err.status, headers, media_type=codec.content_type)

@@ -13,17 +13,16 @@ or drained by an update) goes to another instance of the variant that is up, or 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from opensage.api.error_encoding import rest_json_error
 from opensage.errors import (
     AwsError,
     InternalFailure,
@@ -33,6 +32,7 @@ from opensage.errors import (
 )
 from opensage.services.endpoints import EndpointService
 from opensage.serving.client import WorkerPool, WorkerTimeout, WorkerUnavailable
+from opensage.serving.process import Worker
 from opensage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class RuntimeApi:
     def __init__(self, endpoints: EndpointService, settings: Settings) -> None:
         self.endpoints = endpoints
         self.settings = settings
-        self._pools: dict[str, tuple[Any, WorkerPool]] = {}
+        self._pools: dict[str, tuple[Worker, WorkerPool]] = {}
 
     async def __call__(self, request: Request) -> Response:
         """The Starlette route (requests the app's fast path did not take)."""
@@ -73,10 +73,10 @@ class RuntimeApi:
         try:
             return await self._handle(path, headers, chunks, request_id)
         except AwsError as err:
-            return _error(err, request_id)
+            return rest_json_error(err, request_id)
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("InvokeEndpoint failed")
-            return _error(InternalFailure(f"{type(exc).__name__}: {exc}"), request_id)
+            return rest_json_error(InternalFailure(f"{type(exc).__name__}: {exc}"), request_id)
 
     async def _handle(self, path: str, headers: Mapping[str, str],
                       chunks: AsyncIterator[bytes],
@@ -90,21 +90,21 @@ class RuntimeApi:
             raise ValidationError(_too_large(int(declared)))
         body = await _read_body(chunks)
         endpoints = self.endpoints
-        variant, worker = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
+        variant, routed = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
+        worker: Worker | None = routed
         forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
         sent = time.perf_counter()
-        while True:
+        answer, reason = None, ""
+        while worker is not None:
             try:
                 answer = await self._pool(worker).request("POST", "/invocations", body,
                                                           forwarded)
                 break
             except WorkerUnavailable as e:
-                answer, reason = None, str(e)
+                reason = str(e)
                 if isinstance(e, WorkerTimeout):
                     break
                 worker = await self._another(name, variant, worker, sent + RETRY_SECONDS)
-                if worker is None:
-                    break
         answered = time.perf_counter()
         if answer is None or answer.status >= 300:
             status = answer.status if answer is not None else 502
@@ -126,7 +126,8 @@ class RuntimeApi:
             out["content-type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
         return 200, out, answer.body
 
-    async def _another(self, name: str, variant: str, failed: Any, deadline: float) -> Any:
+    async def _another(self, name: str, variant: str, failed: Worker,
+                       deadline: float) -> Worker | None:
         """An instance to retry on, once one is up; None after ``deadline``."""
         delay = 0.01
         while True:
@@ -136,7 +137,7 @@ class RuntimeApi:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    def _pool(self, worker: Any) -> WorkerPool:
+    def _pool(self, worker: Worker) -> WorkerPool:
         entry = self._pools.get(worker.key)
         if entry is not None:
             return entry[1]
@@ -157,7 +158,7 @@ class RuntimeApi:
             f'Received {side} error ({status}) from primary with message "{message}". See '
             f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
             f"#logEventViewer:group={group} in account {account} for more information.")
-        err.fields.update(OriginalStatusCode=status, OriginalMessage=message,  # type: ignore[arg-type]
+        err.fields.update(OriginalStatusCode=status, OriginalMessage=message,
                           LogStreamArn=self.endpoints.log_stream_arn(name, variant))
         return err
 
@@ -177,7 +178,8 @@ async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
 
 async def _read_body(chunks: AsyncIterator[bytes]) -> bytes:
     """The whole body; ValidationError as soon as it passes ``MAX_PAYLOAD``."""
-    parts, size = [], 0
+    parts: list[bytes] = []
+    size = 0
     async for chunk in chunks:
         size += len(chunk)
         if size > MAX_PAYLOAD:
@@ -185,10 +187,3 @@ async def _read_body(chunks: AsyncIterator[bytes]) -> bytes:
         parts.append(chunk)
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
-
-def _error(err: AwsError, request_id: str) -> tuple[int, dict[str, str], bytes]:
-    body = {"message": err.message, **err.fields}
-    if err.code == "ModelError":
-        body["Message"] = err.message
-    return err.status, {"content-type": "application/json", "x-amzn-requestid": request_id,
-                        "x-amzn-errortype": err.code}, json.dumps(body).encode()

@@ -16,12 +16,14 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
+from xml.sax.saxutils import escape
 
 from starlette.concurrency import run_in_threadpool as run
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from opensage.api.error_encoding import rest_xml_error
 from opensage.errors import (
     AccessDenied,
     AwsError,
@@ -30,7 +32,6 @@ from opensage.errors import (
     EntityTooLarge,
     InternalFailure,
     InvalidArgument,
-    InvalidRange,
     MalformedXML,
     MethodNotAllowed,
     NotModified,
@@ -179,7 +180,7 @@ class S3Api:
     async def get_bucket_location(self, request: Request, bucket: str, key: str) -> Response:
         found = await run(self.store.head_bucket, bucket)
         region = "" if found.region == "us-east-1" else found.region
-        return _xml(s3_xml.document("LocationConstraint", s3_xml.escape(region)))
+        return _xml(s3_xml.document("LocationConstraint", escape(region)))
 
     async def versioning(self, request: Request, bucket: str, key: str) -> Response:
         await run(self.store.head_bucket, bucket)
@@ -525,11 +526,11 @@ class S3Api:
             try:
                 doc = render(task.result())
             except AwsError as err:
-                doc = s3_xml.error_document(err, "", "")
+                doc = rest_xml_error(err, "").body
             except Exception:
                 log.exception("S3 slow operation failed")
-                doc = s3_xml.error_document(InternalFailure("We encountered an internal error.",
-                                                            code="InternalError"), "", "")
+                doc = rest_xml_error(InternalFailure("We encountered an internal error.",
+                                                     code="InternalError"), "").body
             yield doc.split(b"\n", 1)[1]
 
         return StreamingResponse(stream(), status_code=200, media_type="application/xml")
@@ -552,13 +553,11 @@ def _xml(body: bytes, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error(err: AwsError, request: Request, rid: str, bucket: str, key: str) -> Response:
-    headers = {}
-    if isinstance(err, InvalidRange) and "ActualObjectSize" in err.fields:
-        headers["content-range"] = f"bytes */{err.fields['ActualObjectSize']}"
-    if request.method == "HEAD" or err.status == 304:
-        return Response(status_code=err.status, headers=headers)
     resource = "/" + "/".join(p for p in (bucket, key) if p)
-    return _xml(s3_xml.error_document(err, resource, rid), err.status, headers)
+    answer = rest_xml_error(err, rid, resource=resource)
+    if request.method == "HEAD" or err.status == 304:
+        answer = answer.without_body()
+    return answer.response()
 
 
 def _locate(request: Request) -> tuple[str, str]:

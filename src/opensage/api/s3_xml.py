@@ -63,13 +63,6 @@ def document(root: str, body: str) -> bytes:
             ).encode()
 
 
-def error_document(err: AwsError, resource: str, request_id: str) -> bytes:
-    fields = "".join(el(k, v) for k, v in err.fields.items())
-    return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error>{el("Code", err.code)}'
-            f'{el("Message", err.message)}{fields}{el("Resource", resource)}'
-            f'{el("RequestId", request_id)}{el("HostId", request_id)}</Error>').encode()
-
-
 def parse(body: bytes) -> ET.Element:
     """The request document with namespaces stripped; MalformedXML when it is not XML."""
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:

@@ -111,9 +111,9 @@ def _decode_structure(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
     if not isinstance(value, dict):
         p.wrong_type(path or "request", "an object", value)
         return None
-    members = shape.members  # type: ignore[attr-defined]
+    members = shape.members
     out: dict[str, Any] = {}
-    for name in shape.required_members:  # type: ignore[attr-defined]
+    for name in shape.required_members:
         if value.get(name) is None:
             p.violated(None, member_path(path, name), "Member must not be null")
     for name, item in value.items():
@@ -129,7 +129,7 @@ def _decode_list(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         p.wrong_type(path, "a list", value)
         return None
     _check_size(shape, value, len(value), path, p, "length")
-    member = shape.member  # type: ignore[attr-defined]
+    member = shape.member
     return [_decode(member, item, f"{path}.{i}.member", p) for i, item in enumerate(value, 1)]
 
 
@@ -138,7 +138,7 @@ def _decode_map(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         p.wrong_type(path, "a map", value)
         return None
     _check_size(shape, value, len(value), path, p, "length")
-    key_shape, value_shape = shape.key, shape.value  # type: ignore[attr-defined]
+    key_shape, value_shape = shape.key, shape.value
     out = {}
     for k, v in value.items():
         _decode(key_shape, k, f"{path}.key", p)
@@ -151,7 +151,7 @@ def _decode_string(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         p.wrong_type(path, "a string", value)
         return None
     _check_size(shape, value, len(value), path, p, "length")
-    enum = shape.enum  # type: ignore[attr-defined]
+    enum = shape.enum
     if enum and value not in enum:
         p.violated(value, path, f"Member must satisfy enum value set: [{', '.join(enum)}]")
     pattern = shape.metadata.get("pattern")
@@ -303,7 +303,7 @@ def encode_output(shape: Shape | None, value: Any,
     if kind == "structure":
         if not isinstance(value, dict):
             return None
-        members = shape.members  # type: ignore[attr-defined]
+        members = shape.members
         out = {}
         for name, member in members.items():
             item = value.get(name)
@@ -313,10 +313,10 @@ def encode_output(shape: Shape | None, value: Any,
                     out[name] = encoded
         return out
     if kind == "list":
-        return [encode_output(shape.member, v, timestamp)  # type: ignore[attr-defined]
+        return [encode_output(shape.member, v, timestamp)
                 for v in value]
     if kind == "map":
-        return {k: encode_output(shape.value, v, timestamp)  # type: ignore[attr-defined]
+        return {k: encode_output(shape.value, v, timestamp)
                 for k, v in value.items()}
     if kind == "timestamp":
         parsed = parse_timestamp(value)

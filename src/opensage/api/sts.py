@@ -24,8 +24,9 @@ from botocore.model import OperationModel, ServiceModel, Shape
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opensage.api.error_encoding import ServiceErrors
 from opensage.api.shapes import decode_input, parse_timestamp
-from opensage.errors import AwsError, InternalFailure, NotImplementedOperation, ValidationException
+from opensage.errors import AwsError, InternalFailure, NotImplementedOperation
 from opensage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class QueryApi:
                  handlers: dict[str, QueryHandler]) -> None:
         self.model, self.settings, self.handlers = model, settings, handlers
         self.namespace = model.metadata["xmlNamespace"]
+        self.errors = ServiceErrors(model)
 
     async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -60,10 +62,10 @@ class QueryApi:
             form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
             return self.dispatch(form, request_id)
         except AwsError as err:
-            return self.error_response(err, request_id)
+            return self.errors(err, request_id).response()
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("%s request failed", self.model.service_name)
-            return self.error_response(InternalFailure(type(exc).__name__), request_id)
+            return self.errors(InternalFailure(type(exc).__name__), request_id).response()
 
     def dispatch(self, form: dict[str, str], request_id: str) -> Response:
         action = form.get("Action")
@@ -95,18 +97,8 @@ class QueryApi:
             _append(ET.SubElement(root, wrapper), shape, result)
         meta = ET.SubElement(root, "ResponseMetadata")
         ET.SubElement(meta, "RequestId").text = request_id
-        return _xml(root, 200, request_id)
-
-    def error_response(self, err: AwsError, request_id: str) -> Response:
-        # Query services call a failed input check ValidationError, not ValidationException.
-        code = "ValidationError" if isinstance(err, ValidationException) else err.code
-        root = ET.Element("ErrorResponse", xmlns=self.namespace)
-        error = ET.SubElement(root, "Error")
-        ET.SubElement(error, "Type").text = "Receiver" if err.status >= 500 else "Sender"
-        ET.SubElement(error, "Code").text = code
-        ET.SubElement(error, "Message").text = err.message
-        ET.SubElement(root, "RequestId").text = request_id
-        return _xml(root, err.status, request_id)
+        return Response(ET.tostring(root, encoding="unicode"), 200,
+                        {"x-amzn-RequestId": request_id}, media_type="text/xml")
 
 
 def _top_level(shape: Shape | None, form: dict[str, str]) -> dict[str, Any]:
@@ -114,7 +106,7 @@ def _top_level(shape: Shape | None, form: dict[str, str]) -> dict[str, Any]:
     if shape is None:
         return {}
     out: dict[str, Any] = {}
-    for name, member in shape.members.items():  # type: ignore[attr-defined]
+    for name, member in shape.members.items():
         raw = form.get(name)
         if raw is None or member.type_name not in _SCALARS:
             continue
@@ -139,20 +131,20 @@ def _append(parent: ET.Element, shape: Shape, value: Any) -> None:
     """Write ``value`` into ``parent`` as the query protocol's XML for ``shape``."""
     kind = shape.type_name
     if kind == "structure":
-        for name, member in shape.members.items():  # type: ignore[attr-defined]
+        for name, member in shape.members.items():
             item = value.get(name)
             if item is not None:
                 _append(ET.SubElement(parent, member.serialization.get("name", name)),
                         member, item)
     elif kind == "list":
-        member = shape.member  # type: ignore[attr-defined]
+        member = shape.member
         for item in value:
             _append(ET.SubElement(parent, "member"), member, item)
     elif kind == "map":
         for key, item in value.items():
             entry = ET.SubElement(parent, "entry")
             ET.SubElement(entry, "key").text = str(key)
-            _append(ET.SubElement(entry, "value"), shape.value, item)  # type: ignore[attr-defined]
+            _append(ET.SubElement(entry, "value"), shape.value, item)
     elif kind == "timestamp":
         parsed = parse_timestamp(value)
         parent.text = parsed.strftime("%Y-%m-%dT%H:%M:%SZ") if parsed else ""
@@ -160,11 +152,6 @@ def _append(parent: ET.Element, shape: Shape, value: Any) -> None:
         parent.text = "true" if value else "false"
     else:
         parent.text = str(value)
-
-
-def _xml(root: ET.Element, status: int, request_id: str) -> Response:
-    return Response(ET.tostring(root, encoding="unicode"), status,
-                    {"x-amzn-RequestId": request_id}, media_type="text/xml")
 
 
 def _unique_id(prefix: str, seed: str) -> str:
