@@ -11,6 +11,9 @@ string of the service model (``metadata.protocol``), as botocore's ``PROTOCOL_PA
   JSON body, the code in ``X-Amzn-ErrorType``.
 - ``rest-xml`` (S3): an ``<Error>`` document with the error's fields and the resource.
 - ``query`` (STS, IAM): an ``<ErrorResponse>`` document.
+
+The model-driven fronts (RPC, query) pick theirs through ``ServiceErrors``; the hand-written
+REST fronts (S3, the runtime) serve one protocol and call its function directly.
 """
 
 from __future__ import annotations
