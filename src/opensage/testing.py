@@ -53,13 +53,18 @@ def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subproces
             proc.wait(timeout=20)
 
 
+READY_TIMEOUT = 60.0  # a restarted server restores its endpoints first: slow on a busy host
+
+
 def _wait_ready(url: str) -> None:
     import urllib.request
 
-    for _ in range(300):
+    deadline = time.monotonic() + READY_TIMEOUT
+    while True:
         try:
-            urllib.request.urlopen(url + "/_opensage/health").read()
+            urllib.request.urlopen(url + "/_opensage/health", timeout=5).read()
             return
         except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server not ready after {READY_TIMEOUT:.0f} s") from None
             time.sleep(0.05)
-    raise RuntimeError("server not ready")
