@@ -242,6 +242,28 @@ def test_unchanged_sdk_deploys_predicts_and_deletes(sdk_env, s3):
         session.sagemaker_client.describe_endpoint(EndpointName=predictor.endpoint_name)
 
 
+def _as_revision_0004_left_it(settings: Any) -> list[str]:
+    """Every row as the internal-state migration (0004) leaves an older data directory: the
+    ``_*`` keys of the API document moved into ``Resource.internal``. Returns the keys it
+    had to move (none: this server keeps internal state out of the document)."""
+    from opensage.store.db import Database
+    from opensage.store.resources import ResourceStore
+
+    db = Database(settings.database_url)
+    found: list[str] = []
+    try:
+        store = ResourceStore(db)
+        for row in store.scan("endpoint"):
+            moved = {k: v for k, v in row.body.items() if k.startswith("_")}
+            store.update("endpoint", row.name, {k: v for k, v in row.body.items()
+                                                if k not in moved},
+                         now=row.last_modified_time, internal={**row.internal, **moved})
+            found += moved
+    finally:
+        db.dispose()
+    return found
+
+
 def test_restart_brings_in_service_endpoints_back(tmp_path):
     import boto3
     from botocore.config import Config
@@ -268,6 +290,8 @@ def test_restart_brings_in_service_endpoints_back(tmp_path):
     finally:
         first.stop()
     assert port_refuses(worker.port, timeout=5)  # a clean shutdown stops the workers
+    moved = _as_revision_0004_left_it(settings)
+
 
     second = start_in_thread(settings)
     try:
@@ -283,3 +307,4 @@ def test_restart_brings_in_service_endpoints_back(tmp_path):
         sm.delete_endpoint(EndpointName="keep")
     finally:
         second.stop()
+    assert moved == [], f"internal state in the API document: {moved}"

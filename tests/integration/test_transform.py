@@ -16,12 +16,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from opensage.data.recordio import iter_frames
-from opensage.services.transform import (
-    _relative,
-    _split_response,
-    apply_path,
-    parse_path,
-)
+from opensage.services.transform.formats import split_response as _split_response
+from opensage.services.transform.job import relative_key as _relative
+from opensage.services.transform.jsonpath import apply_path, parse_path
 from tests.integration.test_endpoints import csv_rows, make_model
 from tests.integration.test_training_jobs import BUCKET, ROLE, XGB_IMAGE
 
@@ -196,13 +193,14 @@ def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
         body = {"TransformJobName": "left", "ModelName": "m", "TransformJobStatus": "InProgress",
                 "TransformInput": {"DataSource": {"S3DataSource": {
                     "S3DataType": "S3Prefix", "S3Uri": "s3://b/in"}}},
-                "TransformOutput": {"S3OutputPath": "s3://b/out"},
-                "_Container": {"Image": "example.com/not-a-builtin:1"}}
+                "TransformOutput": {"S3OutputPath": "s3://b/out"}}
+        # The model's container is internal state (as revision 0004 moves it), not the body.
+        internal = {"_Container": {"Image": "example.com/not-a-builtin:1"}}
         ctx.resources.create(kinds, "left", ctx.arn("transform-job/left"), body,
-                             now=0, status="InProgress")
+                             now=0, status="InProgress", internal=internal)
         ctx.resources.create(kinds, "stopping", ctx.arn("transform-job/stopping"),
                              dict(body, TransformJobName="stopping"), now=0,
-                             status="Stopping")
+                             status="Stopping", internal=internal)
         services.transform.start()
         deadline = time.monotonic() + 10
         while ctx.resources.get(kinds, "left").status == "InProgress":
@@ -223,9 +221,9 @@ def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
                 "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix",
                                                 "S3Uri": "s3://bkt/in"}},
                 "ContentType": "text/csv", "SplitType": "Line"},
-            TransformOutput={"S3OutputPath": "s3://bkt/out", "AssembleWith": "Line"},
-            _Container={"Image": XGB_IMAGE, "ModelDataUrl": "s3://bkt/model.tar.gz"}),
-            now=0, status="InProgress")
+            TransformOutput={"S3OutputPath": "s3://bkt/out", "AssembleWith": "Line"}),
+            now=0, status="InProgress", internal={"_Container": {
+                "Image": XGB_IMAGE, "ModelDataUrl": "s3://bkt/model.tar.gz"}})
         services.transform.start()
         services.transform.close()
         assert ctx.resources.get(kinds, "resumed").status == "InProgress"

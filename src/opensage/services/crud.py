@@ -28,11 +28,13 @@ def load(ctx: Context, kind: Kind, name: str) -> Resource:
 
 
 def create(ctx: Context, kind: Kind, name: str, body: dict[str, Any],
-           tag_list: list[dict[str, str]], *, noun: str, status: str | None = None) -> Resource:
+           tag_list: list[dict[str, str]], *, noun: str, status: str | None = None,
+           internal: dict[str, Any] | None = None) -> Resource:
+    """``internal``: opensage's own state of the resource, kept apart from its API document."""
     arn = arn_of(ctx, kind, name)
     try:
         return ctx.resources.create(kind.name, name, arn, body, now=ctx.now(),
-                                    status=status, tag_list=tag_list)
+                                    status=status, tag_list=tag_list, internal=internal)
     except AlreadyExists:
         raise ValidationException(f'Cannot create already existing {noun} "{arn}".') from None
 

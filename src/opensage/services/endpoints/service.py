@@ -1,0 +1,272 @@
+"""Real-time endpoints: CreateEndpoint, DescribeEndpoint, ListEndpoints, UpdateEndpoint,
+DeleteEndpoint, UpdateEndpointWeightsAndCapacities, and the routing table InvokeEndpoint
+reads.
+
+The pieces, by role: ``deploy`` (blue/green deployment of a configuration), ``capacity``
+(weights and instance counts in place), ``replacement`` (instances that died), ``metrics``
+(invocation metrics in batches), ``plan`` (what a deployment runs, kept in the row's
+internal state), ``live`` (the workers serving now), ``states`` (the lifecycle). Workers
+are the shared :mod:`opensage.serving.fleet`; the model's ``Environment`` reaches them.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from typing import Any
+
+from opensage.errors import ValidationError, ValidationException
+from opensage.services import kinds
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.endpoints.capacity import CapacityChange
+from opensage.services.endpoints.deploy import Deployer, Mode, retire, retire_now
+from opensage.services.endpoints.live import LOG_GROUP, Hosting
+from opensage.services.endpoints.metrics import InvocationMetrics
+from opensage.services.endpoints.plan import (
+    DEPLOYED,
+    PENDING,
+    capture_view,
+    deployed,
+    resolve,
+    variant_views,
+    with_capacities,
+)
+from opensage.services.endpoints.replacement import Watcher
+from opensage.services.endpoints.states import EndpointStatus, sources
+from opensage.serving.capture import CaptureService
+from opensage.serving.fleet import Launcher
+from opensage.serving.process import Worker
+from opensage.serving.router import UnknownVariant
+from opensage.store.resources import Resource, StatusConflict
+
+__all__ = ["EndpointService"]
+
+KIND = kinds.ENDPOINT
+RECOVERY_WAIT_SECONDS = 20.0
+Desired = list[dict[str, Any]]  # DesiredWeightsAndCapacities
+
+
+class EndpointService:
+    def __init__(self, ctx: Context, forkserver: Any) -> None:
+        """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
+        fresh)."""
+        self.ctx = ctx
+        self.forkserver = forkserver
+        self.launcher = Launcher(forkserver, "endpoint")
+        self.hosting = Hosting(ctx, self.launcher)
+        self.capture = CaptureService(ctx.objects, max_bytes=ctx.settings.capture_buffer_bytes)
+        self.deployer = Deployer(self.hosting, self.capture)
+        self.capacity = CapacityChange(self.hosting)
+        self.watcher = Watcher(self.hosting)
+        self.metrics = InvocationMetrics(ctx.metrics, self._instances)
+
+    @property
+    def _live(self) -> dict[str, Any]:
+        """The deployments serving now, by lower-cased name (tests look at their workers)."""
+        return self.hosting.live
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["EndpointName"]
+        config = load(self.ctx, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        deployment = resolve(self.ctx, config)
+        now = self.ctx.now()
+        arn = arn_of(self.ctx, KIND, name)
+        body = {"EndpointName": name, "EndpointArn": arn,
+                "EndpointConfigName": config["EndpointConfigName"],
+                "EndpointStatus": EndpointStatus.CREATING, "CreationTime": now,
+                "LastModifiedTime": now,
+                "ProductionVariants": variant_views(deployment, current=False, when=now)}
+        if config.get("DataCaptureConfig"):
+            body["DataCaptureConfig"] = capture_view(config["DataCaptureConfig"])
+        create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="endpoint",
+               status=EndpointStatus.CREATING, internal={DEPLOYED: deployment})
+        self.deployer.spawn(name, deployment, Mode.CREATE)
+        return arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return load(self.ctx, KIND, name).body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summaries(self.ctx, KIND, params, key="Endpoints", fields={
+            f: f for f in ("EndpointName", "EndpointArn", "CreationTime", "LastModifiedTime",
+                           "EndpointStatus")})
+
+    def update(self, params: dict[str, Any]) -> str:
+        row = self._updatable(params["EndpointName"])
+        config = load(self.ctx, kinds.ENDPOINT_CONFIG, params["EndpointConfigName"]).body
+        deployment = resolve(self.ctx, config)
+
+        def change(body: dict[str, Any]) -> None:
+            body["EndpointStatus"] = EndpointStatus.UPDATING
+            body.pop("FailureReason", None)
+
+        self._begin_update(row, change, lambda internal: internal.update({PENDING: deployment}))
+        self.deployer.spawn(row.name, deployment, Mode.UPDATE)
+        return row.arn
+
+    def delete(self, name: str) -> None:
+        row = load(self.ctx, KIND, name)
+        self.ctx.resources.delete(KIND.name, row.name)
+        with self.hosting.lock:
+            self.hosting.tokens.pop(row.name.lower(), None)
+            live = self.hosting.live.pop(row.name.lower(), None)
+        self.capture.remove(row.name)  # write what is buffered
+        if live is not None:
+            retire(live, grace=self.hosting.stop_grace)
+
+    def set_capacities(self, name: str,
+                       desired: Desired) -> tuple[str, threading.Thread]:
+        """Change variants' weight and/or instance count in place (workers started before
+        traffic reaches them, removed ones drained): ``Updating`` then ``InService``."""
+        row = self._updatable(name)
+        current = deployed(row.internal)
+        if current is None:
+            raise ValidationException(f'Endpoint "{row.arn}" has no deployment to change.')
+        target = with_capacities(current, desired, row.arn)
+        now = self.ctx.now()
+
+        def change(body: dict[str, Any]) -> None:
+            views = variant_views(target, current=False, when=now)
+            for view, old in zip(views, body.get("ProductionVariants") or [], strict=False):
+                view.update({k: old[k] for k in ("CurrentWeight", "CurrentInstanceCount",
+                                                 "DeployedImages") if k in old})
+            body.update(EndpointStatus=EndpointStatus.UPDATING, ProductionVariants=views)
+            body.pop("FailureReason", None)
+
+        self._begin_update(row, change, None)
+        return row.arn, self.capacity.begin(row.name, target)
+
+    def _updatable(self, name: str) -> Resource:
+        row = load(self.ctx, KIND, name)
+        if row.status != EndpointStatus.IN_SERVICE:
+            raise self._not_updatable(row.arn, row.status)
+        return row
+
+    def _begin_update(self, row: Resource, change: Any, change_internal: Any) -> None:
+        """InService -> Updating, or the error AWS gives when it is no longer InService."""
+        try:
+            self.ctx.resources.transition(
+                KIND.name, row.name, sources(EndpointStatus.UPDATING, EndpointStatus.IN_SERVICE),
+                EndpointStatus.UPDATING, change, now=self.ctx.now(),
+                change_internal=change_internal)
+        except StatusConflict as e:
+            raise self._not_updatable(row.arn, e.current) from None
+
+    @staticmethod
+    def _not_updatable(arn: str, status: str | None) -> ValidationException:
+        if status is not None and EndpointStatus(status).in_progress:
+            return ValidationException(f'Cannot update in-progress endpoint "{arn}".')
+        return ValidationException(f'Cannot update endpoint "{arn}" in status {status}.')
+
+    # -- the invocation path (no store access) ---------------------------------------------
+    def route(self, name: str, target_variant: str | None) -> tuple[str, Worker]:
+        live = self.hosting.live.get(name.lower())
+        if live is None:
+            raise self._missing(name)
+        try:
+            variant, worker = live.router.pick(target_variant)
+        except UnknownVariant:
+            raise ValidationError(f"The variant {target_variant} does not exist for endpoint "
+                                  f"{name}.") from None
+        return variant.name, worker
+
+    def reroute(self, name: str, variant: str, failed: Worker) -> Worker | None:
+        """Another instance of ``variant`` (of whatever configuration is live now) that is up,
+        for a request ``failed`` could not take; None while there is none (a replacement may
+        be starting). ValidationError once the endpoint is gone."""
+        live = self.hosting.live.get(name.lower())
+        if live is None:
+            raise self._missing(name)
+        own = live.router.by_name.get(variant.lower())
+        if own is None:  # the live configuration has other variants now
+            return None
+        worker: Worker | None = own.healthy_worker(failed)
+        return worker
+
+    def _missing(self, name: str) -> ValidationError:
+        return ValidationError(f"Endpoint {name} of account {self.ctx.settings.account_id} "
+                               "not found.")
+
+    def record(self, endpoint: str, variant: str, status: int, model_us: float,
+               overhead_us: float) -> None:
+        """One invocation's outcome; written to the metric store in batches, off this path."""
+        self.metrics.record((endpoint, variant, status, model_us, overhead_us))
+
+    def _instances(self, endpoint: str, variant: str) -> int:
+        live = self.hosting.live.get(endpoint.lower())
+        return live.instances(variant) if live is not None else 0
+
+    def log_stream_arn(self, endpoint: str, variant: str) -> str:
+        group = LOG_GROUP.format(name=endpoint)
+        return self.ctx.arn(f"log-group:{group}:log-stream:{variant}", service="logs")
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self, wait: float = RECOVERY_WAIT_SECONDS) -> None:
+        """Start the metric flusher and the watcher; bring back the endpoints a previous run
+        was serving (waiting up to ``wait`` seconds for them, so that InService means
+        routable)."""
+        self.hosting.closing.clear()
+        self.metrics.start()
+        self.watcher.start()
+        self.launcher.warm()
+        with self.hosting.lock:
+            if not self.hosting.live:  # what a previous (killed) server left behind
+                shutil.rmtree(self.hosting.root, ignore_errors=True)
+        deploys = [thread for row in self.ctx.resources.scan(KIND.name, statuses=(
+            EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING, EndpointStatus.CREATING))
+            if (thread := self._restore(row)) is not None]
+        deadline = time.monotonic() + wait
+        for thread in deploys:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _restore(self, row: Resource) -> threading.Thread | None:
+        """Deploy again what ``row`` served (an update in progress is abandoned)."""
+        deployment = deployed(row.internal)
+        if deployment is None:
+            return None
+        if row.status == EndpointStatus.CREATING:
+            return self.deployer.spawn(row.name, deployment, Mode.CREATE)
+        if row.status == EndpointStatus.UPDATING:
+            def interrupted(body: dict[str, Any]) -> None:
+                body.update(EndpointStatus=EndpointStatus.IN_SERVICE,
+                            FailureReason="The update was interrupted by a server restart.")
+
+            try:
+                self.ctx.resources.transition(
+                    KIND.name, row.name,
+                    sources(EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING),
+                    EndpointStatus.IN_SERVICE, interrupted, now=self.ctx.now(),
+                    change_internal=lambda internal: internal.pop(PENDING, None))
+            except StatusConflict:
+                return None
+        return self.deployer.spawn(row.name, deployment, Mode.RESTORE)
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        """Stop every worker (server shutdown or reset)."""
+        with self.hosting.lock:
+            live = list(self.hosting.live.values())
+            self.hosting.live.clear()
+            self.hosting.tokens.clear()
+        threads = [threading.Thread(target=retire_now, args=(e, grace)) for e in live]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+
+    def close(self) -> None:
+        self.hosting.closing.set()
+        self.hosting.wake.set()
+        self.stop_all()
+        self.watcher.join(timeout=5)
+        self.metrics.close()
+        self.capture.close()
+        self.launcher.close()
+
+    def reset(self) -> None:
+        self.stop_all(grace=1.0)
+        self.metrics.clear()
+        self.capture.reset()
+        shutil.rmtree(self.hosting.root, ignore_errors=True)

@@ -1,0 +1,5 @@
+"""Batch transform (see ``service``)."""
+
+from opensage.services.transform.service import TransformService
+
+__all__ = ["TransformService"]

@@ -1,0 +1,244 @@
+"""Batch transform: CreateTransformJob, DescribeTransformJob, ListTransformJobs,
+StopTransformJob.
+
+The row is stored ``InProgress`` first (the model's container kept in its internal state, so
+the job runs as created even if the model changes); a job thread then starts the model's
+fleet (:mod:`opensage.serving.fleet`, the workers endpoints use) and streams every input
+object through it (``job``): input objects are those under ``S3Prefix`` or listed in a
+``ManifestFile``, read as streams (``CompressionType: Gzip`` decompressed on the fly), split
+and batched (``records``), filtered and joined (``formats``, ``jsonpath``).
+
+Logs go to ``/aws/sagemaker/TransformJobs``, stream ``<job>/<instance-id>-<epoch>``. After a
+server restart a job left ``InProgress`` runs again from the start (outputs are replaced
+whole), one left ``Stopping`` becomes ``Stopped``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from opensage.errors import ValidationException
+from opensage.services import kinds
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.transform.job import CONTAINER, LOG_GROUP, Job, Running, split_url
+from opensage.services.transform.jsonpath import parse_path
+from opensage.services.transform.outcomes import JobFailed, JobStopped
+from opensage.services.transform.states import TransformJobStatus, outcome, sources
+from opensage.serving.fleet import Launcher
+from opensage.store.resources import StatusConflict
+
+__all__ = ["TransformService"]
+
+KIND = kinds.TRANSFORM_JOB
+log = logging.getLogger(__name__)
+Status = TransformJobStatus
+
+
+class TransformService:
+    def __init__(self, ctx: Context, forkserver: Any) -> None:
+        """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
+        fresh)."""
+        self.ctx = ctx
+        self.forkserver = forkserver
+        self.launcher = Launcher(forkserver, "transform")
+        self.root = ctx.settings.data_dir / "transform"
+        self._running: dict[str, Running] = {}
+        self._lock = threading.Lock()
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["TransformJobName"]
+        model = load(self.ctx, kinds.MODEL, params["ModelName"]).body
+        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        _validate(params)
+        now = self.ctx.now()
+        arn = arn_of(self.ctx, KIND, name)
+        body = {k: v for k, v in params.items() if k != "Tags"}
+        body["TransformInput"] = {"CompressionType": "None", "SplitType": "None",
+                                  **params["TransformInput"]}
+        body.update(TransformJobArn=arn, TransformJobStatus=Status.IN_PROGRESS,
+                    CreationTime=now, LastModifiedTime=now)
+        internal = {CONTAINER: {"Image": container.get("Image", ""),
+                                "ModelDataUrl": container.get("ModelDataUrl"),
+                                "Environment": container.get("Environment") or {}}}
+        create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
+               status=Status.IN_PROGRESS, internal=internal)
+        self._launch(name)
+        return arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        return load(self.ctx, KIND, name).body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summaries(self.ctx, KIND, params, key="TransformJobSummaries", fields={
+            f: f for f in ("TransformJobName", "TransformJobArn", "CreationTime",
+                           "TransformEndTime", "LastModifiedTime", "TransformJobStatus",
+                           "FailureReason")})
+
+    def stop(self, name: str) -> None:
+        row = load(self.ctx, KIND, name)
+        if row.status == Status.STOPPING:
+            return
+        if row.status != Status.IN_PROGRESS:
+            raise ValidationException(
+                f"The transform job {row.name} is in status {row.status}: only an InProgress "
+                "job can be stopped.")
+        now = self.ctx.now()
+        try:
+            self.ctx.resources.transition(
+                KIND.name, row.name, sources(Status.STOPPING, Status.IN_PROGRESS),
+                Status.STOPPING, lambda body: body.update(
+                    TransformJobStatus=Status.STOPPING, LastModifiedTime=now), now=now)
+        except StatusConflict:
+            return  # it finished (or was stopped) meanwhile
+        with self._lock:
+            running = self._running.get(row.name.lower())
+        if running is None:  # nothing runs it (e.g. a failed restart): stopped at once
+            self._finish(row.name, Status.STOPPED)
+        else:
+            running.stop.set()
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop."""
+        for row in self.ctx.resources.scan(KIND.name, statuses=(Status.IN_PROGRESS,
+                                                                 Status.STOPPING)):
+            if row.status == Status.STOPPING:
+                self._finish(row.name, Status.STOPPED)
+            else:
+                self._log(row.name, "system", "The server restarted: the transform "
+                          "job runs again from the start.")
+                self._launch(row.name)
+
+    def stop_all(self, wait: float = 10.0, *, shutdown: bool = False) -> None:
+        with self._lock:
+            running = list(self._running.values())
+        for job in running:
+            job.shutdown = shutdown
+            job.stop.set()
+            if job.fleet is not None:
+                job.fleet.kill()
+        deadline = time.monotonic() + wait
+        for job in running:
+            if job.thread is not None:
+                job.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def close(self) -> None:
+        """Server shutdown: jobs in progress are left ``InProgress``; ``start`` reruns them."""
+        self.stop_all(shutdown=True)
+        self.launcher.close()
+
+    def reset(self) -> None:
+        self.stop_all()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- running a job ---------------------------------------------------------------------
+    def _launch(self, name: str) -> None:
+        running = Running(name)
+        with self._lock:
+            self._running[name.lower()] = running
+        running.thread = threading.Thread(target=self._run, args=(running,), daemon=True,
+                                          name=f"transform-{name}")
+        running.thread.start()
+
+    def _run(self, running: Running) -> None:
+        name = running.name
+        directory = self.root / name.lower()
+        result: tuple[TransformJobStatus, str | None]
+        try:
+            row = load(self.ctx, KIND, name)
+            self._started(name)
+            Job(self.ctx, self.launcher, row.body, row.internal.get(CONTAINER) or {}, running,
+                directory, self._log).run()
+        except JobStopped:
+            result = (Status.STOPPED, None)
+        except JobFailed as e:
+            result = (Status.FAILED, str(e))
+        except Exception as e:
+            log.exception("transform job %s failed", name)
+            result = (Status.FAILED, f"InternalServerError: {type(e).__name__}: {e}")
+        else:
+            result = (Status.STOPPED if running.stop.is_set() else Status.COMPLETED, None)
+        try:
+            if not running.shutdown:
+                self._finish(name, *result)
+        finally:
+            running.client.close()
+            if running.fleet is not None:
+                running.fleet.kill()
+            shutil.rmtree(directory, ignore_errors=True)
+            with self._lock:
+                if self._running.get(name.lower()) is running:
+                    del self._running[name.lower()]
+
+    def _started(self, name: str) -> None:
+        """Record ``TransformStartTime`` (not a status change: the job is InProgress)."""
+        row = self.ctx.resources.get(KIND.name, name)
+        if row is not None and row.status == Status.IN_PROGRESS:
+            now = self.ctx.now()
+            self.ctx.resources.update(KIND.name, name, dict(
+                row.body, TransformStartTime=now, LastModifiedTime=now), now=now,
+                expected_status=Status.IN_PROGRESS)
+
+    def _finish(self, name: str, result: TransformJobStatus, reason: str | None = None) -> None:
+        """End the job with its run's ``result``; a job asked to stop ends ``Stopped``."""
+        for _attempt in range(5):  # a concurrent StopTransformJob moves it to Stopping
+            row = self.ctx.resources.get(KIND.name, name)
+            if row is None or row.status is None or Status(row.status).is_terminal:
+                return
+            current = Status(row.status)
+            target = outcome(current, result)
+            now = self.ctx.now()
+            try:
+                self.ctx.resources.transition(KIND.name, name, sources(target, current), target,
+                                              _ended(target, now, reason), now=now)
+                return
+            except StatusConflict:
+                continue
+
+    def _log(self, job: str, stream: str, message: str) -> None:
+        try:
+            self.ctx.logs.append(LOG_GROUP, f"{job}/{stream}",
+                                 [(int(time.time() * 1000), message)])
+        except Exception:
+            log.exception("storing a log line of transform job %s failed", job)
+
+
+def _ended(status: TransformJobStatus, now: float,
+           reason: str | None) -> Callable[[dict[str, Any]], None]:
+    def change(body: dict[str, Any]) -> None:
+        body.update(TransformJobStatus=status, TransformEndTime=now, LastModifiedTime=now)
+        if status is TransformJobStatus.FAILED and reason:
+            body["FailureReason"] = reason[:1024]
+
+    return change
+
+
+def _validate(params: dict[str, Any]) -> None:
+    payload = params.get("MaxPayloadInMB")
+    concurrent = params.get("MaxConcurrentTransforms")
+    if payload is not None and payload > 100:
+        raise ValidationException("MaxPayloadInMB must be less than or equal to 100.")
+    if payload is not None and concurrent and payload * concurrent > 100:
+        raise ValidationException("MaxConcurrentTransforms * MaxPayloadInMB must be less than "
+                                  "or equal to 100.")
+    if len(params.get("Environment") or {}) > 16:
+        raise ValidationException("Environment can have at most 16 entries.")
+    source = params["TransformInput"]["DataSource"].get("S3DataSource")
+    if not source:
+        raise ValidationException("TransformInput.DataSource.S3DataSource is required.")
+    for url in (source["S3Uri"], params["TransformOutput"]["S3OutputPath"]):
+        split_url(url)
+    processing = params.get("DataProcessing") or {}
+    for key in ("InputFilter", "OutputFilter"):
+        if processing.get(key):
+            try:
+                parse_path(processing[key])
+            except ValueError as e:
+                raise ValidationException(f"DataProcessing.{key}: {e}") from None
