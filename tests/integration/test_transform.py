@@ -285,12 +285,14 @@ def test_jsonpath_recordio_naming_and_response_splitting():
 
 
 def test_a_cut_recordio_input_fails_the_job_naming_the_object_and_record():
-    from opensage.services.transform import JobFailed, _Job
+    from opensage.services.transform.formats import RecordFormat
+    from opensage.services.transform.outcomes import JobFailed
+    from opensage.services.transform.records import Batcher
 
-    job = _Job.__new__(_Job)
-    job.split, job.multi = "RecordIO", False
+    job = Batcher(split="RecordIO", multi=False, max_payload=1 << 20, per_record=False,
+                  record_format=RecordFormat("application/x-recordio-protobuf", {}))
     good = struct.pack("<II", 0xCED7230A, 4) + b"abcd"
-    records = job._records(io.BytesIO(good + good[:6]), "s3://b/in.rec")
+    records = job.records(io.BytesIO(good + good[:6]), "s3://b/in.rec")
     assert next(records) == good
     with pytest.raises(JobFailed, match=r"Unable to read s3://b/in.rec: truncated RecordIO "
                                         r"header at byte 12 \(record 2\)"):
@@ -298,14 +300,14 @@ def test_a_cut_recordio_input_fails_the_job_naming_the_object_and_record():
 
 
 def test_multirecord_blocks_match_the_per_line_path():
-    from opensage.services.transform import JobFailed, _Job
+    from opensage.services.transform.formats import RecordFormat
+    from opensage.services.transform.outcomes import JobFailed
+    from opensage.services.transform.records import Batcher
 
     def batches(data: bytes, payload: int, fast: bool) -> list[Any]:
-        job = _Job.__new__(_Job)
-        job.multi, job.split, job.input_filter, job.per_record = True, "Line", None, not fast
-        job.max_payload = payload
-        job.content_type = "text/csv"
-        return list(job._batches(io.BytesIO(data), "s3://b/k"))
+        job = Batcher(split="Line", multi=True, max_payload=payload, per_record=not fast,
+                      record_format=RecordFormat("text/csv", {}))
+        return list(job.batches(io.BytesIO(data), "s3://b/k"))
 
     cases = [b"1,2\n3,4\n5,6\n", b"1,2\n3,4\n5,6", b"1,2\r\n3,4\r\n", b"\n1,2\n\n  \n3,4\n",
              b"1,2\n" * 1000, b"10,20,30\n" * 333 + b"7,8,9", b"", b"\n\n"]
