@@ -210,6 +210,11 @@ def test_restart_never_leaves_a_job_in_progress(tmp_path: Path):
         assert left["TransformJobStatus"] == "Failed"
         assert "not-a-builtin" in left["FailureReason"]
         assert ctx.resources.get(kinds, "stopping").status == "Stopped"
+        # each end is one recorded compare-and-set move
+        assert [t[:2] for t in ctx.resources.transitions(kinds, "left")] == [
+            ("InProgress", "Failed")]
+        assert [t[:2] for t in ctx.resources.transitions(kinds, "stopping")] == [
+            ("Stopping", "Stopped")]
 
         # a shutdown mid-job leaves it InProgress; the next start runs it to completion
         artifact, booster, x = make_model(seed=3)

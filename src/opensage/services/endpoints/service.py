@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from opensage.errors import ValidationError, ValidationException
@@ -22,7 +23,7 @@ from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
 from opensage.services.endpoints.capacity import CapacityChange
 from opensage.services.endpoints.deploy import Deployer, Mode, retire, retire_now
-from opensage.services.endpoints.live import LOG_GROUP, Hosting
+from opensage.services.endpoints.live import LOG_GROUP, Hosting, LiveEndpoint
 from opensage.services.endpoints.metrics import InvocationMetrics
 from opensage.services.endpoints.plan import (
     DEPLOYED,
@@ -46,6 +47,7 @@ __all__ = ["EndpointService"]
 KIND = kinds.ENDPOINT
 RECOVERY_WAIT_SECONDS = 20.0
 Desired = list[dict[str, Any]]  # DesiredWeightsAndCapacities
+Edit = Callable[[dict[str, Any]], None]  # a change to a row's body or internal state
 
 
 class EndpointService:
@@ -63,7 +65,7 @@ class EndpointService:
         self.metrics = InvocationMetrics(ctx.metrics, self._instances)
 
     @property
-    def _live(self) -> dict[str, Any]:
+    def _live(self) -> dict[str, LiveEndpoint]:
         """The deployments serving now, by lower-cased name (tests look at their workers)."""
         return self.hosting.live
 
@@ -145,7 +147,7 @@ class EndpointService:
             raise self._not_updatable(row.arn, row.status)
         return row
 
-    def _begin_update(self, row: Resource, change: Any, change_internal: Any) -> None:
+    def _begin_update(self, row: Resource, change: Edit, change_internal: Edit | None) -> None:
         """InService -> Updating, or the error AWS gives when it is no longer InService."""
         try:
             self.ctx.resources.transition(
