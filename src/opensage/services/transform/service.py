@@ -178,13 +178,13 @@ class TransformService:
                     del self._running[name.lower()]
 
     def _started(self, name: str) -> None:
-        """Record ``TransformStartTime`` (not a status change: the job is InProgress)."""
-        row = self.ctx.resources.get(KIND.name, name)
-        if row is not None and row.status == Status.IN_PROGRESS:
-            now = self.ctx.now()
-            self.ctx.resources.update(KIND.name, name, dict(
-                row.body, TransformStartTime=now, LastModifiedTime=now), now=now,
-                expected_status=Status.IN_PROGRESS)
+        """Record ``TransformStartTime`` (an edit, not a move: the job stays InProgress)."""
+        now = self.ctx.now()
+        try:
+            self.ctx.resources.edit(KIND.name, name, (Status.IN_PROGRESS,), lambda body: (
+                body.update(TransformStartTime=now, LastModifiedTime=now)), now=now)
+        except StatusConflict:
+            pass  # stopped (or deleted) before it started
 
     def _finish(self, name: str, result: TransformJobStatus, reason: str | None = None) -> None:
         """End the job with its run's ``result``; a job asked to stop ends ``Stopped``."""
