@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from opensage.services.lifecycle import (  # noqa: F401 (callers catch it from here)
+    IllegalTransition,
+    Lifecycle,
+)
+
 
 class ActivityStatus(StrEnum):
     PENDING = "Pending"
@@ -32,16 +37,6 @@ ALLOWED: dict[ActivityStatus, frozenset[ActivityStatus]] = {
     ActivityStatus.IN_PROGRESS: TERMINAL,
 }
 
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def check_transition(current: ActivityStatus, target: ActivityStatus) -> None:
-    if target not in ALLOWED.get(current, frozenset()):
-        raise IllegalTransition(f"scaling activity cannot go from {current} to {target}")
-
-
-def sources_of(target: ActivityStatus) -> list[str]:
-    """The statuses an activity may move to ``target`` from (a transition's from list)."""
-    return [str(s) for s, allowed in ALLOWED.items() if target in allowed]
+LIFECYCLE = Lifecycle("a scaling activity", ALLOWED)
+check_transition = LIFECYCLE.check
+sources_of = LIFECYCLE.sources_of

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from opensage.services.lifecycle import (  # noqa: F401 (callers catch it from here)
+    IllegalTransition,
+    Lifecycle,
+)
+
 
 class EndpointStatus(StrEnum):
     OUT_OF_SERVICE = "OutOfService"
@@ -56,19 +61,6 @@ _ALLOWED: dict[EndpointStatus, frozenset[EndpointStatus]] = {
     EndpointStatus.UPDATE_ROLLBACK_FAILED: frozenset({EndpointStatus.DELETING}),
 }
 
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def can_move(current: EndpointStatus, target: EndpointStatus) -> bool:
-    return target in _ALLOWED.get(current, frozenset())
-
-
-def sources(target: EndpointStatus, *current: EndpointStatus) -> tuple[EndpointStatus, ...]:
-    """``current`` as the ``from_statuses`` of a store transition to ``target``, each checked
-    against the table."""
-    for status in current:
-        if not can_move(status, target):
-            raise IllegalTransition(f"an endpoint cannot go from {status} to {target}")
-    return current
+LIFECYCLE = Lifecycle("an endpoint", _ALLOWED)
+can_move = LIFECYCLE.can_move
+sources = LIFECYCLE.sources

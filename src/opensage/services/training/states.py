@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from opensage.services.lifecycle import (  # noqa: F401 (callers catch it from here)
+    IllegalTransition,
+    Lifecycle,
+)
+
 
 class Status(StrEnum):
     """``TrainingJobStatus``: the row's status column, derived from the secondary status."""
@@ -78,14 +83,8 @@ for _state in RUNNING:
         Secondary.FAILED, Secondary.STOPPING, Secondary.RESTARTING}
 _ALLOWED[Secondary.STOPPING] |= {Secondary.FAILED}
 
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def check_transition(current: Secondary, target: Secondary) -> None:
-    if target not in _ALLOWED.get(current, frozenset()):
-        raise IllegalTransition(f"training job cannot go from {current} to {target}")
+LIFECYCLE = Lifecycle("a training job", _ALLOWED)
+check_transition = LIFECYCLE.check
 
 
 MESSAGES = {

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from opensage.services.lifecycle import (  # noqa: F401 (callers catch it from here)
+    IllegalTransition,
+    Lifecycle,
+)
+
 
 class TransformJobStatus(StrEnum):
     IN_PROGRESS = "InProgress"
@@ -34,23 +39,9 @@ _ALLOWED: dict[TransformJobStatus, frozenset[TransformJobStatus]] = {
                                             TransformJobStatus.FAILED}),
 }
 
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def can_move(current: TransformJobStatus, target: TransformJobStatus) -> bool:
-    return target in _ALLOWED.get(current, frozenset())
-
-
-def sources(target: TransformJobStatus,
-            *current: TransformJobStatus) -> tuple[TransformJobStatus, ...]:
-    """``current`` as the ``from_statuses`` of a store transition to ``target``, each checked
-    against the table."""
-    for status in current:
-        if not can_move(status, target):
-            raise IllegalTransition(f"a transform job cannot go from {status} to {target}")
-    return current
+LIFECYCLE = Lifecycle("a transform job", _ALLOWED)
+can_move = LIFECYCLE.can_move
+sources = LIFECYCLE.sources
 
 
 def outcome(current: TransformJobStatus, result: TransformJobStatus) -> TransformJobStatus:

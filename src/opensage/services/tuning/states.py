@@ -10,6 +10,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from opensage.services.lifecycle import (  # noqa: F401 (callers catch it from here)
+    IllegalTransition,
+    Lifecycle,
+)
+
 
 class TuningStatus(StrEnum):
     IN_PROGRESS = "InProgress"
@@ -35,19 +40,9 @@ _ALLOWED: dict[TuningStatus, frozenset[TuningStatus]] = {
     TuningStatus.STOPPING: frozenset({TuningStatus.STOPPED}),
 }
 
-
-class IllegalTransition(RuntimeError):
-    pass
-
-
-def check_transition(current: TuningStatus, target: TuningStatus) -> None:
-    if target not in _ALLOWED.get(current, frozenset()):
-        raise IllegalTransition(f"tuning job cannot go from {current} to {target}")
-
-
-def sources_of(target: TuningStatus) -> tuple[TuningStatus, ...]:
-    """The statuses a tuning job may reach ``target`` from (a transition's ``from``)."""
-    return tuple(s for s, allowed in _ALLOWED.items() if target in allowed)
+LIFECYCLE = Lifecycle("a tuning job", _ALLOWED)
+check_transition = LIFECYCLE.check
+sources_of = LIFECYCLE.sources_of
 
 
 class TrialStatus(StrEnum):
