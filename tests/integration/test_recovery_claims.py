@@ -100,3 +100,75 @@ def test_two_servers_recovering_at_once_run_each_job_exactly_once(tmp_path: Path
     again = backend_on(tmp_path, "one", url)
     again.training.recover()
     assert sorted(submitted(again)) == sorted(ran_first)
+
+
+def seed_transform_jobs(backend: Services, count: int) -> None:
+    with backend.context.db.transaction() as conn:
+        conn.execute(insert(resources), [{
+            "kind": "transform-job", "name": f"tx-{i:03d}", "arn": f"arn:tx-{i:03d}",
+            "status": "InProgress", "creation_time": float(i), "last_modified_time": float(i),
+            "body": {"TransformJobName": f"tx-{i:03d}", "TransformJobStatus": "InProgress"}}
+            for i in range(count)])
+
+
+def launches(backend: Services) -> list[str]:
+    """Make ``backend``'s transform service record the runs it starts instead of running."""
+    launched: list[str] = []
+    backend.transform._launch = launched.append  # type: ignore[method-assign]
+    return launched
+
+
+def test_two_servers_recovering_transform_jobs_run_each_exactly_once(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = backend_on(tmp_path, "one", url), backend_on(tmp_path, "two", url)
+    ran_first, ran_second = launches(first), launches(second)
+    seed_transform_jobs(first, 40)
+    barrier = threading.Barrier(2)
+
+    def recover(backend: Services) -> None:
+        barrier.wait()
+        backend.transform.start()
+
+    threads = [threading.Thread(target=recover, args=(b,)) for b in (first, second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not set(ran_first) & set(ran_second)
+    assert sorted(ran_first + ran_second) == [f"tx-{i:03d}" for i in range(40)]
+    # A later server runs none of them while their leases live; the same server, restarted,
+    # takes its own back at once.
+    third = backend_on(tmp_path, "three", url)
+    ran_third = launches(third)
+    third.transform.start()
+    assert ran_third == []
+    again = backend_on(tmp_path, "one", url)
+    ran_again = launches(again)
+    again.transform.start()
+    assert sorted(ran_again) == sorted(ran_first)
+
+
+def test_a_transform_stop_through_another_server_reaches_the_one_running_it(
+        tmp_path: Path, monkeypatch: Any):
+    from opensage.services.transform import service as transform_service
+    from opensage.services.transform.job import Running
+
+    monkeypatch.setattr(transform_service, "STOP_POLL_SECONDS", 0.02)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    first, second = backend_on(tmp_path, "one", url), backend_on(tmp_path, "two", url)
+    seed_transform_jobs(first, 1)
+    launches(first)
+    first.transform.start()  # claims tx-000's run lease
+    second.transform.stop("tx-000")
+    # Not ended under the running server's feet: it is the one that ends it...
+    assert first.context.resources.get("transform-job", "tx-000").status == "Stopping"
+    # ...once its run, which polls the row, sees the stop.
+    running, busy = Running("tx-000"), threading.Event()
+    job = threading.Thread(target=busy.wait, args=(10,))
+    job.start()
+    try:
+        first.transform._watch_stop(running, job)
+        assert running.stop.is_set()
+    finally:
+        busy.set()
+        job.join()

@@ -147,3 +147,47 @@ def test_activity_states_refuse_leaving_an_end() -> None:
     assert ActivityStatus.FAILED.is_terminal and not ActivityStatus.PENDING.is_terminal
     with pytest.raises(IllegalTransition):
         check_transition(ActivityStatus.SUCCESSFUL, ActivityStatus.FAILED)
+
+
+def test_two_servers_on_one_database_scale_once_and_the_survivor_takes_over(
+        world, tmp_path: Path) -> None:
+    """Both scalers see the variant below its minimum; only the one holding the scaler
+    lease applies it, and the other scales once the holder closes."""
+    first, first_endpoints, clock = world
+    settings = Settings(data_dir=tmp_path / "second")
+    ctx = Context(settings=settings, db=first.ctx.db, resources=first.ctx.resources,
+                  objects=None,  # type: ignore[arg-type]
+                  logs=first.ctx.logs, metrics=first.ctx.metrics,
+                  algorithms=AlgorithmCatalog(), clock=lambda: clock[0])
+    second_endpoints = Endpoints(ctx)
+    second = AutoscalingService(ctx, second_endpoints, interval=3600,  # type: ignore[arg-type]
+                                window=60)
+    first.register({**KEY, "MinCapacity": 2, "MaxCapacity": 4})
+    for endpoints in (first_endpoints, second_endpoints):
+        endpoints.applied.set()  # capacity changes apply at once
+    barrier = threading.Barrier(2)
+
+    def tick(scaler: AutoscalingService) -> None:
+        barrier.wait()
+        scaler.tick()
+
+    ticks = [threading.Thread(target=tick, args=(s,)) for s in (first, second)]
+    for t in ticks:
+        t.start()
+    for t in ticks:
+        t.join(10)
+    applied = first_endpoints.requests + second_endpoints.requests
+    assert applied == [("ep", [{"VariantName": "v", "DesiredInstanceCount": 2}])]
+    assert len(scaler_activities(first)) == 1
+    holder, other = ((first, second) if first_endpoints.requests else (second, first))
+    other.tick()  # still held: nothing
+    assert len(scaler_activities(first)) == 1
+    holder.close()  # gives the lease back
+    other.tick()  # (the fake endpoint still reports 1 instance: scales again)
+    assert len(scaler_activities(first)) == 2
+    assert len((second_endpoints if other is second else first_endpoints).requests) == 1
+
+
+def scaler_activities(scaler: AutoscalingService) -> list[dict[str, Any]]:
+    return list(scaler.describe_activities({"ServiceNamespace": "sagemaker"})[
+        "ScalingActivities"])

@@ -11,6 +11,10 @@ or drained) and records a scaling activity: InProgress while the endpoint change
 Successful or Failed (``states``). Activities are kept six weeks, as AWS keeps them
 (``purge_activities``, run by housekeeping).
 
+Several servers may share one database: only the one holding the scaler lease
+(``store.leases``, renewed while it lives) scales, so one metric reading is never acted on
+twice; another server takes the lease over once its holder closes or dies.
+
 A target's row holds the API document; which endpoint variant it scales and when it last
 scaled out and in are opensage's own state, in the row's ``internal`` column (under the
 names they had in the document before Alembic revision 0004 moved them there).
@@ -31,8 +35,10 @@ from opensage.errors import AwsError, ValidationException
 from opensage.services.autoscaling.states import ActivityStatus, check_transition, sources_of
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
+from opensage.services.endpoints.states import EndpointStatus
 from opensage.services.metrics import Datapoint, dimension_key
 from opensage.store import pagination
+from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import AlreadyExists, Resource, StatusConflict
 
 __all__ = ["AutoscalingService", "ObjectNotFoundException"]
@@ -51,6 +57,9 @@ RESOURCE_ID = re.compile(r"^endpoint/([^/]+)/variant/([^/]+)$")
 # scaled each way (the cooldowns count from there).
 ENDPOINT, VARIANT = "_Endpoint", "_Variant"
 LAST_SCALE_OUT, LAST_SCALE_IN = "_LastScaleOut", "_LastScaleIn"
+# The lease of the one server that scales (see the module's docstring).
+SCALER_LEASE = "autoscaling/scaler"
+SCALER_LEASE_TTL = 60.0
 log = logging.getLogger(__name__)
 
 
@@ -74,8 +83,11 @@ class AutoscalingService:
             "OPENSAGE_AUTOSCALING_INTERVAL", 5.0)
         self.window = window if window is not None else _env_float(
             "OPENSAGE_AUTOSCALING_WINDOW", 60.0)
-        # One scaling pass at a time in this process (``reset`` waits for the one going on).
+        # One scaling pass at a time in this process (``reset`` waits for the one going on);
+        # one server scaling at a time: the scaler lease.
         self._lock = threading.RLock()
+        self._scaler = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
+                                   SCALER_LEASE_TTL)
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -293,6 +305,8 @@ class AutoscalingService:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=APPLY_TIMEOUT)
+        self._scaler.close()
+        self._scaler.release(SCALER_LEASE)  # another server scales from its next pass
 
     def reset(self) -> None:
         with self._lock:  # wait for a scaling step in progress
@@ -317,8 +331,11 @@ class AutoscalingService:
                 log.exception("autoscaling step failed")
 
     def tick(self) -> None:
-        """One pass over every scalable target: scale the ones whose metric says so."""
+        """One pass over every scalable target: scale the ones whose metric says so; only
+        by the server holding the scaler lease (claimed before anything is read)."""
         with self._lock:
+            if not self._scaler.claim(SCALER_LEASE):
+                return  # another server scales
             policies: dict[str, list[dict[str, Any]]] = {}
             for row in self._rows(POLICY_KIND):
                 b = row.body
@@ -331,8 +348,8 @@ class AutoscalingService:
                 "endpoint", [row.internal[ENDPOINT] for row in targets])
             readings = self._readings(targets, policies, self.ctx.now())
             for row in targets:
-                if self._closing.is_set():
-                    return
+                if self._closing.is_set() or not self._scaler.claim(SCALER_LEASE):
+                    return  # closing, or the lease was lost (this server stalled past it)
                 try:
                     self._scale(row, policies.get(row.name, []),
                                 endpoints.get(row.internal[ENDPOINT]), readings)
@@ -363,7 +380,7 @@ class AutoscalingService:
         endpoint, variant = row.internal[ENDPOINT], row.internal[VARIANT]
         last_out = float(row.internal.get(LAST_SCALE_OUT, 0))
         last_in = float(row.internal.get(LAST_SCALE_IN, 0))
-        if found is None or found.status != "InService":
+        if found is None or found.status != EndpointStatus.IN_SERVICE:
             return
         view = next((v for v in found.body.get("ProductionVariants") or []
                      if v["VariantName"] == variant), None)

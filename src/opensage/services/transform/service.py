@@ -11,6 +11,12 @@ and batched (``records``), filtered and joined (``formats``, ``jsonpath``).
 Logs go to ``/aws/sagemaker/TransformJobs``, stream ``<job>/<instance-id>-<epoch>``. After a
 server restart a job left ``InProgress`` runs again from the start (outputs are replaced
 whole), one left ``Stopping`` becomes ``Stopped``.
+
+Several servers may share one database: a server runs a job only while it holds the job's
+run lease (``store.leases``), renewed while it runs, so a job is never run by two servers
+at once; a restarted server takes its own jobs back at once (the owner is its host and data
+directory), another takes them once their lease lapses. A stop that reaches a server not
+running the job is seen by the one running it within ``STOP_POLL_SECONDS`` (it polls the row).
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ from opensage.services.transform.jsonpath import parse_path
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.states import TransformJobStatus, outcome, sources
 from opensage.serving.fleet import Launcher
+from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import StatusConflict
 
 __all__ = ["TransformService"]
@@ -38,6 +45,8 @@ __all__ = ["TransformService"]
 KIND = kinds.TRANSFORM_JOB
 log = logging.getLogger(__name__)
 Status = TransformJobStatus
+RUN_LEASE_TTL = 60.0  # a dead server's jobs can be run by another this long after it died
+STOP_POLL_SECONDS = 1.0  # how often a running job looks for a stop made through another server
 
 
 class TransformService:
@@ -50,6 +59,8 @@ class TransformService:
         self.root = ctx.settings.data_dir / "transform"
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
+        self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
+                                 RUN_LEASE_TTL)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
@@ -69,7 +80,8 @@ class TransformService:
                                 "Environment": container.get("Environment") or {}}}
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
                status=Status.IN_PROGRESS, internal=internal)
-        self._launch(name)
+        if self._runs.claim(_run_key(name)):  # a new name: only a wiped store had it
+            self._launch(name)
         return arn
 
     def describe(self, name: str) -> dict[str, Any]:
@@ -99,18 +111,27 @@ class TransformService:
             return  # it finished (or was stopped) meanwhile
         with self._lock:
             running = self._running.get(row.name.lower())
-        if running is None:  # nothing runs it (e.g. a failed restart): stopped at once
-            self._finish(row.name, Status.STOPPED)
-        else:
+        if running is not None:
             running.stop.set()
+        elif self._runs.claim(_run_key(row.name)):  # no server runs it: stopped at once
+            self._finish(row.name, Status.STOPPED)
+            self._runs.release(_run_key(row.name))
+        # else another server runs it: it sees the Stopping row and stops
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop."""
+        """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop.
+        Each only if its run lease is free or this server's (no other live server runs it)."""
         for row in self.ctx.resources.scan(KIND.name, statuses=(Status.IN_PROGRESS,
                                                                  Status.STOPPING)):
+            with self._lock:
+                if row.name.lower() in self._running:
+                    continue  # this server runs it already
+            if not self._runs.claim(_run_key(row.name)):
+                continue  # another server runs it
             if row.status == Status.STOPPING:
                 self._finish(row.name, Status.STOPPED)
+                self._runs.release(_run_key(row.name))
             else:
                 self._log(row.name, "system", "The server restarted: the transform "
                           "job runs again from the start.")
@@ -133,6 +154,7 @@ class TransformService:
         """Server shutdown: jobs in progress are left ``InProgress``; ``start`` reruns them."""
         self.stop_all(shutdown=True)
         self.launcher.close()
+        self._runs.close()
 
     def reset(self) -> None:
         self.stop_all()
@@ -146,6 +168,19 @@ class TransformService:
         running.thread = threading.Thread(target=self._run, args=(running,), daemon=True,
                                           name=f"transform-{name}")
         running.thread.start()
+        threading.Thread(target=self._watch_stop, args=(running, running.thread), daemon=True,
+                         name=f"transform-{name}-stop").start()
+
+    def _watch_stop(self, running: Running, thread: threading.Thread) -> None:
+        """Stop the run when its row goes ``Stopping`` (or away) through another server."""
+        while not running.stop.wait(STOP_POLL_SECONDS) and thread.is_alive():
+            try:
+                row = self.ctx.resources.get(KIND.name, running.name)
+            except Exception:  # the database went away (shutdown): the run ends on its own
+                log.exception("polling transform job %s for a stop failed", running.name)
+                return
+            if row is None or row.status != Status.IN_PROGRESS:
+                running.stop.set()
 
     def _run(self, running: Running) -> None:
         name = running.name
@@ -176,6 +211,10 @@ class TransformService:
             with self._lock:
                 if self._running.get(name.lower()) is running:
                     del self._running[name.lower()]
+            try:  # given back even on a shutdown: the job stays InProgress for the next server
+                self._runs.release(_run_key(name))
+            except Exception:  # the database went away: the lease lapses instead
+                log.exception("releasing the run lease of transform job %s failed", name)
 
     def _started(self, name: str) -> None:
         """Record ``TransformStartTime`` (an edit, not a move: the job stays InProgress)."""
@@ -208,6 +247,10 @@ class TransformService:
                                  [(int(time.time() * 1000), message)])
         except Exception:
             log.exception("storing a log line of transform job %s failed", job)
+
+
+def _run_key(name: str) -> str:
+    return f"{KIND.name}/{name}/run"
 
 
 def _ended(status: TransformJobStatus, now: float,
