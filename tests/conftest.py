@@ -13,6 +13,7 @@ from botocore.config import Config
 
 from opensage.server import RunningServer, start_in_thread
 from opensage.settings import Settings
+from opensage.testing import frameworks_dir_for_tests, wheelhouse_for_tests
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -22,7 +23,8 @@ REGION = "us-east-1"
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir: Path = tmp_path_factory.mktemp("opensage-data")
     settings = Settings(data_dir=data_dir, port=0, account_id=ACCOUNT, region=REGION,
-                        enable_reset=True)
+                        enable_reset=True, frameworks_dir=frameworks_dir_for_tests(),
+                        wheelhouse=wheelhouse_for_tests())
     running = start_in_thread(settings)
     yield running
     running.stop()

@@ -33,6 +33,14 @@ class Settings:
     # once 1 MiB is out (deflate cannot pass ~1032:1, so 200 stops a gzip of zeros at 1 MiB).
     archive_max_unpacked_bytes: int = 10 * 1024**3
     archive_max_ratio: float = 200.0
+    # Script mode: where framework environments are built (default data_dir / "frameworks"),
+    # and directories of wheels uv searches (find-links); the CPU torch wheel lies there.
+    frameworks_dir: Path = Path()
+    wheelhouse: tuple[Path, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.frameworks_dir == Path():
+            object.__setattr__(self, "frameworks_dir", self.data_dir / "frameworks")
 
     @property
     def database_url(self) -> str:
@@ -61,6 +69,8 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"]).expanduser().resolve()
+        if "frameworks_dir" in values:
+            values["frameworks_dir"] = Path(values["frameworks_dir"]).expanduser().resolve()
         return cls(**values)
 
     def with_port(self, port: int) -> Settings:
@@ -76,6 +86,8 @@ def _coerce(name: str, raw: str) -> Any:
         return float(raw)
     if name in ("enable_reset", "preload_algorithms"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name == "data_dir":
+    if name in ("data_dir", "frameworks_dir"):
         return Path(raw)
+    if name == "wheelhouse":
+        return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)
     return raw

@@ -13,6 +13,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 VENV_BIN = Path(sys.executable).parent
+# The test machine's wheelhouse: where its CPU torch wheel lies (the server itself has none
+# unless OPENSAGE_WHEELHOUSE says so).
+TEST_WHEELHOUSE = Path("/opt/wheels")
+
+
+def frameworks_dir_for_tests() -> Path:
+    """One frameworks directory for every test session on this machine: an environment is
+    built once per machine, not per test (``OPENSAGE_TEST_FRAMEWORKS_DIR``)."""
+    raw = os.environ.get("OPENSAGE_TEST_FRAMEWORKS_DIR")
+    return Path(raw).expanduser() if raw else Path.home() / ".cache/opensage-test/frameworks"
+
+
+def wheelhouse_for_tests() -> tuple[Path, ...]:
+    """``OPENSAGE_WHEELHOUSE`` if set, else the test machine's ``/opt/wheels`` if it exists."""
+    raw = os.environ.get("OPENSAGE_WHEELHOUSE")
+    if raw is not None:
+        return tuple(Path(p) for p in raw.split(os.pathsep) if p)
+    return (TEST_WHEELHOUSE,) if TEST_WHEELHOUSE.is_dir() else ()
+
+
+def environ_for_tests() -> dict[str, str]:
+    """The variables that point a server subprocess at the shared test environments."""
+    return {"OPENSAGE_FRAMEWORKS_DIR": str(frameworks_dir_for_tests()),
+            "OPENSAGE_WHEELHOUSE": os.pathsep.join(map(str, wheelhouse_for_tests()))}
 
 
 @contextmanager
@@ -28,7 +52,7 @@ def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subproces
     cmd = [str(VENV_BIN / "opensage"), "server", "--port", "0", "--data-dir", str(data_dir),
            "--log-level", "warning", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**environ_for_tests(), **os.environ, "COLUMNS": "200"})
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from opensage.runner.environments import Environments
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.autoscaling.service import ACTIVITY_KIND, APPLY_TIMEOUT, TARGET_KIND
@@ -57,7 +58,8 @@ def world(tmp_path: Path) -> Iterator[tuple[AutoscalingService, Endpoints, list[
     ctx = Context(settings=settings, db=db, resources=ResourceStore(db),
                   objects=None,  # type: ignore[arg-type]
                   logs=LogService(db, settings, clock=lambda: clock[0]), metrics=MetricStore(db),
-                  algorithms=AlgorithmCatalog(), clock=lambda: clock[0])
+                  algorithms=AlgorithmCatalog(),
+                  environments=Environments(settings.frameworks_dir), clock=lambda: clock[0])
     ctx.resources.create("endpoint", "ep", "arn:ep", {"EndpointName": "ep", "ProductionVariants": [
         {"VariantName": "v", "CurrentInstanceCount": 1}]}, now=NOW, status="InService")
     endpoints = Endpoints(ctx)
@@ -158,7 +160,8 @@ def test_two_servers_on_one_database_scale_once_and_the_survivor_takes_over(
     ctx = Context(settings=settings, db=first.ctx.db, resources=first.ctx.resources,
                   objects=None,  # type: ignore[arg-type]
                   logs=first.ctx.logs, metrics=first.ctx.metrics,
-                  algorithms=AlgorithmCatalog(), clock=lambda: clock[0])
+                  algorithms=AlgorithmCatalog(),
+                  environments=Environments(settings.frameworks_dir), clock=lambda: clock[0])
     second_endpoints = Endpoints(ctx)
     second = AutoscalingService(ctx, second_endpoints, interval=3600,  # type: ignore[arg-type]
                                 window=60)

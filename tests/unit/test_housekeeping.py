@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from opensage.runner.environments import Environments
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.context import Context
@@ -63,6 +64,7 @@ def world(tmp_path: Path) -> Iterator[World]:
     ctx = Context(settings=settings, db=db, resources=ResourceStore(db),
                   objects=ObjectStore(settings.objects_url, db, region=settings.region),
                   logs=logs, metrics=metrics, algorithms=AlgorithmCatalog(),
+                  environments=Environments(settings.frameworks_dir),
                   clock=lambda: clock[0])
     # purging activities scales nothing: no endpoint service needed
     scaler = AutoscalingService(ctx, None)  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from opensage.cli.frameworks import app as frameworks_app
 from opensage.cli.sdk_config import sdk_config
 from opensage.cli.tuning import app as tuning_app
 from opensage.settings import Settings
@@ -17,6 +18,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 db_app = typer.Typer(no_args_is_help=True, help="Database schema.")
 app.add_typer(db_app, name="db")
 app.add_typer(tuning_app, name="tuning")
+app.add_typer(frameworks_app, name="frameworks")
 console = Console()
 
 HostOpt = Annotated[str | None, typer.Option(help="Interface to bind. [env OPENSAGE_HOST]")]

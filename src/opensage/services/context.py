@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opensage.runner.environments import Environments
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
@@ -28,6 +29,7 @@ class Context:
     logs: LogService
     metrics: MetricStore
     algorithms: AlgorithmCatalog
+    environments: Environments  # script mode's framework environments
     clock: Callable[[], float] = time.time  # seconds since the epoch; a test may fix it
 
     def now(self) -> float:

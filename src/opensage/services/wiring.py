@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opensage.runner.environments import Environments
 from opensage.runner.executor import Executor
 from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
@@ -78,7 +79,9 @@ def build_services(settings: Settings) -> Services:
     ctx = Context(settings=settings, db=db, resources=ResourceStore(db),
                   objects=ObjectStore(settings.objects_url, db, region=settings.region),
                   logs=LogService(db, settings), metrics=MetricStore(db),
-                  algorithms=AlgorithmCatalog())
+                  algorithms=AlgorithmCatalog(),
+                  environments=Environments(settings.frameworks_dir,
+                                            wheelhouse=settings.wheelhouse))
     forkserver = _forkserver(settings)
 
     def executor(reports: TrainingEvents) -> Executor:
