@@ -110,6 +110,10 @@ def test_pytorch_environment_holds_the_cpu_torch(shared: Environments) -> None:
     torchrun = shared.bin(pytorch, None, "torchrun")
     assert torchrun.is_file()
     subprocess.run([str(torchrun), "--help"], capture_output=True, check=True)
+    # Built once, the environment serves a server that has no wheelhouse (or is offline).
+    lines: list[str] = []
+    assert Environments(shared.root).python(pytorch, log=lines.append) == python
+    assert lines == []
 
 
 def test_pytorch_without_a_cpu_wheel_says_to_set_the_wheelhouse(tmp_path: Path) -> None:

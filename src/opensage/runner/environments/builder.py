@@ -30,7 +30,6 @@ from opensage.runner.environments.catalog import Framework, catalogue
 
 MARKER = "opensage-environment.json"
 UV = [sys.executable, "-m", "uv"]
-# uv's --python-platform / tags are not needed: it installs for the interpreter it is given.
 _TAIL = 40  # lines of uv's output kept for the error message
 
 
@@ -233,10 +232,8 @@ def _cpu_wheel(name: str, wheelhouse: Sequence[Path]) -> str | None:
             continue
         for wheel in directory.glob(f"{name}-*.whl"):
             parts = wheel.name[:-4].split("-")
-            if len(parts) != 5 or parts[2] != tag or "x86_64" not in parts[4] and \
-                    "aarch64" not in parts[4]:
-                continue
-            if os.uname().machine not in parts[4]:
+            # name-version-pythontag-abitag-platform, for this interpreter and machine
+            if len(parts) != 5 or parts[2] != tag or os.uname().machine not in parts[4]:
                 continue
             version = parts[1]
             release, _, local = version.partition("+")
