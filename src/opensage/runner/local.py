@@ -13,6 +13,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,14 +22,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
 from opensage.runner import metrics as metric_parsing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.environments import EnvironmentBuildError, Environments
 from opensage.runner.forkserver import ForkedProcess, ForkServer
 from opensage.runner.pipes import PipeFeeders
-from opensage.runner.workspace import Workspace, container_env, cpus_for, resource_config
+from opensage.runner.toolkit import isolation, script
+from opensage.runner.toolkit.contract import (
+    UserEntry,
+    container_env,
+    resource_config,
+    to_cmd_args,
+    user_hyperparameters,
+)
+from opensage.runner.workspace import Workspace, cpus_for
 from opensage.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -44,13 +55,16 @@ STOP_POLL_SECONDS = 1.0
 REPORT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
 INTERNAL_FAILURE = "InternalServerError: opensage failed to run the job"
 JobProcess = subprocess.Popen[bytes] | ForkedProcess
+DEFAULT_ARCHIVE_LIMITS = ArchiveLimits(max_unpacked_bytes=10 * 1024**3, max_ratio=200.0)
 
 
 @dataclass(frozen=True)
 class TrainingSpec:
     name: str
     arn: str
-    module: str | None  # ``python -m <module> train``; None: nothing here can run the image
+    # What runs: a built-in's ``python -m <module> train`` (forked from the warm fork
+    # server), or the user's script (``script``); neither: ``unsupported_reason``.
+    module: str | None
     unsupported_reason: str | None
     hyperparameters: dict[str, str]
     channels: list[dict[str, Any]]
@@ -68,6 +82,8 @@ class TrainingSpec:
     # A tuner decides on this job's intermediate metrics (early stopping, Hyperband): metric
     # lines are reported as soon as they are read instead of every LOG_FLUSH_SECONDS.
     prompt_metrics: bool = False
+    script: script.ScriptMode | None = None
+    network_isolation: bool = False  # EnableNetworkIsolation: a network namespace per host
 
 
 @dataclass(frozen=True)
@@ -99,7 +115,20 @@ class _Run:
     stop_requested: bool = False
     recheck_stop: bool = False  # look at the job's row now, not at the next poll
     interrupt_requested: bool = False
+    procs: list[JobProcess] = field(default_factory=list)  # one per host while running
+
+
+@dataclass(eq=False)
+class _Host:
+    """One host (``algo-N``) of a running attempt: its own ``/opt/ml``, process and stream."""
+
+    name: str
+    ws: Workspace
+    command: list[str] | None = None  # script mode: its command line (for FailureReason)
     proc: JobProcess | None = None
+    tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=40))
+    eof: bool = False
 
 
 class JobFailure(Exception):
@@ -114,7 +143,11 @@ class LocalExecutor:
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  slots: int, stop_grace_seconds: float,
                  spot_interruptions_per_hour: float = 0.0,
-                 forkserver: ForkServer | None = None) -> None:
+                 forkserver: ForkServer | None = None,
+                 environments: Environments | None = None,
+                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
+        """``environments`` builds script mode's framework environments (None: script-mode
+        jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``."""
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -127,6 +160,8 @@ class LocalExecutor:
         self._workers: list[threading.Thread] = []
         self._closing = False
         self.forkserver = forkserver
+        self.environments = environments
+        self.archive_limits = archive_limits
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -188,7 +223,7 @@ class LocalExecutor:
             worker.join(max(0.0, deadline - time.monotonic()))
 
     def _running_procs(self) -> list[JobProcess]:
-        return [run.proc for run in self._runs.values() if run.proc is not None]
+        return [proc for run in self._runs.values() for proc in run.procs]
 
     # -- one job ---------------------------------------------------------------------------
     def _work(self) -> None:
@@ -270,6 +305,8 @@ class LocalExecutor:
                 result, checkpoints = self._attempt(run, ws, budget)
             except (ChannelError, JobFailure) as err:
                 return _failed(ws, f"ClientError: {err}", started)
+            except script.ScriptError as err:
+                return _failed(ws, str(err), started)
             except AwsError as err:
                 return _failed(ws, f"ClientError: {err.message}", started)
             if checkpoints is not None:
@@ -302,32 +339,78 @@ class LocalExecutor:
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         """One run of the job from a fresh directory (checkpoints restored from S3)."""
         spec = run.spec
-        ws.create()
+        hosts = self._hosts(spec, ws)
+        for host in hosts:
+            host.ws.create()
         self.events.advance(spec.name, "Downloading")
-        for channel in spec.channels:
-            if input_mode(channel, spec.input_mode) != "Pipe":
-                materialize(self.objects, channel, ws.channel_dir(channel["ChannelName"]))
+        for index, host in enumerate(hosts):
+            for channel in spec.channels:
+                if input_mode(channel, spec.input_mode) != "Pipe":
+                    materialize(self.objects, channel,
+                                host.ws.channel_dir(channel["ChannelName"]),
+                                host_index=index, host_count=len(hosts))
         checkpoints: CheckpointSync | None = None
         if spec.checkpoint:
             ws.default_checkpoint_dir.mkdir()
             checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
                                          ws.default_checkpoint_dir)
             checkpoints.restore()
-        ws.write_config(spec.hyperparameters, _input_data_config(spec),
-                        resource_config(spec.instance_type, spec.instance_count),
-                        spec.checkpoint)
-        if spec.module is None:
+        for host in hosts:
+            host.ws.write_config(
+                spec.hyperparameters, _input_data_config(spec),
+                resource_config(spec.instance_type, spec.instance_count, host.name),
+                spec.checkpoint)
+        if spec.module is None and spec.script is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
+        if spec.network_isolation and (why := isolation.unavailable()) is not None:
+            raise JobFailure(why)
+        epoch = int(time.time())
+        streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
+        python = self._prepare_script(spec, hosts, streams[0]) if spec.script else None
         with PipeFeeders(self.objects) as pipes:  # Pipe mode: FIFOs fed until the job ends
             for channel in spec.channels:
                 if input_mode(channel, spec.input_mode) == "Pipe":
                     pipes.add(channel, ws.data_dir)
             self.events.advance(spec.name, "Training")
-            result = self._train(run, ws, checkpoints, budget)
+            result = self._train(run, hosts, streams, python, checkpoints, budget)
         if pipes.errors and result.status in ("Completed", "Failed"):
             # the algorithm saw a channel cut short: that is the failure to report
             result = Outcome("Failed", f"ClientError: {pipes.errors[0]}"[:1024])
         return result, checkpoints
+
+    @staticmethod
+    def _hosts(spec: TrainingSpec, ws: Workspace) -> list[_Host]:
+        """algo-1 in the job's directory (what is uploaded comes from there); a script-mode
+        job's other hosts in directories of their own beneath it. A built-in runs one host."""
+        count = spec.instance_count if spec.script is not None else 1
+        return [_Host("algo-1", ws)] + [
+            _Host(f"algo-{i}", Workspace(ws.root / ".hosts" / f"algo-{i}"))
+            for i in range(2, count + 1)]
+
+    def _prepare_script(self, spec: TrainingSpec, hosts: list[_Host], stream: str) -> Path:
+        """The user's code in every host's code directory, and the interpreter of the
+        framework's environment (built now if needed, with an overlay for the code's
+        ``requirements.txt``; its progress goes to algo-1's log stream)."""
+        assert spec.script is not None
+        primary = hosts[0].ws
+        script.unpack_code(self.objects, spec.script.request.submit_directory, primary.root,
+                           primary.code_dir, self.archive_limits)
+        for host in hosts[1:]:
+            script.copy_code(primary.code_dir, host.ws.code_dir)
+        if self.environments is None:
+            raise JobFailure("Script mode needs framework environments, which this server "
+                             "was started without")
+        requirements = primary.code_dir / "requirements.txt"
+
+        def log(line: str) -> None:
+            self.events.logs(spec.name, stream, [(int(time.time() * 1000), line)])
+
+        try:
+            return self.environments.python(
+                spec.script.framework, requirements if requirements.is_file() else None, log)
+        except EnvironmentBuildError as err:
+            raise JobFailure(f"Could not build the {spec.script.framework.key} environment: "
+                             f"{err}") from None
 
     def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
         bucket, prefix = split_s3_uri(spec.output_path.rstrip("/") + "/")
@@ -348,83 +431,119 @@ class LocalExecutor:
         except (AwsError, ChannelError, OSError):
             return False
 
-    def _train(self, run: _Run, ws: Workspace, checkpoints: CheckpointSync | None,
-               budget: float) -> Outcome:
+    def _train(self, run: _Run, hosts: list[_Host], streams: list[str], python: Path | None,
+               checkpoints: CheckpointSync | None, budget: float) -> Outcome:
         spec = run.spec
         cpus = cpus_for(spec.instance_type)
-        env = {**os.environ, **container_env(
-            ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
-            hyperparameters=spec.hyperparameters, input_data_config=_input_data_config(spec),
-            resource=resource_config(spec.instance_type, spec.instance_count), num_cpus=cpus,
-            user_env=spec.environment)}
-        env["PYTHONUNBUFFERED"] = "1"
-        proc = self._start(spec.module or "", str(ws.root), env, cpus)
-        with self._lock:
-            run.proc = proc
+        entry = None if spec.script is None else UserEntry(
+            spec.script.request.submit_directory, spec.script.request.program,
+            spec.script.framework_module)
+        port = _free_port() if spec.script and spec.script.request.launcher else 0
         try:
-            return self._supervise(run, ws, proc, checkpoints, budget)
+            for index, host in enumerate(hosts):
+                env = {**os.environ, **container_env(
+                    host.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
+                    hyperparameters=spec.hyperparameters,
+                    input_data_config=_input_data_config(spec),
+                    resource=resource_config(spec.instance_type, spec.instance_count,
+                                             host.name),
+                    num_cpus=cpus, user_env=spec.environment, entry=entry)}
+                env["PYTHONUNBUFFERED"] = "1"
+                if spec.script is not None and python is not None:
+                    _script_env(env, python, host.ws.code_dir, spec.environment)
+                    host.command = script.command(
+                        spec.script, python, host.ws.code_dir,
+                        to_cmd_args(user_hyperparameters(spec.hyperparameters)),
+                        hosts=len(hosts), host_index=index, master_port=port)
+                    proc = self._launch(host.command, str(host.ws.code_dir), env, cpus,
+                                        spec.network_isolation)
+                else:
+                    proc = self._start(spec.module or "", str(host.ws.root), env, cpus,
+                                       spec.network_isolation)
+                host.proc = proc
+                with self._lock:
+                    run.procs.append(proc)
+            return self._supervise(run, hosts, streams, checkpoints, budget)
+        except BaseException:
+            for host in hosts:
+                if host.proc is not None:
+                    _signal_group(host.proc, signal.SIGKILL)
+            raise
         finally:
             with self._lock:
-                run.proc = None
+                run.procs = []
 
-    def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int) -> JobProcess:
-        """Fork the job from the warm fork server when it preloaded the module, else start a
-        fresh interpreter through the launcher."""
-        if self.forkserver is not None and module in self.forkserver.modules:
+    def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int,
+               isolate: bool = False) -> JobProcess:
+        """A built-in: forked from the warm fork server when it preloaded the module, else a
+        fresh interpreter through the launcher (always so in a network namespace)."""
+        if self.forkserver is not None and module in self.forkserver.modules and not isolate:
             try:
                 return self.forkserver.spawn(module, ["train"], cwd, env, cpus)
             except (OSError, RuntimeError) as err:
                 log.warning("fork server unavailable (%s): starting jobs directly", err)
                 self.forkserver = None
-        command = [sys.executable, "-m", "opensage.runner.launch", str(cpus), str(os.getpid()),
-                   "--", sys.executable, "-m", module, "train"]
-        return subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, start_new_session=True)
+        return self._launch([sys.executable, "-m", module, "train"], cwd, env, cpus, isolate)
 
-    def _supervise(self, run: _Run, ws: Workspace, proc: JobProcess,
+    @staticmethod
+    def _launch(command: list[str], cwd: str, env: dict[str, str], cpus: int,
+                isolate: bool) -> JobProcess:
+        """``command`` through the launcher: dies with the server, pinned to ``cpus`` CPUs,
+        in a network namespace of its own when ``isolate``."""
+        launcher = [sys.executable, "-m", "opensage.runner.launch", str(cpus),
+                    str(os.getpid()), *(["--netns"] if isolate else []), "--"]
+        return subprocess.Popen(
+            [*launcher, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def _supervise(self, run: _Run, hosts: list[_Host], streams: list[str],
                    checkpoints: CheckpointSync | None, budget: float) -> Outcome:
+        """Stream every host's output to its log stream (and metrics), enforce stop,
+        MaxRuntime and spot interruptions, until every host has ended. The first host that
+        fails fails the job, and the others are stopped."""
         spec = run.spec
-        lines: queue.Queue[bytes | None] = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc, lines), daemon=True)
-        reader.start()
-        stream = f"{spec.name}/algo-1-{int(time.time())}"
+        lines: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
+        for index, host in enumerate(hosts):
+            threading.Thread(target=_pump, args=(host.proc, index, lines), daemon=True).start()
         patterns = metric_parsing.compile_definitions(spec.metric_definitions)
-        tail: collections.deque[str] = collections.deque(maxlen=8)
-        pending: list[tuple[int, str]] = []
+        pending: list[list[tuple[int, str]]] = [[] for _ in hosts]
         found: list[tuple[str, float, float]] = []
         deadline = time.monotonic() + budget
         ending: str | None = None
+        failed: tuple[_Host, int] | None = None
         last_flush = last_sync = last_stop_poll = time.monotonic()
-        done = False
-        while not done:
+        open_streams = len(hosts)
+        while open_streams:
             try:
-                raw = lines.get(timeout=POLL_SECONDS)
+                item: tuple[int, bytes | None] | None = lines.get(timeout=POLL_SECONDS)
             except queue.Empty:
-                raw = b""
-            while raw is not None:
-                if raw:
+                item = None
+            while item is not None:
+                index, raw = item
+                if raw is None:
+                    hosts[index].eof = True
+                    open_streams -= 1
+                elif raw:
                     text = as_logged(raw)
                     now = time.time()
-                    pending.append((int(now * 1000), text))
-                    tail.append(text)
+                    pending[index].append((int(now * 1000), text))
+                    hosts[index].tail.append(text)
                     found += [(m, v, now) for m, v in metric_parsing.extract(patterns, text)]
                 try:
-                    raw = lines.get_nowait()
+                    item = lines.get_nowait()
                 except queue.Empty:
                     break
-            else:
-                done = True
             moment = time.monotonic()
-            due = done or moment - last_flush >= LOG_FLUSH_SECONDS or (
+            due = not open_streams or moment - last_flush >= LOG_FLUSH_SECONDS or (
                 found and spec.prompt_metrics and moment - last_flush >= PROMPT_FLUSH_SECONDS)
-            if (pending or found) and due:
-                # one write per flush, not per line: each is a transaction on the job's row
-                if pending:
-                    self.events.logs(spec.name, stream, pending)
+            if (found or any(pending)) and due:
+                # one write per flush and stream, not per line: each is a transaction
+                for index, events in enumerate(pending):
+                    if events:
+                        self.events.logs(spec.name, streams[index], events)
                 if found:
                     self.events.metrics(spec.name, found)
-                pending, found = [], []
+                pending, found = [[] for _ in hosts], []
                 last_flush = moment
             if checkpoints is not None and moment - last_sync >= 2:
                 checkpoints.upload_changes()
@@ -435,28 +554,34 @@ class LocalExecutor:
                 if self._asked_to_stop(spec.name):
                     with self._lock:
                         run.stop_requested = True
-            if ending is None and run.stop_requested:
-                ending = "Stopped"
-                self._terminate(proc)
-            elif ending is None and moment > deadline:
-                ending = "MaxRuntimeExceeded"
-                self._terminate(proc)
-            elif ending is None and self._interrupted(run, POLL_SECONDS):
-                ending = "Interrupted"
-                self._terminate(proc)
-        code = proc.wait()
+            if failed is None and ending is None and len(hosts) > 1:
+                failed = _first_failure(hosts)
+                if failed is not None:  # one host failed: the others are stopped
+                    for host in hosts:
+                        if host.proc is not None and host.proc.poll() is None:
+                            self._terminate(host.proc)
+            if ending is None and failed is None:
+                if run.stop_requested:
+                    ending = "Stopped"
+                elif moment > deadline:
+                    ending = "MaxRuntimeExceeded"
+                elif self._interrupted(run, POLL_SECONDS):
+                    ending = "Interrupted"
+                if ending is not None:
+                    for host in hosts:
+                        assert host.proc is not None
+                        self._terminate(host.proc)
+        codes = [host.proc.wait() for host in hosts if host.proc is not None]
         if self._closing:
             raise ExecutorClosing(spec.name)
         if ending is not None:
             return Outcome(ending)
-        if code == 0:
+        if failed is None:
+            failed = _first_failure(hosts)
+        if failed is None and all(code == 0 for code in codes):
             return Outcome("Completed")
-        reason = ws.read_failure()
-        if reason is None:
-            last = " | ".join(tail) or "no output"
-            how = f"signal {-code}" if code < 0 else f"exit code: {code}"
-            reason = f"AlgorithmError: {last[-900:]}, {how}"
-        return Outcome("Failed", reason[:1024])
+        host, code = failed or (hosts[0], codes[0])
+        return Outcome("Failed", _failure_reason(host, code)[:1024])
 
     def _terminate(self, proc: JobProcess) -> None:
         """SIGTERM, then SIGKILL after the grace period, off the supervising thread."""
@@ -480,11 +605,53 @@ def as_logged(raw: bytes) -> str:
     return raw.decode("utf-8", "replace").rstrip("\r\n").translate(_CONTROL)
 
 
-def _pump(proc: JobProcess, lines: queue.Queue[bytes | None]) -> None:
+def _pump(proc: JobProcess, index: int, lines: queue.Queue[tuple[int, bytes | None]]) -> None:
     assert proc.stdout is not None
     for raw in iter(proc.stdout.readline, b""):
-        lines.put(raw)
-    lines.put(None)
+        lines.put((index, raw))
+    lines.put((index, None))
+
+
+def _first_failure(hosts: list[_Host]) -> tuple[_Host, int] | None:
+    """A host whose process has ended badly and whose output has been read to its end."""
+    for host in hosts:
+        if host.eof and host.proc is not None:
+            code = host.proc.poll()
+            if code not in (None, 0):
+                return host, code
+    return None
+
+
+def _failure_reason(host: _Host, code: int) -> str:
+    """``output/failure`` when the job wrote it; else the toolkit's ExecuteUserScriptError
+    for a script, or the output's last lines for a built-in."""
+    reason = host.ws.read_failure()
+    if reason is not None:
+        return reason
+    if host.command is not None:
+        return script.failure_reason(code, host.command, host.tail)
+    last = " | ".join(list(host.tail)[-8:]) or "no output"
+    how = f"signal {-code}" if code < 0 else f"exit code: {code}"
+    return f"AlgorithmError: {last[-900:]}, {how}"
+
+
+def _script_env(env: dict[str, str], python: Path, code_dir: Path,
+                user_env: dict[str, str]) -> None:
+    """A script's interpreter and tools come first on PATH (``python``, ``pip`` and
+    ``torchrun`` in a ``.sh`` entry point are the framework's); its code directory is its
+    PYTHONPATH (before the job's own, never the server's)."""
+    env.pop("PYTHONHOME", None)
+    env["VIRTUAL_ENV"] = str(python.parent.parent)
+    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", os.defpath)])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(code_dir), *([user_env["PYTHONPATH"]] if user_env.get("PYTHONPATH") else [])])
+
+
+def _free_port() -> int:
+    """A port for torchrun's rendezvous on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def _signal_group(proc: JobProcess, sig: int) -> None:

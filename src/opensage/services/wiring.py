@@ -22,6 +22,7 @@ from opensage.services.metrics import MetricStore
 from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
+from opensage.serving.artifacts import archive_limits
 from opensage.settings import Settings
 from opensage.store.db import Database
 from opensage.store.objects import ObjectStore
@@ -89,7 +90,9 @@ def build_services(settings: Settings) -> Services:
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
             spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
-            forkserver=forkserver)
+            forkserver=forkserver,
+            environments=Environments(settings.data_dir / "frameworks"),
+            archive_limits=archive_limits(settings))
 
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)

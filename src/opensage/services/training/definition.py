@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from opensage.errors import ValidationException
+from opensage.runner.environments import UnsupportedFramework, framework_for_image
 from opensage.runner.local import TrainingSpec
 from opensage.runner.metrics import check_definitions
+from opensage.runner.toolkit import script
 from opensage.services.algorithms import AlgorithmCatalog
 
 # Fields AWS always returns, even when the request left them out.
@@ -25,6 +27,8 @@ class Prepared:
     module: str | None
     unsupported_reason: str | None
     metric_definitions: list[dict[str, str]]
+    # Script mode: the framework image and what the hyperparameters ask to run.
+    script: dict[str, Any] | None = None
 
 
 # The key of the runner's state in a job's ``internal`` column (the name it had in the
@@ -71,6 +75,19 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
     problem = check_definitions(user_metrics)
     if problem:
         raise ValidationException(problem)
+    hyperparameters = params.get("HyperParameters") or {}
+    # A framework image (sagemaker-xgboost only with sagemaker_program: else the built-in)
+    # runs the user's script; UnsupportedFramework is the ValidationException to answer.
+    framework = framework_for_image(image, script_mode=script.is_script_mode(hyperparameters))
+    if framework is not None:
+        request = script.read_request(hyperparameters)
+        if params.get("EnableNetworkIsolation") and params["ResourceConfig"].get(
+                "InstanceCount", 1) > 1:
+            raise ValidationException(
+                "EnableNetworkIsolation with InstanceCount > 1 is not supported by opensage: "
+                "each host runs in a network namespace of its own, where the others cannot "
+                "be reached.")
+        return Prepared(None, None, user_metrics, {"image": image, **request.state()})
     algorithm = algorithms.lookup(image)
     if algorithm is None:
         return Prepared(None, _unsupported(image), user_metrics)
@@ -126,6 +143,8 @@ def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
 def internal_state(params: dict[str, Any], prepared: Prepared) -> dict[str, Any]:
     """What the runner needs beyond the document: the module to run (or why none can)."""
     runner: dict[str, Any] = {"module": prepared.module, "reason": prepared.unsupported_reason}
+    if prepared.script is not None:
+        runner["script"] = prepared.script
     if (params.get(RUNNER) or {}).get("prompt_metrics"):
         runner["prompt_metrics"] = True  # a watching tuner's child
     return {RUNNER: runner}
@@ -140,9 +159,11 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
     algorithm = body["AlgorithmSpecification"]
     resources = body["ResourceConfig"]
     runner = runner_state(internal)
+    mode, reason = _script_mode(runner.get("script"))
     return TrainingSpec(
         name=body["TrainingJobName"], arn=body["TrainingJobArn"], module=runner.get("module"),
-        unsupported_reason=runner.get("reason"),
+        unsupported_reason=reason or runner.get("reason"), script=mode,
+        network_isolation=bool(body.get("EnableNetworkIsolation")),
         hyperparameters=body.get("HyperParameters") or {},
         channels=body.get("InputDataConfig") or [],
         input_mode=algorithm.get("TrainingInputMode", "File"),
@@ -156,3 +177,17 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
         spot=bool(body.get("EnableManagedSpotTraining")),
         max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"),
         prompt_metrics=bool(runner.get("prompt_metrics")))
+
+
+def _script_mode(state: dict[str, Any] | None) -> tuple[script.ScriptMode | None, str | None]:
+    """A script-mode job's framework, looked up again (a server started since may support
+    other versions): (None, why) when it no longer can be had."""
+    if state is None:
+        return None, None
+    try:
+        framework = framework_for_image(state["image"], script_mode=True)
+    except UnsupportedFramework as err:
+        return None, err.message
+    if framework is None:
+        return None, f"The training image {state['image']} is no longer a framework image"
+    return script.ScriptMode(framework, script.request_from_state(state)), None

@@ -12,6 +12,7 @@ import zlib
 from typing import Any
 
 from opensage.errors import ValidationException
+from opensage.runner.toolkit.script import is_script_mode
 from opensage.services.context import Context
 from opensage.services.training import definition
 from opensage.services.tuning.completion import CompletionCriteria
@@ -177,12 +178,16 @@ def _check_definitions(ctx: Context, params: dict[str, Any],
 
 # -- pieces ------------------------------------------------------------------------------------
 def _algorithm(ctx: Context, job: dict[str, Any]) -> Any:
-    """The built-in algorithm's spec, or None for a user's own image."""
+    """The built-in algorithm's spec, or None for a user's own image or script (a framework
+    estimator's ``sagemaker_program``: with it even sagemaker-xgboost runs the user's code,
+    whose metrics are its MetricDefinitions)."""
     spec = job["AlgorithmSpecification"]
     image = spec.get("TrainingImage") or spec.get("AlgorithmName")
     if not image:
         raise ValidationException("AlgorithmSpecification.TrainingImage or AlgorithmName must be "
                                   "specified.")
+    if is_script_mode(job.get("StaticHyperParameters") or {}):
+        return None
     found = ctx.algorithms.lookup(image)
     return found.entry.spec if found is not None else None
 
