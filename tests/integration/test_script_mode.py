@@ -18,6 +18,7 @@ from tests.hostile_archives import link, tar_bytes
 from tests.integration.script_jobs import (
     FIRST_BUILD_TIMEOUT,
     MXNET_IMAGE,
+    PYTORCH_IMAGE,
     artifact,
     log_lines,
     script_request,
@@ -303,3 +304,51 @@ def test_network_isolation_keeps_the_script_from_the_server(sm, s3, endpoint):
         results[name] = artifact(s3, name)["result.txt"].decode()
     assert results["net-open"] == "connected"
     assert results["net-isolated"].startswith("unreachable: ")
+
+
+DDP = """
+    import json, os
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    torch.manual_seed(0)  # the same initial weights on every rank
+    model = DistributedDataParallel(torch.nn.Linear(1, 1, bias=False))
+    start = model.module.weight.detach().clone()
+    x = torch.full((4, 1), float(rank + 1))  # each rank its own data: different gradients
+    loss = (model(x) ** 2).mean()
+    loss.backward()  # DDP all-reduces (averages) the gradients across the ranks here
+    local = (2 * start * (rank + 1) ** 2).item()  # d/dw mean((w x)^2) = 2 w x^2 on this rank
+    gathered = [torch.zeros(1) for _ in range(world)]
+    dist.all_gather(gathered, model.module.weight.grad.reshape(1))
+    print(f"rank {rank} of {world} on {os.environ['SM_CURRENT_HOST']}: local gradient "
+          f"{local:.6f}, synchronised {model.module.weight.grad.item():.6f}", flush=True)
+    if rank == 0:
+        with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "ddp.json"), "w") as f:
+            json.dump({"world": world, "start": start.item(),
+                       "grads": [g.item() for g in gathered]}, f)
+    dist.destroy_process_group()
+"""
+
+
+def test_pytorch_ddp_on_two_hosts_exchanges_gradients(sm, s3, client):
+    code = upload_code(s3, "ddp-1", {"train.py": DDP})
+    sm.create_training_job(**script_request(
+        "ddp-1", code, image=PYTORCH_IMAGE,
+        hyperparameters={"sagemaker_torch_distributed_enabled": True,
+                         "sagemaker_instance_type": "ml.m5.large"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 2,
+                        "VolumeSizeInGB": 5}))
+    job = wait_for(sm, "ddp-1", FIRST_BUILD_TIMEOUT)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    result = json.loads(artifact(s3, "ddp-1", "output")["ddp.json"])
+    assert result["world"] == 2
+    w = result["start"]
+    averaged = (2 * w * 1 + 2 * w * 4) / 2  # the mean of both ranks' local gradients
+    assert result["grads"] == pytest.approx([averaged, averaged], rel=1e-5)
+    assert abs(2 * w) > 1e-3 and averaged != pytest.approx(2 * w)  # not rank 0's alone
+    streams = log_lines(client, "ddp-1")
+    assert len(streams) == 2
+    assert any("rank 1 of 2 on algo-2" in line for lines in streams.values() for line in lines)
