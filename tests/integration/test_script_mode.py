@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +20,6 @@ from tests.integration.script_jobs import (
     artifact,
     log_lines,
     script_request,
-    sourcedir,
     upload_code,
 )
 from tests.integration.test_training_jobs import BUCKET, regression_csv, wait_for

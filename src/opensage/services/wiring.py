@@ -91,7 +91,7 @@ def build_services(settings: Settings) -> Services:
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
             spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
             forkserver=forkserver,
-            environments=Environments(settings.data_dir / "frameworks"),
+            environments=ctx.environments,
             archive_limits=archive_limits(settings))
 
     training = TrainingService(ctx, executor)
