@@ -8,6 +8,7 @@ from opensage.errors import NoSuchBucket, NoSuchKey, ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load
+from opensage.services.servable import check_image
 from opensage.store.resources import Resource
 
 
@@ -32,6 +33,8 @@ def create_model(ctx: Context, params: dict[str, Any]) -> Resource:
 def _check_container(ctx: Context, container: dict[str, Any]) -> None:
     if "Image" not in container and "ModelPackageName" not in container:
         raise ValidationException("A container must specify Image or ModelPackageName.")
+    if container.get("Image"):  # a framework version that cannot be had: refused now
+        check_image(container["Image"], container.get("Environment") or {})
     url = container.get("ModelDataUrl")
     if url:
         check_s3_object(ctx, url, what="model data")

@@ -1,15 +1,70 @@
-"""Which built-in algorithm serves a model's image: shared by endpoints and batch transform."""
+"""What serves a model's container: shared by endpoints and batch transform.
+
+A built-in algorithm's image is served by its ``serve`` module (forkable workers). A
+framework image (``sagemaker-scikit-learn``, ``pytorch-inference``, ``tensorflow-inference``,
+``sagemaker-xgboost`` with ``SAGEMAKER_PROGRAM``, ... training or inference repositories
+alike) is served in script mode: the framework's environment runs ``framework_worker.py``
+with the user's inference handlers, found as the inference containers find them:
+
+- ``SAGEMAKER_SUBMIT_DIRECTORY`` absent or under ``/opt/ml/model`` (the SDK's repack puts
+  ``code/`` in ``model.tar.gz``): that directory of the unpacked model;
+- an ``s3://`` ``sourcedir.tar.gz``: fetched and unpacked (safely) beside the model;
+- ``file://`` (the SDK's local code): that directory.
+
+A ``requirements.txt`` in the code directory selects an overlay environment.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
+from opensage.data.archives import ArchiveError, extract_tar
 from opensage.errors import AwsError
+from opensage.runner.environments import EnvironmentBuildError, Framework, framework_for_image
 from opensage.services.algorithms import AlgorithmCatalog
+from opensage.services.context import Context
+from opensage.serving.artifacts import archive_limits, split_s3_url
+from opensage.serving.process import WorkerProgram
+
+MODEL_DIR = "/opt/ml/model"
 
 
 class NotServable(Exception):
     """The image cannot be served; the message says why (a FailureReason's tail)."""
+
+
+@dataclass(frozen=True)
+class Servable:
+    """A built-in algorithm's ``module``, or a ``framework`` served in script mode."""
+
+    module: str | None = None
+    framework: Framework | None = None
+
+
+def script_mode(environment: Mapping[str, str]) -> bool:
+    return bool(environment.get("SAGEMAKER_PROGRAM"))
+
+
+def check_image(image: str, environment: Mapping[str, str]) -> None:
+    """CreateModel's check: a framework image whose version cannot be had here raises
+    ``UnsupportedFramework`` (a ValidationException), as AWS refuses an image it cannot find."""
+    framework_for_image(image, script_mode=script_mode(environment))
+
+
+def servable(algorithms: AlgorithmCatalog, image: str,
+             environment: Mapping[str, str]) -> Servable:
+    """What serves ``image`` with the container's ``environment``."""
+    try:
+        framework = framework_for_image(image, script_mode=script_mode(environment))
+    except AwsError as e:
+        raise NotServable(f"Image {image} cannot be served: {e.message}") from None
+    if framework is not None:
+        return Servable(framework=framework)
+    return Servable(module=serving_module(algorithms, image))
 
 
 def serving_module(algorithms: AlgorithmCatalog, image: str) -> str:
@@ -19,7 +74,72 @@ def serving_module(algorithms: AlgorithmCatalog, image: str) -> str:
     except AwsError as e:
         raise NotServable(f"Image {image} cannot be served: {e.message}") from None
     if algorithm is None:
-        raise NotServable(f"Image {image} is not a built-in algorithm opensage can serve.")
+        raise NotServable(f"Image {image} is not a built-in algorithm or a framework image "
+                          "opensage can serve.")
     if importlib.util.find_spec(algorithm.module + ".serve") is None:
         raise NotServable(f"The {algorithm.module} algorithm has no inference handler yet.")
     return algorithm.module
+
+
+def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Path,
+                   environment: Mapping[str, str],
+                   log: Callable[[str], None] | None = None) -> WorkerProgram:
+    """The program of the model's workers, once its artifact is unpacked in ``model_dir``:
+    for a framework, its user code fetched and its environment built (which may take
+    minutes the first time; ``log`` hears the progress). Raises ``NotServable``."""
+    if served.framework is None:
+        assert served.module is not None
+        return WorkerProgram.builtin(served.module)
+    framework = served.framework
+    code_dir = code_directory(ctx, model_dir, work_dir, environment)
+    requirements = code_dir / "requirements.txt" if code_dir is not None else None
+    if requirements is not None and not requirements.is_file():
+        requirements = None
+    try:
+        python = ctx.environments.python(framework, requirements, log)
+    except AwsError as e:
+        raise NotServable(e.message) from None
+    except EnvironmentBuildError as e:  # its message is the reason
+        raise NotServable(f"The {framework.name} {framework.version} environment could not "
+                          f"be built: {e}") from None
+    return WorkerProgram.framework(framework.name, python, code_dir)
+
+
+def code_directory(ctx: Context, model_dir: Path, work_dir: Path,
+                   environment: Mapping[str, str]) -> Path | None:
+    """Where the inference script lives, or None (the framework's default handlers)."""
+    submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY") or f"{MODEL_DIR}/code"
+    if submit.startswith("s3://"):
+        return _fetch_source(ctx, submit, work_dir / "code")
+    if submit.startswith("file://"):
+        local = Path(submit[len("file://"):])
+        return local if local.is_dir() else None
+    path = submit.rstrip("/")
+    if path == MODEL_DIR or path.startswith(MODEL_DIR + "/"):
+        relative = path[len(MODEL_DIR):].lstrip("/")
+        resolved = (model_dir / relative).resolve()
+        if resolved.is_dir() and resolved.is_relative_to(model_dir.resolve()):
+            return resolved
+        return None
+    fallback = model_dir / "code"
+    return fallback if fallback.is_dir() else None
+
+
+def _fetch_source(ctx: Context, url: str, dest: Path) -> Path:
+    try:
+        bucket, key = split_s3_url(url)
+    except Exception as e:  # noqa: BLE001 - ArtifactError: the message is the reason
+        raise NotServable(str(e)) from None
+    if dest.exists():
+        shutil.rmtree(dest)
+    try:
+        _, body = ctx.objects.open_object(bucket, key)
+    except AwsError as e:
+        raise NotServable(f"Could not access the inference code at {url} "
+                          f"(SAGEMAKER_SUBMIT_DIRECTORY): {e.message}") from None
+    try:
+        with body:
+            extract_tar(body, dest, archive_limits(ctx.settings))
+    except ArchiveError as e:
+        raise NotServable(f"Unable to extract the inference code {url}: {e}") from None
+    return dest

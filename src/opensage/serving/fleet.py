@@ -3,7 +3,9 @@ variant and for a batch transform job alike.
 
 A :class:`Launcher` (one per service) starts worker processes: forked from the warm fork
 server when it preloaded the algorithm, else fresh interpreters forked from one long-lived
-thread (PDEATHSIG follows the thread that forked, so never a short-lived one).
+thread (PDEATHSIG follows the thread that forked, so never a short-lived one). A framework
+model's workers (a :class:`WorkerProgram` with an environment's python) are always fresh
+interpreters of that environment.
 
 A :class:`Fleet` is the set of workers running one :class:`ModelServer`: it starts new ones
 and waits for their ``/ping`` (killing every one it started when any fails), admits them as
@@ -23,10 +25,10 @@ from typing import Any
 
 from opensage.data.archives import ArchiveLimits
 from opensage.serving.artifacts import fetch_model
-from opensage.serving.process import LogSink, Worker, WorkerFailed, warm
+from opensage.serving.process import LogSink, Worker, WorkerFailed, WorkerProgram, warm
 from opensage.store.objects import ObjectStore
 
-__all__ = ["Fleet", "Launcher", "ModelServer", "WorkerFailed", "prepare_model"]
+__all__ = ["Fleet", "Launcher", "ModelServer", "WorkerFailed", "WorkerProgram", "prepare_model"]
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
 
@@ -35,7 +37,7 @@ DEFAULT_STARTUP_TIMEOUT = 60.0
 class ModelServer:
     """What every worker of a fleet runs."""
 
-    module: str  # the algorithm whose ``serve`` loads the model
+    program: WorkerProgram  # a built-in algorithm's handler, or a framework's
     model_dir: Path
     work_dir: Path
     cpus: int
@@ -67,7 +69,7 @@ class Launcher:
 
     def launch(self, model: ModelServer, log_sink: Callable[[Worker], LogSink | None],
                on_exit: Callable[[Worker], None] | None = None) -> Worker:
-        worker = Worker(module=model.module, model_dir=model.model_dir,
+        worker = Worker(program=model.program, model_dir=model.model_dir,
                         work_dir=model.work_dir, cpus=model.cpus, env=model.env)
         worker.log_sink = log_sink(worker)
         worker.on_exit = on_exit

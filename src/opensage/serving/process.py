@@ -3,6 +3,11 @@ fork server when it preloaded the algorithm (no import time: a worker is up in a
 second instead of seconds), else through ``opensage.runner.launch``. Either way it dies with
 the server (PDEATHSIG) and gets the CPU affinity of its instance.
 
+What it runs is a :class:`WorkerProgram`: a built-in algorithm's handler
+(``python -m opensage.serving.worker --module M``, forkable), or a framework's inference
+handlers (``<environment's python> framework_worker.py --framework F --code-dir C``, always a
+fresh process through ``opensage.runner.launch``, in the framework's own environment).
+
 Launched, the parent binds the worker's 127.0.0.1 socket itself and passes the descriptor
 down, so the port is known before the child starts and no other process can take it in
 between. Forked (the fork server passes no other descriptor), the worker binds a free port
@@ -26,6 +31,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +43,44 @@ _ready_forkservers: weakref.WeakSet[Any] = weakref.WeakSet()
 _probing_forkservers: weakref.WeakSet[Any] = weakref.WeakSet()
 _probe_lock = threading.Lock()
 LogSink = Callable[[list[tuple[int, str]]], None]
+FRAMEWORK_WORKER = Path(__file__).with_name("framework_worker.py")
+# The server's own interpreter settings must not reach a framework environment's python.
+FOREIGN = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONSAFEPATH")
+
+
+@dataclass(frozen=True)
+class WorkerProgram:
+    """What a model worker runs: ``module`` is a built-in algorithm's package when
+    ``python`` is None, else the framework whose default handlers apply (``sklearn``,
+    ``pytorch``, ...), served by ``python`` (its environment's interpreter) running
+    ``framework_worker.py`` with the user's code from ``code_dir``."""
+
+    module: str
+    python: str | None = None
+    code_dir: str | None = None
+
+    @classmethod
+    def builtin(cls, module: str) -> WorkerProgram:
+        return cls(module)
+
+    @classmethod
+    def framework(cls, framework: str, python: Path | str,
+                  code_dir: Path | str | None) -> WorkerProgram:
+        return cls(framework, str(python), str(code_dir) if code_dir is not None else None)
+
+    @property
+    def forkable(self) -> bool:
+        """Whether the fork server may start it (a built-in, preloaded there)."""
+        return self.python is None
+
+    def command(self) -> list[str]:
+        """The command line, without ``--model-dir``/``--fd``/``--failure-file``."""
+        if self.python is None:
+            return [sys.executable, "-m", "opensage.serving.worker", "--module", self.module]
+        argv = [self.python, str(FRAMEWORK_WORKER), "--framework", self.module]
+        if self.code_dir is not None:
+            argv += ["--code-dir", self.code_dir]
+        return argv
 
 
 class WorkerFailed(Exception):
@@ -44,10 +88,11 @@ class WorkerFailed(Exception):
 
 
 class Worker:
-    def __init__(self, *, module: str, model_dir: Path, work_dir: Path, cpus: int,
-                 instance_id: str | None = None, log_sink: LogSink | None = None,
+    def __init__(self, *, program: WorkerProgram | str, model_dir: Path, work_dir: Path,
+                 cpus: int, instance_id: str | None = None, log_sink: LogSink | None = None,
                  env: Mapping[str, str] | None = None) -> None:
-        self.module = module
+        self.program = (program if isinstance(program, WorkerProgram)
+                        else WorkerProgram.builtin(program))
         self.env = dict(env or {})  # the model's / job's Environment, on top of the server's
         self.model_dir = model_dir
         self.work_dir = work_dir
@@ -71,8 +116,16 @@ class Worker:
     def port_file(self) -> Path:
         return self.work_dir / f"{self.instance_id}.port"
 
+    @property
+    def module(self) -> str:
+        return self.program.module
+
     def _environment(self) -> dict[str, str]:
-        return {**os.environ, "OMP_NUM_THREADS": "1",
+        base = dict(os.environ)
+        if not self.program.forkable:
+            for name in FOREIGN:
+                base.pop(name, None)
+        return {**base, "OMP_NUM_THREADS": "1",
                 **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
 
     def start(self, spawner: Executor | None = None, forkserver: Any = None) -> None:
@@ -81,8 +134,8 @@ class Worker:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.failure_file.unlink(missing_ok=True)
         self.port_file.unlink(missing_ok=True)
-        if (forkserver is not None and self.module in getattr(forkserver, "modules", ())
-                and warm(forkserver)):
+        if (forkserver is not None and self.program.forkable
+                and self.module in getattr(forkserver, "modules", ()) and warm(forkserver)):
             argv = ["--module", self.module, "--model-dir", str(self.model_dir),
                     "--port-file", str(self.port_file), "--failure-file",
                     str(self.failure_file)]
@@ -103,8 +156,8 @@ class Worker:
             self.port = sock.getsockname()[1]
             fd = sock.fileno()
             command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
-                       str(os.getpid()), "--", sys.executable, "-m", "opensage.serving.worker",
-                       "--module", self.module, "--model-dir", str(self.model_dir),
+                       str(os.getpid()), "--", *self.program.command(),
+                       "--model-dir", str(self.model_dir),
                        "--fd", str(fd), "--failure-file", str(self.failure_file)]
             env = self._environment()
             popen = functools.partial(

@@ -15,6 +15,7 @@ import logging
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from opensage.services.endpoints.plan import (
     variant_views,
 )
 from opensage.services.endpoints.states import EndpointStatus, sources
-from opensage.services.servable import NotServable, serving_module
+from opensage.services.servable import NotServable, Servable, servable, worker_program
 from opensage.serving.artifacts import ArtifactError, archive_limits
 from opensage.serving.capture import CaptureService
 from opensage.serving.fleet import WorkerFailed, drain, prepare_model
@@ -64,11 +65,15 @@ class Deployer:
         thread.start()
         return thread
 
-    def module_for(self, plan: VariantPlan) -> str:
+    def servable_for(self, plan: VariantPlan) -> Servable:
         try:
-            return serving_module(self.ctx.algorithms, plan["Image"])
+            return servable(self.ctx.algorithms, plan["Image"], plan["Environment"])
         except NotServable as e:
             raise DeployFailed(f"Production variant {plan['VariantName']}: {e}") from None
+
+    def _progress(self, name: str, stream: str) -> Callable[[str], None]:
+        """Where an environment build's progress lines go: the endpoint's log group."""
+        return lambda line: self.hosting.log(name, stream, line)
 
     def _deploy(self, name: str, deployment: Deployment, token: str, mode: Mode) -> None:
         try:
@@ -126,14 +131,22 @@ class Deployer:
         try:
             for plan in deployment["Variants"]:
                 vname = plan["VariantName"]
-                module = self.module_for(plan)
-                fleet = self.hosting.fleet(name, plan, module, directory / vname)
+                what = self.servable_for(plan)
+                work_dir = directory / vname
+                model_dir = work_dir / "model"
                 try:
-                    prepare_model(self.ctx.objects, plan["ModelDataUrl"],
-                                  fleet.model.model_dir, archive_limits(self.ctx.settings))
+                    prepare_model(self.ctx.objects, plan["ModelDataUrl"], model_dir,
+                                  archive_limits(self.ctx.settings))
                 except ArtifactError as e:
                     raise DeployFailed(f"Failed to download or extract the model data "
                                        f"for production variant {vname}: {e}") from None
+                try:
+                    program = worker_program(self.ctx, what, model_dir, work_dir,
+                                             plan["Environment"],
+                                             self._progress(name, f"{vname}/environment"))
+                except NotServable as e:
+                    raise DeployFailed(f"Production variant {vname}: {e}") from None
+                fleet = self.hosting.fleet(name, plan, program, work_dir)
                 served.append(ServedVariant(plan, fleet))
             for variant in served:
                 try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
 from opensage.services.endpoints.plan import VariantPlan
-from opensage.serving.fleet import Fleet, Launcher, ModelServer
+from opensage.serving.fleet import Fleet, Launcher, ModelServer, WorkerProgram
 from opensage.serving.process import LogSink, Worker
 from opensage.serving.router import LiveVariant, Router
 
@@ -71,11 +71,12 @@ class Hosting:
         self.wake = threading.Event()  # a worker exited: the watcher looks now
         self.stop_grace = 30.0
 
-    def fleet(self, endpoint: str, plan: VariantPlan, module: str, directory: Path) -> Fleet:
+    def fleet(self, endpoint: str, plan: VariantPlan, program: WorkerProgram,
+              directory: Path) -> Fleet:
         """The fleet of one variant: its workers' output goes to the endpoint's log group,
         stream ``<variant>/<instance-id>``; an exit wakes the watcher."""
         group = LOG_GROUP.format(name=endpoint)
-        model = ModelServer(module=module, model_dir=directory / "model", work_dir=directory,
+        model = ModelServer(program=program, model_dir=directory / "model", work_dir=directory,
                             cpus=cpus_for(plan["InstanceType"]), env=plan["Environment"],
                             startup_timeout=plan["StartupTimeout"])
 

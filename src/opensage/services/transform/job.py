@@ -24,7 +24,7 @@ from typing import IO, Any
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
-from opensage.services.servable import NotServable, serving_module
+from opensage.services.servable import NotServable, servable, worker_program
 from opensage.services.transform.formats import RecordFormat, split_response
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.records import Batch, Batcher
@@ -137,8 +137,16 @@ class Job:
     # -- the model's workers
     def _start_fleet(self) -> None:
         image = self.container.get("Image", "")
+        # The model's Environment, then the job's (which wins), as the container sees them.
+        job = self.job
+        env = {"SAGEMAKER_BATCH": "true",  # what the platform adds for a transform job
+               "SAGEMAKER_MAX_PAYLOAD_IN_MB": str(job.get("MaxPayloadInMB")
+                                                  or DEFAULT_PAYLOAD_MB),
+               "SAGEMAKER_BATCH_STRATEGY": job.get("BatchStrategy") or "MultiRecord",
+               "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(self.concurrency),
+               **(self.container.get("Environment") or {}), **(job.get("Environment") or {})}
         try:
-            module = serving_module(self.ctx.algorithms, image)
+            what = servable(self.ctx.algorithms, image, env)
         except NotServable as e:
             raise JobFailed(str(e)) from None
         model_dir = self.directory / "model"
@@ -147,11 +155,13 @@ class Job:
                           archive_limits(self.ctx.settings))
         except ArtifactError as e:
             raise JobFailed(f"Failed to download or extract the model data: {e}") from None
+        try:
+            program = worker_program(self.ctx, what, model_dir, self.directory, env,
+                                     lambda line: self._log(line))
+        except NotServable as e:
+            raise JobFailed(str(e)) from None
         resources = self.job.get("TransformResources") or {}
-        # The model's Environment, then the job's (which wins), as the container sees them.
-        env = {**(self.container.get("Environment") or {}),
-               **(self.job.get("Environment") or {})}
-        model = ModelServer(module=module, model_dir=model_dir, work_dir=self.directory,
+        model = ModelServer(program=program, model_dir=model_dir, work_dir=self.directory,
                             cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"),
                             env=env, startup_timeout=STARTUP_TIMEOUT)
         epoch = int(time.time())
