@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, WaiterError
 
 from tests.integration.frameworks import (
     MODEL_FN,
@@ -61,8 +61,9 @@ def create(sm, s3, name: str, artifact: bytes, *, image: str = SKLEARN_IMAGE,
 def in_service(sm, name: str) -> dict[str, Any]:
     try:
         sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig=FAST)
-    except Exception:
-        raise AssertionError(sm.describe_endpoint(EndpointName=name).get("FailureReason"))
+    except WaiterError:
+        raise AssertionError(sm.describe_endpoint(EndpointName=name).get(
+            "FailureReason")) from None
     return sm.describe_endpoint(EndpointName=name)
 
 

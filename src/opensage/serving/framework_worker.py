@@ -86,9 +86,13 @@ def decode(data: bytes | str, content_type: str) -> Any:
     if kind == JSON:
         return np.array(json.loads(_text(data)))
     if kind == CSV:
-        import csv
+        text = _text(data)
+        if '"' in text:  # quoted fields: the csv module
+            import csv
 
-        rows = [row for row in csv.reader(io.StringIO(_text(data))) if row]
+            rows = [row for row in csv.reader(io.StringIO(text)) if row]
+        else:
+            rows = [line.split(",") for line in text.splitlines() if line]
         try:
             array = np.array(rows, dtype=np.float64)
         except ValueError:
@@ -122,8 +126,14 @@ def encode(prediction: Any, accept: str) -> bytes:
     if accept == JSON:
         return json.dumps(prediction, default=_jsonable).encode()
     if accept == CSV:
-        stream = io.StringIO()
         array = np.asarray(prediction)
+        if array.dtype.kind in "iub" or array.dtype == np.float64:
+            # what np.savetxt(fmt="%s") writes, without its per-row formatting
+            if array.ndim == 1:
+                return "".join(f"{v}\n" for v in array.tolist()).encode()
+            if array.ndim == 2:
+                return "".join(",".join(map(str, r)) + "\n" for r in array.tolist()).encode()
+        stream = io.StringIO()
         np.savetxt(stream, array if array.ndim else array.reshape(1), delimiter=",", fmt="%s")
         return stream.getvalue().encode()
     if accept == NPY:
