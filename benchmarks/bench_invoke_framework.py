@@ -96,9 +96,10 @@ def sklearn_python() -> Path:
 
     framework = framework_for_image(IMAGE, script_mode=True)
     assert framework is not None
-    wheels = [Path(p) for p in os.environ.get("OPENSAGE_WHEELHOUSE", "").split(os.pathsep) if p]
+    from opensage.testing import wheelhouse_for_tests
+
     root = Path(os.environ["OPENSAGE_FRAMEWORKS_DIR"])
-    return Environments(root, wheelhouse=wheels).python(framework, log=log)
+    return Environments(root, wheelhouse=wheelhouse_for_tests()).python(framework, log=log)
 
 
 def mlflow_python(given: str | None, sklearn_version: str) -> Path:
@@ -155,9 +156,9 @@ def main() -> None:
     parser.add_argument("--mlflow-python", help="a python with mlflow and scikit-learn")
     parser.add_argument("--mlflow-workers", type=int, nargs="+", default=[1, 2])
     args = parser.parse_args()
-    os.environ.setdefault("OPENSAGE_FRAMEWORKS_DIR", str(
-        Path(os.environ.get("OPENSAGE_TEST_FRAMEWORKS_DIR")
-             or Path.home() / ".cache" / "opensage-test" / "frameworks")))
+    from opensage.testing import frameworks_dir_for_tests
+
+    os.environ.setdefault("OPENSAGE_FRAMEWORKS_DIR", str(frameworks_dir_for_tests()))
 
     import io
     import tarfile

@@ -12,26 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from opensage.runner.environments import Environments, framework_for_image
+from opensage.testing import frameworks_dir_for_tests, wheelhouse_for_tests
 
 SKLEARN_IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 PYTORCH_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-inference:2.1-cpu-py310"
-
-
-def frameworks_dir() -> Path:
-    return Path(os.environ.get("OPENSAGE_TEST_FRAMEWORKS_DIR")
-                or Path.home() / ".cache" / "opensage-test" / "frameworks")
-
-
-def wheelhouse() -> list[Path]:
-    return [Path(p) for p in (os.environ.get("OPENSAGE_WHEELHOUSE") or "/opt/wheels").split(
-        os.pathsep) if p]
 
 
 def env_python(image: str) -> Path:
     """The interpreter of ``image``'s framework environment (built if missing)."""
     framework = framework_for_image(image, script_mode=True)
     assert framework is not None
-    return Environments(frameworks_dir(), wheelhouse=wheelhouse()).python(framework)
+    return Environments(frameworks_dir_for_tests(),
+                        wheelhouse=wheelhouse_for_tests()).python(framework)
 
 
 def run_in(python: Path, script: str, cwd: Path) -> Any:
