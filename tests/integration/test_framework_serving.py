@@ -436,3 +436,39 @@ def test_unchanged_sdk_sklearn_fit_deploy_predict_and_transform(
     assert [int(float(v)) for v in read(s3, "fit/out/rows.csv.out").split()] == \
         facts["expected"]
     predictor.delete_endpoint()
+
+
+TENSORFLOW_IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/tensorflow-inference:2.16-cpu"
+SAVED_MODEL = """
+import json, tensorflow as tf
+class Affine(tf.Module):
+    def __init__(self):
+        self.w = tf.Variable([[1.0, -1.0], [0.5, 2.0], [0.0, 1.0]])
+    @tf.function(input_signature=[tf.TensorSpec([None, 3], tf.float32, name="x")])
+    def serve(self, x):
+        return {"scores": tf.matmul(x, self.w)}
+module = Affine()
+tf.saved_model.save(module, "export/Servo/1", signatures={"serving_default": module.serve})
+rows = [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]
+print(json.dumps({"rows": rows, "expected": module.serve(tf.constant(rows))["scores"].numpy().tolist()}))
+"""
+
+
+def test_tensorflow_saved_model_without_inference_script_answers_tf_serving_rest(
+        sm, s3, client, tmp_path: Path):
+    facts = run_in(env_python(TENSORFLOW_IMAGE), SAVED_MODEL, tmp_path)
+    files = {str(p.relative_to(tmp_path)): p.read_bytes()
+             for p in (tmp_path / "export").rglob("*") if p.is_file()}
+    create(sm, s3, "tf-ep", tar_gz(files), image=TENSORFLOW_IMAGE,
+           environment={"SAGEMAKER_TFS_NGINX_LOGLEVEL": "info"})  # what TensorFlowModel sends
+    in_service(sm, "tf-ep")
+    runtime = client("sagemaker-runtime")
+    answer = runtime.invoke_endpoint(EndpointName="tf-ep", ContentType="application/json",
+                                     Body=json.dumps({"instances": facts["rows"]}))
+    assert answer["ContentType"] == "application/json"
+    np.testing.assert_allclose(json.loads(answer["Body"].read())["predictions"],
+                               facts["expected"], rtol=1e-6)
+    with pytest.raises(ClientError) as bad:
+        runtime.invoke_endpoint(EndpointName="tf-ep", ContentType="application/json",
+                                Body=json.dumps({"rows": facts["rows"]}))
+    assert bad.value.response["OriginalStatusCode"] == 400
