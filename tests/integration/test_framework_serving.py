@@ -382,11 +382,11 @@ from sklearn.linear_model import LogisticRegression
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--C", type=float, default=1.0)
+    parser.add_argument("--reg", type=float, default=1.0)
     args = parser.parse_args()
     data = np.loadtxt(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "train.csv"),
                       delimiter=",")
-    model = LogisticRegression(C=args.C, max_iter=1000).fit(data[:, 1:], data[:, 0])
+    model = LogisticRegression(C=args.reg, max_iter=1000).fit(data[:, 1:], data[:, 0])
     joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
 
 
@@ -395,9 +395,6 @@ def model_fn(model_dir):
 """
 
 
-@pytest.mark.skipif(
-    __import__("importlib").util.find_spec("opensage.runner.toolkit") is None,
-    reason="script-mode training (branch toolkit: opensage.runner.toolkit) is not here yet")
 def test_unchanged_sdk_sklearn_fit_deploy_predict_and_transform(
         sdk_env, sm, s3, sklearn_model, tmp_path: Path):
     import sagemaker
@@ -418,7 +415,7 @@ def test_unchanged_sdk_sklearn_fit_deploy_predict_and_transform(
     (source / "train.py").write_text(TRAIN_SCRIPT)
     estimator = SKLearn(entry_point="train.py", source_dir=str(source),
                         framework_version="1.2-1", instance_type="ml.m5.large",
-                        instance_count=1, role=ROLE, hyperparameters={"C": 10.0},
+                        instance_count=1, role=ROLE, hyperparameters={"reg": 10.0},
                         sagemaker_session=sagemaker.Session())
     with fast_polling(factor=20):
         estimator.fit({"train": f"s3://{BUCKET}/fit/train"}, logs=False)
