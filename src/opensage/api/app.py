@@ -20,6 +20,7 @@ from opensage.api import (
     cloudwatch_handlers,
     endpoint_handlers,
     logs_handlers,
+    processing_handlers,
     sagemaker_handlers,
     sts,
     training_handlers,
@@ -70,7 +71,8 @@ def build_protocols(services: Services) -> dict[str, Any]:
     return {
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
                                                             training_handlers, tuning_handlers,
-                                                            endpoint_handlers, transform_handlers),
+                                                            endpoint_handlers, transform_handlers,
+                                                            processing_handlers),
                                 services),
         "logs": RpcService(logs, collect_handlers(logs, logs_handlers), services),
         "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),

@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Protocol
 
 from opensage.runner.local import TrainingSpec
+from opensage.runner.processing import ProcessingSpec
 
 
 class Executor(Protocol):
     def start(self) -> None:
         """Begin taking jobs from the queue."""
 
-    def submit(self, spec: TrainingSpec) -> None:
+    def submit(self, spec: TrainingSpec | ProcessingSpec) -> None:
         """Queue a job; progress comes back through the TrainingEvents it was built with."""
 
     def stop(self, name: str) -> None:

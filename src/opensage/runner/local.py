@@ -1,5 +1,10 @@
 """The local executor: each job a subprocess in its own ``/opt/ml``-shaped directory.
 
+It runs training jobs (``TrainingSpec``) and processing jobs (``runner.processing.
+ProcessingSpec``: each host in a mount namespace where its directory is ``/opt/ml``); both
+share the launcher, the supervision (log streaming, stop, MaxRuntime, SIGTERM then SIGKILL)
+and the failure reasons.
+
 A fixed number of job slots drains a queue, so twenty submitted jobs neither overload the
 machine nor get lost (queued jobs are rows in the store; a restart re-submits them).
 Progress goes out through the ``TrainingEvents`` callbacks the service hands in.
@@ -18,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,12 +31,14 @@ from typing import Any, Protocol
 from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
 from opensage.runner import metrics as metric_parsing
+from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
-from opensage.runner.environments import EnvironmentBuildError, Environments
+from opensage.runner.environments import EnvironmentBuildError, Environments, Framework
 from opensage.runner.forkserver import ForkedProcess, ForkServer
 from opensage.runner.pipes import PipeFeeders
+from opensage.runner.processing import ProcessingSpec
 from opensage.runner.toolkit import isolation, script
 from opensage.runner.toolkit.contract import (
     UserEntry,
@@ -93,6 +101,7 @@ class Outcome:
     model_uploaded: bool = False
     training_start: float | None = None
     training_end: float = field(default_factory=time.time)
+    exit_message: str | None = None  # a processing job's /opt/ml/output/message
 
 
 class TrainingEvents(Protocol):
@@ -111,7 +120,7 @@ class _Run:
     requests belong to the run, not to the name, so none can outlive it and reach a later job
     of the same name (names come back after a reset)."""
 
-    spec: TrainingSpec
+    spec: TrainingSpec | ProcessingSpec
     stop_requested: bool = False
     recheck_stop: bool = False  # look at the job's row now, not at the next poll
     interrupt_requested: bool = False
@@ -170,7 +179,7 @@ class LocalExecutor:
             worker.start()
             self._workers.append(worker)
 
-    def submit(self, spec: TrainingSpec) -> None:
+    def submit(self, spec: TrainingSpec | ProcessingSpec) -> None:
         run = _Run(spec)
         with self._lock:
             self._runs[spec.name] = run
@@ -282,7 +291,7 @@ class LocalExecutor:
 
     def _interrupted(self, run: _Run, seconds: float) -> bool:
         """A test's request, or the simulated market reclaiming the capacity."""
-        if not run.spec.spot:
+        if not isinstance(run.spec, TrainingSpec) or not run.spec.spot:
             return False
         with self._lock:
             if run.interrupt_requested:
@@ -295,6 +304,8 @@ class LocalExecutor:
         spec = run.spec
         if run.stop_requested or self._asked_to_stop(spec.name):
             return Outcome("Stopped")
+        if isinstance(spec, ProcessingSpec):
+            return self._process(run, spec)
         ws = Workspace(self.jobs_root / spec.name)
         started = time.time()
         wait_deadline = time.monotonic() + (spec.max_wait or spec.max_runtime)
@@ -335,10 +346,79 @@ class LocalExecutor:
         ws.remove()
         return Outcome("Completed", None, uploaded, started)
 
+    # -- a processing job ------------------------------------------------------------------
+    def _process(self, run: _Run, spec: ProcessingSpec) -> Outcome:
+        """Run a processing job: each host's ``/opt/ml`` staged (inputs, config), its
+        ``ContainerEntrypoint`` run in the framework's environment with that directory as its
+        ``/opt/ml``, outputs uploaded; ``ExitMessage`` from ``/opt/ml/output/message``."""
+        ws = Workspace(self.jobs_root / spec.name)
+        hosts = [_Host(f"algo-{i}", Workspace(ws.root / f"algo-{i}"))
+                 for i in range(1, spec.instance_count + 1)]
+        started = time.time()
+        try:
+            if spec.framework is None:
+                raise JobFailure(spec.unsupported_reason or "The image is not runnable here")
+            if (why := isolation.private_ml_unavailable()) is not None:
+                raise JobFailure(why)
+            if spec.network_isolation and (why := isolation.unavailable()) is not None:
+                raise JobFailure(why)
+            ws.remove()
+            epoch = int(time.time())
+            streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
+            python = self._environment(spec.name, streams[0], spec.framework, None)
+            for index, host in enumerate(hosts):
+                processing.stage(self.objects, spec, host.ws.root, host_index=index,
+                                 host_count=len(hosts))
+            self.events.advance(spec.name, "Processing")
+            continuous = [sync for host in hosts for sync in processing.output_syncs(
+                self.objects, spec, host.ws.root, continuous=True)]
+            result = self._run_hosts(run, spec, hosts, streams, python, continuous)
+            message = next(filter(None, (processing.exit_message(host.ws.root)
+                                         for host in hosts)), None)
+            if result.status == "Completed":
+                for host in hosts:
+                    for sync in processing.output_syncs(self.objects, spec, host.ws.root,
+                                                        continuous=False):
+                        sync.upload_changes()
+            elif result.status == "MaxRuntimeExceeded":
+                result = Outcome("Failed", "MaxRuntimeExceeded: the job ran longer than its "
+                                 f"MaxRuntimeInSeconds ({spec.max_runtime} s) and was stopped")
+        except (ChannelError, JobFailure) as err:
+            return _failed(ws, f"ClientError: {err}", started)
+        except AwsError as err:
+            return _failed(ws, f"ClientError: {err.message}", started)
+        ws.remove()
+        return Outcome(result.status, result.failure_reason, False, started,
+                       exit_message=message)
+
+    def _run_hosts(self, run: _Run, spec: ProcessingSpec, hosts: list[_Host],
+                   streams: list[str], python: Path,
+                   syncs: Sequence[CheckpointSync]) -> Outcome:
+        cpus = cpus_for(spec.instance_type)
+        try:
+            for host in hosts:
+                env = processing.environment(spec, python, dict(os.environ))
+                host.command = processing.command(spec)
+                proc = self._launch(host.command, str(host.ws.root), env, cpus,
+                                    spec.network_isolation, private_ml=host.ws.root)
+                host.proc = proc
+                with self._lock:
+                    run.procs.append(proc)
+            return self._supervise(run, hosts, streams, syncs, spec.max_runtime)
+        except BaseException:
+            for host in hosts:
+                if host.proc is not None:
+                    _signal_group(host.proc, signal.SIGKILL)
+            raise
+        finally:
+            with self._lock:
+                run.procs = []
+
     def _attempt(self, run: _Run, ws: Workspace,
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         """One run of the job from a fresh directory (checkpoints restored from S3)."""
         spec = run.spec
+        assert isinstance(spec, TrainingSpec)
         hosts = self._hosts(spec, ws)
         for host in hosts:
             host.ws.create()
@@ -397,19 +477,25 @@ class LocalExecutor:
                            primary.code_dir, self.archive_limits)
         for host in hosts[1:]:
             script.copy_code(primary.code_dir, host.ws.code_dir)
+        requirements = primary.code_dir / "requirements.txt"
+        return self._environment(spec.name, stream, spec.script.framework,
+                                 requirements if requirements.is_file() else None)
+
+    def _environment(self, name: str, stream: str, framework: Framework,
+                     requirements: Path | None) -> Path:
+        """The interpreter of the framework's environment (with ``requirements`` overlaid),
+        built now if needed; its progress goes to the job's log ``stream``."""
         if self.environments is None:
             raise JobFailure("Script mode needs framework environments, which this server "
                              "was started without")
-        requirements = primary.code_dir / "requirements.txt"
 
         def log(line: str) -> None:
-            self.events.logs(spec.name, stream, [(int(time.time() * 1000), line)])
+            self.events.logs(name, stream, [(int(time.time() * 1000), line)])
 
         try:
-            return self.environments.python(
-                spec.script.framework, requirements if requirements.is_file() else None, log)
+            return self.environments.python(framework, requirements, log)
         except EnvironmentBuildError as err:
-            raise JobFailure(f"Could not build the {spec.script.framework.key} environment: "
+            raise JobFailure(f"Could not build the {framework.key} environment: "
                              f"{err}") from None
 
     def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
@@ -434,6 +520,7 @@ class LocalExecutor:
     def _train(self, run: _Run, hosts: list[_Host], streams: list[str], python: Path | None,
                checkpoints: CheckpointSync | None, budget: float) -> Outcome:
         spec = run.spec
+        assert isinstance(spec, TrainingSpec)
         cpus = cpus_for(spec.instance_type)
         entry = None if spec.script is None else UserEntry(
             spec.script.request.submit_directory, spec.script.request.program,
@@ -463,7 +550,8 @@ class LocalExecutor:
                 host.proc = proc
                 with self._lock:
                     run.procs.append(proc)
-            return self._supervise(run, hosts, streams, checkpoints, budget)
+            return self._supervise(run, hosts, streams,
+                                   [checkpoints] if checkpoints is not None else [], budget)
         except BaseException:
             for host in hosts:
                 if host.proc is not None:
@@ -487,17 +575,20 @@ class LocalExecutor:
 
     @staticmethod
     def _launch(command: list[str], cwd: str, env: dict[str, str], cpus: int,
-                isolate: bool) -> JobProcess:
+                isolate: bool, private_ml: Path | None = None) -> JobProcess:
         """``command`` through the launcher: dies with the server, pinned to ``cpus`` CPUs,
-        in a network namespace of its own when ``isolate``."""
+        in a network namespace of its own when ``isolate``, with ``private_ml`` as its
+        ``/opt/ml`` when given."""
         launcher = [sys.executable, "-m", "opensage.runner.launch", str(cpus),
-                    str(os.getpid()), *(["--netns"] if isolate else []), "--"]
+                    str(os.getpid()), *(["--netns"] if isolate else []),
+                    *(["--private-ml", str(private_ml)] if private_ml is not None else []),
+                    "--"]
         return subprocess.Popen(
             [*launcher, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _supervise(self, run: _Run, hosts: list[_Host], streams: list[str],
-                   checkpoints: CheckpointSync | None, budget: float) -> Outcome:
+                   syncs: Sequence[CheckpointSync], budget: float) -> Outcome:
         """Stream every host's output to its log stream (and metrics), enforce stop,
         MaxRuntime and spot interruptions, until every host has ended. The first host that
         fails fails the job, and the others are stopped."""
@@ -505,7 +596,9 @@ class LocalExecutor:
         lines: queue.Queue[tuple[int, bytes | None]] = queue.Queue()
         for index, host in enumerate(hosts):
             threading.Thread(target=_pump, args=(host.proc, index, lines), daemon=True).start()
-        patterns = metric_parsing.compile_definitions(spec.metric_definitions)
+        patterns = metric_parsing.compile_definitions(
+            spec.metric_definitions if isinstance(spec, TrainingSpec) else [])
+        prompt = isinstance(spec, TrainingSpec) and spec.prompt_metrics
         pending: list[list[tuple[int, str]]] = [[] for _ in hosts]
         found: list[tuple[str, float, float]] = []
         deadline = time.monotonic() + budget
@@ -535,7 +628,7 @@ class LocalExecutor:
                     break
             moment = time.monotonic()
             due = not open_streams or moment - last_flush >= LOG_FLUSH_SECONDS or (
-                found and spec.prompt_metrics and moment - last_flush >= PROMPT_FLUSH_SECONDS)
+                found and prompt and moment - last_flush >= PROMPT_FLUSH_SECONDS)
             if (found or any(pending)) and due:
                 # one write per flush and stream, not per line: each is a transaction
                 for index, events in enumerate(pending):
@@ -545,8 +638,9 @@ class LocalExecutor:
                     self.events.metrics(spec.name, found)
                 pending, found = [[] for _ in hosts], []
                 last_flush = moment
-            if checkpoints is not None and moment - last_sync >= 2:
-                checkpoints.upload_changes()
+            if syncs and moment - last_sync >= 2:
+                for sync in syncs:
+                    sync.upload_changes()
                 last_sync = moment
             if not run.stop_requested and (
                     run.recheck_stop or moment - last_stop_poll >= STOP_POLL_SECONDS):

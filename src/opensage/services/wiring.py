@@ -19,6 +19,7 @@ from opensage.services.endpoints import EndpointService
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
+from opensage.services.processing import ProcessingService
 from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
@@ -38,6 +39,7 @@ class Services:
     tuning: TuningService
     endpoints: EndpointService
     transform: TransformService
+    processing: ProcessingService
     autoscaling: AutoscalingService  # application-autoscaling
     housekeeping: Housekeeping  # retention purges
 
@@ -47,6 +49,7 @@ class Services:
         self.tuning.start()  # its reconcile loop also resumes unfinished searches
         self.endpoints.start()  # endpoints that were InService come back InService
         self.transform.start()  # transform jobs left InProgress run again
+        self.processing.start()  # job slots, then processing jobs left InProgress run again
         self.autoscaling.start()  # the scaler thread
         self.housekeeping.start()  # retention purges
 
@@ -54,6 +57,7 @@ class Services:
         """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
         with self.tuning.paused():  # no tuning step launches a child job mid-wipe
             self.training.cancel_all()
+            self.processing.cancel_all()
             self.autoscaling.reset()
             self.endpoints.reset()
             self.transform.reset()
@@ -69,6 +73,7 @@ class Services:
         self.autoscaling.close()
         self.endpoints.close()
         self.transform.close()
+        self.processing.close()
         self.training.close()
         self.context.db.dispose()
 
@@ -94,6 +99,12 @@ def build_services(settings: Settings) -> Services:
             environments=ctx.environments,
             archive_limits=archive_limits(settings))
 
+    def processing_executor(reports: TrainingEvents) -> Executor:
+        return LocalExecutor(
+            settings.data_dir / "jobs" / "processing", ctx.objects, reports,
+            slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
+            environments=ctx.environments)
+
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)
     training.job_ended.subscribe(tuning.child_changed)
@@ -101,7 +112,9 @@ def build_services(settings: Settings) -> Services:
     endpoints = EndpointService(ctx, forkserver)
     autoscaling = AutoscalingService(ctx, endpoints)
     return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
-                    transform=TransformService(ctx, forkserver), autoscaling=autoscaling,
+                    transform=TransformService(ctx, forkserver),
+                    processing=ProcessingService(ctx, processing_executor),
+                    autoscaling=autoscaling,
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
                                               autoscaling.purge_activities))
 

@@ -1,0 +1,134 @@
+"""Processing jobs as the runner runs them: what a host's ``/opt/ml`` holds and how it is run.
+
+Each host (``algo-1..N``) has a directory laid out as a processing container's ``/opt/ml``,
+which the launcher bind-mounts on ``/opt/ml`` in a mount namespace of the host's own
+(``runner.toolkit.isolation.enter_private_ml``), so the user's absolute paths
+(``/opt/ml/processing/input/code/preprocess.py``) are its own and concurrent jobs never see
+each other's files:
+
+- ``processing/<...>``: every ``ProcessingInputs[].S3Input`` at its ``LocalPath`` (objects
+  hard-linked from the store, as training channels are: :func:`runner.channels.materialize`,
+  ``ShardedByS3Key`` giving host ``i`` every ``N``-th object), and every output's
+  ``LocalPath``, created empty;
+- ``config/processingjobconfig.json`` (the job's request, with its ARN) and
+  ``config/resourceconfig.json`` (``current_host``, ``hosts``);
+- ``output/message``: what the job writes there becomes ``ExitMessage`` (first 1 KB).
+
+Outputs go to their ``S3Uri`` file by file (same relative paths) at the end (``EndOfJob``) or
+as they appear (``Continuous``), with the one directory-to-prefix sync checkpoints use.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from opensage.runner.channels import ChannelError, materialize
+from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.environments import Framework
+from opensage.runner.toolkit.contract import resource_config
+from opensage.store.objects import ObjectStore
+
+LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
+CONTAINER_ML = PurePosixPath("/opt/ml")
+PROCESSING_ROOT = CONTAINER_ML / "processing"
+EXIT_MESSAGE_LIMIT = 1024
+
+
+@dataclass(frozen=True)
+class ProcessingSpec:
+    name: str
+    arn: str
+    region: str
+    framework: Framework | None  # None: the image cannot run here (unsupported_reason says)
+    unsupported_reason: str | None
+    entrypoint: list[str]  # ContainerEntrypoint
+    arguments: list[str]  # ContainerArguments
+    inputs: list[dict[str, Any]]  # ProcessingInputs, AWS's defaults filled in
+    outputs: list[dict[str, Any]]  # ProcessingOutputConfig.Outputs
+    instance_type: str
+    instance_count: int
+    max_runtime: int
+    job_config: dict[str, Any]  # processingjobconfig.json
+    environment: dict[str, str] = field(default_factory=dict)
+    network_isolation: bool = False
+
+
+def host_path(root: Path, local_path: str) -> Path:
+    """Where a container path under ``/opt/ml/processing/`` lies in a host's directory."""
+    pure = PurePosixPath(local_path)
+    try:
+        relative = pure.relative_to(CONTAINER_ML)
+    except ValueError:
+        raise ChannelError(f"LocalPath {local_path} is not under {PROCESSING_ROOT}") from None
+    if ".." in relative.parts or relative.parts[:1] != ("processing",):
+        raise ChannelError(f"LocalPath {local_path} is not under {PROCESSING_ROOT}")
+    return root.joinpath(*relative.parts)
+
+
+def stage(objects: ObjectStore, spec: ProcessingSpec, root: Path, *, host_index: int,
+          host_count: int) -> None:
+    """Lay out host ``host_index``'s ``/opt/ml``: inputs, output directories, config."""
+    for directory in (root / "processing", root / "config", root / "output"):
+        directory.mkdir(parents=True, exist_ok=True)
+    for item in spec.inputs:
+        source = item.get("S3Input")
+        if source is None:
+            continue  # refused at create: only S3Input runs here
+        channel = {"ChannelName": item["InputName"], "DataSource": {"S3DataSource": {
+            "S3Uri": source["S3Uri"], "S3DataType": source.get("S3DataType", "S3Prefix"),
+            "S3DataDistributionType": source.get("S3DataDistributionType",
+                                                 "FullyReplicated")}}}
+        try:
+            materialize(objects, channel, host_path(root, source["LocalPath"]),
+                        host_index=host_index, host_count=host_count)
+        except ChannelError as err:
+            raise ChannelError(f"Input {item['InputName']}: {err}") from None
+    for output in spec.outputs:
+        host_path(root, output["S3Output"]["LocalPath"]).mkdir(parents=True, exist_ok=True)
+    host = f"algo-{host_index + 1}"
+    (root / "config" / "processingjobconfig.json").write_text(json.dumps(spec.job_config,
+                                                                         indent=1))
+    (root / "config" / "resourceconfig.json").write_text(json.dumps(
+        resource_config(spec.instance_type, spec.instance_count, host), indent=1))
+
+
+def output_syncs(objects: ObjectStore, spec: ProcessingSpec, root: Path, *,
+                 continuous: bool) -> list[CheckpointSync]:
+    """A sync of each output's LocalPath to its S3Uri (``continuous``: only the outputs
+    whose S3UploadMode is Continuous)."""
+    return [CheckpointSync(objects, output["S3Output"]["S3Uri"],
+                           host_path(root, output["S3Output"]["LocalPath"]))
+            for output in spec.outputs
+            if not continuous or output["S3Output"].get("S3UploadMode") == "Continuous"]
+
+
+def command(spec: ProcessingSpec) -> list[str]:
+    """What the container runs: ``ContainerEntrypoint`` + ``ContainerArguments``."""
+    return [*spec.entrypoint, *spec.arguments]
+
+
+def environment(spec: ProcessingSpec, python: Path, base: dict[str, str]) -> dict[str, str]:
+    """The job's environment: the framework environment's interpreter and tools first on
+    PATH (``python3 script.py`` runs there), the job's ``Environment`` on top."""
+    env = dict(base)
+    for key in ("PYTHONHOME", "PYTHONPATH", "OPENSAGE_ML_ROOT"):
+        env.pop(key, None)
+    env["VIRTUAL_ENV"] = str(python.parent.parent)
+    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", os.defpath)])
+    env.update(AWS_REGION=spec.region, PYTHONUNBUFFERED="1")
+    env.update(spec.environment)
+    return env
+
+
+def exit_message(root: Path) -> str | None:
+    """``/opt/ml/output/message``'s first 1 KB, as ExitMessage reports it."""
+    try:
+        with open(root / "output" / "message", "rb") as source:
+            text = source.read(EXIT_MESSAGE_LIMIT * 4).decode("utf-8", "replace")
+    except OSError:
+        return None
+    return text[:EXIT_MESSAGE_LIMIT] or None

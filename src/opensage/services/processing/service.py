@@ -1,0 +1,172 @@
+"""Processing jobs: CreateProcessingJob, DescribeProcessingJob, ListProcessingJobs,
+StopProcessingJob.
+
+The job is validated (``definition``) and stored ``InProgress``, then handed to the local
+executor (``runner.local``, its own job slots and directory), which reports back here as it
+does to the training service: log lines (``/aws/sagemaker/ProcessingJobs``, stream
+``<job>/algo-N-<epoch>``), whether the row asks it to stop, and how the job ended.
+
+Every status change is one compare-and-set through ``ResourceStore.transition``. A server
+runs a job only while it holds the job's run lease (``store.leases``): a restarted server
+re-runs its jobs left ``InProgress`` from the start (outputs are uploaded whole at the end),
+ends those left ``Stopping`` as ``Stopped``, and never runs a job another live server runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from opensage.errors import ValidationException
+from opensage.runner.executor import Executor
+from opensage.runner.local import Outcome, TrainingEvents
+from opensage.runner.processing import LOG_GROUP
+from opensage.services import kinds
+from opensage.services.context import Context
+from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.processing import definition
+from opensage.services.processing.states import ACTIVE, ProcessingJobStatus, outcome, sources
+from opensage.store.leases import LeaseKeeper, Leases, server_owner
+from opensage.store.resources import Resource, StatusConflict
+
+__all__ = ["ProcessingService"]
+
+KIND = kinds.PROCESSING_JOB
+Status = ProcessingJobStatus
+RUN_LEASE_TTL = 60.0  # a dead server's jobs can be run by another this long after it died
+Body = dict[str, Any]
+_RESULTS = {"Completed": Status.COMPLETED, "Stopped": Status.STOPPED}
+
+
+class ProcessingService:
+    def __init__(self, ctx: Context, executor: Callable[[TrainingEvents], Executor]) -> None:
+        """``executor`` builds the executor that runs the jobs, given where it reports."""
+        self.ctx = ctx
+        self.executor = executor(self)
+        self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
+                                 RUN_LEASE_TTL)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.executor.start()
+        self.recover()
+
+    def recover(self) -> None:
+        """Run again every job a previous server left ``InProgress``; ``Stopping`` ones end
+        ``Stopped``. Each only if its run lease is free or this server's."""
+        for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
+            if not self._runs.claim(_run_key(row.name)):
+                continue  # another server runs it
+            if row.status == Status.STOPPING:
+                self.finished(row.name, Outcome("Stopped"))
+                continue
+            self.logs(row.name, f"{row.name}/system", [(
+                int(self.ctx.now() * 1000),
+                "The opensage server restarted: the processing job runs again from the start.")])
+            self.executor.submit(definition.spec(row.body, region=self.ctx.settings.region))
+
+    def cancel_all(self) -> None:
+        self.executor.cancel_all()
+
+    def close(self) -> None:
+        """Kill running jobs (their rows stay InProgress and run again on the next start)."""
+        self.executor.shutdown()
+        self._runs.close()
+
+    # -- API -------------------------------------------------------------------------------
+    def create(self, params: dict[str, Any]) -> str:
+        name = params["ProcessingJobName"]
+        definition.validate(params)
+        arn = arn_of(self.ctx, KIND, name)
+        body = definition.describe_body(params, arn, self.ctx.now())
+        create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="processing job",
+               status=Status.IN_PROGRESS)
+        self._runs.claim(_run_key(name))
+        self.executor.submit(definition.spec(body, region=self.ctx.settings.region))
+        return arn
+
+    def describe(self, name: str) -> Body:
+        return load(self.ctx, KIND, name).body
+
+    def list(self, params: dict[str, Any]) -> dict[str, Any]:
+        return summaries(self.ctx, KIND, params, key="ProcessingJobSummaries", fields={
+            f: f for f in ("ProcessingJobName", "ProcessingJobArn", "CreationTime",
+                           "ProcessingEndTime", "LastModifiedTime", "ProcessingJobStatus",
+                           "FailureReason", "ExitMessage")})
+
+    def stop(self, name: str) -> None:
+        """InProgress -> Stopping as one compare-and-set; the run (here, or on the server
+        that runs it, which polls the row) ends with SIGTERM, then SIGKILL."""
+        job = load(self.ctx, KIND, name)
+        now = self.ctx.now()
+        try:
+            self.ctx.resources.transition(
+                KIND.name, job.name, sources(Status.STOPPING, Status.IN_PROGRESS),
+                Status.STOPPING, lambda body: body.update(
+                    ProcessingJobStatus=Status.STOPPING, LastModifiedTime=now), now=now)
+        except StatusConflict as conflict:
+            raise ValidationException(
+                f"The processing job {job.name} is in status {conflict.current}: only an "
+                "InProgress job can be stopped.") from None
+        self.executor.stop(job.name)
+
+    # -- what the executor reports (TrainingEvents) ----------------------------------------
+    def advance(self, name: str, status: str, message: str | None = None) -> None:
+        """The hosts start (``Processing``): ``ProcessingStartTime``. Processing jobs have no
+        secondary status."""
+        now = self.ctx.now()
+        try:
+            self.ctx.resources.edit(KIND.name, name, ACTIVE, lambda body: body.update(
+                ProcessingStartTime=now, LastModifiedTime=now), now=now)
+        except StatusConflict:
+            pass  # ended or wiped meanwhile
+
+    def logs(self, name: str, stream: str, events: Sequence[tuple[int, str]]) -> None:
+        self.ctx.logs.append(LOG_GROUP, stream, events)
+
+    def metrics(self, name: str, values: Sequence[tuple[str, float, float]]) -> None:
+        """Processing jobs define no metrics."""
+
+    def stop_requested(self, name: str) -> bool:
+        job = self.ctx.resources.get(KIND.name, name)
+        return job is not None and job.status == Status.STOPPING
+
+    def finished(self, name: str, result: Outcome) -> None:
+        """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
+        Failed). A job already ended, or wiped by a reset, is left as it is."""
+        try:
+            self._record_end(name, result)
+        finally:
+            self._runs.release(_run_key(name))
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _record_end(self, name: str, result: Outcome) -> None:
+        reported = _RESULTS.get(result.status, Status.FAILED)
+        while True:
+            job: Resource | None = self.ctx.resources.get(KIND.name, name)
+            if job is None or job.status not in ACTIVE:
+                return
+            current = Status(job.status)
+            target = outcome(current, reported)
+            now = self.ctx.now()
+
+            def change(body: Body, target: Status = target, now: float = now) -> None:
+                body.update(ProcessingJobStatus=target, ProcessingEndTime=now,
+                            LastModifiedTime=now)
+                body.setdefault("ProcessingStartTime", result.training_start or now)
+                if target is Status.FAILED:
+                    body["FailureReason"] = (result.failure_reason or "InternalServerError")[
+                        :1024]
+                if result.exit_message:
+                    body["ExitMessage"] = result.exit_message
+
+            try:
+                self.ctx.resources.transition(KIND.name, name, sources(target, current),
+                                              target, change, now=now)
+                return
+            except StatusConflict:
+                continue  # stopped meanwhile: decide again on the fresh row
+
+
+def _run_key(name: str) -> str:
+    return f"{KIND.name}/{name}/run"
