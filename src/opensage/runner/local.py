@@ -395,9 +395,11 @@ class LocalExecutor:
                    streams: list[str], python: Path,
                    syncs: Sequence[CheckpointSync]) -> Outcome:
         cpus = cpus_for(spec.instance_type)
+        shim = processing.pip_shim(self.jobs_root / ".pip-shim")
         try:
             for host in hosts:
-                env = processing.environment(spec, python, dict(os.environ))
+                env = processing.environment(spec, python, dict(os.environ), shim=shim,
+                                             pip_target=host.ws.root.parent / ".pip" / host.name)
                 host.command = processing.command(spec)
                 proc = self._launch(host.command, str(host.ws.root), env, cpus,
                                     spec.network_isolation, private_ml=host.ws.root)

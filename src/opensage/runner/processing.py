@@ -14,6 +14,13 @@ each other's files:
   ``config/resourceconfig.json`` (``current_host``, ``hosts``);
 - ``output/message``: what the job writes there becomes ``ExitMessage`` (first 1 KB).
 
+Framework environments are uv environments without pip; FrameworkProcessor's ``runproc.sh``
+runs ``pip uninstall --yes typing`` and ``python -m pip install -r requirements.txt``. A small
+``pip`` stand-in (:func:`pip_shim`, first on ``PYTHONPATH`` and ``PATH`` after the
+environment's own) installs with uv into a directory of the host's own, on ``PYTHONPATH``: the
+shared environment is never changed. ``pip uninstall`` is skipped, other commands go to
+``uv pip``.
+
 Outputs go to their ``S3Uri`` file by file (same relative paths) at the end (``EndOfJob``) or
 as they appear (``Continuous``), with the one directory-to-prefix sync checkpoints use.
 """
@@ -22,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -111,14 +119,52 @@ def command(spec: ProcessingSpec) -> list[str]:
     return [*spec.entrypoint, *spec.arguments]
 
 
-def environment(spec: ProcessingSpec, python: Path, base: dict[str, str]) -> dict[str, str]:
+_PIP_MAIN = """\
+import os, subprocess, sys
+args = sys.argv[1:]
+if args[:1] == ["uninstall"]:
+    print("opensage: skipping pip uninstall: the framework environment is shared", flush=True)
+    sys.exit(0)
+uv = [os.environ["OPENSAGE_UV_PYTHON"], "-m", "uv", "pip"]
+if args[:1] == ["install"]:
+    rest = [a for a in args[1:] if a not in ("--user", "--no-cache-dir")]
+    command = [*uv, "install", "--python", sys.executable, "--target",
+               os.environ["OPENSAGE_PIP_TARGET"], *rest]
+else:
+    command = [*uv, *args, "--python", sys.executable]
+sys.exit(subprocess.call(command))
+"""
+
+
+def pip_shim(root: Path) -> Path:
+    """The ``pip`` stand-in under ``root`` (written once): ``lib/pip`` for ``python -m pip``,
+    ``bin/pip`` for ``pip``."""
+    package, script = root / "lib" / "pip", root / "bin" / "pip"
+    if not script.exists():
+        package.mkdir(parents=True, exist_ok=True)
+        script.parent.mkdir(parents=True, exist_ok=True)
+        (package / "__init__.py").write_text("")
+        (package / "__main__.py").write_text(_PIP_MAIN)
+        partial = script.with_suffix(f".{os.getpid()}")
+        partial.write_text('#!/bin/sh\nexec python -m pip "$@"\n')
+        partial.chmod(0o755)
+        partial.replace(script)
+    return root
+
+
+def environment(spec: ProcessingSpec, python: Path, base: dict[str, str], *,
+                shim: Path, pip_target: Path) -> dict[str, str]:
     """The job's environment: the framework environment's interpreter and tools first on
-    PATH (``python3 script.py`` runs there), the job's ``Environment`` on top."""
+    PATH (``python3 script.py`` runs there), the ``pip`` stand-in next, what it installs on
+    PYTHONPATH, the job's ``Environment`` on top."""
     env = dict(base)
     for key in ("PYTHONHOME", "PYTHONPATH", "OPENSAGE_ML_ROOT"):
         env.pop(key, None)
     env["VIRTUAL_ENV"] = str(python.parent.parent)
-    env["PATH"] = os.pathsep.join([str(python.parent), env.get("PATH", os.defpath)])
+    env["PATH"] = os.pathsep.join([str(python.parent), str(shim / "bin"),
+                                   env.get("PATH", os.defpath)])
+    env["PYTHONPATH"] = os.pathsep.join([str(shim / "lib"), str(pip_target)])
+    env.update(OPENSAGE_UV_PYTHON=sys.executable, OPENSAGE_PIP_TARGET=str(pip_target))
     env.update(AWS_REGION=spec.region, PYTHONUNBUFFERED="1")
     env.update(spec.environment)
     return env
