@@ -336,3 +336,65 @@ def test_duplicate_name_is_refused(sm, s3):
         sm.create_processing_job(**request("dup", code))
     assert "already existing processing job" in err.value.response["Error"]["Message"]
     assert wait_for(sm, "dup")["ProcessingJobStatus"] == "Completed"
+
+
+def test_a_restarted_server_runs_its_jobs_left_in_progress_again(tmp_path: Path):
+    """The first server dies mid-job (its rows stay InProgress, its job is killed); the next
+    one on the same data directory runs the job again from the start, and ends the job that
+    was Stopping as Stopped."""
+    import io
+
+    from opensage.services.wiring import build_services
+    from opensage.settings import Settings
+    from opensage.testing import frameworks_dir_for_tests, wheelhouse_for_tests
+
+    marker = tmp_path / "first-run"
+    settings = Settings(data_dir=tmp_path / "data", port=0,
+                        frameworks_dir=frameworks_dir_for_tests(),
+                        wheelhouse=wheelhouse_for_tests())
+    code = textwrap.dedent(f"""
+        import pathlib, time
+        marker = pathlib.Path({str(marker)!r})
+        if not marker.exists():
+            marker.touch()
+            while True:  # the first run never ends: the server dies under it
+                time.sleep(1)
+        open("/opt/ml/processing/out/second.txt", "w").write("ran again")
+    """)
+    first = build_services(settings)
+    first.start()
+    try:
+        first.context.objects.create_bucket(BUCKET)
+        first.context.objects.put_object(BUCKET, "again/input/code/script.py",
+                                         io.BytesIO(code.encode()))
+        first.processing.create(request("again", f"s3://{BUCKET}/again/input/code/script.py",
+                                        outputs=["out"]))
+        first.context.objects.put_object(BUCKET, "halted/input/code/script.py", io.BytesIO(
+            b"import time\nwhile True:\n    time.sleep(1)\n"))
+        first.processing.create(request("halted",
+                                        f"s3://{BUCKET}/halted/input/code/script.py"))
+        deadline = time.monotonic() + FIRST_BUILD_TIMEOUT
+        while not marker.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first.processing.stop("halted")
+    finally:
+        first.close()
+    second = build_services(settings)
+    try:
+        ctx = second.context
+        assert ctx.resources.get("processing-job", "again").status == "InProgress"
+        second.start()
+        deadline = time.monotonic() + FIRST_BUILD_TIMEOUT
+        while ctx.resources.get("processing-job", "again").status == "InProgress":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        job = second.processing.describe("again")
+        assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+        assert ctx.objects.read_object(BUCKET, "again/output/out/second.txt") == b"ran again"
+        # Stopped by the first server as it stopped, or by the second as it started
+        assert second.processing.describe("halted")["ProcessingJobStatus"] == "Stopped"
+        assert [t[:2] for t in ctx.resources.transitions("processing-job", "again")] == [
+            ("InProgress", "Completed")]
+    finally:
+        second.close()
