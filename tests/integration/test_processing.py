@@ -398,3 +398,27 @@ def test_a_restarted_server_runs_its_jobs_left_in_progress_again(tmp_path: Path)
             ("InProgress", "Completed")]
     finally:
         second.close()
+
+
+def test_continuous_output_is_uploaded_while_the_job_runs(sm, s3):
+    code = put_code(s3, "cont", """
+        import time
+        open("/opt/ml/processing/live/progress.txt", "w").write("half way")
+        while True:
+            time.sleep(1)
+    """)
+    body = request("cont", code, outputs=["live"])
+    body["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"] = "Continuous"
+    sm.create_processing_job(**body)
+    deadline = time.monotonic() + FIRST_BUILD_TIMEOUT
+    while True:  # the object appears while the job still runs
+        try:
+            assert read(s3, "cont/output/live/progress.txt") == "half way"
+            break
+        except ClientError:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    assert sm.describe_processing_job(ProcessingJobName="cont")["ProcessingJobStatus"] == (
+        "InProgress")
+    sm.stop_processing_job(ProcessingJobName="cont")
+    assert wait_for(sm, "cont")["ProcessingJobStatus"] == "Stopped"
