@@ -19,6 +19,7 @@ from opensage.api import (
     autoscaling_handlers,
     cloudwatch_handlers,
     endpoint_handlers,
+    experiment_handlers,
     logs_handlers,
     processing_handlers,
     sagemaker_handlers,
@@ -28,6 +29,7 @@ from opensage.api import (
     tuning_handlers,
 )
 from opensage.api.error_encoding import plain_error_response
+from opensage.api.metrics_api import MetricsApi
 from opensage.api.registry import collect_handlers
 from opensage.api.router import identify_service
 from opensage.api.rpc import CborCodec, RpcService
@@ -72,7 +74,8 @@ def build_protocols(services: Services) -> dict[str, Any]:
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
                                                             training_handlers, tuning_handlers,
                                                             endpoint_handlers, transform_handlers,
-                                                            processing_handlers),
+                                                            processing_handlers,
+                                                            experiment_handlers),
                                 services),
         "logs": RpcService(logs, collect_handlers(logs, logs_handlers), services),
         "cloudwatch": RpcService(cloudwatch, collect_handlers(cloudwatch, cloudwatch_handlers),
@@ -83,6 +86,8 @@ def build_protocols(services: Services) -> dict[str, Any]:
         "iam": sts.IamApi(session.get_service_model("iam"), settings),
         "s3": S3Api(services.context.objects, settings),
         "sagemaker-runtime": RuntimeApi(services.endpoints, settings),
+        "sagemaker-metrics": MetricsApi(session.get_service_model("sagemaker-metrics"),
+                                        services),
         "application-autoscaling": RpcService(autoscaling, collect_handlers(
             autoscaling, autoscaling_handlers), services),
     }

@@ -26,6 +26,8 @@ _TARGET_PREFIXES = {
     "AnyScaleFrontendService.": "application-autoscaling",
 }
 
+# sagemaker-metrics (REST-JSON, signed as "sagemaker"): one path per operation
+METRICS_PATHS = frozenset({"/BatchPutMetrics", "/BatchGetMetrics"})
 RUNTIME_PATH = re.compile(r"^/endpoints/[^/]+/(invocations|async-invocations|"
                           r"invocations-response-stream)$")
 
@@ -56,6 +58,8 @@ def identify_service(method: str, path: str, headers: Mapping[str, str],
             return "sagemaker"
         if RUNTIME_PATH.match(path):
             return "sagemaker-runtime"
+        if path in METRICS_PATHS:
+            return "sagemaker-metrics"
         return "sagemaker"
     if signed:
         return signed
@@ -63,6 +67,8 @@ def identify_service(method: str, path: str, headers: Mapping[str, str],
         return by_target
     if RUNTIME_PATH.match(path) and method == "POST":
         return "sagemaker-runtime"
+    if path in METRICS_PATHS and method in ("PUT", "POST"):
+        return "sagemaker-metrics"
     content_type = headers.get("content-type", "")
     if method == "POST" and path == "/" and content_type.startswith(
             "application/x-www-form-urlencoded"):

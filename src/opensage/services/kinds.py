@@ -25,6 +25,14 @@ TRANSFORM_JOB = Kind("transform-job", "Could not find requested job with name {n
 PROCESSING_JOB = Kind("processing-job", "Could not find requested job with name {name}")
 TUNING_JOB = Kind("hyper-parameter-tuning-job", "Amazon SageMaker can't find a tuning job "
                   "with name {name}", ResourceNotFound)
+EXPERIMENT = Kind("experiment", "Experiment '{arn}' does not exist.", ResourceNotFound)
+TRIAL = Kind("experiment-trial", "Trial '{arn}' does not exist.", ResourceNotFound)
+TRIAL_COMPONENT = Kind("experiment-trial-component", "TrialComponent '{arn}' does not exist.",
+                       ResourceNotFound)
+ARTIFACT = Kind("artifact", "Artifact '{arn}' does not exist.", ResourceNotFound)
+ACTION = Kind("action", "Action '{arn}' does not exist.", ResourceNotFound)
+CONTEXT = Kind("context", "Context '{arn}' does not exist.", ResourceNotFound)
 
 ALL = {k.name: k for k in (MODEL, ENDPOINT_CONFIG, ENDPOINT, TRAINING_JOB, TRANSFORM_JOB,
-                           PROCESSING_JOB, TUNING_JOB)}
+                           PROCESSING_JOB, TUNING_JOB, EXPERIMENT, TRIAL, TRIAL_COMPONENT,
+                           ARTIFACT, ACTION, CONTEXT)}

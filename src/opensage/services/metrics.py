@@ -18,6 +18,8 @@ from opensage.store.db import Database
 from opensage.store.schema import metric_data
 
 TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+# SageMaker Metrics (BatchPutMetrics): one series per (trial component, metric), with steps
+TRIAL_COMPONENT_NAMESPACE = "/aws/sagemaker/TrialComponents"
 PURGE_CHUNK = 5000  # points deleted per transaction: writers wait at most one chunk
 
 
@@ -72,6 +74,36 @@ class MetricStore:
         if rows:
             with self.db.transaction() as conn:
                 conn.execute(insert(metric_data), rows)
+
+    def put_trial_component_metrics(self, component: str,
+                                    points: Iterable[tuple[str, float, float, int | None]]
+                                    ) -> None:
+        """SageMaker Metrics points of a trial component: (metric, timestamp, value, step);
+        the step (iteration number) is kept beside the point."""
+        rows = [{"namespace": TRIAL_COMPONENT_NAMESPACE, "metric_name": m,
+                 "dimensions": dimension_key({"TrialComponentName": component}),
+                 "timestamp": ts, "value": v, "unit": "None", "step": step}
+                for m, ts, v, step in points if math.isfinite(v)]
+        if rows:
+            with self.db.transaction() as conn:
+                conn.execute(insert(metric_data), rows)
+
+    def trial_component_points(self, component: str, metric: str
+                               ) -> list[tuple[float, float, int | None]]:
+        """(timestamp, value, step) of one metric of a trial component, oldest first."""
+        c = metric_data.c
+        stmt = (select(c.timestamp, c.value, c.step)
+                .where(c.namespace == TRIAL_COMPONENT_NAMESPACE, c.metric_name == metric,
+                       c.dimensions == dimension_key({"TrialComponentName": component}))
+                .order_by(c.timestamp, c.id))
+        with self.db.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(stmt)]
+
+    def forget_trial_component(self, component: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(delete(metric_data).where(
+                metric_data.c.namespace == TRIAL_COMPONENT_NAMESPACE,
+                metric_data.c.dimensions == dimension_key({"TrialComponentName": component})))
 
     def purge_before(self, cutoff: float) -> int:
         """Delete the points timestamped before ``cutoff`` (epoch seconds); returns how many."""

@@ -19,8 +19,9 @@ from typing import Any
 from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
+from opensage.services.experiments import records as experiment_records
 from opensage.store import pagination
-from opensage.store.resources import BodyPath, ListItem, Property, TagValue
+from opensage.store.resources import BodyPath, ListItem, Property, Resource, TagValue
 
 # Resource -> (kind, the SearchRecord member, how a row becomes a record)
 _RECORDS: dict[str, tuple[kinds.Kind, str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
@@ -28,6 +29,15 @@ _RECORDS: dict[str, tuple[kinds.Kind, str, Callable[[dict[str, Any]], dict[str, 
     "Endpoint": (kinds.ENDPOINT, "Endpoint", lambda doc: doc),
     "HyperParameterTuningJob": (kinds.TUNING_JOB, "HyperParameterTuningJob", lambda doc: doc),
     "Model": (kinds.MODEL, "Model", lambda doc: {"Model": doc}),
+    "Experiment": (kinds.EXPERIMENT, "Experiment", lambda doc: doc),
+    "ExperimentTrial": (kinds.TRIAL, "Trial", lambda doc: doc),
+    "ExperimentTrialComponent": (kinds.TRIAL_COMPONENT, "TrialComponent", lambda doc: doc),
+}
+# Resource -> what a record adds to the stored document, by row name (read for the rows a
+# search considers; such a search reads whole documents)
+_EXTRAS: dict[str, Callable[[Context, list[Resource]], dict[str, dict[str, Any]]]] = {
+    "ExperimentTrialComponent": experiment_records.component_extras,
+    "ExperimentTrial": experiment_records.trial_extras,
 }
 _MISSING = object()
 
@@ -50,24 +60,29 @@ def search(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     else:
         page, token = _filtered_page(ctx, kind, expression, sort_by, query=query,
                                      descending=descending, token=params.get("NextToken"),
-                                     limit=limit)
+                                     limit=limit, extras=_EXTRAS.get(resource))
     # The page's documents and tags: one query each.
     rows = ctx.resources.get_many(kind.name, [name for _, name in page])
     found = [rows[name] for _, name in page if name in rows]  # gone meanwhile: left out
     tags = ctx.resources.tags_of([row.arn for row in found])
-    return {"Results": [{member: to_record({**row.body, "Tags": tags[row.arn]})}
+    extra = _EXTRAS[resource](ctx, found) if resource in _EXTRAS else {}
+    return {"Results": [{member: to_record({**row.body, **extra.get(row.name, {}),
+                                            "Tags": tags[row.arn]})}
                         for row in found], "NextToken": token}
 
 
 Keyed = tuple[tuple[Any, int], str]  # ((sort key, row id), name)
 
 
+Extras = Callable[[Context, list[Resource]], dict[str, dict[str, Any]]]
+
+
 def _filtered_page(ctx: Context, kind: kinds.Kind, expression: dict[str, Any], sort_by: str, *,
                    query: tuple[Any, ...], descending: bool, token: str | None,
-                   limit: int) -> tuple[list[Keyed], str | None]:
+                   limit: int, extras: Extras | None = None) -> tuple[list[Keyed], str | None]:
     """The page of a search checked in Python on the candidates' extracted properties."""
     keyed: list[Keyed] = []
-    for name, row_id, resolve in _candidates(ctx, kind, expression, sort_by):
+    for name, row_id, resolve in _candidates(ctx, kind, expression, sort_by, extras):
         if not _matches(expression, resolve):
             continue
         key = _sort_key(resolve(sort_by))
@@ -138,12 +153,13 @@ Resolver = Callable[[str], Any]
 
 
 def _candidates(ctx: Context, kind: kinds.Kind, expression: dict[str, Any],
-                sort_by: str) -> list[tuple[str, int, Resolver]]:
+                sort_by: str, extras: Extras | None = None) -> list[tuple[str, int, Resolver]]:
     """(name, row id, property resolver) of every row. The properties the search reads are
     extracted by the database (one query, no whole body decoded) unless a nested filter needs
-    whole documents: then every row and every tag is read (two queries)."""
+    whole documents, or the records carry more than the documents (``extras``): then every
+    row, every tag and the extras are read."""
     names = _property_names(expression, [sort_by])
-    if names is not None:
+    if names is not None and extras is None:
         properties = [_property(n) for n in names]
         bounds = [(names.index(f["Name"]), _SQL_BOUNDS[f["Operator"]], float(f["Value"]))
                   for f in _conjuncts(expression)
@@ -155,7 +171,9 @@ def _candidates(ctx: Context, kind: kinds.Kind, expression: dict[str, Any],
         return [(p.name, p.row_id, dict(zip(names, p.values)).get) for p in projected]
     rows = list(ctx.resources.scan(kind.name))
     tags = ctx.resources.tags_of([r.arn for r in rows])
-    return [(row.name, row.row_id, _document_resolver({**row.body, "Tags": tags[row.arn]}))
+    more = extras(ctx, rows) if extras is not None else {}
+    return [(row.name, row.row_id, _document_resolver({**row.body, **more.get(row.name, {}),
+                                                       "Tags": tags[row.arn]}))
             for row in rows]
 
 
@@ -219,8 +237,21 @@ def _relative(f: dict[str, Any], nested: dict[str, Any]) -> dict[str, Any]:
     return {**f, "Name": name}
 
 
+class _AnyOf(list[Any]):
+    """The values a path reached through a list of objects (``Parents.ExperimentName``): a
+    filter holds when it holds for one of them."""
+
+
+def _constant(value: Any) -> Resolver:
+    return lambda _name: value
+
+
 def _filter_matches(f: dict[str, Any], resolve: Resolver) -> bool:
     actual = resolve(f["Name"])
+    if isinstance(actual, _AnyOf):
+        if not actual:
+            return _filter_matches(f, _constant(_MISSING))
+        return any(_filter_matches(f, _constant(v)) for v in actual)
     if actual is None:  # a JSON null is no value
         actual = _MISSING
     operator = f.get("Operator") or "Equals"
@@ -275,17 +306,39 @@ def _resolve(doc: dict[str, Any], name: str) -> Any:
         for metric in doc.get("FinalMetricDataList") or []:
             if metric["MetricName"] == rest:
                 return metric["Value"]
-        return _MISSING
+        return _summary_stat(doc, rest)
     if head == "Tags" and rest:
         return next((t["Value"] for t in doc.get("Tags") or [] if t["Key"] == rest), _MISSING)
     if head == "HyperParameters" and rest:
         return (doc.get("HyperParameters") or {}).get(rest, _MISSING)
-    value: Any = doc
-    for part in name.split("."):
+    return _walk(doc, name.split("."))
+
+
+def _walk(value: Any, parts: list[str]) -> Any:
+    for i, part in enumerate(parts):
+        if isinstance(value, list):  # through a list of objects: every item's value
+            found = [_walk(item, parts[i:]) for item in value]
+            return _AnyOf(v for v in found if v is not _MISSING)
         if not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]
     return value
+
+
+_STATS = ("Min", "Max", "Avg", "StdDev", "Last", "Count")
+
+
+def _summary_stat(doc: dict[str, Any], rest: str) -> Any:
+    """``Metrics.<name>.<Stat>`` (or ``Metrics.<name>``: its Last) of a trial component's
+    metric summaries."""
+    name, _, stat = rest.rpartition(".")
+    if stat not in _STATS:
+        name, stat = rest, "Last"
+    summaries = doc.get("Metrics")
+    for summary in summaries if isinstance(summaries, list) else []:
+        if isinstance(summary, dict) and summary.get("MetricName") == name:
+            return summary.get(stat, _MISSING)
+    return _MISSING
 
 
 def _sort_key(value: Any) -> Any:

@@ -16,6 +16,7 @@ from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
+from opensage.services.experiments import ExperimentService, LineageService, TrainingTracker
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
@@ -26,6 +27,7 @@ from opensage.services.tuning.jobs import TuningService
 from opensage.serving.artifacts import archive_limits
 from opensage.settings import Settings
 from opensage.store.db import Database
+from opensage.store.lineage import LineageStore
 from opensage.store.objects import ObjectStore
 from opensage.store.resources import ResourceStore
 
@@ -42,6 +44,8 @@ class Services:
     processing: ProcessingService
     autoscaling: AutoscalingService  # application-autoscaling
     housekeeping: Housekeeping  # retention purges
+    experiments: ExperimentService  # experiments, trials, trial components, their metrics
+    lineage: LineageService  # artifacts, actions, contexts, associations, QueryLineage
 
     def start(self) -> None:
         """Start the job slots and pick up what a previous run left unfinished."""
@@ -111,12 +115,19 @@ def build_services(settings: Settings) -> Services:
     training.watched_metrics.subscribe(tuning.child_changed)
     endpoints = EndpointService(ctx, forkserver)
     autoscaling = AutoscalingService(ctx, endpoints)
+    lineage_store = LineageStore(db)
+    experiments = ExperimentService(ctx, lineage_store)
+    lineage = LineageService(ctx, lineage_store)
+    tracker = TrainingTracker(ctx, experiments, lineage)  # a job's trial component, lineage
+    training.job_created.subscribe(tracker.job_created)
+    training.job_ended.subscribe(tracker.job_ended)
     return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
                     transform=TransformService(ctx, forkserver),
                     processing=ProcessingService(ctx, processing_executor),
                     autoscaling=autoscaling,
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
-                                              autoscaling.purge_activities))
+                                              autoscaling.purge_activities),
+                    experiments=experiments, lineage=lineage)
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

@@ -233,10 +233,11 @@ class ResourceStore:
                                          from_statuses)
                 seen, body = row.status, copy.deepcopy(row.body)
                 internal = copy.deepcopy(row.internal)
-                if change is not None:
-                    change(body)
+                # internal first: ``change`` may render what ``change_internal`` computed
                 if change_internal is not None:
                     change_internal(internal)
+                if change is not None:
+                    change(body)
                 status = row.status if to_status is None else to_status
                 moved = conn.execute(update(resources).where(
                     resources.c.id == row.id, resources.c.status == row.status,

@@ -135,6 +135,8 @@ metric_data = Table(
     Column("timestamp", Float, nullable=False),
     Column("value", Float, nullable=False),
     Column("unit", String(32), nullable=False),
+    # SageMaker Metrics' iteration number (BatchPutMetrics ``Step``); null for CloudWatch's
+    Column("step", Integer),
     Index("ix_metric_data_series", "namespace", "metric_name", "dimensions", "timestamp"),
 )
 
@@ -184,6 +186,34 @@ tuning_trials = Table(
     Column("bracket", Integer),  # Hyperband: its bracket and the last rung it passed
     Column("rung", Integer, nullable=False),
     Column("stopped_at_rung", Integer),
+)
+
+# Which trials a trial component belongs to (AssociateTrialComponent): many to many. The
+# experiment is the trial's, copied here so lists and Search by experiment need no join.
+trial_memberships = Table(
+    "trial_memberships", metadata,
+    Column("trial_name", String(256), primary_key=True),
+    Column("component_name", String(256), primary_key=True),
+    Column("experiment_name", String(256), nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Index("ix_trial_memberships_component", "component_name"),
+    Index("ix_trial_memberships_experiment", "experiment_name"),
+)
+
+# Lineage edges (AddAssociation): source -> destination between artifacts, actions, contexts,
+# trial components and other SageMaker resources, with the ends' types and names as they
+# were when the edge was made (ListAssociations answers them without reading the ends).
+lineage_associations = Table(
+    "lineage_associations", metadata,
+    Column("source_arn", String(512), primary_key=True),
+    Column("destination_arn", String(512), primary_key=True),
+    Column("association_type", String(32), nullable=False),
+    Column("source_type", String(256), nullable=False),
+    Column("destination_type", String(256), nullable=False),
+    Column("source_name", String(256), nullable=False),
+    Column("destination_name", String(256), nullable=False),
+    Column("creation_time", Float, nullable=False),
+    Index("ix_lineage_associations_destination", "destination_arn"),
 )
 
 ALL_TABLES = tuple(metadata.sorted_tables)

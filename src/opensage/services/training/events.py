@@ -7,6 +7,14 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
+class TrainingJobCreated:
+    """The job's row was written (InProgress), before it runs: experiment tracking makes its
+    trial component and lineage now."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class TrainingJobEnded:
     """The job reached Completed, Failed or Stopped (its row says which)."""
 

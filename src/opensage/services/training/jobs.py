@@ -23,7 +23,11 @@ from opensage.services.context import Context
 from opensage.services.crud import arn_of, load, summaries
 from opensage.services.events import Listeners
 from opensage.services.training import definition
-from opensage.services.training.events import TrainingJobEnded, WatchedMetricsReported
+from opensage.services.training.events import (
+    TrainingJobCreated,
+    TrainingJobEnded,
+    WatchedMetricsReported,
+)
 from opensage.services.training.states import (
     ACTIVE,
     ENDED,
@@ -49,6 +53,7 @@ class TrainingService:
         """``executor`` builds the executor that runs the jobs, given where it reports (this
         service): the two refer to each other, so the service builds it."""
         self.ctx = ctx
+        self.job_created: Listeners[TrainingJobCreated] = Listeners("TrainingJobCreated")
         self.job_ended: Listeners[TrainingJobEnded] = Listeners("TrainingJobEnded")
         self.watched_metrics: Listeners[WatchedMetricsReported] = Listeners(
             "WatchedMetricsReported")
@@ -88,6 +93,7 @@ class TrainingService:
             raise ResourceInUse(
                 "Training job names must be unique within an AWS account and region, and "
                 f"a training job with this name already exists ({arn})") from None
+        self.job_created.publish(TrainingJobCreated(name))  # in the request: tracked at once
         self._runs.claim(_run_key(name))
         # A stop arriving before the run is queued is not lost: the run asks its row first.
         self.executor.submit(self._spec(job))
