@@ -311,6 +311,11 @@ def _resolve(doc: dict[str, Any], name: str) -> Any:
         return next((t["Value"] for t in doc.get("Tags") or [] if t["Key"] == rest), _MISSING)
     if head == "HyperParameters" and rest:
         return (doc.get("HyperParameters") or {}).get(rest, _MISSING)
+    if head == "Parameters" and rest and isinstance(doc.get("Parameters"), dict):
+        value = doc["Parameters"].get(rest, _MISSING)  # a trial component's: its value
+        if isinstance(value, dict):
+            return value.get("NumberValue", value.get("StringValue", _MISSING))
+        return value
     return _walk(doc, name.split("."))
 
 
