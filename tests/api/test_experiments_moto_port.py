@@ -227,8 +227,8 @@ def test_update_trial_component(sm: Any) -> None:
                         "param2": {"StringValue": "param2-value", "NumberValue": 456.0}}
     given_input = {"artifact1": {"MediaType": "text/plain", "Value": "artifact1-value"}}
     given_output = {"artifact2": {"MediaType": "text/plain", "Value": "artifact2-value"}}
-    start = datetime.datetime(2021, 1, 1, tzinfo=datetime.timezone.utc)
-    end = datetime.datetime(2021, 1, 2, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2021, 1, 1, tzinfo=datetime.UTC)
+    end = datetime.datetime(2021, 1, 2, tzinfo=datetime.UTC)
     created = sm.describe_trial_component(TrialComponentName=name)
     updated = sm.update_trial_component(
         TrialComponentName=name, DisplayName="new-display-name", Status=given_status,

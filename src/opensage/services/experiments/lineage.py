@@ -166,7 +166,7 @@ class LineageService:
         forwards for Descendants, both ways for Both), at most ``MaxDepth`` hops. The start
         entities are not among the vertices; ``Filters`` pick the vertices returned (the walk
         goes through the others)."""
-        starts = list(params["StartArns"])
+        starts = list(params.get("StartArns") or [])
         direction = params.get("Direction") or "Both"
         max_depth = params.get("MaxDepth")
         max_depth = DEFAULT_MAX_DEPTH if max_depth is None else max_depth
