@@ -32,7 +32,11 @@ TRIAL_COMPONENT = Kind("experiment-trial-component", "TrialComponent '{arn}' doe
 ARTIFACT = Kind("artifact", "Artifact '{arn}' does not exist.", ResourceNotFound)
 ACTION = Kind("action", "Action '{arn}' does not exist.", ResourceNotFound)
 CONTEXT = Kind("context", "Context '{arn}' does not exist.", ResourceNotFound)
+MODEL_PACKAGE_GROUP = Kind("model-package-group", "ModelPackageGroup {arn} does not exist.")
+MODEL_PACKAGE = Kind("model-package", "ModelPackage {arn} does not exist.")
+ALGORITHM = Kind("algorithm", 'Could not find algorithm "{arn}".')
 
 ALL = {k.name: k for k in (MODEL, ENDPOINT_CONFIG, ENDPOINT, TRAINING_JOB, TRANSFORM_JOB,
                            PROCESSING_JOB, TUNING_JOB, EXPERIMENT, TRIAL, TRIAL_COMPONENT,
-                           ARTIFACT, ACTION, CONTEXT)}
+                           ARTIFACT, ACTION, CONTEXT, MODEL_PACKAGE_GROUP, MODEL_PACKAGE,
+                           ALGORITHM)}

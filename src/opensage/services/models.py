@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from opensage.errors import NoSuchBucket, NoSuchKey, ValidationException
+from opensage.errors import ValidationException
 from opensage.services import kinds
+from opensage.services.artifacts import check_s3_object
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load
+from opensage.services.registry import packages
 from opensage.services.servable import check_image
 from opensage.store.resources import Resource
 
@@ -21,13 +23,37 @@ def create_model(ctx: Context, params: dict[str, Any]) -> Resource:
         raise ValidationException("Either PrimaryContainer or Containers must be specified.")
     if primary is not None and containers:
         raise ValidationException("Only one of PrimaryContainer or Containers can be specified.")
+    served = []
     for container in ([primary] if primary else containers or []):
         _check_container(ctx, container)
+        # A registered model version is resolved once, now: the model keeps serving what
+        # the package named even if the package is deleted later.
+        served.append(packages.serving_container(ctx, container)
+                      if container.get("ModelPackageName") else None)
     body = {k: v for k, v in params.items() if k != "Tags"}
     body["ModelArn"] = arn_of(ctx, kinds.MODEL, name)
     body["CreationTime"] = ctx.now()
     body.setdefault("EnableNetworkIsolation", False)
-    return create(ctx, kinds.MODEL, name, body, params.get("Tags") or [], noun="model")
+    internal = {SERVED: served} if any(served) else None
+    return create(ctx, kinds.MODEL, name, body, params.get("Tags") or [], noun="model",
+                  internal=internal)
+
+
+# The key of a model's internal state: per container, what its ModelPackageName resolved to.
+SERVED = "ServedContainers"
+
+
+def serving_container(model: Resource) -> dict[str, Any]:
+    """What the model's (first) container serves: ``Image``, ``ModelDataUrl``,
+    ``Environment``, a model package's resolved at CreateModel. Endpoints and batch transform
+    read it here, never from the document."""
+    body = model.body
+    container = body.get("PrimaryContainer") or (body.get("Containers") or [{}])[0]
+    resolved = (model.internal.get(SERVED) or [None])[0]
+    if resolved:
+        return dict(resolved)
+    return {"Image": container.get("Image", ""), "ModelDataUrl": container.get("ModelDataUrl"),
+            "Environment": container.get("Environment") or {}}
 
 
 def _check_container(ctx: Context, container: dict[str, Any]) -> None:
@@ -38,19 +64,6 @@ def _check_container(ctx: Context, container: dict[str, Any]) -> None:
     url = container.get("ModelDataUrl")
     if url:
         check_s3_object(ctx, url, what="model data")
-
-
-def check_s3_object(ctx: Context, url: str, *, what: str) -> None:
-    """AWS refuses to create a model whose artifact it cannot read: so do we."""
-    if not url.startswith("s3://") or "/" not in url[5:]:
-        raise ValidationException(f"Invalid {what} URL {url!r}: expected s3://bucket/key")
-    bucket, key = url[5:].split("/", 1)
-    try:
-        ctx.objects.head_object(bucket, key)
-    except (NoSuchBucket, NoSuchKey):
-        raise ValidationException(
-            f"Could not access {what} at {url}. Please ensure that the object exists and "
-            "that the role has access to it.") from None
 
 
 # -- endpoint configurations -----------------------------------------------------------------

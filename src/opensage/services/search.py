@@ -32,6 +32,8 @@ _RECORDS: dict[str, tuple[kinds.Kind, str, Callable[[dict[str, Any]], dict[str, 
     "Experiment": (kinds.EXPERIMENT, "Experiment", lambda doc: doc),
     "ExperimentTrial": (kinds.TRIAL, "Trial", lambda doc: doc),
     "ExperimentTrialComponent": (kinds.TRIAL_COMPONENT, "TrialComponent", lambda doc: doc),
+    "ModelPackage": (kinds.MODEL_PACKAGE, "ModelPackage", lambda doc: doc),
+    "ModelPackageGroup": (kinds.MODEL_PACKAGE_GROUP, "ModelPackageGroup", lambda doc: doc),
 }
 # Resource -> what a record adds to the stored document, by row name (read for the rows a
 # search considers; such a search reads whole documents)

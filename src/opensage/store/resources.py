@@ -108,10 +108,21 @@ class ListQuery:
     sort_order: str = "Descending"
     max_results: int = 10
     next_token: str | None = None
+    # Children numbered under a parent are named "parent/n" (``create_numbered``):
+    # ``name_prefix`` "parent/" lists one parent's; ``children`` True only names with a "/",
+    # False only names without.
+    name_prefix: str | None = None
+    children: bool | None = None
+    # Top-level text fields of the body that must equal a value (ModelApprovalStatus, ...).
+    body_equals: tuple[tuple[str, str], ...] = ()
 
 
 class AlreadyExists(Exception):
     pass
+
+
+class _LostRace(Exception):
+    """A compare-and-set matched no row: roll the transaction back and read again."""
 
 
 class StatusConflict(ValidationException):
@@ -158,6 +169,61 @@ class ResourceStore:
             raise AlreadyExists(name) from None
         return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]),
                         internal=internal or {})
+
+    def create_numbered(self, parent_kind: str, parent_name: str,
+                        parent_statuses: Sequence[str | None], kind: str,
+                        make: Callable[[int], tuple[str, str, dict[str, Any]]], *, counter: str,
+                        now: float, status: str | None = None,
+                        tag_list: Sequence[dict[str, str]] = (),
+                        internal: dict[str, Any] | None = None) -> Resource:
+        """Insert a child numbered 1, 2, ... under a parent row (a model package version in
+        its group): the parent's counter (``internal[counter]``) is raised and the child
+        (``make(number)`` -> name, ARN, body) inserted in one transaction, the parent written
+        as a compare-and-set on its status and modification time. Concurrent creates get
+        consecutive numbers, never one twice (the (kind, name) unique constraint backs the
+        counter: a clash rolls both writes back and the create is retried), and a number is
+        never reused after its child is deleted. ``StatusConflict`` when the parent is in
+        none of ``parent_statuses`` or does not exist."""
+        check_tag_keys(tag_list)
+        if len({t["Key"] for t in tag_list}) > MAX_TAGS_PER_RESOURCE:
+            raise ValidationException(f"A resource can have at most {MAX_TAGS_PER_RESOURCE} tags")
+        seen: str | None = None
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                with self.db.transaction() as conn:
+                    parent = conn.execute(_BY_NAME.with_for_update(),
+                                          {"kind": parent_kind, "name": parent_name}).first()
+                    if parent is None or parent.status not in parent_statuses:
+                        raise StatusConflict(parent_kind, parent_name,
+                                             None if parent is None else parent.status,
+                                             parent_statuses)
+                    seen = parent.status
+                    parent_internal = dict(parent.internal)
+                    number = int(parent_internal.get(counter, 0)) + 1
+                    parent_internal[counter] = number
+                    # A strictly later modification time: the compare-and-set of the next
+                    # writer fails even when the clock has not moved.
+                    stamp = max(now, parent.last_modified_time + 1e-6)
+                    moved = conn.execute(update(resources).where(
+                        resources.c.id == parent.id, resources.c.status == parent.status,
+                        resources.c.last_modified_time == parent.last_modified_time,
+                    ).values(internal=parent_internal, last_modified_time=stamp)).rowcount
+                    if moved != 1:
+                        raise _LostRace
+                    name, arn, body = make(number)
+                    inserted = conn.execute(insert(resources).values(
+                        kind=kind, name=name, arn=arn, status=status, creation_time=now,
+                        last_modified_time=now, body=body,
+                        internal=internal or {})).inserted_primary_key
+                    assert inserted is not None
+                    search_index.write_metrics(conn, int(inserted[0]), kind, body)
+                    _put_tags(conn, arn, tag_list)
+            except (_LostRace, IntegrityError):
+                continue  # another create took the number: read the counter again
+            return Resource(kind, name, arn, status, now, now, body, row_id=int(inserted[0]),
+                            internal=internal or {})
+        raise StatusConflict(parent_kind, parent_name, seen,
+                             parent_statuses)  # pragma: no cover - livelock
 
     def get(self, kind: str, name: str) -> Resource | None:
         with self.db.engine.connect() as conn:
@@ -298,7 +364,7 @@ class ResourceStore:
         if column is None:
             raise ValidationException(f"Invalid SortBy value {query.sort_by!r}")
         descending = query.sort_order == "Descending"
-        where = [resources.c.kind == kind, *_filters(query)]
+        where = [resources.c.kind == kind, *_filters(query, self.db.engine.dialect.name)]
         fingerprint = _list_fingerprint(kind, query)
         if query.next_token:
             last_value, last_id = pagination.decode(query.next_token, fingerprint, 2)
@@ -551,7 +617,7 @@ def _put_tags(conn: Connection, arn: str, tag_list: Sequence[dict[str, str]]) ->
     conn.execute(insert(tags), [{"arn": arn, "key": k, "value": v} for k, v in latest.items()])
 
 
-def _filters(query: ListQuery) -> list[Any]:
+def _filters(query: ListQuery, dialect: str) -> list[Any]:
     where: list[Any] = []
     if query.name_contains:
         # Escaped: '_' and '%' in a name are literal. Case-insensitive, as AWS matches.
@@ -566,12 +632,27 @@ def _filters(query: ListQuery) -> list[Any]:
             where.append(column > when.timestamp() if after else column < when.timestamp())
     if query.status:
         where.append(resources.c.status == query.status)
+    if query.name_prefix:
+        where.append(resources.c.name.startswith(query.name_prefix, autoescape=True))
+    if query.children is not None:
+        has_slash = resources.c.name.contains("/", autoescape=True)
+        where.append(has_slash if query.children else ~has_slash)
+    for key, value in query.body_equals:
+        where.append(_body_text(key, dialect) == value)
     return where
+
+
+def _body_text(key: str, dialect: str) -> Any:
+    """A top-level text field of the body, as SQL text (NULL when absent)."""
+    if dialect == "postgresql":
+        return resources.c.body.op("->>")(key)
+    return func.json_extract(resources.c.body, _json_path(key))
 
 
 def _list_fingerprint(kind: str, query: ListQuery) -> tuple[Any, ...]:
     """Ties a token to the list it came from: a token from another query is refused."""
     return (kind, query.sort_by, query.sort_order, (query.name_contains or "").lower(),
-            query.status or "", *(d.timestamp() if d else None for d in (
+            query.status or "", query.name_prefix or "", query.children,
+            [list(pair) for pair in query.body_equals], *(d.timestamp() if d else None for d in (
                 query.created_after, query.created_before,
                 query.modified_after, query.modified_before)))

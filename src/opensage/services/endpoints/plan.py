@@ -14,6 +14,7 @@ from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import load
+from opensage.services.models import serving_container
 from opensage.serving.fleet import DEFAULT_STARTUP_TIMEOUT
 
 # Keys of ``Resource.internal``: the names revision 0004 moved existing rows' state to.
@@ -43,17 +44,16 @@ def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
     """What to run, read from the configuration and its models now."""
     variants: list[VariantPlan] = []
     for variant in config["ProductionVariants"]:
-        model = load(ctx, kinds.MODEL, variant["ModelName"]).body
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        container = serving_container(load(ctx, kinds.MODEL, variant["ModelName"]))
         variants.append({
             "VariantName": variant["VariantName"],
             "ModelName": variant["ModelName"],
             "Weight": float(variant.get("InitialVariantWeight", 1.0)),
             "InstanceCount": int(variant.get("InitialInstanceCount") or 1),
             "InstanceType": variant.get("InstanceType") or "ml.m5.large",
-            "Image": container.get("Image", ""),
-            "ModelDataUrl": container.get("ModelDataUrl"),
-            "Environment": container.get("Environment") or {},
+            "Image": container["Image"],
+            "ModelDataUrl": container["ModelDataUrl"],
+            "Environment": container["Environment"],
             "StartupTimeout": float(variant.get(
                 "ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_TIMEOUT),
         })

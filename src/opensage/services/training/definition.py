@@ -7,15 +7,18 @@ Everything AWS would refuse is refused here, before a row is written.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opensage.algorithms.channels import channel_configs
 from opensage.errors import ValidationException
 from opensage.runner.environments import UnsupportedFramework, framework_for_image
 from opensage.runner.local import TrainingSpec
 from opensage.runner.metrics import check_definitions
 from opensage.runner.toolkit import script
 from opensage.services.algorithms import AlgorithmCatalog
+from opensage.services.registry.algorithms import DeclaredAlgorithm
 
 # Fields AWS always returns, even when the request left them out.
 _DEFAULTS = {"EnableNetworkIsolation": False, "EnableInterContainerTrafficEncryption": False,
@@ -40,7 +43,15 @@ RUNNER = "OpensageRunner"
 _NEEDED = ("AlgorithmSpecification", "ResourceConfig")
 
 
-def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
+# An algorithm resource by name or ARN (``services.registry.algorithms.find``).
+AlgorithmFinder = Callable[[str], DeclaredAlgorithm]
+
+
+def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any],
+            find_algorithm: AlgorithmFinder | None = None) -> Prepared:
+    """``find_algorithm`` resolves ``AlgorithmSpecification.AlgorithmName`` (an algorithm
+    resource): its TrainingImage runs, its declared hyperparameters, channels, instance types
+    and metric definitions apply."""
     missing = [name for name in _NEEDED if params.get(name) is None]
     if missing:
         n = len(missing)
@@ -76,6 +87,18 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any]) -> Prepared:
     if problem:
         raise ValidationException(problem)
     hyperparameters = params.get("HyperParameters") or {}
+    if spec.get("AlgorithmName"):
+        if find_algorithm is None:
+            raise ValidationException("AlgorithmName needs the algorithm resources.")
+        declared = find_algorithm(spec["AlgorithmName"])
+        resources = params["ResourceConfig"]
+        declared.check_job(hyperparameters,
+                           channel_configs(channels, spec.get("TrainingInputMode")),
+                           resources.get("InstanceType"), resources.get("InstanceCount", 1))
+        image = declared.image
+        taken = {m["Name"] for m in user_metrics}
+        user_metrics = [m for m in declared.metric_definitions
+                        if m["Regex"] and m["Name"] not in taken] + user_metrics
     # A framework image (sagemaker-xgboost only with sagemaker_program: else the built-in)
     # runs the user's script; UnsupportedFramework is the ValidationException to answer.
     framework = framework_for_image(image, script_mode=script.is_script_mode(hyperparameters))

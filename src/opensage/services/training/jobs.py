@@ -22,6 +22,7 @@ from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, load, summaries
 from opensage.services.events import Listeners
+from opensage.services.registry import algorithms as registered_algorithms
 from opensage.services.training import definition
 from opensage.services.training.events import (
     TrainingJobCreated,
@@ -80,7 +81,8 @@ class TrainingService:
     def create(self, params: dict[str, Any]) -> str:
         name = params["TrainingJobName"]
         arn = arn_of(self.ctx, KIND, name)
-        prepared = definition.prepare(self.ctx.algorithms, params)
+        prepared = definition.prepare(self.ctx.algorithms, params,
+                                      partial(registered_algorithms.find, self.ctx))
         now = self.ctx.now()
         body = definition.describe_body(params, arn, prepared, now)
         _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])

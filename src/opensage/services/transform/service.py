@@ -32,6 +32,7 @@ from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.models import serving_container
 from opensage.services.transform.job import CONTAINER, LOG_GROUP, Job, Running, split_url
 from opensage.services.transform.jsonpath import parse_path
 from opensage.services.transform.outcomes import JobFailed, JobStopped
@@ -65,8 +66,7 @@ class TransformService:
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["TransformJobName"]
-        model = load(self.ctx, kinds.MODEL, params["ModelName"]).body
-        container = model.get("PrimaryContainer") or (model.get("Containers") or [{}])[0]
+        container = serving_container(load(self.ctx, kinds.MODEL, params["ModelName"]))
         _validate(params)
         now = self.ctx.now()
         arn = arn_of(self.ctx, KIND, name)
@@ -75,9 +75,7 @@ class TransformService:
                                   **params["TransformInput"]}
         body.update(TransformJobArn=arn, TransformJobStatus=Status.IN_PROGRESS,
                     CreationTime=now, LastModifiedTime=now)
-        internal = {CONTAINER: {"Image": container.get("Image", ""),
-                                "ModelDataUrl": container.get("ModelDataUrl"),
-                                "Environment": container.get("Environment") or {}}}
+        internal = {CONTAINER: container}
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
                status=Status.IN_PROGRESS, internal=internal)
         if self._runs.claim(_run_key(name)):  # a new name: only a wiped store had it

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 import zlib
+from functools import partial
 from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.runner.toolkit.script import is_script_mode
 from opensage.services.context import Context
+from opensage.services.registry import algorithms as registered_algorithms
 from opensage.services.training import definition
 from opensage.services.tuning.completion import CompletionCriteria
 from opensage.services.tuning.plans import Plan, child_request, with_resource
@@ -186,6 +188,15 @@ def _algorithm(ctx: Context, job: dict[str, Any]) -> Any:
     if not image:
         raise ValidationException("AlgorithmSpecification.TrainingImage or AlgorithmName must be "
                                   "specified.")
+    if spec.get("AlgorithmName") and not spec.get("TrainingImage"):
+        # An algorithm resource: its declaration is the spec (IsTunable, ranges, objective
+        # metrics), and it must declare objective metrics to be tuned at all.
+        declared = registered_algorithms.find(ctx, spec["AlgorithmName"])
+        if not declared.supports_tuning:
+            raise ValidationException(
+                f"Algorithm {declared.name} does not support hyperparameter tuning: it "
+                "declares no SupportedTuningJobObjectiveMetrics.")
+        return declared.spec
     if is_script_mode(job.get("StaticHyperParameters") or {}):
         return None
     found = ctx.algorithms.lookup(image)
@@ -345,7 +356,8 @@ def _probe(params: dict[str, Any], ctx: Context, ranges: list[Range],
     tuned = {r.name: (r.values[0] if r.kind == CATEGORICAL else r.to_api(
         r.to_internal(repr(r.low)))) for r in ranges}
     probe = child_request(params, "probe", tuned, metric, tuning_arn="")
-    return definition.prepare(ctx.algorithms, probe).metric_definitions
+    return definition.prepare(ctx.algorithms, probe,
+                              partial(registered_algorithms.find, ctx)).metric_definitions
 
 
 def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any],

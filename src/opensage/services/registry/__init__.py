@@ -1,0 +1,1 @@
+"""The model registry (model package groups, model packages) and algorithm resources."""
