@@ -179,11 +179,11 @@ def test_create_package_errors_change_nothing(sm, model_data):
     cases = [
         ({}, "Missing ARN."),
         ({"ModelPackageName": "x", "ModelPackageGroupName": "g"},
-         "Both ModelPackageName and ModelPackageGroupName are provided in the input. "
-         "Cannot determine which one to use."),
+         ("Both ModelPackageName and ModelPackageGroupName are provided in the input. "
+         "Cannot determine which one to use.")),
         ({"ModelPackageGroupName": "nope"}, "Model Package Group does not exist."),
-        ({"ModelPackageName": "bare"}, "An unversioned model package needs an "
-         "InferenceSpecification or a SourceAlgorithmSpecification."),
+        ({"ModelPackageName": "bare"}, ("An unversioned model package needs an "
+         "InferenceSpecification or a SourceAlgorithmSpecification.")),
     ]
     for params, message in cases:
         with pytest.raises(ClientError) as exc:
