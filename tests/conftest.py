@@ -24,7 +24,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     data_dir: Path = tmp_path_factory.mktemp("opensage-data")
     settings = Settings(data_dir=data_dir, port=0, account_id=ACCOUNT, region=REGION,
                         enable_reset=True, frameworks_dir=frameworks_dir_for_tests(),
-                        wheelhouse=wheelhouse_for_tests())
+                        wheelhouse=wheelhouse_for_tests(),
+                        # no container engine, wherever the tests run (own images' tests
+                        # start a server with their own engine: test_own_images.py)
+                        container_engine="none")
     running = start_in_thread(settings)
     yield running
     running.stop()

@@ -37,6 +37,9 @@ class Settings:
     # and directories of wheels uv searches (find-links); the CPU torch wheel lies there.
     frameworks_dir: Path = Path()
     wheelhouse: tuple[Path, ...] = ()
+    # The container engine for the user's own images: a socket path or URL (unix://, tcp://,
+    # ssh://), "none" for no engine; unset: DOCKER_HOST, else Docker's or Podman's socket.
+    container_engine: str | None = None
 
     def __post_init__(self) -> None:
         if self.frameworks_dir == Path():

@@ -37,25 +37,25 @@ def model_count(endpoint: str) -> int:
     return len(body["Models"])
 
 
-GOOD_MODEL = {"ModelName": "good", "PrimaryContainer": {"Image": "img"}}
+GOOD_MODEL = {"ModelName": "good", "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}}
 
 
 @pytest.mark.parametrize("operation, body, raw, status, code, fragment", [
     ("CreateModel", None, b"{not json", 400, "SerializationException", "not valid JSON"),
-    ("CreateModel", {"PrimaryContainer": {"Image": "img"}}, None, 400, "ValidationException",
+    ("CreateModel", {"PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}}, None, 400, "ValidationException",
      "Value null at 'modelName' failed to satisfy constraint: Member must not be null"),
-    ("CreateModel", {"ModelName": 5, "PrimaryContainer": {"Image": "img"}}, None, 400,
+    ("CreateModel", {"ModelName": 5, "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}}, None, 400,
      "SerializationException", "'ModelName'".lower()),
-    ("CreateModel", {"ModelName": "bad_name", "PrimaryContainer": {"Image": "img"}}, None, 400,
+    ("CreateModel", {"ModelName": "bad_name", "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}}, None, 400,
      "ValidationException", ("at 'modelName' failed to satisfy constraint: Member must satisfy "
      "regular expression pattern")),
-    ("CreateModel", {"ModelName": "x" * 64, "PrimaryContainer": {"Image": "img"}}, None, 400,
+    ("CreateModel", {"ModelName": "x" * 64, "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"}}, None, 400,
      "ValidationException", "Member must have length less than or equal to 63"),
-    ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "img", "Mode": "Sideways"}},
+    ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", "Mode": "Sideways"}},
      None, 400, "ValidationException",
      ("at 'primaryContainer.mode' failed to satisfy constraint: Member must satisfy enum value "
      "set: [SingleModel, MultiModel]")),
-    ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "img"},
+    ("CreateModel", {"ModelName": "m", "PrimaryContainer": {"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"},
                      "Tags": [{"Key": "k", "Value": "v" * 300}]}, None, 400,
      "ValidationException", "at 'tags.1.member.value'"),
     ("ListModels", {"SortBy": "Size"}, None, 400, "ValidationException", "enum value set"),

@@ -44,7 +44,7 @@ def test_model_create_describe_delete(sm):
 def test_duplicate_model_is_refused_and_changes_nothing(sm):
     make_model(sm, "dup")
     with pytest.raises(ClientError) as exc:
-        sm.create_model(ModelName="DUP", PrimaryContainer={"Image": "other"})
+        sm.create_model(ModelName="DUP", PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"})
     code, message = error_of(exc)
     assert code == "ValidationException" and "Cannot create already existing model" in message
     assert sm.describe_model(ModelName="dup")["PrimaryContainer"]["Image"] == IMAGE

@@ -46,11 +46,11 @@ def test_state_survives_restart_and_follows_account(tmp_path: Path, db_url: str 
     first = start_in_thread(settings)
     try:
         sm = sagemaker_client(first.url)
-        arn = sm.create_model(ModelName="keep", PrimaryContainer={"Image": "img"},
+        arn = sm.create_model(ModelName="keep", PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"},
                               Tags=[{"Key": "k", "Value": "v"}])["ModelArn"]
         for i in range(12):
             sm.create_model(ModelName=f"page_{i}".replace("_", "-"),
-                            PrimaryContainer={"Image": "img"})
+                            PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1"})
     finally:
         first.stop()
     assert arn == "arn:aws:sagemaker:eu-west-1:111122223333:model/keep"

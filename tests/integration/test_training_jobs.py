@@ -159,14 +159,29 @@ def test_corrupt_csv_fails_the_job_readably(sm, s3, data):
     assert "Traceback" not in job["FailureReason"]
 
 
-def test_unknown_image_fails_with_a_clear_reason(sm, data):
+def test_own_image_without_a_container_engine_is_refused_with_a_clear_reason(sm, s3, data):
+    """The session's server has no container engine: an image that is neither a built-in nor
+    a framework image is refused at once, by CreateTrainingJob and by CreateModel."""
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own:latest"
     request = job_request("custom", AlgorithmSpecification={
-        "TrainingImage": "123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own:latest",
-        "TrainingInputMode": "File"}, HyperParameters={})
-    sm.create_training_job(**request)
-    job = wait_for(sm, "custom")
-    assert job["TrainingJobStatus"] == "Failed"
-    assert "my-own:latest" in job["FailureReason"]
+        "TrainingImage": image, "TrainingInputMode": "File"}, HyperParameters={})
+    with pytest.raises(ClientError) as exc:
+        sm.create_training_job(**request)
+    error = exc.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert image in error["Message"] and "no container engine is reachable" in error["Message"]
+    assert "framework images" in error["Message"]  # what needs none
+    with pytest.raises(ClientError):
+        sm.describe_training_job(TrainingJobName="custom")  # no row was written
+    with pytest.raises(ClientError) as exc:
+        sm.create_model(ModelName="own", PrimaryContainer={"Image": image},
+                        ExecutionRoleArn=ROLE)
+    error = exc.value.response["Error"]
+    assert error["Code"] == "ValidationException"
+    assert "no container engine is reachable" in error["Message"]
+    # a built-in and a framework image need none
+    sm.create_model(ModelName="builtin", PrimaryContainer={"Image": XGB_IMAGE},
+                    ExecutionRoleArn=ROLE)
 
 
 def test_stop_and_max_runtime(sm, data):

@@ -28,6 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from opensage.containers import (
+    ContainerEngine,
+    ContainerError,
+    ContainerProcess,
+    no_engine_reason,
+)
 from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
 from opensage.runner import metrics as metric_parsing
@@ -37,6 +43,7 @@ from opensage.runner.channels import ChannelError, input_mode, materialize, spli
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import EnvironmentBuildError, Environments, Framework
 from opensage.runner.forkserver import ForkedProcess, ForkServer
+from opensage.runner.own_image import CONTAINER_ROOT, OwnImage, memory_for, training_container
 from opensage.runner.pipes import PipeFeeders
 from opensage.runner.processing import ProcessingSpec
 from opensage.runner.toolkit import isolation, script
@@ -62,7 +69,8 @@ STOP_POLL_SECONDS = 1.0
 # about ten seconds to clear before the job is left InProgress for recovery to run again.
 REPORT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
 INTERNAL_FAILURE = "InternalServerError: opensage failed to run the job"
-JobProcess = subprocess.Popen[bytes] | ForkedProcess
+# A host's process: a subprocess, a fork of the fork server, or an own image's container.
+JobProcess = subprocess.Popen[bytes] | ForkedProcess | ContainerProcess
 DEFAULT_ARCHIVE_LIMITS = ArchiveLimits(max_unpacked_bytes=10 * 1024**3, max_ratio=200.0)
 
 
@@ -71,7 +79,8 @@ class TrainingSpec:
     name: str
     arn: str
     # What runs: a built-in's ``python -m <module> train`` (forked from the warm fork
-    # server), or the user's script (``script``); neither: ``unsupported_reason``.
+    # server), the user's script (``script``) or own image (``container``); none of them:
+    # ``unsupported_reason``.
     module: str | None
     unsupported_reason: str | None
     hyperparameters: dict[str, str]
@@ -92,6 +101,7 @@ class TrainingSpec:
     prompt_metrics: bool = False
     script: script.ScriptMode | None = None
     network_isolation: bool = False  # EnableNetworkIsolation: a network namespace per host
+    container: OwnImage | None = None
 
 
 @dataclass(frozen=True)
@@ -154,9 +164,11 @@ class LocalExecutor:
                  spot_interruptions_per_hour: float = 0.0,
                  forkserver: ForkServer | None = None,
                  environments: Environments | None = None,
-                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
+                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+                 containers: ContainerEngine | None = None) -> None:
         """``environments`` builds script mode's framework environments (None: script-mode
-        jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``."""
+        jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``;
+        ``containers`` runs own images (None: such jobs fail saying so)."""
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -171,6 +183,7 @@ class LocalExecutor:
         self.forkserver = forkserver
         self.environments = environments
         self.archive_limits = archive_limits
+        self.containers = containers
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -442,9 +455,12 @@ class LocalExecutor:
                 spec.hyperparameters, _input_data_config(spec),
                 resource_config(spec.instance_type, spec.instance_count, host.name),
                 spec.checkpoint)
-        if spec.module is None and spec.script is None:
+        if spec.module is None and spec.script is None and spec.container is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-        if spec.network_isolation and (why := isolation.unavailable()) is not None:
+        if spec.container is not None and self.containers is None:
+            raise JobFailure(no_engine_reason(spec.container.image))
+        if (spec.network_isolation and spec.container is None
+                and (why := isolation.unavailable()) is not None):
             raise JobFailure(why)
         epoch = int(time.time())
         streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
@@ -463,8 +479,9 @@ class LocalExecutor:
     @staticmethod
     def _hosts(spec: TrainingSpec, ws: Workspace) -> list[_Host]:
         """algo-1 in the job's directory (what is uploaded comes from there); a script-mode
-        job's other hosts in directories of their own beneath it. A built-in runs one host."""
-        count = spec.instance_count if spec.script is not None else 1
+        job's other hosts in directories of their own beneath it (an own image's too: each
+        host its container). A built-in runs one host."""
+        count = spec.instance_count if spec.script or spec.container else 1
         return [_Host("algo-1", ws)] + [
             _Host(f"algo-{i}", Workspace(ws.root / ".hosts" / f"algo-{i}"))
             for i in range(2, count + 1)]
@@ -538,7 +555,10 @@ class LocalExecutor:
                                              host.name),
                     num_cpus=cpus, user_env=spec.environment, entry=entry)}
                 env["PYTHONUNBUFFERED"] = "1"
-                if spec.script is not None and python is not None:
+                proc: JobProcess
+                if spec.container is not None:
+                    proc = self._run_container(spec, host, len(hosts), cpus)
+                elif spec.script is not None and python is not None:
                     _script_env(env, python, host.ws.code_dir, spec.environment)
                     host.command = script.command(
                         spec.script, python, host.ws.code_dir,
@@ -562,6 +582,24 @@ class LocalExecutor:
         finally:
             with self._lock:
                 run.procs = []
+
+    def _run_container(self, spec: TrainingSpec, host: _Host, count: int,
+                       cpus: int) -> ContainerProcess:
+        """The host's container, with the environment the platform gives (paths as the
+        container sees them, the job's ``Environment`` last), none of the server's own."""
+        assert spec.container is not None and self.containers is not None
+        env = container_env(
+            CONTAINER_ROOT, job_name=spec.name, job_arn=spec.arn, region=spec.region,
+            hyperparameters=spec.hyperparameters, input_data_config=_input_data_config(spec),
+            resource=resource_config(spec.instance_type, spec.instance_count, host.name),
+            num_cpus=cpus, user_env=spec.environment)
+        try:
+            return self.containers.run(training_container(
+                spec.container, host.ws.root, host.name, count, env, cpus=cpus,
+                memory_bytes=memory_for(spec.instance_type, cpus),
+                isolated=spec.network_isolation))
+        except ContainerError as err:
+            raise JobFailure(str(err)) from None
 
     def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int,
                isolate: bool = False) -> JobProcess:
@@ -751,6 +789,9 @@ def _free_port() -> int:
 
 
 def _signal_group(proc: JobProcess, sig: int) -> None:
+    if isinstance(proc, ContainerProcess):  # the container's main process
+        proc.send_signal(sig)
+        return
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

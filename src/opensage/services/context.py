@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from opensage.containers import ContainerEngine
 from opensage.runner.environments import Environments
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.logs import LogService
@@ -30,6 +31,7 @@ class Context:
     metrics: MetricStore
     algorithms: AlgorithmCatalog
     environments: Environments  # script mode's framework environments
+    containers: ContainerEngine | None = None  # runs own images; None: no engine here
     clock: Callable[[], float] = time.time  # seconds since the epoch; a test may fix it
 
     def now(self) -> float:

@@ -60,7 +60,8 @@ def _check_container(ctx: Context, container: dict[str, Any]) -> None:
     if "Image" not in container and "ModelPackageName" not in container:
         raise ValidationException("A container must specify Image or ModelPackageName.")
     if container.get("Image"):  # a framework version that cannot be had: refused now
-        check_image(container["Image"], container.get("Environment") or {})
+        check_image(ctx.algorithms, container["Image"], container.get("Environment") or {},
+                    ctx.containers)
     url = container.get("ModelDataUrl")
     if url:
         check_s3_object(ctx, url, what="model data")

@@ -12,6 +12,9 @@ with the user's inference handlers, found as the inference containers find them:
 - ``file://`` (the SDK's local code): that directory.
 
 A ``requirements.txt`` in the code directory selects an overlay environment.
+
+Any other image is the user's own: its container runs ``serve`` through the container
+engine, when the server has one (CreateModel refuses such an image otherwise).
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from opensage.containers import ContainerEngine, no_engine_reason
 from opensage.data.archives import ArchiveError, extract_tar
-from opensage.errors import AwsError
+from opensage.errors import AwsError, ValidationException
 from opensage.runner.environments import EnvironmentBuildError, Framework, framework_for_image
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
@@ -39,24 +43,38 @@ class NotServable(Exception):
 
 @dataclass(frozen=True)
 class Servable:
-    """A built-in algorithm's ``module``, or a ``framework`` served in script mode."""
+    """A built-in algorithm's ``module``, a ``framework`` served in script mode, or the
+    user's own ``image``."""
 
     module: str | None = None
     framework: Framework | None = None
+    image: str | None = None
 
 
 def script_mode(environment: Mapping[str, str]) -> bool:
     return bool(environment.get("SAGEMAKER_PROGRAM"))
 
 
-def check_image(image: str, environment: Mapping[str, str]) -> None:
-    """CreateModel's check: a framework image whose version cannot be had here raises
-    ``UnsupportedFramework`` (a ValidationException), as AWS refuses an image it cannot find."""
-    framework_for_image(image, script_mode=script_mode(environment))
+def check_image(algorithms: AlgorithmCatalog, image: str, environment: Mapping[str, str],
+                containers: ContainerEngine | None) -> None:
+    """CreateModel's check, as AWS refuses an image it cannot find: a framework image whose
+    version cannot be had here raises ``UnsupportedFramework`` (a ValidationException); an
+    own image without a container engine, a ValidationException saying so."""
+    if framework_for_image(image, script_mode=script_mode(environment)) is not None:
+        return
+    if containers is None and not _builtin(algorithms, image):
+        raise ValidationException(no_engine_reason(image))
 
 
-def servable(algorithms: AlgorithmCatalog, image: str,
-             environment: Mapping[str, str]) -> Servable:
+def _builtin(algorithms: AlgorithmCatalog, image: str) -> bool:
+    try:
+        return algorithms.lookup(image) is not None
+    except AwsError:  # a built-in's repository: deploying says what is wrong with it
+        return True
+
+
+def servable(algorithms: AlgorithmCatalog, image: str, environment: Mapping[str, str],
+             containers: ContainerEngine | None = None) -> Servable:
     """What serves ``image`` with the container's ``environment``."""
     try:
         framework = framework_for_image(image, script_mode=script_mode(environment))
@@ -64,6 +82,10 @@ def servable(algorithms: AlgorithmCatalog, image: str,
         raise NotServable(f"Image {image} cannot be served: {e.message}") from None
     if framework is not None:
         return Servable(framework=framework)
+    if not _builtin(algorithms, image):
+        if containers is None:
+            raise NotServable(no_engine_reason(image))
+        return Servable(image=image)
     return Servable(module=serving_module(algorithms, image))
 
 
@@ -87,6 +109,8 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
     """The program of the model's workers, once its artifact is unpacked in ``model_dir``:
     for a framework, its user code fetched and its environment built (which may take
     minutes the first time; ``log`` hears the progress). Raises ``NotServable``."""
+    if served.image is not None:
+        return WorkerProgram.own_image(served.image)
     if served.framework is None:
         assert served.module is not None
         return WorkerProgram.builtin(served.module)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from opensage.containers import find_engine
 from opensage.runner.environments import Environments
 from opensage.runner.executor import Executor
 from opensage.runner.forkserver import ForkServer
@@ -79,6 +80,8 @@ class Services:
         self.transform.close()
         self.processing.close()
         self.training.close()
+        if self.context.containers is not None:
+            self.context.containers.close()
         self.context.db.dispose()
 
 
@@ -91,7 +94,8 @@ def build_services(settings: Settings) -> Services:
                   logs=LogService(db, settings), metrics=MetricStore(db),
                   algorithms=AlgorithmCatalog(),
                   environments=Environments(settings.frameworks_dir,
-                                            wheelhouse=settings.wheelhouse))
+                                            wheelhouse=settings.wheelhouse),
+                  containers=find_engine(settings.container_engine))
     forkserver = _forkserver(settings)
 
     def executor(reports: TrainingEvents) -> Executor:
@@ -101,7 +105,8 @@ def build_services(settings: Settings) -> Services:
             spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
             forkserver=forkserver,
             environments=ctx.environments,
-            archive_limits=archive_limits(settings))
+            archive_limits=archive_limits(settings),
+            containers=ctx.containers)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
         return LocalExecutor(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opensage.containers import ContainerEngine
 from opensage.data.archives import ArchiveLimits
 from opensage.serving.artifacts import fetch_model
 from opensage.serving.process import LogSink, Worker, WorkerFailed, WorkerProgram, warm
@@ -56,10 +57,13 @@ def prepare_model(objects: ObjectStore, url: str | None, dest: Path,
 
 
 class Launcher:
-    """Starts worker processes; ``forkserver`` is a ``runner.forkserver.ForkServer`` or None."""
+    """Starts worker processes; ``forkserver`` is a ``runner.forkserver.ForkServer`` or None;
+    ``containers`` runs own images' containers (None: no engine here)."""
 
-    def __init__(self, forkserver: Any, name: str) -> None:
+    def __init__(self, forkserver: Any, name: str,
+                 containers: ContainerEngine | None = None) -> None:
         self.forkserver = forkserver
+        self.containers = containers
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-spawner")
 
     def warm(self) -> None:
@@ -73,7 +77,7 @@ class Launcher:
                         work_dir=model.work_dir, cpus=model.cpus, env=model.env)
         worker.log_sink = log_sink(worker)
         worker.on_exit = on_exit
-        worker.start(self._spawner, self.forkserver)
+        worker.start(self._spawner, self.forkserver, self.containers)
         return worker
 
     def close(self) -> None:

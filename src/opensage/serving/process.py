@@ -4,9 +4,12 @@ second instead of seconds), else through ``opensage.runner.launch``. Either way 
 the server (PDEATHSIG) and gets the CPU affinity of its instance.
 
 What it runs is a :class:`WorkerProgram`: a built-in algorithm's handler
-(``python -m opensage.serving.worker --module M``, forkable), or a framework's inference
+(``python -m opensage.serving.worker --module M``, forkable), a framework's inference
 handlers (``<environment's python> framework_worker.py --framework F --code-dir C``, always a
-fresh process through ``opensage.runner.launch``, in the framework's own environment).
+fresh process through ``opensage.runner.launch``, in the framework's own environment), or the
+user's own image: a container running ``serve`` (SageMaker's contract: the model unpacked at
+``/opt/ml/model``, read-only, HTTP on 8080 or ``SAGEMAKER_BIND_TO_PORT``), that port published
+on 127.0.0.1; the container is the worker's process (:class:`ContainerProcess`).
 
 Launched, the parent binds the worker's 127.0.0.1 socket itself and passes the descriptor
 down, so the port is known before the child starts and no other process can take it in
@@ -35,6 +38,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opensage.containers import (
+    CONTAINER_PORT,
+    ContainerEngine,
+    ContainerError,
+    ContainerProcess,
+    ContainerSpec,
+    Mount,
+)
+
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
 # Fork servers known to have finished their imports (a probe came back); until then workers
@@ -53,11 +65,13 @@ class WorkerProgram:
     """What a model worker runs: ``module`` is a built-in algorithm's package when
     ``python`` is None, else the framework whose default handlers apply (``sklearn``,
     ``pytorch``, ...), served by ``python`` (its environment's interpreter) running
-    ``framework_worker.py`` with the user's code from ``code_dir``."""
+    ``framework_worker.py`` with the user's code from ``code_dir``; or the user's ``image``
+    (``module`` is then its name too)."""
 
     module: str
     python: str | None = None
     code_dir: str | None = None
+    image: str | None = None
 
     @classmethod
     def builtin(cls, module: str) -> WorkerProgram:
@@ -68,10 +82,14 @@ class WorkerProgram:
                   code_dir: Path | str | None) -> WorkerProgram:
         return cls(framework, str(python), str(code_dir) if code_dir is not None else None)
 
+    @classmethod
+    def own_image(cls, image: str) -> WorkerProgram:
+        return cls(image, image=image)
+
     @property
     def forkable(self) -> bool:
         """Whether the fork server may start it (a built-in, preloaded there)."""
-        return self.python is None
+        return self.python is None and self.image is None
 
     def command(self) -> list[str]:
         """The command line, without ``--model-dir``/``--fd``/``--failure-file``."""
@@ -128,10 +146,15 @@ class Worker:
         return {**base, "OMP_NUM_THREADS": "1",
                 **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
 
-    def start(self, spawner: Executor | None = None, forkserver: Any = None) -> None:
+    def start(self, spawner: Executor | None = None, forkserver: Any = None,
+              containers: ContainerEngine | None = None) -> None:
         """Start the process: forked by ``forkserver`` (a :class:`ForkServer`) when it has
-        this algorithm preloaded, else a fresh interpreter forked from ``spawner``'s thread."""
+        this algorithm preloaded, else a fresh interpreter forked from ``spawner``'s thread;
+        an own image's container through ``containers``."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
+        if self.program.image is not None:
+            self._start_container(self.program.image, containers)
+            return
         self.failure_file.unlink(missing_ok=True)
         self.port_file.unlink(missing_ok=True)
         if (forkserver is not None and self.program.forkable
@@ -169,6 +192,28 @@ class Worker:
             self.proc = spawner.submit(popen).result() if spawner is not None else popen()
         finally:
             sock.close()  # the child holds its own copy
+        threading.Thread(target=self._pump, daemon=True,
+                         name=f"worker-log-{self.instance_id}").start()
+
+    def _start_container(self, image: str, containers: ContainerEngine | None) -> None:
+        """``<image> serve`` with the model at ``/opt/ml/model`` and the model's
+        environment (none of the server's); raises :class:`WorkerFailed`."""
+        if containers is None:
+            raise WorkerFailed(f"no container engine is reachable to run {image}")
+        try:
+            port = int(self.env.get("SAGEMAKER_BIND_TO_PORT") or CONTAINER_PORT)
+        except ValueError:
+            raise WorkerFailed("SAGEMAKER_BIND_TO_PORT is not a port number") from None
+        env = {"SAGEMAKER_BIND_TO_PORT": str(port),
+               **{str(k): str(v) for k, v in self.env.items()}}
+        try:
+            proc = containers.run(ContainerSpec(
+                image=image, command=["serve"], environment=env,
+                mounts=[Mount(self.model_dir, "/opt/ml/model", read_only=True)],
+                publish=port, cpus=self.cpus, purpose="serving"))
+        except ContainerError as e:
+            raise WorkerFailed(str(e)) from None
+        self.proc, self.port = proc, proc.host_port or 0
         threading.Thread(target=self._pump, daemon=True,
                          name=f"worker-log-{self.instance_id}").start()
 
@@ -289,6 +334,9 @@ def warm(forkserver: Any) -> bool:
 
 
 def _signal_group(proc: Any, sig: int) -> None:
+    if isinstance(proc, ContainerProcess):  # the container's main process
+        proc.send_signal(sig)
+        return
     try:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):

@@ -67,7 +67,8 @@ class Deployer:
 
     def servable_for(self, plan: VariantPlan) -> Servable:
         try:
-            return servable(self.ctx.algorithms, plan["Image"], plan["Environment"])
+            return servable(self.ctx.algorithms, plan["Image"], plan["Environment"],
+                            self.ctx.containers)
         except NotServable as e:
             raise DeployFailed(f"Production variant {plan['VariantName']}: {e}") from None
 

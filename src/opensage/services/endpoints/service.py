@@ -56,7 +56,7 @@ class EndpointService:
         fresh)."""
         self.ctx = ctx
         self.forkserver = forkserver
-        self.launcher = Launcher(forkserver, "endpoint")
+        self.launcher = Launcher(forkserver, "endpoint", ctx.containers)
         self.hosting = Hosting(ctx, self.launcher)
         self.capture = CaptureService(ctx.objects, max_bytes=ctx.settings.capture_buffer_bytes)
         self.deployer = Deployer(self.hosting, self.capture)

@@ -6,16 +6,17 @@ Everything AWS would refuse is refused here, before a row is written.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from opensage.algorithms.channels import channel_configs
+from opensage.containers import ContainerEngine, no_engine_reason
 from opensage.errors import ValidationException
 from opensage.runner.environments import UnsupportedFramework, framework_for_image
 from opensage.runner.local import TrainingSpec
 from opensage.runner.metrics import check_definitions
+from opensage.runner.own_image import OwnImage
 from opensage.runner.toolkit import script
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.registry.algorithms import DeclaredAlgorithm
@@ -32,6 +33,8 @@ class Prepared:
     metric_definitions: list[dict[str, str]]
     # Script mode: the framework image and what the hyperparameters ask to run.
     script: dict[str, Any] | None = None
+    # The user's own image, run by the container engine: {"image": ...}
+    container: dict[str, Any] | None = None
 
 
 # The key of the runner's state in a job's ``internal`` column (the name it had in the
@@ -47,9 +50,13 @@ _NEEDED = ("AlgorithmSpecification", "ResourceConfig")
 AlgorithmFinder = Callable[[str], DeclaredAlgorithm]
 
 
-def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any],
-            find_algorithm: AlgorithmFinder | None = None) -> Prepared:
-    """``find_algorithm`` resolves ``AlgorithmSpecification.AlgorithmName`` (an algorithm
+def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any], *,
+            find_algorithm: AlgorithmFinder | None = None,
+            containers: ContainerEngine | None = None) -> Prepared:
+    """The request checked, and what will run it: a framework image's script, a built-in,
+    or (``containers``: the engine, when there is one) the user's own image.
+
+    ``find_algorithm`` resolves ``AlgorithmSpecification.AlgorithmName`` (an algorithm
     resource): its TrainingImage runs, its declared hyperparameters, channels, instance types
     and metric definitions apply."""
     missing = [name for name in _NEEDED if params.get(name) is None]
@@ -104,16 +111,14 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any],
     framework = framework_for_image(image, script_mode=script.is_script_mode(hyperparameters))
     if framework is not None:
         request = script.read_request(hyperparameters)
-        if params.get("EnableNetworkIsolation") and params["ResourceConfig"].get(
-                "InstanceCount", 1) > 1:
-            raise ValidationException(
-                "EnableNetworkIsolation with InstanceCount > 1 is not supported by opensage: "
-                "each host runs in a network namespace of its own, where the others cannot "
-                "be reached.")
+        _check_isolated_hosts(params)
         return Prepared(None, None, user_metrics, {"image": image, **request.state()})
     algorithm = algorithms.lookup(image)
     if algorithm is None:
-        return Prepared(None, _unsupported(image), user_metrics)
+        if containers is None:
+            raise ValidationException(no_engine_reason(image))
+        _check_isolated_hosts(params)
+        return Prepared(None, None, user_metrics, container={"image": image})
     algorithm.validate(params.get("HyperParameters") or {},
                        {c["ChannelName"]: c.get("ContentType") for c in channels},
                        spec.get("TrainingInputMode", "File"))
@@ -137,12 +142,12 @@ def _check_stopping_condition(params: dict[str, Any]) -> None:
         raise ValidationException("CheckpointConfig.S3Uri must start with s3://")
 
 
-def _unsupported(image: str) -> str:
-    engines = [e for e in ("docker", "podman") if shutil.which(e)]
-    why = ("no container engine is usable here" if not engines else
-           "running custom containers is not supported yet")
-    return (f"The training image {image} is not an opensage built-in algorithm, and {why}; "
-            "use a built-in algorithm image (e.g. sagemaker-xgboost:1.7-1)")
+def _check_isolated_hosts(params: dict[str, Any]) -> None:
+    if params.get("EnableNetworkIsolation") and params["ResourceConfig"].get(
+            "InstanceCount", 1) > 1:
+        raise ValidationException(
+            "EnableNetworkIsolation with InstanceCount > 1 is not supported by opensage: "
+            "each host runs in a network of its own, where the others cannot be reached.")
 
 
 def describe_body(params: dict[str, Any], arn: str, prepared: Prepared,
@@ -168,6 +173,8 @@ def internal_state(params: dict[str, Any], prepared: Prepared) -> dict[str, Any]
     runner: dict[str, Any] = {"module": prepared.module, "reason": prepared.unsupported_reason}
     if prepared.script is not None:
         runner["script"] = prepared.script
+    if prepared.container is not None:
+        runner["container"] = prepared.container
     if (params.get(RUNNER) or {}).get("prompt_metrics"):
         runner["prompt_metrics"] = True  # a watching tuner's child
     return {RUNNER: runner}
@@ -199,7 +206,18 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
         checkpoint=body.get("CheckpointConfig"),
         spot=bool(body.get("EnableManagedSpotTraining")),
         max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"),
-        prompt_metrics=bool(runner.get("prompt_metrics")))
+        prompt_metrics=bool(runner.get("prompt_metrics")),
+        container=_own_image(runner.get("container"), algorithm))
+
+
+def _own_image(state: dict[str, Any] | None,
+               algorithm: dict[str, Any]) -> OwnImage | None:
+    if state is None:
+        return None
+    entrypoint = algorithm.get("ContainerEntrypoint")
+    arguments = algorithm.get("ContainerArguments")
+    return OwnImage(state["image"], tuple(entrypoint) if entrypoint else None,
+                    tuple(arguments) if arguments is not None else None)
 
 
 def _script_mode(state: dict[str, Any] | None) -> tuple[script.ScriptMode | None, str | None]:

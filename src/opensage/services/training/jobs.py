@@ -81,8 +81,10 @@ class TrainingService:
     def create(self, params: dict[str, Any]) -> str:
         name = params["TrainingJobName"]
         arn = arn_of(self.ctx, KIND, name)
-        prepared = definition.prepare(self.ctx.algorithms, params,
-                                      partial(registered_algorithms.find, self.ctx))
+        prepared = definition.prepare(
+            self.ctx.algorithms, params,
+            find_algorithm=partial(registered_algorithms.find, self.ctx),
+            containers=self.ctx.containers)
         now = self.ctx.now()
         body = definition.describe_body(params, arn, prepared, now)
         _transition_into(body, Secondary.STARTING, now, MESSAGES[Secondary.STARTING])

@@ -146,7 +146,7 @@ class Job:
                "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": str(self.concurrency),
                **(self.container.get("Environment") or {}), **(job.get("Environment") or {})}
         try:
-            what = servable(self.ctx.algorithms, image, env)
+            what = servable(self.ctx.algorithms, image, env, self.ctx.containers)
         except NotServable as e:
             raise JobFailed(str(e)) from None
         model_dir = self.directory / "model"

@@ -56,7 +56,7 @@ class TransformService:
         fresh)."""
         self.ctx = ctx
         self.forkserver = forkserver
-        self.launcher = Launcher(forkserver, "transform")
+        self.launcher = Launcher(forkserver, "transform", ctx.containers)
         self.root = ctx.settings.data_dir / "transform"
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()

@@ -357,7 +357,8 @@ def _probe(params: dict[str, Any], ctx: Context, ranges: list[Range],
         r.to_internal(repr(r.low)))) for r in ranges}
     probe = child_request(params, "probe", tuned, metric, tuning_arn="")
     return definition.prepare(ctx.algorithms, probe,
-                              partial(registered_algorithms.find, ctx)).metric_definitions
+                              find_algorithm=partial(registered_algorithms.find, ctx),
+                              containers=ctx.containers).metric_definitions
 
 
 def _check_hyperband(algorithm: Any, config: dict[str, Any], job: dict[str, Any],

@@ -1,0 +1,65 @@
+"""A training job with the user's own image: each host is a container of that image, run as
+SageMaker runs it (``docker run <image> train``) with the host's directory as ``/opt/ml``.
+
+The executor's host loop does the rest as for any job (log streams, metrics, stop, MaxRuntime,
+the upload of ``model/``): a :class:`~opensage.containers.ContainerProcess` is the host's
+process. Not isolated, the containers share this machine's network, as script mode's hosts
+do: ``algo-N`` resolve to 127.0.0.1 and the server's endpoint is reachable; with
+``EnableNetworkIsolation`` a container has no network at all (``NetworkMode: none``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from opensage.containers import ContainerSpec, Mount
+from opensage.runner.workspace import Workspace
+
+CONTAINER_ROOT = Workspace(Path("/opt/ml"))  # the layout as the container sees it (paths only)
+
+
+@dataclass(frozen=True)
+class OwnImage:
+    """What CreateTrainingJob asked to run: the image, and its ``ContainerEntrypoint`` /
+    ``ContainerArguments`` when given (else the image's ENTRYPOINT with ``train``)."""
+
+    image: str
+    entrypoint: tuple[str, ...] | None = None
+    arguments: tuple[str, ...] | None = None
+
+    def command(self) -> list[str]:
+        if self.arguments is not None:
+            return list(self.arguments)
+        return [] if self.entrypoint is not None else ["train"]
+
+
+def training_container(own: OwnImage, host_dir: Path, host: str, hosts: int,
+                       env: dict[str, str], *, cpus: int, memory_bytes: int | None,
+                       isolated: bool) -> ContainerSpec:
+    """The container of one host: its directory mounted at ``/opt/ml``."""
+    return ContainerSpec(
+        image=own.image, command=own.command(), entrypoint=own.entrypoint,
+        environment=env, mounts=[Mount(host_dir, str(CONTAINER_ROOT.root))],
+        network_mode="none" if isolated else "host",
+        hostname=host if isolated else None,
+        extra_hosts={} if isolated else {f"algo-{i}": "127.0.0.1" for i in range(1, hosts + 1)},
+        cpus=cpus, memory_bytes=memory_bytes, purpose="training")
+
+
+# GiB of memory per vCPU of an instance family (its first letter): c5.xlarge 8 GiB,
+# m5.xlarge 16 GiB, r5.xlarge 32 GiB, x1 ~16 GiB/vCPU; others as m.
+_GIB_PER_VCPU = {"c": 2, "m": 4, "t": 4, "r": 8, "z": 8, "x": 16, "g": 4, "p": 8, "i": 8}
+
+
+def memory_for(instance_type: str, vcpus: int) -> int | None:
+    """The memory limit of a container on ``instance_type`` with ``vcpus`` vCPUs (the
+    instance's share per vCPU), capped at this machine's memory; None when unknown."""
+    family = instance_type.removeprefix("ml.")[:1]
+    wanted = _GIB_PER_VCPU.get(family, 4) * vcpus * 1024**3
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return wanted
+    return min(wanted, physical)
