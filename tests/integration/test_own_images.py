@@ -261,3 +261,35 @@ def test_sdk_estimator_with_own_image(sdk_env: Any, s3: Any) -> None:
     assert job["TrainingJobStatus"] == "Completed"
     assert estimator.model_data == f"s3://{BUCKET}/sdk/own-sdk/output/model.tar.gz"
     assert model_files(s3, job) == {"weight.txt": "18\n", "setting.txt": "sdk\n"}
+
+
+def test_own_image_processing_job(sm: Any, s3: Any, client: Any,
+                                  engine_url: str) -> None:  # noqa: F811
+    """``docker run --entrypoint [ContainerEntrypoint] image [ContainerArguments]`` with the
+    inputs at their LocalPath, the outputs uploaded, ExitMessage and logs kept."""
+    script = ("find /opt/ml/processing/input -type f | xargs cat | "
+              "awk -F, '{s += $1} END {print s}' > /opt/ml/processing/result/sum.txt; "
+              "echo \"processed $1\"; echo all done > /opt/ml/output/message")
+    sm.create_processing_job(
+        ProcessingJobName="own-proc", RoleArn=ROLE,
+        ProcessingResources={"ClusterConfig": {"InstanceType": "ml.m5.large",
+                                               "InstanceCount": 1, "VolumeSizeInGB": 1}},
+        AppSpecification={"ImageUri": IMAGE, "ContainerEntrypoint": ["/bin/sh", "-c"],
+                          "ContainerArguments": [script, "sh", "rows"]},
+        ProcessingInputs=[{"InputName": "data", "S3Input": {
+            "S3Uri": f"s3://{BUCKET}/own/train", "LocalPath": "/opt/ml/processing/input",
+            "S3DataType": "S3Prefix", "S3InputMode": "File"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "result", "S3Output": {
+            "S3Uri": f"s3://{BUCKET}/proc/result", "LocalPath": "/opt/ml/processing/result",
+            "S3UploadMode": "EndOfJob"}}]})
+    deadline = time.monotonic() + TIMEOUT
+    while (job := sm.describe_processing_job(ProcessingJobName="own-proc"))[
+            "ProcessingJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["ExitMessage"] == "all done\n"
+    assert s3.get_object(Bucket=BUCKET, Key="proc/result/sum.txt")["Body"].read() == b"6\n"
+    assert "processed rows" in log_lines(client("logs"), "/aws/sagemaker/ProcessingJobs",
+                                         "own-proc/")
+    assert containers(engine_url, "processing") == []

@@ -300,7 +300,7 @@ def test_list_filters_sorts_pages_and_tags(sm, s3):
 @pytest.mark.parametrize("change, message", [
     (lambda r: r["AppSpecification"].update(
         ImageUri="123456789012.dkr.ecr.us-east-1.amazonaws.com/my-own:latest"),
-     "names no framework environment"),
+     "no container engine is reachable"),
     (lambda r: r["AppSpecification"].update(
         ImageUri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:0.1-cpu"),
      "sklearn"),

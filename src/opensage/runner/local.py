@@ -43,7 +43,13 @@ from opensage.runner.channels import ChannelError, input_mode, materialize, spli
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import EnvironmentBuildError, Environments, Framework
 from opensage.runner.forkserver import ForkedProcess, ForkServer
-from opensage.runner.own_image import CONTAINER_ROOT, OwnImage, memory_for, training_container
+from opensage.runner.own_image import (
+    CONTAINER_ROOT,
+    OwnImage,
+    memory_for,
+    processing_container,
+    training_container,
+)
 from opensage.runner.pipes import PipeFeeders
 from opensage.runner.processing import ProcessingSpec
 from opensage.runner.toolkit import isolation, script
@@ -369,16 +375,15 @@ class LocalExecutor:
                  for i in range(1, spec.instance_count + 1)]
         started = time.time()
         try:
-            if spec.framework is None:
-                raise JobFailure(spec.unsupported_reason or "The image is not runnable here")
-            if (why := isolation.private_ml_unavailable()) is not None:
-                raise JobFailure(why)
-            if spec.network_isolation and (why := isolation.unavailable()) is not None:
+            if spec.image is not None and self.containers is None:  # own image: containers
+                raise JobFailure(no_engine_reason(spec.image))
+            if spec.image is None and (why := _unrunnable(spec)) is not None:
                 raise JobFailure(why)
             ws.remove()
             epoch = int(time.time())
             streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
-            python = self._environment(spec.name, streams[0], spec.framework, None)
+            python = (None if spec.framework is None else
+                      self._environment(spec.name, streams[0], spec.framework, None))
             for index, host in enumerate(hosts):
                 processing.stage(self.objects, spec, host.ws.root, host_index=index,
                                  host_count=len(hosts))
@@ -405,17 +410,25 @@ class LocalExecutor:
                        exit_message=message)
 
     def _run_hosts(self, run: _Run, spec: ProcessingSpec, hosts: list[_Host],
-                   streams: list[str], python: Path,
+                   streams: list[str], python: Path | None,
                    syncs: Sequence[CheckpointSync]) -> Outcome:
+        """Each host's process: the entry point in the framework's environment (``python``),
+        or the own image's container."""
         cpus = cpus_for(spec.instance_type)
-        shim = processing.pip_shim(self.jobs_root / ".pip-shim")
+        shim = processing.pip_shim(self.jobs_root / ".pip-shim") if python else None
         try:
             for host in hosts:
-                env = processing.environment(spec, python, dict(os.environ), shim=shim,
-                                             pip_target=host.ws.root.parent / ".pip" / host.name)
-                host.command = processing.command(spec)
-                proc = self._launch(host.command, str(host.ws.root), env, cpus,
-                                    spec.network_isolation, private_ml=host.ws.root)
+                proc: JobProcess
+                if python is None:
+                    proc = self._run_processing_container(spec, host, cpus)
+                else:
+                    assert shim is not None
+                    env = processing.environment(
+                        spec, python, dict(os.environ), shim=shim,
+                        pip_target=host.ws.root.parent / ".pip" / host.name)
+                    host.command = processing.command(spec)
+                    proc = self._launch(host.command, str(host.ws.root), env, cpus,
+                                        spec.network_isolation, private_ml=host.ws.root)
                 host.proc = proc
                 with self._lock:
                     run.procs.append(proc)
@@ -582,6 +595,16 @@ class LocalExecutor:
         finally:
             with self._lock:
                 run.procs = []
+
+    def _run_processing_container(self, spec: ProcessingSpec, host: _Host,
+                                  cpus: int) -> ContainerProcess:
+        assert self.containers is not None
+        env = {"AWS_REGION": spec.region, **spec.environment}
+        try:
+            return self.containers.run(processing_container(spec, host.ws.root, host.name,
+                                                            cpus=cpus, env=env))
+        except ContainerError as err:
+            raise JobFailure(str(err)) from None
 
     def _run_container(self, spec: TrainingSpec, host: _Host, count: int,
                        cpus: int) -> ContainerProcess:
@@ -754,6 +777,15 @@ def _first_failure(hosts: list[_Host]) -> tuple[_Host, int] | None:
             if code not in (None, 0):
                 return host, code
     return None
+
+
+def _unrunnable(spec: ProcessingSpec) -> str | None:
+    """Why a framework image's processing job cannot run on this machine, or None."""
+    if spec.framework is None:
+        return spec.unsupported_reason or "The image is not runnable here"
+    if (why := isolation.private_ml_unavailable()) is not None:
+        return why
+    return isolation.unavailable() if spec.network_isolation else None
 
 
 def _failure_reason(host: _Host, code: int) -> str:

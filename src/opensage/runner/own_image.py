@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opensage.containers import ContainerSpec, Mount
+from opensage.runner.processing import ProcessingSpec
 from opensage.runner.workspace import Workspace
 
 CONTAINER_ROOT = Workspace(Path("/opt/ml"))  # the layout as the container sees it (paths only)
@@ -46,6 +47,23 @@ def training_container(own: OwnImage, host_dir: Path, host: str, hosts: int,
         hostname=host if isolated else None,
         extra_hosts={} if isolated else {f"algo-{i}": "127.0.0.1" for i in range(1, hosts + 1)},
         cpus=cpus, memory_bytes=memory_bytes, purpose="training")
+
+
+def processing_container(spec: ProcessingSpec, host_dir: Path, host: str, *, cpus: int,
+                         env: dict[str, str]) -> ContainerSpec:
+    """A processing job's host: ``docker run --entrypoint [ContainerEntrypoint] image
+    [ContainerArguments]`` (the image's own entry point without one), its directory at
+    ``/opt/ml``."""
+    assert spec.image is not None
+    command = spec.arguments if spec.arguments or spec.entrypoint else None
+    return ContainerSpec(
+        image=spec.image, command=command, entrypoint=spec.entrypoint or None,
+        environment=env, mounts=[Mount(host_dir, str(CONTAINER_ROOT.root))],
+        network_mode="none" if spec.network_isolation else "host",
+        hostname=host if spec.network_isolation else None,
+        extra_hosts={} if spec.network_isolation else {
+            f"algo-{i}": "127.0.0.1" for i in range(1, spec.instance_count + 1)},
+        cpus=cpus, memory_bytes=memory_for(spec.instance_type, cpus), purpose="processing")
 
 
 # GiB of memory per vCPU of an instance family (its first letter): c5.xlarge 8 GiB,

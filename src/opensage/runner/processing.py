@@ -51,7 +51,9 @@ class ProcessingSpec:
     name: str
     arn: str
     region: str
-    framework: Framework | None  # None: the image cannot run here (unsupported_reason says)
+    # None: the user's own ``image``, run by the container engine, or an image that cannot
+    # run here (``unsupported_reason`` says why)
+    framework: Framework | None
     unsupported_reason: str | None
     entrypoint: list[str]  # ContainerEntrypoint
     arguments: list[str]  # ContainerArguments
@@ -63,6 +65,7 @@ class ProcessingSpec:
     job_config: dict[str, Any]  # processingjobconfig.json
     environment: dict[str, str] = field(default_factory=dict)
     network_isolation: bool = False
+    image: str | None = None
 
 
 def host_path(root: Path, local_path: str) -> Path:

@@ -112,7 +112,7 @@ def build_services(settings: Settings) -> Services:
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
-            environments=ctx.environments)
+            environments=ctx.environments, containers=ctx.containers)
 
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)

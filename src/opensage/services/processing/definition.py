@@ -4,8 +4,9 @@ it, and the runner's spec built from that document.
 The API layer has checked the request's shapes against the botocore model; this module
 refuses, with a ValidationException and before anything is stored, what the service model
 lets through but AWS refuses (enums, LocalPath outside ``/opt/ml/processing/``, Gzip outside
-Pipe mode, duplicate names) or what cannot run here (an image that names no framework
-environment, Pipe mode, dataset definitions, Feature Store outputs).
+Pipe mode, duplicate names) or what cannot run here (an own image without a container
+engine, Pipe mode, dataset definitions, Feature Store outputs). An image that names no
+framework is the user's own: the container engine runs it with its entry point.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from typing import Any
 
+from opensage.containers import ContainerEngine, no_engine_reason
 from opensage.errors import ValidationException
 from opensage.runner.environments import UnsupportedFramework, framework_for_image
 from opensage.runner.environments.catalog import supported_text
@@ -26,17 +28,18 @@ _ENUMS = {"S3DataType": ("S3Prefix", "ManifestFile"), "S3InputMode": ("File", "P
           "S3CompressionType": ("None", "Gzip"), "S3UploadMode": ("EndOfJob", "Continuous")}
 
 
-def validate(params: dict[str, Any]) -> None:
-    """ValidationException for what AWS refuses or opensage cannot run; changes nothing."""
+def validate(params: dict[str, Any], containers: ContainerEngine | None = None) -> None:
+    """ValidationException for what AWS refuses or opensage cannot run; changes nothing.
+    ``containers``: the container engine for own images, when the server has one."""
     image = params["AppSpecification"]["ImageUri"]
     # UnsupportedFramework (a ValidationException) names the versions that are supported
-    if framework_for_image(image, script_mode=True) is None:
+    own = framework_for_image(image, script_mode=True) is None
+    if own and containers is None:
         raise ValidationException(
-            f"The processing image {image} names no framework environment opensage can run "
-            "without a container engine; use a framework image (e.g. "
+            f"{no_engine_reason(image)}. Framework images run here without one (e.g. "
             "sagemaker-scikit-learn:1.2-1-cpu-py3, as SKLearnProcessor and ScriptProcessor "
             f"do, or FrameworkProcessor's): {supported_text()}.")
-    if not params["AppSpecification"].get("ContainerEntrypoint"):
+    if not own and not params["AppSpecification"].get("ContainerEntrypoint"):
         raise ValidationException(
             f"AppSpecification.ContainerEntrypoint is required here: the framework image "
             f"{image} has no entry point of its own to run (e.g. [\"python3\", "
@@ -145,15 +148,18 @@ def job_config(body: dict[str, Any]) -> dict[str, Any]:
 def spec(body: dict[str, Any], *, region: str) -> ProcessingSpec:
     """What the runner runs, from the stored Describe document."""
     app = body["AppSpecification"]
+    image: str | None = None  # the user's own image: no framework names it
+    reason: str | None = None
     try:
         framework = framework_for_image(app["ImageUri"], script_mode=True)
-        reason = None if framework else f"The image {app['ImageUri']} cannot run here"
+        if framework is None:
+            image = app["ImageUri"]
     except UnsupportedFramework as err:  # the catalogue changed since the job was created
         framework, reason = None, err.message
     cluster = body["ProcessingResources"]["ClusterConfig"]
     return ProcessingSpec(
         name=body["ProcessingJobName"], arn=body["ProcessingJobArn"], region=region,
-        framework=framework, unsupported_reason=reason,
+        framework=framework, unsupported_reason=reason, image=image,
         entrypoint=list(app.get("ContainerEntrypoint") or []),
         arguments=list(app.get("ContainerArguments") or []),
         inputs=list(body.get("ProcessingInputs") or []),

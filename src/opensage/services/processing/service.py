@@ -76,7 +76,7 @@ class ProcessingService:
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["ProcessingJobName"]
-        definition.validate(params)
+        definition.validate(params, self.ctx.containers)
         arn = arn_of(self.ctx, KIND, name)
         body = definition.describe_body(params, arn, self.ctx.now())
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="processing job",
