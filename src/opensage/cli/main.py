@@ -32,15 +32,20 @@ ObjOpt = Annotated[str | None, typer.Option(
          "[env OPENSAGE_OBJECT_STORE_URL]")]
 AccountOpt = Annotated[str | None, typer.Option(help="Account id in ARNs. [env OPENSAGE_ACCOUNT_ID]")]
 RegionOpt = Annotated[str | None, typer.Option(help="Region in ARNs. [env OPENSAGE_REGION]")]
+EngineOpt = Annotated[str | None, typer.Option(
+    help="Container engine for own images: a socket path or URL, or 'none'. Default: "
+         "DOCKER_HOST, else Docker's or Podman's socket. [env OPENSAGE_CONTAINER_ENGINE]")]
 
 
 def _settings(host: str | None = None, port: int | None = None, data_dir: Path | None = None,
               db_url: str | None = None, object_store_url: str | None = None,
               account_id: str | None = None, region: str | None = None,
-              enable_reset: bool | None = None) -> Settings:
+              enable_reset: bool | None = None,
+              container_engine: str | None = None) -> Settings:
     return Settings.from_env(host=host, port=port, data_dir=data_dir, db_url=db_url,
                              object_store_url=object_store_url, account_id=account_id,
-                             region=region, enable_reset=enable_reset or None)
+                             region=region, enable_reset=enable_reset or None,
+                             container_engine=container_engine)
 
 
 @app.command()
@@ -50,12 +55,14 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
            enable_reset: Annotated[bool, typer.Option(
                help="Expose POST /_opensage/reset, which wipes all state (for test suites). "
                     "[env OPENSAGE_ENABLE_RESET]")] = False,
+           container_engine: EngineOpt = None,
            log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info") -> None:
     """Run the server in the foreground."""
+    from opensage.containers import find_engine
     from opensage.server import bind_socket, make_server
 
     settings = _settings(host, port, data_dir, db_url, object_store_url, account_id, region,
-                         enable_reset)
+                         enable_reset, container_engine)
     _refuse_stale_schema(settings)
     sock = bind_socket(settings.host, settings.port)
     settings = settings.with_port(sock.getsockname()[1])
@@ -65,6 +72,12 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
     console.print(f"Point clients at it:\n  export AWS_ENDPOINT_URL={settings.endpoint_url}\n"
                   "  export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test "
                   f"AWS_DEFAULT_REGION={settings.region}", highlight=False, soft_wrap=True)
+    engine = find_engine(settings.container_engine)  # what the server will find too
+    console.print(f"Container engine for own images: {engine.describe()}" if engine else
+                  "No container engine: own images are refused (built-ins, framework images "
+                  "and script mode need none)", highlight=False, soft_wrap=True)
+    if engine is not None:
+        engine.close()
     print(f"PORT={settings.port}", flush=True)
     make_server(settings, log_level=log_level).run(sockets=[sock])
 
