@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from opensage.errors import ValidationException
+from opensage.runner.environments import framework_for_image
 from opensage.services.artifacts import check_s3_object
 from opensage.services.context import Context
 from opensage.services.crud import arn_of
 from opensage.services.kinds import Kind
 from opensage.services.listing import list_query
-from opensage.services.servable import check_image
+from opensage.services.servable import script_mode
 from opensage.store.resources import ListQuery, Resource
 
 
@@ -54,7 +55,8 @@ def check_serving_image(ctx: Context, image: str, environment: dict[str, str],
     given (it is served by a container engine where one exists)."""
     if not image:
         raise ValidationException(f"{where}: Image must be specified.")
-    check_image(image, environment)  # UnsupportedFramework is a ValidationException
+    # UnsupportedFramework is a ValidationException; an own image is not checked here
+    framework_for_image(image, script_mode=script_mode(environment))
     ctx.algorithms.lookup(image)  # a built-in with an unsupported version raises
 
 
