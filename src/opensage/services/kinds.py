@@ -36,7 +36,11 @@ MODEL_PACKAGE_GROUP = Kind("model-package-group", "ModelPackageGroup {arn} does 
 MODEL_PACKAGE = Kind("model-package", "ModelPackage {arn} does not exist.")
 ALGORITHM = Kind("algorithm", 'Could not find algorithm "{arn}".')
 
+PIPELINE = Kind("pipeline", "Pipeline '{arn}' does not exist.", ResourceNotFound)
+PIPELINE_EXECUTION = Kind("pipeline-execution", "Pipeline execution '{arn}' does not exist.",
+                          ResourceNotFound)
+
 ALL = {k.name: k for k in (MODEL, ENDPOINT_CONFIG, ENDPOINT, TRAINING_JOB, TRANSFORM_JOB,
                            PROCESSING_JOB, TUNING_JOB, EXPERIMENT, TRIAL, TRIAL_COMPONENT,
                            ARTIFACT, ACTION, CONTEXT, MODEL_PACKAGE_GROUP, MODEL_PACKAGE,
-                           ALGORITHM)}
+                           ALGORITHM, PIPELINE, PIPELINE_EXECUTION)}

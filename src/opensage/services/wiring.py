@@ -7,12 +7,15 @@ are subscriptions made here, so this file is the whole map of who depends on who
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from opensage.containers import find_engine
+from opensage.errors import AwsError
 from opensage.runner.environments import Environments
 from opensage.runner.executor import Executor
 from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
+from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.context import Context
@@ -21,7 +24,12 @@ from opensage.services.experiments import ExperimentService, LineageService, Tra
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
+from opensage.services.models import create_model
+from opensage.services.pipelines import PipelineService
+from opensage.services.pipelines.children import Collaborators
 from opensage.services.processing import ProcessingService
+from opensage.services.registry import groups as registry_groups
+from opensage.services.registry import packages as registry_packages
 from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
@@ -43,6 +51,7 @@ class Services:
     endpoints: EndpointService
     transform: TransformService
     processing: ProcessingService
+    pipelines: PipelineService
     autoscaling: AutoscalingService  # application-autoscaling
     housekeeping: Housekeeping  # retention purges
     experiments: ExperimentService  # experiments, trials, trial components, their metrics
@@ -55,12 +64,14 @@ class Services:
         self.endpoints.start()  # endpoints that were InService come back InService
         self.transform.start()  # transform jobs left InProgress run again
         self.processing.start()  # job slots, then processing jobs left InProgress run again
+        self.pipelines.start()  # its engine also resumes the executions left Executing
         self.autoscaling.start()  # the scaler thread
         self.housekeeping.start()  # retention purges
 
     def reset(self) -> None:
         """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
-        with self.tuning.paused():  # no tuning step launches a child job mid-wipe
+        with self.tuning.paused(), self.pipelines.engine.paused():
+            # no tuning or pipeline step launches a child job mid-wipe
             self.training.cancel_all()
             self.processing.cancel_all()
             self.autoscaling.reset()
@@ -71,6 +82,7 @@ class Services:
 
     def close(self) -> None:
         self.housekeeping.close()
+        self.pipelines.close()
         self.tuning.shutdown()
         # Serving workers are forked by the fork server, which the training executor closes:
         # stop them before it goes, or they would look like crashes (replaced, or failing a
@@ -126,13 +138,66 @@ def build_services(settings: Settings) -> Services:
     tracker = TrainingTracker(ctx, experiments, lineage)  # a job's trial component, lineage
     training.job_created.subscribe(tracker.job_created)
     training.job_ended.subscribe(tracker.job_ended)
+    transform = TransformService(ctx, forkserver)
+    processing = ProcessingService(ctx, processing_executor)
+    pipelines = PipelineService(ctx, _pipeline_children(ctx, training, processing, tuning,
+                                                        transform))
+    training.job_ended.subscribe(pipelines.child_ended)
     return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
-                    transform=TransformService(ctx, forkserver),
-                    processing=ProcessingService(ctx, processing_executor),
+                    transform=transform, processing=processing, pipelines=pipelines,
                     autoscaling=autoscaling,
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
                                               autoscaling.purge_activities),
                     experiments=experiments, lineage=lineage)
+
+
+def _pipeline_children(ctx: Context, training: TrainingService, processing: ProcessingService,
+                       tuning: TuningService, transform: TransformService) -> Collaborators:
+    """The services a pipeline's steps create their children with."""
+
+    def describe_model(name: str) -> dict[str, Any] | None:
+        row = ctx.resources.get(kinds.MODEL.name, name)
+        return None if row is None else row.body
+
+    def tuning_children(name: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = tuning.training_jobs(
+            {"HyperParameterTuningJobName": name, "MaxResults": 100}
+        )["TrainingJobSummaries"]
+        return found
+
+    return Collaborators(training=training, processing=processing, tuning=tuning,
+                         transform=transform,
+                         create_model=lambda params: create_model(ctx, params).body,
+                         describe_model=describe_model, tuning_children=tuning_children,
+                         registry=_PipelineRegistry(ctx))
+
+
+class _PipelineRegistry:
+    """The model registry as a RegisterModel step uses it: the package is tagged with the
+    step's token, so a step started again after a restart finds the version it registered
+    instead of registering another; a missing group is created (under PipelineSession the
+    SDK's own create-the-group-if-missing never runs)."""
+
+    TOKEN_TAG = "opensage:pipeline-step"
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    def register(self, params: dict[str, Any], token: str) -> dict[str, Any]:
+        group_name = params.get("ModelPackageGroupName")
+        if group_name:
+            try:
+                group = registry_groups.load_group(self.ctx, group_name)
+            except AwsError:
+                registry_groups.create_group(self.ctx, {"ModelPackageGroupName": group_name})
+            else:
+                for row in self.ctx.resources.scan(kinds.MODEL_PACKAGE.name):
+                    if row.body.get("ModelPackageGroupName") == group.name and any(
+                            t["Key"] == self.TOKEN_TAG and t["Value"] == token
+                            for t in self.ctx.resources.list_tags(row.arn)[0]):
+                        return row.body
+        tags = [*(params.get("Tags") or []), {"Key": self.TOKEN_TAG, "Value": token}]
+        return registry_packages.create_package(self.ctx, {**params, "Tags": tags}).body
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:
