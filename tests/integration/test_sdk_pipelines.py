@@ -12,6 +12,9 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import WaiterError
+
 from tests.conftest import REGION
 from tests.integration.conftest import ROLE, NetworkGuard
 from tests.integration.test_training_jobs import regression_csv
@@ -195,10 +198,8 @@ def test_process_train_evaluate_condition_register_then_cached_rerun(
 
     # A parameter change: a different training (not a cache hit), the condition goes to Fail.
     third = pipeline.start(parameters={"Rounds": "3", "MinRows": 1000})
-    try:
+    with pytest.raises(WaiterError):  # the SDK's waiter raises on Failed
         third.wait(delay=1, max_attempts=600)
-    except Exception:  # noqa: BLE001 (the waiter raises on Failed)
-        pass
     assert third.describe()["PipelineExecutionStatus"] == "Failed"
     third_steps = {s["StepName"]: s for s in third.list_steps()}
     assert "CacheHitResult" in third_steps["Process"]

@@ -598,7 +598,7 @@ def child_name(execution_id: str, step: str, attempt: int, round_: int) -> str:
     same for the same (execution, step, attempt, retry round), at most 63 characters."""
     digest = hashlib.sha256(f"{execution_id}/{step}/{attempt}/{round_}".encode()).digest()
     suffix = "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in digest[:10])
-    cleaned = "".join(c if c.isalnum() else "-" for c in step).strip("-") or "step"
+    cleaned = "".join(c if c.isalnum() else "-" for c in step.lower()).strip("-") or "step"
     room = 63 - len("pipelines-") - len(execution_id) - 2 - len(suffix)
     cleaned = cleaned[:room].rstrip("-") or "s"
     return f"pipelines-{execution_id}-{cleaned}-{suffix}"
