@@ -10,7 +10,8 @@ from tests.api.test_bad_input import call
 SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 # Operations the model marks nothing required for, though they need one of several members
 # (AWS refuses an empty request with a ValidationException).
-ONE_OF_REQUIRED = {"DeleteArtifact", "CreateModelPackage"}  # the latter: "Missing ARN."
+ONE_OF_REQUIRED = {"DeleteArtifact", "CreateModelPackage",  # the latter: "Missing ARN."
+                   "ListPipelineExecutionSteps"}  # PipelineExecutionArn
 
 
 def test_every_sagemaker_operation_answers_deliberately(endpoint):

@@ -300,6 +300,8 @@ class PipelineService:
         return {"PipelineExecutionSummaries": summaries, "NextToken": token}
 
     def list_steps(self, params: Body) -> Body:
+        if not params.get("PipelineExecutionArn"):  # optional in the model; AWS needs it
+            raise ValidationException("PipelineExecutionArn is required.")
         row = self._execution(params["PipelineExecutionArn"])
         pipeline = self.engine.definition_of(row)
         records = row.internal.get("Steps", {})
