@@ -151,7 +151,7 @@ class PipelineEngine:
         now = time.time()
         if self._held.get(name, 0.0) - now > RECONCILE_LEASE_TTL / 2:
             return True
-        if not self._leases.claim(f"{EXECUTION_KIND.name}/{name}/advance", self._owner,
+        if not self._leases.claim(_lease_key(name), self._owner,
                                   RECONCILE_LEASE_TTL, now=now):
             self._held.pop(name, None)
             return False
@@ -517,6 +517,8 @@ class PipelineEngine:
                                           now=now)
         except StatusConflict:
             return  # stopped meanwhile: the next advance decides again
+        self._held.pop(row.name, None)  # ended: its lease is no longer needed
+        self._leases.release(_lease_key(row.name), self._owner)
 
     # -- what expressions see --------------------------------------------------------------
     def scope(self, row: Resource, pipeline: Definition) -> Scope:
@@ -591,6 +593,10 @@ def _matching_policy(step: Step, failure_type: str | None) -> dict[str, Any] | N
         if failure_type in (policy.get("ExceptionType") or []):
             return dict(policy)
     return None
+
+
+def _lease_key(execution_id: str) -> str:
+    return f"{EXECUTION_KIND.name}/{execution_id}/advance"
 
 
 def child_name(execution_id: str, step: str, attempt: int, round_: int) -> str:
