@@ -414,7 +414,9 @@ class PipelineService:
                     body[key] = params[key]
             body["LastModifiedTime"] = now
 
-        self.ctx.resources.edit(EXECUTION_KIND.name, row.name, [row.status], change, now=now)
+        # whatever its status (it may end meanwhile): a change of description only
+        self.ctx.resources.edit(EXECUTION_KIND.name, row.name, list(ExecutionStatus), change,
+                                now=now)
         self.engine.wake()
         return {"PipelineExecutionArn": row.arn}
 
