@@ -349,3 +349,126 @@ def test_pytorch_ddp_on_two_hosts_exchanges_gradients(sm, s3, client):
     streams = log_lines(client, "ddp-1")
     assert len(streams) == 2
     assert any("rank 1 of 2 on algo-2" in line for lines in streams.values() for line in lines)
+
+
+BOTO3_SCRIPT = """
+    import argparse, os
+    import boto3
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--bucket")
+    args = parser.parse_args()
+    s3 = boto3.client("s3")  # no endpoint, region or credentials given: the platform's
+    text = s3.get_object(Bucket=args.bucket, Key="extra/in.txt")["Body"].read().decode()
+    s3.put_object(Bucket=args.bucket, Key="extra/out.txt",
+                  Body=f"{text.upper()} via {os.environ['AWS_ENDPOINT_URL']}".encode())
+"""
+
+
+def _pinned(*names: str) -> str:
+    """``requirements.txt`` pinning ``names`` to this test environment's versions: uv's
+    cache already holds them, so the overlay builds without downloading."""
+    from importlib.metadata import version
+
+    return "".join(f"{name}=={version(name)}\n" for name in names)
+
+
+def test_a_script_calls_s3_with_boto3_and_reaches_this_server(sm, s3, endpoint):
+    s3.put_object(Bucket=BUCKET, Key="extra/in.txt", Body=b"hello")
+    code = upload_code(s3, "sk-boto3", {
+        "requirements.txt": _pinned("boto3", "botocore", "s3transfer", "jmespath",
+                                    "python-dateutil", "urllib3", "six"),
+        "train.py": BOTO3_SCRIPT})
+    sm.create_training_job(**script_request("sk-boto3", code,
+                                            hyperparameters={"bucket": BUCKET}))
+    job = wait_for(sm, "sk-boto3", FIRST_BUILD_TIMEOUT)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    written = s3.get_object(Bucket=BUCKET, Key="extra/out.txt")["Body"].read().decode()
+    assert written == f"HELLO via {endpoint}"
+
+
+GATED_BACKEND = '''
+    """A PEP 517 build backend whose wheel is built only once a gate file exists: an
+    environment build that lasts exactly as long as the test wants."""
+    import base64, hashlib, os, time, zipfile
+
+    GATE = {gate!r}
+    NAME, VERSION = "gatedpkg", "0.1"
+    INFO = f"{{NAME}}-{{VERSION}}.dist-info"
+
+
+    def get_requires_for_build_wheel(config_settings=None):
+        return []
+
+
+    def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+        give_up = time.monotonic() + 900  # a stray build never outlives the test run
+        while not os.path.exists(GATE) and time.monotonic() < give_up:
+            time.sleep(0.05)
+        name = f"{{NAME}}-{{VERSION}}-py3-none-any.whl"
+        files = {{f"{{NAME}}.py": b"",
+                  f"{{INFO}}/METADATA": f"Metadata-Version: 2.1\\nName: {{NAME}}\\n"
+                                      f"Version: {{VERSION}}\\n".encode(),
+                  f"{{INFO}}/WHEEL": b"Wheel-Version: 1.0\\nGenerator: test\\n"
+                                   b"Root-Is-Purelib: true\\nTag: py3-none-any\\n"}}
+        record = []
+        with zipfile.ZipFile(os.path.join(wheel_directory, name), "w") as whl:
+            for path, data in files.items():
+                whl.writestr(path, data)
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest())
+                record.append(f"{{path}},sha256={{digest.rstrip(b'=').decode()}},{{len(data)}}")
+            whl.writestr(f"{{INFO}}/RECORD", "\\n".join([*record, f"{{INFO}}/RECORD,,"]) + "\\n")
+        return name
+'''
+GATED_PYPROJECT = """
+    [build-system]
+    requires = []
+    build-backend = "gated_backend"
+    backend-path = ["."]
+
+    [project]
+    name = "gatedpkg"
+    version = "0.1"
+"""
+
+
+def _gated_code(s3, name: str, gate: Path) -> str:
+    """Code whose ``requirements.txt`` (new each time: a fresh overlay) installs a local
+    package that cannot finish building until ``gate`` exists."""
+    return upload_code(s3, name, {
+        "requirements.txt": f"# {uuid.uuid4()}\n./gatedpkg\n",
+        "gatedpkg/pyproject.toml": GATED_PYPROJECT,
+        "gatedpkg/gated_backend.py": GATED_BACKEND.format(gate=str(gate)),
+        "train.py": "print('the script ran')\n"})
+
+
+def test_stop_and_max_runtime_end_a_job_while_its_environment_builds(
+        sm, s3, client, tmp_path: Path):
+    gate = tmp_path / "gate"  # never created while the jobs run: their builds cannot end
+    try:
+        sm.create_training_job(**script_request("build-stop", _gated_code(s3, "build-stop",
+                                                                          gate)))
+        deadline = time.monotonic() + FIRST_BUILD_TIMEOUT
+        while not any("Building environment sklearn-1.2-1 + requirements.txt" in line
+                      for lines in log_lines(client, "build-stop").values() for line in lines):
+            assert time.monotonic() < deadline, "the overlay build never started"
+            time.sleep(0.1)
+        sm.stop_training_job(TrainingJobName="build-stop")
+        stopped = wait_for(sm, "build-stop", 120)
+
+        sm.create_training_job(**script_request(
+            "build-late", _gated_code(s3, "build-late", gate),
+            StoppingCondition={"MaxRuntimeInSeconds": 1}))
+        late = wait_for(sm, "build-late", FIRST_BUILD_TIMEOUT)
+        assert not gate.exists()  # both ended with their builds still blocked
+    finally:
+        gate.touch()  # let any build that is still alive finish
+    assert stopped["TrainingJobStatus"] == "Stopped"
+    assert late["TrainingJobStatus"] == "Stopped"
+    assert late["SecondaryStatus"] == "MaxRuntimeExceeded"
+    for job in (stopped, late):  # neither script ever started
+        assert "Training" not in [t["Status"] for t in job["SecondaryStatusTransitions"]]
+    lines = [line for lines in log_lines(client, "build-stop").values() for line in lines]
+    assert "Stopped while the sklearn-1.2-1 environment was being built: the build was " \
+           "cancelled" in lines
+    assert not any("the script ran" in line for line in lines)

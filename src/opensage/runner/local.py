@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -59,6 +59,7 @@ from opensage.runner.toolkit.contract import (
     resource_config,
     to_cmd_args,
     user_hyperparameters,
+    without_aws,
 )
 from opensage.runner.workspace import Workspace, cpus_for
 from opensage.store.objects import ObjectStore
@@ -164,6 +165,14 @@ class ExecutorClosing(Exception):
     """The server is shutting down: the job's row stays InProgress and runs again later."""
 
 
+class JobEnded(Exception):
+    """Stopped, or out of time, before the job's processes started (``status``)."""
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 class LocalExecutor:
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  slots: int, stop_grace_seconds: float,
@@ -171,10 +180,13 @@ class LocalExecutor:
                  forkserver: ForkServer | None = None,
                  environments: Environments | None = None,
                  archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
-                 containers: ContainerEngine | None = None) -> None:
+                 containers: ContainerEngine | None = None,
+                 aws: Mapping[str, str] | None = None) -> None:
         """``environments`` builds script mode's framework environments (None: script-mode
         jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``;
-        ``containers`` runs own images (None: such jobs fail saying so)."""
+        ``containers`` runs own images (None: such jobs fail saying so); ``aws`` is what
+        boto3 in a job needs to reach this server (``contract.aws_environment``), under the
+        job's own ``Environment``."""
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -190,6 +202,7 @@ class LocalExecutor:
         self.environments = environments
         self.archive_limits = archive_limits
         self.containers = containers
+        self.aws = dict(aws or {})
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -332,7 +345,11 @@ class LocalExecutor:
         while True:
             attempt_start = time.monotonic()
             try:
-                result, checkpoints = self._attempt(run, ws, budget)
+                result, checkpoints = self._attempt(run, ws, attempt_start + budget)
+            except JobEnded as ended:
+                outcome = Outcome(ended.status, None, False, started)
+                ws.remove()
+                return outcome
             except (ChannelError, JobFailure) as err:
                 return _failed(ws, f"ClientError: {err}", started)
             except script.ScriptError as err:
@@ -374,6 +391,7 @@ class LocalExecutor:
         hosts = [_Host(f"algo-{i}", Workspace(ws.root / f"algo-{i}"))
                  for i in range(1, spec.instance_count + 1)]
         started = time.time()
+        deadline = time.monotonic() + spec.max_runtime  # MaxRuntimeInSeconds from the start
         try:
             if spec.image is not None and self.containers is None:  # own image: containers
                 raise JobFailure(no_engine_reason(spec.image))
@@ -383,14 +401,14 @@ class LocalExecutor:
             epoch = int(time.time())
             streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
             python = (None if spec.framework is None else
-                      self._environment(spec.name, streams[0], spec.framework, None))
+                      self._environment(run, streams[0], spec.framework, None, deadline))
             for index, host in enumerate(hosts):
                 processing.stage(self.objects, spec, host.ws.root, host_index=index,
                                  host_count=len(hosts))
             self.events.advance(spec.name, "Processing")
             continuous = [sync for host in hosts for sync in processing.output_syncs(
                 self.objects, spec, host.ws.root, continuous=True)]
-            result = self._run_hosts(run, spec, hosts, streams, python, continuous)
+            result = self._run_hosts(run, spec, hosts, streams, python, continuous, deadline)
             message = next(filter(None, (processing.exit_message(host.ws.root)
                                          for host in hosts)), None)
             if result.status == "Completed":
@@ -399,8 +417,13 @@ class LocalExecutor:
                                                         continuous=False):
                         sync.upload_changes()
             elif result.status == "MaxRuntimeExceeded":
-                result = Outcome("Failed", "MaxRuntimeExceeded: the job ran longer than its "
-                                 f"MaxRuntimeInSeconds ({spec.max_runtime} s) and was stopped")
+                result = _processing_timeout(spec)
+        except JobEnded as ended:  # stopped or out of time while its environment built
+            ws.remove()
+            if ended.status == "MaxRuntimeExceeded":
+                timeout = _processing_timeout(spec)
+                return Outcome(timeout.status, timeout.failure_reason, False, started)
+            return Outcome(ended.status, None, False, started)
         except (ChannelError, JobFailure) as err:
             return _failed(ws, f"ClientError: {err}", started)
         except AwsError as err:
@@ -411,9 +434,9 @@ class LocalExecutor:
 
     def _run_hosts(self, run: _Run, spec: ProcessingSpec, hosts: list[_Host],
                    streams: list[str], python: Path | None,
-                   syncs: Sequence[CheckpointSync]) -> Outcome:
+                   syncs: Sequence[CheckpointSync], deadline: float) -> Outcome:
         """Each host's process: the entry point in the framework's environment (``python``),
-        or the own image's container."""
+        or the own image's container, until ``deadline`` (``time.monotonic()``)."""
         cpus = cpus_for(spec.instance_type)
         shim = processing.pip_shim(self.jobs_root / ".pip-shim") if python else None
         try:
@@ -424,7 +447,7 @@ class LocalExecutor:
                 else:
                     assert shim is not None
                     env = processing.environment(
-                        spec, python, dict(os.environ), shim=shim,
+                        spec, python, {**without_aws(os.environ), **self.aws}, shim=shim,
                         pip_target=host.ws.root.parent / ".pip" / host.name)
                     host.command = processing.command(spec)
                     proc = self._launch(host.command, str(host.ws.root), env, cpus,
@@ -432,7 +455,7 @@ class LocalExecutor:
                 host.proc = proc
                 with self._lock:
                     run.procs.append(proc)
-            return self._supervise(run, hosts, streams, syncs, spec.max_runtime)
+            return self._supervise(run, hosts, streams, syncs, deadline)
         except BaseException:
             for host in hosts:
                 if host.proc is not None:
@@ -443,8 +466,9 @@ class LocalExecutor:
                 run.procs = []
 
     def _attempt(self, run: _Run, ws: Workspace,
-                 budget: float) -> tuple[Outcome, CheckpointSync | None]:
-        """One run of the job from a fresh directory (checkpoints restored from S3)."""
+                 deadline: float) -> tuple[Outcome, CheckpointSync | None]:
+        """One run of the job from a fresh directory (checkpoints restored from S3), until
+        ``deadline`` (``time.monotonic()``; MaxRuntimeInSeconds counts from the start)."""
         spec = run.spec
         assert isinstance(spec, TrainingSpec)
         hosts = self._hosts(spec, ws)
@@ -477,13 +501,13 @@ class LocalExecutor:
             raise JobFailure(why)
         epoch = int(time.time())
         streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
-        python = self._prepare_script(spec, hosts, streams[0]) if spec.script else None
+        python = self._prepare_script(run, hosts, streams[0], deadline) if spec.script else None
         with PipeFeeders(self.objects) as pipes:  # Pipe mode: FIFOs fed until the job ends
             for channel in spec.channels:
                 if input_mode(channel, spec.input_mode) == "Pipe":
                     pipes.add(channel, ws.data_dir)
             self.events.advance(spec.name, "Training")
-            result = self._train(run, hosts, streams, python, checkpoints, budget)
+            result = self._train(run, hosts, streams, python, checkpoints, deadline)
         if pipes.errors and result.status in ("Completed", "Failed"):
             # the algorithm saw a channel cut short: that is the failure to report
             result = Outcome("Failed", f"ClientError: {pipes.errors[0]}"[:1024])
@@ -499,36 +523,100 @@ class LocalExecutor:
             _Host(f"algo-{i}", Workspace(ws.root / ".hosts" / f"algo-{i}"))
             for i in range(2, count + 1)]
 
-    def _prepare_script(self, spec: TrainingSpec, hosts: list[_Host], stream: str) -> Path:
+    def _prepare_script(self, run: _Run, hosts: list[_Host], stream: str,
+                        deadline: float) -> Path:
         """The user's code in every host's code directory, and the interpreter of the
         framework's environment (built now if needed, with an overlay for the code's
-        ``requirements.txt``; its progress goes to algo-1's log stream)."""
-        assert spec.script is not None
+        ``requirements.txt``; its progress goes to algo-1's log stream). A stop or the
+        deadline ends the job while it builds (:meth:`_while_building`)."""
+        spec = run.spec
+        assert isinstance(spec, TrainingSpec) and spec.script is not None
         primary = hosts[0].ws
         script.unpack_code(self.objects, spec.script.request.submit_directory, primary.root,
                            primary.code_dir, self.archive_limits)
         for host in hosts[1:]:
             script.copy_code(primary.code_dir, host.ws.code_dir)
         requirements = primary.code_dir / "requirements.txt"
-        return self._environment(spec.name, stream, spec.script.framework,
-                                 requirements if requirements.is_file() else None)
+        return self._environment(run, stream, spec.script.framework,
+                                 requirements if requirements.is_file() else None, deadline)
 
-    def _environment(self, name: str, stream: str, framework: Framework,
-                     requirements: Path | None) -> Path:
+    def _environment(self, run: _Run, stream: str, framework: Framework,
+                     requirements: Path | None, deadline: float) -> Path:
         """The interpreter of the framework's environment (with ``requirements`` overlaid),
-        built now if needed; its progress goes to the job's log ``stream``."""
+        built now if needed; its progress goes to the job's log ``stream``. A stop or the
+        ``deadline`` ends the job while it builds (:meth:`_while_building`: ``JobEnded``,
+        the build cancelled)."""
+        name = run.spec.name
         if self.environments is None:
             raise JobFailure("Script mode needs framework environments, which this server "
                              "was started without")
+        environments = self.environments
+        cancel = threading.Event()
 
         def log(line: str) -> None:
-            self.events.logs(name, stream, [(int(time.time() * 1000), line)])
+            if not cancel.is_set():
+                self.events.logs(name, stream, [(int(time.time() * 1000), line)])
+
+        def build() -> Path:
+            return environments.python(framework, requirements, log, cancel)
 
         try:
-            return self.environments.python(framework, requirements, log)
+            return self._while_building(run, build, deadline)
         except EnvironmentBuildError as err:
             raise JobFailure(f"Could not build the {framework.key} environment: "
                              f"{err}") from None
+        except JobEnded as ended:
+            cancel.set()  # uv is killed; the next job builds the environment again
+            self.events.logs(name, stream, [(int(time.time() * 1000), (
+                f"{ended.status} while the {framework.key} environment was being built: "
+                "the build was cancelled"))])
+            raise
+        except ExecutorClosing:
+            cancel.set()
+            raise
+
+    def _while_building(self, run: _Run, build: Callable[[], Path], deadline: float) -> Path:
+        """``build()`` (a first-time environment build can take minutes) in a thread of its
+        own, while the job keeps watching for a stop and its deadline, which end the job at
+        once (``JobEnded``)."""
+        done = threading.Event()
+        result: list[Path] = []
+        errors: list[BaseException] = []
+
+        def target() -> None:
+            try:
+                result.append(build())
+            except BaseException as err:  # noqa: BLE001 - handed to the job's thread
+                errors.append(err)
+            finally:
+                done.set()
+
+        threading.Thread(target=target, name=f"build-{run.spec.name}", daemon=True).start()
+        last_stop_poll = time.monotonic()
+        while not done.wait(POLL_SECONDS):
+            if self._closing:
+                raise ExecutorClosing(run.spec.name)
+            last_stop_poll = self._poll_stop(run, last_stop_poll)
+            if run.stop_requested:
+                raise JobEnded("Stopped")
+            if time.monotonic() > deadline:
+                raise JobEnded("MaxRuntimeExceeded")
+        if errors:
+            raise errors[0]
+        return result[0]
+
+    def _poll_stop(self, run: _Run, last_poll: float) -> float:
+        """Read the job's row when a stop was signalled here or a poll is due, and mark the
+        run stopped if it says so; the time of the last poll."""
+        moment = time.monotonic()
+        if run.stop_requested or not (
+                run.recheck_stop or moment - last_poll >= STOP_POLL_SECONDS):
+            return last_poll
+        run.recheck_stop = False
+        if self._asked_to_stop(run.spec.name):
+            with self._lock:
+                run.stop_requested = True
+        return moment
 
     def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
         bucket, prefix = split_s3_uri(spec.output_path.rstrip("/") + "/")
@@ -550,7 +638,7 @@ class LocalExecutor:
             return False
 
     def _train(self, run: _Run, hosts: list[_Host], streams: list[str], python: Path | None,
-               checkpoints: CheckpointSync | None, budget: float) -> Outcome:
+               checkpoints: CheckpointSync | None, deadline: float) -> Outcome:
         spec = run.spec
         assert isinstance(spec, TrainingSpec)
         cpus = cpus_for(spec.instance_type)
@@ -558,24 +646,27 @@ class LocalExecutor:
             spec.script.request.submit_directory, spec.script.request.program,
             spec.script.framework_module)
         port = _free_port() if spec.script and spec.script.request.launcher else 0
+        hyperparameters = spec.hyperparameters if spec.script is None else (
+            spec.script.toolkit_hyperparameters(spec.hyperparameters, spec.name))
         try:
             for index, host in enumerate(hosts):
-                env = {**os.environ, **container_env(
+                env = {**without_aws(os.environ), **container_env(
                     host.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
-                    hyperparameters=spec.hyperparameters,
+                    hyperparameters=hyperparameters,
                     input_data_config=_input_data_config(spec),
                     resource=resource_config(spec.instance_type, spec.instance_count,
                                              host.name),
-                    num_cpus=cpus, user_env=spec.environment, entry=entry)}
+                    num_cpus=cpus, user_env=spec.environment, entry=entry, aws=self.aws)}
                 env["PYTHONUNBUFFERED"] = "1"
                 proc: JobProcess
                 if spec.container is not None:
                     proc = self._run_container(spec, host, len(hosts), cpus)
                 elif spec.script is not None and python is not None:
                     _script_env(env, python, host.ws.code_dir, spec.environment)
+                    env.update(spec.script.toolkit_environment(spec.region))
                     host.command = script.command(
                         spec.script, python, host.ws.code_dir,
-                        to_cmd_args(user_hyperparameters(spec.hyperparameters)),
+                        to_cmd_args(user_hyperparameters(hyperparameters)),
                         hosts=len(hosts), host_index=index, master_port=port)
                     proc = self._launch(host.command, str(host.ws.code_dir), env, cpus,
                                         spec.network_isolation)
@@ -586,7 +677,7 @@ class LocalExecutor:
                 with self._lock:
                     run.procs.append(proc)
             return self._supervise(run, hosts, streams,
-                                   [checkpoints] if checkpoints is not None else [], budget)
+                                   [checkpoints] if checkpoints is not None else [], deadline)
         except BaseException:
             for host in hosts:
                 if host.proc is not None:
@@ -598,8 +689,10 @@ class LocalExecutor:
 
     def _run_processing_container(self, spec: ProcessingSpec, host: _Host,
                                   cpus: int) -> ContainerProcess:
+        """The host's container: what boto3 needs to reach this server, the job's
+        ``Environment`` last; none of the server's own."""
         assert self.containers is not None
-        env = {"AWS_REGION": spec.region, **spec.environment}
+        env = {**self.aws, "AWS_REGION": spec.region, **spec.environment}
         try:
             return self.containers.run(processing_container(spec, host.ws.root, host.name,
                                                             cpus=cpus, env=env))
@@ -609,13 +702,14 @@ class LocalExecutor:
     def _run_container(self, spec: TrainingSpec, host: _Host, count: int,
                        cpus: int) -> ContainerProcess:
         """The host's container, with the environment the platform gives (paths as the
-        container sees them, the job's ``Environment`` last), none of the server's own."""
+        container sees them, what boto3 needs to reach this server, the job's ``Environment``
+        last), none of the server's own."""
         assert spec.container is not None and self.containers is not None
         env = container_env(
             CONTAINER_ROOT, job_name=spec.name, job_arn=spec.arn, region=spec.region,
             hyperparameters=spec.hyperparameters, input_data_config=_input_data_config(spec),
             resource=resource_config(spec.instance_type, spec.instance_count, host.name),
-            num_cpus=cpus, user_env=spec.environment)
+            num_cpus=cpus, user_env=spec.environment, aws=self.aws)
         try:
             return self.containers.run(training_container(
                 spec.container, host.ws.root, host.name, count, env, cpus=cpus,
@@ -651,7 +745,7 @@ class LocalExecutor:
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
 
     def _supervise(self, run: _Run, hosts: list[_Host], streams: list[str],
-                   syncs: Sequence[CheckpointSync], budget: float) -> Outcome:
+                   syncs: Sequence[CheckpointSync], deadline: float) -> Outcome:
         """Stream every host's output to its log stream (and metrics), enforce stop,
         MaxRuntime and spot interruptions, until every host has ended. The first host that
         fails fails the job, and the others are stopped."""
@@ -664,7 +758,6 @@ class LocalExecutor:
         prompt = isinstance(spec, TrainingSpec) and spec.prompt_metrics
         pending: list[list[tuple[int, str]]] = [[] for _ in hosts]
         found: list[tuple[str, float, float]] = []
-        deadline = time.monotonic() + budget
         ending: str | None = None
         failed: tuple[_Host, int] | None = None
         last_flush = last_sync = last_stop_poll = time.monotonic()
@@ -705,12 +798,7 @@ class LocalExecutor:
                 for sync in syncs:
                     sync.upload_changes()
                 last_sync = moment
-            if not run.stop_requested and (
-                    run.recheck_stop or moment - last_stop_poll >= STOP_POLL_SECONDS):
-                run.recheck_stop, last_stop_poll = False, moment
-                if self._asked_to_stop(spec.name):
-                    with self._lock:
-                        run.stop_requested = True
+            last_stop_poll = self._poll_stop(run, last_stop_poll)
             if failed is None and ending is None and len(hosts) > 1:
                 failed = _first_failure(hosts)
                 if failed is not None:  # one host failed: the others are stopped
@@ -786,6 +874,12 @@ def _unrunnable(spec: ProcessingSpec) -> str | None:
     if (why := isolation.private_ml_unavailable()) is not None:
         return why
     return isolation.unavailable() if spec.network_isolation else None
+
+
+def _processing_timeout(spec: ProcessingSpec) -> Outcome:
+    """How a processing job out of time ends: Failed, saying so."""
+    return Outcome("Failed", "MaxRuntimeExceeded: the job ran longer than its "
+                   f"MaxRuntimeInSeconds ({spec.max_runtime} s) and was stopped")
 
 
 def _failure_reason(host: _Host, code: int) -> str:

@@ -29,6 +29,7 @@ from opensage.containers import ContainerEngine, no_engine_reason
 from opensage.data.archives import ArchiveError, extract_tar
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.environments import EnvironmentBuildError, Framework, framework_for_image
+from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
 from opensage.serving.artifacts import archive_limits, split_s3_url
@@ -126,7 +127,9 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
     except EnvironmentBuildError as e:  # its message is the reason
         raise NotServable(f"The {framework.name} {framework.version} environment could not "
                           f"be built: {e}") from None
-    return WorkerProgram.framework(framework.name, python, code_dir)
+    settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
+    return WorkerProgram.framework(framework.name, python, code_dir,
+                                   aws_environment(settings.local_url, settings.region))
 
 
 def code_directory(ctx: Context, model_dir: Path, work_dir: Path,

@@ -15,6 +15,7 @@ from opensage.runner.environments import Environments
 from opensage.runner.executor import Executor
 from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
+from opensage.runner.toolkit.contract import aws_environment
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.autoscaling import AutoscalingService
@@ -109,6 +110,7 @@ def build_services(settings: Settings) -> Services:
                                             wheelhouse=settings.wheelhouse),
                   containers=find_engine(settings.container_engine))
     forkserver = _forkserver(settings)
+    aws = aws_environment(settings.local_url, settings.region)  # boto3 in a job: this server
 
     def executor(reports: TrainingEvents) -> Executor:
         return LocalExecutor(
@@ -118,13 +120,13 @@ def build_services(settings: Settings) -> Services:
             forkserver=forkserver,
             environments=ctx.environments,
             archive_limits=archive_limits(settings),
-            containers=ctx.containers)
+            containers=ctx.containers, aws=aws)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
-            environments=ctx.environments, containers=ctx.containers)
+            environments=ctx.environments, containers=ctx.containers, aws=aws)
 
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)

@@ -66,21 +66,24 @@ class WorkerProgram:
     ``python`` is None, else the framework whose default handlers apply (``sklearn``,
     ``pytorch``, ...), served by ``python`` (its environment's interpreter) running
     ``framework_worker.py`` with the user's code from ``code_dir``; or the user's ``image``
-    (``module`` is then its name too)."""
+    (``module`` is then its name too). ``env``: variables the platform gives a framework's
+    worker (what boto3 needs to call this server), under the model's ``Environment``."""
 
     module: str
     python: str | None = None
     code_dir: str | None = None
     image: str | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def builtin(cls, module: str) -> WorkerProgram:
         return cls(module)
 
     @classmethod
-    def framework(cls, framework: str, python: Path | str,
-                  code_dir: Path | str | None) -> WorkerProgram:
-        return cls(framework, str(python), str(code_dir) if code_dir is not None else None)
+    def framework(cls, framework: str, python: Path | str, code_dir: Path | str | None,
+                  env: Mapping[str, str] | None = None) -> WorkerProgram:
+        return cls(framework, str(python), str(code_dir) if code_dir is not None else None,
+                   env=tuple(sorted((env or {}).items())))
 
     @classmethod
     def own_image(cls, image: str) -> WorkerProgram:
@@ -140,10 +143,10 @@ class Worker:
 
     def _environment(self) -> dict[str, str]:
         base = dict(os.environ)
-        if not self.program.forkable:
-            for name in FOREIGN:
-                base.pop(name, None)
-        return {**base, "OMP_NUM_THREADS": "1",
+        if not self.program.forkable:  # the user's code: neither the server's interpreter
+            base = {k: v for k, v in base.items()  # settings nor its AWS configuration
+                    if k not in FOREIGN and not k.startswith("AWS_")}
+        return {**base, "OMP_NUM_THREADS": "1", **dict(self.program.env),
                 **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
 
     def start(self, spawner: Executor | None = None, forkserver: Any = None,

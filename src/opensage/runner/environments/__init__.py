@@ -1,7 +1,11 @@
 """Script-mode framework environments: which image needs which packages, and the uv-built
 environments that hold them (see ``catalog`` and ``builder``)."""
 
-from opensage.runner.environments.builder import EnvironmentBuildError, Environments
+from opensage.runner.environments.builder import (
+    BuildCancelled,
+    EnvironmentBuildError,
+    Environments,
+)
 from opensage.runner.environments.catalog import (
     Framework,
     UnsupportedFramework,
@@ -11,5 +15,5 @@ from opensage.runner.environments.catalog import (
     supported,
 )
 
-__all__ = ["EnvironmentBuildError", "Environments", "Framework", "UnsupportedFramework",
-           "catalogue", "framework_for_image", "resolve", "supported"]
+__all__ = ["BuildCancelled", "EnvironmentBuildError", "Environments", "Framework",
+           "UnsupportedFramework", "catalogue", "framework_for_image", "resolve", "supported"]

@@ -9,6 +9,9 @@ Environments are relocatable (uv ``--relocatable``) so the rename keeps scripts 
 
 Offline use: uv installs from its cache; a build that fails while the network is unreachable
 is retried with ``--offline``.
+
+A build can be cancelled (a job stopped or out of time while it waits): uv is killed, the
+half-built environment removed, and the next use builds it again.
 """
 
 from __future__ import annotations
@@ -18,9 +21,11 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -37,6 +42,10 @@ class EnvironmentBuildError(Exception):
     """uv could not build an environment; the message is fit for a job's FailureReason."""
 
 
+class BuildCancelled(EnvironmentBuildError):
+    """The build was cancelled by its caller; nothing was cached."""
+
+
 class Environments:
     """The cache of framework environments under ``root``."""
 
@@ -49,14 +58,18 @@ class Environments:
     # -- the interface ------------------------------------------------------------------
 
     def python(self, framework: Framework, requirements: Path | None = None,
-               log: Callable[[str], None] | None = None) -> Path:
+               log: Callable[[str], None] | None = None,
+               cancel: threading.Event | None = None) -> Path:
         """The interpreter of the framework's environment (with `requirements` overlaid),
-        built first if missing."""
-        return self._ensure(framework, requirements, log or (lambda _line: None)) / "bin" / "python"
+        built first if missing. Setting `cancel` ends a build (or the wait for another
+        process's) with ``BuildCancelled``."""
+        return self._ensure(framework, requirements, log or (lambda _line: None),
+                            cancel or threading.Event()) / "bin" / "python"
 
     def bin(self, framework: Framework, requirements: Path | None, name: str) -> Path:
         """Another executable of that environment (e.g. ``torchrun``), built first if missing."""
-        return self._ensure(framework, requirements, lambda _line: None) / "bin" / name
+        return self._ensure(framework, requirements, lambda _line: None,
+                            threading.Event()) / "bin" / name
 
     def listing(self) -> list[tuple[Framework, bool]]:
         """Every environment the catalogue can build, and whether it is built here."""
@@ -77,13 +90,14 @@ class Environments:
     # -- building -----------------------------------------------------------------------
 
     def _ensure(self, framework: Framework, requirements: Path | None,
-                log: Callable[[str], None]) -> Path:
+                log: Callable[[str], None], cancel: threading.Event) -> Path:
         # Resolve wheelhouse pins first: a missing CPU torch fails before any lock or build.
         pins = self._wheelhouse_pins(framework)
         packages = [pins.get(_name_of(line), line) for line in framework.packages]
         base = self._build(self.root / framework.key, self._spec(framework, packages, None),
-                           framework.key, log,
-                           lambda venv: self._install(venv, packages, only_binary=True, log=log))
+                           framework.key, log, cancel,
+                           lambda venv: self._install(venv, packages, only_binary=True, log=log,
+                                                      cancel=cancel))
         if requirements is None:
             return base
         requirements = Path(requirements)
@@ -93,11 +107,12 @@ class Environments:
         def install(venv: Path) -> None:
             # As the containers do: the framework's packages, then `pip install -r` on top
             # (the user's pins win), except that wheelhouse packages stay the CPU build.
-            self._install(venv, packages, only_binary=True, log=log)
+            self._install(venv, packages, only_binary=True, log=log, cancel=cancel)
             self._install(venv, ["-r", str(requirements.resolve())], only_binary=False,
-                          log=log, constraints=pins, cwd=requirements.parent)
+                          log=log, constraints=pins, cwd=requirements.parent, cancel=cancel)
 
-        return self._build(target, spec, f"{framework.key} + {requirements.name}", log, install)
+        return self._build(target, spec, f"{framework.key} + {requirements.name}", log, cancel,
+                           install)
 
     def _spec(self, framework: Framework, packages: list[str],
               requirements: str | None) -> dict[str, object]:
@@ -108,12 +123,13 @@ class Environments:
         return spec
 
     def _build(self, target: Path, spec: dict[str, object], label: str,
-               log: Callable[[str], None], install: Callable[[Path], None]) -> Path:
+               log: Callable[[str], None], cancel: threading.Event,
+               install: Callable[[Path], None]) -> Path:
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()
         if _marker_digest(target) == digest:
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
-        with _locked(target.parent / f"{target.name}.lock"):
+        with _locked(target.parent / f"{target.name}.lock", cancel):
             if _marker_digest(target) == digest:  # another process built it meanwhile
                 return target
             log(f"Building environment {label} (first use; cached for later jobs)…")
@@ -121,7 +137,7 @@ class Environments:
             tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
             try:
                 self._uv(["venv", "--relocatable", "--python", sys.executable, "--quiet",
-                          str(tmp)], log)
+                          str(tmp)], log, cancel=cancel)
                 install(tmp)
                 frozen = self._uv(["pip", "freeze", "--python", str(tmp / "bin" / "python")],
                                   log, capture=True)
@@ -141,7 +157,7 @@ class Environments:
 
     def _install(self, venv: Path, args: list[str], *, only_binary: bool,
                  log: Callable[[str], None], constraints: dict[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
+                 cwd: Path | None = None, cancel: threading.Event | None = None) -> None:
         cmd = ["pip", "install", "--python", str(venv / "bin" / "python")]
         for directory in self.wheelhouse:
             cmd += ["--find-links", str(directory)]
@@ -154,21 +170,26 @@ class Environments:
                 cmd += ["--constraint", str(path)]
             cmd += args
             if self.offline:
-                self._uv([*cmd, "--offline"], log, cwd)
+                self._uv([*cmd, "--offline"], log, cwd, cancel=cancel)
                 return
             try:
-                self._uv(cmd, log, cwd)
+                self._uv(cmd, log, cwd, cancel=cancel)
+            except BuildCancelled:
+                raise
             except EnvironmentBuildError as first:
                 # Unreachable index: what the cache holds may be enough.
                 log("Retrying from uv's cache only (--offline)")
                 try:
-                    self._uv([*cmd, "--offline"], log, cwd)
+                    self._uv([*cmd, "--offline"], log, cwd, cancel=cancel)
+                except BuildCancelled:
+                    raise
                 except EnvironmentBuildError:
                     raise first from None
 
     def _uv(self, args: list[str], log: Callable[[str], None], cwd: Path | None = None,
-            *, capture: bool = False) -> str:
-        """Run uv; its output lines go to `log` as they come (or are returned: `capture`)."""
+            *, capture: bool = False, cancel: threading.Event | None = None) -> str:
+        """Run uv; its output lines go to `log` as they come (or are returned: `capture`).
+        Setting `cancel` kills it and what it started (a package's build backend)."""
         env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
         env["NO_COLOR"] = "1"
         if capture:
@@ -176,8 +197,14 @@ class Environments:
                                   cwd=cwd, check=False)
             lines, code, out = done.stderr.splitlines(), done.returncode, done.stdout
         else:
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelled("the build was cancelled")
             proc = subprocess.Popen([*UV, *args], stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+                                    stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
+                                    start_new_session=True)
+            if cancel is not None:
+                threading.Thread(target=_kill_when, args=(cancel, proc), daemon=True,
+                                 name="uv-cancel").start()
             assert proc.stdout is not None
             lines = []
             for raw in proc.stdout:
@@ -186,6 +213,8 @@ class Environments:
                     lines.append(line)
                     log(line)
             code, out = proc.wait(), ""
+            if cancel is not None and cancel.is_set():
+                raise BuildCancelled("the build was cancelled")
         if code != 0:
             tail = "\n".join(lines[-_TAIL:])
             raise EnvironmentBuildError(
@@ -260,10 +289,29 @@ def _marker_digest(target: Path) -> str | None:
         return None
 
 
+def _kill_when(cancel: threading.Event, proc: subprocess.Popen[str]) -> None:
+    """Kill ``proc``'s process group once ``cancel`` is set (until it has ended)."""
+    while proc.poll() is None:
+        if cancel.wait(0.1):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            return
+
+
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
+def _locked(path: Path, cancel: threading.Event) -> Iterator[None]:
+    """The file lock on ``path`` (another process may be building): waited for until
+    ``cancel`` is set."""
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if cancel.wait(0.1):
+                    raise BuildCancelled("the build was cancelled") from None
         try:
             yield
         finally:

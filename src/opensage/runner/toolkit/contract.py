@@ -11,6 +11,7 @@ environment values are strings as they are, anything else compact JSON with sort
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,6 +81,22 @@ def env_value(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
 
 
+def aws_environment(endpoint_url: str, region: str) -> dict[str, str]:
+    """What an AWS SDK (boto3) in a job's script or a model's handlers needs to call this
+    server, as a container on AWS gets its role's credentials and region: the endpoint, the
+    region, and credentials opensage accepts. The job's or model's ``Environment`` wins."""
+    return {"AWS_ENDPOINT_URL": endpoint_url, "AWS_REGION": region,
+            "AWS_DEFAULT_REGION": region, "AWS_ACCESS_KEY_ID": "opensage",
+            "AWS_SECRET_ACCESS_KEY": "opensage"}
+
+
+def without_aws(environ: Mapping[str, str]) -> dict[str, str]:
+    """The server's environment less its own ``AWS_*`` configuration: its credentials,
+    profile and endpoints are not the job's (a per-service ``AWS_ENDPOINT_URL_S3`` would
+    send the job's S3 calls elsewhere)."""
+    return {k: v for k, v in environ.items() if not k.startswith("AWS_")}
+
+
 def resource_config(instance_type: str, instance_count: int,
                     current_host: str = "algo-1") -> dict[str, Any]:
     """``resourceconfig.json`` of one host of the job."""
@@ -93,11 +110,12 @@ def resource_config(instance_type: str, instance_count: int,
 def container_env(ws: MlLayout, *, job_name: str, job_arn: str, region: str,
                   hyperparameters: dict[str, str], input_data_config: dict[str, Any],
                   resource: dict[str, Any], num_cpus: int, user_env: dict[str, str],
-                  entry: UserEntry | None = None) -> dict[str, str]:
+                  entry: UserEntry | None = None,
+                  aws: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment the platform and the sagemaker-training toolkit give a job's process:
-    ``TRAINING_JOB_NAME``/``_ARN``, ``AWS_REGION``, every ``SM_*`` variable (with
-    ``SM_TRAINING_ENV``, the toolkit's whole environment as JSON), then the job's
-    ``Environment``, which wins."""
+    ``TRAINING_JOB_NAME``/``_ARN``, ``AWS_REGION``, ``aws`` (:func:`aws_environment`), every
+    ``SM_*`` variable (with ``SM_TRAINING_ENV``, the toolkit's whole environment as JSON),
+    then the job's ``Environment``, which wins."""
     channels = sorted(input_data_config)
     hps = user_hyperparameters(hyperparameters)
     args = to_cmd_args(hps)
@@ -152,7 +170,7 @@ def container_env(ws: MlLayout, *, job_name: str, job_arn: str, region: str,
         "module_dir": training_env["module_dir"], "training_env": training_env,
         "user_args": args, "output_intermediate_dir": training_env["output_intermediate_dir"],
     }
-    env = {f"SM_{key.upper()}": env_value(value) for key, value in sm.items()}
+    env = {**(aws or {}), **{f"SM_{key.upper()}": env_value(value) for key, value in sm.items()}}
     env.update({
         "TRAINING_JOB_NAME": job_name, "TRAINING_JOB_ARN": job_arn, "AWS_REGION": region,
         "SAGEMAKER_JOB_NAME": job_name, "CURRENT_HOST": resource["current_host"],

@@ -14,10 +14,17 @@ working directory:
   --node_rank R --master_addr 127.0.0.1 --master_port P <program> <args>`` on every host.
 
 A failing script reads as the toolkit's ``ExecuteUserScriptError`` (:func:`failure_reason`).
+
+A framework's training module may change the job before the script runs
+(:meth:`ScriptMode.toolkit_hyperparameters`, :meth:`ScriptMode.toolkit_environment`): the
+TensorFlow toolkit gives a tuning job's child its own S3 ``model_dir`` (the SDK's
+``--model_dir`` hyperparameter, passed to the script as it is otherwise) and sets
+``S3_REGION`` and ``TF_CPP_MIN_LOG_LEVEL``.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 import shutil
 from collections.abc import Sequence
@@ -50,6 +57,7 @@ FRAMEWORK_MODULES = {"sklearn": "sagemaker_sklearn_container.training:main",
                      "xgboost": "sagemaker_xgboost_container.training:main",
                      "huggingface": "sagemaker_huggingface_pytorch_container.training:main"}
 CONTAINER_ROOT = PurePosixPath("/opt/ml")
+TUNING_OBJECTIVE = "_tuning_objective_metric"  # the tuner's mark on its children
 
 
 class ScriptError(Exception):
@@ -79,6 +87,24 @@ class ScriptMode:
     @property
     def framework_module(self) -> str:
         return FRAMEWORK_MODULES.get(self.framework.name, "")
+
+    def toolkit_hyperparameters(self, hyperparameters: dict[str, str],
+                                job_name: str) -> dict[str, str]:
+        """The hyperparameters the script sees (``SM_HPS``, its arguments): the TensorFlow
+        toolkit appends ``/<job>/model`` to a tuning child's ``model_dir`` unless it is under
+        ``/opt/ml``, so that the children do not write over each other."""
+        model_dir = decode(hyperparameters.get("model_dir", "null"))
+        if (self.framework.name != "tensorflow" or TUNING_OBJECTIVE not in hyperparameters
+                or not isinstance(model_dir, str) or model_dir.startswith(str(CONTAINER_ROOT))):
+            return hyperparameters
+        return {**hyperparameters, "model_dir": json.dumps(f"{model_dir}/{job_name}/model")}
+
+    def toolkit_environment(self, region: str) -> dict[str, str]:
+        """Variables the framework's training module sets over the job's own: TensorFlow's
+        ``s3_utils.configure`` (the S3 region of ``model_dir``, TensorFlow's log level)."""
+        if self.framework.name != "tensorflow":
+            return {}
+        return {"S3_REGION": region, "TF_CPP_MIN_LOG_LEVEL": "1"}
 
 
 def is_script_mode(hyperparameters: dict[str, str]) -> bool:

@@ -68,7 +68,9 @@ RUNNING = frozenset({Secondary.STARTING, Secondary.DOWNLOADING, Secondary.TRAINI
 
 _ALLOWED: dict[Secondary, frozenset[Secondary]] = {
     Secondary.STARTING: frozenset({Secondary.DOWNLOADING, Secondary.TRAINING}),
-    Secondary.DOWNLOADING: frozenset({Secondary.TRAINING}),
+    # A script-mode job's first use of a framework environment builds it while Downloading:
+    # MaxRuntimeInSeconds may run out there.
+    Secondary.DOWNLOADING: frozenset({Secondary.TRAINING, Secondary.MAX_RUNTIME_EXCEEDED}),
     Secondary.TRAINING: frozenset({Secondary.UPLOADING, Secondary.MAX_RUNTIME_EXCEEDED,
                                    Secondary.INTERRUPTED}),
     Secondary.UPLOADING: frozenset({Secondary.COMPLETED}),
