@@ -161,6 +161,31 @@ def test_a_raising_handler_is_a_model_error_with_the_traceback_in_the_log(
     assert json.loads(answer["Body"].read()) == facts["expected"][:1]
 
 
+S3_READING_HANDLER = MODEL_FN + """
+import os, urllib.request
+
+def predict_fn(data, model):
+    # No endpoint given: the platform's AWS_ENDPOINT_URL is this server's S3 facade.
+    url = os.environ["AWS_ENDPOINT_URL"] + "/BUCKET/extra/scale.txt"
+    scale = float(urllib.request.urlopen(url).read())
+    return {"region": os.environ["AWS_DEFAULT_REGION"],
+            "predictions": (model.predict(data) * scale).tolist()}
+""".replace("BUCKET", BUCKET)
+
+
+def test_model_handlers_reach_this_server_through_aws_endpoint_url(
+        sm, s3, client, endpoint, sklearn_model):
+    joblib_bytes, facts = sklearn_model
+    s3.put_object(Bucket=BUCKET, Key="extra/scale.txt", Body=b"10")
+    create(sm, s3, "sk-aws", tar_gz({"model.joblib": joblib_bytes,
+                                     "code/inference.py": S3_READING_HANDLER}))
+    in_service(sm, "sk-aws")
+    answer = client("sagemaker-runtime").invoke_endpoint(
+        EndpointName="sk-aws", ContentType="application/json", Body=json.dumps(facts["rows"]))
+    got = json.loads(answer["Body"].read())
+    assert got == {"region": "us-east-1", "predictions": [10 * v for v in facts["expected"]]}
+
+
 def test_sklearn_without_model_fn_fails_the_endpoint_with_a_clear_reason(
         sm, s3, sklearn_model):
     joblib_bytes, _ = sklearn_model
