@@ -269,15 +269,18 @@ def test_batch_transform_of_csv_with_a_script_mode_model(sm, s3, sklearn_model):
     assert got == facts["expected"]
 
 
-TRAIN_TORCH = """
-import json, torch
-torch.manual_seed(0)
+TORCH_NET = """
 class Net(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.linear = torch.nn.Linear(4, 3)
     def forward(self, x):
         return torch.softmax(self.linear(x), dim=1)
+"""
+TRAIN_TORCH = """
+import json, torch
+torch.manual_seed(0)
+""" + TORCH_NET + """
 net = Net()
 torch.save(net.state_dict(), "model.pth")
 torch.jit.trace(net, torch.rand(1, 4)).save("model.pt")
@@ -289,14 +292,7 @@ with torch.no_grad():
 TORCH_MODEL_FN = """
 import os
 import torch
-
-class Net(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.linear = torch.nn.Linear(4, 3)
-    def forward(self, x):
-        return torch.softmax(self.linear(x), dim=1)
-
+""" + TORCH_NET + """
 def model_fn(model_dir):
     net = Net()
     net.load_state_dict(torch.load(os.path.join(model_dir, "model.pth")))

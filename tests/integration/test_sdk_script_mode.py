@@ -186,9 +186,21 @@ TORCH_TRAIN = """
 TRUE_W, TRUE_B = np.array([3.0, -2.0]), 0.5
 
 
-def _linear_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    x = np.random.default_rng(seed).uniform(-1, 1, size=(rows, 2))
-    return x, x @ TRUE_W + TRUE_B
+def _linear_job(tmp_path: Path, files: dict[str, str], prefix: str, seed: int):
+    """A session, a source directory of ``files`` and, uploaded under ``prefix``, a CSV of
+    noiseless ``y = x @ TRUE_W + TRUE_B`` (the label first)."""
+    import sagemaker
+
+    session = sagemaker.Session()
+    source = tmp_path / "src"
+    source.mkdir()
+    for name, text in files.items():
+        (source / name).write_text(textwrap.dedent(text))
+    x = np.random.default_rng(seed).uniform(-1, 1, size=(200, 2))
+    (tmp_path / "train").mkdir()
+    np.savetxt(tmp_path / "train" / "data.csv", np.column_stack([x @ TRUE_W + TRUE_B, x]),
+               delimiter=",")
+    return session, source, session.upload_data(str(tmp_path / "train"), key_prefix=prefix)
 
 
 def _model_files(session, model_data: str) -> dict[str, bytes]:
@@ -202,19 +214,11 @@ def test_pytorch_source_dir_with_requirements_fits_deploys_and_predicts(
         sdk_env: NetworkGuard, tmp_path: Path):
     import tomllib
 
-    import sagemaker
     from sagemaker.pytorch import PyTorch
 
-    session = sagemaker.Session()
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "train.py").write_text(textwrap.dedent(TORCH_TRAIN))
-    (source / "net.py").write_text(textwrap.dedent(TORCH_NET))
-    (source / "requirements.txt").write_text("tomli-w==1.0.0\n")
-    x, y = _linear_data(200)
-    (tmp_path / "train").mkdir()
-    np.savetxt(tmp_path / "train" / "data.csv", np.column_stack([y, x]), delimiter=",")
-    train = session.upload_data(str(tmp_path / "train"), key_prefix="pt/train")
+    session, source, train = _linear_job(
+        tmp_path, {"train.py": TORCH_TRAIN, "net.py": TORCH_NET,
+                   "requirements.txt": "tomli-w==1.0.0\n"}, "pt/train", seed=0)
     estimator = PyTorch(entry_point="train.py", source_dir=str(source),
                         framework_version="2.1", py_version="py310",
                         instance_type="ml.m5.large", instance_count=1, role=ROLE,
@@ -271,17 +275,10 @@ KERAS_TRAIN = """
 
 def test_tensorflow_keras_fits_deploys_and_answers_tf_serving_format(
         sdk_env: NetworkGuard, tmp_path: Path):
-    import sagemaker
     from sagemaker.tensorflow import TensorFlow
 
-    session = sagemaker.Session()
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "train.py").write_text(textwrap.dedent(KERAS_TRAIN))
-    x, y = _linear_data(200, seed=1)
-    (tmp_path / "train").mkdir()
-    np.savetxt(tmp_path / "train" / "data.csv", np.column_stack([y, x]), delimiter=",")
-    train = session.upload_data(str(tmp_path / "train"), key_prefix="tf/train")
+    session, source, train = _linear_job(tmp_path, {"train.py": KERAS_TRAIN}, "tf/train",
+                                         seed=1)
     estimator = TensorFlow(entry_point="train.py", source_dir=str(source),
                            framework_version="2.16", py_version="py310",
                            instance_type="ml.m5.large", instance_count=1, role=ROLE,

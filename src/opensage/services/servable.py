@@ -20,19 +20,17 @@ engine, when the server has one (CreateModel refuses such an image otherwise).
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from opensage.containers import ContainerEngine, no_engine_reason
-from opensage.data.archives import ArchiveError, extract_tar
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.environments import EnvironmentBuildError, Framework, framework_for_image
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
-from opensage.serving.artifacts import archive_limits, split_s3_url
+from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
 from opensage.serving.process import WorkerProgram
 
 MODEL_DIR = "/opt/ml/model"
@@ -154,19 +152,8 @@ def code_directory(ctx: Context, model_dir: Path, work_dir: Path,
 
 def _fetch_source(ctx: Context, url: str, dest: Path) -> Path:
     try:
-        bucket, key = split_s3_url(url)
-    except Exception as e:  # noqa: BLE001 - ArtifactError: the message is the reason
+        return fetch_model(ctx.objects, url, dest, archive_limits(ctx.settings),
+                           what=("the inference code (SAGEMAKER_SUBMIT_DIRECTORY)",
+                                 "the inference code"))
+    except ArtifactError as e:  # its message is the reason
         raise NotServable(str(e)) from None
-    if dest.exists():
-        shutil.rmtree(dest)
-    try:
-        _, body = ctx.objects.open_object(bucket, key)
-    except AwsError as e:
-        raise NotServable(f"Could not access the inference code at {url} "
-                          f"(SAGEMAKER_SUBMIT_DIRECTORY): {e.message}") from None
-    try:
-        with body:
-            extract_tar(body, dest, archive_limits(ctx.settings))
-    except ArchiveError as e:
-        raise NotServable(f"Unable to extract the inference code {url}: {e}") from None
-    return dest

@@ -27,19 +27,21 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
                          max_ratio=settings.archive_max_ratio)
 
 
-def fetch_model(objects: ObjectStore, url: str, dest: Path, limits: ArchiveLimits) -> Path:
+def fetch_model(objects: ObjectStore, url: str, dest: Path, limits: ArchiveLimits, *,
+                what: tuple[str, str] = ("model data", "the model artifact")) -> Path:
     """Stream ``url`` into ``dest`` (replaced if it exists); returns ``dest``. Nothing is
-    left in ``dest`` when the archive is refused."""
+    left in ``dest`` when the archive is refused. ``what`` names the archive in the two
+    messages (access, extraction): a model's ``sourcedir.tar.gz`` is fetched the same way."""
     bucket, key = split_s3_url(url)
     if dest.exists():
         shutil.rmtree(dest)
     try:
         _, body = objects.open_object(bucket, key)
     except Exception as e:  # noqa: BLE001 - any store error is the reason the model won't load
-        raise ArtifactError(f"Could not access model data at {url}: {e}") from None
+        raise ArtifactError(f"Could not access {what[0]} at {url}: {e}") from None
     try:
         with body:
             extract_tar(body, dest, limits)
     except ArchiveError as e:
-        raise ArtifactError(f"Unable to extract the model artifact {url}: {e}") from None
+        raise ArtifactError(f"Unable to extract {what[1]} {url}: {e}") from None
     return dest

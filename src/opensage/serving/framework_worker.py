@@ -41,7 +41,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -644,6 +644,37 @@ async def serve(handler: Handler, sock: socket.socket, grace: float = 30.0) -> N
         await asyncio.sleep(0.05)
 
 
+def worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments every model worker takes (this one and ``opensage.serving.worker``)."""
+    parser.add_argument("--model-dir", required=True)
+    parser.add_argument("--fd", type=int)
+    parser.add_argument("--port-file")
+    parser.add_argument("--failure-file", required=True)
+
+
+def failed_to_load(failure_file: str, reason: str) -> NoReturn:
+    """Say why the model did not load (stderr, the failure file) and exit 1."""
+    print(f"Model failed to load: {reason}", file=sys.stderr, flush=True)
+    Path(failure_file).write_text(reason[:1024])
+    sys.exit(1)
+
+
+def listening_socket(fd: int | None, port_file: str | None) -> socket.socket:
+    """The socket to serve on: the descriptor the parent bound and passed down (family, type
+    and protocol read from it, so asyncio sets TCP_NODELAY on accepted connections), or,
+    forked by the fork server, a free 127.0.0.1 port written to ``port_file`` atomically."""
+    if fd is not None:
+        return socket.socket(fileno=fd)
+    assert port_file is not None
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1024)
+    scratch = Path(port_file + ".tmp")
+    scratch.write_text(str(sock.getsockname()[1]))
+    scratch.replace(port_file)
+    return sock
+
+
 def main(argv: list[str] | None = None) -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     # Run by path: this directory is sys.path[0]; opensage's sibling modules must not
@@ -651,11 +682,8 @@ def main(argv: list[str] | None = None) -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     parser = argparse.ArgumentParser(prog="framework_worker.py")
     parser.add_argument("--framework", "--module", dest="framework", default="generic")
-    parser.add_argument("--model-dir", required=True)
     parser.add_argument("--code-dir")
-    parser.add_argument("--fd", type=int)
-    parser.add_argument("--port-file")
-    parser.add_argument("--failure-file", required=True)
+    worker_arguments(parser)
     args = parser.parse_args(argv)
     try:
         handler = Handler(args.framework, args.model_dir, args.code_dir, dict(os.environ))
@@ -665,18 +693,8 @@ def main(argv: list[str] | None = None) -> None:
         reason = " ".join(str(e).split()) or type(e).__name__
         if not isinstance(e, LoadError):
             reason = f"{type(e).__name__}: {reason}"
-        print(f"Model failed to load: {reason}", file=sys.stderr, flush=True)
-        Path(args.failure_file).write_text(reason[:1024])
-        sys.exit(1)
-    if args.fd is not None:
-        sock = socket.socket(fileno=args.fd)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        scratch = Path(args.port_file + ".tmp")
-        scratch.write_text(str(sock.getsockname()[1]))
-        scratch.replace(args.port_file)
+        failed_to_load(args.failure_file, reason)
+    sock = listening_socket(args.fd, args.port_file)
     sock.setblocking(False)
     print(f"Model loaded from {args.model_dir}; serving the inference contract "
           f"({args.framework} handlers).", flush=True)

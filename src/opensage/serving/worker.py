@@ -16,11 +16,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import sys
 import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
+
+from opensage.serving.framework_worker import failed_to_load, listening_socket, worker_arguments
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -86,35 +86,18 @@ def make_app(model: Any) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m opensage.serving.worker")
     parser.add_argument("--module", required=True)
-    parser.add_argument("--model-dir", required=True)
-    parser.add_argument("--fd", type=int)
-    parser.add_argument("--port-file")
-    parser.add_argument("--failure-file", required=True)
+    worker_arguments(parser)
     args = parser.parse_args(argv)
     try:
         serve = importlib.import_module(args.module + ".serve")
         model = serve.load(args.model_dir)
     except Exception as e:  # noqa: BLE001 - the reason the endpoint fails
-        reason = " ".join(str(e).split()) or type(e).__name__
-        print(f"Model failed to load: {reason}", file=sys.stderr, flush=True)
-        Path(args.failure_file).write_text(reason[:1024])
-        sys.exit(1)
-
-    import socket
+        failed_to_load(args.failure_file, " ".join(str(e).split()) or type(e).__name__)
 
     import uvicorn
 
-    # The family, type and protocol are read from the descriptor: asyncio then sets
-    # TCP_NODELAY on accepted connections (uvicorn's fd= would call it AF_UNIX).
-    if args.fd is not None:
-        sock = socket.socket(fileno=args.fd)
-    else:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(1024)
-        scratch = Path(args.port_file + ".tmp")
-        scratch.write_text(str(sock.getsockname()[1]))
-        scratch.replace(args.port_file)
+    # A socket from the descriptor, not uvicorn's fd= (which would call it AF_UNIX).
+    sock = listening_socket(args.fd, args.port_file)
     print(f"Model loaded from {args.model_dir}; serving the inference contract.", flush=True)
     config = uvicorn.Config(make_app(model), lifespan="off", access_log=False,
                             log_level="warning", timeout_keep_alive=75,
