@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.conftest import REGION
 from tests.integration.conftest import ROLE
 from tests.integration.script_jobs import FIRST_BUILD_TIMEOUT, SKLEARN_IMAGE
 from tests.integration.test_training_jobs import BUCKET
@@ -38,7 +39,9 @@ SPLIT = """
     with open("/opt/ml/config/resourceconfig.json") as f:
         resource = json.load(f)
     seen = {"arn": config["ProcessingJobArn"], "resource": resource,
-            "env": os.environ.get("MY_SETTING"), "rows": len(rows)}
+            "env": os.environ.get("MY_SETTING"), "rows": len(rows),
+            "aws": {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION",
+                                                   "AWS_ACCESS_KEY_ID", "AWS_REGION")}}
     with open("/opt/ml/processing/train/seen.json", "w") as f:
         json.dump(seen, f)
     with open("/opt/ml/output/message", "w") as f:
@@ -132,13 +135,13 @@ def put_rows(s3: Any, prefix: str, parts: int, rows: int = 10) -> None:
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}/part-{part}.csv", Body=body.encode())
 
 
-def test_script_splits_its_csv_input_and_the_outputs_land_in_s3(sm, s3, client):
+def test_script_splits_its_csv_input_and_the_outputs_land_in_s3(sm, s3, client, endpoint):
     put_rows(s3, "raw", 2)
     code = put_code(s3, "split-1", SPLIT)
     arn = sm.create_processing_job(**request(
         "split-1", code, inputs=[data_input(f"s3://{BUCKET}/raw")],
         outputs=["train", "test"], arguments=["--test-ratio", "0.5"],
-        Environment={"MY_SETTING": "on"}, Tags=[{"Key": "team", "Value": "data"}]))[
+        Environment={"MY_SETTING": "on", "AWS_REGION": "eu-west-1"}, Tags=[{"Key": "team", "Value": "data"}]))[
         "ProcessingJobArn"]
     assert arn.endswith(":processing-job/split-1")
     job = wait_for(sm, "split-1")
@@ -148,7 +151,8 @@ def test_script_splits_its_csv_input_and_the_outputs_land_in_s3(sm, s3, client):
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400}
     assert job["ProcessingInputs"][0]["S3Input"]["S3CompressionType"] == "None"
     assert job["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3UploadMode"] == "EndOfJob"
-    assert job["Environment"] == {"MY_SETTING": "on"} and "FailureReason" not in job
+    assert job["Environment"] == {"MY_SETTING": "on", "AWS_REGION": "eu-west-1"}
+    assert "FailureReason" not in job
 
     train = read(s3, "split-1/output/train/train.csv").splitlines()
     test = read(s3, "split-1/output/test/test.csv").splitlines()
@@ -156,6 +160,9 @@ def test_script_splits_its_csv_input_and_the_outputs_land_in_s3(sm, s3, client):
     assert [line.split(",")[0] for line in train + test] == [str(i) for i in range(20)]
     seen = json.loads(read(s3, "split-1/output/train/seen.json"))
     assert seen["arn"] == arn and seen["env"] == "on"
+    # boto3 in the script reaches this server; the job's Environment wins
+    assert seen["aws"] == {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION,
+                           "AWS_ACCESS_KEY_ID": "opensage", "AWS_REGION": "eu-west-1"}
     assert seen["resource"]["current_host"] == "algo-1"
     assert seen["resource"]["hosts"] == ["algo-1"]
 
