@@ -217,3 +217,32 @@ class ModelError(AwsError):
 
     code = "ModelError"
     status = 424
+
+
+# IAM's codes (the query protocol).
+class NoSuchEntity(AwsError):
+    code = "NoSuchEntity"
+    status = 404
+
+
+class EntityAlreadyExists(AwsError):
+    code = "EntityAlreadyExists"
+    status = 409
+
+
+class LimitExceeded(AwsError):
+    code = "LimitExceeded"
+    status = 409
+
+
+class DeleteConflict(AwsError):
+    code = "DeleteConflict"
+    status = 409
+
+
+class AuthFailure(AwsError):
+    """A request that failed authentication: the code and status each protocol answers are
+    chosen by ``api/auth.py``; this carries the default (awsJson's)."""
+
+    code = "UnrecognizedClientException"
+    status = 403

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import socket
 import threading
 import time
@@ -11,6 +13,38 @@ import uvicorn
 
 from opensage.api.app import create_app
 from opensage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address ``host`` names is a loopback address."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback
+                               for info in infos)
+
+
+def anonymous_exposure(settings: Settings) -> str | None:
+    """Why this server must not start (``--auth none`` on an address others can reach), or
+    None. ``--allow-anonymous-remote`` overrides, loudly."""
+    if settings.auth != "none" or is_loopback(settings.host):
+        return None
+    message = (f"--auth none on {settings.host}, which is not a loopback address: anyone who "
+               "can reach this port could run code as this user (training scripts, models) "
+               "and read every object. Use --auth sigv4 (clients sign with real keys), bind "
+               "127.0.0.1, or pass --allow-anonymous-remote to accept the risk.")
+    if not settings.allow_anonymous_remote:
+        return message
+    log.warning("UNAUTHENTICATED SERVER ON A NON-LOOPBACK ADDRESS (--allow-anonymous-remote): "
+                "%s", message)
+    return None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
@@ -49,6 +83,9 @@ class RunningServer:
 
 
 def start_in_thread(settings: Settings) -> RunningServer:
+    refusal = anonymous_exposure(settings)
+    if refusal is not None:
+        raise RuntimeError(refusal)
     sock = bind_socket(settings.host, settings.port)
     settings = settings.with_port(sock.getsockname()[1])
     server = make_server(settings)

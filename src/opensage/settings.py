@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 ENV_PREFIX = "OPENSAGE_"
+AUTH_MODES = ("none", "sigv4")
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,18 @@ class Settings:
     # The container engine for the user's own images: a socket path or URL (unix://, tcp://,
     # ssh://), "none" for no engine; unset: DOCKER_HOST, else Docker's or Podman's socket.
     container_engine: str | None = None
+    # Authentication: "none" (loopback only, unless allow_anonymous_remote) or "sigv4". The
+    # root key pair is made at first start unless given here.
+    auth: str = "none"
+    allow_anonymous_remote: bool = False
+    root_access_key_id: str | None = None
+    root_secret_access_key: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.frameworks_dir == Path():
             object.__setattr__(self, "frameworks_dir", self.data_dir / "frameworks")
+        if self.auth not in AUTH_MODES:
+            raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
 
     @property
     def database_url(self) -> str:
@@ -94,7 +103,7 @@ def _coerce(name: str, raw: str) -> Any:
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
                 "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio"):
         return float(raw)
-    if name in ("enable_reset", "preload_algorithms"):
+    if name in ("enable_reset", "preload_algorithms", "allow_anonymous_remote"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if name in ("data_dir", "frameworks_dir"):
         return Path(raw)

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 VENV_BIN = Path(sys.executable).parent
 # The test machine's wheelhouse: where its CPU torch wheel lies (the server itself has none
@@ -39,25 +40,43 @@ def environ_for_tests() -> dict[str, str]:
             "OPENSAGE_WHEELHOUSE": os.pathsep.join(map(str, wheelhouse_for_tests()))}
 
 
+ROOT_KEYS = ("AKIAOPENSAGETESTROOT", "opensage-test-root-secret/0123456789abcdef")
+
+
+def sigv4_args(root: tuple[str, str] = ROOT_KEYS) -> tuple[str, ...]:
+    """The ``opensage server`` flags of a server that verifies signatures, with a known root
+    key pair (sign requests with ``ROOT_KEYS``)."""
+    return ("--auth", "sigv4", "--root-access-key-id", root[0],
+            "--root-secret-access-key", root[1])
+
+
 @contextmanager
-def opensage_server(data_dir: Path, *extra: str) -> Iterator[str]:
-    """Run ``opensage server --port 0`` on ``data_dir``; yields its URL once it answers."""
-    with server_process(data_dir, *extra) as (url, _proc):
+def opensage_server(data_dir: Path, *extra: str, output: list[str] | None = None
+                    ) -> Iterator[str]:
+    """Run ``opensage server --port 0`` on ``data_dir``; yields its URL once it answers.
+    ``extra``: more flags (``*sigv4_args()`` for a server that checks signatures);
+    ``output``: a list that receives the server's output lines as they come."""
+    with server_process(data_dir, *extra, output=output) as (url, _proc):
         yield url
 
 
 @contextmanager
-def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+def server_process(data_dir: Path, *extra: str, output: list[str] | None = None,
+                   env: dict[str, str] | None = None
+                   ) -> Iterator[tuple[str, subprocess.Popen[str]]]:
     """Like ``opensage_server`` but also yields the process (to kill it, for instance)."""
     cmd = [str(VENV_BIN / "opensage"), "server", "--port", "0", "--data-dir", str(data_dir),
            "--log-level", "warning", *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**environ_for_tests(), **os.environ, "COLUMNS": "200"})
+                            env={**environ_for_tests(), **os.environ, "COLUMNS": "200",
+                                 **(env or {})})
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 60
         port = None
         for line in proc.stdout:
+            if output is not None:
+                output.append(line)
             match = re.match(r"PORT=(\d+)", line)
             if match:
                 port = int(match.group(1))
@@ -67,7 +86,8 @@ def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subproces
         if port is None:
             raise RuntimeError("server did not report its port")
         # Keep draining its output, or a chatty server would block on a full pipe.
-        threading.Thread(target=proc.stdout.read, daemon=True).start()
+        sink = output.append if output is not None else None
+        threading.Thread(target=_drain, args=(proc.stdout, sink), daemon=True).start()
         url = f"http://127.0.0.1:{port}"
         _wait_ready(url)
         yield url, proc
@@ -75,6 +95,12 @@ def server_process(data_dir: Path, *extra: str) -> Iterator[tuple[str, subproces
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=20)
+
+
+def _drain(stream: Any, sink: Callable[[str], None] | None) -> None:
+    for line in stream:
+        if sink is not None:
+            sink(line)
 
 
 READY_TIMEOUT = 60.0  # a restarted server restores its endpoints first: slow on a busy host

@@ -30,6 +30,7 @@ from opensage.api import (
     transform_handlers,
     tuning_handlers,
 )
+from opensage.api.auth import AuthMiddleware, Gate, Verifier
 from opensage.api.error_encoding import plain_error_response
 from opensage.api.metrics_api import MetricsApi
 from opensage.api.registry import collect_handlers
@@ -59,6 +60,12 @@ class OpensageApp(Starlette):
             if identify_service("POST", scope["path"], headers, {}) == "sagemaker-runtime":
                 runtime = getattr(self.state, "protocols", {}).get("sagemaker-runtime")
                 if isinstance(runtime, RuntimeApi):
+                    gate: Gate | None = getattr(self.state, "gate", None)
+                    if gate is not None:  # --auth sigv4: this path skips the middleware
+                        checked = await gate.check(scope, receive, send, headers)
+                        if checked is None:
+                            return
+                        receive = checked
                     await runtime.asgi(scope, headers, receive, send)
                     return
         await super().__call__(scope, receive, send)
@@ -86,8 +93,8 @@ def build_protocols(services: Services) -> dict[str, Any]:
                                  services, CborCodec(cloudwatch)),
         "cloudwatch-json": RpcService(cloudwatch, collect_handlers(cloudwatch,
                                                                    cloudwatch_handlers), services),
-        "sts": sts.StsApi(session.get_service_model("sts"), settings),
-        "iam": sts.IamApi(session.get_service_model("iam"), settings),
+        "sts": sts.StsApi(session.get_service_model("sts"), services.iam),
+        "iam": sts.IamApi(session.get_service_model("iam"), services.iam),
         "s3": S3Api(services.context.objects, settings),
         "sagemaker-runtime": RuntimeApi(services.endpoints, settings),
         "sagemaker-metrics": MetricsApi(session.get_service_model("sagemaker-metrics"),
@@ -104,6 +111,8 @@ def create_app(settings: Settings) -> Starlette:
         services.start()
         app.state.services = services
         app.state.protocols = build_protocols(services)
+        if gate is not None:
+            gate.verifier = Verifier(services.iam)
         try:
             yield
         finally:
@@ -144,8 +153,12 @@ def create_app(settings: Settings) -> Starlette:
         Route("/_opensage/health", health, methods=["GET"]),
         Route("/_opensage/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
     ]
-    app = OpensageApp(routes=routes, lifespan=lifespan,
-                      middleware=[Middleware(AnswerUnhandledErrors)])
+    gate = Gate() if settings.auth == "sigv4" else None
+    middleware = [Middleware(AnswerUnhandledErrors)]
+    if gate is not None:  # every route, the console's included, sits behind the gate
+        middleware.append(Middleware(AuthMiddleware, gate=gate))
+    app = OpensageApp(routes=routes, lifespan=lifespan, middleware=middleware)
+    app.state.gate = gate
     # Everything else is an AWS request. Not a "/{path:path}" route: its pattern stops at a
     # newline, and S3 keys may hold one.
     app.router.default = request_response(dispatch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import unquote
@@ -9,6 +10,7 @@ from urllib.parse import unquote
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
+from opensage.api.auth import PAYLOAD, PayloadCheck
 from opensage.errors import (
     IncompleteBody,
     InvalidArgument,
@@ -217,15 +219,21 @@ def check_conditions(info: ObjectInfo, headers: Mapping[str, str], prefix: str =
 class AwsChunkedDecoder:
     """Incremental decoder of ``Content-Encoding: aws-chunked`` (signed or unsigned, with
     trailers): ``<hex size>[;chunk-signature=..]\\r\\n<data>\\r\\n`` ... ``0\\r\\n<trailers>\\r\\n``.
-    Chunk signatures are not verified (opensage does not check SigV4)."""
+    With a ``PayloadCheck`` (``--auth sigv4``), each chunk's signature and the trailer's are
+    verified as they complete, chained from the request's signature."""
 
     MAX_LINE = 8192
 
-    def __init__(self) -> None:
+    def __init__(self, check: PayloadCheck | None = None) -> None:
         self._buf = bytearray()
         self._remaining = 0
         self._state = "size"  # size -> data -> crlf -> size ... -> trailers -> done
         self.trailers: dict[str, str] = {}
+        self._check = check if check is not None and check.chunks else None
+        self._signature: str | None = None
+        self._hash = hashlib.sha256()
+        self._trailer_lines: list[str] = []
+        self._trailer_signature: str | None = None
 
     @property
     def done(self) -> bool:
@@ -235,16 +243,22 @@ class AwsChunkedDecoder:
         self._buf += data
         out: list[bytes] = []
         buf, pos = self._buf, 0
+        check = self._check
         while True:
             if self._state == "data":
                 take = min(self._remaining, len(buf) - pos)
                 if take == 0:
                     break
-                out.append(bytes(buf[pos:pos + take]))
+                piece = bytes(buf[pos:pos + take])
+                out.append(piece)
+                if check is not None:
+                    self._hash.update(piece)
                 pos += take
                 self._remaining -= take
                 if self._remaining == 0:
                     self._state = "crlf"
+                    if check is not None:
+                        check.chunk(self._signature, self._hash.hexdigest())
                 continue
             if self._state == "done":
                 break
@@ -260,22 +274,38 @@ class AwsChunkedDecoder:
                     raise IncompleteBody("Malformed aws-chunked encoding: missing CRLF")
                 self._state = "size"
             elif self._state == "size":
+                size, _, extension = line.partition(b";")
                 try:
-                    self._remaining = int(line.split(b";", 1)[0].strip(), 16)
+                    self._remaining = int(size.strip(), 16)
                 except ValueError:
                     raise IncompleteBody("Malformed aws-chunked encoding: bad chunk size") from None
+                name, _, value = extension.decode("latin-1").partition("=")
+                self._signature = value.strip() if name.strip() == "chunk-signature" else None
+                self._hash = hashlib.sha256()
                 self._state = "data" if self._remaining else "trailers"
+                if not self._remaining and check is not None:
+                    check.chunk(self._signature, self._hash.hexdigest())
             elif not line:  # the blank line that ends the trailers
-                self._state = "done"
+                self._end_trailers()
             else:
                 name, _, value = line.decode("latin-1").partition(":")
-                self.trailers[name.strip().lower()] = value.strip()
+                name, value = name.strip().lower(), value.strip()
+                if name == "x-amz-trailer-signature":
+                    self._trailer_signature = value
+                else:
+                    self.trailers[name] = value
+                    self._trailer_lines.append(f"{name}:{value}")
         del buf[:pos]
         return out
 
+    def _end_trailers(self) -> None:
+        self._state = "done"
+        if self._check is not None:
+            self._check.trailer(self._trailer_lines, self._trailer_signature)
+
     def finish(self) -> None:
         if self._state == "trailers" and not self._buf:
-            self._state = "done"  # tolerate a missing final blank line
+            self._end_trailers()  # tolerate a missing final blank line
         if self._state != "done":
             raise IncompleteBody("The request body ended before the aws-chunked terminator")
 
@@ -300,7 +330,9 @@ class Body:
         headers = request.headers
         chunked = "aws-chunked" in headers.get("content-encoding", "") or headers.get(
             "x-amz-content-sha256", "").startswith("STREAMING-")
-        self._decoder = AwsChunkedDecoder() if chunked else None
+        check = request.scope.get(PAYLOAD)  # --auth sigv4: what the signature covers
+        self._decoder = AwsChunkedDecoder(check) if chunked else None
+        self._check: PayloadCheck | None = check if not chunked else None
         declared = headers.get("x-amz-decoded-content-length") if chunked else headers.get(
             "content-length")
         try:
@@ -317,6 +349,8 @@ class Body:
         async for data in self._request.stream():
             if not data:
                 continue
+            if self._check is not None:
+                self._check.update(data)
             pieces = [data] if self._decoder is None else self._decoder.feed(data)
             for piece in pieces:
                 self.received += len(piece)
@@ -324,6 +358,8 @@ class Body:
         self._request.scope[BODY_READ] = True
         if self._decoder is not None:
             self._decoder.finish()
+        if self._check is not None:
+            self._check.finish()
         if self.declared is not None and self.received != self.declared:
             raise IncompleteBody("You did not provide the number of bytes specified by the "
                                  "Content-Length HTTP header.")

@@ -1,54 +1,54 @@
 """The query protocol (form-encoded ``Action=...``, XML answers) for STS and IAM.
 
-opensage has one implicit identity: the assumed role ``opensage`` in the configured account.
-Answering ``GetCallerIdentity`` with an assumed-role ARN (not ``:root``) matters: the SageMaker
-SDK's ``get_execution_role()`` turns it into ``arn:aws:iam::<account>:role/opensage`` and asks
-IAM ``GetRole`` for its path, which ``IamApi`` answers for any role name (opensage never checks
-permissions, so every role "exists").
+Both call ``services.iam``. The caller is the principal the SigV4 gate verified
+(``--auth sigv4``); without authentication there is none, and ``GetCallerIdentity`` answers
+the implicit assumed role ``opensage`` in the configured account. That ARN (not ``:root``)
+matters: the SageMaker SDK's ``get_execution_role()`` turns it into
+``arn:aws:iam::<account>:role/opensage`` and asks IAM ``GetRole`` for its path, which is
+answered for any role name (a role nobody created is implicit until authorisation lands).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
-import json
 import logging
-import secrets
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import parse_qsl
 
 from botocore.model import OperationModel, ServiceModel, Shape
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opensage.api.auth import PRINCIPAL
 from opensage.api.error_encoding import ServiceErrors
 from opensage.api.shapes import decode_input, parse_timestamp
 from opensage.errors import AwsError, InternalFailure, NotImplementedOperation
-from opensage.settings import Settings
+from opensage.services.iam import IamService, Principal
 
 log = logging.getLogger(__name__)
 
-QueryHandler = Callable[[Settings, dict[str, Any]], dict[str, Any]]
+
+@dataclass(frozen=True)
+class QueryCall:
+    iam: IamService
+    caller: Principal | None  # None: --auth none
+
+
+QueryHandler = Callable[[QueryCall, dict[str, Any]], dict[str, Any]]
 MAX_FORM_BODY = 1024 * 1024
-ROLE_NAME = "opensage"
-SESSION_NAME = "opensage"
-# Roles are implicit, so they have no real creation date: a fixed one keeps answers stable.
-ROLE_CREATE_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
-TRUST_POLICY = {"Version": "2012-10-17", "Statement": [{
-    "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
-    "Action": "sts:AssumeRole"}]}
 _SCALARS = {"string", "integer", "long", "boolean", "float", "double", "timestamp"}
 
 
 class QueryApi:
     """One query-protocol service: parse the form, validate, call a handler, answer XML."""
 
-    def __init__(self, model: ServiceModel, settings: Settings,
+    def __init__(self, model: ServiceModel, iam: IamService,
                  handlers: dict[str, QueryHandler]) -> None:
-        self.model, self.settings, self.handlers = model, settings, handlers
+        self.model, self.iam, self.handlers = model, iam, handlers
         self.namespace = model.metadata["xmlNamespace"]
         self.errors = ServiceErrors(model)
 
@@ -60,14 +60,15 @@ class QueryApi:
                 raise AwsError("Request body too large", code="RequestEntityTooLarge", status=413)
             form = dict(request.query_params)
             form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-            return self.dispatch(form, request_id)
+            call = QueryCall(self.iam, request.scope.get(PRINCIPAL))
+            return await run_in_threadpool(self.dispatch, call, form, request_id)
         except AwsError as err:
             return self.errors(err, request_id).response()
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
             log.exception("%s request failed", self.model.service_name)
             return self.errors(InternalFailure(type(exc).__name__), request_id).response()
 
-    def dispatch(self, form: dict[str, str], request_id: str) -> Response:
+    def dispatch(self, call: QueryCall, form: dict[str, str], request_id: str) -> Response:
         action = form.get("Action")
         if not action:
             raise AwsError("Missing Action", code="MissingAction")
@@ -80,7 +81,7 @@ class QueryApi:
         if handler is None:
             raise NotImplementedOperation(f"opensage does not implement {action} yet")
         try:
-            result = handler(self.settings, params)
+            result = handler(call, params)
         except AwsError:
             raise
         except Exception as exc:  # a bug, not the caller's fault: log it, answer 500
@@ -154,82 +155,38 @@ def _append(parent: ET.Element, shape: Shape, value: Any) -> None:
         parent.text = str(value)
 
 
-def _unique_id(prefix: str, seed: str) -> str:
-    """A stable AWS-looking id (``AROA...``) derived from a name."""
-    return prefix + hashlib.sha256(seed.encode()).hexdigest()[:17].upper()
-
-
-def _credentials(seconds: int) -> dict[str, Any]:
-    # opensage does not verify signatures, so any well-formed credentials work.
-    return {
-        "AccessKeyId": "ASIA" + secrets.token_hex(8).upper(),
-        "SecretAccessKey": secrets.token_urlsafe(30)[:40],
-        "SessionToken": secrets.token_urlsafe(96),
-        "Expiration": dt.datetime.now(dt.UTC) + dt.timedelta(seconds=seconds),
-    }
-
-
 # --- STS -----------------------------------------------------------------------------------
 
-def get_caller_identity(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    account = settings.account_id
-    return {"Account": account,
-            "UserId": f"{_unique_id('AROA', account + ROLE_NAME)}:{SESSION_NAME}",
-            "Arn": f"arn:aws:sts::{account}:assumed-role/{ROLE_NAME}/{SESSION_NAME}"}
-
-
-def assume_role(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    account = settings.account_id
-    role_arn, session = params["RoleArn"], params["RoleSessionName"]
-    role_name = role_arn.rsplit("/", 1)[-1]
-    return {
-        "Credentials": _credentials(params.get("DurationSeconds", 3600)),
-        "AssumedRoleUser": {
-            "AssumedRoleId": f"{_unique_id('AROA', role_arn)}:{session}",
-            "Arn": f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}",
-        },
-        "PackedPolicySize": 0,
-    }
-
-
-def get_session_token(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    return {"Credentials": _credentials(params.get("DurationSeconds", 43200))}
-
-
-def get_access_key_info(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    return {"Account": settings.account_id}
-
-
 STS_HANDLERS: dict[str, QueryHandler] = {
-    "GetCallerIdentity": get_caller_identity,
-    "AssumeRole": assume_role,
-    "GetSessionToken": get_session_token,
-    "GetAccessKeyInfo": get_access_key_info,
+    "GetCallerIdentity": lambda call, params: call.iam.caller_identity(call.caller),
+    "AssumeRole": lambda call, params: call.iam.assume_role(params, call.caller),
+    "GetSessionToken": lambda call, params: call.iam.get_session_token(params, call.caller),
+    "GetAccessKeyInfo": lambda call, params: {"Account": call.iam.account},
 }
-
 
 # --- IAM -----------------------------------------------------------------------------------
 
-def get_role(settings: Settings, params: dict[str, Any]) -> dict[str, Any]:
-    account, name = settings.account_id, params["RoleName"]
-    return {"Role": {
-        "Path": "/",
-        "RoleName": name,
-        "RoleId": _unique_id("AROA", account + name),
-        "Arn": f"arn:aws:iam::{account}:role/{name}",
-        "CreateDate": ROLE_CREATE_DATE,
-        "AssumeRolePolicyDocument": quote(json.dumps(TRUST_POLICY)),  # AWS URL-encodes it
-        "MaxSessionDuration": 3600,
-    }}
+IAM_HANDLERS: dict[str, QueryHandler] = {
+    "CreateUser": lambda call, params: call.iam.create_user(params),
+    "GetUser": lambda call, params: call.iam.get_user(params, call.caller),
+    "ListUsers": lambda call, params: call.iam.list_users(params),
+    "DeleteUser": lambda call, params: call.iam.delete_user(params),
+    "CreateAccessKey": lambda call, params: call.iam.create_access_key(params, call.caller),
+    "ListAccessKeys": lambda call, params: call.iam.list_access_keys(params, call.caller),
+    "UpdateAccessKey": lambda call, params: call.iam.update_access_key(params, call.caller),
+    "DeleteAccessKey": lambda call, params: call.iam.delete_access_key(params, call.caller),
+    "CreateRole": lambda call, params: call.iam.create_role(params),
+    "GetRole": lambda call, params: call.iam.get_role(params),
+    "ListRoles": lambda call, params: call.iam.list_roles(params),
+    "DeleteRole": lambda call, params: call.iam.delete_role(params),
+}
 
 
 class StsApi(QueryApi):
-    def __init__(self, model: ServiceModel, settings: Settings) -> None:
-        super().__init__(model, settings, STS_HANDLERS)
+    def __init__(self, model: ServiceModel, iam: IamService) -> None:
+        super().__init__(model, iam, STS_HANDLERS)
 
 
 class IamApi(QueryApi):
-    """Only ``GetRole``: what ``sagemaker.get_execution_role()`` asks IAM."""
-
-    def __init__(self, model: ServiceModel, settings: Settings) -> None:
-        super().__init__(model, settings, {"GetRole": get_role})
+    def __init__(self, model: ServiceModel, iam: IamService) -> None:
+        super().__init__(model, iam, IAM_HANDLERS)

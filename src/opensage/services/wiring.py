@@ -23,6 +23,7 @@ from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
 from opensage.services.experiments import ExperimentService, LineageService, TrainingTracker
 from opensage.services.housekeeping import Housekeeping
+from opensage.services.iam import IamService
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
 from opensage.services.models import create_model
@@ -57,9 +58,13 @@ class Services:
     housekeeping: Housekeeping  # retention purges
     experiments: ExperimentService  # experiments, trials, trial components, their metrics
     lineage: LineageService  # artifacts, actions, contexts, associations, QueryLineage
+    iam: IamService  # users, roles, access keys, STS sessions: what SigV4 checks against
 
     def start(self) -> None:
         """Start the job slots and pick up what a previous run left unfinished."""
+        settings = self.context.settings
+        if settings.auth == "sigv4":  # the root key exists before the first request
+            self.iam.ensure_root(settings.root_access_key_id, settings.root_secret_access_key)
         self.training.start()  # job slots, then the jobs still InProgress run again
         self.tuning.start()  # its reconcile loop also resumes unfinished searches
         self.endpoints.start()  # endpoints that were InService come back InService
@@ -150,7 +155,8 @@ def build_services(settings: Settings) -> Services:
                     autoscaling=autoscaling,
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
                                               autoscaling.purge_activities),
-                    experiments=experiments, lineage=lineage)
+                    experiments=experiments, lineage=lineage,
+                    iam=IamService(settings, db, ctx.clock))
 
 
 def _pipeline_children(ctx: Context, training: TrainingService, processing: ProcessingService,

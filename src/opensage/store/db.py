@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
-from opensage.store.schema import ALL_TABLES
+from opensage.store.schema import ALL_TABLES, KEPT_BY_WIPE
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,10 +63,12 @@ class Database:
             )
 
     def wipe(self) -> None:
-        """Delete every row (test isolation via ``/_opensage/reset``); keeps the schema."""
+        """Delete every row (test isolation via ``/_opensage/reset``); keeps the schema,
+        the credentials and the audit record."""
         with self.transaction() as conn:
             for table in reversed(ALL_TABLES):
-                conn.execute(table.delete())
+                if table.name not in KEPT_BY_WIPE:
+                    conn.execute(table.delete())
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -216,4 +216,72 @@ lineage_associations = Table(
     Index("ix_lineage_associations_destination", "destination_arn"),
 )
 
+# IAM: users, roles and access keys (root, user and STS session keys in one table, looked up
+# by key id on every signed request). Secrets are Fernet-encrypted (``secret``): SigV4 needs
+# the secret itself to recompute a signature; a session token is kept only as its SHA-256.
+iam_users = Table(
+    "iam_users", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("user_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("body", JSON, nullable=False),  # tags, permissions boundary: as GetUser answers
+)
+
+iam_roles = Table(
+    "iam_roles", metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("assume_role_policy", Text, nullable=False),  # the trust policy, as given
+    Column("body", JSON, nullable=False),  # description, max session duration, tags
+)
+
+iam_access_keys = Table(
+    "iam_access_keys", metadata,
+    Column("access_key_id", String(32), primary_key=True),
+    Column("kind", String(16), nullable=False),  # root | user | session
+    Column("user_name", String(64)),  # kind user: the owner
+    Column("secret", Text, nullable=False),  # encrypted
+    Column("status", String(16), nullable=False),  # Active | Inactive
+    Column("create_time", Float, nullable=False),
+    Column("expiration", Float),  # kind session: when the credentials stop working
+    Column("token_sha256", String(64)),  # kind session: SHA-256 of the session token
+    Column("principal", JSON, nullable=False),  # who signs with it: arn, user id, type
+    Index("ix_iam_access_keys_user", "user_name"),
+)
+
+# CloudTrail: one row per API call, appended before the response is sent, never updated.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(36), nullable=False),
+    Column("event_time", Float, nullable=False),
+    Column("event_source", String(64), nullable=False),  # sagemaker.amazonaws.com
+    Column("event_name", String(128), nullable=False),
+    Column("read_only", Boolean, nullable=False),
+    Column("username", String(128)),
+    Column("access_key_id", String(32)),
+    Column("principal_arn", String(512)),
+    Column("resource_name", String(1024)),
+    Column("source_ip", String(64)),
+    Column("user_agent", Text),
+    Column("error_code", String(128)),
+    Column("error_message", Text),
+    Column("request_id", String(64)),
+    Column("request_parameters", JSON),
+    Column("response_elements", JSON),
+    Index("ix_audit_events_time", "event_time", "id"),
+    Index("ix_audit_events_name", "event_name", "event_time", "id"),
+    Index("ix_audit_events_user", "username", "event_time", "id"),
+    Index("ix_audit_events_resource", "resource_name", "event_time", "id"),
+    Index("ix_audit_events_source", "event_source", "event_time", "id"),
+    Index("ix_audit_events_key", "access_key_id", "event_time", "id"),
+    Index("ix_audit_events_readonly", "read_only", "event_time", "id"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)
+# What ``Database.wipe`` (the test suites' reset) keeps: credentials (or the server would
+# lock its callers out) and the append-only audit record.
+KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys", "audit_events"})
