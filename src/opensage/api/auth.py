@@ -26,6 +26,7 @@ hold is read from the database, in the thread pool.
 from __future__ import annotations
 
 import base64
+import calendar
 import datetime as dt
 import hashlib
 import hmac
@@ -164,10 +165,16 @@ def _stamp(seconds: float) -> str:
 
 
 def _parse_stamp(raw: str) -> float | None:
-    try:
-        return dt.datetime.strptime(raw, TIMESTAMP).replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
+    """``YYYYMMDDTHHMMSSZ`` as epoch seconds (strptime costs ~40 µs: this, ~2)."""
+    if len(raw) != 16 or raw[8] != "T" or raw[15] != "Z" or not (
+            raw[:8].isdigit() and raw[9:15].isdigit()):
         return None
+    fields = (int(raw[0:4]), int(raw[4:6]), int(raw[6:8]), int(raw[9:11]), int(raw[11:13]),
+              int(raw[13:15]))
+    if not (1 <= fields[1] <= 12 and 1 <= fields[2] <= 31 and fields[3] < 24
+            and fields[4] < 60 and fields[5] < 61):
+        return None
+    return float(calendar.timegm((*fields, 0, 0, 0)))
 
 
 # -- botocore's canonical request, fed what the client signed --------------------------------

@@ -63,8 +63,8 @@ class Database:
             )
 
     def wipe(self) -> None:
-        """Delete every row (test isolation via ``/_opensage/reset``); keeps the schema,
-        the credentials and the audit record."""
+        """Delete every row (test isolation via ``/_opensage/reset``); keeps the schema
+        and the credentials."""
         with self.transaction() as conn:
             for table in reversed(ALL_TABLES):
                 if table.name not in KEPT_BY_WIPE:

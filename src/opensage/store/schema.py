@@ -252,36 +252,7 @@ iam_access_keys = Table(
     Index("ix_iam_access_keys_user", "user_name"),
 )
 
-# CloudTrail: one row per API call, appended before the response is sent, never updated.
-audit_events = Table(
-    "audit_events", metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("event_id", String(36), nullable=False),
-    Column("event_time", Float, nullable=False),
-    Column("event_source", String(64), nullable=False),  # sagemaker.amazonaws.com
-    Column("event_name", String(128), nullable=False),
-    Column("read_only", Boolean, nullable=False),
-    Column("username", String(128)),
-    Column("access_key_id", String(32)),
-    Column("principal_arn", String(512)),
-    Column("resource_name", String(1024)),
-    Column("source_ip", String(64)),
-    Column("user_agent", Text),
-    Column("error_code", String(128)),
-    Column("error_message", Text),
-    Column("request_id", String(64)),
-    Column("request_parameters", JSON),
-    Column("response_elements", JSON),
-    Index("ix_audit_events_time", "event_time", "id"),
-    Index("ix_audit_events_name", "event_name", "event_time", "id"),
-    Index("ix_audit_events_user", "username", "event_time", "id"),
-    Index("ix_audit_events_resource", "resource_name", "event_time", "id"),
-    Index("ix_audit_events_source", "event_source", "event_time", "id"),
-    Index("ix_audit_events_key", "access_key_id", "event_time", "id"),
-    Index("ix_audit_events_readonly", "read_only", "event_time", "id"),
-)
-
 ALL_TABLES = tuple(metadata.sorted_tables)
 # What ``Database.wipe`` (the test suites' reset) keeps: credentials (or the server would
-# lock its callers out) and the append-only audit record.
-KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys", "audit_events"})
+# lock its callers out).
+KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys"})

@@ -1,4 +1,4 @@
-"""IAM users, roles and access keys (root, user, STS session), and the CloudTrail record.
+"""IAM users, roles and access keys (root, user, STS session).
 
 Revision ID: 0008
 """
@@ -45,35 +45,9 @@ def upgrade() -> None:
         sa.Column("principal", sa.JSON, nullable=False),
     )
     op.create_index("ix_iam_access_keys_user", "iam_access_keys", ["user_name"])
-    op.create_table(
-        "audit_events",
-        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-        sa.Column("event_id", sa.String(36), nullable=False),
-        sa.Column("event_time", sa.Float, nullable=False),
-        sa.Column("event_source", sa.String(64), nullable=False),
-        sa.Column("event_name", sa.String(128), nullable=False),
-        sa.Column("read_only", sa.Boolean, nullable=False),
-        sa.Column("username", sa.String(128)),
-        sa.Column("access_key_id", sa.String(32)),
-        sa.Column("principal_arn", sa.String(512)),
-        sa.Column("resource_name", sa.String(1024)),
-        sa.Column("source_ip", sa.String(64)),
-        sa.Column("user_agent", sa.Text),
-        sa.Column("error_code", sa.String(128)),
-        sa.Column("error_message", sa.Text),
-        sa.Column("request_id", sa.String(64)),
-        sa.Column("request_parameters", sa.JSON),
-        sa.Column("response_elements", sa.JSON),
-    )
-    for name, columns in (("time", []), ("name", ["event_name"]), ("user", ["username"]),
-                          ("resource", ["resource_name"]), ("source", ["event_source"]),
-                          ("key", ["access_key_id"]), ("readonly", ["read_only"])):
-        op.create_index(f"ix_audit_events_{name}", "audit_events",
-                        [*columns, "event_time", "id"])
 
 
 def downgrade() -> None:
-    op.drop_table("audit_events")
     op.drop_table("iam_access_keys")
     op.drop_table("iam_roles")
     op.drop_table("iam_users")
