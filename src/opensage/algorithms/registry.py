@@ -30,7 +30,8 @@ __all__ = ["KNOWN", "Algorithm", "AlgorithmUnavailable", "ImageRef", "Unsupporte
            "lookup", "parse_image_uri"]
 
 # ECR repository name -> the algorithm's package (it exposes SPEC, MODULE, REQUIRES, EXTRA and
-# check_image_tag(repository, tag) -> version).
+# check_image_tag(repository, tag) -> version; a deep-learning one also ENVIRONMENT, the
+# framework environment it runs in, e.g. "builtin-torch").
 KNOWN: Mapping[str, str] = MappingProxyType({
     "sagemaker-xgboost": "opensage.algorithms.xgboost",
     "xgboost": "opensage.algorithms.xgboost",
@@ -94,6 +95,9 @@ class Algorithm:
     spec: AlgorithmSpec
     module: str  # run as: python -m <module> train
     package: ModuleType
+    # The framework environment whose interpreter runs it (``runner.environments.
+    # builtin_environment``), None for the server's own: REQUIRES are then that environment's.
+    environment: str | None = None
 
     def command(self, python: str | None = None) -> list[str]:
         """The argv that runs a training job (in the job directory's environment)."""
@@ -111,6 +115,8 @@ def preload_modules() -> list[str]:
     modules: list[str] = []
     for target in sorted(set(KNOWN.values())):
         package = importlib.import_module(target)
+        if getattr(package, "ENVIRONMENT", None) is not None:
+            continue  # runs in its own environment's interpreter, never forked
         if all(importlib.util.find_spec(name) is not None for name in package.REQUIRES):
             modules += [target, *getattr(package, "PRELOAD", package.REQUIRES)]
     return modules
@@ -127,11 +133,13 @@ def lookup(image_uri: str) -> Algorithm | None:
         version = package.check_image_tag(image.repository, image.tag)
     except SpecError as e:
         raise UnsupportedImage(str(e)) from None
-    missing = [name for name in package.REQUIRES if importlib.util.find_spec(name) is None]
+    environment: str | None = getattr(package, "ENVIRONMENT", None)
+    missing = [] if environment is not None else [
+        name for name in package.REQUIRES if importlib.util.find_spec(name) is None]
     if missing:
         raise AlgorithmUnavailable(
             f"The {package.SPEC.name} algorithm ({image.repository}) needs "
             f"{', '.join(missing)}, which is not installed on this server: install opensage "
             f"with the '{package.EXTRA}' extra (pip install 'opensage[{package.EXTRA}]').")
     return Algorithm(name=package.SPEC.name, image=image, version=version, spec=package.SPEC,
-                     module=package.MODULE, package=package)
+                     module=package.MODULE, package=package, environment=environment)

@@ -15,9 +15,10 @@ from opensage.runner.environments import (
     Environments,
     Framework,
     UnsupportedFramework,
+    builtin_environment,
     resolve,
 )
-from opensage.runner.environments.catalog import REPOSITORIES, TENSORFLOW
+from opensage.runner.environments.catalog import BUILTIN_ENVIRONMENTS, REPOSITORIES, TENSORFLOW
 from opensage.settings import Settings
 
 app = typer.Typer(no_args_is_help=True,
@@ -47,7 +48,8 @@ def list_(data_dir: DataDirOpt = None, frameworks_dir: FrameworksDirOpt = None) 
     shown: set[str] = set()
     for framework, built in envs.listing():
         location = envs.location(framework)
-        repositories = "" if framework.name in shown else ", ".join(REPOSITORIES[framework.name])
+        repositories = "" if framework.name in shown else ", ".join(
+            REPOSITORIES.get(framework.name, ("opensage's deep-learning built-ins",)))
         shown.add(framework.name)
         table.add_row(framework.name, _versions(framework), repositories, framework.key,
                       "[green]yes[/]" if built else "no",
@@ -61,14 +63,17 @@ def list_(data_dir: DataDirOpt = None, frameworks_dir: FrameworksDirOpt = None) 
 
 @app.command()
 def prepare(framework: Annotated[str, typer.Argument(
-                help="sklearn, xgboost, pytorch, tensorflow or huggingface")],
+                help="sklearn, xgboost, pytorch, tensorflow, huggingface, or builtin-torch "
+                     "(the deep-learning built-ins' environment)")],
             version: Annotated[str, typer.Argument(
-                help="SageMaker framework_version, as in the image tag (e.g. 1.2-1, 2.1)")],
+                help="SageMaker framework_version, as in the image tag (e.g. 1.2-1, 2.1); "
+                     "none for builtin-torch")] = "",
             data_dir: DataDirOpt = None, frameworks_dir: FrameworksDirOpt = None) -> None:
     """Build a framework's environment ahead of time (jobs otherwise build it on first use)."""
     envs = _environments(data_dir, frameworks_dir)
     try:
-        chosen = resolve(framework, version)
+        chosen = (builtin_environment(framework) if framework in BUILTIN_ENVIRONMENTS
+                  else resolve(framework, version))
         python = envs.python(chosen, log=lambda line: console.print(line, highlight=False,
                                                                      markup=False))
     except UnsupportedFramework as err:

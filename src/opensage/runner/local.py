@@ -41,7 +41,12 @@ from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
-from opensage.runner.environments import EnvironmentBuildError, Environments, Framework
+from opensage.runner.environments import (
+    EnvironmentBuildError,
+    Environments,
+    Framework,
+    builtin_environment,
+)
 from opensage.runner.forkserver import ForkedProcess, ForkServer
 from opensage.runner.own_image import (
     CONTAINER_ROOT,
@@ -109,6 +114,9 @@ class TrainingSpec:
     script: script.ScriptMode | None = None
     network_isolation: bool = False  # EnableNetworkIsolation: a network namespace per host
     container: OwnImage | None = None
+    # A deep-learning built-in: the framework environment (``builtin-torch``) whose
+    # interpreter runs ``module``, with only the opensage package on its PYTHONPATH.
+    builtin_environment: str | None = None
 
 
 @dataclass(frozen=True)
@@ -501,7 +509,11 @@ class LocalExecutor:
             raise JobFailure(why)
         epoch = int(time.time())
         streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
-        python = self._prepare_script(run, hosts, streams[0], deadline) if spec.script else None
+        python = (self._prepare_script(run, hosts, streams[0], deadline) if spec.script else
+                  self._environment(run, streams[0],
+                                    builtin_environment(spec.builtin_environment), None,
+                                    deadline)
+                  if spec.builtin_environment else None)
         with PipeFeeders(self.objects) as pipes:  # Pipe mode: FIFOs fed until the job ends
             for channel in spec.channels:
                 if input_mode(channel, spec.input_mode) == "Pipe":
@@ -540,6 +552,14 @@ class LocalExecutor:
         return self._environment(run, stream, spec.script.framework,
                                  requirements if requirements.is_file() else None, deadline)
 
+    def _builtin_env(self, env: dict[str, str]) -> None:
+        """A built-in environment's interpreter sees the opensage package and its own
+        packages, none of the server's (``Environments.opensage_path``)."""
+        assert self.environments is not None
+        for name in ("PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONSAFEPATH"):
+            env.pop(name, None)
+        env["PYTHONPATH"] = str(self.environments.opensage_path())
+
     def _environment(self, run: _Run, stream: str, framework: Framework,
                      requirements: Path | None, deadline: float) -> Path:
         """The interpreter of the framework's environment (with ``requirements`` overlaid),
@@ -548,8 +568,8 @@ class LocalExecutor:
         the build cancelled)."""
         name = run.spec.name
         if self.environments is None:
-            raise JobFailure("Script mode needs framework environments, which this server "
-                             "was started without")
+            raise JobFailure(f"The {framework.key} environment is needed to run this job, "
+                             f"and this server was started without framework environments")
         environments = self.environments
         cancel = threading.Event()
 
@@ -670,6 +690,10 @@ class LocalExecutor:
                         hosts=len(hosts), host_index=index, master_port=port)
                     proc = self._launch(host.command, str(host.ws.code_dir), env, cpus,
                                         spec.network_isolation)
+                elif python is not None:  # a deep-learning built-in, in its environment
+                    self._builtin_env(env)
+                    proc = self._launch([str(python), "-m", spec.module or "", "train"],
+                                        str(host.ws.root), env, cpus, spec.network_isolation)
                 else:
                     proc = self._start(spec.module or "", str(host.ws.root), env, cpus,
                                        spec.network_isolation)

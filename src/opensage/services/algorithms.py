@@ -22,6 +22,11 @@ class BuiltinAlgorithm:
     def module(self) -> str:
         return self.entry.module
 
+    @property
+    def environment(self) -> str | None:
+        """The framework environment it runs in (``builtin-torch``), None: the server's."""
+        return self.entry.environment
+
     def validate(self, hyperparameters: dict[str, str], channels: dict[str, str | None],
                  input_mode: str) -> None:
         from opensage.algorithms.errors import SpecError

@@ -1,6 +1,8 @@
 """What serves a model's container: shared by endpoints and batch transform.
 
-A built-in algorithm's image is served by its ``serve`` module (forkable workers). A
+A built-in algorithm's image is served by its ``serve`` module (forkable workers; a
+deep-learning built-in's in its framework environment, ``builtin-torch``, with only the
+opensage package on the interpreter's path). A
 framework image (``sagemaker-scikit-learn``, ``pytorch-inference``, ``tensorflow-inference``,
 ``sagemaker-xgboost`` with ``SAGEMAKER_PROGRAM``, ... training or inference repositories
 alike) is served in script mode: the framework's environment runs ``framework_worker.py``
@@ -26,7 +28,12 @@ from pathlib import Path
 
 from opensage.containers import ContainerEngine, no_engine_reason
 from opensage.errors import AwsError, ValidationException
-from opensage.runner.environments import EnvironmentBuildError, Framework, framework_for_image
+from opensage.runner.environments import (
+    EnvironmentBuildError,
+    Framework,
+    builtin_environment,
+    framework_for_image,
+)
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
@@ -42,12 +49,13 @@ class NotServable(Exception):
 
 @dataclass(frozen=True)
 class Servable:
-    """A built-in algorithm's ``module``, a ``framework`` served in script mode, or the
-    user's own ``image``."""
+    """A built-in algorithm's ``module`` (in its ``environment`` when it declares one), a
+    ``framework`` served in script mode, or the user's own ``image``."""
 
     module: str | None = None
     framework: Framework | None = None
     image: str | None = None
+    environment: str | None = None
 
 
 def script_mode(environment: Mapping[str, str]) -> bool:
@@ -85,11 +93,13 @@ def servable(algorithms: AlgorithmCatalog, image: str, environment: Mapping[str,
         if containers is None:
             raise NotServable(no_engine_reason(image))
         return Servable(image=image)
-    return Servable(module=serving_module(algorithms, image))
+    module, needs = serving_module(algorithms, image)
+    return Servable(module=module, environment=needs)
 
 
-def serving_module(algorithms: AlgorithmCatalog, image: str) -> str:
-    """The module of the built-in algorithm whose ``serve`` loads models of ``image``."""
+def serving_module(algorithms: AlgorithmCatalog, image: str) -> tuple[str, str | None]:
+    """The module of the built-in algorithm whose ``serve`` loads models of ``image``, and
+    the framework environment it runs in (None: the server's)."""
     try:
         algorithm = algorithms.lookup(image)
     except AwsError as e:
@@ -99,7 +109,7 @@ def serving_module(algorithms: AlgorithmCatalog, image: str) -> str:
                           "opensage can serve.")
     if importlib.util.find_spec(algorithm.module + ".serve") is None:
         raise NotServable(f"The {algorithm.module} algorithm has no inference handler yet.")
-    return algorithm.module
+    return algorithm.module, algorithm.environment
 
 
 def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Path,
@@ -112,7 +122,16 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
         return WorkerProgram.own_image(served.image)
     if served.framework is None:
         assert served.module is not None
-        return WorkerProgram.builtin(served.module)
+        if served.environment is None:
+            return WorkerProgram.builtin(served.module)
+        builtin = builtin_environment(served.environment)
+        try:
+            python = ctx.environments.python(builtin, None, log)
+        except EnvironmentBuildError as e:
+            raise NotServable(f"The {builtin.key} environment could not be built: "
+                              f"{e}") from None
+        return WorkerProgram.builtin(served.module, python=python,
+                                     path=ctx.environments.opensage_path())
     framework = served.framework
     code_dir = code_directory(ctx, model_dir, work_dir, environment)
     requirements = code_dir / "requirements.txt" if code_dir is not None else None

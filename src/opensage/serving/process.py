@@ -4,7 +4,8 @@ second instead of seconds), else through ``opensage.runner.launch``. Either way 
 the server (PDEATHSIG) and gets the CPU affinity of its instance.
 
 What it runs is a :class:`WorkerProgram`: a built-in algorithm's handler
-(``python -m opensage.serving.worker --module M``, forkable), a framework's inference
+(``python -m opensage.serving.worker --module M``, forkable; a deep-learning built-in's with
+its environment's interpreter, PYTHONPATH the directory holding only the opensage package), a framework's inference
 handlers (``<environment's python> framework_worker.py --framework F --code-dir C``, always a
 fresh process through ``opensage.runner.launch``, in the framework's own environment), or the
 user's own image: a container running ``serve`` (SageMaker's contract: the model unpacked at
@@ -63,21 +64,26 @@ FOREIGN = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "PYTHONSTARTUP", "PYTHONSA
 @dataclass(frozen=True)
 class WorkerProgram:
     """What a model worker runs: ``module`` is a built-in algorithm's package when
-    ``python`` is None, else the framework whose default handlers apply (``sklearn``,
-    ``pytorch``, ...), served by ``python`` (its environment's interpreter) running
-    ``framework_worker.py`` with the user's code from ``code_dir``; or the user's ``image``
-    (``module`` is then its name too). ``env``: variables the platform gives a framework's
-    worker (what boto3 needs to call this server), under the model's ``Environment``."""
+    ``python`` is None or ``path`` is set (a deep-learning built-in: ``python`` is its
+    environment's interpreter, ``path`` its PYTHONPATH, holding only opensage), else the
+    framework whose default handlers apply (``sklearn``, ``pytorch``, ...), served by
+    ``python`` (its environment's interpreter) running ``framework_worker.py`` with the user's
+    code from ``code_dir``; or the user's ``image`` (``module`` is then its name too).
+    ``env``: variables the platform gives a framework's worker (what boto3 needs to call this
+    server), under the model's ``Environment``."""
 
     module: str
     python: str | None = None
     code_dir: str | None = None
     image: str | None = None
     env: tuple[tuple[str, str], ...] = ()
+    path: str | None = None
 
     @classmethod
-    def builtin(cls, module: str) -> WorkerProgram:
-        return cls(module)
+    def builtin(cls, module: str, *, python: Path | str | None = None,
+                path: Path | str | None = None) -> WorkerProgram:
+        return cls(module, str(python) if python is not None else None,
+                   path=str(path) if path is not None else None)
 
     @classmethod
     def framework(cls, framework: str, python: Path | str, code_dir: Path | str | None,
@@ -96,8 +102,9 @@ class WorkerProgram:
 
     def command(self) -> list[str]:
         """The command line, without ``--model-dir``/``--fd``/``--failure-file``."""
-        if self.python is None:
-            return [sys.executable, "-m", "opensage.serving.worker", "--module", self.module]
+        if self.python is None or self.path is not None:
+            return [self.python or sys.executable, "-m", "opensage.serving.worker",
+                    "--module", self.module]
         argv = [self.python, str(FRAMEWORK_WORKER), "--framework", self.module]
         if self.code_dir is not None:
             argv += ["--code-dir", self.code_dir]
@@ -143,11 +150,18 @@ class Worker:
 
     def _environment(self) -> dict[str, str]:
         base = dict(os.environ)
-        if not self.program.forkable:  # the user's code: neither the server's interpreter
-            base = {k: v for k, v in base.items()  # settings nor its AWS configuration
+        if not self.program.forkable and self.program.path is None:
+            # the user's code: neither the server's interpreter settings nor its AWS
+            # configuration
+            base = {k: v for k, v in base.items()
                     if k not in FOREIGN and not k.startswith("AWS_")}
-        return {**base, "OMP_NUM_THREADS": "1", **dict(self.program.env),
-                **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
+        elif not self.program.forkable:  # a deep-learning built-in: not the server's python
+            base = {k: v for k, v in base.items() if k not in FOREIGN}
+        env = {**base, "OMP_NUM_THREADS": "1", **dict(self.program.env),
+               **{str(k): str(v) for k, v in self.env.items()}, "PYTHONUNBUFFERED": "1"}
+        if self.program.path is not None:
+            env["PYTHONPATH"] = self.program.path
+        return env
 
     def start(self, spawner: Executor | None = None, forkserver: Any = None,
               containers: ContainerEngine | None = None) -> None:

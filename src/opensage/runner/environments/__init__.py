@@ -9,6 +9,7 @@ from opensage.runner.environments.builder import (
 from opensage.runner.environments.catalog import (
     Framework,
     UnsupportedFramework,
+    builtin_environment,
     catalogue,
     framework_for_image,
     resolve,
@@ -16,4 +17,5 @@ from opensage.runner.environments.catalog import (
 )
 
 __all__ = ["BuildCancelled", "EnvironmentBuildError", "Environments", "Framework",
-           "UnsupportedFramework", "catalogue", "framework_for_image", "resolve", "supported"]
+           "UnsupportedFramework", "builtin_environment", "catalogue", "framework_for_image",
+           "resolve", "supported"]

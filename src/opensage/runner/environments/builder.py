@@ -75,6 +75,28 @@ class Environments:
         """Every environment the catalogue can build, and whether it is built here."""
         return [(fw, self.is_built(fw)) for fw in catalogue()]
 
+    def opensage_path(self) -> Path:
+        """A directory holding only the ``opensage`` package (a symbolic link to this
+        server's): the PYTHONPATH under which a built-in environment's interpreter imports
+        opensage's algorithm code and nothing else of the server's (an editable install's
+        ``src/`` or a wheel's ``site-packages`` would bring the server's other packages).
+
+        Keyed by the package's location, so that servers of different checkouts sharing one
+        frameworks directory each see their own code."""
+        import opensage
+
+        package = Path(opensage.__file__).resolve().parent
+        digest = hashlib.sha256(str(package).encode()).hexdigest()[:16]
+        farm = self.root / "opensage-path" / digest
+        link = farm / "opensage"
+        if link.is_symlink() and link.resolve() == package:
+            return farm
+        farm.mkdir(parents=True, exist_ok=True)
+        scratch = farm / f".opensage.{os.getpid()}.{time.monotonic_ns()}"
+        scratch.symlink_to(package, target_is_directory=True)
+        os.replace(scratch, link)  # atomic: concurrent servers agree on the same target
+        return farm
+
     # -- helpers for the CLI ------------------------------------------------------------
 
     def location(self, framework: Framework, requirements: Path | None = None) -> Path:

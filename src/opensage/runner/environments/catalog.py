@@ -26,6 +26,14 @@ What each list is close to:
 
 MXNet, Chainer and TensorFlow 1.x have no wheels for current Python: their images are refused
 with a ValidationException naming what is supported.
+
+Besides the script-mode frameworks, one environment serves opensage's own deep-learning
+built-ins (NTM, Object2Vec, seq2seq...): ``builtin-torch`` (:func:`builtin_environment`), the
+wheelhouse's CPU torch with what the algorithm code imports (NumPy, SciPy and pyarrow for
+opensage's data readers, safetensors for the models, uvicorn for the built-in model worker), at
+the versions opensage's own lock file holds. Those algorithms run ``python -m
+opensage.algorithms.<name> train`` with that interpreter and a PYTHONPATH holding only the
+``opensage`` package (``Environments.opensage_path``), never the server's other packages.
 """
 
 from __future__ import annotations
@@ -77,6 +85,10 @@ TENSORFLOW: dict[str, tuple[str, ...]] = {
     "2.18": ("tensorflow-cpu==2.18.1", "numpy==2.0.2", "pandas==2.2.3"),
 }
 HF_MIN_TRANSFORMERS = (4, 28)
+# opensage's deep-learning built-ins: numpy/scipy/pyarrow as opensage's uv.lock pins them.
+BUILTIN_TORCH: tuple[str, ...] = ("torch", "numpy==1.26.4", "scipy==1.17.1", "pyarrow==25.0.1",
+                                  "safetensors==0.8.0", "uvicorn==0.54.0")
+BUILTIN_ENVIRONMENTS: dict[str, tuple[str, ...]] = {"builtin-torch": BUILTIN_TORCH}
 
 REPOSITORIES: dict[str, tuple[str, ...]] = {
     "sklearn": ("sagemaker-scikit-learn",),
@@ -165,7 +177,17 @@ def catalogue() -> list[Framework]:
     out = [resolve("sklearn", v) for v in SKLEARN] + [resolve("xgboost", v) for v in XGBOOST]
     out.append(resolve("pytorch", "2"))
     out += [resolve("tensorflow", v) for v in TENSORFLOW]
+    out += [builtin_environment(name) for name in BUILTIN_ENVIRONMENTS]
     return out
+
+
+def builtin_environment(name: str) -> Framework:
+    """The environment a built-in algorithm declares (its package's ``ENVIRONMENT``)."""
+    packages = BUILTIN_ENVIRONMENTS.get(name)
+    if packages is None:
+        raise ValueError(f"unknown built-in environment {name!r}; known: "
+                         f"{', '.join(BUILTIN_ENVIRONMENTS)}")
+    return Framework(name, "1", packages, name, from_wheelhouse=("torch",))
 
 
 def _huggingface(what: str, pytorch: str, transformers: str | None) -> Framework:

@@ -35,6 +35,8 @@ class Prepared:
     script: dict[str, Any] | None = None
     # The user's own image, run by the container engine: {"image": ...}
     container: dict[str, Any] | None = None
+    # A deep-learning built-in's framework environment (``builtin-torch``)
+    environment: str | None = None
 
 
 # The key of the runner's state in a job's ``internal`` column (the name it had in the
@@ -125,7 +127,8 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any], *,
     builtin = algorithm.metric_definitions()
     taken = {m["Name"] for m in builtin}
     return Prepared(algorithm.module, None,
-                    builtin + [m for m in user_metrics if m["Name"] not in taken])
+                    builtin + [m for m in user_metrics if m["Name"] not in taken],
+                    environment=algorithm.environment)
 
 
 def _check_stopping_condition(params: dict[str, Any]) -> None:
@@ -175,6 +178,8 @@ def internal_state(params: dict[str, Any], prepared: Prepared) -> dict[str, Any]
         runner["script"] = prepared.script
     if prepared.container is not None:
         runner["container"] = prepared.container
+    if prepared.environment is not None:
+        runner["environment"] = prepared.environment
     if (params.get(RUNNER) or {}).get("prompt_metrics"):
         runner["prompt_metrics"] = True  # a watching tuner's child
     return {RUNNER: runner}
@@ -207,7 +212,8 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
         spot=bool(body.get("EnableManagedSpotTraining")),
         max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"),
         prompt_metrics=bool(runner.get("prompt_metrics")),
-        container=_own_image(runner.get("container"), algorithm))
+        container=_own_image(runner.get("container"), algorithm),
+        builtin_environment=runner.get("environment"))
 
 
 def _own_image(state: dict[str, Any] | None,
