@@ -349,7 +349,7 @@ class OrAuto(Param):
         return [v for v in self.inner.invalid_examples() if v.lower() not in self.words]
 
     def valid_example(self) -> str:
-        return "auto"
+        return self.words[0]
 
     def _range(self) -> dict[str, Any] | None:
         return self.inner._range()

@@ -42,6 +42,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "factorization-machines": "opensage.algorithms.factorization_machines",
     "ipinsights": "opensage.algorithms.ipinsights",
     "pca": "opensage.algorithms.pca",
+    "ntm": "opensage.algorithms.ntm",
 })
 
 
