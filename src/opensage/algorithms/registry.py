@@ -43,6 +43,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "ipinsights": "opensage.algorithms.ipinsights",
     "pca": "opensage.algorithms.pca",
     "ntm": "opensage.algorithms.ntm",
+    "object2vec": "opensage.algorithms.object2vec",
 })
 
 
