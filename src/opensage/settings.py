@@ -47,8 +47,14 @@ class Settings:
     allow_anonymous_remote: bool = False
     root_access_key_id: str | None = None
     root_secret_access_key: str | None = field(default=None, repr=False)
+    # What runs training jobs' hosts: "local" (processes on this machine) or "ray" (actors
+    # on the Ray cluster at ray_address; "auto": the one `ray start` runs on this machine).
+    executor: str = "local"
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
+        if self.executor not in ("local", "ray"):
+            raise ValueError(f"executor must be 'local' or 'ray', not {self.executor!r}")
         if self.frameworks_dir == Path():
             object.__setattr__(self, "frameworks_dir", self.data_dir / "frameworks")
         if self.auth not in AUTH_MODES:

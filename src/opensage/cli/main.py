@@ -36,6 +36,13 @@ EngineOpt = Annotated[str | None, typer.Option(
     help="Container engine for own images: a socket path or URL, or 'none'. Default: "
          "DOCKER_HOST, else Docker's or Podman's socket. [env OPENSAGE_CONTAINER_ENGINE]")]
 
+ExecutorOpt = Annotated[str | None, typer.Option(
+    help="What runs training jobs' hosts: 'local' (processes here) or 'ray' (actors on a "
+         "Ray cluster; needs the [ray] extra). [env OPENSAGE_EXECUTOR]")]
+RayAddressOpt = Annotated[str | None, typer.Option(
+    help="The Ray cluster's address (head:port) for --executor ray; default 'auto', the "
+         "cluster `ray start` runs on this machine. [env OPENSAGE_RAY_ADDRESS]")]
+
 
 AuthOpt = Annotated[str | None, typer.Option(
     help="none: any request is served (loopback addresses only); sigv4: requests must be "
@@ -66,6 +73,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
                help="Expose POST /_opensage/reset, which wipes all state (for test suites). "
                     "[env OPENSAGE_ENABLE_RESET]")] = False,
            container_engine: EngineOpt = None,
+           executor: ExecutorOpt = None, ray_address: RayAddressOpt = None,
            log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
            auth: AuthOpt = None,
            allow_anonymous_remote: Annotated[bool, typer.Option(
@@ -84,6 +92,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
     try:
         settings = _settings(host, port, data_dir, db_url, object_store_url, account_id,
                              region, enable_reset, container_engine, auth=auth,
+                             executor=executor, ray_address=ray_address,
                              allow_anonymous_remote=allow_anonymous_remote or None,
                              root_access_key_id=root_access_key_id,
                              root_secret_access_key=root_secret_access_key)
@@ -95,6 +104,8 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
         typer.echo(f"error: refusing to start: {refusal}", err=True)
         raise typer.Exit(2)
     _refuse_stale_schema(settings)
+    if settings.executor == "ray":
+        _check_ray()
     if settings.auth == "sigv4":
         _root_credentials(settings)
     sock = bind_socket(settings.host, settings.port)
@@ -145,6 +156,16 @@ def _root_credentials(settings: Settings) -> None:
     else:
         console.print(f"  aws_access_key_id = {root.access_key_id} (the secret is in the "
                       "file only)", highlight=False)
+
+
+def _check_ray() -> None:
+    from opensage.runner.ray_executor import RayUnavailable, import_ray
+
+    try:
+        import_ray()
+    except RayUnavailable as err:
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
 
 
 def _refuse_stale_schema(settings: Settings) -> None:

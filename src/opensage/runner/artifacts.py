@@ -5,14 +5,14 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
-from opensage.store.objects import ObjectStore
+from opensage.runner.object_access import ObjectAccess
 
 
 def has_files(directory: Path) -> bool:
     return directory.is_dir() and any(p.is_file() for p in directory.rglob("*"))
 
 
-def pack_and_upload(objects: ObjectStore, directory: Path, scratch: Path, bucket: str,
+def pack_and_upload(objects: ObjectAccess, directory: Path, scratch: Path, bucket: str,
                     key: str) -> None:
     """Tar+gzip ``directory`` (paths relative to it) to a scratch file, then stream it into
     the object store, which publishes it only once complete."""

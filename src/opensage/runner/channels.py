@@ -26,7 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple, TypeVar
 
 from opensage.errors import AwsError
-from opensage.store.objects import ObjectInfo, ObjectStore
+from opensage.runner.object_access import ObjectAccess
+from opensage.store.objects import ObjectInfo
 
 T = TypeVar("T")
 MAX_NAME_BYTES = 255  # one path component, on every file system a job may run on
@@ -65,7 +66,7 @@ def s3_source(channel: dict[str, Any]) -> dict[str, Any]:
     return dict(source)
 
 
-def _list_objects(objects: ObjectStore, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
+def _list_objects(objects: ObjectAccess, bucket: str, prefix: str) -> Iterator[ObjectInfo]:
     start_after = ""
     while True:
         page = objects.list_objects(bucket, prefix=prefix, start_after=start_after,
@@ -76,7 +77,7 @@ def _list_objects(objects: ObjectStore, bucket: str, prefix: str) -> Iterator[Ob
         start_after = page.last
 
 
-def resolve_objects(objects: ObjectStore, source: dict[str, Any]) -> list[ChannelObject]:
+def resolve_objects(objects: ObjectAccess, source: dict[str, Any]) -> list[ChannelObject]:
     """Every object a channel's S3DataSource names (S3Prefix or ManifestFile), in order."""
     uri = source["S3Uri"]
     bucket, prefix = split_s3_uri(uri)
@@ -105,7 +106,7 @@ def resolve_objects(objects: ObjectStore, source: dict[str, Any]) -> list[Channe
     return found
 
 
-def _manifest_objects(objects: ObjectStore, manifest: Any) -> list[ChannelObject]:
+def _manifest_objects(objects: ObjectAccess, manifest: Any) -> list[ChannelObject]:
     """``[{"prefix": "s3://b/p/"}, "rel1", "rel2", ...]``: each object must exist."""
     if not isinstance(manifest, list) or not manifest or not isinstance(manifest[0], dict):
         raise ValueError('expected [{"prefix": "s3://bucket/prefix/"}, "relative/key", ...]')
@@ -153,7 +154,7 @@ def select_entries(entries: Sequence[T], source: dict[str, Any],
     return chosen
 
 
-def materialize(objects: ObjectStore, channel: dict[str, Any], target: Path, *,
+def materialize(objects: ObjectAccess, channel: dict[str, Any], target: Path, *,
                 host_index: int = 0, host_count: int = 1) -> int:
     """Place the channel's objects under ``target`` (File and FastFile modes); returns the
     number of files. Objects are placed as stored: no decompression, no RecordIO wrapping."""
@@ -196,7 +197,7 @@ def safe_join(root: Path, relative: str) -> Path:
     return root.joinpath(*parts)
 
 
-def _place(objects: ObjectStore, bucket: str, key: str, dest: Path) -> None:
+def _place(objects: ObjectAccess, bucket: str, key: str, dest: Path) -> None:
     local = objects.local_path(bucket, key)
     if local is not None:
         try:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from opensage.runner.channels import materialize, split_s3_uri
-from opensage.store.objects import ObjectStore
+from opensage.runner.object_access import ObjectAccess
 
 
 class CheckpointSync:
-    def __init__(self, objects: ObjectStore, s3_uri: str, local_dir: Path) -> None:
+    def __init__(self, objects: ObjectAccess, s3_uri: str, local_dir: Path) -> None:
         self.objects = objects
         self.bucket, prefix = split_s3_uri(s3_uri)
         self.prefix = prefix.rstrip("/") + "/" if prefix else ""

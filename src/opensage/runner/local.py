@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
 from opensage.containers import (
     ContainerEngine,
@@ -81,8 +81,21 @@ STOP_POLL_SECONDS = 1.0
 # about ten seconds to clear before the job is left InProgress for recovery to run again.
 REPORT_RETRY_DELAYS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0)
 INTERNAL_FAILURE = "InternalServerError: opensage failed to run the job"
-# A host's process: a subprocess, a fork of the fork server, or an own image's container.
-JobProcess = subprocess.Popen[bytes] | ForkedProcess | ContainerProcess
+
+
+class HostProcess(Protocol):
+    """A host run elsewhere (a Ray actor): the part of ``Popen`` the supervision uses."""
+
+    @property
+    def stdout(self) -> IO[bytes] | None: ...
+    def poll(self) -> int | None: ...
+    def wait(self, timeout: float | None = None) -> int: ...
+    def send_signal(self, sig: int) -> None: ...
+
+
+# A host's process: a subprocess, a fork of the fork server, an own image's container, or a
+# host on another machine.
+JobProcess = subprocess.Popen[bytes] | ForkedProcess | ContainerProcess | HostProcess
 DEFAULT_ARCHIVE_LIMITS = ArchiveLimits(max_unpacked_bytes=10 * 1024**3, max_ratio=200.0)
 
 
@@ -939,7 +952,7 @@ def _free_port() -> int:
 
 
 def _signal_group(proc: JobProcess, sig: int) -> None:
-    if isinstance(proc, ContainerProcess):  # the container's main process
+    if not isinstance(proc, (subprocess.Popen, ForkedProcess)):  # a container, a remote host
         proc.send_signal(sig)
         return
     try:

@@ -54,6 +54,12 @@ class Workspace(MlLayout):
 def cpus_for(instance_type: str) -> int:
     """vCPUs of an ``ml.<family>.<size>`` instance (large = 2, xlarge = 4, Nxlarge = 4N),
     capped at what this machine has."""
+    return max(1, min(vcpus_for(instance_type), len(os.sched_getaffinity(0))))
+
+
+def vcpus_for(instance_type: str) -> int:
+    """vCPUs of an ``ml.<family>.<size>`` instance (large = 2, xlarge = 4, Nxlarge = 4N);
+    an unknown size: this machine's count."""
     size = instance_type.rsplit(".", 1)[-1]
     if size in ("medium", "small"):
         wanted = 1
@@ -64,4 +70,22 @@ def cpus_for(instance_type: str) -> int:
         wanted = 4 * (int(factor) if factor.isdigit() else 1)
     else:
         wanted = os.cpu_count() or 1
-    return max(1, min(wanted, len(os.sched_getaffinity(0))))
+    return wanted
+
+
+# GPUs per instance of the GPU families (by size); a size not listed has one.
+_GPUS = {
+    "p2": {"8xlarge": 8, "16xlarge": 16}, "p3": {"8xlarge": 4, "16xlarge": 8},
+    "p3dn": {"24xlarge": 8}, "p4d": {"24xlarge": 8}, "p4de": {"24xlarge": 8},
+    "p5": {"48xlarge": 8}, "g4dn": {"12xlarge": 4, "metal": 8},
+    "g5": {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}, "g6": {"12xlarge": 4,
+                                                               "24xlarge": 4, "48xlarge": 8},
+}
+
+
+def gpus_for(instance_type: str) -> int:
+    """GPUs of an ``ml.<family>.<size>`` instance: 0 for the CPU families."""
+    family, _, size = instance_type.removeprefix("ml.").partition(".")
+    if family not in _GPUS:
+        return 0
+    return _GPUS[family].get(size, 1)

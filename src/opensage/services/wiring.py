@@ -6,6 +6,7 @@ are subscriptions made here, so this file is the whole map of who depends on who
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from opensage.runner.environments import Environments
 from opensage.runner.executor import Executor
 from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
+from opensage.runner.object_access import S3Endpoint
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
@@ -41,6 +43,10 @@ from opensage.store.db import Database
 from opensage.store.lineage import LineageStore
 from opensage.store.objects import ObjectStore
 from opensage.store.resources import ResourceStore
+
+# Jobs one server hands the Ray cluster at once: each waits for its placement there (and
+# says so), so the cluster's capacity, not this number, is what limits them.
+RAY_JOB_SLOTS = 64
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,15 @@ def build_services(settings: Settings) -> Services:
     aws = aws_environment(settings.local_url, settings.region)  # boto3 in a job: this server
 
     def executor(reports: TrainingEvents) -> Executor:
+        if settings.executor == "ray":
+            from opensage.runner.ray_executor import RayExecutor
+
+            return RayExecutor(
+                settings.data_dir / "jobs" / "training", ctx.objects, reports,
+                address=settings.ray_address, endpoint=_s3_endpoint(settings),
+                slots=max(settings.job_slots, RAY_JOB_SLOTS),
+                stop_grace_seconds=settings.stop_grace_seconds,
+                spot_interruptions_per_hour=settings.spot_interruptions_per_hour)
         return LocalExecutor(
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -206,6 +221,15 @@ class _PipelineRegistry:
                         return row.body
         tags = [*(params.get("Tags") or []), {"Key": self.TOKEN_TAG, "Value": token}]
         return registry_packages.create_package(self.ctx, {**params, "Tags": tags}).body
+
+
+def _s3_endpoint(settings: Settings) -> S3Endpoint:
+    """Where hosts on other machines reach the objects: this server's S3 facade, at the
+    address it listens on (a wildcard bind: this machine's name)."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    return S3Endpoint(f"http://{host}:{settings.port}", settings.region)
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

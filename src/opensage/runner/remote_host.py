@@ -1,0 +1,182 @@
+"""One training host (``algo-N``) run on another machine, such as a Ray node.
+
+The Ray executor makes each host of a job an actor of this class (``runner/ray_executor.py``
+wraps it; nothing here imports Ray). On its node the host lays out its own ``/opt/ml``
+directory, stages its channels and checkpoints from the object store through S3
+(``RemoteObjects``: the server's facade, never the server's disk), runs the same command the
+local executor runs, hands its output lines to the server as they come (``read``), syncs
+checkpoints while it runs, and packs and uploads ``model.tar.gz`` / ``output.tar.gz``
+through S3 when it has ended (the facade publishes an object only once complete).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from opensage.errors import AwsError
+from opensage.runner.artifacts import has_files, pack_and_upload
+from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
+from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.object_access import RemoteObjects, S3Endpoint
+from opensage.runner.toolkit.contract import container_env, resource_config
+from opensage.runner.workspace import Workspace
+
+log = logging.getLogger(__name__)
+READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
+CHECKPOINT_SYNC_SECONDS = 2.0
+
+
+class RemoteHost:
+    """A host of one attempt of a training job, on the machine it was placed on."""
+
+    def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
+                 input_data_config: dict[str, Any], cpus: int,
+                 scratch: str | None = None) -> None:
+        self.spec = spec  # a runner.local.TrainingSpec
+        self.index, self.count, self.cpus = host_index, host_count, cpus
+        self.name = f"algo-{host_index + 1}"
+        self.objects = RemoteObjects(endpoint)
+        self.input_data_config = input_data_config
+        base = Path(scratch or tempfile.gettempdir()) / "opensage-hosts"
+        self.ws = Workspace(base / f"{spec.name}-{self.name}-{uuid.uuid4().hex[:8]}")
+        self._lines: collections.deque[bytes] = collections.deque()
+        self._cond = threading.Condition()
+        self._eof = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._checkpoints: CheckpointSync | None = None
+
+    def node_address(self) -> str:
+        """This node's address as other hosts reach it (the one the S3 endpoint is reached
+        from: the interface that routes there)."""
+        host = urlsplit(self.objects.endpoint.url).hostname or "127.0.0.1"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.connect((host, 9))
+                return str(sock.getsockname()[0])
+            except OSError:
+                return "127.0.0.1"
+
+    @staticmethod
+    def free_port() -> int:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("", 0))
+            return int(sock.getsockname()[1])
+
+    def stage(self) -> None:
+        """The host's ``/opt/ml``: channels (its shard of ShardedByS3Key ones), config files,
+        checkpoints restored. A channel that cannot be provided raises ``ChannelError``."""
+        spec = self.spec
+        self.ws.create()
+        for channel in spec.channels:
+            if input_mode(channel, spec.input_mode) == "Pipe":
+                raise ChannelError("Pipe input mode is not available on the Ray executor; "
+                                   "use File or FastFile")
+            materialize(self.objects, channel, self.ws.channel_dir(channel["ChannelName"]),
+                        host_index=self.index, host_count=self.count)
+        if spec.checkpoint:
+            self.ws.default_checkpoint_dir.mkdir(exist_ok=True)
+            self._checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
+                                               self.ws.default_checkpoint_dir)
+            self._checkpoints.restore()
+        self.ws.write_config(spec.hyperparameters, self.input_data_config,
+                             resource_config(spec.instance_type, spec.instance_count,
+                                             self.name), spec.checkpoint)
+
+    def start(self, extra_env: dict[str, str]) -> None:
+        """Run the built-in's ``python -m <module> train`` in the host's directory, through
+        the launcher (pinned to the host's CPUs, dying with this actor)."""
+        spec = self.spec
+        env = {**os.environ, **container_env(
+            self.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
+            hyperparameters=spec.hyperparameters, input_data_config=self.input_data_config,
+            resource=resource_config(spec.instance_type, spec.instance_count, self.name),
+            num_cpus=self.cpus, user_env=spec.environment), **extra_env}
+        env["PYTHONUNBUFFERED"] = "1"
+        command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
+                   str(os.getpid()), "--", sys.executable, "-m", spec.module, "train"]
+        self._proc = subprocess.Popen(
+            command, cwd=str(self.ws.root), env=env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        threading.Thread(target=self._pump, daemon=True).start()
+        if self._checkpoints is not None:
+            threading.Thread(target=self._sync_checkpoints, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        for raw in iter(self._proc.stdout.readline, b""):
+            with self._cond:
+                self._lines.append(raw)
+                self._cond.notify_all()
+        self._proc.wait()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def _sync_checkpoints(self) -> None:
+        assert self._proc is not None and self._checkpoints is not None
+        while self._proc.poll() is None:
+            time.sleep(CHECKPOINT_SYNC_SECONDS)
+            try:
+                self._checkpoints.upload_changes()
+            except (OSError, AwsError):  # the next round tries again; the final sync reports
+                log.warning("syncing checkpoints failed", exc_info=True)
+
+    def read(self, limit: int = 500) -> tuple[list[bytes], int | None]:
+        """The output lines since the last call (waiting a moment for one), and the exit
+        code once the process has ended and every line was handed out."""
+        with self._cond:
+            if not self._lines and not self._eof:
+                self._cond.wait(READ_WAIT_SECONDS)
+            lines = [self._lines.popleft() for _ in range(min(limit, len(self._lines)))]
+            done = self._eof and not self._lines
+        code = self._proc.returncode if done and self._proc is not None else None
+        return lines, code
+
+    def signal(self, sig: int) -> None:
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def finish(self, upload: bool) -> dict[str, Any]:
+        """After the process ended: the last checkpoints, the host's ``output/failure``, and
+        (``upload``: algo-1) ``model.tar.gz`` and ``output.tar.gz`` under the job's output
+        path when the model directory has files. The directory is removed."""
+        try:
+            if self._checkpoints is not None:
+                self._checkpoints.upload_changes()
+            failure = self.ws.read_failure()
+            uploaded = False
+            if upload and has_files(self.ws.model_dir):
+                bucket, prefix = split_s3_uri(self.spec.output_path.rstrip("/") + "/")
+                base = f"{prefix}{self.spec.name}/output/"
+                if has_files(self.ws.output_data_dir):
+                    pack_and_upload(self.objects, self.ws.output_data_dir,
+                                    self.ws.root / ".upload" / "output", bucket,
+                                    base + "output.tar.gz")
+                pack_and_upload(self.objects, self.ws.model_dir,
+                                self.ws.root / ".upload" / "model", bucket,
+                                base + "model.tar.gz")
+                uploaded = True
+            return {"failure": failure, "uploaded": uploaded}
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.signal(signal.SIGKILL)
+        shutil.rmtree(self.ws.root, ignore_errors=True)

@@ -1,0 +1,220 @@
+"""``opensage server --executor ray`` against a real Ray cluster of two nodes.
+
+Everything runs inside a private network namespace (loopback only, see ``netns.py``): a
+Ray head and a second node (``ray start``, one CPU each), the server, and the boto3 calls.
+Where the hosts ran is read from Ray itself (its placement groups, in a driver subprocess).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pytest
+from botocore.config import Config
+
+from opensage.testing import VENV_BIN, server_process
+from tests.integration.netns import NamespaceUnavailable, private_network
+from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
+
+pytest.importorskip("ray", reason="the ray extra is not installed")
+HEAD_PORT = 6379
+INSTANCE = "ml.t3.medium"  # one vCPU: one host per node of the test cluster
+
+
+def _ray(*args: str, log: Path | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    out = subprocess.PIPE if log is None else open(log, "wb")  # noqa: SIM115
+    return subprocess.Popen([str(VENV_BIN / "ray"), *args], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def netns() -> Iterator[None]:
+    try:
+        with private_network():
+            yield
+    except NamespaceUnavailable as err:
+        pytest.fail(str(err))
+
+
+class Cluster:
+    def __init__(self, temp: Path) -> None:
+        self.temp = temp
+        self.address = f"127.0.0.1:{HEAD_PORT}"
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        head = _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port",
+                    str(HEAD_PORT), "--num-cpus", "1", "--include-dashboard=false",
+                    "--disable-usage-stats", "--temp-dir", str(self.temp))
+        out, _ = head.communicate(timeout=120)
+        assert head.returncode == 0, out.decode(errors="replace")[-2000:]
+        self.start_worker()
+
+    def start_worker(self) -> None:
+        """The second node in the foreground (``--block``) in a process group of its own,
+        so that killing the group is the node dying."""
+        self.worker = _ray("start", "--address", self.address, "--node-ip-address",
+                           "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--block",
+                           log=self.temp / "worker.log", start_new_session=True)
+        self.wait_nodes(2)
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        os.killpg(self.worker.pid, signal.SIGKILL)
+        self.worker.wait()
+
+    def query(self, code: str) -> Any:
+        """Run ``code`` (which prints JSON) as a Ray driver in a subprocess."""
+        script = ("import json, ray\n"
+                  f"ray.init(address={self.address!r}, log_to_driver=False, "
+                  "logging_level='ERROR')\n"
+                  "def answer(value):\n    print('RESULT ' + json.dumps(value), flush=True)\n"
+                  + code)
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120,
+                              check=False)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+        marked = [line for line in done.stdout.decode().splitlines()
+                  if line.startswith("RESULT ")]
+        return json.loads(marked[-1].removeprefix("RESULT "))
+
+    def wait_nodes(self, count: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            alive = self.query("answer(sum(n['Alive'] for n in ray.nodes()))")
+            if alive >= count:
+                return
+            if self.worker is not None and self.worker.poll() is not None:
+                break
+            time.sleep(0.5)
+        log = (self.temp / "worker.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"the Ray cluster did not reach {count} nodes: {log}")
+
+    def placements(self) -> dict[str, list[str]]:
+        """Every placement group opensage made: its name -> the node of each bundle."""
+        return self.query(
+            "from ray.util import placement_group_table as t\n"
+            "answer({g['name']: [g['bundles_to_node_id'].get(i) for i in "
+            "sorted(g['bundles'])] for g in t().values() if g['name'].startswith('opensage-')"
+            " and g['state'] != 'REMOVED'})")
+
+    def stop(self) -> None:
+        if self.worker is not None and self.worker.poll() is None:
+            os.killpg(self.worker.pid, signal.SIGKILL)
+        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True,
+                       timeout=120, check=False)
+
+
+@pytest.fixture(scope="module")
+def cluster(netns: None) -> Iterator[Cluster]:
+    temp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths
+    running = Cluster(temp)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+def ray_server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = tmp_path_factory.mktemp("ray-server")
+    with server_process(data_dir, "--executor", "ray", "--ray-address",
+                        cluster.address) as (url, _proc):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def make_client(ray_server: str) -> Callable[[str], Any]:
+    def make(service: str) -> Any:
+        return boto3.client(service, endpoint_url=ray_server, region_name="us-east-1",
+                            aws_access_key_id="test", aws_secret_access_key="test",
+                            config=Config(retries={"max_attempts": 1}))
+    return make
+
+
+@pytest.fixture(scope="module")
+def data(make_client: Callable[[str], Any]) -> dict[str, Any]:
+    s3 = make_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    train, _, _ = regression_csv(600, seed=1)
+    validation, x_val, y_val = regression_csv(200, seed=2)
+    s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv", Body=train)
+    s3.put_object(Bucket=BUCKET, Key="data/validation/part-0.csv", Body=validation)
+    return {"x_val": x_val, "y_val": y_val}
+
+
+def _request(name: str, count: int = 1, **overrides: Any) -> dict[str, Any]:
+    return job_request(name, ResourceConfig={"InstanceType": INSTANCE, "InstanceCount": count,
+                                             "VolumeSizeInGB": 5}, **overrides)
+
+
+def _model(s3: Any, job: dict[str, Any]) -> bytes:
+    bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"][5:].split("/", 1)
+    blob = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        member = tar.extractfile("xgboost-model")
+        assert member is not None
+        return member.read()
+
+
+def test_a_training_job_runs_on_the_cluster_and_uploads_its_model(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    import xgboost
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    sm.create_training_job(**_request("ray-one"))
+    job = wait_for(sm, "ray-one", timeout=120)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == [
+        "Starting", "Downloading", "Training", "Uploading", "Completed"]
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(_model(s3, job)))
+    predictions = booster.predict(xgboost.DMatrix(data["x_val"]))
+    rmse = float(np.sqrt(np.mean((predictions - data["y_val"]) ** 2)))
+    assert rmse < 0.6 * float(np.std(data["y_val"]))
+    metrics = {m["MetricName"]: m["Value"] for m in job["FinalMetricDataList"]}
+    assert metrics["validation:rmse"] == pytest.approx(rmse, rel=1e-3)
+    logs = make_client("logs")
+    stream = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                       logStreamNamePrefix="ray-one/")["logStreams"][0]
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                 logStreamName=stream["logStreamName"],
+                                 startFromHead=True)["events"]
+    assert any("validation-rmse" in e["message"] for e in events)
+    # it ran on the cluster: opensage's placement group for the job was on one of its nodes
+    nodes = cluster.query("answer([n['NodeID'] for n in ray.nodes()])")
+    assert "opensage-ray-one" not in cluster.placements()  # released once the job ended
+    assert len(nodes) >= 2
+
+
+def test_a_job_the_cluster_cannot_place_waits_visibly_for_capacity(
+        make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    sm = make_client("sagemaker")
+    sm.create_training_job(**job_request("ray-too-big", ResourceConfig={
+        "InstanceType": "ml.m5.4xlarge", "InstanceCount": 1, "VolumeSizeInGB": 5}))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = sm.describe_training_job(TrainingJobName="ray-too-big")
+        message = job["SecondaryStatusTransitions"][-1]["StatusMessage"]
+        if "capacity" in message:
+            break
+        time.sleep(0.2)
+    assert job["SecondaryStatus"] == "Starting"
+    assert "Waiting for capacity on the Ray cluster: 1 host(s) of 16 CPU" in message
+    sm.stop_training_job(TrainingJobName="ray-too-big")
+    job = wait_for(sm, "ray-too-big", timeout=60)
+    assert job["TrainingJobStatus"] == "Stopped"
