@@ -218,3 +218,78 @@ def test_a_job_the_cluster_cannot_place_waits_visibly_for_capacity(
     sm.stop_training_job(TrainingJobName="ray-too-big")
     job = wait_for(sm, "ray-too-big", timeout=60)
     assert job["TrainingJobStatus"] == "Stopped"
+
+
+def _sharded(name: str, count: int, rounds: int, **overrides: Any) -> dict[str, Any]:
+    channels = [{"ChannelName": channel, "ContentType": "text/csv", "DataSource": {
+        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/shards/{channel}/",
+                         "S3DataDistributionType": "ShardedByS3Key" if channel == "train"
+                         else "FullyReplicated"}}} for channel in ("train", "validation")]
+    return _request(name, count, InputDataConfig=channels, HyperParameters={
+        "objective": "reg:squarederror", "num_round": str(rounds), "max_depth": "3",
+        "eta": "0.3"}, **overrides)
+
+
+@pytest.fixture(scope="module")
+def shards(make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    s3 = make_client("s3")
+    for part in range(2):
+        body, _, _ = regression_csv(400, seed=10 + part)
+        s3.put_object(Bucket=BUCKET, Key=f"shards/train/part-{part}.csv", Body=body)
+    body, _, _ = regression_csv(200, seed=2)
+    s3.put_object(Bucket=BUCKET, Key="shards/validation/part-0.csv", Body=body)
+
+
+def test_two_hosts_train_one_model_on_two_nodes(
+        cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
+    sm = make_client("sagemaker")
+    sm.create_training_job(**_sharded("ray-two", 2, 20))
+    job = wait_for(sm, "ray-two", timeout=120)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    logs = make_client("logs")
+    streams = sorted(s["logStreamName"].split("/")[1].rsplit("-", 1)[0]
+                     for s in logs.describe_log_streams(
+                         logGroupName="/aws/sagemaker/TrainingJobs",
+                         logStreamNamePrefix="ray-two/")["logStreams"])
+    assert streams == ["algo-1", "algo-2"]
+
+
+def test_a_tuning_job_runs_its_children_on_the_cluster(
+        make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    from tests.integration.test_tuning import tuning_request
+
+    sm = make_client("sagemaker")
+    request = tuning_request("ray-tune", max_jobs=2, parallel=2)
+    request["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"]["InstanceType"] = \
+        INSTANCE
+    sm.create_hyper_parameter_tuning_job(**request)
+    deadline = time.monotonic() + 150
+    while time.monotonic() < deadline:
+        tuning = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="ray-tune")
+        if tuning["HyperParameterTuningJobStatus"] not in ("InProgress", "Stopping"):
+            break
+        time.sleep(0.5)
+    assert tuning["HyperParameterTuningJobStatus"] == "Completed", tuning.get("FailureReason")
+    assert tuning["TrainingJobStatusCounters"]["Completed"] == 2
+    assert "validation:rmse" in str(tuning["BestTrainingJob"]["FinalHyperParameterTuningJob"
+                                                               "ObjectiveMetric"]["MetricName"])
+
+
+def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
+        cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
+    """Last: it kills the second node. The two hosts are on the two nodes (Ray's placement
+    of the job's group); without checkpoints the job fails, saying a node was lost."""
+    sm = make_client("sagemaker")
+    sm.create_training_job(**_sharded("ray-lost", 2, 1_000_000))
+    deadline = time.monotonic() + 120
+    while sm.describe_training_job(TrainingJobName="ray-lost")["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline, "the job did not start training"
+        time.sleep(0.2)
+    placed = cluster.placements()["opensage-ray-lost"]
+    nodes = cluster.query("answer(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))")
+    assert sorted(placed) == nodes  # one host on each node
+    cluster.kill_worker()
+    job = wait_for(sm, "ray-lost", timeout=120)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "Ray node running the job was lost" in job["FailureReason"]
+    assert "no CheckpointConfig" in job["FailureReason"]

@@ -59,6 +59,9 @@ class AlgorithmSpec:
     aliases: Mapping[str, str] = field(default_factory=dict)
     checks: Sequence[Check] = ()
     supports_distributed_training: bool = False
+    # Its hosts train one model together (XGBoost's collective): InstanceCount hosts run,
+    # meeting at OPENSAGE_COLLECTIVE_ADDRESS; the others run one host.
+    trains_across_hosts: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hyperparameters", MappingProxyType(dict(self.hyperparameters)))

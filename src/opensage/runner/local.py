@@ -130,6 +130,7 @@ class TrainingSpec:
     # A deep-learning built-in: the framework environment (``builtin-torch``) whose
     # interpreter runs ``module``, with only the opensage package on its PYTHONPATH.
     builtin_environment: str | None = None
+    across_hosts: bool = False  # a built-in whose InstanceCount hosts train one model
 
 
 @dataclass(frozen=True)
@@ -542,8 +543,10 @@ class LocalExecutor:
     def _hosts(spec: TrainingSpec, ws: Workspace) -> list[_Host]:
         """algo-1 in the job's directory (what is uploaded comes from there); a script-mode
         job's other hosts in directories of their own beneath it (an own image's too: each
-        host its container). A built-in runs one host."""
-        count = spec.instance_count if spec.script or spec.container else 1
+        host its container; a built-in that trains across hosts: each its process). Other
+        built-ins run one host."""
+        count = (spec.instance_count if spec.script or spec.container or spec.across_hosts
+                 else 1)
         return [_Host("algo-1", ws)] + [
             _Host(f"algo-{i}", Workspace(ws.root / ".hosts" / f"algo-{i}"))
             for i in range(2, count + 1)]
@@ -681,6 +684,8 @@ class LocalExecutor:
         port = _free_port() if spec.script and spec.script.request.launcher else 0
         hyperparameters = spec.hyperparameters if spec.script is None else (
             spec.script.toolkit_hyperparameters(spec.hyperparameters, spec.name))
+        collective = (f"127.0.0.1:{_free_port()}" if spec.across_hosts and len(hosts) > 1
+                      else None)
         try:
             for index, host in enumerate(hosts):
                 env = {**without_aws(os.environ), **container_env(
@@ -691,6 +696,8 @@ class LocalExecutor:
                                              host.name),
                     num_cpus=cpus, user_env=spec.environment, entry=entry, aws=self.aws)}
                 env["PYTHONUNBUFFERED"] = "1"
+                if collective is not None:
+                    env["OPENSAGE_COLLECTIVE_ADDRESS"] = collective
                 proc: JobProcess
                 if spec.container is not None:
                     proc = self._run_container(spec, host, len(hosts), cpus)

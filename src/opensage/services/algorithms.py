@@ -36,6 +36,10 @@ class BuiltinAlgorithm:
         except SpecError as err:
             raise ValidationException(str(err)) from None
 
+    @property
+    def trains_across_hosts(self) -> bool:
+        return self.entry.spec.trains_across_hosts
+
     def metric_definitions(self) -> list[dict[str, str]]:
         return [{"Name": m.name, "Regex": m.regex} for m in self.entry.spec.metrics]
 

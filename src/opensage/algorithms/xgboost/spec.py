@@ -277,7 +277,8 @@ SPEC = AlgorithmSpec(
     input_modes=_INPUT_MODES,
     aliases=ALIASES,
     checks=(_check_objective, _check_tree_method, _check_updater, _check_unsupported),
-    supports_distributed_training=False,
+    supports_distributed_training=True,
+    trains_across_hosts=True,
 )
 
 

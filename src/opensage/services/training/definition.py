@@ -37,6 +37,7 @@ class Prepared:
     container: dict[str, Any] | None = None
     # A deep-learning built-in's framework environment (``builtin-torch``)
     environment: str | None = None
+    across_hosts: bool = False  # a built-in whose hosts train one model together
 
 
 # The key of the runner's state in a job's ``internal`` column (the name it had in the
@@ -128,7 +129,8 @@ def prepare(algorithms: AlgorithmCatalog, params: dict[str, Any], *,
     taken = {m["Name"] for m in builtin}
     return Prepared(algorithm.module, None,
                     builtin + [m for m in user_metrics if m["Name"] not in taken],
-                    environment=algorithm.environment)
+                    environment=algorithm.environment,
+                    across_hosts=algorithm.trains_across_hosts)
 
 
 def _check_stopping_condition(params: dict[str, Any]) -> None:
@@ -180,6 +182,8 @@ def internal_state(params: dict[str, Any], prepared: Prepared) -> dict[str, Any]
         runner["container"] = prepared.container
     if prepared.environment is not None:
         runner["environment"] = prepared.environment
+    if prepared.across_hosts:
+        runner["across_hosts"] = True
     if (params.get(RUNNER) or {}).get("prompt_metrics"):
         runner["prompt_metrics"] = True  # a watching tuner's child
     return {RUNNER: runner}
@@ -212,6 +216,7 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
         spot=bool(body.get("EnableManagedSpotTraining")),
         max_wait=body["StoppingCondition"].get("MaxWaitTimeInSeconds"),
         prompt_metrics=bool(runner.get("prompt_metrics")),
+        across_hosts=bool(runner.get("across_hosts")),
         container=_own_image(runner.get("container"), algorithm),
         builtin_environment=runner.get("environment"))
 
