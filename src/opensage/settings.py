@@ -30,6 +30,9 @@ class Settings:
     capture_buffer_bytes: int = 64 * 1024**2  # data capture held between writes; more: dropped
     metric_retention_days: float = 15.0  # metric points older are purged (AWS: 1-minute data)
     housekeeping_interval_seconds: float = 3600.0  # how often expired data is purged
+    # CloudTrail: every API call is recorded (off: for benchmarks only); kept this many days
+    audit: bool = True
+    audit_retention_days: float = 90.0
     # Caps on unpacking one archive (model.tar.gz): total bytes, and unpacked/compressed bytes
     # once 1 MiB is out (deflate cannot pass ~1032:1, so 200 stops a gzip of zeros at 1 MiB).
     archive_max_unpacked_bytes: int = 10 * 1024**3
@@ -107,9 +110,10 @@ def _coerce(name: str, raw: str) -> Any:
                 "archive_max_unpacked_bytes"):
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
-                "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio"):
+                "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio",
+                "audit_retention_days"):
         return float(raw)
-    if name in ("enable_reset", "preload_algorithms", "allow_anonymous_remote"):
+    if name in ("enable_reset", "preload_algorithms", "allow_anonymous_remote", "audit"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     if name in ("data_dir", "frameworks_dir"):
         return Path(raw)

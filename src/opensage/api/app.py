@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opensage.api import (
     autoscaling_handlers,
+    cloudtrail_handlers,
     cloudwatch_handlers,
     endpoint_handlers,
     experiment_handlers,
@@ -30,6 +31,7 @@ from opensage.api import (
     transform_handlers,
     tuning_handlers,
 )
+from opensage.api.audit import audited, wants_audit
 from opensage.api.auth import AuthMiddleware, Gate, Verifier
 from opensage.api.error_encoding import plain_error_response
 from opensage.api.metrics_api import MetricsApi
@@ -53,6 +55,14 @@ class OpensageApp(Starlette):
     Starlette. The runtime answers its own errors, unexpected ones included."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        services: Services | None = getattr(self.state, "services", None)
+        if services is not None and services.audit.enabled and wants_audit(scope):
+            headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+            await audited(services.audit, self._serve, scope, receive, send, headers)
+            return
+        await self._serve(scope, receive, send)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (scope["type"] == "http" and scope["method"] == "POST" and not scope["query_string"]
                 and scope["path"].startswith(PREFIX)):
             headers = {k.decode("latin-1"): v.decode("latin-1")
@@ -79,6 +89,7 @@ def build_protocols(services: Services) -> dict[str, Any]:
     logs = session.get_service_model("logs")
     cloudwatch = session.get_service_model("cloudwatch")
     autoscaling = session.get_service_model("application-autoscaling")
+    cloudtrail = session.get_service_model("cloudtrail")
     return {
         "sagemaker": RpcService(sagemaker, collect_handlers(sagemaker, sagemaker_handlers,
                                                             training_handlers, tuning_handlers,
@@ -99,6 +110,8 @@ def build_protocols(services: Services) -> dict[str, Any]:
         "sagemaker-runtime": RuntimeApi(services.endpoints, settings),
         "sagemaker-metrics": MetricsApi(session.get_service_model("sagemaker-metrics"),
                                         services),
+        "cloudtrail": RpcService(cloudtrail, collect_handlers(cloudtrail, cloudtrail_handlers),
+                                 services),
         "application-autoscaling": RpcService(autoscaling, collect_handlers(
             autoscaling, autoscaling_handlers), services),
     }

@@ -16,6 +16,7 @@ _SIGNING_NAMES = {
     "logs": "logs",
     "monitoring": "cloudwatch",
     "application-autoscaling": "application-autoscaling",
+    "cloudtrail": "cloudtrail",
     "sagemaker": "sagemaker",  # shared by sagemaker and sagemaker-runtime: split by target/path
 }
 
@@ -24,6 +25,7 @@ _TARGET_PREFIXES = {
     "Logs_20140328.": "logs",
     "GraniteServiceVersion20100801.": "cloudwatch-json",  # older clients: awsJson 1.0
     "AnyScaleFrontendService.": "application-autoscaling",
+    "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.": "cloudtrail",
 }
 
 # sagemaker-metrics (REST-JSON, signed as "sagemaker"): one path per operation

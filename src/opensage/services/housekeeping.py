@@ -1,6 +1,7 @@
 """Housekeeping: one background thread that deletes what has outlived its retention.
 
-Log events older than their group's ``retentionInDays``, metric points older than
+Log events older than their group's ``retentionInDays``, audit events older than
+``audit_retention_days``, metric points older than
 ``metric_retention_days`` (0: kept forever) and scaling activities older than six weeks.
 ``step`` is one pass at an explicit time (tests call it with a fake clock); the thread runs it
 at start and then every ``housekeeping_interval_seconds``, off every request path. Each purge
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 class Housekeeping:
     def __init__(self, settings: Settings, logs: LogService, metrics: MetricStore,
                  purge_activities: Callable[[float], int],
+                 purge_audit: Callable[[float], int] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.logs, self.metrics = settings, logs, metrics
         self.purge_activities = purge_activities
+        self.purge_audit = purge_audit
         self.clock = clock
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
@@ -40,6 +43,9 @@ class Housekeeping:
         purges: dict[str, Callable[[], int]] = {
             "log events": lambda: self.logs.purge_expired(int(at * 1000)),
             "scaling activities": lambda: self.purge_activities(at)}
+        if self.purge_audit is not None:  # older than audit_retention_days
+            purge_audit = self.purge_audit
+            purges["audit events"] = lambda: purge_audit(at)
         days = self.settings.metric_retention_days
         if days > 0:
             purges["metric points"] = lambda: self.metrics.purge_before(at - days * DAY_SECONDS)

@@ -20,6 +20,7 @@ from opensage.runner.object_access import S3Endpoint
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
+from opensage.services.audit import AuditService
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
@@ -39,6 +40,7 @@ from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
 from opensage.serving.artifacts import archive_limits
 from opensage.settings import Settings
+from opensage.store.audit import AuditStore
 from opensage.store.db import Database
 from opensage.store.lineage import LineageStore
 from opensage.store.objects import ObjectStore
@@ -65,6 +67,7 @@ class Services:
     experiments: ExperimentService  # experiments, trials, trial components, their metrics
     lineage: LineageService  # artifacts, actions, contexts, associations, QueryLineage
     iam: IamService  # users, roles, access keys, STS sessions: what SigV4 checks against
+    audit: AuditService  # CloudTrail: the record of every call, LookupEvents, trails
 
     def start(self) -> None:
         """Start the job slots and pick up what a previous run left unfinished."""
@@ -78,6 +81,7 @@ class Services:
         self.processing.start()  # job slots, then processing jobs left InProgress run again
         self.pipelines.start()  # its engine also resumes the executions left Executing
         self.autoscaling.start()  # the scaler thread
+        self.audit.start()  # the trails' data event selectors
         self.housekeeping.start()  # retention purges
 
     def reset(self) -> None:
@@ -165,13 +169,15 @@ def build_services(settings: Settings) -> Services:
     pipelines = PipelineService(ctx, _pipeline_children(ctx, training, processing, tuning,
                                                         transform))
     training.job_ended.subscribe(pipelines.child_ended)
+    audit = AuditService(settings, AuditStore(db))
     return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
                     transform=transform, processing=processing, pipelines=pipelines,
                     autoscaling=autoscaling,
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
-                                              autoscaling.purge_activities),
+                                              autoscaling.purge_activities,
+                                              audit.purge_expired),
                     experiments=experiments, lineage=lineage,
-                    iam=IamService(settings, db, ctx.clock))
+                    iam=IamService(settings, db, ctx.clock), audit=audit)
 
 
 def _pipeline_children(ctx: Context, training: TrainingService, processing: ProcessingService,

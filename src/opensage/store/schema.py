@@ -252,7 +252,43 @@ iam_access_keys = Table(
     Index("ix_iam_access_keys_user", "user_name"),
 )
 
+# CloudTrail: one row per API call, append-only (only retention deletes). LookupEvents filters
+# on one attribute and a time range, newest first: one index per attribute, with event_time.
+audit_events = Table(
+    "audit_events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # tie-breaker, insert order
+    Column("event_id", String(36), nullable=False),
+    Column("event_time", Float, nullable=False),  # epoch seconds
+    Column("event_name", String(128), nullable=False),
+    Column("event_source", String(64), nullable=False),
+    Column("username", String(128)),
+    Column("resource_type", String(64)),  # of the first resource
+    Column("resource_name", String(1024)),  # of the first resource
+    Column("read_only", Boolean, nullable=False),
+    Column("access_key_id", String(32)),
+    Column("resources", JSON, nullable=False),  # LookupEvents' Resources
+    Column("record", Text, nullable=False),  # the CloudTrail record (JSON)
+    Index("ix_audit_events_time", "event_time"),
+    Index("ix_audit_events_id", "event_id"),
+    Index("ix_audit_events_name", "event_name", "event_time"),
+    Index("ix_audit_events_user", "username", "event_time"),
+    Index("ix_audit_events_resource", "resource_name", "event_time"),
+    Index("ix_audit_events_resource_type", "resource_type", "event_time"),
+    Index("ix_audit_events_source", "event_source", "event_time"),
+    Index("ix_audit_events_read_only", "read_only", "event_time"),
+    Index("ix_audit_events_key", "access_key_id", "event_time"),
+)
+
+# CloudTrail trails: only what selects data events (PutEventSelectors) is acted on.
+audit_trails = Table(
+    "audit_trails", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("create_time", Float, nullable=False),
+    Column("body", JSON, nullable=False),  # the trail as DescribeTrails answers, + selectors
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)
 # What ``Database.wipe`` (the test suites' reset) keeps: credentials (or the server would
 # lock its callers out).
-KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys"})
+# The audit record is append-only: a reset does not erase it either.
+KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys", "audit_events"})

@@ -1,0 +1,516 @@
+"""CloudTrail: the record of every API call, and the ``cloudtrail`` service over it.
+
+``record`` turns one finished call (``Call``: what the API layer saw of the request and of
+the answer) into a CloudTrail record and appends it (one INSERT, committed before it returns:
+the API layer calls it before the answer's first byte is sent). Request parameters are kept
+without secrets (any member named like a secret, a password or a token), object bodies (S3
+and InvokeEndpoint bodies are never read) or huge values (strings cut at ``MAX_STRING``);
+response elements are kept for ``Create*`` calls and only their ARNs.
+
+Management events are always recorded. Data events (S3 object-level calls, InvokeEndpoint)
+are recorded only where a trail's event selectors ask for them (``PutEventSelectors``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import cbor2
+
+from opensage.errors import AwsError, ValidationException
+from opensage.services.iam import Principal
+from opensage.settings import Settings
+from opensage.store import pagination
+from opensage.store.audit import ATTRIBUTES, AuditStore
+
+MAX_STRING = 1024  # longer request values are cut
+MAX_ITEMS = 100  # longer lists are cut
+MAX_DEPTH = 10
+MAX_LOOKUP = 50
+EVENT_VERSION = "1.09"
+_SECRET = re.compile(r"secret|password|passwd|token|privatekey|credential|body$", re.IGNORECASE)
+_KEEP = frozenset({"nextToken", "NextToken", "maxResults"})  # paging members, not secrets
+_READ_ONLY = ("Describe", "List", "Get", "Search", "Head", "Lookup", "Query", "BatchGet",
+              "Select")
+_ARN = re.compile(r"<(\w*Arn)>([^<]{1,2048})</\1>")
+_XML_CODE = re.compile(r"<Code>([^<]{1,256})</Code>")
+_XML_MESSAGE = re.compile(r"<Message>([^<]{0,2048})</Message>")
+
+SOURCES = {
+    "sagemaker": "sagemaker.amazonaws.com", "sagemaker-runtime": "sagemaker.amazonaws.com",
+    "sagemaker-metrics": "sagemaker.amazonaws.com", "s3": "s3.amazonaws.com",
+    "sts": "sts.amazonaws.com", "iam": "iam.amazonaws.com", "logs": "logs.amazonaws.com",
+    "cloudwatch": "monitoring.amazonaws.com", "cloudwatch-json": "monitoring.amazonaws.com",
+    "application-autoscaling": "application-autoscaling.amazonaws.com",
+    "cloudtrail": "cloudtrail.amazonaws.com",
+}
+S3_OBJECT = "AWS::S3::Object"
+ENDPOINT = "AWS::SageMaker::Endpoint"
+
+
+@dataclass
+class Call:
+    """One API call as the API layer saw it."""
+
+    service: str  # the router's service key
+    operation: str  # "" when only the body names it (the query protocol)
+    method: str
+    path: str
+    query: str
+    source_ip: str
+    user_agent: str
+    principal: Principal | None
+    claimed_key: str  # the access key the request names (unverified under --auth none)
+    body: bytes | None  # None: not read (S3, InvokeEndpoint)
+    status: int = 0
+    response_headers: Mapping[str, str] = field(default_factory=dict)
+    response_body: bytes | None = None  # None: not kept
+    bucket: str = ""
+    key: str = ""
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class DataSelectors:
+    """Which data events trails ask for: per resource type, read and/or write, and for S3
+    the ARN prefixes."""
+
+    s3: tuple[tuple[str, bool, bool], ...] = ()  # (arn prefix, read, write)
+    endpoints: tuple[bool, bool] = (False, False)  # (read, write)
+
+    def wants_s3(self, bucket: str, key: str, read_only: bool) -> bool:
+        arn = f"arn:aws:s3:::{bucket}/{key}"
+        return any(arn.startswith(prefix) and (read if read_only else write)
+                   for prefix, read, write in self.s3)
+
+    @property
+    def any_endpoint(self) -> bool:
+        return self.endpoints[0] or self.endpoints[1]
+
+
+def s3_operation(method: str, bucket: str, key: str, query: Mapping[str, str],
+                 copy_source: bool) -> str:
+    """The S3 operation a request is (as ``api.s3`` routes it)."""
+    if not bucket:
+        return "ListBuckets"
+    if not key:
+        table = {("GET", "location"): "GetBucketLocation", ("GET", "uploads"):
+                 "ListMultipartUploads", ("GET", "versioning"): "GetBucketVersioning",
+                 ("POST", "delete"): "DeleteObjects", ("GET", ""): "ListObjects",
+                 ("PUT", ""): "CreateBucket", ("HEAD", ""): "HeadBucket",
+                 ("DELETE", ""): "DeleteBucket"}
+    else:
+        table = {("PUT", "uploadId"): "UploadPartCopy" if copy_source else "UploadPart",
+                 ("GET", "uploadId"): "ListParts", ("DELETE", "uploadId"):
+                 "AbortMultipartUpload", ("POST", "uploadId"): "CompleteMultipartUpload",
+                 ("POST", "uploads"): "CreateMultipartUpload",
+                 ("PUT", ""): "CopyObject" if copy_source else "PutObject",
+                 ("GET", ""): "GetObject", ("HEAD", ""): "HeadObject",
+                 ("DELETE", ""): "DeleteObject"}
+    sub = next((s for s in ("uploadId", "uploads", "location", "delete", "versioning")
+                if s in query), "")
+    name = table.get((method, sub), f"{method.title()}Object" if key else "")
+    if name == "ListObjects" and query.get("list-type") == "2":
+        return "ListObjectsV2"
+    return name or f"{method.title()}Bucket"
+
+
+def is_s3_data_event(operation: str, key: str) -> bool:
+    return bool(key) or operation in ("ListObjects", "ListObjectsV2", "DeleteObjects",
+                                      "ListMultipartUploads")
+
+
+def read_only(operation: str) -> bool:
+    return operation.startswith(_READ_ONLY)
+
+
+def scrub(value: Any, depth: int = 0) -> Any:
+    """``value`` without secrets, cut to bounded size."""
+    if depth > MAX_DEPTH:
+        return "..."
+    if isinstance(value, Mapping):
+        return {_camel(str(k)): scrub(v, depth + 1) for k, v in value.items()
+                if str(k) in _KEEP or not _SECRET.search(str(k))}
+    if isinstance(value, list | tuple):
+        items = [scrub(v, depth + 1) for v in value[:MAX_ITEMS]]
+        if len(value) > MAX_ITEMS:
+            items.append(f"...({len(value) - MAX_ITEMS} more)")
+        return items
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str) and len(value) > MAX_STRING:
+        return value[:MAX_STRING] + f"...({len(value) - MAX_STRING} more characters)"
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)[:MAX_STRING]
+
+
+def _camel(name: str) -> str:
+    """CloudTrail's member names: ``ModelName`` -> ``modelName`` (``MY_VAR`` stays)."""
+    if len(name) > 1 and name[0].isupper() and name[1].islower():
+        return name[0].lower() + name[1:]
+    return name
+
+
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def _invalid_token(message: str) -> Exception:
+    return AwsError(message, code="InvalidNextTokenException")
+
+
+class AuditService:
+    def __init__(self, settings: Settings, store: AuditStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.store, self.clock = settings, store, clock
+        self.enabled = settings.audit
+        self.selectors = DataSelectors()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._reload_selectors()
+
+    # -- recording -------------------------------------------------------------------------
+
+    def record(self, call: Call) -> bool:
+        """Append ``call``'s event (False: a data event no trail selects)."""
+        row = self.event_row(call)
+        if row is None:
+            return False
+        self.store.append(row)
+        return True
+
+    def event_row(self, call: Call) -> dict[str, Any] | None:
+        params = self._request_parameters(call)
+        operation = call.operation or str(params.pop("Action", "") or "Unknown")
+        params.pop("Version", None)
+        ro = read_only(operation)
+        category = "Management"
+        if call.service == "s3" and is_s3_data_event(operation, call.key):
+            if not self.selectors.wants_s3(call.bucket, call.key, ro):
+                return None
+            category = "Data"
+        elif call.service == "sagemaker-runtime":
+            if not self.selectors.endpoints[0 if ro else 1]:
+                return None
+            category = "Data"
+        error_code, error_message = self._error(call)
+        principal = call.principal
+        event_id = str(uuid.uuid4())
+        identity: dict[str, Any]
+        if principal is not None:
+            username = principal.name.rsplit("/", 1)[-1]
+            identity = {"type": principal.type, "principalId": principal.principal_id,
+                        "arn": principal.arn, "accountId": principal.account,
+                        "accessKeyId": principal.access_key_id}
+            if principal.type != "AssumedRole":
+                identity["userName"] = username
+            access_key = principal.access_key_id
+        else:  # --auth none: nobody was verified
+            username = "anonymous"
+            identity = {"type": "AnonymousPrincipal", "principalId": "anonymous",
+                        "accountId": self.settings.account_id, "userName": username}
+            access_key = ""
+        resources = self._resources(call, params)
+        record: dict[str, Any] = {
+            "eventVersion": EVENT_VERSION, "userIdentity": identity,
+            "eventTime": _iso(call.time), "eventSource": SOURCES.get(call.service,
+                                                                     f"{call.service}.amazonaws.com"),
+            "eventName": operation, "awsRegion": self.settings.region,
+            "sourceIPAddress": call.source_ip, "userAgent": call.user_agent[:MAX_STRING],
+            "requestParameters": scrub(params) or None,
+            "responseElements": self._response_elements(call, operation),
+            "requestID": (call.response_headers.get("x-amzn-requestid")
+                          or call.response_headers.get("x-amz-request-id") or ""),
+            "eventID": event_id, "readOnly": ro, "eventType": "AwsApiCall",
+            "managementEvent": category == "Management",
+            "recipientAccountId": self.settings.account_id, "eventCategory": category,
+        }
+        if error_code:
+            record["errorCode"], record["errorMessage"] = error_code, error_message
+        if resources:
+            record["resources"] = [{"type": r["ResourceType"], "ARN": r["ResourceName"]}
+                                   for r in resources]
+        first = resources[0] if resources else {}
+        return {"event_id": event_id, "event_time": call.time, "event_name": operation,
+                "event_source": record["eventSource"], "username": username,
+                "resource_type": first.get("ResourceType"),
+                "resource_name": first.get("ResourceName"), "read_only": ro,
+                "access_key_id": access_key or None, "resources": resources,
+                "record": json.dumps(record, separators=(",", ":"))}
+
+    @staticmethod
+    def _request_parameters(call: Call) -> dict[str, Any]:
+        if call.service == "s3":
+            params: dict[str, Any] = {"bucketName": call.bucket} if call.bucket else {}
+            if call.key:
+                params["key"] = call.key
+            params.update((k, v) for k, v in parse_qsl(call.query, keep_blank_values=True)
+                          if not k.startswith("X-Amz-") and k not in ("AWSAccessKeyId",
+                                                                      "Signature"))
+            return params
+        if call.service == "sagemaker-runtime":
+            return {"endpointName": call.path.split("/")[2]} if call.path.count("/") >= 2 \
+                else {}
+        body = call.body or b""
+        if not body.strip():
+            return {}
+        try:
+            if call.service in ("sts", "iam"):
+                return dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+            if call.service == "cloudwatch":
+                doc = cbor2.loads(body)
+            else:
+                doc = json.loads(body)
+        except (ValueError, cbor2.CBORDecodeError, RecursionError):  # malformed: not kept
+            return {}
+        return dict(doc) if isinstance(doc, dict) else {}
+
+    @staticmethod
+    def _error(call: Call) -> tuple[str, str]:
+        if call.status < 400:
+            return "", ""
+        headers = call.response_headers
+        body = call.response_body or b""
+        code, message = "", ""
+        query_error = headers.get("x-amzn-query-error", "")
+        if query_error:
+            code = query_error.split(";", 1)[0]
+        if body:
+            doc: Any = None
+            try:
+                doc = cbor2.loads(body) if headers.get("content-type") == "application/cbor" \
+                    else json.loads(body)
+            except (ValueError, cbor2.CBORDecodeError, RecursionError):
+                text = body[:8192].decode("utf-8", "replace")
+                found = _XML_CODE.search(text)
+                code = code or (found.group(1) if found else "")
+                found = _XML_MESSAGE.search(text)
+                message = found.group(1) if found else ""
+            if isinstance(doc, dict):
+                kind = str(doc.get("__type") or doc.get("code") or "")
+                code = code or kind.rsplit("#", 1)[-1].rsplit(":", 1)[-1]
+                message = str(doc.get("message") or doc.get("Message") or "")
+        code = code or headers.get("x-amzn-errortype", "").split(":", 1)[0]
+        if not code:
+            code = {403: "AccessDenied", 404: "NotFound"}.get(call.status, str(call.status))
+        return code, message[:MAX_STRING]
+
+    @staticmethod
+    def _response_elements(call: Call, operation: str) -> dict[str, Any] | None:
+        if not operation.startswith("Create") or call.status >= 400 or not call.response_body:
+            return None
+        body = call.response_body
+        if call.service in ("sts", "iam"):
+            found = dict(_ARN.findall(body[:65536].decode("utf-8", "replace")))
+            return {_camel(k): v for k, v in found.items()} or None
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(doc, dict):
+            return None
+        arns = {_camel(k): v for k, v in doc.items()
+                if k.endswith(("Arn", "ARN")) and isinstance(v, str)}
+        return arns or None
+
+    def _resources(self, call: Call, params: Mapping[str, Any]) -> list[dict[str, str]]:
+        if call.service == "s3":
+            out = []
+            if call.key:
+                out.append({"ResourceType": S3_OBJECT,
+                            "ResourceName": f"arn:aws:s3:::{call.bucket}/{call.key}"[:1024]})
+            if call.bucket:
+                out.append({"ResourceType": "AWS::S3::Bucket", "ResourceName": call.bucket})
+            return out
+        if call.service == "sagemaker-runtime":
+            name = params.get("endpointName")
+            return [{"ResourceType": ENDPOINT, "ResourceName": name}] if name else []
+        for k, v in params.items():
+            if k.endswith("Name") and isinstance(v, str) and v and not _SECRET.search(k):
+                kind = k[:-4] or "Resource"
+                prefix = {"sagemaker": "SageMaker", "iam": "IAM", "logs": "Logs",
+                          "cloudtrail": "CloudTrail"}.get(call.service, call.service.title())
+                return [{"ResourceType": f"AWS::{prefix}::{kind}", "ResourceName": v[:1024]}]
+        return []
+
+    # -- LookupEvents ----------------------------------------------------------------------
+
+    def lookup_events(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        attributes = params.get("LookupAttributes") or []
+        if len(attributes) > 1:
+            raise AwsError("You cannot specify more than one lookup attribute.",
+                           code="InvalidLookupAttributesException")
+        attribute: tuple[str, Any] | None = None
+        if attributes:
+            key, value = attributes[0]["AttributeKey"], attributes[0]["AttributeValue"]
+            if key not in ATTRIBUTES:
+                raise AwsError(f"Lookup attribute key {key} is not supported.",
+                               code="InvalidLookupAttributesException")
+            if key == "ReadOnly":
+                if value.lower() not in ("true", "false"):
+                    raise AwsError("ReadOnly must be true or false.",
+                                   code="InvalidLookupAttributesException")
+                attribute = (key, value.lower() == "true")
+            else:
+                attribute = (key, value)
+        start, end = (_seconds(params.get("StartTime")), _seconds(params.get("EndTime")))
+        if start is not None and end is not None and start > end:
+            raise AwsError("Start time must be before end time.", code="InvalidTimeRangeException")
+        limit = int(params.get("MaxResults") or MAX_LOOKUP)
+        if not 1 <= limit <= MAX_LOOKUP:
+            raise AwsError(f"MaxResults must be between 1 and {MAX_LOOKUP}.",
+                           code="InvalidMaxResultsException")
+        query = ["LookupEvents", attribute, start, end]
+        after: tuple[float, int] | None = None
+        token = params.get("NextToken")
+        if token:
+            position = pagination.decode(token, query, 2, invalid=_invalid_token)
+            after = (float(position[0]), int(position[1]))
+        rows = self.store.lookup(attribute, start, end, after, limit + 1)
+        events = [{
+            "EventId": r["event_id"], "EventName": r["event_name"],
+            "ReadOnly": "true" if r["read_only"] else "false",
+            "AccessKeyId": r["access_key_id"] or "",
+            "EventTime": dt.datetime.fromtimestamp(r["event_time"], dt.UTC),
+            "EventSource": r["event_source"], "Username": r["username"] or "",
+            "Resources": r["resources"], "CloudTrailEvent": r["record"]} for r in rows[:limit]]
+        answer: dict[str, Any] = {"Events": events}
+        if len(rows) > limit:
+            last = rows[limit - 1]
+            answer["NextToken"] = pagination.encode(query, [last["event_time"], last["seq"]])
+        return answer
+
+    def purge_expired(self, now: float) -> int:
+        days = self.settings.audit_retention_days
+        return self.store.purge_before(now - days * 86_400.0) if days > 0 else 0
+
+    # -- trails (what selects data events) ---------------------------------------------------
+
+    def _arn(self, name: str) -> str:
+        return (f"arn:aws:cloudtrail:{self.settings.region}:{self.settings.account_id}:"
+                f"trail/{name}")
+
+    def _find(self, name: str) -> dict[str, Any]:
+        short = name.rsplit("/", 1)[-1]
+        for row in self.store.trails():
+            if row["name"] == short:
+                return dict(row["body"])
+        raise AwsError(f"Unknown trail: {self._arn(short)} for the user: "
+                       f"{self.settings.account_id}", code="TrailNotFoundException")
+
+    def create_trail(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        name = params["Name"]
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{2,127}", name):
+            raise AwsError(f"Trail name {name} is not valid.", code="InvalidTrailNameException")
+        body = {"Name": name, "S3BucketName": params["S3BucketName"],
+                "TrailARN": self._arn(name), "HomeRegion": self.settings.region,
+                "IsMultiRegionTrail": bool(params.get("IsMultiRegionTrail", False)),
+                "IncludeGlobalServiceEvents": bool(params.get("IncludeGlobalServiceEvents",
+                                                              True)),
+                "LogFileValidationEnabled": bool(params.get("EnableLogFileValidation",
+                                                            False)),
+                "IsOrganizationTrail": False,
+                "EventSelectors": [{"ReadWriteType": "All", "IncludeManagementEvents": True,
+                                    "DataResources": [], "ExcludeManagementEventSources": []}]}
+        if params.get("S3KeyPrefix"):
+            body["S3KeyPrefix"] = params["S3KeyPrefix"]
+        if not self.store.add_trail(name, self.clock(), body):
+            raise AwsError(f"Trail {name} already exists for customer: "
+                           f"{self.settings.account_id}", code="TrailAlreadyExistsException")
+        return {k: v for k, v in body.items() if k not in ("EventSelectors", "HomeRegion")}
+
+    def describe_trails(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = {n.rsplit("/", 1)[-1] for n in params.get("trailNameList") or []}
+        trails = [{k: v for k, v in dict(r["body"]).items() if k not in (
+            "EventSelectors", "AdvancedEventSelectors")} | {"HasCustomEventSelectors": True}
+            for r in self.store.trails() if not wanted or r["name"] in wanted]
+        return {"trailList": trails}
+
+    def delete_trail(self, params: Mapping[str, Any]) -> None:
+        name = self._find(params["Name"])["Name"]
+        self.store.delete_trails([name])
+        self._reload_selectors()
+
+    def put_event_selectors(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        body = self._find(params["TrailName"])
+        classic, advanced = params.get("EventSelectors"), params.get("AdvancedEventSelectors")
+        if (classic is None) == (advanced is None):
+            raise AwsError("Specify either EventSelectors or AdvancedEventSelectors.",
+                           code="InvalidEventSelectorsException")
+        body.pop("EventSelectors", None)
+        body.pop("AdvancedEventSelectors", None)
+        if classic is not None:
+            for selector in classic:
+                for resource in selector.get("DataResources") or []:
+                    if resource.get("Type") not in (S3_OBJECT, ENDPOINT):
+                        raise AwsError(f"Data resource type {resource.get('Type')} is not "
+                                       "supported.", code="InvalidEventSelectorsException")
+            body["EventSelectors"] = [dict(s) for s in classic]
+        else:
+            body["AdvancedEventSelectors"] = [dict(s) for s in advanced or []]
+        self.store.put_trail(body["Name"], body)
+        self._reload_selectors()
+        return {"TrailARN": body["TrailARN"],
+                **{k: body[k] for k in ("EventSelectors", "AdvancedEventSelectors")
+                   if k in body}}
+
+    def get_event_selectors(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        body = self._find(params["TrailName"])
+        return {"TrailARN": body["TrailARN"],
+                **{k: body[k] for k in ("EventSelectors", "AdvancedEventSelectors")
+                   if k in body}}
+
+    def _reload_selectors(self) -> None:
+        s3: list[tuple[str, bool, bool]] = []
+        endpoint = [False, False]
+        for row in self.store.trails():
+            body = row["body"]
+            for selector in body.get("EventSelectors") or []:
+                rw = selector.get("ReadWriteType", "All")
+                read, write = rw in ("All", "ReadOnly"), rw in ("All", "WriteOnly")
+                for resource in selector.get("DataResources") or []:
+                    values = resource.get("Values") or []
+                    if resource.get("Type") == S3_OBJECT:
+                        s3.extend(("arn:aws:s3:::" if v in ("arn:aws:s3", "arn:aws:s3:::")
+                                   else v, read, write) for v in values)
+                    elif resource.get("Type") == ENDPOINT:
+                        endpoint = [endpoint[0] or read, endpoint[1] or write]
+            for selector in body.get("AdvancedEventSelectors") or []:
+                fields = {f["Field"]: f for f in selector.get("FieldSelectors") or []}
+                if "Data" not in (fields.get("eventCategory") or {}).get("Equals", []):
+                    continue
+                types = (fields.get("resources.type") or {}).get("Equals", [])
+                ro = (fields.get("readOnly") or {}).get("Equals", [])
+                read, write = (not ro or "true" in ro), (not ro or "false" in ro)
+                prefixes = (fields.get("resources.ARN") or {}).get("StartsWith") or [
+                    "arn:aws:s3:::"]
+                if S3_OBJECT in types:
+                    s3.extend((p, read, write) for p in prefixes)
+                if ENDPOINT in types:
+                    endpoint = [endpoint[0] or read, endpoint[1] or write]
+        with self._lock:
+            self.selectors = DataSelectors(tuple(s3), (endpoint[0], endpoint[1]))
+
+
+def _seconds(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValidationException(f"Invalid time {value!r}") from None
