@@ -40,6 +40,7 @@ from opensage.api.router import identify_service
 from opensage.api.rpc import CborCodec, RpcService
 from opensage.api.runtime import PREFIX, RuntimeApi
 from opensage.api.s3 import S3Api
+from opensage.console.app import mount as console_mount
 from opensage.errors import AwsError, InternalFailure
 from opensage.services.wiring import Services, build_services
 from opensage.settings import Settings
@@ -165,6 +166,9 @@ def create_app(settings: Settings) -> Starlette:
         Route("/_opensage/reset", reset, methods=["POST"]),
         Route("/_opensage/health", health, methods=["GET"]),
         Route("/_opensage/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
+        # The console: no bucket name holds "_", so "/_console/..." is no S3 path; like
+        # these routes it is tried before the default (every AWS request).
+        console_mount(lambda: app.state.services),
     ]
     gate = Gate() if settings.auth == "sigv4" else None
     middleware = [Middleware(AnswerUnhandledErrors)]

@@ -83,6 +83,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
            root_secret_access_key: RootSecretOpt = None) -> None:
     """Run the server in the foreground."""
     import logging
+    from opensage.console import PREFIX as CONSOLE_PREFIX
 
     from opensage.containers import find_engine
     from opensage.server import anonymous_exposure, bind_socket, make_server
@@ -126,6 +127,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
                   "and script mode need none)", highlight=False, soft_wrap=True)
     if engine is not None:
         engine.close()
+    print(f"console: {settings.endpoint_url}{CONSOLE_PREFIX}/", flush=True)
     print(f"PORT={settings.port}", flush=True)
     make_server(settings, log_level=log_level).run(sockets=[sock])
 

@@ -1,0 +1,196 @@
+"""The console's Starlette application: routes, templates, the loopback guard.
+
+Pages are plain ``request -> response`` functions that Starlette runs in its thread pool (the
+services block). Every read goes through ``views`` to the services; every action calls the
+service operation the API's handler calls.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from opensage.console import actions, views
+from opensage.console.kinds import BY_SLUG, PAGES, settled
+from opensage.errors import AwsError
+from opensage.services.wiring import Services
+
+PREFIX = "/_console"
+HERE = Path(__file__).parent
+ServicesOf = Callable[[], Services]
+
+
+def create_console(services: ServicesOf) -> Starlette:
+    """The console app; ``services`` answers the running server's services (built in the
+    main app's lifespan, after this app is made)."""
+    env = _environment()
+
+    def render(request: Request, template: str, context: dict[str, Any],
+               code: int = 200) -> Response:
+        html = env.get_template(template).render(request=request, pages=PAGES, **context)
+        return HTMLResponse(html, code)
+
+    def page(fn: Callable[[Request, Services], tuple[str, dict[str, Any]]]
+             ) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            try:
+                template, context = fn(request, services())
+            except views.Redirect as moved:
+                return RedirectResponse(moved.url, 303)
+            except AwsError as err:
+                return render(request, "error.html", {"error": err},
+                              404 if "not" in err.message.lower() else 400)
+            return render(request, template, context)
+        return endpoint
+
+    def api(fn: Callable[[Request, Services], Any]) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            try:
+                return JSONResponse(fn(request, services()))
+            except AwsError as err:
+                return JSONResponse({"error": err.code, "message": err.message}, 400)
+        return endpoint
+
+    routes = [
+        Route("/", page(views.home)),
+        Route("/compare", page(views.compare)),
+        Route("/objects", page(views.buckets)),
+        Route("/objects/{bucket}", page(views.bucket)),
+        Route("/objects/{bucket}/preview", page(views.preview)),
+        Route("/api/logs/{slug}/{name}", api(actions.logs)),
+        Route("/api/training-jobs/{name}/clone",
+              actions.with_body(actions.guarded(api(actions.clone))), methods=["POST"]),
+        Route("/api/{slug}/{name}/stop", actions.guarded(api(actions.stop)), methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+        Route("/{slug}", page(views.resource_list)),
+        Route("/{slug}/{name}", page(views.resource_detail)),
+    ]
+    return Starlette(routes=routes)
+
+
+class LoopbackOnly:
+    """Authentication is off: the console answers clients on this machine only."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if scope["type"] == "http" and client and not _loopback(client[0]):
+            response = HTMLResponse(
+                "<!doctype html><title>Forbidden</title><p>The opensage console answers "
+                "clients on this machine only while authentication is off.</p>", 403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def mount(services: ServicesOf) -> Mount:
+    """The console as a route of the main app, behind the loopback guard."""
+    return Mount(PREFIX, app=LoopbackOnly(create_console(services)))
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host in ("localhost", "testclient")
+
+
+# -- templates ----------------------------------------------------------------------------
+def _environment() -> Environment:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"),
+                      autoescape=select_autoescape(["html"]), trim_blocks=True,
+                      lstrip_blocks=True, auto_reload=False)
+    env.globals.update(prefix=PREFIX, url=_url, s3=views.s3_location, settled=settled,
+                       by_slug=BY_SLUG, tojson=_json)
+    env.filters.update(when=_when, iso=_iso, duration=_duration, number=_number,
+                       quote=lambda s: quote(str(s), safe=""), status_class=_status_class,
+                       arn_name=lambda arn: str(arn).rsplit("/", 1)[-1])
+    return env
+
+
+def _url(path: str, **query: Any) -> str:
+    pairs = [(k, v) for k, v in query.items() if v not in (None, "", [])]
+    flat: list[tuple[str, Any]] = []
+    for k, v in pairs:
+        flat += [(k, x) for x in v] if isinstance(v, list | tuple) else [(k, v)]
+    return PREFIX + path + ("?" + urlencode(flat) if flat else "")
+
+
+def _json(value: Any) -> str:
+    """JSON for a ``<script type="application/json">`` block: ``<`` escaped, so no text
+    ends the script element."""
+    return json.dumps(value, default=_plain, separators=(",", ":")).replace("<", "\\u003c")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return str(value)
+
+
+def _epoch(value: Any) -> float | None:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _when(value: Any) -> str:
+    t = _epoch(value)
+    if t is None:
+        return "" if value is None else str(value)
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(value: Any) -> str:
+    t = _epoch(value)
+    return "" if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _duration(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or seconds < 0:
+        return ""
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60} min {s % 60} s"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.6g}"
+    return "" if value is None else str(value)
+
+
+def _status_class(status: Any) -> str:
+    if isinstance(status, dict):
+        status = status.get("PrimaryStatus")
+    text = str(status or "")
+    if text in ("Failed", "UpdateRollbackFailed", "RollingBack"):
+        return "bad"
+    if text in ("Completed", "InService"):
+        return "good"
+    if text in ("Stopped", "Stopping", "OutOfService", "Deleting"):
+        return "muted"
+    return "busy" if text else ""
