@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -99,16 +99,35 @@ class LoopbackOnly:
         await self.app(scope, receive, send)
 
 
+class ConsoleMount(Mount):
+    """The console's route: never an AWS request. A SigV4-signed request (header or
+    presigned query) under the prefix is left to the AWS router, which answers it as AWS
+    would (S3: no bucket can be named ``_console``)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and _signed(scope):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+def _signed(scope: Scope) -> bool:
+    for key, value in scope.get("headers") or ():
+        if key == b"authorization" and value.startswith(b"AWS"):
+            return True
+    query = scope.get("query_string") or b""
+    return b"X-Amz-Signature=" in query or b"Signature=" in query
+
+
 def mount(services: ServicesOf) -> Mount:
     """The console as a route of the main app, behind the loopback guard."""
-    return Mount(PREFIX, app=LoopbackOnly(create_console(services)))
+    return ConsoleMount(PREFIX, app=LoopbackOnly(create_console(services)))
 
 
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
-        return host in ("localhost", "testclient")
+        return host == "localhost"
 
 
 # -- templates ----------------------------------------------------------------------------

@@ -341,7 +341,7 @@ def bucket(request: Request, services: Services) -> Page:
     parts = prefix.split("/")[:-1]
     for i, part in enumerate(parts):
         crumbs.append((part, "/".join(parts[:i + 1]) + "/"))
-    return "bucket.html", {"bucket": name, "prefix": prefix, "listing": listing,
+    return "bucket.html", {"bucket": name, "key_prefix": prefix, "listing": listing,
                            "crumbs": crumbs}
 
 
