@@ -57,18 +57,22 @@
       el("line", {x1: m.l, x2: width - m.r, y1: sy(t), y2: sy(t), class: "grid"}, svg);
       el("text", {x: m.l - 6, y: sy(t) + 4, "text-anchor": "end", class: "tick"}, svg).textContent = fmt(t);
     }
-    const xt = numericX ? ticks(x0, x1, Math.max(2, Math.floor(width / 110))) : categories;
+    const relative = opts.time && x1 - x0 < 600;  /* a short run: seconds from its first point */
+    const origin = x0, count = Math.max(2, Math.floor(width / 110));
+    const xt = !numericX ? categories
+      : relative ? ticks(0, x1 - x0, count).map((v) => v + origin) : ticks(x0, x1, count);
     for (const t of xt) {
       const x = sx(t);
       if (x < m.l - 1 || x > width - m.r + 1) continue;
       el("line", {x1: x, x2: x, y1: height - m.b, y2: height - m.b + 4, class: "axis"}, svg);
       el("text", {x: x, y: height - m.b + 16, "text-anchor": "middle", class: "tick"}, svg)
-        .textContent = opts.time ? clock(t) : fmt(t);
+        .textContent = relative ? "+" + fmt(t - origin) + " s" : opts.time ? clock(t) : fmt(t);
     }
     el("line", {x1: m.l, x2: width - m.r, y1: height - m.b, y2: height - m.b, class: "axis"}, svg);
     el("line", {x1: m.l, x2: m.l, y1: m.t, y2: height - m.b, class: "axis"}, svg);
     el("text", {x: (width + m.l) / 2, y: height - 4, "text-anchor": "middle", class: "label"}, svg)
-      .textContent = opts.time ? "time (UTC)" : (opts.xlabel || "");
+      .textContent = relative ? "seconds from " + clock(origin) + " UTC"
+        : opts.time ? "time (UTC)" : (opts.xlabel || "");
     series.forEach((s, i) => {
       const color = s.color || COLORS[i % COLORS.length];
       const pts = s.points.filter((p) => typeof p[1] === "number" && isFinite(p[1]));
