@@ -131,7 +131,8 @@
 
   function scatter(select) {
     const fig = select.closest("figure");
-    const data = JSON.parse(fig.querySelector("script[type='application/json']").textContent);
+    const source = document.querySelector("figure[data-chart='objective'] script[type='application/json']");
+    const data = JSON.parse(source.textContent);
     const points = data.hp[select.value] || [];
     plot(fig.querySelector(".plot"), [{name: select.value, points, dotsOnly: true}],
          {xlabel: select.value});
@@ -146,5 +147,6 @@
   }
 
   window.opensageCharts = {renderAll};
-  document.addEventListener("DOMContentLoaded", () => renderAll());
+  /* drawn on the next frame: the page is readable (and DOMContentLoaded ends) first */
+  document.addEventListener("DOMContentLoaded", () => requestAnimationFrame(() => renderAll()));
 })();
