@@ -83,8 +83,8 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
            root_secret_access_key: RootSecretOpt = None) -> None:
     """Run the server in the foreground."""
     import logging
-    from opensage.console import PREFIX as CONSOLE_PREFIX
 
+    from opensage.console import PREFIX as CONSOLE_PREFIX
     from opensage.containers import find_engine
     from opensage.server import anonymous_exposure, bind_socket, make_server
 
