@@ -44,7 +44,7 @@ def delete_model_package_group_policy(services: Services, params: Params) -> Non
 
 # -- model packages -------------------------------------------------------------------------
 def create_model_package(services: Services, params: Params) -> Params:
-    return {"ModelPackageArn": packages.create_package(services.context, params).arn}
+    return {"ModelPackageArn": services.registry.create_package(params).arn}
 
 
 def describe_model_package(services: Services, params: Params) -> Params:

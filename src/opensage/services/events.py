@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 log = logging.getLogger(__name__)
@@ -28,3 +29,19 @@ class Listeners(Generic[E]):
                 listener(event)
             except Exception:
                 log.exception("a listener of %s failed", self.event)
+
+
+@dataclass(frozen=True)
+class JobCreated:
+    """A processing or transform job's row was written (InProgress), before it runs:
+    experiment tracking makes its trial component and lineage now."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class JobEnded:
+    """A processing or transform job reached Completed, Failed or Stopped (its row says
+    which): a pipeline step waiting on it moves on, its trial component ends."""
+
+    name: str

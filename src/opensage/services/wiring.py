@@ -24,7 +24,15 @@ from opensage.services.audit import AuditService
 from opensage.services.autoscaling import AutoscalingService
 from opensage.services.context import Context
 from opensage.services.endpoints import EndpointService
-from opensage.services.experiments import ExperimentService, LineageService, TrainingTracker
+from opensage.services.experiments import (
+    PROCESSING,
+    TRAINING,
+    TRANSFORM,
+    ExperimentService,
+    JobTracker,
+    LineageService,
+    PackageTracker,
+)
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.iam import IamService
 from opensage.services.logs import LogService
@@ -34,7 +42,7 @@ from opensage.services.pipelines import PipelineService
 from opensage.services.pipelines.children import Collaborators
 from opensage.services.processing import ProcessingService
 from opensage.services.registry import groups as registry_groups
-from opensage.services.registry import packages as registry_packages
+from opensage.services.registry.service import ModelRegistry
 from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
@@ -65,6 +73,7 @@ class Services:
     autoscaling: AutoscalingService  # application-autoscaling
     housekeeping: Housekeeping  # retention purges
     experiments: ExperimentService  # experiments, trials, trial components, their metrics
+    registry: ModelRegistry  # CreateModelPackage and who learns of a registered package
     lineage: LineageService  # artifacts, actions, contexts, associations, QueryLineage
     iam: IamService  # users, roles, access keys, STS sessions: what SigV4 checks against
     audit: AuditService  # CloudTrail: the record of every call, LookupEvents, trails
@@ -161,14 +170,23 @@ def build_services(settings: Settings) -> Services:
     lineage_store = LineageStore(db)
     experiments = ExperimentService(ctx, lineage_store)
     lineage = LineageService(ctx, lineage_store)
-    tracker = TrainingTracker(ctx, experiments, lineage)  # a job's trial component, lineage
-    training.job_created.subscribe(tracker.job_created)
-    training.job_ended.subscribe(tracker.job_ended)
     transform = TransformService(ctx, forkserver)
     processing = ProcessingService(ctx, processing_executor)
+    registry = ModelRegistry(ctx)
+    # a job's trial component and lineage; a registered model's lineage
+    for service, tracked in ((training, TRAINING), (processing, PROCESSING),
+                             (transform, TRANSFORM)):
+        tracker = JobTracker(ctx, experiments, lineage, tracked)
+        service.job_created.subscribe(tracker.job_created)
+        service.job_ended.subscribe(tracker.job_ended)
+    registry.package_created.subscribe(
+        PackageTracker(ctx, experiments, lineage).package_created)
     pipelines = PipelineService(ctx, _pipeline_children(ctx, training, processing, tuning,
-                                                        transform))
+                                                        transform, registry))
+    # a step's job ended: its pipeline moves on at once (after the trackers recorded it)
     training.job_ended.subscribe(pipelines.child_ended)
+    processing.job_ended.subscribe(pipelines.child_ended)
+    transform.job_ended.subscribe(pipelines.child_ended)
     audit = AuditService(settings, AuditStore(db))
     return Services(context=ctx, training=training, tuning=tuning, endpoints=endpoints,
                     transform=transform, processing=processing, pipelines=pipelines,
@@ -176,12 +194,13 @@ def build_services(settings: Settings) -> Services:
                     housekeeping=Housekeeping(settings, ctx.logs, ctx.metrics,
                                               autoscaling.purge_activities,
                                               audit.purge_expired),
-                    experiments=experiments, lineage=lineage,
+                    experiments=experiments, lineage=lineage, registry=registry,
                     iam=IamService(settings, db, ctx.clock), audit=audit)
 
 
 def _pipeline_children(ctx: Context, training: TrainingService, processing: ProcessingService,
-                       tuning: TuningService, transform: TransformService) -> Collaborators:
+                       tuning: TuningService, transform: TransformService,
+                       registry: ModelRegistry) -> Collaborators:
     """The services a pipeline's steps create their children with."""
 
     def describe_model(name: str) -> dict[str, Any] | None:
@@ -198,7 +217,7 @@ def _pipeline_children(ctx: Context, training: TrainingService, processing: Proc
                          transform=transform,
                          create_model=lambda params: create_model(ctx, params).body,
                          describe_model=describe_model, tuning_children=tuning_children,
-                         registry=_PipelineRegistry(ctx))
+                         registry=_PipelineRegistry(ctx, registry))
 
 
 class _PipelineRegistry:
@@ -209,8 +228,9 @@ class _PipelineRegistry:
 
     TOKEN_TAG = "opensage:pipeline-step"
 
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, registry: ModelRegistry) -> None:
         self.ctx = ctx
+        self.registry = registry
 
     def register(self, params: dict[str, Any], token: str) -> dict[str, Any]:
         group_name = params.get("ModelPackageGroupName")
@@ -226,7 +246,7 @@ class _PipelineRegistry:
                             for t in self.ctx.resources.list_tags(row.arn)[0]):
                         return row.body
         tags = [*(params.get("Tags") or []), {"Key": self.TOKEN_TAG, "Value": token}]
-        return registry_packages.create_package(self.ctx, {**params, "Tags": tags}).body
+        return self.registry.create_package({**params, "Tags": tags}).body
 
 
 def _s3_endpoint(settings: Settings) -> S3Endpoint:

@@ -4,6 +4,13 @@ them (``tracking``)."""
 
 from opensage.services.experiments.lineage import LineageService
 from opensage.services.experiments.service import ExperimentService
-from opensage.services.experiments.tracking import TrainingTracker
+from opensage.services.experiments.tracking import (
+    PROCESSING,
+    TRAINING,
+    TRANSFORM,
+    JobTracker,
+    PackageTracker,
+)
 
-__all__ = ["ExperimentService", "LineageService", "TrainingTracker"]
+__all__ = ["PROCESSING", "TRAINING", "TRANSFORM", "ExperimentService", "JobTracker",
+           "LineageService", "PackageTracker"]

@@ -90,7 +90,7 @@ class LineageService:
             "LastModifiedTime")) for r in rows], "NextToken": token}
 
     # -- actions and contexts ---------------------------------------------------------------
-    def create_named(self, kind: kinds.Kind, params: Body) -> str:
+    def create_named(self, kind: kinds.Kind, params: Body, *, exist_ok: bool = False) -> str:
         noun, name_key, _ = _ENTITIES[kind.name]
         name = params[name_key]
         now = self.ctx.now()
@@ -101,7 +101,7 @@ class LineageService:
         for key in (f"{noun}Type", "Description", "Status", "MetadataProperties"):
             if params.get(key) is not None:
                 body[key] = params[key]
-        return self._create(kind, name, body, params).arn
+        return self._create(kind, name, body, params, exist_ok=exist_ok).arn
 
     def describe_named(self, kind: kinds.Kind, name: str) -> Body:
         return crud.load(self.ctx, kind, name).body
@@ -304,8 +304,13 @@ def _entity_type(row: Resource) -> str:
                 "SageMakerProcessingJob": "ProcessingJob",
                 "SageMakerTransformJob": "TransformJob"}.get(source_type or "",
                                                                "ExperimentTrialComponent")
-    return {"experiment": "Experiment", "experiment-trial": "ExperimentTrial"}.get(
-        row.kind, row.kind)
+    return {"experiment": "Experiment", "experiment-trial": "ExperimentTrial",
+            kinds.MODEL_PACKAGE.name: "ModelPackage",
+            kinds.MODEL_PACKAGE_GROUP.name: "ModelPackageGroup",
+            kinds.PIPELINE_EXECUTION.name: "PipelineExecution",
+            kinds.TRAINING_JOB.name: "TrainingJob", kinds.PROCESSING_JOB.name: "ProcessingJob",
+            kinds.TRANSFORM_JOB.name: "TransformJob", kinds.ENDPOINT.name: "Endpoint",
+            kinds.MODEL.name: "Model"}.get(row.kind, row.kind)
 
 
 def _entity_name(row: Resource) -> str:

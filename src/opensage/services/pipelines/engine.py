@@ -76,7 +76,8 @@ from opensage.store.resources import Resource, StatusConflict
 log = logging.getLogger(__name__)
 EXECUTION_KIND = kinds.PIPELINE_EXECUTION
 RECONCILE_LEASE_TTL = 60.0
-POLL = 0.1  # seconds between advances while an execution runs
+POLL = 0.1  # seconds between advances while a step waits on a child that reports no event
+PIPELINE_EXECUTION_TAG = "sagemaker:pipeline-execution-arn"
 STEP_FAILURE = "Step failure: One or multiple steps failed."
 _SYMBOLIC = ("PipelineExecutionId", "PipelineExecutionArn", "StartDateTime", "CurrentDateTime")
 Record = dict[str, Any]
@@ -99,7 +100,7 @@ class PipelineEngine:
         self._leases = Leases(ctx.db)
         self._owner = owner or server_owner(ctx.settings.data_dir)
         self._held: dict[str, float] = {}
-        self._busy = False
+        self._wait = interval  # until the next advance when nothing wakes the loop
         self._definitions: dict[str, Definition] = {}  # parsed, by definition text hash
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -125,7 +126,7 @@ class PipelineEngine:
 
     def _loop(self) -> None:
         while not self._closing.is_set():
-            self._wake.wait(POLL if self._busy else self.interval)
+            self._wake.wait(self._wait)
             self._wake.clear()
             if self._closing.is_set():
                 return
@@ -135,17 +136,37 @@ class PipelineEngine:
                 log.exception("pipeline reconcile failed")
 
     def reconcile(self) -> None:
-        busy = False
+        """Advance every execution this server holds. The loop then sleeps until an event
+        wakes it (a child job ended, an API call), the earliest retry is due, or ``POLL``
+        while a step waits on a child that reports no event (a tuning job); ``interval``
+        at most (a child run by another server sharing the database)."""
+        wait = self.interval
         for row in self.ctx.resources.scan(EXECUTION_KIND.name, statuses=ACTIVE):
-            busy = True
             try:
                 if not self._hold(row.name):
                     continue
                 with self.lock:
                     self.advance(row.name)
+                fresh = self._reload(row.name)
+                if fresh is not None and fresh.status in ACTIVE:
+                    wait = min(wait, self._next_look(fresh))
             except Exception:
                 log.exception("pipeline execution %s: advance failed", row.name)
-        self._busy = busy
+        self._wait = wait
+
+    def _next_look(self, row: Resource) -> float:
+        """How soon this execution needs an advance that no event announces."""
+        wait = self.interval
+        for record in row.internal.get("Steps", {}).values():
+            if record.get("Status") not in STEP_ACTIVE:
+                continue
+            if record.get("RetryAt") is not None:
+                wait = min(wait, max(0.0, float(record["RetryAt"]) - self.ctx.now()))
+            elif record.get("Status") == StepStatus.STARTING or (
+                    record.get("Type") not in ("Training", "Processing", "Transform",
+                                                "Callback")):
+                wait = min(wait, POLL)  # a tuning job (no event) or a step being created
+        return wait
 
     def _hold(self, name: str) -> bool:
         now = time.time()
@@ -276,9 +297,13 @@ class PipelineEngine:
     def _create_job(self, row: Resource, step: Step, kind: JobKind, child: str,
                     arguments: dict[str, Any]) -> None:
         service = getattr(self.children, kind.service)
-        params = {**arguments, kind.name_field: child}
-        if step.type == "Processing" and "ExperimentConfig" in params:
-            params.pop("ExperimentConfig")  # the pipeline's own trial holds it on AWS
+        params = {**arguments, kind.name_field: child,
+                  "Tags": [*(arguments.get("Tags") or []), *execution_tags(row)]}
+        if step.type != "Tuning":
+            experiment = _experiment_config(row, arguments.get("ExperimentConfig"))
+            params.pop("ExperimentConfig", None)
+            if experiment:
+                params["ExperimentConfig"] = experiment
         try:
             body = service.describe(child)  # created before a restart: adopt it
         except AwsError:
@@ -312,8 +337,9 @@ class PipelineEngine:
                        "registry (CreateModelPackage), which this opensage server does not "
                        "provide yet.")
             return
+        tags = [*(arguments.get("Tags") or []), *execution_tags(row)]
         try:
-            body = self.children.registry.register(arguments, child)
+            body = self.children.registry.register({**arguments, "Tags": tags}, child)
         except Exception as err:  # noqa: BLE001 (a refusal or a bug: the step fails)
             self._creation_failed(row, step, err)
             return
@@ -571,6 +597,27 @@ class PipelineEngine:
         except ValueError as err:
             raise ExpressionError(f"Std:JsonGet: the file {uri} is not JSON ({err})") \
                 from None
+
+
+def execution_tags(row: Resource) -> list[dict[str, str]]:
+    """The tag AWS puts on what a pipeline step creates (the SDK's lineage classes read it to
+    find the execution behind a job or a model)."""
+    return [{"Key": PIPELINE_EXECUTION_TAG, "Value": row.arn}]
+
+
+def _experiment_config(row: Resource, given: Any) -> dict[str, Any]:
+    """A step job's ExperimentConfig: the execution's trial in the pipeline's experiment
+    (``PipelineExperimentConfig``, when the pipeline has one), and the step's own
+    ``TrialComponentDisplayName``."""
+    config: dict[str, Any] = {}
+    if isinstance(given, dict) and given.get("TrialComponentDisplayName"):
+        config["TrialComponentDisplayName"] = given["TrialComponentDisplayName"]
+    pipeline = row.body.get("PipelineExperimentConfig") or {}
+    if pipeline.get("ExperimentName"):
+        config["ExperimentName"] = pipeline["ExperimentName"]
+        if pipeline.get("TrialName"):
+            config["TrialName"] = pipeline["TrialName"]
+    return config
 
 
 def _ready(step: Step, records: dict[str, Record]) -> bool:

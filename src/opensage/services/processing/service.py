@@ -24,6 +24,7 @@ from opensage.runner.processing import LOG_GROUP
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.events import JobCreated, JobEnded, Listeners
 from opensage.services.processing import definition
 from opensage.services.processing.states import ACTIVE, ProcessingJobStatus, outcome, sources
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
@@ -43,6 +44,8 @@ class ProcessingService:
         """``executor`` builds the executor that runs the jobs, given where it reports."""
         self.ctx = ctx
         self.executor = executor(self)
+        self.job_created: Listeners[JobCreated] = Listeners("ProcessingJobCreated")
+        self.job_ended: Listeners[JobEnded] = Listeners("ProcessingJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
                                  RUN_LEASE_TTL)
 
@@ -81,6 +84,7 @@ class ProcessingService:
         body = definition.describe_body(params, arn, self.ctx.now())
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="processing job",
                status=Status.IN_PROGRESS)
+        self.job_created.publish(JobCreated(name))  # in the request: tracked at once
         self._runs.claim(_run_key(name))
         self.executor.submit(definition.spec(body, region=self.ctx.settings.region))
         return arn
@@ -135,17 +139,20 @@ class ProcessingService:
         """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
         Failed). A job already ended, or wiped by a reset, is left as it is."""
         try:
-            self._record_end(name, result)
+            recorded = self._record_end(name, result)
         finally:
             self._runs.release(_run_key(name))
+        if recorded:
+            self.job_ended.publish(JobEnded(name))  # listeners read the row
 
     # -- helpers ---------------------------------------------------------------------------
-    def _record_end(self, name: str, result: Outcome) -> None:
+    def _record_end(self, name: str, result: Outcome) -> bool:
+        """True when this call ended the job."""
         reported = _RESULTS.get(result.status, Status.FAILED)
         while True:
             job: Resource | None = self.ctx.resources.get(KIND.name, name)
             if job is None or job.status not in ACTIVE:
-                return
+                return False
             current = Status(job.status)
             target = outcome(current, reported)
             now = self.ctx.now()
@@ -163,7 +170,7 @@ class ProcessingService:
             try:
                 self.ctx.resources.transition(KIND.name, name, sources(target, current),
                                               target, change, now=now)
-                return
+                return True
             except StatusConflict:
                 continue  # stopped meanwhile: decide again on the fresh row
 

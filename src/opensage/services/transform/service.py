@@ -32,6 +32,7 @@ from opensage.errors import ValidationException
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
+from opensage.services.events import JobCreated, JobEnded, Listeners
 from opensage.services.models import serving_container
 from opensage.services.transform.job import CONTAINER, LOG_GROUP, Job, Running, split_url
 from opensage.services.transform.jsonpath import parse_path
@@ -60,6 +61,8 @@ class TransformService:
         self.root = ctx.settings.data_dir / "transform"
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
+        self.job_created: Listeners[JobCreated] = Listeners("TransformJobCreated")
+        self.job_ended: Listeners[JobEnded] = Listeners("TransformJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
                                  RUN_LEASE_TTL)
 
@@ -78,6 +81,7 @@ class TransformService:
         internal = {CONTAINER: container}
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
                status=Status.IN_PROGRESS, internal=internal)
+        self.job_created.publish(JobCreated(name))  # in the request: tracked at once
         if self._runs.claim(_run_key(name)):  # a new name: only a wiped store had it
             self._launch(name)
         return arn
@@ -235,9 +239,10 @@ class TransformService:
             try:
                 self.ctx.resources.transition(KIND.name, name, sources(target, current), target,
                                               _ended(target, now, reason), now=now)
-                return
             except StatusConflict:
                 continue
+            self.job_ended.publish(JobEnded(name))  # listeners read the row
+            return
 
     def _log(self, job: str, stream: str, message: str) -> None:
         try:
