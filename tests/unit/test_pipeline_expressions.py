@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -133,3 +134,10 @@ def test_child_names_are_stable_bounded_and_distinct_per_attempt():
     assert len(name) <= 63 and name.startswith("pipelines-abcdef123456-a-very-long-step")
     assert name != child_name("abcdef123456", "A_Very_Long.Step Name " * 4, 2, 0)
     assert child_name("abcdef123456", "s", 1, 0) != child_name("abcdef123456", "s", 1, 1)
+
+
+def test_a_tuning_steps_child_name_fits_a_tuning_jobs_32_characters():
+    name = child_name("abcdef123456", "Tune-The-Model", 1, 0, limit=32)
+    assert len(name) == 32 and name.startswith("abcdef123456-tune-the-")
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}", name)
+    assert name != child_name("abcdef123456", "Tune-The-Model", 2, 0, limit=32)

@@ -208,8 +208,14 @@ def _pipeline_children(ctx: Context, training: TrainingService, processing: Proc
         return None if row is None else row.body
 
     def tuning_children(name: str) -> list[dict[str, Any]]:
+        """A Tuning step's ``TrainingJobSummaries``: best first (the SDK's
+        ``get_top_model_s3_uri(top_k=0)`` is the best job's model), at most 50."""
+        objective = (tuning.describe(name).get("HyperParameterTuningJobConfig") or {}).get(
+            "HyperParameterTuningJobObjective") or {}
+        order = "Descending" if objective.get("Type") == "Maximize" else "Ascending"
         found: list[dict[str, Any]] = tuning.training_jobs(
-            {"HyperParameterTuningJobName": name, "MaxResults": 100}
+            {"HyperParameterTuningJobName": name, "MaxResults": 50,
+             "SortBy": "FinalObjectiveMetricValue", "SortOrder": order}
         )["TrainingJobSummaries"]
         return found
 

@@ -78,6 +78,7 @@ EXECUTION_KIND = kinds.PIPELINE_EXECUTION
 RECONCILE_LEASE_TTL = 60.0
 POLL = 0.1  # seconds between advances while a step waits on a child that reports no event
 PIPELINE_EXECUTION_TAG = "sagemaker:pipeline-execution-arn"
+TUNING_NAME_LIMIT = 32  # HyperParameterTuningJobName's length limit
 STEP_FAILURE = "Step failure: One or multiple steps failed."
 _SYMBOLIC = ("PipelineExecutionId", "PipelineExecutionArn", "StartDateTime", "CurrentDateTime")
 Record = dict[str, Any]
@@ -282,9 +283,9 @@ class PipelineEngine:
         except ExpressionError as err:
             self._fail(row.name, step.name, str(err))
             return
-        child = record.get("Child") or child_name(row.name, step.name,
-                                                  record.get("AttemptCount", 1),
-                                                  row.internal.get("Round", 0))
+        child = record.get("Child") or child_name(
+            row.name, step.name, record.get("AttemptCount", 1), row.internal.get("Round", 0),
+            limit=TUNING_NAME_LIMIT if step.type == "Tuning" else 63)
         if record.get("Child") != child:
             self._write_step(row.name, step.name, {"Child": child}, expect=STEP_ACTIVE)
         if step.type in JOBS:
@@ -646,15 +647,18 @@ def _lease_key(execution_id: str) -> str:
     return f"{EXECUTION_KIND.name}/{execution_id}/advance"
 
 
-def child_name(execution_id: str, step: str, attempt: int, round_: int) -> str:
+def child_name(execution_id: str, step: str, attempt: int, round_: int, *,
+               limit: int = 63) -> str:
     """``pipelines-<execution id>-<step>-<10 characters>``, as AWS names a step's job: the
-    same for the same (execution, step, attempt, retry round), at most 63 characters."""
+    same for the same (execution, step, attempt, retry round), at most ``limit`` characters
+    (63; a tuning job's name has 32 at most: ``<execution id>-<step>-<10 characters>``)."""
     digest = hashlib.sha256(f"{execution_id}/{step}/{attempt}/{round_}".encode()).digest()
     suffix = "".join("abcdefghijklmnopqrstuvwxyz0123456789"[b % 36] for b in digest[:10])
     cleaned = "".join(c if c.isalnum() else "-" for c in step.lower()).strip("-") or "step"
-    room = 63 - len("pipelines-") - len(execution_id) - 2 - len(suffix)
-    cleaned = cleaned[:room].rstrip("-") or "s"
-    return f"pipelines-{execution_id}-{cleaned}-{suffix}"
+    prefix = "pipelines-" if limit >= 63 else ""
+    room = limit - len(prefix) - len(execution_id) - 2 - len(suffix)
+    cleaned = cleaned[:max(room, 1)].rstrip("-") or "s"
+    return f"{prefix}{execution_id}-{cleaned}-{suffix}"
 
 
 def _iso(epoch: float) -> str:
