@@ -1,6 +1,7 @@
 """The model registry and algorithm resources with the SageMaker SDK v2, unchanged: a trained
 built-in XGBoost model is registered (``estimator.register``), deployed from its version
-(``ModelPackage(...).deploy``, which approves it first) and answers ``predict``; a training
+(``ModelPackage(...).deploy``, which approves it first) and answers ``predict``, and so does
+a script-mode SKLearn model (its package carries SAGEMAKER_PROGRAM and the code); a training
 job named by an algorithm resource runs the algorithm's image."""
 
 from __future__ import annotations
@@ -163,3 +164,67 @@ def test_algorithm_name_training_job_runs_and_tunes(sdk_env: NetworkGuard, tmp_p
     tuned = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="algo-tune")
     assert tuned["HyperParameterTuningJobStatus"] == "Completed"
     assert tuned["TrainingJobStatusCounters"]["Completed"] == 2
+
+
+SKLEARN_TRAIN = """
+import argparse, glob, os
+import joblib
+import numpy as np
+from sklearn.linear_model import Ridge
+
+if __name__ == "__main__":  # the model server imports this module for model_fn
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--train", default=os.environ.get("SM_CHANNEL_TRAIN"))
+    args = parser.parse_args()
+    data = np.vstack([np.loadtxt(f, delimiter=",")
+                      for f in glob.glob(args.train + "/*.csv")])
+    model = Ridge(alpha=0.1).fit(data[:, 1:], data[:, 0])
+    joblib.dump(model, os.path.join(os.environ["SM_MODEL_DIR"], "model.joblib"))
+"""
+
+
+def test_a_registered_script_mode_sklearn_model_is_deployed_and_invoked(
+        sdk_env: NetworkGuard, tmp_path: Path):
+    import sagemaker
+    from sagemaker import ModelPackage
+    from sagemaker.deserializers import CSVDeserializer
+    from sagemaker.predictor import Predictor
+    from sagemaker.serializers import CSVSerializer
+    from sagemaker.sklearn import SKLearn
+
+    from tests.integration.frameworks import MODEL_FN
+
+    session = sagemaker.Session()
+    train, _ = _upload(session, tmp_path)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "train.py").write_text(SKLEARN_TRAIN + MODEL_FN)
+    estimator = SKLearn(entry_point="train.py", source_dir=str(tmp_path / "src"),
+                        framework_version="1.2-1", instance_type="ml.m5.large",
+                        instance_count=1, role=ROLE, sagemaker_session=session)
+    with fast_polling(factor=20):
+        estimator.fit({"train": train}, logs=False)
+        package = estimator.register(
+            content_types=["text/csv"], response_types=["text/csv"],
+            inference_instances=["ml.m5.large"], transform_instances=["ml.m5.large"],
+            model_package_group_name="sklearn-registry")
+    sm = session.sagemaker_client
+    container = sm.describe_model_package(ModelPackageName=package.model_package_arn)[
+        "InferenceSpecification"]["Containers"][0]
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "train.py"
+    assert container["ModelDataUrl"] == estimator.model_data
+
+    endpoint = "sklearn-registry-endpoint"
+    deployable = ModelPackage(role=ROLE, model_package_arn=package.model_package_arn,
+                              sagemaker_session=session)
+    with fast_polling(factor=60):
+        deployable.deploy(1, "ml.m5.large", endpoint_name=endpoint)
+    try:
+        predictor = Predictor(endpoint, sagemaker_session=session,
+                              serializer=CSVSerializer(), deserializer=CSVDeserializer())
+        _, x_test, y_test = regression_csv(40, seed=9)
+        answers = predictor.predict(x_test)
+        predictions = np.array([float(v) for row in answers for v in row])
+        assert len(predictions) == 40
+        assert np.corrcoef(predictions, y_test)[0, 1] > 0.9
+    finally:
+        sm.delete_endpoint(EndpointName=endpoint)
