@@ -24,7 +24,7 @@ def image(algorithm: str) -> str:
 
 
 def train(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
-          channels: dict[str, tuple[bytes, str | None]], *, timeout: float = 120,
+          channels: dict[str, tuple[bytes | dict[str, bytes], str | None]], *, timeout: float = 120,
           input_mode: str = "File", name: str | None = None) -> dict[str, Any]:
     """Upload each channel's bytes, run a training job, wait for it; the DescribeTrainingJob
     answer (whatever the final status)."""
@@ -32,7 +32,12 @@ def train(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
     config = []
     for channel, (body, content_type) in channels.items():
         key = f"{name}/{channel}/part-0"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+        if isinstance(body, dict):  # several named files: the channel is their prefix
+            key = f"{name}/{channel}/"
+            for filename, content in body.items():
+                s3.put_object(Bucket=BUCKET, Key=key + filename, Body=content)
+        else:
+            s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         entry: dict[str, Any] = {"ChannelName": channel, "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{key}",
             "S3DataDistributionType": "FullyReplicated"}}}

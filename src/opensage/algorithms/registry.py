@@ -44,6 +44,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "pca": "opensage.algorithms.pca",
     "ntm": "opensage.algorithms.ntm",
     "object2vec": "opensage.algorithms.object2vec",
+    "seq2seq": "opensage.algorithms.seq2seq",
 })
 
 

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from opensage.data import DataError, LabeledData, data_files, is_gzip, open_binary
 
 __all__ = ["MAGIC", "MAX_PAYLOAD", "Record", "Tensor", "decode", "encode_dense",
-           "encode_outputs", "encode_sparse", "frame", "frame_parts", "iter_frames",
+           "encode_outputs", "encode_records", "encode_sparse", "frame", "frame_parts", "iter_frames",
            "iter_payloads", "iter_records", "parse_record",
            "read_labeled_recordio", "read_recordio", "read_recordio_protobuf", "records_to_labeled", "write_dense"]
 
@@ -872,3 +872,18 @@ def write_dense(stream: IO[bytes], array: NDArray[Any], labels: NDArray[Any] | N
 def iter_records(buffer: bytes | memoryview) -> Iterable[Record]:
     """Parsed Records of a RecordIO-protobuf buffer (for tests and small payloads)."""
     return (parse_record(p) for p in iter_payloads(buffer))
+
+
+def encode_records(records: Iterable[Record]) -> bytes:
+    """RecordIO frames of Records whose features and label are :class:`Tensor` values (dense or
+    sparse, their ``kind`` kept): seq2seq's Int32 token-id Records, for example."""
+    out = []
+    for record in records:
+        payload = b""
+        for field_number, tensors in ((1, record.features), (2, record.label)):
+            for key, tensor in tensors.items():
+                payload += _entry_bytes(field_number, key, _tensor_bytes(
+                    np.asarray(tensor.values), tensor.kind, keys=tensor.keys,
+                    shape=tensor.shape))
+        out.append(frame(payload))
+    return b"".join(out)
