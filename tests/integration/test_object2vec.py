@@ -8,7 +8,9 @@ import json
 
 import numpy as np
 
+from opensage.sdk import fast_polling
 from tests.integration.builtins import deploy, invoke, metrics, train
+from tests.integration.conftest import ROLE, NetworkGuard
 
 VOCAB, GROUPS = 40, 4  # tokens 1..39; group g owns tokens g*10 .. g*10+9 (0 is padding)
 
@@ -73,3 +75,53 @@ def test_object2vec_token_outside_the_vocabulary_fails_naming_the_line(sm, s3):
                 {"train": (lines(records), "application/jsonlines")})
     assert job["TrainingJobStatus"] == "Failed"
     assert "line 7" in job["FailureReason"] and "token id 99" in job["FailureReason"]
+
+
+def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
+        sdk_env: NetworkGuard):
+    import sagemaker
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import JSONSerializer
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    uris = {}
+    for channel, (n, seed) in {"train": (600, 11), "validation": (100, 12)}.items():
+        uris[channel] = session.upload_string_as_file_body(
+            lines(pairs(n, seed)).decode(), bucket, f"o2v-sdk/{channel}/pairs.jsonl")
+    assert sagemaker.image_uris.retrieve("object2vec", "us-east-1").endswith("/object2vec:1")
+    estimator = sagemaker.Object2Vec(
+        role=ROLE, instance_count=1, instance_type="ml.m5.large", sagemaker_session=session,
+        epochs=15, enc0_max_seq_len=10, enc0_vocab_size=VOCAB,
+        enc0_network="pooled_embedding", enc0_token_embedding_dim=16, enc_dim=16, mlp_dim=32,
+        mlp_activation="relu", learning_rate=0.01, early_stopping_patience=5)
+    with fast_polling(factor=20):
+        estimator.fit({channel: TrainingInput(uri, content_type="application/jsonlines")
+                       for channel, uri in uris.items()}, mini_batch_size=32, logs=False)
+        predictor = estimator.deploy(1, "ml.m5.large", serializer=JSONSerializer(),
+                                     deserializer=JSONDeserializer())
+    probe = pairs(20, 13)
+    try:
+        answer = predictor.predict({"instances": [{"in0": p["in0"], "in1": p["in1"]}
+                                                  for p in probe]})
+    finally:
+        with fast_polling(factor=20):
+            predictor.delete_endpoint()
+    labels = [p["predicted_label"] for p in answer["predictions"]]
+    assert sum(a == p["label"] for a, p in zip(labels, probe, strict=True)) >= 18
+
+    source = session.upload_string_as_file_body(
+        lines([{"in0": p["in0"], "in1": p["in1"]} for p in probe]).decode(), bucket,
+        "o2v-sdk/transform/in/pairs.jsonl")
+    transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
+                                        strategy="MultiRecord", assemble_with="Line",
+                                        output_path=f"s3://{bucket}/o2v-sdk/transform/out")
+    with fast_polling(factor=20):
+        transformer.transform(source.rsplit("/", 1)[0] + "/",
+                              content_type="application/jsonlines", split_type="Line",
+                              wait=True, logs=False)
+    out = session.read_s3_file(bucket, "o2v-sdk/transform/out/pairs.jsonl.out")
+    transformed = [json.loads(line)["predicted_label"] for line in out.splitlines()
+                   if line.strip()]
+    assert transformed == labels
