@@ -80,8 +80,8 @@ def test_object2vec_token_outside_the_vocabulary_fails_naming_the_line(sm, s3):
 def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
         sdk_env: NetworkGuard):
     import sagemaker
+    from sagemaker.amazon.amazon_estimator import RecordSet
     from sagemaker.deserializers import JSONDeserializer
-    from sagemaker.inputs import TrainingInput
     from sagemaker.serializers import JSONSerializer
 
     session = sagemaker.Session()
@@ -97,8 +97,11 @@ def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
         enc0_network="pooled_embedding", enc0_token_embedding_dim=16, enc_dim=16, mlp_dim=32,
         mlp_activation="relu", learning_rate=0.01, early_stopping_patience=5)
     with fast_polling(factor=20):
-        estimator.fit({channel: TrainingInput(uri, content_type="application/jsonlines")
-                       for channel, uri in uris.items()}, mini_batch_size=32, logs=False)
+        # RecordSets (what the SDK's first-party fit takes); no ContentType: JSON lines
+        estimator.fit([RecordSet(uri.rsplit("/", 1)[0] + "/", num_records=600,
+                                 feature_dim=VOCAB, s3_data_type="S3Prefix", channel=channel,
+                                 distribution="FullyReplicated")
+                       for channel, uri in uris.items()], mini_batch_size=32, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large", serializer=JSONSerializer(),
                                      deserializer=JSONDeserializer())
     probe = pairs(20, 13)

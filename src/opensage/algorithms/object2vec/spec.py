@@ -45,6 +45,9 @@ HYPERPARAMETERS = {
     "early_stopping_tolerance": Float(1e-6, 0.1, default=0.01),
     "enc_dim": Int(4, 10000, default=4096, tunable=True),
     "epochs": Int(1, 100, default=30),
+    # The SDK's Object2Vec estimator sends it (from the train RecordSet), as all first-party
+    # estimators do; the encoders' vocabulary and lengths are their own hyperparameters.
+    "feature_dim": Int(1, None, description="Sent by the SDK's Object2Vec estimator; not used"),
     "learning_rate": Float(1e-6, 1.0, default=0.0004, tunable=True),
     "mini_batch_size": Int(1, 10000, default=32, tunable=True),
     "mlp_activation": Choice(["tanh", "relu", "linear"], default="linear", tunable=True),
