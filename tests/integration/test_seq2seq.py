@@ -100,6 +100,14 @@ def test_seq2seq_learns_to_reverse_serves_beam_search_and_batch_transforms(sm, s
     score = bleu(answers, references)
     print(f"seq2seq held-out BLEU (reverse task, 60 sentences): {score:.4f}")
     assert score >= 0.9
+    body, _ = invoke(runtime, endpoint, json.dumps(
+        {"instances": [{"data": words(held_out[0])}],
+         "configuration": {"attention_matrix": "true"}}), "application/json")
+    [first] = json.loads(body)["predictions"]
+    assert first["target"].split() == references[0]
+    matrix = np.array(first["matrix"])
+    assert matrix.shape == (len(held_out[0]) + 1, len(held_out[0]))  # + </s>
+    assert np.allclose(matrix.sum(axis=1), 1.0, atol=1e-4)
     body, content_type = invoke(runtime, endpoint, records(held_out[:10]),
                                 "application/x-recordio-protobuf")
     assert content_type == "application/x-recordio-protobuf"

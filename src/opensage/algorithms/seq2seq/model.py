@@ -86,14 +86,15 @@ class Seq2Seq(nn.Module):
         return torch.bmm(weights.unsqueeze(1), keys).squeeze(1), weights
 
     def step(self, token: torch.Tensor, feed: torch.Tensor, state: Any, keys: torch.Tensor,
-             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any]:
-        """One decoder step: logits (B, V), the attentional state (B, H), the RNN state."""
+             mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, Any, torch.Tensor]:
+        """One decoder step: logits (B, V), the attentional state (B, H), the RNN state and
+        the attention weights over the source (B, S)."""
         x = torch.cat([self.trg_dropout(self.trg_embed(token)), feed], dim=1).unsqueeze(1)
         out, state = self.decoder(x, state)
         h = out.squeeze(1)
-        context, _ = self.attend(h, keys, mask)
+        context, weights = self.attend(h, keys, mask)
         attentional = self.hidden_dropout(torch.tanh(self.combine(torch.cat([h, context], 1))))
-        return self.out(attentional), attentional, state
+        return self.out(attentional), attentional, state, weights
 
     def forward(self, source: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V) for the target inputs (``<s>`` + target)."""
@@ -101,44 +102,49 @@ class Seq2Seq(nn.Module):
         feed = keys.new_zeros(source.shape[0], self.config["hidden"])
         logits = []
         for t in range(target_in.shape[1]):
-            out, feed, state = self.step(target_in[:, t], feed, state, keys, mask)
+            out, feed, state, _ = self.step(target_in[:, t], feed, state, keys, mask)
             logits.append(out)
         return torch.stack(logits, dim=1)
 
     def beam_search(self, source: list[int], beam: int, max_len: int, bos: int,
-                    eos: int) -> list[int]:
-        """The best target ids (without ``<s>``/``</s>``) for one source sequence."""
+                    eos: int) -> tuple[list[int], list[list[float]]]:
+        """The best target ids (without ``<s>``/``</s>``) for one source sequence, and its
+        attention matrix (one row of source weights per target token, ``</s>`` included)."""
         with torch.no_grad():
             return self._beam_search(source, beam, max_len, bos, eos)
 
     def _beam_search(self, source: list[int], beam: int, max_len: int, bos: int,
-                     eos: int) -> list[int]:
+                     eos: int) -> tuple[list[int], list[list[float]]]:
         src = torch.as_tensor([source], dtype=torch.long, device=self.out.weight.device)
         keys, mask, state = self.encode(src)
         feed = keys.new_zeros(1, self.config["hidden"])
         tokens = torch.full((1,), bos, dtype=torch.long, device=src.device)
         scores = keys.new_zeros(1)
         histories: list[list[int]] = [[]]
-        finished: list[tuple[float, list[int]]] = []
+        attention: list[list[list[float]]] = [[]]
+        finished: list[tuple[float, list[int], list[list[float]]]] = []
         for _ in range(max_len + 1):
             n = len(histories)
-            logits, feed, state = self.step(tokens, feed, state, keys.expand(n, -1, -1),
+            logits, feed, state, weights = self.step(tokens, feed, state, keys.expand(n, -1, -1),
                                             mask.expand(n, -1))
             total = (scores.unsqueeze(1) + torch.log_softmax(logits, dim=1)).view(-1)
             top = torch.topk(total, min(beam, total.numel()))
             vocab = logits.shape[1]
-            keep, keep_tokens, keep_scores, keep_hist = [], [], [], []
+            keep, keep_tokens, keep_scores, keep_hist, keep_attn = [], [], [], [], []
+            rows = weights.tolist()
             for value, index in zip(top.values.tolist(), top.indices.tolist(), strict=True):
                 origin, token = divmod(index, vocab)
                 if token == eos:
                     history = histories[origin]
-                    finished.append((value / max(1, len(history) + 1), history))
+                    finished.append((value / max(1, len(history) + 1), history,
+                                     [*attention[origin], rows[origin]]))
                     continue
                 keep.append(origin)
                 keep_tokens.append(token)
                 keep_scores.append(value)
                 keep_hist.append([*histories[origin], token])
-            best_done = max((s for s, _ in finished), default=None)
+                keep_attn.append([*attention[origin], rows[origin]])
+            best_done = max((f[0] for f in finished), default=None)
             if not keep or (best_done is not None and len(finished) >= beam):
                 break
             index_t = torch.as_tensor(keep, device=src.device)
@@ -147,7 +153,9 @@ class Seq2Seq(nn.Module):
                 else state[:, index_t]
             tokens = torch.as_tensor(keep_tokens, device=src.device)
             scores = torch.as_tensor(keep_scores, device=src.device, dtype=keys.dtype)
-            histories = keep_hist
+            histories, attention = keep_hist, keep_attn
         if not finished:
-            return histories[int(scores.argmax())]
-        return max(finished, key=lambda f: f[0])[1]
+            best = int(scores.argmax())
+            return histories[best], attention[best]
+        _, tokens_out, matrix = max(finished, key=lambda f: f[0])
+        return tokens_out, matrix

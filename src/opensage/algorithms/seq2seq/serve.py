@@ -2,7 +2,9 @@
 
 * ``application/json``: ``{"instances": [{"data": "tokens separated by spaces"}, ...]}`` ->
   ``{"predictions": [{"target": "translated tokens"}, ...]}`` (tokens not in vocab.src.json
-  read as ``<unk>``);
+  read as ``<unk>``); with ``"configuration": {"attention_matrix": "true"}`` each prediction
+  also has ``"matrix"``, the attention weights (a row per target token, ``</s>`` included, a
+  column per source token);
 * ``application/x-recordio-protobuf``: Records with the source token ids as the Int32 features
   ``values`` -> one Record per input with the target ids as the Int32 features ``target``.
 
@@ -44,7 +46,7 @@ class Seq2SeqModel:
         self.target_words = {i: w for w, i in target_vocab.items()}
         self.bos, self.eos = target_vocab[BOS], target_vocab[EOS]
 
-    def translate(self, source: list[int]) -> list[int]:
+    def translate(self, source: list[int]) -> tuple[list[int], list[list[float]]]:
         source = source[:self.config["max_seq_len_source"]] or [self.source_vocab[UNK]]
         return self.model.beam_search(source, self.beam, self.config["max_seq_len_target"],
                                       self.bos, self.eos)
@@ -52,13 +54,23 @@ class Seq2SeqModel:
     def _json(self, body: bytes) -> bytes:
         rows = []
         unk = self.source_vocab[UNK]
+        try:
+            document = json.loads(body)
+        except ValueError:
+            document = None
+        configuration = document.get("configuration") if isinstance(document, dict) else None
+        matrix = isinstance(configuration, dict) and str(
+            configuration.get("attention_matrix", "false")).lower() == "true"
         for number, instance in enumerate(json_instances(body, lines=False), start=1):
             if not isinstance(instance, dict) or not isinstance(instance.get("data"), str):
                 raise InferenceError(400, f'Invalid input: instance {number} must be an object '
                                           f'{{"data": "source sentence"}}.')
             ids = [self.source_vocab.get(word, unk) for word in instance["data"].split()]
-            target = self.translate(ids)
-            rows.append({"target": " ".join(self.target_words[i] for i in target)})
+            target, attention = self.translate(ids)
+            row: dict[str, Any] = {"target": " ".join(self.target_words[i] for i in target)}
+            if matrix:
+                row["matrix"] = attention
+            rows.append(row)
         return json.dumps({"predictions": rows}).encode()
 
     def _recordio(self, body: bytes) -> bytes:
@@ -82,7 +94,7 @@ class Seq2SeqModel:
                 raise InferenceError(400, f"Invalid input: record {number} has source token "
                                           f"id {int(bad[0])}, outside vocab.src.json "
                                           f"(ids 0..{size - 1}).")
-            target = self.translate(ids.tolist())
+            target, _ = self.translate(ids.tolist())
             out.append(Record(features={"target": Tensor(np.asarray(target, dtype=np.int64),
                                                          kind="int32")}))
         return encode_records(out)

@@ -88,7 +88,7 @@ def evaluate(model: Seq2Seq, pairs: Pairs, hps: dict[str, Any], bos: int, eos: i
         if bleu_sample:
             sample = pairs if bleu_sample < 0 else pairs[:bleu_sample]
             hypotheses = [model.beam_search(s.tolist(), hps["beam_size"],
-                                            hps["max_seq_len_target"], bos, eos)
+                                            hps["max_seq_len_target"], bos, eos)[0]
                           for s, _ in sample]
             found["bleu"] = corpus_bleu(hypotheses, [t.tolist() for _, t in sample])
     model.train()
