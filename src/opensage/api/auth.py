@@ -653,6 +653,12 @@ class Gate:
             await self._refuse(scope, receive, send, service, err)
             return None
         scope[PRINCIPAL] = principal
+        if service == "sagemaker-runtime" and principal.type != "Root" and verifier is not None:
+            try:
+                await run_in_threadpool(_authorise_invoke, verifier.iam, principal, scope)
+            except AwsError as err:
+                await self._refuse(scope, receive, send, service, err)
+                return None
         if check is not None:
             scope[PAYLOAD] = check
         return replay
@@ -669,6 +675,20 @@ class Gate:
         raw.append((b"connection", b"close"))  # the unread body must not be taken as a request
         await send({"type": "http.response.start", "status": answer.status, "headers": raw})
         await send({"type": "http.response.body", "body": answer.body})
+
+
+def _authorise_invoke(iam: IamService, principal: Principal, scope: Scope) -> None:
+    """sagemaker:InvokeEndpoint on the endpoint the path names (the fast path has no
+    dispatcher of its own to check it)."""
+    from opensage.api.authz import json_denied, request_context, require
+
+    parts = scope["path"].split("/")
+    name = unquote(parts[2]) if len(parts) > 2 else ""
+    region = iam.settings.region
+    resource = f"arn:aws:sagemaker:{region}:{iam.account}:endpoint/{name.lower()}"
+    client = scope.get("client")
+    context, _ = request_context(iam, principal, client[0] if client else "", {})
+    require(iam, principal, "sagemaker:InvokeEndpoint", resource, context, json_denied)
 
 
 async def _read_body(receive: Receive) -> bytes:

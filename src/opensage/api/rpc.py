@@ -20,6 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from opensage.api.auth import PRINCIPAL
+from opensage.api.authz import action_prefix, check_rpc
 from opensage.api.error_encoding import ServiceErrors
 from opensage.api.registry import Handler
 from opensage.api.shapes import decode_input, encode_output
@@ -31,6 +33,7 @@ from opensage.errors import (
     SerializationException,
     UnknownOperationException,
 )
+from opensage.services.iam import Principal
 from opensage.services.wiring import Services
 
 log = logging.getLogger(__name__)
@@ -122,13 +125,17 @@ class RpcService:
         self.codec = codec or JsonCodec(model)
         self.errors = ServiceErrors(model, self.codec.protocol)
         self._operations = {name: model.operation_model(name) for name in model.operation_names}
+        self.action_prefix = action_prefix(model.metadata.get("signingName")
+                                           or model.metadata["endpointPrefix"])
 
     async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
             name = self.codec.operation(request)
             body = await request.body()
-            answer = await run_in_threadpool(self.answer, name, body)
+            caller: Principal | None = request.scope.get(PRINCIPAL)
+            source_ip = request.client.host if request.client else ""
+            answer = await run_in_threadpool(self.answer, name, body, caller, source_ip)
             return Response(answer, 200, {"x-amzn-RequestId": request_id, **self.codec.headers},
                             media_type=self.codec.content_type)
         except AwsError as err:
@@ -138,11 +145,17 @@ class RpcService:
             return self.errors(InternalFailure(f"{type(exc).__name__}: {exc}"),
                                request_id).response()
 
-    def answer(self, name: str, body: bytes) -> bytes:
+    def answer(self, name: str, body: bytes, caller: Principal | None = None,
+               source_ip: str = "") -> bytes:
         """The encoded answer to one call (blocking: run it off the event loop)."""
-        return self.codec.dumps(self.dispatch(name, body))
+        return self.codec.dumps(self.dispatch(name, body, caller, source_ip))
 
-    def dispatch(self, name: str, body: bytes) -> dict[str, Any]:
+    def _resource_tags(self, arn: str) -> dict[str, str]:
+        items, _ = self.services.context.resources.list_tags(arn, 100, None)
+        return {t["Key"]: t.get("Value", "") for t in items}
+
+    def dispatch(self, name: str, body: bytes, caller: Principal | None = None,
+                 source_ip: str = "") -> dict[str, Any]:
         operation = self._operations.get(name)
         if operation is None:
             raise UnknownOperationException(f"Operation {name} is not an operation of "
@@ -152,6 +165,8 @@ class RpcService:
                                         f"{MAX_JSON_BODY} byte limit")
         document = self.codec.loads(body)
         params = decode_input(operation.input_shape, document)
+        check_rpc(self.services.iam, caller, self.action_prefix, name, params, source_ip,
+                  self.services.context.settings.region, self._resource_tags)
         handler = self.handlers.get(name)
         if handler is None:
             raise NotImplementedOperation(f"opensage does not implement {name} yet")

@@ -23,6 +23,8 @@ from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from opensage.api.auth import PRINCIPAL
+from opensage.api.authz import request_context, require, s3_denied
 from opensage.api.error_encoding import rest_xml_error
 from opensage.errors import (
     AccessDenied,
@@ -38,6 +40,7 @@ from opensage.errors import (
     S3Error,
     S3NotImplemented,
 )
+from opensage.services.iam import IamService, Principal
 from opensage.settings import Settings
 from opensage.store import checksums
 from opensage.store.objects import (
@@ -86,12 +89,28 @@ UNSUPPORTED = frozenset({
     "versions", "versionId", "renameObject", "session", "metadataConfiguration"})
 
 
+# handler -> the IAM action it needs (CopyObject: PutObject here, GetObject on the source)
+_S3_ACTIONS = {
+    "list_buckets": "s3:ListAllMyBuckets", "create_bucket": "s3:CreateBucket",
+    "head_bucket": "s3:ListBucket", "get_bucket_location": "s3:GetBucketLocation",
+    "versioning": "s3:GetBucketVersioning", "delete_bucket": "s3:DeleteBucket",
+    "list_objects": "s3:ListBucket", "delete_objects": "s3:DeleteObject",
+    "put_object": "s3:PutObject", "get_object": "s3:GetObject", "head_object": "s3:GetObject",
+    "delete_object": "s3:DeleteObject", "copy_object": "s3:PutObject",
+    "create_upload": "s3:PutObject", "upload_part": "s3:PutObject",
+    "complete_upload": "s3:PutObject", "abort_upload": "s3:AbortMultipartUpload",
+    "list_parts": "s3:ListMultipartUploadParts",
+    "list_uploads": "s3:ListBucketMultipartUploads"}
+
+
 class S3Api:
     _ids = itertools.count(1)
     _id_prefix = f"{os.getpid() & 0xFFFF:04X}{int.from_bytes(os.urandom(2)):04X}"
 
-    def __init__(self, store: ObjectStore, settings: Settings) -> None:
+    def __init__(self, store: ObjectStore, settings: Settings,
+                 iam: IamService | None = None) -> None:
         self.store = store
+        self.iam = iam  # --auth sigv4: requests are authorised against it
         self.account: str = settings.account_id
         self.region: str = settings.region
         self.max_bytes: int = settings.max_request_bytes
@@ -103,6 +122,9 @@ class S3Api:
             bucket, key = _locate(request)
             handler = self._route(request.method, bucket, key, request.query_params)
             _check_owner(request, "x-amz-expected-bucket-owner", self.account)
+            caller: Principal | None = request.scope.get(PRINCIPAL)
+            if caller is not None and caller.type != "Root" and self.iam is not None:
+                await run(self._authorise, caller, request, handler, bucket, key)
             response = await handler(request, bucket, key)
         except AwsError as err:
             response = _error(err, request, rid, bucket, key)
@@ -118,6 +140,29 @@ class S3Api:
         if unread_body(request):
             response.headers["connection"] = "close"
         return response
+
+    def _authorise(self, caller: Principal, request: Request, handler: Handler, bucket: str,
+                   key: str) -> None:
+        assert self.iam is not None
+        name = getattr(handler, "__name__", "")
+        action = _S3_ACTIONS.get(name, "s3:*")
+        source = request.headers.get("x-amz-copy-source")
+        q = request.query_params
+        values: dict[str, Any] = {}
+        if name == "list_objects":
+            values = {"s3:prefix": q.get("prefix", ""), "s3:delimiter": q.get("delimiter"),
+                      "s3:max-keys": q.get("max-keys")}
+        context, _ = request_context(self.iam, caller,
+                                     request.client.host if request.client else "", {})
+        context.known.update({k: v for k, v in values.items() if v is not None})
+        resource = ("*" if not bucket else f"arn:aws:s3:::{bucket}/{key}" if key
+                    else f"arn:aws:s3:::{bucket}/*" if name == "delete_objects"
+                    else f"arn:aws:s3:::{bucket}")
+        require(self.iam, caller, action, resource, context, s3_denied)
+        if source is not None and name in ("put_object", "upload_part"):
+            src_bucket, src_key = copy_source(source)
+            require(self.iam, caller, "s3:GetObject", f"arn:aws:s3:::{src_bucket}/{src_key}",
+                    context, s3_denied)
 
     def _route(self, method: str, bucket: str, key: str, q: QueryParams) -> Handler:
         if not bucket:

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from opensage.api.auth import PRINCIPAL
+from opensage.api.authz import query_denied, query_resource, request_context, require
 from opensage.api.error_encoding import ServiceErrors
 from opensage.api.shapes import decode_input, parse_timestamp
 from opensage.errors import AwsError, InternalFailure, NotImplementedOperation
@@ -36,10 +37,13 @@ log = logging.getLogger(__name__)
 class QueryCall:
     iam: IamService
     caller: Principal | None  # None: --auth none
+    source_ip: str = ""
 
 
 QueryHandler = Callable[[QueryCall, dict[str, Any]], dict[str, Any]]
 MAX_FORM_BODY = 1024 * 1024
+# Answered to any caller, as AWS does (no policy can deny them)
+ALWAYS_ALLOWED = frozenset({"GetCallerIdentity"})
 _SCALARS = {"string", "integer", "long", "boolean", "float", "double", "timestamp"}
 
 
@@ -60,7 +64,8 @@ class QueryApi:
                 raise AwsError("Request body too large", code="RequestEntityTooLarge", status=413)
             form = dict(request.query_params)
             form.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-            call = QueryCall(self.iam, request.scope.get(PRINCIPAL))
+            call = QueryCall(self.iam, request.scope.get(PRINCIPAL),
+                             request.client.host if request.client else "")
             return await run_in_threadpool(self.dispatch, call, form, request_id)
         except AwsError as err:
             return self.errors(err, request_id).response()
@@ -76,10 +81,16 @@ class QueryApi:
             raise AwsError(f"Could not find operation {action} for version "
                            f"{self.model.api_version}", code="InvalidAction")
         operation = self.model.operation_model(action)
-        params = decode_input(operation.input_shape, _top_level(operation.input_shape, form))
+        params = decode_input(operation.input_shape, _members(operation.input_shape, form, ""))
         handler = self.handlers.get(action)
         if handler is None:
             raise NotImplementedOperation(f"opensage does not implement {action} yet")
+        if (call.caller is not None and call.caller.type != "Root"
+                and action not in ALWAYS_ALLOWED):
+            service = self.model.metadata["endpointPrefix"]
+            context, _ = request_context(self.iam, call.caller, call.source_ip, params)
+            require(self.iam, call.caller, f"{service}:{action}",
+                    query_resource(self.iam, service, params), context, query_denied)
         try:
             result = handler(call, params)
         except AwsError:
@@ -102,17 +113,45 @@ class QueryApi:
                         {"x-amzn-RequestId": request_id}, media_type="text/xml")
 
 
-def _top_level(shape: Shape | None, form: dict[str, str]) -> dict[str, Any]:
-    """The scalar members of the input (nested ``Tags.member.N`` forms are not needed yet)."""
+def _members(shape: Shape | None, form: dict[str, str], prefix: str) -> dict[str, Any]:
+    """The input structure from the form: scalars, ``Name.member.N`` lists and
+    ``Name.entry.N.key/value`` maps, nested."""
     if shape is None:
         return {}
     out: dict[str, Any] = {}
     for name, member in shape.members.items():
-        raw = form.get(name)
-        if raw is None or member.type_name not in _SCALARS:
-            continue
-        out[name] = _scalar(member.type_name, raw)
+        value = _value(member, form, f"{prefix}{name}")
+        if value is not None:
+            out[name] = value
     return out
+
+
+def _value(shape: Shape, form: dict[str, str], key: str) -> Any:
+    kind = shape.type_name
+    if kind in _SCALARS:
+        raw = form.get(key)
+        return None if raw is None else _scalar(kind, raw)
+    if kind == "structure":
+        if not any(k.startswith(key + ".") for k in form):
+            return None
+        return _members(shape, form, key + ".")
+    if kind == "list":
+        items = []
+        for n in range(1, 1001):
+            item = _value(shape.member, form, f"{key}.member.{n}")
+            if item is None:
+                break
+            items.append(item)
+        return items if items or f"{key}" in form else None
+    if kind == "map":
+        entries: dict[str, Any] = {}
+        for n in range(1, 1001):
+            k = form.get(f"{key}.entry.{n}.key")
+            if k is None:
+                break
+            entries[k] = _value(shape.value, form, f"{key}.entry.{n}.value")
+        return entries or None
+    return None
 
 
 def _scalar(kind: str, raw: str) -> Any:
@@ -179,7 +218,35 @@ IAM_HANDLERS: dict[str, QueryHandler] = {
     "GetRole": lambda call, params: call.iam.get_role(params),
     "ListRoles": lambda call, params: call.iam.list_roles(params),
     "DeleteRole": lambda call, params: call.iam.delete_role(params),
+    "CreatePolicy": lambda call, params: call.iam.policies.create_policy(params),
+    "GetPolicy": lambda call, params: call.iam.policies.get_policy(params),
+    "GetPolicyVersion": lambda call, params: call.iam.policies.get_policy_version(params),
+    "ListPolicies": lambda call, params: call.iam.policies.list_policies(params),
+    "DeletePolicy": lambda call, params: call.iam.policies.delete_policy(params),
+    "CreateGroup": lambda call, params: call.iam.policies.create_group(params),
+    "AddUserToGroup": lambda call, params: call.iam.policies.add_user_to_group(params),
+    "RemoveUserFromGroup": lambda call, params: call.iam.policies.remove_user_from_group(
+        params),
+    "SimulatePrincipalPolicy": lambda call, params: call.iam.policies.simulate(params),
 }
+
+
+def _owner_handlers(kind: str) -> dict[str, QueryHandler]:
+    """Put/Get/Delete/List<Kind>Policy (inline) and Attach/Detach/ListAttached<Kind>Policies."""
+    owner = kind.lower()
+
+    def bind(method: str) -> QueryHandler:
+        return lambda call, params: getattr(call.iam.policies, method)(owner, params)
+
+    return {f"Put{kind}Policy": bind("put_inline"), f"Get{kind}Policy": bind("get_inline"),
+            f"Delete{kind}Policy": bind("delete_inline"),
+            f"List{kind}Policies": bind("list_inline"),
+            f"Attach{kind}Policy": bind("attach"), f"Detach{kind}Policy": bind("detach"),
+            f"ListAttached{kind}Policies": bind("list_attached")}
+
+
+for _kind in ("User", "Role", "Group"):
+    IAM_HANDLERS.update(_owner_handlers(_kind))
 
 
 class StsApi(QueryApi):

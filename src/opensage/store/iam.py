@@ -10,7 +10,16 @@ from sqlalchemy import Table, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opensage.store.db import Database
-from opensage.store.schema import iam_access_keys, iam_roles, iam_users
+from opensage.store.schema import (
+    iam_access_keys,
+    iam_attachments,
+    iam_group_members,
+    iam_groups,
+    iam_inline_policies,
+    iam_policies,
+    iam_roles,
+    iam_users,
+)
 
 Row = dict[str, Any]
 
@@ -128,3 +137,121 @@ class IamStore:
             return int(conn.execute(delete(iam_access_keys).where(
                 iam_access_keys.c.kind == "session",
                 iam_access_keys.c.expiration < now)).rowcount)
+
+    # -- policies --------------------------------------------------------------------------
+
+    def put_inline(self, kind: str, owner: str, name: str, document: str) -> None:
+        t = iam_inline_policies
+        where = (t.c.owner_kind == kind, t.c.owner_name == owner, t.c.policy_name == name)
+        with self.db.transaction() as conn:
+            if not conn.execute(update(t).where(*where).values(document=document)).rowcount:
+                conn.execute(insert(t).values(owner_kind=kind, owner_name=owner,
+                                              policy_name=name, document=document))
+
+    def inline(self, kind: str, owner: str) -> dict[str, str]:
+        """Policy name -> document, of one user, group or role."""
+        t = iam_inline_policies
+        with self.db.transaction() as conn:
+            rows = conn.execute(select(t.c.policy_name, t.c.document).where(
+                t.c.owner_kind == kind, t.c.owner_name == owner).order_by(t.c.policy_name))
+            return {r.policy_name: r.document for r in rows}
+
+    def delete_inline(self, kind: str, owner: str, name: str) -> bool:
+        t = iam_inline_policies
+        with self.db.transaction() as conn:
+            return bool(conn.execute(delete(t).where(
+                t.c.owner_kind == kind, t.c.owner_name == owner,
+                t.c.policy_name == name)).rowcount)
+
+    def attach(self, kind: str, owner: str, arn: str) -> None:
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(insert(iam_attachments).values(owner_kind=kind, owner_name=owner,
+                                                            policy_arn=arn))
+        except IntegrityError:
+            pass  # attached already: AWS answers success too
+
+    def detach(self, kind: str, owner: str, arn: str) -> bool:
+        t = iam_attachments
+        with self.db.transaction() as conn:
+            return bool(conn.execute(delete(t).where(
+                t.c.owner_kind == kind, t.c.owner_name == owner,
+                t.c.policy_arn == arn)).rowcount)
+
+    def attached(self, kind: str, owner: str) -> list[str]:
+        t = iam_attachments
+        with self.db.transaction() as conn:
+            return [r.policy_arn for r in conn.execute(select(t.c.policy_arn).where(
+                t.c.owner_kind == kind, t.c.owner_name == owner).order_by(t.c.policy_arn))]
+
+    def attachment_count(self, arn: str) -> int:
+        t = iam_attachments
+        with self.db.transaction() as conn:
+            return int(conn.execute(select(func.count()).select_from(t).where(
+                t.c.policy_arn == arn)).scalar_one())
+
+    def drop_owner(self, kind: str, owner: str) -> None:
+        """Forget a deleted user's, group's or role's policies and attachments."""
+        with self.db.transaction() as conn:
+            for t in (iam_inline_policies, iam_attachments):
+                conn.execute(delete(t).where(t.c.owner_kind == kind, t.c.owner_name == owner))
+            if kind == "user":
+                conn.execute(delete(iam_group_members).where(
+                    iam_group_members.c.user_name == owner))
+
+    def insert_policy(self, values: Mapping[str, Any]) -> None:
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(insert(iam_policies).values(**values))
+        except IntegrityError:
+            raise AlreadyExists(str(values.get("name", ""))) from None
+
+    def policy(self, arn: str) -> Row | None:
+        with self.db.transaction() as conn:
+            row = conn.execute(select(iam_policies).where(
+                iam_policies.c.arn == arn)).mappings().first()
+        return dict(row) if row is not None else None
+
+    def set_policy_body(self, arn: str, body: Mapping[str, Any]) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(update(iam_policies).where(iam_policies.c.arn == arn).values(
+                body=dict(body)))
+
+    def policies(self, path_prefix: str, after: str, limit: int) -> list[Row]:
+        t = iam_policies
+        query = select(t).where(t.c.path.startswith(path_prefix, autoescape=True),
+                                t.c.name > after).order_by(t.c.name).limit(limit)
+        with self.db.transaction() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def delete_policy(self, arn: str) -> bool:
+        with self.db.transaction() as conn:
+            return bool(conn.execute(delete(iam_policies).where(
+                iam_policies.c.arn == arn)).rowcount)
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def insert_group(self, values: Mapping[str, Any]) -> None:
+        self._insert(iam_groups, values)
+
+    def group(self, name: str) -> Row | None:
+        return self._get(iam_groups, name)
+
+    def add_member(self, group: str, user: str) -> None:
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(insert(iam_group_members).values(group_name=group, user_name=user))
+        except IntegrityError:
+            pass
+
+    def remove_member(self, group: str, user: str) -> bool:
+        t = iam_group_members
+        with self.db.transaction() as conn:
+            return bool(conn.execute(delete(t).where(t.c.group_name == group,
+                                                     t.c.user_name == user)).rowcount)
+
+    def groups_of(self, user: str) -> list[str]:
+        t = iam_group_members
+        with self.db.transaction() as conn:
+            return [r.group_name for r in conn.execute(select(t.c.group_name).where(
+                t.c.user_name == user).order_by(t.c.group_name))]

@@ -287,8 +287,54 @@ audit_trails = Table(
     Column("body", JSON, nullable=False),  # the trail as DescribeTrails answers, + selectors
 )
 
+# IAM policies: customer managed policies (their versions in ``body``), inline policies of
+# users, groups and roles, managed-policy attachments (AWS managed ones too: their ARN), groups
+# and their members. ``owner_kind``: user | group | role.
+iam_policies = Table(
+    "iam_policies", metadata,
+    Column("arn", String(600), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("policy_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("create_time", Float, nullable=False),
+    Column("body", JSON, nullable=False),  # description, default version, versions, tags
+)
+
+iam_inline_policies = Table(
+    "iam_inline_policies", metadata,
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_name", String(128), primary_key=True),
+    Column("policy_name", String(128), primary_key=True),
+    Column("document", Text, nullable=False),
+)
+
+iam_attachments = Table(
+    "iam_attachments", metadata,
+    Column("owner_kind", String(8), primary_key=True),
+    Column("owner_name", String(128), primary_key=True),
+    Column("policy_arn", String(600), primary_key=True),
+    Index("ix_iam_attachments_policy", "policy_arn"),
+)
+
+iam_groups = Table(
+    "iam_groups", metadata,
+    Column("name", String(128), primary_key=True),
+    Column("group_id", String(32), nullable=False, unique=True),
+    Column("path", String(512), nullable=False),
+    Column("create_time", Float, nullable=False),
+)
+
+iam_group_members = Table(
+    "iam_group_members", metadata,
+    Column("group_name", String(128), primary_key=True),
+    Column("user_name", String(64), primary_key=True),
+    Index("ix_iam_group_members_user", "user_name"),
+)
+
 ALL_TABLES = tuple(metadata.sorted_tables)
 # What ``Database.wipe`` (the test suites' reset) keeps: credentials (or the server would
 # lock its callers out).
 # The audit record is append-only: a reset does not erase it either.
-KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys", "audit_events"})
+KEPT_BY_WIPE = frozenset({"iam_users", "iam_roles", "iam_access_keys", "audit_events",
+                          "iam_policies", "iam_inline_policies", "iam_attachments",
+                          "iam_groups", "iam_group_members"})

@@ -149,7 +149,7 @@ _KNOWN = frozenset({"Sid", "Effect", "Action", "NotAction", "Resource", "NotReso
 def _statement(item: Mapping[str, Any], index: int, resource_policy: bool) -> Statement:
     unknown = set(item) - _KNOWN
     if unknown:
-        raise MalformedPolicy(f"Syntax errors in policy: unknown field {sorted(unknown)[0]}.")
+        raise MalformedPolicy(f"Syntax errors in policy: unknown field {min(unknown)}.")
     effect = item.get("Effect")
     if effect not in ("Allow", "Deny"):
         raise MalformedPolicy("Syntax errors in policy: Effect must be Allow or Deny.")
@@ -286,7 +286,7 @@ def _date(raw: str) -> float | None:
     if number is not None:
         return number
     try:
-        parsed = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        parsed = dt.datetime.fromisoformat(raw)
     except ValueError:
         return None
     if parsed.tzinfo is None:

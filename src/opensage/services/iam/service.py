@@ -4,8 +4,7 @@ Every access key (the root key, users' keys, STS session keys) is one row of
 ``iam_access_keys`` with its secret encrypted (``store.secrets``) and the principal it signs
 as. ``lookup`` is on the path of every signed request: it answers from memory (entries live
 ``CACHE_SECONDS``, dropped at once by a change made here) and reads the database only on a
-miss. Authorisation (policies) is not evaluated yet: trust and identity policies are stored
-and answered as given, for an evaluator to read.
+miss. Identity policies and their evaluation are ``policies.py``'s.
 """
 
 from __future__ import annotations
@@ -31,6 +30,7 @@ from opensage.errors import (
     NoSuchEntity,
     ValidationException,
 )
+from opensage.services.iam.policies import Policies
 from opensage.services.iam.principal import Credential, Principal
 from opensage.settings import Settings
 from opensage.store.db import Database
@@ -88,6 +88,7 @@ class IamService:
         self.clock = clock
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._lock = threading.Lock()
+        self.policies = Policies(self.store, self.account, clock)
 
     # -- credentials -----------------------------------------------------------------------
 
@@ -217,6 +218,8 @@ class IamService:
             raise DeleteConflict("Cannot delete entity, must delete access keys first.")
         if not self.store.delete_user(name):
             raise NoSuchEntity(f"The user with name {name} cannot be found.")
+        self.store.drop_owner("user", name)
+        self.policies._changed()
         return {}
 
     def _caller_user(self, caller: Principal | None) -> str | None:
@@ -350,6 +353,8 @@ class IamService:
         name = params["RoleName"]
         if not self.store.delete_role(name):
             raise NoSuchEntity(f"The role with name {name} cannot be found.")
+        self.store.drop_owner("role", name)
+        self.policies._changed()
         return {}
 
     # -- STS -------------------------------------------------------------------------------
