@@ -377,6 +377,7 @@ def condition_holds(operator: str, key: str, wanted: Sequence[str], context: Con
     if op is None:
         return False
     have = _lookup(context, key)
+    wanted = [w for w in (_substitute(v, context) for v in wanted) if w is not None]
     if op.null:
         absent = have is None or have == []
         return any((w.lower() == "true") == absent for w in wanted)
