@@ -37,6 +37,9 @@ from tests.integration.test_training_jobs import job_request, regression_csv, wa
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 BUCKET = "training-bucket"
+# Authorisation applies to these tests' users: they are administrators (AWS's
+# AdministratorAccess); tests/integration/test_authz.py covers narrower policies.
+ADMIN = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
 
 
 class Server:
@@ -66,6 +69,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def user(server: Server) -> tuple[str, str]:
     iam = server.client("iam")
     iam.create_user(UserName="alice")
+    iam.put_user_policy(UserName="alice", PolicyName="admin", PolicyDocument=ADMIN)
     key = iam.create_access_key(UserName="alice")["AccessKey"]
     server.secrets.append(key["SecretAccessKey"])
     return key["AccessKeyId"], key["SecretAccessKey"]
@@ -295,6 +299,7 @@ def test_assume_role_session_credentials(server: Server) -> None:
     trust = '{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":' \
             '"sagemaker.amazonaws.com"},"Action":"sts:AssumeRole"}]}'
     role = iam.create_role(RoleName="runner", AssumeRolePolicyDocument=trust)["Role"]
+    iam.put_role_policy(RoleName="runner", PolicyName="admin", PolicyDocument=ADMIN)
     assert iam.get_role(RoleName="runner")["Role"]["AssumeRolePolicyDocument"] == (
         __import__("json").loads(trust))
     assert "runner" in [r["RoleName"] for r in iam.list_roles()["Roles"]]

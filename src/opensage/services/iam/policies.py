@@ -23,6 +23,8 @@ from opensage.errors import (
     ValidationException,
 )
 from opensage.services.iam.managed import ARN_PREFIX, MANAGED
+from opensage.services.iam.naming import iam_path as _path
+from opensage.services.iam.naming import random_id as _random_id
 from opensage.services.iam.policy import Decision, MalformedPolicy, Policy, Result, evaluate, parse
 from opensage.services.iam.principal import Principal
 from opensage.store.iam import AlreadyExists, IamStore
@@ -150,8 +152,6 @@ class Policies:
         return out
 
     def create_policy(self, params: dict[str, Any]) -> dict[str, Any]:
-        from opensage.services.iam.service import _path, _random_id
-
         name, path = params["PolicyName"], _path(params.get("Path"))
         text, _ = _document(params["PolicyDocument"])
         now = self.clock()
@@ -187,8 +187,6 @@ class Policies:
         if scope in ("All", "AWS"):
             rows += [self._policy_row(ARN_PREFIX + n) for n in sorted(MANAGED)]
         if scope in ("All", "Local"):
-            from opensage.services.iam.service import _path
-
             rows += self.store.policies(_path(params.get("PathPrefix")), "", 1000)
         docs = [self._policy_document(r) for r in rows]
         if params.get("OnlyAttached"):
@@ -229,8 +227,6 @@ class Policies:
     # -- groups ----------------------------------------------------------------------------
 
     def create_group(self, params: dict[str, Any]) -> dict[str, Any]:
-        from opensage.services.iam.service import _path, _random_id
-
         name, path = params["GroupName"], _path(params.get("Path"))
         row = {"name": name, "group_id": _random_id("AGPA", 17), "path": path,
                "create_time": self.clock()}

@@ -9,7 +9,6 @@ miss. Identity policies and their evaluation are ``policies.py``'s.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -30,6 +29,8 @@ from opensage.errors import (
     NoSuchEntity,
     ValidationException,
 )
+from opensage.services.iam.naming import iam_path as _path
+from opensage.services.iam.naming import random_id as _random_id
 from opensage.services.iam.policies import Policies
 from opensage.services.iam.principal import Credential, Principal
 from opensage.settings import Settings
@@ -64,10 +65,6 @@ class RootCredentials:
 def unique_id(prefix: str, seed: str) -> str:
     """A stable AWS-looking id (``AROA...``) derived from a name."""
     return prefix + hashlib.sha256(seed.encode()).hexdigest()[:17].upper()
-
-
-def _random_id(prefix: str, length: int = 16) -> str:
-    return prefix + base64.b32encode(secrets.token_bytes(15)).decode()[:length]
 
 
 def _new_secret() -> str:
@@ -416,12 +413,3 @@ class IamService:
 
 class AwsMalformedPolicy(ValidationException):
     code = "MalformedPolicyDocument"
-
-
-def _path(raw: str | None) -> str:
-    path = raw or "/"
-    if not (path.startswith("/") and path.endswith("/")):
-        raise ValidationException("The specified value for path is invalid. It must begin "
-                                  "and end with / and contain only alphanumeric characters "
-                                  "and/or / characters.")
-    return path
