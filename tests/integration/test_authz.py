@@ -166,3 +166,26 @@ def test_an_assumed_roles_policies_apply(server: Server) -> None:
     assert denied(server.client("sts", user).assume_role,
                   RoleArn=f"arn:aws:iam::{ACCOUNT}:role/other",
                   RoleSessionName="s2")[0] == "AccessDenied"
+
+
+def test_customer_managed_policy_through_a_group(server: Server) -> None:
+    iam = server.client("iam")
+    text = json.dumps(doc({"Effect": "Allow", "Action": "sagemaker:ListModels",
+                           "Resource": "*"}))
+    arn = iam.create_policy(PolicyName="lister", PolicyDocument=text)["Policy"]["Arn"]
+    assert arn == f"arn:aws:iam::{ACCOUNT}:policy/lister"
+    version = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]
+    assert version["Document"] == json.loads(text) and version["IsDefaultVersion"]
+    key = server.user("grouped")
+    sm = server.client("sagemaker", key)
+    assert denied(sm.list_models)[0] == "AccessDeniedException"
+    iam.create_group(GroupName="listers")
+    iam.attach_group_policy(GroupName="listers", PolicyArn=arn)
+    iam.add_user_to_group(GroupName="listers", UserName="grouped")
+    assert sm.list_models()["Models"] == []
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["AttachmentCount"] == 1
+    assert denied(iam.delete_policy, PolicyArn=arn)[0] == "DeleteConflict"
+    names = {p["PolicyName"] for p in iam.list_policies(Scope="All")["Policies"]}
+    assert {"lister", "AmazonSageMakerFullAccess", "AmazonS3ReadOnlyAccess"} <= names
+    assert denied(iam.put_user_policy, UserName="grouped", PolicyName="bad",
+                  PolicyDocument='{"Version": "2012-10-17"}')[0] == "MalformedPolicyDocument"

@@ -32,7 +32,8 @@ from opensage.api import (
     tuning_handlers,
 )
 from opensage.api.audit import audited, wants_audit
-from opensage.api.auth import AuthMiddleware, Gate, Verifier
+from opensage.api.auth import PRINCIPAL, AuthMiddleware, Gate, Verifier
+from opensage.api.authz import json_denied, require
 from opensage.api.error_encoding import plain_error_response
 from opensage.api.metrics_api import MetricsApi
 from opensage.api.registry import collect_handlers
@@ -146,6 +147,11 @@ def create_app(settings: Settings) -> Starlette:
     async def reset(request: Request) -> Response:
         if not settings.enable_reset:
             return JSONResponse({"message": "Not Found"}, 404)
+        try:  # under --auth sigv4, the caller's policies decide (root: always)
+            require(request.app.state.services.iam, request.scope.get(PRINCIPAL),
+                    "opensage:Reset", "*", {}, json_denied)
+        except AwsError as err:
+            return plain_error_response(err)
         request.app.state.services.reset()
         return JSONResponse({"reset": True})
 
@@ -154,6 +160,8 @@ def create_app(settings: Settings) -> Starlette:
         if not settings.enable_reset:
             return JSONResponse({"message": "Not Found"}, 404)
         try:
+            require(request.app.state.services.iam, request.scope.get(PRINCIPAL),
+                    "opensage:InterruptTrainingJob", "*", {}, json_denied)
             request.app.state.services.training.interrupt(request.path_params["name"])
         except AwsError as err:
             return plain_error_response(err)

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from opensage.errors import (
+    AwsError,
     DeleteConflict,
     EntityAlreadyExists,
     NoSuchEntity,
@@ -33,8 +34,9 @@ CACHE_SECONDS = 5.0
 KINDS = {"User": "user", "Role": "role", "Group": "group"}
 
 
-class MalformedPolicyDocument(ValidationException):
+class MalformedPolicyDocument(AwsError):
     code = "MalformedPolicyDocument"
+    status = 400
 
 
 def _document(raw: str) -> tuple[str, Policy]:
