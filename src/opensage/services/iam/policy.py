@@ -224,11 +224,20 @@ def _substitute(pattern: str, context: Context) -> str | None:
     return None if missing else out
 
 
-def action_matches(patterns: Iterable[str], action: str) -> bool:
-    return any(glob_match(p, action, ignore_case=True) for p in patterns)
+@functools.lru_cache(maxsize=4096)
+def _any_of(patterns: tuple[str, ...], ignore_case: bool) -> re.Pattern[str]:
+    """One regex for a statement's list of wildcard patterns (one match per check)."""
+    return re.compile("|".join(f"(?:{_glob(p, ignore_case).pattern})" for p in patterns),
+                      (re.IGNORECASE if ignore_case else 0) | re.DOTALL)
 
 
-def resource_matches(patterns: Iterable[str], resource: str, context: Context) -> bool:
+def action_matches(patterns: tuple[str, ...], action: str) -> bool:
+    return _any_of(patterns, True).fullmatch(action) is not None
+
+
+def resource_matches(patterns: tuple[str, ...], resource: str, context: Context) -> bool:
+    if "*" in patterns:
+        return True
     for pattern in patterns:
         resolved = _substitute(pattern, context)
         if resolved is not None and (arn_like(resolved, resource) if resolved.startswith(
@@ -237,15 +246,27 @@ def resource_matches(patterns: Iterable[str], resource: str, context: Context) -
     return False
 
 
+@functools.lru_cache(maxsize=4096)
+def _arn_regex(pattern: str) -> re.Pattern[str] | None:
+    """The six colon-separated parts, each matched on its own: ``*``/``?`` in the first five
+    do not cross a colon; the last part (the resource) keeps its colons."""
+    parts = pattern.split(":", 5)
+    if len(parts) != 6:
+        return None
+
+    def part(text: str, last: bool) -> str:
+        star, one = (".*", ".") if last else ("[^:]*", "[^:]")
+        return "".join(star if c == "*" else one if c == "?" else re.escape(c) for c in text)
+
+    return re.compile(":".join(part(p, i == 5) for i, p in enumerate(parts)), re.DOTALL)
+
+
 def arn_like(pattern: str, arn: str) -> bool:
-    """ArnLike: each of the six colon-separated parts matched on its own (the last one keeps
-    its colons)."""
+    """ArnLike: each of the six colon-separated parts matched on its own."""
     if pattern == "*":
         return True
-    want, have = pattern.split(":", 5), arn.split(":", 5)
-    if len(want) != 6 or len(have) != 6:
-        return False
-    return all(glob_match(w, h) for w, h in zip(want, have, strict=True))
+    regex = _arn_regex(pattern)
+    return regex is not None and arn.count(":") >= 5 and regex.fullmatch(arn) is not None
 
 
 def _principal_matches(principals: Mapping[str, tuple[str, ...]],
