@@ -44,6 +44,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def test_calls_of_several_services_are_recorded_without_secrets(server: str) -> None:
     iam, s3, sm = client(server, "iam"), client(server, "s3"), client(server, "sagemaker")
     iam.create_user(UserName="auditee")
+    for policy in ("AmazonS3FullAccess", "AmazonSageMakerFullAccess"):
+        iam.attach_user_policy(UserName="auditee", PolicyArn=f"arn:aws:iam::aws:policy/{policy}")
     made = iam.create_access_key(UserName="auditee")["AccessKey"]
     key = (made["AccessKeyId"], made["SecretAccessKey"])
     s3.create_bucket(Bucket="audit-bucket")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from opensage.serving.worker import make_app
@@ -35,7 +36,10 @@ def _invoke(model: _Model) -> list[dict[str, Any]]:
 
     scope = {"type": "http", "path": "/invocations", "method": "POST",
              "headers": [(b"content-type", b"text/csv")]}
-    asyncio.run(make_app(model)(scope, receive, send))
+    # A thread of its own: the browser tests' session-wide Playwright leaves an event loop
+    # marked running on the main thread, where asyncio.run refuses to start.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, make_app(model)(scope, receive, send)).result()
     return sent
 
 

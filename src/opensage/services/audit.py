@@ -369,6 +369,13 @@ class AuditService:
         start, end = (_seconds(params.get("StartTime")), _seconds(params.get("EndTime")))
         if start is not None and end is not None and start > end:
             raise AwsError("Start time must be before end time.", code="InvalidTimeRangeException")
+        # Event times are stored to the microsecond, answered rounded to the millisecond and
+        # sent back by botocore cut to the millisecond (or the second): a bound equal to an
+        # event's EventTime as the client saw it includes that event.
+        if start is not None and start != int(start):
+            start -= 0.002
+        if end is not None:
+            end += 0.999999 if end == int(end) else 0.002
         limit = int(params.get("MaxResults") or MAX_LOOKUP)
         if not 1 <= limit <= MAX_LOOKUP:
             raise AwsError(f"MaxResults must be between 1 and {MAX_LOOKUP}.",
