@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from opensage.api.error_encoding import ServiceErrors
+from opensage.api.rpc import load_json
 from opensage.api.shapes import decode_input, encode_output
 from opensage.errors import (
     AwsError,
     InternalFailure,
     RequestEntityTooLarge,
-    SerializationException,
     UnknownOperationException,
 )
 from opensage.services.wiring import Services
@@ -63,10 +63,7 @@ class MetricsApi:
         if len(body) > MAX_BODY:
             raise RequestEntityTooLarge(f"Request body of {len(body)} bytes exceeds the "
                                         f"{MAX_BODY} byte limit")
-        try:
-            document = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SerializationException(f"Request body is not valid JSON: {exc}") from None
+        document = load_json(body)
         operation = self.model.operation_model(name)
         params = decode_input(operation.input_shape, document)
         experiments = self.services.experiments

@@ -9,8 +9,10 @@ The two differ only in how the operation is named and how bodies are encoded: a 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import logging
+import math
 import uuid
 from typing import Any, ClassVar
 
@@ -58,13 +60,7 @@ class JsonCodec:
         return target[len(self.prefix):]
 
     def loads(self, body: bytes) -> Any:
-        try:
-            return json.loads(body, parse_constant=_refuse_constant) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise SerializationException(f"Request body is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise SerializationException("Request body is not valid JSON: nested too "
-                                         "deeply") from None
+        return load_json(body)
 
     def dumps(self, document: Any) -> bytes:
         return json.dumps(document, separators=(",", ":")).encode()
@@ -91,13 +87,19 @@ class CborCodec:
         return path[len(self.path_prefix):]
 
     def loads(self, body: bytes) -> Any:
+        if not body:
+            return {}
+        stream = io.BytesIO(body)
         try:
-            return cbor2.loads(body) if body else {}
+            document = cbor2.CBORDecoder(stream).decode()
+            if stream.tell() != len(body):  # cbor2.loads would ignore what follows
+                raise ValueError(f"{len(body) - stream.tell()} bytes after the data item")
         except (cbor2.CBORDecodeError, ValueError) as exc:
             raise SerializationException(f"Request body is not valid CBOR: {exc}") from None
         except RecursionError:
             raise SerializationException("Request body is not valid CBOR: nested too "
                                          "deeply") from None
+        return _object(document, "CBOR")
 
     def dumps(self, document: Any) -> bytes:
         return cbor2.dumps(document, datetime_as_timestamp=True, timezone=dt.UTC)
@@ -105,6 +107,37 @@ class CborCodec:
     @staticmethod
     def timestamp(value: dt.datetime) -> Any:
         return value
+
+
+def load_json(body: bytes) -> dict[str, Any]:
+    """A JSON request body: an object (an empty body is ``{}``), in strict UTF-8 (Python's
+    reader of bytes lets UTF-8-encoded surrogates through), without NaN or Infinity."""
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant,
+                              parse_float=_finite)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SerializationException(f"Request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SerializationException("Request body is not valid JSON: nested too "
+                                     "deeply") from None
+    return _object(document, "JSON")
+
+
+def _object(document: Any, what: str) -> dict[str, Any]:
+    if not isinstance(document, dict):
+        kind = "null" if document is None else type(document).__name__
+        raise SerializationException(f"Request body must be a {what} object, not {kind}")
+    return document
+
+
+def _finite(text: str) -> float:
+    """A JSON number Python would read as an infinity (``1e999``) is out of range."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return number
 
 
 def _refuse_constant(name: str) -> Any:

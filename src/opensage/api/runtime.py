@@ -84,6 +84,8 @@ class RuntimeApi:
         started = time.perf_counter()
         name, _, operation = path[len(PREFIX):].partition("/")
         if operation != "invocations":
+            # An endpoint that does not exist is the caller's error (4xx) before ours (501).
+            self.endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
             raise NotImplementedOperation(f"opensage does not implement {operation} yet")
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > MAX_PAYLOAD:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from urllib.parse import quote, unquote_to_bytes
 from xml.sax.saxutils import escape
 
+import botocore.session
 from starlette.concurrency import run_in_threadpool as run
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
@@ -80,13 +81,26 @@ Handler = Callable[[Request, str, str], Awaitable[Response]]
 SMALL_OBJECT = 256 * 1024  # read in one go and answered without streaming
 XML_LIMIT = 4 * 1024 * 1024
 KEEPALIVE_AFTER = 2.0  # seconds before a slow Complete/Copy starts sending whitespace
-# Subresources opensage does not implement: answered 501 rather than misread as a plain op.
-UNSUPPORTED = frozenset({
-    "acl", "tagging", "policy", "policyStatus", "cors", "lifecycle", "encryption", "website",
-    "logging", "notification", "replication", "requestPayment", "object-lock", "legal-hold",
-    "retention", "ownershipControls", "publicAccessBlock", "accelerate", "analytics",
-    "inventory", "metrics", "intelligent-tiering", "restore", "select", "torrent", "attributes",
-    "versions", "versionId", "renameObject", "session", "metadataConfiguration"})
+# Subresources opensage does not implement: answered 501 rather than misread as a plain op
+# (a PUT of an unknown subresource on a missing bucket would otherwise create it). Every
+# subresource botocore's S3 model names, less those routed below, and a few query names that
+# select a feature opensage lacks.
+ROUTED = frozenset({"uploadId", "uploads", "location", "delete", "versioning", "list-type",
+                    "x-id"})
+
+
+def _model_subresources() -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model("s3")
+    names = set()
+    for operation in model.operation_names:
+        uri = model.operation_model(operation).http["requestUri"]
+        for part in uri.partition("?")[2].split("&"):
+            if part:
+                names.add(part.split("=", 1)[0])
+    return frozenset(names)
+
+
+UNSUPPORTED = (_model_subresources() | {"versionId", "policyStatus", "restore", "select"}) - ROUTED
 
 
 # handler -> the IAM action it needs (CopyObject: PutObject here, GetObject on the source)
@@ -120,7 +134,12 @@ class S3Api:
         bucket = key = ""
         try:
             bucket, key = _locate(request)
-            handler = self._route(request.method, bucket, key, request.query_params)
+            try:
+                handler = self._route(request.method, bucket, key, request.query_params)
+            except S3NotImplemented:
+                if bucket:  # as S3: a bucket that does not exist first (404), then the 501
+                    await run(self.store.head_bucket, bucket)
+                raise
             _check_owner(request, "x-amz-expected-bucket-owner", self.account)
             caller: Principal | None = request.scope.get(PRINCIPAL)
             if caller is not None and caller.type != "Root" and self.iam is not None:

@@ -66,6 +66,11 @@ class _Problems:
             self.serialization = (f"Expected {expected} at '{path}' but found "
                                   f"{_json_type(value)} ({value!r:.60})")
 
+    def not_unicode(self, path: str) -> None:
+        if self.serialization is None:
+            self.serialization = (f"Invalid string at '{path}': it holds a lone UTF-16 "
+                                  "surrogate, which is no Unicode character")
+
     def raise_if_any(self) -> None:
         if self.too_deep:
             raise ValidationException(f"Value at '{self.too_deep}' is nested more than "
@@ -113,6 +118,10 @@ def _decode_structure(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         return None
     members = shape.members
     out: dict[str, Any] = {}
+    stray = next((k for k in value if not isinstance(k, str)), None)
+    if stray is not None:  # CBOR maps may have any key; a structure's are member names
+        p.wrong_type(path or "request", "member names", stray)
+        return None
     for name in shape.required_members:
         if value.get(name) is None:
             p.violated(None, member_path(path, name), "Member must not be null")
@@ -150,6 +159,9 @@ def _decode_string(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
     if not isinstance(value, str):
         p.wrong_type(path, "a string", value)
         return None
+    if not value.isascii() and not _encodable(value):
+        p.not_unicode(path)
+        return None
     _check_size(shape, value, len(value), path, p, "length")
     enum = shape.enum
     if enum and value not in enum:
@@ -163,6 +175,14 @@ def _decode_string(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
     return value
 
 
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _decode_integer(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
@@ -170,6 +190,10 @@ def _decode_integer(shape: Shape, value: Any, path: str, p: _Problems) -> Any:
         else:
             p.wrong_type(path, "an integer", value)
             return None
+    bits = _INTEGER_BITS[shape.type_name]
+    if not -(2 ** (bits - 1)) <= value < 2 ** (bits - 1):
+        p.wrong_type(path, f"a {bits}-bit integer", value)
+        return None
     _check_range(shape, value, path, p)
     return value
 
@@ -228,6 +252,9 @@ def _shown(value: Any) -> Any:
     return value
 
 
+# AWS reads ``integer`` members as 32-bit and ``long`` as 64-bit numbers: a value outside
+# is a serialization error there (and would overflow the store's integers here).
+_INTEGER_BITS = {"integer": 32, "long": 64}
 _NESTED = frozenset({"structure", "list", "map"})
 _DECODERS: dict[str, Callable[[Shape, Any, str, _Problems], Any]] = {
     "structure": _decode_structure,
