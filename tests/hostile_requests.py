@@ -796,7 +796,7 @@ class Campaign:
         self.conn.close()
         self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
 
-    def send(self, request: Request) -> None:
+    def send(self, request: Request, *, retried: bool = False) -> None:
         headers = _latin1_safe(request.headers)
         try:
             self.conn.putrequest(request.method, request.path, skip_accept_encoding=True)
@@ -809,11 +809,18 @@ class Campaign:
             self._reopen()  # http.client will not send it (CR/LF in a header): no client can
             self.unsendable += 1
             return
+        except OSError:  # the server closed the kept-alive connection (after a 413, say)
+            self._reopen()
+            if retried:
+                self._found(request, 0, b"", "could not send on a fresh connection")
+                return
+            self.send(request, retried=True)
+            return
         try:
             response = self.conn.getresponse()
             status, body = response.status, response.read()
             answer_headers = {k.lower(): v for k, v in response.getheaders()}
-        except (ConnectionError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException) as exc:
             self._reopen()
             self._found(request, 0, b"", f"connection lost ({exc!r})")
             return

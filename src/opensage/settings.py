@@ -37,6 +37,9 @@ class Settings:
     # once 1 MiB is out (deflate cannot pass ~1032:1, so 200 stops a gzip of zeros at 1 MiB).
     archive_max_unpacked_bytes: int = 10 * 1024**3
     archive_max_ratio: float = 200.0
+    # Members (files, directories, links) one archive may hold: a tar of millions of empty
+    # files passes the byte caps but exhausts inodes and time.
+    archive_max_members: int = 100_000
     # Script mode: where framework environments are built (default data_dir / "frameworks"),
     # and directories of wheels uv searches (find-links); the CPU torch wheel lies there.
     frameworks_dir: Path = Path()
@@ -107,7 +110,7 @@ class Settings:
 
 def _coerce(name: str, raw: str) -> Any:
     if name in ("port", "max_request_bytes", "job_slots", "capture_buffer_bytes",
-                "archive_max_unpacked_bytes"):
+                "archive_max_unpacked_bytes", "archive_max_members"):
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
                 "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio",

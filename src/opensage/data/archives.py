@@ -9,7 +9,8 @@ chains with ``os.path.realpath``, which gives up past PATH_MAX: CVE-2025-4517). 
   only at the end, once every link is known, so no file is ever written through a link;
 - hard links may only name a regular file extracted before them;
 - devices, FIFOs and other special members are refused;
-- the unpacked size and the compression ratio are capped while streaming.
+- the unpacked size, the compression ratio and the number of members are capped while
+  streaming.
 
 Any refusal raises ``ArchiveError`` naming the member and removes what was extracted.
 """
@@ -39,14 +40,17 @@ class ArchiveError(Exception):
 @dataclass(frozen=True)
 class ArchiveLimits:
     """Caps on what one archive may unpack to; the server's come from ``Settings``
-    (``archive_max_unpacked_bytes``, ``archive_max_ratio``), where the defaults live.
+    (``archive_max_unpacked_bytes``, ``archive_max_ratio``, ``archive_max_members``), where
+    the defaults live.
 
     ``max_ratio`` is unpacked bytes over compressed bytes read so far, judged once
-    ``RATIO_GRACE_BYTES`` have been unpacked.
+    ``RATIO_GRACE_BYTES`` have been unpacked. ``max_members`` counts every member (files,
+    directories, links), refused as the one past the cap arrives.
     """
 
     max_unpacked_bytes: int
     max_ratio: float
+    max_members: int = 100_000
 
 
 class _CountingReader:
@@ -68,10 +72,16 @@ class _Extraction:
     limits: ArchiveLimits
     source: _CountingReader
     unpacked: int = 0
+    members: int = 0
     files: set[Parts] = field(default_factory=set)
     links: dict[Parts, str] = field(default_factory=dict)  # created last, when all are known
 
     def add(self, member: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        self.members += 1
+        if self.members > self.limits.max_members:
+            raise ArchiveError(
+                f"Archive member {member.name!r}: the archive holds more than "
+                f"{self.limits.max_members} members (archive_max_members)")
         parts = _member_parts(member.name)
         if not parts:
             if member.isdir():

@@ -96,7 +96,8 @@ class HostProcess(Protocol):
 # A host's process: a subprocess, a fork of the fork server, an own image's container, or a
 # host on another machine.
 JobProcess = subprocess.Popen[bytes] | ForkedProcess | ContainerProcess | HostProcess
-DEFAULT_ARCHIVE_LIMITS = ArchiveLimits(max_unpacked_bytes=10 * 1024**3, max_ratio=200.0)
+DEFAULT_ARCHIVE_LIMITS = ArchiveLimits(max_unpacked_bytes=10 * 1024**3, max_ratio=200.0,
+                                       max_members=100_000)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,8 @@ def split_s3_url(url: str) -> tuple[str, str]:
 
 def archive_limits(settings: Settings) -> ArchiveLimits:
     return ArchiveLimits(max_unpacked_bytes=settings.archive_max_unpacked_bytes,
-                         max_ratio=settings.archive_max_ratio)
+                         max_ratio=settings.archive_max_ratio,
+                         max_members=settings.archive_max_members)
 
 
 def fetch_model(objects: ObjectStore, url: str, dest: Path, limits: ArchiveLimits, *,
