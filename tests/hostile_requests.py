@@ -55,14 +55,8 @@ AUTH = ("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20260101/us-east-1/{}/aws4_requ
         "SignedHeaders=host;x-amz-date, Signature={}")
 MAX_DEPTH = 3  # below this, optional members are left out
 DEEP = 100_000  # nesting of the deep-nesting bodies
-# The S3 operations opensage serves: any other may answer S3's 501 NotImplemented (the only
-# 5xx a campaign accepts).
-S3_SERVED = frozenset({
-    "CreateBucket", "HeadBucket", "DeleteBucket", "ListBuckets", "GetBucketLocation",
-    "GetBucketVersioning", "ListObjects", "ListObjectsV2", "DeleteObjects", "PutObject",
-    "GetObject", "HeadObject", "DeleteObject", "CopyObject", "CreateMultipartUpload",
-    "UploadPart", "UploadPartCopy", "CompleteMultipartUpload", "AbortMultipartUpload",
-    "ListParts", "ListMultipartUploads"})
+# The only 5xx a campaign accepts: S3's 501 NotImplemented for a feature opensage lacks (a
+# subresource, versionId, SSE-C), on a bucket that exists.
 
 
 @dataclass(frozen=True)
@@ -750,12 +744,10 @@ def error_code(status: int, headers: dict[str, str], body: bytes, method: str) -
     return None
 
 
-def _unsupported_query(request: Request) -> bool:
-    """A served S3 operation asked for a feature opensage lacks (``versionId``, say)."""
-    from opensage.api.s3 import UNSUPPORTED
-
-    query = request.path.partition("?")[2]
-    return bool(UNSUPPORTED.intersection(p.split("=", 1)[0] for p in query.split("&")))
+def _on_existing_bucket(request: Request) -> bool:
+    """S3 answers a missing bucket (404) before a feature it lacks (501): opensage's 501 is
+    accepted only for the bucket that exists."""
+    return request.path.split("?", 1)[0].split("/")[1] == EXISTING_BUCKET
 
 
 @dataclass
@@ -842,8 +834,8 @@ class Campaign:
         code = error_code(status, headers, body, request.method)
         self.codes[code or "-"] += 1
         if status >= 500:
-            if (status == 501 and code == "NotImplemented" and request.service == "s3"
-                    and (request.operation not in S3_SERVED or _unsupported_query(request))):
+            if (status == 501 and code in ("NotImplemented", "HEAD 501")
+                    and request.service == "s3" and _on_existing_bucket(request)):
                 self.not_implemented += 1
                 return
             self._found(request, status, body, "server error")

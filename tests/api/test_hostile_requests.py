@@ -102,6 +102,11 @@ LOGS = {"X-Amz-Target": "Logs_20140328.CreateLogGroup",
     ("PUT", f"/{hostile.EXISTING_BUCKET}?abac", {}, b"<x/>", 501, "NotImplemented"),
     # An unsupported subresource on a missing bucket: 404 first, as S3 (was 501).
     ("HEAD", "/xn--a/k?versionId=1", {}, b"", 404, None),
+    ("HEAD", "/nosuch-bucket-2/k?partNumber=1", {}, b"", 404, None),  # (the handler's 501)
+    # Query protocol: int() read "\u0661\u0660\u0660\u0660" (Arabic-Indic 1000) as 1000.
+    ("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"},
+     b"Action=GetSessionToken&Version=2011-06-15&DurationSeconds=%D9%A1%D9%A0%D9%A0%D9%A0",
+     400, None),
     # JSON: null, UTF-8-encoded surrogates, a lone surrogate escape in a member, 1e999.
     ("POST", "/", SAGEMAKER, b"null", 400, "SerializationException"),
     ("POST", "/", SAGEMAKER, b'{"\xed\xa0\x80":1}', 400, "SerializationException"),
@@ -132,7 +137,7 @@ LOGS = {"X-Amz-Target": "Logs_20140328.CreateLogGroup",
 def test_found_by_the_generator(server: Server, method: str, path: str,
                                 headers: dict[str, str], body: bytes, status: int,
                                 code: str | None) -> None:
-    signing = "monitoring" if path.startswith(CW) else (
+    signing = "monitoring" if path.startswith(CW) else "sts" if b"Action=" in body else (
         "logs" if "Logs" in headers.get("X-Amz-Target", "") else
         "s3" if method in ("PUT", "HEAD") and "Batch" not in path else "sagemaker")
     headers = {**headers, "Authorization": hostile.AUTH.format(signing, "0" * 64)}

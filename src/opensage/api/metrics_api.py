@@ -44,11 +44,13 @@ class MetricsApi:
     async def __call__(self, request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
+            # The body first, even for a route that does not exist: answering before it is
+            # read leaves the client writing into a closed connection, its answer lost.
+            body = await request.body()
             operation = self._routes.get((request.method, request.url.path))
             if operation is None:
                 raise UnknownOperationException(
                     f"No sagemaker-metrics operation at {request.method} {request.url.path}")
-            body = await request.body()
             answer = await run_in_threadpool(self._answer, operation.name, body)
             return Response(answer, 200, {"x-amzn-RequestId": request_id},
                             media_type="application/json")

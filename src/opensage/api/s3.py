@@ -136,15 +136,15 @@ class S3Api:
             bucket, key = _locate(request)
             try:
                 handler = self._route(request.method, bucket, key, request.query_params)
+                _check_owner(request, "x-amz-expected-bucket-owner", self.account)
+                caller: Principal | None = request.scope.get(PRINCIPAL)
+                if caller is not None and caller.type != "Root" and self.iam is not None:
+                    await run(self._authorise, caller, request, handler, bucket, key)
+                response = await handler(request, bucket, key)
             except S3NotImplemented:
                 if bucket:  # as S3: a bucket that does not exist first (404), then the 501
                     await run(self.store.head_bucket, bucket)
                 raise
-            _check_owner(request, "x-amz-expected-bucket-owner", self.account)
-            caller: Principal | None = request.scope.get(PRINCIPAL)
-            if caller is not None and caller.type != "Root" and self.iam is not None:
-                await run(self._authorise, caller, request, handler, bucket, key)
-            response = await handler(request, bucket, key)
         except AwsError as err:
             response = _error(err, request, rid, bucket, key)
         except ClientDisconnect:

@@ -11,6 +11,7 @@ answered for any role name (a role nobody created is implicit until authorisatio
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -154,14 +155,17 @@ def _value(shape: Shape, form: dict[str, str], key: str) -> Any:
     return None
 
 
+# The query protocol's numbers in ASCII: Python's int() and float() would also take "\u0661"
+# (an Arabic-Indic one), "1_000", " 7 ", "nan" and "infinity".
+_INTEGER = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+
+
 def _scalar(kind: str, raw: str) -> Any:
-    try:
-        if kind in ("integer", "long"):
-            return int(raw)
-        if kind in ("float", "double"):
-            return float(raw)
-    except ValueError:
-        return raw  # decode_input reports the wrong type
+    if kind in ("integer", "long"):
+        return int(raw) if _INTEGER.fullmatch(raw) else raw  # decode_input: the wrong type
+    if kind in ("float", "double"):
+        return float(raw) if _DECIMAL.fullmatch(raw) else raw
     if kind == "boolean":
         return raw.lower() == "true" if raw.lower() in ("true", "false") else raw
     return raw
