@@ -801,7 +801,18 @@ class Campaign:
             self._reopen()  # http.client will not send it (CR/LF in a header): no client can
             self.unsendable += 1
             return
-        except OSError:  # the server closed the kept-alive connection (after a 413, say)
+        except OSError:  # the server answered before reading the body, and closed
+            try:
+                response = self.conn.getresponse()  # its answer is still there to read
+                status, body = response.status, response.read()
+            except (OSError, http.client.HTTPException):
+                pass
+            else:
+                self._reopen()
+                self._count(request, status)
+                self._judge(request, status, {k.lower(): v for k, v in
+                                              response.getheaders()}, body)
+                return
             self._reopen()
             if retried:
                 self._found(request, 0, b"", "could not send on a fresh connection")
@@ -818,12 +829,15 @@ class Campaign:
             return
         if answer_headers.get("connection", "").lower() == "close":
             self._reopen()
+        self._count(request, status)
+        self._judge(request, status, answer_headers, body)
+
+    def _count(self, request: Request, status: int) -> None:
         self.sent += 1
         self.bytes_sent += len(request.body)
         self.statuses[status] += 1
         self.breakers[request.breaker] += 1
         self.services[request.service] += 1
-        self._judge(request, status, answer_headers, body)
 
     def _judge(self, request: Request, status: int, headers: dict[str, str],
                body: bytes) -> None:

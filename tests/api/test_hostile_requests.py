@@ -103,6 +103,9 @@ LOGS = {"X-Amz-Target": "Logs_20140328.CreateLogGroup",
     # An unsupported subresource on a missing bucket: 404 first, as S3 (was 501).
     ("HEAD", "/xn--a/k?versionId=1", {}, b"", 404, None),
     ("HEAD", "/nosuch-bucket-2/k?partNumber=1", {}, b"", 404, None),  # (the handler's 501)
+    # DELETE of a key no PUT could store answered 204.
+    ("DELETE", f"/{hostile.EXISTING_BUCKET}/" + "%C3%A9" * 600, {}, b"", 400,
+     "KeyTooLongError"),
     # Query protocol: int() read "\u0661\u0660\u0660\u0660" (Arabic-Indic 1000) as 1000.
     ("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"},
      b"Action=GetSessionToken&Version=2011-06-15&DurationSeconds=%D9%A1%D9%A0%D9%A0%D9%A0",
@@ -139,7 +142,7 @@ def test_found_by_the_generator(server: Server, method: str, path: str,
                                 code: str | None) -> None:
     signing = "monitoring" if path.startswith(CW) else "sts" if b"Action=" in body else (
         "logs" if "Logs" in headers.get("X-Amz-Target", "") else
-        "s3" if method in ("PUT", "HEAD") and "Batch" not in path else "sagemaker")
+        "s3" if method in ("PUT", "HEAD", "DELETE") and "Batch" not in path else "sagemaker")
     headers = {**headers, "Authorization": hostile.AUTH.format(signing, "0" * 64)}
     before = hostile.state_snapshot(server.data_dir)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)

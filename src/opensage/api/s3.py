@@ -376,6 +376,7 @@ class S3Api:
                                  headers=out)
 
     async def delete_object(self, request: Request, bucket: str, key: str) -> Response:
+        validate_key(key)  # a key no PUT could store: KeyTooLongError, not a silent 204
         await run(self.store.delete_object, bucket, key)
         return Response(status_code=204)
 
