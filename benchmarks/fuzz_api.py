@@ -50,11 +50,15 @@ def main() -> int:
         elapsed = time.perf_counter() - started
         campaign.close()
         rss["end_kib"] = hostile.rss_kib(proc.pid)
-        unchanged = hostile.state_snapshot(server.data_dir) == before
+        unchanged = hostile.state_unchanged(before, hostile.state_snapshot(server.data_dir))
+        audited = hostile.audit_since(server.data_dir, before["tables"].get(
+            "audit_events.seq", (0, ""))[0])
     result = {**campaign.summary(), "seed": args.seed, "cases_drawn": cases,
               "seconds": round(elapsed, 1),
               "requests_per_second": round(campaign.sent / elapsed, 1),
-              "state_unchanged": unchanged, "rss": rss, "rss_every_10000": marks,
+              "state_unchanged": unchanged, "audit_records": len(audited),
+              "audit_records_without_error": sum(not r.get("errorCode") for r in audited),
+              "rss": rss, "rss_every_10000": marks,
               "first_findings": [str(f) for f in campaign.findings[:10]]}
     print(json.dumps(result, indent=1))
     return 0 if unchanged and not campaign.findings else 1

@@ -884,8 +884,10 @@ def state_snapshot(data_dir: Path) -> dict[str, Any]:
     """Every table's rows (a digest and a count) and every file under ``data_dir`` but the
     database's own: what a request could have changed. ``leases`` is left out: the server's
     background loops (the autoscaler's, housekeeping's) claim and renew their leases on
-    their own clock, whatever the requests."""
-    from sqlalchemy import select
+    their own clock, whatever the requests. ``audit_events`` is the append-only record of
+    every call, refused ones included: only its newest ``seq`` is kept here, and
+    :func:`audit_since` reads what was added (each must be a refusal)."""
+    from sqlalchemy import func, select
 
     from opensage.settings import Settings
     from opensage.store.db import Database
@@ -899,12 +901,44 @@ def state_snapshot(data_dir: Path) -> dict[str, Any]:
             for table in ALL_TABLES:
                 if table.name == "leases":
                     continue
+                if table.name == "audit_events":
+                    tables["audit_events.seq"] = (conn.execute(
+                        select(func.max(table.c.seq))).scalar() or 0, "")
+                    continue
                 rows = sorted(repr(tuple(r)) for r in conn.execute(select(table)))
                 digest = hashlib.sha256("\n".join(rows).encode()).hexdigest()
                 tables[table.name] = (len(rows), digest)
     finally:
         db.engine.dispose()
     return {"tables": tables, "files": file_tree(data_dir, skip=("opensage.db",))}
+
+
+def audit_since(data_dir: Path, seq: int) -> list[dict[str, Any]]:
+    """The CloudTrail records written after ``seq`` (empty where there is no audit table)."""
+    from sqlalchemy import select
+
+    from opensage.settings import Settings
+    from opensage.store.db import Database
+    from opensage.store.schema import ALL_TABLES
+
+    table = next((t for t in ALL_TABLES if t.name == "audit_events"), None)
+    if table is None:
+        return []
+    db = Database(Settings(data_dir=data_dir).database_url)
+    try:
+        with db.engine.connect() as conn:
+            return [json.loads(r) for (r,) in conn.execute(
+                select(table.c.record).where(table.c.seq > seq))]
+    finally:
+        db.engine.dispose()
+
+
+def state_unchanged(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """The same rows and files, the audit record aside (it may only have grown)."""
+    def strip(state: dict[str, Any]) -> dict[str, Any]:
+        tables = {k: v for k, v in state["tables"].items() if k != "audit_events.seq"}
+        return {**state, "tables": tables}
+    return strip(before) == strip(after)
 
 
 def file_tree(root: Path, skip: tuple[str, ...] = ()) -> dict[str, tuple[str, int, str]]:
