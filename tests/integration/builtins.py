@@ -15,7 +15,9 @@ from tests.integration.test_training_jobs import BUCKET, ROLE, wait_for
 ACCOUNT = {"kmeans": "382416733822", "linear-learner": "382416733822", "pca": "382416733822",
            "knn": "382416733822", "factorization-machines": "382416733822",
            "randomcutforest": "382416733822", "ipinsights": "382416733822",
-           "ntm": "382416733822", "object2vec": "382416733822", "seq2seq": "811284229777"}
+           "ntm": "382416733822", "object2vec": "382416733822", "seq2seq": "811284229777",
+           "lda": "766337827248", "blazingtext": "811284229777",
+           "forecasting-deepar": "522234722520", "image-classification": "811284229777"}
 RECORDIO = "application/x-recordio-protobuf"
 
 

@@ -45,6 +45,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "ntm": "opensage.algorithms.ntm",
     "object2vec": "opensage.algorithms.object2vec",
     "seq2seq": "opensage.algorithms.seq2seq",
+    "lda": "opensage.algorithms.lda",
 })
 
 
