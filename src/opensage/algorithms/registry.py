@@ -46,6 +46,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "object2vec": "opensage.algorithms.object2vec",
     "seq2seq": "opensage.algorithms.seq2seq",
     "lda": "opensage.algorithms.lda",
+    "blazingtext": "opensage.algorithms.blazingtext",
 })
 
 

@@ -1,0 +1,212 @@
+"""Word2Vec with negative sampling, vectorised over mini-batches of (word, context) pairs in
+NumPy: ``skipgram`` (each word predicts each context word), ``cbow`` (the mean of the context
+predicts the word) and ``batch_skipgram`` (skip-gram whose ``batch_size`` consecutive words
+share one draw of negative samples, as BlazingText's batched skip-gram shares them).
+
+As word2vec.c: frequent words are down-sampled (``sampling_threshold``), the window is
+shrunk at random per word, negatives come from the unigram distribution to the 3/4 power, and
+the learning rate falls linearly to zero over the words of all epochs. With ``subwords`` a
+word's input vector is the mean of its own row and its character n-grams' rows (fastText).
+Updates of one mini-batch are summed, each row once (``_scatter``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from opensage.algorithms.blazingtext.text import Subwords, Vocabulary
+
+PAIRS_PER_BATCH = 2048
+TABLE_POWER = 0.75
+
+
+@dataclass
+class Word2VecResult:
+    input_rows: NDArray[np.float32]  # (rows, dim): words then used n-gram buckets
+    word_vectors: NDArray[np.float32]  # (vocab, dim): each word's input vector
+    words_per_second: float
+
+
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
+    out: NDArray[Any] = 1.0 / (1.0 + np.exp(-np.clip(x, -30, 30)))
+    return out
+
+
+def _scatter(weights: NDArray[Any], rows: NDArray[Any], updates: NDArray[Any]) -> None:
+    """``weights[rows] += updates`` with repeated rows summed (as a sparse product)."""
+    unique, inverse = np.unique(rows, return_inverse=True)
+    if len(unique) == len(rows):
+        weights[rows] += updates
+        return
+    summing = sp.csr_matrix((np.ones(len(rows), dtype=updates.dtype),
+                             (inverse, np.arange(len(rows)))), shape=(len(unique), len(rows)))
+    weights[unique] += summing @ updates
+
+
+def encode(sentences: Sequence[Sequence[str]], vocab: Vocabulary) -> tuple[NDArray[Any],
+                                                                           NDArray[Any]]:
+    """The corpus as word ids and each token's sentence number (unknown words dropped)."""
+    index = vocab.index
+    ids: list[int] = []
+    sentence: list[int] = []
+    for number, words in enumerate(sentences):
+        known = [index[w] for w in words if w in index]
+        ids += known
+        sentence += [number] * len(known)
+    return np.asarray(ids, dtype=np.int64), np.asarray(sentence, dtype=np.int64)
+
+
+def _pairs(ids: NDArray[Any], sentence: NDArray[Any], window: int,
+           rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
+    """(position, context position) pairs in a randomly shrunk window of each position."""
+    reach = rng.integers(1, window + 1, size=len(ids))
+    centers, contexts = [], []
+    positions = np.arange(len(ids))
+    for offset in range(1, window + 1):
+        for sign in (-1, 1):
+            other = positions + sign * offset
+            ok = (other >= 0) & (other < len(ids)) & (reach >= offset)
+            ok[ok] &= sentence[other[ok]] == sentence[positions[ok]]
+            centers.append(positions[ok])
+            contexts.append(other[ok])
+    return np.concatenate(centers), np.concatenate(contexts)
+
+
+def train(sentences: Sequence[Sequence[str]], vocab: Vocabulary, subwords: Subwords, *,
+          mode: str, dim: int, window: int, negative: int, epochs: int, learning_rate: float,
+          sampling_threshold: float, batch_size: int = 11, seed: int = 1,
+          log: Callable[[str], None] | None = None) -> Word2VecResult:
+    rng = np.random.default_rng(seed)
+    ids, sentence = encode(sentences, vocab)
+    counts = vocab.counts.astype(np.float64)
+    frequency = counts / counts.sum()
+    keep_probability = np.minimum(1.0, (np.sqrt(frequency / sampling_threshold) + 1)
+                                  * sampling_threshold / frequency)
+    noise = counts ** TABLE_POWER
+    noise_cdf = np.cumsum(noise / noise.sum())
+    w_in = ((rng.random((subwords.rows, dim)) - 0.5) / dim).astype(np.float32)
+    w_out = np.zeros((len(vocab.words), dim), dtype=np.float32)
+    composed = subwords.enabled
+    compose = subwords.matrix() if composed else None
+    total_words = max(1, len(ids) * epochs)
+    done = 0
+    started = time.perf_counter()
+    for epoch in range(epochs):
+        kept = rng.random(len(ids)) < keep_probability[ids]
+        eids, esent = ids[kept], sentence[kept]
+        centers, contexts = _pairs(eids, esent, window, rng)
+        if mode == "cbow":
+            order = np.argsort(centers, kind="stable")
+            centers, contexts = centers[order], contexts[order]
+            batch_words = np.unique(centers)
+            rng.shuffle(batch_words)
+        else:
+            order = rng.permutation(len(centers))
+            centers, contexts = centers[order], contexts[order]
+        n_batches = 0
+        if mode == "cbow":
+            starts = np.searchsorted(centers, np.sort(batch_words))
+            ends = np.searchsorted(centers, np.sort(batch_words), side="right")
+            per_batch = max(1, PAIRS_PER_BATCH // (2 * window))
+            shuffled = rng.permutation(len(starts))
+            for first in range(0, len(shuffled), per_batch):
+                chosen = shuffled[first:first + per_batch]
+                progress = (done + len(eids) * first / max(len(shuffled), 1)) / total_words
+                lr = learning_rate * max(1e-4, 1.0 - progress)
+                _cbow_step(eids, centers, contexts, starts[chosen], ends[chosen], w_in,
+                           w_out, compose, negative, noise_cdf, lr, rng)
+                n_batches += 1
+        else:
+            for first in range(0, len(centers), PAIRS_PER_BATCH):
+                part = slice(first, first + PAIRS_PER_BATCH)
+                progress = (done + len(eids) * first / max(len(centers), 1)) / total_words
+                lr = learning_rate * max(1e-4, 1.0 - progress)
+                shared = batch_size if mode == "batch_skipgram" else 1
+                _skipgram_step(eids[centers[part]], eids[contexts[part]], w_in, w_out, compose,
+                               negative, noise_cdf, lr, rng, shared)
+                n_batches += 1
+        done += len(ids)
+        if log:
+            elapsed = time.perf_counter() - started
+            log(f"##### Epoch {epoch + 1}/{epochs}  Progress: {100.0 * done / total_words:.2f}%"
+                f"  Words/sec: {done / max(elapsed, 1e-9):,.0f} #####")
+    elapsed = time.perf_counter() - started
+    vectors = np.asarray(compose @ w_in) if compose is not None else w_in[:len(vocab.words)]
+    return Word2VecResult(input_rows=w_in, word_vectors=vectors.astype(np.float32),
+                          words_per_second=len(ids) * epochs / max(elapsed, 1e-9))
+
+
+def _inputs(words: NDArray[Any], w_in: NDArray[Any], compose: Any) -> NDArray[Any]:
+    if compose is None:
+        out: NDArray[Any] = w_in[words]
+        return out
+    rows = compose[words]
+    return np.asarray(rows @ w_in)
+
+
+def _update_inputs(words: NDArray[Any], grad: NDArray[Any], w_in: NDArray[Any],
+                   compose: Any) -> None:
+    if compose is None:
+        _scatter(w_in, words, grad)
+        return
+    rows = compose[words].tocoo()  # every row of the word gets the whole gradient (fastText)
+    _scatter(w_in, rows.col, grad[rows.row])
+
+
+def _negatives(shape: tuple[int, ...], noise_cdf: NDArray[Any],
+               rng: np.random.Generator) -> NDArray[Any]:
+    found: NDArray[Any] = np.searchsorted(noise_cdf, rng.random(shape) * noise_cdf[-1])
+    return np.minimum(found, len(noise_cdf) - 1)
+
+
+def _skipgram_step(words: NDArray[Any], contexts: NDArray[Any], w_in: NDArray[Any],
+                   w_out: NDArray[Any], compose: Any, negative: int, noise_cdf: NDArray[Any],
+                   lr: float, rng: np.random.Generator, shared: int) -> None:
+    b = len(words)
+    if shared > 1:  # one draw of negatives for each group of `shared` pairs
+        groups = -(-b // shared)
+        negs = np.repeat(_negatives((groups, negative), noise_cdf, rng), shared, axis=0)[:b]
+    else:
+        negs = _negatives((b, negative), noise_cdf, rng)
+    targets = np.concatenate([contexts[:, None], negs], axis=1)
+    h = _inputs(words, w_in, compose)
+    u = w_out[targets]  # (b, 1 + negative, dim)
+    score = _sigmoid(np.einsum("bd,bkd->bk", h, u))
+    label = np.zeros_like(score)
+    label[:, 0] = 1.0
+    g = ((label - score) * lr).astype(np.float32)
+    grad_h = np.einsum("bk,bkd->bd", g, u)
+    _scatter(w_out, targets.ravel(), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    _update_inputs(words, grad_h, w_in, compose)
+
+
+def _cbow_step(ids: NDArray[Any], centers: NDArray[Any], contexts: NDArray[Any],
+               starts: NDArray[Any], ends: NDArray[Any], w_in: NDArray[Any],
+               w_out: NDArray[Any], compose: Any, negative: int, noise_cdf: NDArray[Any],
+               lr: float, rng: np.random.Generator) -> None:
+    lengths = ends - starts
+    owner = np.repeat(np.arange(len(starts)), lengths)
+    pair = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+    context_words = ids[contexts[pair]]
+    target_words = ids[centers[starts]]
+    ctx = _inputs(context_words, w_in, compose)
+    h = np.zeros((len(starts), w_in.shape[1]), dtype=np.float32)
+    np.add.at(h, owner, ctx)
+    h /= lengths[:, None]
+    negs = _negatives((len(starts), negative), noise_cdf, rng)
+    targets = np.concatenate([target_words[:, None], negs], axis=1)
+    u = w_out[targets]
+    score = _sigmoid(np.einsum("bd,bkd->bk", h, u))
+    label = np.zeros_like(score)
+    label[:, 0] = 1.0
+    g = ((label - score) * lr).astype(np.float32)
+    grad_h = np.einsum("bk,bkd->bd", g, u)
+    _scatter(w_out, targets.ravel(), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    _update_inputs(context_words, grad_h[owner], w_in, compose)
