@@ -47,6 +47,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "seq2seq": "opensage.algorithms.seq2seq",
     "lda": "opensage.algorithms.lda",
     "blazingtext": "opensage.algorithms.blazingtext",
+    "forecasting-deepar": "opensage.algorithms.deepar",
 })
 
 
