@@ -155,3 +155,57 @@ def test_blazingtext_bad_input_fails_the_job_naming_the_line(sm, s3):
               {"train": (b"x\n", "application/x-recordio-protobuf")})
     with pytest.raises(sm.exceptions.ClientError, match="'mode'"):
         train(sm, s3, "blazingtext", {"mode": "glove"}, {"train": (b"x\n", "text/plain")})
+
+
+def test_sdk_blazingtext_estimator_fits_deploys_predicts_and_transforms(sdk_env):
+    """The SDK's documented BlazingText flow: ``image_uris.retrieve("blazingtext")``, a
+    generic Estimator with ``set_hyperparameters``, TrainingInput text/plain channels,
+    deploy, JSON predictions with ``k``, and a JSON lines batch transform."""
+    import sagemaker
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import JSONSerializer
+
+    from opensage.sdk import fast_polling
+    from tests.integration.conftest import ROLE
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    image = sagemaker.image_uris.retrieve("blazingtext", session.boto_region_name)
+    assert image.endswith("/blazingtext:1")
+    train_text, _ = labelled(900, 3)
+    valid_text, valid_labels = labelled(100, 4)
+    train_uri = session.upload_string_as_file_body(train_text, bucket, "bt/train/data.txt")
+    valid_uri = session.upload_string_as_file_body(valid_text, bucket, "bt/valid/data.txt")
+    estimator = Estimator(image, ROLE, instance_count=1, instance_type="ml.c5.xlarge",
+                          sagemaker_session=session, output_path=f"s3://{bucket}/bt/out")
+    estimator.set_hyperparameters(mode="supervised", epochs=10, min_count=1, vector_dim=10,
+                                  learning_rate=0.1, word_ngrams=2, buckets=20000)
+    with fast_polling(factor=20):
+        estimator.fit({"train": TrainingInput(train_uri, content_type="text/plain"),
+                       "validation": TrainingInput(valid_uri, content_type="text/plain")},
+                      logs=False)
+        predictor = estimator.deploy(1, "ml.m5.large", serializer=JSONSerializer())
+    sentences = [line.split(" ", 1)[1] for line in valid_text.splitlines()[:4]]
+    try:
+        answers = json.loads(predictor.predict({"instances": sentences,
+                                                "configuration": {"k": 3}}))
+    finally:
+        with fast_polling(factor=20):
+            predictor.delete_endpoint()
+    assert [a["label"][0] for a in answers] == valid_labels[:4]
+    assert all(len(a["label"]) == 3 and sum(a["prob"]) == pytest.approx(1, abs=1e-4)
+               for a in answers)
+
+    source = session.upload_string_as_file_body(
+        "".join(json.dumps({"source": s}) + "\n" for s in sentences), bucket,
+        "bt/transform/in/sentences.jsonl")
+    transformer = estimator.transformer(1, "ml.m5.large", strategy="MultiRecord",
+                                        assemble_with="Line", accept="application/jsonlines",
+                                        output_path=f"s3://{bucket}/bt/transform/out")
+    with fast_polling(factor=20):
+        transformer.transform(source, content_type="application/jsonlines", split_type="Line",
+                              wait=True, logs=False)
+    out = session.read_s3_file(bucket, "bt/transform/out/sentences.jsonl.out")
+    assert [json.loads(line)["label"][0] for line in out.splitlines() if line.strip()] == \
+        valid_labels[:4]

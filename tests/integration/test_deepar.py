@@ -99,3 +99,52 @@ def test_deepar_bad_series_fail_the_job_naming_the_line(sm, s3):
     with pytest.raises(sm.exceptions.ClientError, match="likelihood"):
         train(sm, s3, "forecasting-deepar", {**HPS, "likelihood": "poisson"},
               {"train": (lines(train_rows), None)})
+
+
+def test_sdk_deepar_estimator_fits_deploys_predicts_and_transforms(sdk_env):
+    """``image_uris.retrieve("forecasting-deepar")`` with a generic Estimator, as SageMaker's
+    DeepAR examples do; deploy, predict JSON; batch transform JSON lines with
+    DEEPAR_INFERENCE_CONFIG."""
+    import sagemaker
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import JSONSerializer
+
+    from opensage.sdk import fast_polling
+    from tests.integration.conftest import ROLE
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    image = sagemaker.image_uris.retrieve("forecasting-deepar", session.boto_region_name)
+    assert image.endswith("/forecasting-deepar:1")
+    train_rows, _ = dataset(8, 80, seed=2)
+    train_uri = session.upload_string_as_file_body(lines(train_rows).decode(), bucket,
+                                                   "deepar/train/series.json")
+    estimator = Estimator(image, ROLE, instance_count=1, instance_type="ml.c5.xlarge",
+                          sagemaker_session=session, output_path=f"s3://{bucket}/deepar/out")
+    estimator.set_hyperparameters(**{**HPS, "epochs": 2})
+    with fast_polling(factor=20):
+        estimator.fit({"train": TrainingInput(train_uri, content_type="json")}, logs=False)
+        predictor = estimator.deploy(1, "ml.m5.large", serializer=JSONSerializer())
+    try:
+        answer = json.loads(predictor.predict({"instances": train_rows[:1], "configuration": {
+            "num_samples": 20, "output_types": ["quantiles"], "quantiles": ["0.5"]}}))
+    finally:
+        with fast_polling(factor=20):
+            predictor.delete_endpoint()
+    assert list(answer["predictions"][0]) == ["quantiles"]
+    assert len(answer["predictions"][0]["quantiles"]["0.5"]) == P
+
+    source = session.upload_string_as_file_body(lines(train_rows[:3]).decode(), bucket,
+                                                "deepar/transform/in/series.json")
+    transformer = estimator.transformer(
+        1, "ml.m5.large", strategy="MultiRecord", assemble_with="Line",
+        accept="application/jsonlines", output_path=f"s3://{bucket}/deepar/transform/out",
+        env={"DEEPAR_INFERENCE_CONFIG": json.dumps({"num_samples": 10,
+                                                    "output_types": ["mean"]})})
+    with fast_polling(factor=20):
+        transformer.transform(source, content_type="application/jsonlines", split_type="Line",
+                              wait=True, logs=False)
+    out = session.read_s3_file(bucket, "deepar/transform/out/series.json.out")
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    assert len(rows) == 3 and all(list(r) == ["mean"] and len(r["mean"]) == P for r in rows)
