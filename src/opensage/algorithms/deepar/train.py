@@ -131,7 +131,7 @@ def train(env: TrainingEnv) -> None:
             value.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 10.0)
             optimizer.step()
-            losses.append(float(value))
+            losses.append(float(value.detach()))
         final = float(np.mean(losses))
         log_metric("train", "loss", final, loss=True, epoch=epoch)
         checkpoints.save(net, optimizer, epoch + 1)
