@@ -316,9 +316,18 @@ def test_list_model_package_groups(sm):
 
 def test_list_model_package_groups_creation_time(sm):
     _two_groups(sm)
-    between = sm.describe_model_package_group(
-        ModelPackageGroupName="test-model-package-group-1")["CreationTime"] + dt.timedelta(
-        microseconds=500)
+    first, second = (sm.describe_model_package_group(
+        ModelPackageGroupName=f"test-model-package-group-{n}")["CreationTime"] for n in (1, 2))
+    # Two groups made within one answered millisecond cannot be told apart: make the second
+    # again once the clock has moved on (moto's test split them at +500 us).
+    if first == second:
+        sm.delete_model_package_group(ModelPackageGroupName="test-model-package-group-2")
+        while dt.datetime.now(dt.UTC) <= first + dt.timedelta(milliseconds=2):
+            pass
+        sm.create_model_package_group(ModelPackageGroupName="test-model-package-group-2")
+        second = sm.describe_model_package_group(
+            ModelPackageGroupName="test-model-package-group-2")["CreationTime"]
+    between = first + (second - first) / 2
     assert len(sm.list_model_package_groups(CreationTimeBefore=between)[
         "ModelPackageGroupSummaryList"]) == 1
     assert len(sm.list_model_package_groups(CreationTimeAfter=between)[
