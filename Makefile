@@ -31,12 +31,12 @@ lint: install
 	$(VENV)/bin/lint-imports
 
 bench: install
-	$(VENV)/bin/python benchmarks/bench_api.py
-	$(VENV)/bin/python benchmarks/bench_s3.py
-	$(VENV)/bin/python benchmarks/bench_data.py
-	$(VENV)/bin/python benchmarks/bench_kmeans.py
-	$(VENV)/bin/python benchmarks/bench_pca.py
-	$(VENV)/bin/python benchmarks/bench_linear_learner.py
+	$(VENV)/bin/python -m benchmarks.bench_api
+	$(VENV)/bin/python -m benchmarks.bench_s3
+	$(VENV)/bin/python -m benchmarks.bench_data
+	$(VENV)/bin/python -m benchmarks.bench_kmeans
+	$(VENV)/bin/python -m benchmarks.bench_pca
+	$(VENV)/bin/python -m benchmarks.bench_linear_learner
 	$(VENV)/bin/python -m benchmarks.bench_deploy
 	$(VENV)/bin/python -m benchmarks.bench_transform
 
@@ -44,9 +44,9 @@ bench: install
 # Hyperband's rule on recorded curves), and InvokeEndpoint against
 # mlflow (creates a throwaway mlflow virtual environment with uv the first time).
 bench-long: install
-	$(VENV)/bin/python benchmarks/bench_training.py
-	$(VENV)/bin/python benchmarks/bench_tuning.py
-	$(VENV)/bin/python benchmarks/hyperband_replay.py
+	$(VENV)/bin/python -m benchmarks.bench_training
+	$(VENV)/bin/python -m benchmarks.bench_tuning
+	$(VENV)/bin/python -m benchmarks.hyperband_replay
 	$(VENV)/bin/python -m benchmarks.bench_invoke
 
 clean:

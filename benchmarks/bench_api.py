@@ -1,7 +1,7 @@
 """SageMaker API speed: DescribeModel request rate and ListModels latency with 100,000 models.
 
 Targets (issue 3): >= 2,000 DescribeModel req/s with one server worker; ListModels p50 < 20 ms
-with 100,000 models stored. Run: ``.venv/bin/python benchmarks/bench_api.py [--models N]``.
+with 100,000 models stored. Run: ``.venv/bin/python -m benchmarks.bench_api [--models N]``.
 The server is a subprocess with one uvicorn worker; the load comes from client processes on
 the same machine (so both share its cores).
 """

@@ -5,7 +5,7 @@ The load is a pre-signed DescribeModel sent again and again over keep-alive conn
 (SigV4 does not forbid replay within the 15-minute window), so the client spends no time
 signing and the figure is the server's.
 
-    .venv/bin/python benchmarks/bench_auth.py [--seconds 5] [--clients 2]
+    .venv/bin/python -m benchmarks.bench_auth [--seconds 5] [--clients 2]
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ one process; BLAS threads as the machine gives).
 
 gensim and fasttext are not opensage dependencies: run this with an interpreter that has
 them and opensage's source on the path, e.g.
-``PYTHONPATH=src /tmp/venv/bin/python benchmarks/bench_blazingtext.py --gensim-data DIR``.
+``PYTHONPATH=src /tmp/venv/bin/python -m benchmarks.bench_blazingtext --gensim-data DIR``.
 """
 
 from __future__ import annotations

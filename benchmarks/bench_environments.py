@@ -5,7 +5,7 @@ empty frameworks directory: once with an empty uv cache (every wheel downloaded;
 from the wheelhouse file) and once more into another empty directory with the cache now
 filled (a second server, or an environment deleted and rebuilt). Nothing is kept.
 
-    .venv/bin/python benchmarks/bench_environments.py [--wheelhouse /opt/wheels]
+    .venv/bin/python -m benchmarks.bench_environments [--wheelhouse /opt/wheels]
 """
 
 from __future__ import annotations

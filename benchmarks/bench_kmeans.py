@@ -5,7 +5,7 @@ against scikit-learn's ``KMeans`` (lloyd, k-means++ init, ``n_init=1``) on the s
 matrix: 1,000,000 x 50, 10 Gaussian clusters with unequal spreads. Prints the time ratio
 (target <= 1.0x) and the inertia ratio (target within 1 %).
 
-    .venv/bin/python benchmarks/bench_kmeans.py [--rows 1000000] [--cols 50] [--k 10]
+    .venv/bin/python -m benchmarks.bench_kmeans [--rows 1000000] [--cols 50] [--k 10]
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ Both models are scored by the same evaluator: held-out per-word log-likelihood b
 documents; and UMass topic coherence of each topic's 10 top words over the training documents
 (higher is better).
 
-    .venv/bin/python benchmarks/bench_lda.py [--topics 10] [--corpus FILE]
+    .venv/bin/python -m benchmarks.bench_lda [--topics 10] [--corpus FILE]
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ parallel models by default, Adam, mini-batches of 1000) and scikit-learn's
 ``LogisticRegression(solver="lbfgs")`` on the same standardised-free data, then prints both
 times, their ratio, and held-out accuracy of each.
 
-    .venv/bin/python benchmarks/bench_linear_learner.py [--rows 1000000] [--epochs 2]
+    .venv/bin/python -m benchmarks.bench_linear_learner [--rows 1000000] [--epochs 2]
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ opensage); scikit-learn's LDA (online variational Bayes) fits the same train mat
 * topic coherence: mean NPMI of each topic's top-10 word pairs over the test documents;
 * topic recovery: mean, over true topics, of the best cosine similarity with a learned topic.
 
-    .venv/bin/python benchmarks/bench_ntm.py [--topics 10] [--vocabulary 500] [--docs 3000]
+    .venv/bin/python -m benchmarks.bench_ntm [--topics 10] [--vocabulary 500] [--docs 3000]
 """
 
 from __future__ import annotations

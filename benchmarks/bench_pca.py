@@ -9,7 +9,7 @@ compared. Prints the time ratio (target <= 1.0x) and the explained-variance-rati
 against the exact solution (the covariance accumulated in float64 and its eigendecomposition,
 the ``regular`` mode).
 
-    .venv/bin/python benchmarks/bench_pca.py [--rows 1000000] [--cols 50] [--components 10]
+    .venv/bin/python -m benchmarks.bench_pca [--rows 1000000] [--cols 50] [--components 10]
 """
 
 from __future__ import annotations

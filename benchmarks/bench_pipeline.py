@@ -14,7 +14,7 @@ the start latency of each step after its dependency's job ended (child i's Creat
 minus child i-1's ProcessingEndTime), and the same chain of N Condition steps (no jobs).
 Target (issue 15): < 0.5 s per step.
 
-Run: ``.venv/bin/python benchmarks/bench_pipeline.py [--steps 5] [--repeats 3]``; prints JSON.
+Run: ``.venv/bin/python -m benchmarks.bench_pipeline [--steps 5] [--repeats 3]``; prints JSON.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ Data: ``--rows`` x ``--cols`` float32, standard normal with 1% of the rows injec
 standard deviations out (in a random direction). Prints both times (wall and this process's
 CPU), the time ratio, and the AUC of each one's scores against the injected labels.
 
-    .venv/bin/python benchmarks/bench_randomcutforest.py [--rows 100000] [--cols 10]
+    .venv/bin/python -m benchmarks.bench_randomcutforest [--rows 100000] [--cols 10]
         [--trees 100] [--samples 256] [--threads N]
 """
 

@@ -3,7 +3,7 @@
 The server runs as a subprocess (``opensage server --port 0``); the client is a few threads,
 each with its own keep-alive ``http.client`` connection, sending the GET that boto3 would
 (path-style, with a SigV4-shaped Authorization header so that routing takes the same path).
-Prints one JSON summary. Run: ``.venv/bin/python benchmarks/bench_s3.py [--seconds 3]``.
+Prints one JSON summary. Run: ``.venv/bin/python -m benchmarks.bench_s3 [--seconds 3]``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ polled with DescribeTrainingJob every 20 ms. The overhead therefore holds: the A
 downloading the channel and ``sourcedir.tar.gz``, unpacking it, the interpreter's start,
 packing and uploading ``model.tar.gz``, and recording the outcome. Target: < 1 s.
 
-Run: ``.venv/bin/python benchmarks/bench_script_mode.py [--repeats 7]``; prints JSON.
+Run: ``.venv/bin/python -m benchmarks.bench_script_mode [--repeats 7]``; prints JSON.
 """
 
 from __future__ import annotations
@@ -21,15 +21,13 @@ import io
 import json
 import os
 import statistics
-import sys
 import tarfile
-import tempfile
 import textwrap
 import time
-from pathlib import Path
 from typing import Any
 
-REGION = "us-east-1"
+from benchmarks._script_jobs import REGION, framework_server, overhead
+
 ROLE = "arn:aws:iam::000000000000:role/opensage"
 IMAGE = "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
 BUCKET = "bench-script-mode"
@@ -89,37 +87,16 @@ def run_job(sm: Any, logs: Any, name: str, timeout: float) -> dict[str, float]:
     wall = time.perf_counter() - started
     if job["TrainingJobStatus"] != "Completed":
         raise RuntimeError(f"{name}: {job.get('FailureReason')}")
-    stream = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
-                                       logStreamNamePrefix=name + "/")["logStreams"][0]
-    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
-                                 logStreamName=stream["logStreamName"],
-                                 startFromHead=True)["events"]
-    script = next(float(e["message"].split("=", 1)[1]) for e in events
-                  if e["message"].startswith("script_seconds="))
-    return {"wall_s": wall, "script_s": script, "overhead_s": wall - script}
+    return overhead(logs, "/aws/sagemaker/TrainingJobs", name, wall)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    import boto3
-    from botocore.config import Config
-
-    from opensage.testing import opensage_server
     from tests.integration.test_training_jobs import regression_csv
 
-    frameworks = os.environ.get("OPENSAGE_FRAMEWORKS_DIR") or os.environ.get(
-        "OPENSAGE_TEST_FRAMEWORKS_DIR") or str(Path.home() / ".cache/opensage-test/frameworks")
-    os.environ["OPENSAGE_FRAMEWORKS_DIR"] = os.environ["OPENSAGE_TEST_FRAMEWORKS_DIR"] = (
-        frameworks)
-    with tempfile.TemporaryDirectory() as data_dir, opensage_server(Path(data_dir)) as url:
-        def client(service: str) -> Any:
-            return boto3.client(service, endpoint_url=url, region_name=REGION,
-                                aws_access_key_id="test", aws_secret_access_key="test",
-                                config=Config(retries={"max_attempts": 1}))
-
+    with framework_server() as client:
         sm, s3, logs = client("sagemaker"), client("s3"), client("logs")
         s3.create_bucket(Bucket=BUCKET)
         s3.put_object(Bucket=BUCKET, Key="code/sourcedir.tar.gz", Body=sourcedir())

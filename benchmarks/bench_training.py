@@ -29,7 +29,7 @@ up to 10x slower whenever anything else runs (``--omp-wait-policy PASSIVE`` sets
 ``OMP_WAIT_POLICY`` on both sides: in the job through its ``Environment``, which only takes
 effect where the job is a fresh interpreter, since libgomp reads it when xgboost is imported).
 
-Run: ``.venv/bin/python benchmarks/bench_training.py [--part overhead] [--repeats 5]``.
+Run: ``.venv/bin/python -m benchmarks.bench_training [--part overhead] [--repeats 5]``.
 Prints one JSON summary; figures are recorded in benchmarks/RESULTS.md.
 """
 

@@ -26,7 +26,7 @@ to its ``HyperParameterTuningEndTime``.
               in ABBA order ``--parallel-repeats`` times (the shared machine's speed drifts
               by 20-30 % within minutes). Target: wall-time speedup >= 1.7x.
 
-Run: ``.venv/bin/python benchmarks/bench_tuning.py [--part quality] [--n 8]``. Prints one JSON
+Run: ``.venv/bin/python -m benchmarks.bench_tuning [--part quality] [--n 8]``. Prints one JSON
 summary (and progress on stderr); figures are recorded in benchmarks/RESULTS.md.
 """
 

@@ -4,8 +4,8 @@ writes to the database (SQLite, in-process; the children exist only as rows).
 Runs against whichever opensage is importable, so the same script measures main (trials in
 the tuning job's row) and this branch (trials in ``tuning_trials``):
 
-    PYTHONPATH=/path/to/main/src .venv/bin/python benchmarks/bench_tuning_step.py
-    .venv/bin/python benchmarks/bench_tuning_step.py
+    PYTHONPATH=/path/to/main/src .venv/bin/python -m benchmarks.bench_tuning_step
+    .venv/bin/python -m benchmarks.bench_tuning_step
 """
 
 from __future__ import annotations

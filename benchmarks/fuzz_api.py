@@ -1,7 +1,7 @@
 """100,000 hostile requests generated from botocore's shapes (``tests/hostile_requests.py``)
 against a real server process: counts, 5xx, state changes, server RSS before and after, time.
 
-    .venv/bin/python benchmarks/fuzz_api.py [--requests 100000] [--seed 20260101]
+    .venv/bin/python -m benchmarks.fuzz_api [--requests 100000] [--seed 20260101]
 
 Prints one JSON document (the figures for benchmarks/RESULTS.md, "Hostile input") and exits
 non-zero if any request was answered other than as an AWS 4xx error of its protocol (S3's 501

@@ -13,7 +13,7 @@ costs ``--overhead`` seconds (start and data load) plus its rounds up to the run
 ``--brackets all`` is the server's rule (Li et al.'s brackets); ``--brackets one`` keeps only
 the most aggressive bracket (asynchronous successive halving, as ASHA).
 
-Run: ``.venv/bin/python benchmarks/hyperband_replay.py [--seeds 1 2 3] [--latency 0.1]``.
+Run: ``.venv/bin/python -m benchmarks.hyperband_replay [--seeds 1 2 3] [--latency 0.1]``.
 Prints one JSON summary; figures are recorded in benchmarks/RESULTS.md.
 """
 
