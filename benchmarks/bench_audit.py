@@ -1,6 +1,7 @@
 """CloudTrail figures: LookupEvents p50 over N seeded events (default 1,000,000, seeded
 through ``AuditStore.append_many`` in bulk before the server starts), and the DescribeModel
-rate with auditing on vs off (two servers, same run, alternating rounds, ``--auth none``).
+rate with auditing on vs off (two servers on copies of the same seeded database, same run,
+alternating rounds, ``--auth none``).
 
     .venv/bin/python -m benchmarks.bench_audit [--events 1000000]
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -94,6 +96,7 @@ def main() -> None:
         began = time.perf_counter()
         seed(on_dir, args.events)
         seeded = time.perf_counter() - began
+        shutil.copytree(on_dir, off_dir)  # both servers on the same 1 M-row table
         with server_process(on_dir) as (on, _p1), \
                 server_process(off_dir, env={"OPENSAGE_AUDIT": "false"}) as (off, _p2):
             lookups = lookup_p50(on, 30)

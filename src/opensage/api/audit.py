@@ -6,8 +6,9 @@ right after.
 The request body is teed as the app reads it (not S3's or InvokeEndpoint's: object bodies
 are never kept); the answer is held back until the event is committed: whole for the RPC and
 query services (their answers are one small message), only its status and headers for S3 and
-the runtime unless it is an error (error bodies are small). The INSERT runs in the thread
-pool, one per call; a data event no trail selects costs no INSERT at all.
+the runtime unless it is an error (error bodies are small). The call then awaits the audit
+writer thread's next group commit (``AuditService.record_async``: one transaction for all
+calls queued meanwhile, no thread-pool hop); a data event no trail selects costs no INSERT.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import parse_qsl, unquote
 
-from starlette.concurrency import run_in_threadpool
 from starlette.types import Message, Receive, Scope, Send
 
 from opensage.api.auth import PRINCIPAL
@@ -25,7 +25,7 @@ from opensage.api.router import identify_service
 from opensage.services.audit import AuditService, Call, is_s3_data_event, read_only, s3_operation
 
 log = logging.getLogger(__name__)
-MAX_KEPT_BODY = 256 * 1024  # request bodies longer are not parsed for parameters
+MAX_KEPT_BODY = 64 * 1024  # request bodies longer are not kept (nor parsed) for parameters
 App = Callable[[Scope, Receive, Send], Awaitable[None]]
 _UNREAD = ("s3", "sagemaker-runtime")
 _CREDENTIAL = "Credential="
@@ -110,7 +110,7 @@ async def audited(audit: AuditService, app: App, scope: Scope, receive: Receive,
         call.principal = scope.get(PRINCIPAL)
         call.time = time.time()
         try:
-            await run_in_threadpool(audit.record, call)
+            await audit.record_async(call)
         except Exception:  # the call was served: say the record failed, do not hide it
             log.exception("audit: recording %s %s failed", service, call.operation)
 

@@ -1,8 +1,11 @@
 """CloudTrail: the record of every API call, and the ``cloudtrail`` service over it.
 
 ``record`` turns one finished call (``Call``: what the API layer saw of the request and of
-the answer) into a CloudTrail record and appends it (one INSERT, committed before it returns:
-the API layer calls it before the answer's first byte is sent). Request parameters are kept
+the answer) into a CloudTrail record and appends it, committed before it returns.
+``record_async`` is what the API layer awaits before the answer's first byte is sent: the
+call goes to one writer thread, which owns a connection and commits everything queued since
+its last commit in one transaction (one executemany: a group commit), then resolves each
+waiting call's future on its event loop. Under concurrency many calls share one commit. Request parameters are kept
 without secrets (any member named like a secret, a password or a token), object bodies (S3
 and InvokeEndpoint bodies are never read) or huge values (strings cut at ``MAX_STRING``);
 response elements are kept for ``Create*`` calls and only their ARNs.
@@ -13,8 +16,10 @@ are recorded only where a trail's event selectors ask for them (``PutEventSelect
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import logging
 import re
 import threading
 import time
@@ -30,7 +35,9 @@ from opensage.errors import AwsError, ValidationException
 from opensage.services.iam import Principal
 from opensage.settings import Settings
 from opensage.store import pagination
-from opensage.store.audit import ATTRIBUTES, AuditStore
+from opensage.store.audit import ATTRIBUTES, AuditStore, EventWriter
+
+log = logging.getLogger(__name__)
 
 MAX_STRING = 1024  # longer request values are cut
 MAX_ITEMS = 100  # longer lists are cut
@@ -167,6 +174,22 @@ def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+def _settle(future: asyncio.Future[bool], outcome: bool | Exception) -> None:
+    if future.done():  # the waiting request was cancelled
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)
+
+
+def _rows_of(outcomes: list[bool | Exception],
+             rows: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """``rows`` lined up with ``outcomes`` (None where an outcome has no row)."""
+    it = iter(rows)
+    return [next(it) if o is True else None for o in outcomes]
+
+
 def _invalid_token(message: str) -> Exception:
     return AwsError(message, code="InvalidNextTokenException")
 
@@ -178,9 +201,28 @@ class AuditService:
         self.enabled = settings.audit
         self.selectors = DataSelectors()
         self._lock = threading.Lock()
+        # the group commit: calls waiting for the writer thread, with their loop and future
+        self._queued: list[tuple[Call, asyncio.AbstractEventLoop, asyncio.Future[bool]]] = []
+        self._wake = threading.Condition()
+        self._closing = False
+        self._writer: threading.Thread | None = None
 
     def start(self) -> None:
         self._reload_selectors()
+        if self.enabled and self._writer is None:
+            self._closing = False
+            self._writer = threading.Thread(target=self._write_loop, daemon=True,
+                                            name="audit-writer")
+            self._writer.start()
+
+    def close(self) -> None:
+        """Commit what is queued, then stop the writer."""
+        with self._wake:
+            self._closing = True
+            self._wake.notify()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+            self._writer = None
 
     # -- recording -------------------------------------------------------------------------
 
@@ -190,6 +232,71 @@ class AuditService:
         if row is None:
             return False
         self.store.append(row)
+        return True
+
+    async def record_async(self, call: Call) -> bool:
+        """``record``, through the writer thread's next group commit: returns once the
+        event is committed (raises what the commit raised)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        with self._wake:
+            running = self._writer is not None and not self._closing
+            if running:
+                self._queued.append((call, loop, future))
+                self._wake.notify()
+        if not running:  # not started, or shutting down: a transaction of its own
+            return await asyncio.to_thread(self.record, call)
+        return await future
+
+    def _write_loop(self) -> None:
+        writer = self.store.writer()
+        try:
+            while True:
+                with self._wake:
+                    while not self._queued and not self._closing:
+                        self._wake.wait()
+                    batch, self._queued = self._queued, []
+                if not batch:
+                    return  # closing, and all committed
+                self._commit(writer, batch)
+        finally:
+            writer.close()
+
+    def _commit(self, writer: EventWriter,
+                batch: list[tuple[Call, asyncio.AbstractEventLoop, asyncio.Future[bool]]]
+                ) -> None:
+        outcomes: list[bool | Exception] = []
+        rows: list[dict[str, Any]] = []
+        for call, _loop, _future in batch:
+            try:
+                row = self.event_row(call)
+            except Exception as exc:  # noqa: BLE001 - handed to this call's waiter only
+                outcomes.append(exc)
+                continue
+            outcomes.append(row is not None)
+            if row is not None:
+                rows.append(row)
+        try:
+            if rows:
+                writer.append(rows)
+        except Exception as exc:  # noqa: BLE001 - handed to the waiters
+            if len(rows) == 1:
+                outcomes = [exc if o is True else o for o in outcomes]
+            else:  # one bad row must not lose the others: each in a transaction of its own
+                outcomes = [o if o is not True else self._append_one(writer, row)
+                            for o, row in zip(outcomes, _rows_of(outcomes, rows), strict=True)]
+        for (_call, loop, future), outcome in zip(batch, outcomes, strict=True):
+            try:
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            except RuntimeError:  # its loop is closed: nobody waits for this answer
+                pass
+
+    @staticmethod
+    def _append_one(writer: EventWriter, row: dict[str, Any] | None) -> bool | Exception:
+        try:
+            writer.append([row or {}])
+        except Exception as exc:  # noqa: BLE001 - handed to this row's waiter
+            return exc
         return True
 
     def event_row(self, call: Call) -> dict[str, Any] | None:

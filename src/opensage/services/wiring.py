@@ -117,6 +117,7 @@ class Services:
         self.transform.close()
         self.processing.close()
         self.training.close()
+        self.audit.close()  # what is queued is committed
         if self.context.containers is not None:
             self.context.containers.close()
         self.context.db.dispose()

@@ -4,10 +4,22 @@ are ``services.audit``'s."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    delete,
+    false,
+    insert,
+    select,
+    true,
+    tuple_,
+    update,
+)
+from sqlalchemy.exc import SQLAlchemyError
 
 from opensage.store.db import Database
 from opensage.store.schema import audit_events, audit_trails
@@ -27,9 +39,40 @@ ATTRIBUTES = {
 }
 
 
+class EventWriter:
+    """The audit writer thread's own connection: appends batches, one transaction each."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._conn: Connection | None = None
+
+    def append(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        """``rows``, committed before this returns (one executemany)."""
+        if self._conn is None:
+            self._conn = self.db.engine.connect()
+        try:
+            with self._conn.begin():
+                self._conn.execute(_INSERT, list(rows))
+        except Exception:
+            self.close()  # a fresh connection next time
+            raise
+
+    def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(SQLAlchemyError):  # a broken one: nothing left to save
+                conn.close()
+
+
+_INSERT = insert(audit_events)
+
+
 class AuditStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def writer(self) -> EventWriter:
+        return EventWriter(self.db)
 
     def append(self, row: Mapping[str, Any]) -> None:
         """One event, committed before this returns."""
@@ -46,7 +89,11 @@ class AuditStore:
         ``after`` = (event_time, seq)."""
         t = audit_events
         where: list[ColumnElement[bool]] = []
-        if attribute is not None:
+        if attribute is not None and attribute[0] == "ReadOnly":
+            # a literal, so that writes use the partial index ix_audit_events_writes (and
+            # reads, most events, the time index)
+            where.append(t.c.read_only == (true() if attribute[1] else false()))
+        elif attribute is not None:
             where.append(ATTRIBUTES[attribute[0]] == attribute[1])
         if start is not None:
             where.append(t.c.event_time >= start)
