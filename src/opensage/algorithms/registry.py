@@ -48,6 +48,7 @@ KNOWN: Mapping[str, str] = MappingProxyType({
     "lda": "opensage.algorithms.lda",
     "blazingtext": "opensage.algorithms.blazingtext",
     "forecasting-deepar": "opensage.algorithms.deepar",
+    "image-classification": "opensage.algorithms.image_classification",
 })
 
 

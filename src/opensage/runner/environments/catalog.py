@@ -31,7 +31,8 @@ Besides the script-mode frameworks, one environment serves opensage's own deep-l
 built-ins (NTM, Object2Vec, seq2seq...): ``builtin-torch`` (:func:`builtin_environment`), the
 wheelhouse's CPU torch with what the algorithm code imports (NumPy, SciPy and pyarrow for
 opensage's data readers, safetensors for the models, uvicorn for the built-in model worker), at
-the versions opensage's own lock file holds. Those algorithms run ``python -m
+the versions opensage's own lock file holds, and Pillow (image classification's JPEG/PNG
+decoding; not one of the server's packages). Those algorithms run ``python -m
 opensage.algorithms.<name> train`` with that interpreter and a PYTHONPATH holding only the
 ``opensage`` package (``Environments.opensage_path``), never the server's other packages.
 """
@@ -85,9 +86,10 @@ TENSORFLOW: dict[str, tuple[str, ...]] = {
     "2.18": ("tensorflow-cpu==2.18.1", "numpy==2.0.2", "pandas==2.2.3"),
 }
 HF_MIN_TRANSFORMERS = (4, 28)
-# opensage's deep-learning built-ins: numpy/scipy/pyarrow as opensage's uv.lock pins them.
+# opensage's deep-learning built-ins: numpy/scipy/pyarrow as opensage's uv.lock pins them;
+# Pillow decodes image classification's JPEG/PNG images (not a server package).
 BUILTIN_TORCH: tuple[str, ...] = ("torch", "numpy==1.26.4", "scipy==1.17.1", "pyarrow==25.0.1",
-                                  "safetensors==0.8.0", "uvicorn==0.54.0")
+                                  "safetensors==0.8.0", "uvicorn==0.54.0", "pillow==12.0.0")
 BUILTIN_ENVIRONMENTS: dict[str, tuple[str, ...]] = {"builtin-torch": BUILTIN_TORCH}
 
 REPOSITORIES: dict[str, tuple[str, ...]] = {
