@@ -178,3 +178,46 @@ def test_image_classification_bad_inputs_fail_the_job_naming_the_record(sm, s3, 
         train(sm, s3, "image-classification", {**hps, "resize": SIDE},
               {"train": (files, "application/x-image"),
                "validation": (good, "application/x-recordio")})
+
+
+def test_sdk_image_classification_estimator_fits_deploys_and_predicts(sdk_env, data):
+    """``image_uris.retrieve("image-classification")`` with a generic Estimator on RecordIO
+    channels, as SageMaker's image classification examples do; deploy and predict a PNG."""
+    import sagemaker
+    from sagemaker.deserializers import JSONDeserializer
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import IdentitySerializer
+
+    from opensage.sdk import fast_polling
+    from tests.integration.conftest import ROLE
+
+    session = sagemaker.Session()
+    bucket = session.default_bucket()
+    image = sagemaker.image_uris.retrieve("image-classification", session.boto_region_name)
+    assert image.endswith("/image-classification:1")
+    images, labels, tr, ho = data["images"], data["labels"], data["train"], data["held_out"]
+    uris = {}
+    for channel, index in (("train", tr), ("validation", ho)):
+        key = f"imgcls/{channel}/digits.rec"
+        session.boto_session.client("s3").put_object(Bucket=bucket, Key=key,
+                                                     Body=rec(images[index], labels[index]))
+        uris[channel] = TrainingInput(f"s3://{bucket}/{key}",
+                                      content_type="application/x-recordio")
+    estimator = Estimator(image, ROLE, instance_count=1, instance_type="ml.c5.xlarge",
+                          sagemaker_session=session, output_path=f"s3://{bucket}/imgcls/out")
+    estimator.set_hyperparameters(**{**HPS, "num_training_samples": len(tr)})
+    with fast_polling(factor=20):
+        estimator.fit(uris, logs=False)
+        predictor = estimator.deploy(1, "ml.m5.large", serializer=IdentitySerializer("image/png"),
+                                     deserializer=JSONDeserializer())
+    try:
+        answers = [predictor.predict(write_png(images[i])) for i in ho[:20]]
+    finally:
+        with fast_polling(factor=20):
+            predictor.delete_endpoint()
+    assert all(len(a) == 10 for a in answers)
+    assert sum(int(np.argmax(a)) == labels[i] for a, i in zip(answers, ho[:20], strict=True)) >= 15
+    final = {m["MetricName"]: m["Value"] for m in session.sagemaker_client.describe_training_job(
+        TrainingJobName=estimator.latest_training_job.name)["FinalMetricDataList"]}
+    assert final["validation:accuracy"] >= 0.8, final
