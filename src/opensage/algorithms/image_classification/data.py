@@ -138,7 +138,7 @@ def read_lst(lst_location: Path, image_location: Path, channel: str) -> list[Exa
 def check_labels(examples: Sequence[Example], num_classes: int, multi_label: bool
                  ) -> NDArray[Any]:
     """The labels as an array: class indices, or (multi_label) 0/1 rows of num_classes."""
-    out = []
+    out: list[Any] = []
     for example in examples:
         labels = example.labels
         if multi_label:

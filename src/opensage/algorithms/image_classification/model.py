@@ -52,7 +52,7 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         act = torch.relu(self.bn1(x))
         shortcut = x if self.shortcut is None else self.shortcut(act)
-        return self.body(act) + shortcut  # type: ignore[no-any-return]
+        return self.body(act) + shortcut
 
 
 class ResNet(nn.Module):
@@ -83,4 +83,4 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = torch.relu(self.bn(self.blocks(self.stem(x))))
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))  # type: ignore[no-any-return]
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
