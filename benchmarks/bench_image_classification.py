@@ -31,7 +31,7 @@ from sklearn.neural_network import MLPClassifier
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from opensage.algorithms.image_classification.data import pack_record, write_png  # noqa: E402
+from opensage.algorithms.image_classification.data import pack_record, write_png
 
 SCORE = """
 import json, sys
