@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from opensage.algorithms.image_classification.data import pack_record, write_png
-from tests.integration.builtins import BUCKET, deploy, invoke, metrics, train
+from tests.integration.builtins import BUCKET, deploy, image, invoke, metrics, model_dir, train
+from tests.integration.test_training_jobs import ROLE, wait_for
 
 SIDE = 16
 HPS = {"num_classes": 10, "num_layers": 20, "image_shape": f"3,{SIDE},{SIDE}", "epochs": 4,
@@ -124,6 +125,50 @@ def test_image_classification_learns_digits_from_lst_and_resized_images(sm, s3, 
                  "validation_lst": (val_lst, "application/x-image")}, timeout=300)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert metrics(job)["validation:accuracy"] >= 0.8, metrics(job)
+
+
+def test_image_classification_pipe_mode_augmented_manifest_and_augmentation(sm, s3, tmp_path,
+                                                                           data):
+    """Pipe mode: train from an augmented manifest (AttributeNames source-ref, class; each
+    image and its label streamed as RecordIO records), validate on a .rec channel; with
+    crop_color_transform augmentation and checkpoint_frequency, as SageMaker's
+    augmented-manifest examples configure it."""
+    images, labels, tr, ho = data["images"], data["labels"], data["train"], data["held_out"]
+    name = f"imgcls-manifest-{time.monotonic_ns() % 10**9}"
+    lines = []
+    for i in tr:
+        key = f"{name}/images/{i}.png"
+        s3.put_object(Bucket=BUCKET, Key=key, Body=write_png(images[i]))
+        lines.append(json.dumps({"source-ref": f"s3://{BUCKET}/{key}", "class": int(labels[i])}))
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/train.manifest", Body="\n".join(lines).encode())
+    s3.put_object(Bucket=BUCKET, Key=f"{name}/validation/digits.rec",
+                  Body=rec(images[ho], labels[ho]))
+    sm.create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": image("image-classification"),
+                                "TrainingInputMode": "Pipe"},
+        RoleArn=ROLE,
+        InputDataConfig=[
+            {"ChannelName": "train", "ContentType": "application/x-recordio",
+             "RecordWrapperType": "RecordIO", "DataSource": {"S3DataSource": {
+                 "S3DataType": "AugmentedManifestFile", "AttributeNames": ["source-ref", "class"],
+                 "S3Uri": f"s3://{BUCKET}/{name}/train.manifest",
+                 "S3DataDistributionType": "FullyReplicated"}}},
+            {"ChannelName": "validation", "ContentType": "application/x-recordio",
+             "DataSource": {"S3DataSource": {
+                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{name}/validation/",
+                 "S3DataDistributionType": "FullyReplicated"}}}],
+        OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output/"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        StoppingCondition={"MaxRuntimeInSeconds": 600},
+        HyperParameters={k: str(v) for k, v in {
+            **HPS, "num_training_samples": len(tr), "augmentation_type": "crop_color_transform",
+            "checkpoint_frequency": 2}.items()})
+    job = wait_for(sm, name, timeout=300)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert metrics(job)["validation:accuracy"] >= 0.5, metrics(job)
+    files = sorted(p.name for p in model_dir(s3, job, tmp_path / "model").iterdir())
+    assert files == ["model_algo-1", "model_algo-1-epoch-0002", "model_algo-1-epoch-0004"]
 
 
 def test_image_classification_bad_inputs_fail_the_job_naming_the_record(sm, s3, data):

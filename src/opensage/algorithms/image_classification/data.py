@@ -4,6 +4,10 @@
   ``0xced7230a``) whose payload is an ``IRHeader`` — ``flag`` (uint32), ``label`` (float32),
   ``id`` and ``id2`` (uint64), little-endian — then, when ``flag`` > 0, ``flag`` float32 labels,
   then the encoded image (JPEG or PNG), as MXNet's ``recordio.pack``/``im2rec`` write them.
+* augmented manifest (``application/x-recordio``, Pipe mode, ``AttributeNames`` source-ref
+  and the label attribute, ``RecordWrapperType`` RecordIO): each image's record (it starts
+  with a JPEG/PNG/GIF/BMP signature, never an IRHeader) followed by its label's record (``3``
+  or a JSON list).
 * ``.lst`` files (``application/x-image``): ``index<TAB>label[<TAB>label...]<TAB>path`` lines,
   the path relative to the image channel.
 
@@ -30,6 +34,8 @@ from opensage.data.recordio import frame, iter_payloads
 
 IR_FORMAT = "<IfQQ"
 IR_SIZE = struct.calcsize(IR_FORMAT)
+# JPEG, PNG, GIF, BMP: a record that starts so is an image, not an IRHeader
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM")
 
 
 @dataclass
@@ -85,25 +91,55 @@ def read_recordio(location: Path, channel: str) -> list[Example]:
         except DataError as e:
             raise UserError(f"{e} (channel {channel} must hold MXNet image RecordIO, "
                             f"application/x-recordio)") from None
-        for number, payload in enumerate(payloads, start=1):
+        number = 0
+        while number < len(payloads):
+            data = bytes(payloads[number])
+            number += 1
             where = f"{channel} file {name} record {number}"
-            data = bytes(payload)
-            if len(data) < IR_SIZE:
-                raise UserError(f"{where} is too short for an image record header "
-                                f"({len(data)} bytes)")
-            flag, label, _, _ = struct.unpack_from(IR_FORMAT, data)
-            start = IR_SIZE
-            if flag > 0:
-                if flag > 100_000 or len(data) < IR_SIZE + 4 * flag:
-                    raise UserError(f"{where} has a corrupt header (label width {flag})")
-                labels = struct.unpack_from(f"<{flag}f", data, IR_SIZE)
-                start += 4 * flag
-            else:
-                labels = (label,)
-            examples.append(Example(tuple(float(v) for v in labels), data[start:], where))
+            if data.startswith(IMAGE_SIGNATURES):  # augmented manifest: image, then label
+                if number >= len(payloads):
+                    raise UserError(f"{where} is an image without the label record after it "
+                                    f"(augmented manifest: AttributeNames source-ref, then "
+                                    f"the label attribute)")
+                label_record = bytes(payloads[number])
+                number += 1
+                examples.append(Example(_manifest_labels(label_record, where), data,
+                                        f"{where} (augmented manifest line {number // 2})"))
+                continue
+            examples.append(_ir_example(data, where))
     if not examples:
         raise UserError(f"No records in the {channel} channel.")
     return examples
+
+
+def _ir_example(data: bytes, where: str) -> Example:
+    if len(data) < IR_SIZE:
+        raise UserError(f"{where} is too short for an image record header ({len(data)} bytes)")
+    flag, label, _, _ = struct.unpack_from(IR_FORMAT, data)
+    start = IR_SIZE
+    if flag > 0:
+        if flag > 100_000 or len(data) < IR_SIZE + 4 * flag:
+            raise UserError(f"{where} has a corrupt header (label width {flag})")
+        labels = struct.unpack_from(f"<{flag}f", data, IR_SIZE)
+        start += 4 * flag
+    else:
+        labels = (label,)
+    return Example(tuple(float(v) for v in labels), data[start:], where)
+
+
+def _manifest_labels(record: bytes, where: str) -> tuple[float, ...]:
+    """An augmented manifest's label attribute: ``3``, ``"3"`` or ``[0, 1, 1]``."""
+    import json
+
+    try:
+        value = json.loads(record.decode("utf-8"))
+        if isinstance(value, str):
+            value = float(value)
+        values = value if isinstance(value, list) else [value]
+        return tuple(float(v) for v in values)
+    except (ValueError, TypeError, UnicodeDecodeError):
+        raise UserError(f"{where}: the label record after the image is not a number or a "
+                        f"list of numbers: {record[:40]!r}") from None
 
 
 def read_lst(lst_location: Path, image_location: Path, channel: str) -> list[Example]:
