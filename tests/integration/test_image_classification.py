@@ -103,6 +103,23 @@ def test_image_classification_learns_digits_from_recordio_serves_and_transforms(
         out = s3.get_object(Bucket=BUCKET, Key=f"{name}/transform/out/{i}.png.out")["Body"]
         assert len(json.loads(out.read())) == 10
 
+    # incremental training: the model channel holds this job's model.tar.gz
+    bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    artifact = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    channels = {"train": (rec(images[tr[:300]], labels[tr[:300]]), "application/x-recordio"),
+                "validation": (rec(images[ho], labels[ho]), "application/x-recordio"),
+                "model": (artifact, "application/x-sagemaker-model")}
+    again = train(sm, s3, "image-classification",
+                  {**HPS, "num_training_samples": 300, "epochs": 1, "learning_rate": 0.001},
+                  channels, timeout=300)
+    assert again["TrainingJobStatus"] == "Completed", again.get("FailureReason")
+    assert metrics(again)["validation:accuracy"] >= 0.9, metrics(again)  # from scratch: 0.08
+    other = train(sm, s3, "image-classification",
+                  {**HPS, "num_classes": 11, "num_training_samples": 300, "epochs": 1},
+                  channels, timeout=300)
+    assert other["TrainingJobStatus"] == "Failed"
+    assert "num_classes" in other["FailureReason"] and "incremental" in other["FailureReason"]
+
 
 def lst_channels(images: np.ndarray, labels: np.ndarray, prefix: str
                  ) -> tuple[dict[str, bytes], dict[str, bytes]]:

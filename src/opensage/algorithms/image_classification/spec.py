@@ -169,6 +169,14 @@ CHANNELS = {
     "train_lst": _lst(".lst file(s): index<TAB>label(s)<TAB>relative image path, for "
                       "application/x-image training"),
     "validation_lst": _lst(".lst file(s) for application/x-image validation"),
+    "model": ChannelSpec(content_types={"application/x-sagemaker-model": "model",
+                                        "application/x-tar": "model",
+                                        "application/octet-stream": "model"},
+                         default_content_type="application/x-sagemaker-model",
+                         input_modes=("File",),
+                         description="Incremental training: the model.tar.gz of an earlier "
+                                     "image-classification job (same num_layers, image_shape "
+                                     "and num_classes) to start from"),
 }
 
 

@@ -11,7 +11,10 @@ stops after ``early_stopping_patience`` epochs without a relative improvement of
 ``use_pretrained_model=1`` never downloads: it starts from
 ``$OPENSAGE_PRETRAINED_MODELS_DIR/image-classification-resnet-<num_layers>.safetensors`` (a
 state dict of this ResNet; its ``fc`` layer is replaced for ``num_classes``), default
-``~/.cache/opensage/pretrained``, and fails the job when the file is not there."""
+``~/.cache/opensage/pretrained``, and fails the job when the file is not there.
+
+With a ``model`` channel (the model.tar.gz of an earlier job with the same num_layers,
+image_shape and num_classes) training starts from that model: incremental training."""
 
 from __future__ import annotations
 
@@ -165,6 +168,50 @@ def _load_pretrained(model: ResNet, num_layers: int) -> None:
     print(f"Starting from the pretrained weights in {path}.", flush=True)
 
 
+def _load_incremental(model: ResNet, config: dict[str, Any], location: Path) -> None:
+    """Start from the model in the ``model`` channel (a model.tar.gz or its files)."""
+    import tarfile
+    import tempfile
+
+    from opensage.algorithms.torchsupport import load_model
+
+    files = [location] if location.is_file() else sorted(p for p in location.rglob("*")
+                                                         if p.is_file())
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = None
+        for path in files:
+            if path.name == "model_algo-1":
+                directory = path.parent
+            elif tarfile.is_tarfile(path):
+                with tarfile.open(path) as archive:
+                    member = next((m for m in archive.getmembers()
+                                   if m.isfile() and m.name.split("/")[-1] == "model_algo-1"),
+                                  None)
+                    if member is not None:
+                        target = Path(tmp) / "model_algo-1"
+                        source = archive.extractfile(member)
+                        if source is not None:
+                            target.write_bytes(source.read())
+                            directory = Path(tmp)
+            if directory is not None:
+                break
+        if directory is None:
+            raise UserError("The model channel holds no image-classification model "
+                            "(model.tar.gz with model_algo-1).")
+        try:
+            tensors, header = load_model(directory, NAME)
+        except RuntimeError as e:
+            raise UserError(f"model channel: {e}") from None
+    previous = header.get("config", {})
+    for key in ("num_layers", "channels", "height", "width", "num_classes", "multi_label"):
+        if previous.get(key) != config[key]:
+            raise UserError(f"The model channel's model has {key} {previous.get(key)!r}, this "
+                            f"job {config[key]!r}: incremental training needs the same "
+                            f"num_layers, image_shape, num_classes and multi_label.")
+    model.load_state_dict(tensors)
+    print("Starting from the model in the model channel (incremental training).", flush=True)
+
+
 def evaluate(model: ResNet, batcher: Batcher, images: list[NDArray[Any]],
              labels: NDArray[Any], size: int, multi_label: bool) -> float:
     model.eval()
@@ -211,7 +258,9 @@ def train(env: TrainingEnv) -> None:
               "width": width, "num_classes": num_classes, "multi_label": multi_label,
               "resize": hps.get("resize")}
     model = ResNet(config)
-    if hps["use_pretrained_model"]:
+    if "model" in formats:
+        _load_incremental(model, config, env.channel_data("model"))
+    elif hps["use_pretrained_model"]:
         _load_pretrained(model, hps["num_layers"])
     model.to(device)
     optimizer = _optimizer(model, hps)
