@@ -188,6 +188,38 @@ def test_image_classification_pipe_mode_augmented_manifest_and_augmentation(sm, 
     assert files == ["model_algo-1", "model_algo-1-epoch-0002", "model_algo-1-epoch-0004"]
 
 
+def test_image_classification_multi_label_with_early_stopping(sm, s3, client, tmp_path, data):
+    """multi_label=1 (a 0/1 label vector per image in the IRHeader) with use_weighted_loss: the
+    endpoint answers a sigmoid probability per class; early stopping ends the job (a relative
+    improvement of 90% is never reached after epoch 1), as the per-epoch model files of
+    checkpoint_frequency=1 show."""
+    images, labels, tr, ho = data["images"], data["labels"], data["train"], data["held_out"]
+    hot = np.eye(10)[labels]
+
+    def multi(index: np.ndarray) -> bytes:
+        return b"".join(pack_record(hot[i].tolist(), write_png(images[i]), n)
+                        for n, i in enumerate(index))
+
+    job = train(sm, s3, "image-classification",
+                {**HPS, "num_training_samples": len(tr), "multi_label": 1, "epochs": 30,
+                 "use_weighted_loss": 1, "early_stopping": "true",
+                 "early_stopping_min_epochs": 3, "early_stopping_patience": 1,
+                 "early_stopping_tolerance": 0.9, "checkpoint_frequency": 1},
+                {"train": (multi(tr), "application/x-recordio"),
+                 "validation": (multi(ho), "application/x-recordio")}, timeout=300)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    files = sorted(p.name for p in model_dir(s3, job, tmp_path / "model").iterdir())
+    assert files == ["model_algo-1", "model_algo-1-epoch-0001", "model_algo-1-epoch-0002",
+                     "model_algo-1-epoch-0003"]
+    runtime = client("sagemaker-runtime")
+    endpoint = deploy(sm, "image-classification", job, timeout=180)
+    answers = [json.loads(invoke(runtime, endpoint, write_png(images[i]), "image/png")[0])
+               for i in ho[:20]]
+    assert all(len(a) == 10 and all(0 <= p <= 1 for p in a) for a in answers)
+    assert any(abs(sum(a) - 1) > 0.05 for a in answers)  # sigmoids, not a softmax
+    assert sum(int(np.argmax(a)) == labels[i] for a, i in zip(answers, ho[:20], strict=True)) >= 14
+
+
 def test_image_classification_bad_inputs_fail_the_job_naming_the_record(sm, s3, data):
     images, labels = data["images"][:40], data["labels"][:40]
     good = rec(images, labels)
