@@ -57,6 +57,15 @@ class Settings:
     # on the Ray cluster at ray_address; "auto": the one `ray start` runs on this machine).
     executor: str = "local"
     ray_address: str | None = None
+    # Several servers on one database: how long a dead server's leases (jobs it ran, the
+    # endpoints it served) hold before another server takes the work over, and the URL by
+    # which the other servers reach this one (endpoint requests are forwarded to the server
+    # serving the endpoint; default: local_url).
+    lease_ttl_seconds: float = 60.0
+    advertise_url: str | None = None
+    # The key that seals stored secret access keys (default data_dir / "secret.key"):
+    # servers sharing a database must share it.
+    secret_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.executor not in ("local", "ray"):
@@ -84,6 +93,11 @@ class Settings:
         server: a wildcard bind address is answered on loopback."""
         host = {"0.0.0.0": "127.0.0.1", "": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    @property
+    def own_url(self) -> str:
+        """The URL other servers sharing the database reach this one by."""
+        return (self.advertise_url or self.local_url).rstrip("/")
 
     def arn(self, service: str, resource: str) -> str:
         return f"arn:aws:{service}:{self.region}:{self.account_id}:{resource}"
@@ -114,11 +128,11 @@ def _coerce(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
                 "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio",
-                "audit_retention_days"):
+                "audit_retention_days", "lease_ttl_seconds"):
         return float(raw)
     if name in ("enable_reset", "preload_algorithms", "allow_anonymous_remote", "audit"):
         return raw.strip().lower() in ("1", "true", "yes", "on")
-    if name in ("data_dir", "frameworks_dir"):
+    if name in ("data_dir", "frameworks_dir", "secret_key_file"):
         return Path(raw)
     if name == "wheelhouse":
         return tuple(Path(p).expanduser() for p in raw.split(os.pathsep) if p)

@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
+from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +42,8 @@ CUSTOM_ATTRIBUTES = "x-amzn-sagemaker-custom-attributes"
 FORWARDED = ("content-type", "accept", CUSTOM_ATTRIBUTES, "x-amzn-sagemaker-inference-id",
              "x-amzn-sagemaker-target-model", "x-amzn-sagemaker-enable-explanations")
 PREFIX = "/endpoints/"
+HOP_BY_HOP = frozenset(("host", "content-length", "connection", "keep-alive", "expect",
+                        "transfer-encoding", "te", "upgrade", "proxy-authorization"))
 RETRY_SECONDS = 10.0  # how long a request may wait for an instance to replace a dead one
 
 
@@ -49,6 +52,7 @@ class RuntimeApi:
         self.endpoints = endpoints
         self.settings = settings
         self._pools: dict[str, tuple[Worker, WorkerPool]] = {}
+        self._servers: dict[str, WorkerPool] = {}  # other servers' URL -> connections
 
     async def __call__(self, request: Request) -> Response:
         """The Starlette route (requests the app's fast path did not take)."""
@@ -92,6 +96,9 @@ class RuntimeApi:
             raise ValidationError(_too_large(int(declared)))
         body = await _read_body(chunks)
         endpoints = self.endpoints
+        elsewhere = endpoints.serving_elsewhere(name)
+        if elsewhere is not None:  # another server sharing the database serves it
+            return await self._forward(elsewhere, name, path, headers, body)
         variant, routed = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
         worker: Worker | None = routed
         forwarded = {k: v for k in FORWARDED if (v := headers.get(k)) is not None}
@@ -127,6 +134,29 @@ class RuntimeApi:
             name, variant, headers.get("content-type", "application/octet-stream"), body,
             out["content-type"], answer.body, headers.get("x-amzn-sagemaker-inference-id"))
         return 200, out, answer.body
+
+    async def _forward(self, url: str, name: str, path: str, headers: Mapping[str, str],
+                       body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """The answer of the server at ``url`` (it routes, records the metrics and captures)."""
+        pool = self._servers.get(url)
+        if pool is None:
+            where = urlsplit(url)
+            pool = self._servers[url] = WorkerPool(where.hostname or "127.0.0.1",
+                                                   where.port or 80)
+        # Every header as the client sent it, Host included: a SigV4 signature checks there
+        # as it did here (the same canonical request).
+        sent = {k: v for k, v in headers.items() if k not in HOP_BY_HOP}
+        try:
+            answer = await pool.request("POST", path, body, sent, host=headers.get("host"))
+        except WorkerUnavailable as e:
+            self.endpoints.forget_owner(name)
+            raise InternalFailure(
+                f"The server serving endpoint {name} ({url}) did not answer ({e}); another "
+                "server takes the endpoint over once that server's lease expires. Please "
+                "retry.") from None
+        out = {k: v for k, v in answer.headers.items()
+               if k == "content-type" or k.startswith(("x-amzn-", "x-amz-"))}
+        return answer.status, out, answer.body
 
     async def _another(self, name: str, variant: str, failed: Worker,
                        deadline: float) -> Worker | None:

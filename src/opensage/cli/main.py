@@ -42,6 +42,13 @@ ExecutorOpt = Annotated[str | None, typer.Option(
 RayAddressOpt = Annotated[str | None, typer.Option(
     help="The Ray cluster's address (head:port) for --executor ray; default 'auto', the "
          "cluster `ray start` runs on this machine. [env OPENSAGE_RAY_ADDRESS]")]
+AdvertiseOpt = Annotated[str | None, typer.Option(
+    help="The URL other servers on the same database reach this one by (InvokeEndpoint is "
+         "forwarded to the server serving the endpoint); default http://HOST:PORT. "
+         "[env OPENSAGE_ADVERTISE_URL]")]
+LeaseTtlOpt = Annotated[float | None, typer.Option(
+    help="Seconds a dead server's leases hold before another server on the same database "
+         "takes its jobs and endpoints over (default 60). [env OPENSAGE_LEASE_TTL_SECONDS]")]
 
 
 AuthOpt = Annotated[str | None, typer.Option(
@@ -74,6 +81,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
                     "[env OPENSAGE_ENABLE_RESET]")] = False,
            container_engine: EngineOpt = None,
            executor: ExecutorOpt = None, ray_address: RayAddressOpt = None,
+           advertise_url: AdvertiseOpt = None, lease_ttl_seconds: LeaseTtlOpt = None,
            log_level: Annotated[str, typer.Option(help="uvicorn log level")] = "info",
            auth: AuthOpt = None,
            allow_anonymous_remote: Annotated[bool, typer.Option(
@@ -94,6 +102,7 @@ def server(host: HostOpt = None, port: PortOpt = None, data_dir: DataDirOpt = No
         settings = _settings(host, port, data_dir, db_url, object_store_url, account_id,
                              region, enable_reset, container_engine, auth=auth,
                              executor=executor, ray_address=ray_address,
+                             advertise_url=advertise_url, lease_ttl_seconds=lease_ttl_seconds,
                              allow_anonymous_remote=allow_anonymous_remote or None,
                              root_access_key_id=root_access_key_id,
                              root_secret_access_key=root_secret_access_key)

@@ -43,6 +43,7 @@ from opensage.services.pipelines.children import Collaborators
 from opensage.services.processing import ProcessingService
 from opensage.services.registry import groups as registry_groups
 from opensage.services.registry.service import ModelRegistry
+from opensage.services.takeover import Takeover
 from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
@@ -77,6 +78,7 @@ class Services:
     lineage: LineageService  # artifacts, actions, contexts, associations, QueryLineage
     iam: IamService  # users, roles, access keys, STS sessions: what SigV4 checks against
     audit: AuditService  # CloudTrail: the record of every call, LookupEvents, trails
+    takeover: Takeover  # the work of a server that died (several servers, one database)
 
     def start(self) -> None:
         """Start the job slots and pick up what a previous run left unfinished."""
@@ -92,6 +94,7 @@ class Services:
         self.autoscaling.start()  # the scaler thread
         self.audit.start()  # the trails' data event selectors
         self.housekeeping.start()  # retention purges
+        self.takeover.start()  # adopts the jobs and endpoints of servers that died
 
     def reset(self) -> None:
         """Wipe all state: running jobs, rows, objects, logs (``--enable-reset`` only)."""
@@ -106,6 +109,7 @@ class Services:
             self.context.objects.wipe()
 
     def close(self) -> None:
+        self.takeover.close()
         self.housekeeping.close()
         self.pipelines.close()
         self.tuning.shutdown()
@@ -196,7 +200,12 @@ def build_services(settings: Settings) -> Services:
                                               autoscaling.purge_activities,
                                               audit.purge_expired),
                     experiments=experiments, lineage=lineage, registry=registry,
-                    iam=IamService(settings, db, ctx.clock), audit=audit)
+                    iam=IamService(settings, db, ctx.clock), audit=audit,
+                    takeover=Takeover(settings.lease_ttl_seconds / 3, (
+                        lambda: training.recover(adopting=True),
+                        lambda: processing.recover(adopting=True),
+                        lambda: transform.recover(adopting=True),
+                        endpoints.adopt)))
 
 
 def _pipeline_children(ctx: Context, training: TrainingService, processing: ProcessingService,

@@ -50,8 +50,10 @@ class WorkerPool:
         return reader, writer
 
     async def request(self, method: str, path: str, body: bytes,
-                      headers: Mapping[str, str], timeout: float = 60.0) -> Response:
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                      headers: Mapping[str, str], timeout: float = 60.0,
+                      host: str | None = None) -> Response:
+        """``host``: the Host header to send (default: the worker's address)."""
+        head = [f"{method} {path} HTTP/1.1", f"Host: {host or f'{self.host}:{self.port}'}",
                 f"Content-Length: {len(body)}"]
         head += [f"{k}: {v}" for k, v in headers.items()]
         payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body

@@ -58,6 +58,15 @@ class Leases:
             return False
         return True
 
+    def take_over(self, key: str, owner: str, ttl: float, *, now: float | None = None) -> bool:
+        """Take ``key`` only from another owner whose lease has expired (that server died):
+        never a free key (its work may be being created) nor one ``owner`` holds already."""
+        now = time.time() if now is None else now
+        with self.db.transaction() as conn:
+            return conn.execute(update(leases).where(
+                leases.c.key == key, leases.c.owner != owner, leases.c.expires <= now,
+            ).values(owner=owner, expires=now + ttl)).rowcount == 1
+
     def renew(self, key: str, owner: str, ttl: float, *, now: float | None = None) -> bool:
         """Extend ``owner``'s lease on ``key``; False when it is no longer theirs."""
         now = time.time() if now is None else now
@@ -94,6 +103,13 @@ class LeaseKeeper:
 
     def claim(self, key: str) -> bool:
         won = self.leases.claim(key, self.owner, self.ttl)
+        if won:
+            self._keep_renewing()
+        return won
+
+    def take_over(self, key: str) -> bool:
+        """``Leases.take_over``: the key of a dead server, kept renewed from now on."""
+        won = self.leases.take_over(key, self.owner, self.ttl)
         if won:
             self._keep_renewing()
         return won

@@ -40,6 +40,7 @@ from opensage.serving.capture import CaptureService
 from opensage.serving.fleet import Launcher
 from opensage.serving.process import Worker
 from opensage.serving.router import UnknownVariant
+from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import Resource, StatusConflict
 
 __all__ = ["EndpointService"]
@@ -48,6 +49,11 @@ KIND = kinds.ENDPOINT
 RECOVERY_WAIT_SECONDS = 20.0
 Desired = list[dict[str, Any]]  # DesiredWeightsAndCapacities
 Edit = Callable[[dict[str, Any]], None]  # a change to a row's body or internal state
+# Several servers on one database: one server serves an endpoint (it holds the endpoint's
+# lease and its URL is in the row's internal state); the others forward InvokeEndpoint to
+# it (api/runtime.py). A server that died is replaced once its lease expires (``adopt``).
+HOST = "_Host"
+OWNER_CACHE_SECONDS = 1.0  # how long a server believes which server serves an endpoint
 
 
 class EndpointService:
@@ -63,6 +69,9 @@ class EndpointService:
         self.capacity = CapacityChange(self.hosting)
         self.watcher = Watcher(self.hosting)
         self.metrics = InvocationMetrics(ctx.metrics, self._instances)
+        self._serving = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
+                                    ctx.settings.lease_ttl_seconds)
+        self._owners: dict[str, tuple[float, str | None]] = {}  # name -> (until, url)
 
     @property
     def _live(self) -> dict[str, LiveEndpoint]:
@@ -84,7 +93,9 @@ class EndpointService:
         if config.get("DataCaptureConfig"):
             body["DataCaptureConfig"] = capture_view(config["DataCaptureConfig"])
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="endpoint",
-               status=EndpointStatus.CREATING, internal={DEPLOYED: deployment})
+               status=EndpointStatus.CREATING,
+               internal={DEPLOYED: deployment, HOST: self.ctx.settings.own_url})
+        self._serving.claim(_lease_key(name))
         self.deployer.spawn(name, deployment, Mode.CREATE)
         return arn
 
@@ -118,6 +129,7 @@ class EndpointService:
         self.capture.remove(row.name)  # write what is buffered
         if live is not None:
             retire(live, grace=self.hosting.stop_grace)
+        self._serving.release(_lease_key(row.name))
 
     def set_capacities(self, name: str,
                        desired: Desired) -> tuple[str, threading.Thread]:
@@ -188,6 +200,26 @@ class EndpointService:
         worker: Worker | None = own.healthy_worker(failed)
         return worker
 
+    def serving_elsewhere(self, name: str) -> str | None:
+        """The URL of the other server that serves ``name`` (None: this one, or none):
+        read from the row at most once a second per endpoint."""
+        if name.lower() in self.hosting.live:
+            return None
+        now = time.monotonic()
+        cached = self._owners.get(name.lower())
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        row = self.ctx.resources.get(KIND.name, name)
+        url = None if row is None else row.internal.get(HOST)
+        if url == self.ctx.settings.own_url:
+            url = None
+        self._owners[name.lower()] = (now + OWNER_CACHE_SECONDS, url)
+        return url
+
+    def forget_owner(self, name: str) -> None:
+        """The server named for ``name`` did not answer: look again next time."""
+        self._owners.pop(name.lower(), None)
+
     def _missing(self, name: str) -> ValidationError:
         return ValidationError(f"Endpoint {name} of account {self.ctx.settings.account_id} "
                                "not found.")
@@ -219,15 +251,37 @@ class EndpointService:
                 shutil.rmtree(self.hosting.root, ignore_errors=True)
         deploys = [thread for row in self.ctx.resources.scan(KIND.name, statuses=(
             EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING, EndpointStatus.CREATING))
-            if (thread := self._restore(row)) is not None]
+            if self._serving.claim(_lease_key(row.name))
+            and (thread := self._restore(row)) is not None]
         deadline = time.monotonic() + wait
         for thread in deploys:
             thread.join(max(0.0, deadline - time.monotonic()))
 
+    def adopt(self) -> tuple[threading.Thread, ...]:
+        """A live server's periodic look: serve the endpoints of a server that died (their
+        leases expired), and stop serving those deleted through another server."""
+        active = (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING, EndpointStatus.CREATING)
+        rows = {row.name.lower(): row for row in self.ctx.resources.scan(KIND.name,
+                                                                          statuses=active)}
+        with self.hosting.lock:
+            gone = [self.hosting.live.pop(n) for n in list(self.hosting.live) if n not in rows]
+        for live in gone:
+            retire(live, grace=self.hosting.stop_grace)
+        return tuple(thread for name, row in rows.items()
+                     if name not in self.hosting.live
+                     and self._serving.take_over(_lease_key(row.name))
+                     and (thread := self._restore(row)) is not None)
+
     def _restore(self, row: Resource) -> threading.Thread | None:
-        """Deploy again what ``row`` served (an update in progress is abandoned)."""
+        """Deploy again what ``row`` served (an update in progress is abandoned), here."""
         deployment = deployed(row.internal)
         if deployment is None:
+            return None
+        try:
+            self.ctx.resources.edit(KIND.name, row.name, [row.status], now=self.ctx.now(),
+                                    change_internal=lambda internal: internal.update(
+                                        {HOST: self.ctx.settings.own_url}))
+        except StatusConflict:
             return None
         if row.status == EndpointStatus.CREATING:
             return self.deployer.spawn(row.name, deployment, Mode.CREATE)
@@ -259,6 +313,7 @@ class EndpointService:
             t.join()
 
     def close(self) -> None:
+        self._serving.close()
         self.hosting.closing.set()
         self.hosting.wake.set()
         self.stop_all()
@@ -272,3 +327,7 @@ class EndpointService:
         self.metrics.clear()
         self.capture.reset()
         shutil.rmtree(self.hosting.root, ignore_errors=True)
+
+
+def _lease_key(name: str) -> str:
+    return f"endpoint:{name.lower()}"

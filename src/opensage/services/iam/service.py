@@ -81,7 +81,7 @@ class IamService:
         self.settings = settings
         self.account = settings.account_id
         self.store = IamStore(db)
-        self.box = SecretBox(settings.data_dir / KEY_FILE)
+        self.box = SecretBox(settings.secret_key_file or settings.data_dir / KEY_FILE)
         self.clock = clock
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._lock = threading.Lock()

@@ -75,7 +75,6 @@ from opensage.store.resources import Resource, StatusConflict
 
 log = logging.getLogger(__name__)
 EXECUTION_KIND = kinds.PIPELINE_EXECUTION
-RECONCILE_LEASE_TTL = 60.0
 POLL = 0.1  # seconds between advances while a step waits on a child that reports no event
 PIPELINE_EXECUTION_TAG = "sagemaker:pipeline-execution-arn"
 TUNING_NAME_LIMIT = 32  # HyperParameterTuningJobName's length limit
@@ -171,13 +170,14 @@ class PipelineEngine:
 
     def _hold(self, name: str) -> bool:
         now = time.time()
-        if self._held.get(name, 0.0) - now > RECONCILE_LEASE_TTL / 2:
+        ttl = self.ctx.settings.lease_ttl_seconds
+        if self._held.get(name, 0.0) - now > ttl / 2:
             return True
         if not self._leases.claim(_lease_key(name), self._owner,
-                                  RECONCILE_LEASE_TTL, now=now):
+                                  ttl, now=now):
             self._held.pop(name, None)
             return False
-        self._held[name] = now + RECONCILE_LEASE_TTL
+        self._held[name] = now + ttl
         return True
 
     # -- one advance -----------------------------------------------------------------------

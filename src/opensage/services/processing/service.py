@@ -34,7 +34,6 @@ __all__ = ["ProcessingService"]
 
 KIND = kinds.PROCESSING_JOB
 Status = ProcessingJobStatus
-RUN_LEASE_TTL = 60.0  # a dead server's jobs can be run by another this long after it died
 Body = dict[str, Any]
 _RESULTS = {"Completed": Status.COMPLETED, "Stopped": Status.STOPPED}
 
@@ -47,18 +46,20 @@ class ProcessingService:
         self.job_created: Listeners[JobCreated] = Listeners("ProcessingJobCreated")
         self.job_ended: Listeners[JobEnded] = Listeners("ProcessingJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 RUN_LEASE_TTL)
+                                 ctx.settings.lease_ttl_seconds)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         self.executor.start()
         self.recover()
 
-    def recover(self) -> None:
+    def recover(self, *, adopting: bool = False) -> None:
         """Run again every job a previous server left ``InProgress``; ``Stopping`` ones end
-        ``Stopped``. Each only if its run lease is free or this server's."""
+        ``Stopped``. Each only if its run lease is free or this server's; ``adopting``: only
+        the jobs of a server that died (their leases expired)."""
+        take = self._runs.take_over if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
-            if not self._runs.claim(_run_key(row.name)):
+            if not take(_run_key(row.name)):
                 continue  # another server runs it
             if row.status == Status.STOPPING:
                 self.finished(row.name, Outcome("Stopped"))

@@ -43,8 +43,8 @@ from opensage.store.resources import AlreadyExists, Resource, StatusConflict
 KIND = kinds.TRAINING_JOB
 # A server holds a lease on each job it runs, renewed while it lives: a server that starts
 # re-runs only the jobs whose lease has lapsed or is its own (it restarted), never a job
-# another live server runs.
-RUN_LEASE_TTL = 60.0
+# another live server runs; a live server takes over the jobs of one that died once their
+# leases expire (``recover(adopting=True)``, settings.lease_ttl_seconds).
 Body = dict[str, Any]
 
 
@@ -60,7 +60,7 @@ class TrainingService:
             "WatchedMetricsReported")
         self.executor = executor(self)
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 RUN_LEASE_TTL)
+                                 ctx.settings.lease_ttl_seconds)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -161,11 +161,14 @@ class TrainingService:
                 f"Training job {name} is not a running managed spot job.")
         self.executor.interrupt(job.name)
 
-    def recover(self) -> None:
+    def recover(self, *, adopting: bool = False) -> None:
         """After a restart: run again every job that was still queued or running, and end
-        the ones being stopped; each only if its run lease is free (no live server runs it)."""
+        the ones being stopped; each only if its run lease is free (no live server runs it).
+        ``adopting`` (a live server's periodic look): only the jobs of a server that died,
+        whose leases expired."""
+        take = self._runs.take_over if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
-            if not self._runs.claim(_run_key(row.name)):
+            if not take(_run_key(row.name)):
                 continue  # another server runs it
             if row.status == Status.STOPPING:
                 self.finished(row.name, Outcome("Stopped"))

@@ -47,7 +47,6 @@ __all__ = ["TransformService"]
 KIND = kinds.TRANSFORM_JOB
 log = logging.getLogger(__name__)
 Status = TransformJobStatus
-RUN_LEASE_TTL = 60.0  # a dead server's jobs can be run by another this long after it died
 STOP_POLL_SECONDS = 1.0  # how often a running job looks for a stop made through another server
 
 
@@ -64,7 +63,7 @@ class TransformService:
         self.job_created: Listeners[JobCreated] = Listeners("TransformJobCreated")
         self.job_ended: Listeners[JobEnded] = Listeners("TransformJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 RUN_LEASE_TTL)
+                                 ctx.settings.lease_ttl_seconds)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
@@ -122,14 +121,19 @@ class TransformService:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
+        self.recover()
+
+    def recover(self, *, adopting: bool = False) -> None:
         """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop.
-        Each only if its run lease is free or this server's (no other live server runs it)."""
+        Each only if its run lease is free or this server's (no other live server runs it);
+        ``adopting``: only the jobs of a server that died (their leases expired)."""
+        take = self._runs.take_over if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=(Status.IN_PROGRESS,
                                                                  Status.STOPPING)):
             with self._lock:
                 if row.name.lower() in self._running:
                     continue  # this server runs it already
-            if not self._runs.claim(_run_key(row.name)):
+            if not take(_run_key(row.name)):
                 continue  # another server runs it
             if row.status == Status.STOPPING:
                 self._finish(row.name, Status.STOPPED)

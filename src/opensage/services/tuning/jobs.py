@@ -117,7 +117,8 @@ class TuningService:
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
         self._leases = _ReconcileLeases(Leases(ctx.db),
-                                        owner or server_owner(ctx.settings.data_dir))
+                                        owner or server_owner(ctx.settings.data_dir),
+                                        ctx.settings.lease_ttl_seconds)
         self._values = IntermediateValues(ctx.metrics, ctx.now)
         self._median = MedianStopping()
         self._hyperband = Hyperband()
