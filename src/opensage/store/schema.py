@@ -37,6 +37,8 @@ resources = Table(
     Column("internal", JSON, nullable=False, server_default="{}"),
     UniqueConstraint("kind", "name", name="uq_resources_kind_name"),
     Index("ix_resources_kind_created", "kind", "creation_time", "id"),
+    # StatusEquals lists, newest first (the console's home page lists each kind's failures)
+    Index("ix_resources_kind_status_created", "kind", "status", "creation_time", "id"),
 )
 
 # The search index (``store.search_index``): a resource's final metric values, one row per
