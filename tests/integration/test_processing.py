@@ -311,6 +311,10 @@ def test_list_filters_sorts_pages_and_tags(sm, s3):
     (lambda r: r["AppSpecification"].update(
         ImageUri="683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:0.1-cpu"),
      "sklearn"),
+    (lambda r: r["AppSpecification"].update(  # what PySparkProcessor sends
+        ImageUri="173754725891.dkr.ecr.us-east-1.amazonaws.com/"
+                 "sagemaker-spark-processing:3.3-cpu-py39-v1.0"),
+     "Spark (PySparkProcessor, SparkJarProcessor) is not supported"),
     (lambda r: r["ProcessingInputs"][0]["S3Input"].update(LocalPath="/tmp/code"),
      "must begin with /opt/ml/processing/"),
     (lambda r: r["ProcessingInputs"][0]["S3Input"].update(S3InputMode="FastFile"),

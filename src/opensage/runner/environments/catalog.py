@@ -108,6 +108,10 @@ _REFUSED: dict[str, str] = {  # repository -> why
     "sagemaker-chainer": "Chainer has no wheels for Python 3.11",
     "huggingface-tensorflow-training": "Hugging Face on TensorFlow is not supported",
     "huggingface-tensorflow-inference": "Hugging Face on TensorFlow is not supported",
+    # PySparkProcessor: Spark needs a Java runtime, which no framework environment has
+    "sagemaker-spark-processing": "Spark (PySparkProcessor, SparkJarProcessor) is not "
+                                  "supported: it needs a Java runtime, which opensage does not "
+                                  "install",
 }
 _BY_REPOSITORY = {repo: name for name, repos in REPOSITORIES.items() for repo in repos}
 _VERSION_PART = re.compile(r"^\d+(\.\d+)*$")
