@@ -26,6 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple, TypeVar
 
 from opensage.errors import AwsError
+from opensage.runner.job_role import RoleDenied, require_reads
 from opensage.runner.object_access import ObjectAccess
 from opensage.store.objects import ObjectInfo
 
@@ -94,6 +95,8 @@ def resolve_objects(objects: ObjectAccess, source: dict[str, Any]) -> list[Chann
                                "Pipe input mode")
         else:
             raise ChannelError(f"S3DataType {data_type} is not supported")
+    except RoleDenied:
+        raise  # the job's role may not read it: its own FailureReason
     except AwsError as err:
         raise ChannelError(f"Could not read {uri}: {err.message}") from None
     except (ValueError, KeyError, IndexError, TypeError, AttributeError) as err:
@@ -169,11 +172,14 @@ def materialize(objects: ObjectAccess, channel: dict[str, Any], target: Path, *,
         except ChannelError as err:
             raise ChannelError(f"Object s3://{obj.bucket}/{obj.key} cannot be placed in "
                                f"channel {channel.get('ChannelName')!r}: {err}") from None
+    require_reads(objects, ((obj.bucket, obj.key) for obj in found))  # before any download
     for obj in found:
         dest = safe_join(target, obj.relative)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             _place(objects, obj.bucket, obj.key, dest)
+        except RoleDenied:
+            raise
         except AwsError as err:
             raise ChannelError(f"Could not read s3://{obj.bucket}/{obj.key}: "
                                f"{err.message}") from None

@@ -25,6 +25,11 @@ class CheckpointSync:
                 self.local_dir)
         self._seen = self._snapshot()
 
+    def changed(self) -> list[Path]:
+        """The files new or changed since the last upload (what ``upload_changes`` sends)."""
+        return [path for path, stamp in self._snapshot().items()
+                if self._seen.get(path) != stamp]
+
     def upload_changes(self) -> None:
         current = self._snapshot()
         for path, stamp in list(current.items()):

@@ -48,6 +48,8 @@ from opensage.runner.environments import (
     builtin_environment,
 )
 from opensage.runner.forkserver import ForkedProcess, ForkServer
+from opensage.runner.job_role import AsRole, JobRole, JobRoles, RoleDenied, require_writes
+from opensage.runner.object_access import ObjectAccess
 from opensage.runner.own_image import (
     CONTAINER_ROOT,
     OwnImage,
@@ -132,6 +134,7 @@ class TrainingSpec:
     # interpreter runs ``module``, with only the opensage package on its PYTHONPATH.
     builtin_environment: str | None = None
     across_hosts: bool = False  # a built-in whose InstanceCount hosts train one model
+    role_arn: str = ""  # RoleArn: the role the job acts as (``runner.job_role``)
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class _Run:
     recheck_stop: bool = False  # look at the job's row now, not at the next poll
     interrupt_requested: bool = False
     procs: list[JobProcess] = field(default_factory=list)  # one per host while running
+    role: JobRole | None = None  # the execution role the job acts as, if any
 
 
 @dataclass(eq=False)
@@ -204,12 +208,15 @@ class LocalExecutor:
                  environments: Environments | None = None,
                  archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
                  containers: ContainerEngine | None = None,
-                 aws: Mapping[str, str] | None = None) -> None:
+                 aws: Mapping[str, str] | None = None,
+                 roles: JobRoles | None = None) -> None:
         """``environments`` builds script mode's framework environments (None: script-mode
         jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``;
         ``containers`` runs own images (None: such jobs fail saying so); ``aws`` is what
         boto3 in a job needs to reach this server (``contract.aws_environment``), under the
-        job's own ``Environment``."""
+        job's own ``Environment``; ``roles`` gives a job its execution role (``--auth
+        sigv4``): its inputs read and outputs written as the role may, its code given the
+        role's credentials."""
         self.jobs_root = jobs_root
         self.objects = objects
         self.events = events
@@ -226,6 +233,7 @@ class LocalExecutor:
         self.archive_limits = archive_limits
         self.containers = containers
         self.aws = dict(aws or {})
+        self.roles = roles
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -359,6 +367,9 @@ class LocalExecutor:
         spec = run.spec
         if run.stop_requested or self._asked_to_stop(spec.name):
             return Outcome("Stopped")
+        if self.roles is not None and spec.role_arn:  # credentials for the job's whole run
+            seconds = max(spec.max_runtime, getattr(spec, "max_wait", None) or 0)
+            run.role = self.roles.session(spec.role_arn, spec.name, seconds)
         if isinstance(spec, ProcessingSpec):
             return self._process(run, spec)
         ws = Workspace(self.jobs_root / spec.name)
@@ -380,25 +391,30 @@ class LocalExecutor:
             except AwsError as err:
                 return _failed(ws, f"ClientError: {err.message}", started)
             if checkpoints is not None:
-                checkpoints.upload_changes()
+                try:
+                    checkpoints.upload_changes()
+                except RoleDenied as err:
+                    return _failed(ws, f"ClientError: {err.message}", started)
             if result.status != "Interrupted":
                 break
             budget -= time.monotonic() - attempt_start
             self.events.advance(spec.name, "Interrupted")
             if time.monotonic() > wait_deadline or budget <= 0:
-                outcome = Outcome("MaxWaitTimeExceeded", None, self._upload_quietly(spec, ws),
+                outcome = Outcome("MaxWaitTimeExceeded", None, self._upload_quietly(spec, ws, self._objects(run)),
                                   started)
                 ws.remove()
                 return outcome
             self.events.advance(spec.name, "Restarting")
         if result.status != "Completed":
             outcome = Outcome(result.status, result.failure_reason,
-                              self._upload_quietly(spec, ws), started)
+                              self._upload_quietly(spec, ws, self._objects(run)), started)
             ws.remove()
             return outcome
         self.events.advance(spec.name, "Uploading")
         try:
-            uploaded = self._upload(spec, ws)
+            uploaded = self._upload(spec, ws, self._objects(run))
+        except RoleDenied as err:  # the role may not write there: nothing was written
+            return _failed(ws, f"ClientError: {err.message}", started)
         except AwsError as err:
             return _failed(ws, "ClientError: Could not upload the model artifacts to "
                                f"{spec.output_path}: {err.message}", started)
@@ -426,19 +442,22 @@ class LocalExecutor:
             python = (None if spec.framework is None else
                       self._environment(run, streams[0], spec.framework, None, deadline))
             for index, host in enumerate(hosts):
-                processing.stage(self.objects, spec, host.ws.root, host_index=index,
+                processing.stage(self._objects(run), spec, host.ws.root, host_index=index,
                                  host_count=len(hosts))
             self.events.advance(spec.name, "Processing")
             continuous = [sync for host in hosts for sync in processing.output_syncs(
-                self.objects, spec, host.ws.root, continuous=True)]
+                self._objects(run), spec, host.ws.root, continuous=True)]
             result = self._run_hosts(run, spec, hosts, streams, python, continuous, deadline)
             message = next(filter(None, (processing.exit_message(host.ws.root)
                                          for host in hosts)), None)
             if result.status == "Completed":
-                for host in hosts:
-                    for sync in processing.output_syncs(self.objects, spec, host.ws.root,
-                                                        continuous=False):
-                        sync.upload_changes()
+                syncs = [sync for host in hosts for sync in processing.output_syncs(
+                    self._objects(run), spec, host.ws.root, continuous=False)]
+                require_writes(self._objects(run), (  # nothing is written unless all may be
+                    (sync.bucket, sync.prefix + path.relative_to(sync.local_dir).as_posix())
+                    for sync in syncs for path in sync.changed()))
+                for sync in syncs:
+                    sync.upload_changes()
             elif result.status == "MaxRuntimeExceeded":
                 result = _processing_timeout(spec)
         except JobEnded as ended:  # stopped or out of time while its environment built
@@ -466,11 +485,11 @@ class LocalExecutor:
             for host in hosts:
                 proc: JobProcess
                 if python is None:
-                    proc = self._run_processing_container(spec, host, cpus)
+                    proc = self._run_processing_container(spec, host, cpus, self._aws(run))
                 else:
                     assert shim is not None
                     env = processing.environment(
-                        spec, python, {**without_aws(os.environ), **self.aws}, shim=shim,
+                        spec, python, {**without_aws(os.environ), **self._aws(run)}, shim=shim,
                         pip_target=host.ws.root.parent / ".pip" / host.name)
                     host.command = processing.command(spec)
                     proc = self._launch(host.command, str(host.ws.root), env, cpus,
@@ -501,13 +520,13 @@ class LocalExecutor:
         for index, host in enumerate(hosts):
             for channel in spec.channels:
                 if input_mode(channel, spec.input_mode) != "Pipe":
-                    materialize(self.objects, channel,
+                    materialize(self._objects(run), channel,
                                 host.ws.channel_dir(channel["ChannelName"]),
                                 host_index=index, host_count=len(hosts))
         checkpoints: CheckpointSync | None = None
         if spec.checkpoint:
             ws.default_checkpoint_dir.mkdir()
-            checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
+            checkpoints = CheckpointSync(self._objects(run), spec.checkpoint["S3Uri"],
                                          ws.default_checkpoint_dir)
             checkpoints.restore()
         for host in hosts:
@@ -529,7 +548,7 @@ class LocalExecutor:
                                     builtin_environment(spec.builtin_environment), None,
                                     deadline)
                   if spec.builtin_environment else None)
-        with PipeFeeders(self.objects) as pipes:  # Pipe mode: FIFOs fed until the job ends
+        with PipeFeeders(self._objects(run)) as pipes:  # Pipe mode: FIFOs fed until the job ends
             for channel in spec.channels:
                 if input_mode(channel, spec.input_mode) == "Pipe":
                     pipes.add(channel, ws.data_dir)
@@ -561,7 +580,7 @@ class LocalExecutor:
         spec = run.spec
         assert isinstance(spec, TrainingSpec) and spec.script is not None
         primary = hosts[0].ws
-        script.unpack_code(self.objects, spec.script.request.submit_directory, primary.root,
+        script.unpack_code(self._objects(run), spec.script.request.submit_directory, primary.root,
                            primary.code_dir, self.archive_limits)
         for host in hosts[1:]:
             script.copy_code(primary.code_dir, host.ws.code_dir)
@@ -655,24 +674,38 @@ class LocalExecutor:
                 run.stop_requested = True
         return moment
 
-    def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
+    def _upload(self, spec: TrainingSpec, ws: Workspace, objects: ObjectAccess) -> bool:
+        """``model.tar.gz`` (and ``output.tar.gz`` when the job wrote output data) under the
+        output path; with a role, both writes are checked before either is made."""
         bucket, prefix = split_s3_uri(spec.output_path.rstrip("/") + "/")
         base = f"{prefix}{spec.name}/output/"
-        if has_files(ws.output_data_dir):
-            pack_and_upload(self.objects, ws.output_data_dir, ws.root / ".upload" / "output",
+        output = has_files(ws.output_data_dir)
+        require_writes(objects, [(bucket, base + "model.tar.gz")]
+                       + ([(bucket, base + "output.tar.gz")] if output else []))
+        if output:
+            pack_and_upload(objects, ws.output_data_dir, ws.root / ".upload" / "output",
                             bucket, base + "output.tar.gz")
-        pack_and_upload(self.objects, ws.model_dir, ws.root / ".upload" / "model", bucket,
+        pack_and_upload(objects, ws.model_dir, ws.root / ".upload" / "model", bucket,
                         base + "model.tar.gz")
         return True
 
-    def _upload_quietly(self, spec: TrainingSpec, ws: Workspace) -> bool:
+    def _upload_quietly(self, spec: TrainingSpec, ws: Workspace,
+                        objects: ObjectAccess) -> bool:
         """A stopped job's model is still uploaded when it wrote one (AWS does the same)."""
         if not has_files(ws.model_dir):
             return False
         try:
-            return self._upload(spec, ws)
+            return self._upload(spec, ws, objects)
         except (AwsError, ChannelError, OSError):
             return False
+
+    def _objects(self, run: _Run) -> ObjectAccess:
+        """The objects as the job's role sees them (``runner.job_role``), else all."""
+        return self.objects if run.role is None else AsRole(self.objects, run.role)
+
+    def _aws(self, run: _Run) -> dict[str, str]:
+        """What boto3 in the job needs to call this server: with a role, its credentials."""
+        return self.aws if run.role is None else {**self.aws, **run.role.environment}
 
     def _train(self, run: _Run, hosts: list[_Host], streams: list[str], python: Path | None,
                checkpoints: CheckpointSync | None, deadline: float) -> Outcome:
@@ -695,13 +728,14 @@ class LocalExecutor:
                     input_data_config=_input_data_config(spec),
                     resource=resource_config(spec.instance_type, spec.instance_count,
                                              host.name),
-                    num_cpus=cpus, user_env=spec.environment, entry=entry, aws=self.aws)}
+                    num_cpus=cpus, user_env=spec.environment, entry=entry,
+                    aws=self._aws(run))}
                 env["PYTHONUNBUFFERED"] = "1"
                 if collective is not None:
                     env["OPENSAGE_COLLECTIVE_ADDRESS"] = collective
                 proc: JobProcess
                 if spec.container is not None:
-                    proc = self._run_container(spec, host, len(hosts), cpus)
+                    proc = self._run_container(spec, host, len(hosts), cpus, self._aws(run))
                 elif spec.script is not None and python is not None:
                     _script_env(env, python, host.ws.code_dir, spec.environment)
                     env.update(spec.script.toolkit_environment(spec.region))
@@ -732,20 +766,20 @@ class LocalExecutor:
             with self._lock:
                 run.procs = []
 
-    def _run_processing_container(self, spec: ProcessingSpec, host: _Host,
-                                  cpus: int) -> ContainerProcess:
+    def _run_processing_container(self, spec: ProcessingSpec, host: _Host, cpus: int,
+                                  aws: Mapping[str, str]) -> ContainerProcess:
         """The host's container: what boto3 needs to reach this server, the job's
         ``Environment`` last; none of the server's own."""
         assert self.containers is not None
-        env = {**self.aws, "AWS_REGION": spec.region, **spec.environment}
+        env = {**aws, "AWS_REGION": spec.region, **spec.environment}
         try:
             return self.containers.run(processing_container(spec, host.ws.root, host.name,
                                                             cpus=cpus, env=env))
         except ContainerError as err:
             raise JobFailure(str(err)) from None
 
-    def _run_container(self, spec: TrainingSpec, host: _Host, count: int,
-                       cpus: int) -> ContainerProcess:
+    def _run_container(self, spec: TrainingSpec, host: _Host, count: int, cpus: int,
+                       aws: Mapping[str, str]) -> ContainerProcess:
         """The host's container, with the environment the platform gives (paths as the
         container sees them, what boto3 needs to reach this server, the job's ``Environment``
         last), none of the server's own."""
@@ -754,7 +788,7 @@ class LocalExecutor:
             CONTAINER_ROOT, job_name=spec.name, job_arn=spec.arn, region=spec.region,
             hyperparameters=spec.hyperparameters, input_data_config=_input_data_config(spec),
             resource=resource_config(spec.instance_type, spec.instance_count, host.name),
-            num_cpus=cpus, user_env=spec.environment, aws=self.aws)
+            num_cpus=cpus, user_env=spec.environment, aws=aws)
         try:
             return self.containers.run(training_container(
                 spec.container, host.ws.root, host.name, count, env, cpus=cpus,

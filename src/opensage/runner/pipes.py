@@ -45,7 +45,7 @@ from opensage.runner.channels import (
     select_entries,
     split_s3_uri,
 )
-from opensage.store.objects import ObjectStore
+from opensage.runner.object_access import ObjectAccess
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,14 @@ def pipe_path(data_dir: Path, channel: str, epoch: int) -> Path:
     return data_dir / f"{channel}_{epoch}"
 
 
-def pipe_entries(objects: ObjectStore, source: dict[str, Any]) -> list[Entry]:
+def pipe_entries(objects: ObjectAccess, source: dict[str, Any]) -> list[Entry]:
     """What a Pipe-mode channel streams per epoch, before shuffling and sharding."""
     if source.get("S3DataType", "S3Prefix") == "AugmentedManifestFile":
         return _augmented_entries(objects, source)
     return [(Piece(o.bucket, o.key, size=o.size),) for o in resolve_objects(objects, source)]
 
 
-def _augmented_entries(objects: ObjectStore, source: dict[str, Any]) -> list[Entry]:
+def _augmented_entries(objects: ObjectAccess, source: dict[str, Any]) -> list[Entry]:
     uri = source["S3Uri"]
     bucket, key = split_s3_uri(uri)
     names = source.get("AttributeNames") or []
@@ -131,7 +131,7 @@ class PipeFeeders:
     ``add`` each channel before the job starts (it resolves the objects and raises
     ChannelError exactly as File mode would), and ``close`` when the job has ended."""
 
-    def __init__(self, objects: ObjectStore, *, host_index: int = 0, host_count: int = 1,
+    def __init__(self, objects: ObjectAccess, *, host_index: int = 0, host_count: int = 1,
                  poll_seconds: float = POLL_SECONDS) -> None:
         self._objects = objects
         self._host = (host_index, host_count)
@@ -199,7 +199,7 @@ class PipeFeeders:
 
 
 class _Feeder(threading.Thread):
-    def __init__(self, objects: ObjectStore, channel: str, data_dir: Path,
+    def __init__(self, objects: ObjectAccess, channel: str, data_dir: Path,
                  entries: Sequence[Entry], source: dict[str, Any],
                  shuffle: dict[str, Any] | None, *, gzip: bool, recordio: bool,
                  host: tuple[int, int], stop: threading.Event, poll: float) -> None:

@@ -37,8 +37,8 @@ from typing import Any
 from opensage.runner.channels import ChannelError, materialize
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import Framework
+from opensage.runner.object_access import ObjectAccess
 from opensage.runner.toolkit.contract import resource_config
-from opensage.store.objects import ObjectStore
 
 LOG_GROUP = "/aws/sagemaker/ProcessingJobs"
 CONTAINER_ML = PurePosixPath("/opt/ml")
@@ -66,6 +66,7 @@ class ProcessingSpec:
     environment: dict[str, str] = field(default_factory=dict)
     network_isolation: bool = False
     image: str | None = None
+    role_arn: str = ""  # RoleArn: the role the job acts as (``runner.job_role``)
 
 
 def host_path(root: Path, local_path: str) -> Path:
@@ -80,7 +81,7 @@ def host_path(root: Path, local_path: str) -> Path:
     return root.joinpath(*relative.parts)
 
 
-def stage(objects: ObjectStore, spec: ProcessingSpec, root: Path, *, host_index: int,
+def stage(objects: ObjectAccess, spec: ProcessingSpec, root: Path, *, host_index: int,
           host_count: int) -> None:
     """Lay out host ``host_index``'s ``/opt/ml``: inputs, output directories, config."""
     for directory in (root / "processing", root / "config", root / "output"):
@@ -107,7 +108,7 @@ def stage(objects: ObjectStore, spec: ProcessingSpec, root: Path, *, host_index:
         resource_config(spec.instance_type, spec.instance_count, host), indent=1))
 
 
-def output_syncs(objects: ObjectStore, spec: ProcessingSpec, root: Path, *,
+def output_syncs(objects: ObjectAccess, spec: ProcessingSpec, root: Path, *,
                  continuous: bool) -> list[CheckpointSync]:
     """A sync of each output's LocalPath to its S3Uri (``continuous``: only the outputs
     whose S3UploadMode is Continuous)."""

@@ -42,7 +42,7 @@ from opensage.runner.local import (
     _input_data_config,
     _Run,
 )
-from opensage.runner.object_access import S3Endpoint
+from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.own_image import memory_for
 from opensage.runner.remote_host import RemoteHost
 from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
@@ -267,9 +267,10 @@ class RayExecutor(LocalExecutor):
                                  f"while {doing} and the job has no CheckpointConfig to "
                                  f"resume from ({err})"[:1024])
 
-    def _upload(self, spec: TrainingSpec, ws: Workspace) -> bool:
+    def _upload(self, spec: TrainingSpec, ws: Workspace, objects: ObjectAccess) -> bool:
         """The hosts uploaded the model themselves (``RemoteHost.finish``)."""
         return self._uploaded.pop(spec.name, False)
 
-    def _upload_quietly(self, spec: TrainingSpec, ws: Workspace) -> bool:
+    def _upload_quietly(self, spec: TrainingSpec, ws: Workspace,
+                        objects: ObjectAccess) -> bool:
         return self._uploaded.pop(spec.name, False)

@@ -35,6 +35,7 @@ from opensage.services.experiments import (
 )
 from opensage.services.housekeeping import Housekeeping
 from opensage.services.iam import IamService
+from opensage.services.iam.job_roles import JobRoles
 from opensage.services.logs import LogService
 from opensage.services.metrics import MetricStore
 from opensage.services.models import create_model
@@ -140,6 +141,9 @@ def build_services(settings: Settings) -> Services:
                   containers=find_engine(settings.container_engine))
     forkserver = _forkserver(settings)
     aws = aws_environment(settings.local_url, settings.region)  # boto3 in a job: this server
+    iam = IamService(settings, db, ctx.clock)
+    # --auth sigv4: a job acts as its execution role (reads, writes, its code's credentials)
+    roles = JobRoles(iam) if settings.auth == "sigv4" else None
 
     def executor(reports: TrainingEvents) -> Executor:
         if settings.executor == "ray":
@@ -158,13 +162,13 @@ def build_services(settings: Settings) -> Services:
             forkserver=forkserver,
             environments=ctx.environments,
             archive_limits=archive_limits(settings),
-            containers=ctx.containers, aws=aws)
+            containers=ctx.containers, aws=aws, roles=roles)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
-            environments=ctx.environments, containers=ctx.containers, aws=aws)
+            environments=ctx.environments, containers=ctx.containers, aws=aws, roles=roles)
 
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)
@@ -200,7 +204,7 @@ def build_services(settings: Settings) -> Services:
                                               autoscaling.purge_activities,
                                               audit.purge_expired),
                     experiments=experiments, lineage=lineage, registry=registry,
-                    iam=IamService(settings, db, ctx.clock), audit=audit,
+                    iam=iam, audit=audit,
                     takeover=Takeover(settings.lease_ttl_seconds / 3, (
                         lambda: training.recover(adopting=True),
                         lambda: processing.recover(adopting=True),

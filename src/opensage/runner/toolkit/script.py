@@ -36,8 +36,8 @@ from opensage.data.archives import ArchiveError, ArchiveLimits, extract_tar
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.channels import split_s3_uri
 from opensage.runner.environments import Framework
+from opensage.runner.object_access import ObjectAccess
 from opensage.runner.toolkit.contract import decode
-from opensage.store.objects import ObjectStore
 
 PROGRAM = "sagemaker_program"
 SUBMIT_DIRECTORY = "sagemaker_submit_directory"
@@ -157,7 +157,7 @@ def _container_path(path: str) -> PurePosixPath | None:
     return PurePosixPath("input", "data", *relative.parts)
 
 
-def unpack_code(objects: ObjectStore, submit_directory: str, ml_root: Path, code_dir: Path,
+def unpack_code(objects: ObjectAccess, submit_directory: str, ml_root: Path, code_dir: Path,
                 limits: ArchiveLimits) -> None:
     """``sourcedir.tar.gz`` (from S3, or from a channel under network isolation) unpacked
     into ``code_dir``: absolute names, ``..``, links out and special files are refused."""

@@ -379,13 +379,33 @@ class IamService:
             raise ValidationException(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this "
                 "role." if seconds > limit else "DurationSeconds must be at least 900")
-        principal = Principal(
-            "AssumedRole", f"arn:aws:sts::{self.account}:assumed-role/{role_name}/{session}",
-            f"{role['role_id']}:{session}", self.account, session)
+        principal = self._role_principal(role, session)
         return {"Credentials": self._session(principal, seconds),
                 "AssumedRoleUser": {"AssumedRoleId": principal.principal_id,
                                     "Arn": principal.arn},
                 "PackedPolicySize": 0}
+
+    def _role_principal(self, role: dict[str, Any], session: str) -> Principal:
+        return Principal(
+            "AssumedRole",
+            f"arn:aws:sts::{self.account}:assumed-role/{role['name']}/{session}",
+            f"{role['role_id']}:{session}", self.account, session)
+
+    def role_session(self, role_arn: str, session: str,
+                     seconds: int) -> tuple[Principal, dict[str, Any]] | None:
+        """Credentials of a role that was created (``CreateRole``), as ``AssumeRole`` mints
+        them, for a job that acts as it: the service assumes it, so neither the caller's
+        policy nor the role's ``MaxSessionDuration`` (which bounds callers of AssumeRole)
+        limits it; at least 15 minutes. None for an ARN of another account or a role
+        nobody created."""
+        prefix = f"arn:aws:iam::{self.account}:role/"
+        if not role_arn.startswith(prefix):
+            return None
+        row = self.store.role(role_arn.rsplit("/", 1)[-1])
+        if row is None or f"{prefix}{row['path'].lstrip('/')}{row['name']}" != role_arn:
+            return None
+        principal = self._role_principal(row, session)
+        return principal, self._session(principal, max(900, seconds))
 
     def get_session_token(self, params: dict[str, Any],
                           caller: Principal | None) -> dict[str, Any]:

@@ -168,4 +168,4 @@ def spec(body: dict[str, Any], *, region: str) -> ProcessingSpec:
         max_runtime=int(body["StoppingCondition"]["MaxRuntimeInSeconds"]),
         job_config=job_config(body), environment=dict(body.get("Environment") or {}),
         network_isolation=bool((body.get("NetworkConfig") or {}).get(
-            "EnableNetworkIsolation")))
+            "EnableNetworkIsolation")), role_arn=body.get("RoleArn") or "")

@@ -218,7 +218,7 @@ def training_spec(body: dict[str, Any], internal: dict[str, Any], *,
         prompt_metrics=bool(runner.get("prompt_metrics")),
         across_hosts=bool(runner.get("across_hosts")),
         container=_own_image(runner.get("container"), algorithm),
-        builtin_environment=runner.get("environment"))
+        builtin_environment=runner.get("environment"), role_arn=body.get("RoleArn") or "")
 
 
 def _own_image(state: dict[str, Any] | None,

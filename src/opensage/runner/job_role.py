@@ -1,0 +1,125 @@
+"""A job acting as its execution role (``RoleArn``) under ``--auth sigv4``.
+
+The service hands the runner a :class:`JobRole` per job: a check of the role's identity
+policies and the role's temporary credentials. The runner reads the job's inputs and writes
+its outputs through :class:`AsRole`, an :class:`ObjectAccess` that asks the check before
+each call (``s3:ListBucket`` with ``s3:prefix`` before a listing, ``s3:GetObject`` before a
+read, ``s3:PutObject`` before a write), and gives the job's own code the credentials, so its
+boto3 calls to this server are the role's too. This module is the one place both training
+and processing jobs are checked; the policy evaluation itself is the service's (``check``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from opensage.errors import AwsError
+from opensage.runner.object_access import ObjectAccess
+from opensage.store.objects import Listing, ObjectInfo
+
+# (action, resource ARN, request context such as {"s3:prefix": ...}) -> None when the role
+# may, else AWS's denial message ("User: <arn> is not authorized to perform: ...")
+Check = Callable[[str, str, Mapping[str, Any]], str | None]
+
+
+@dataclass(frozen=True)
+class JobRole:
+    arn: str
+    check: Check
+    environment: Mapping[str, str] = field(default_factory=dict)  # AWS_ACCESS_KEY_ID, ...
+
+    def __repr__(self) -> str:  # never print the credentials
+        return f"JobRole({self.arn!r})"
+
+
+class JobRoles(Protocol):
+    def session(self, role_arn: str, session_name: str, seconds: int) -> JobRole | None:
+        """The role a job acts as, with credentials valid ``seconds``; None where the job
+        acts as the server (no authentication, or a role nobody created)."""
+        ...
+
+
+class RoleDenied(AwsError):
+    """The job's role may not read its input or write its output: the job fails with this
+    message (already in the words of SageMaker's FailureReason, less ``ClientError: ``)."""
+
+    code = "AccessDenied"
+    status = 403
+
+
+class AsRole:
+    """``objects`` as ``role`` sees them: each call checked first, refused with
+    :class:`RoleDenied`, so nothing is read or written that the role may not."""
+
+    def __init__(self, objects: ObjectAccess, role: JobRole) -> None:
+        self.objects, self.role = objects, role
+
+    def _require(self, action: str, resource: str, context: Mapping[str, Any],
+                 what: str) -> None:
+        denial = self.role.check(action, resource, context)
+        if denial is not None:
+            raise RoleDenied(f"{what}AccessDenied (403): {denial}")
+
+    def require_read(self, bucket: str, key: str) -> None:
+        self._require("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {},
+                      "Data download failed:")
+
+    def require_write(self, bucket: str, key: str) -> None:
+        self._require("s3:PutObject", f"arn:aws:s3:::{bucket}/{key}", {},
+                      "Data upload failed:")
+
+    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "",
+                     start_after: str = "", max_keys: int = 1000) -> Listing:
+        context: dict[str, Any] = {"s3:prefix": prefix, "s3:max-keys": str(max_keys)}
+        if delimiter:
+            context["s3:delimiter"] = delimiter
+        self._require("s3:ListBucket", f"arn:aws:s3:::{bucket}", context,
+                      f"Data download failed:Could not list s3://{bucket}/{prefix}: ")
+        return self.objects.list_objects(bucket, prefix=prefix, delimiter=delimiter,
+                                         start_after=start_after, max_keys=max_keys)
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        self.require_read(bucket, key)
+        return self.objects.head_object(bucket, key)
+
+    def open_object(self, bucket: str, key: str) -> tuple[ObjectInfo, IO[bytes]]:
+        self.require_read(bucket, key)
+        return self.objects.open_object(bucket, key)
+
+    def read_object(self, bucket: str, key: str,
+                    byte_range: tuple[int, int] | None = None) -> bytes:
+        self.require_read(bucket, key)
+        return self.objects.read_object(bucket, key, byte_range)
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        self.require_read(bucket, key)
+        return self.objects.local_path(bucket, key)
+
+    def put_object(self, bucket: str, key: str,
+                   body: bytes | IO[bytes] | Iterable[bytes], *,
+                   meta: dict[str, Any] | None = None, content_md5: str | None = None,
+                   checksum_algorithm: str | None = None, checksum: str | None = None,
+                   if_none_match: str | None = None,
+                   if_match: str | None = None) -> ObjectInfo:
+        self.require_write(bucket, key)
+        return self.objects.put_object(
+            bucket, key, body, meta=meta, content_md5=content_md5,
+            checksum_algorithm=checksum_algorithm, checksum=checksum,
+            if_none_match=if_none_match, if_match=if_match)
+
+
+def require_reads(objects: ObjectAccess, keys: Iterable[tuple[str, str]]) -> None:
+    """Before anything is downloaded: the role may read every one of ``keys``."""
+    if isinstance(objects, AsRole):
+        for bucket, key in keys:
+            objects.require_read(bucket, key)
+
+
+def require_writes(objects: ObjectAccess, keys: Iterable[tuple[str, str]]) -> None:
+    """Before anything is uploaded: the role may write every one of ``keys``."""
+    if isinstance(objects, AsRole):
+        for bucket, key in keys:
+            objects.require_write(bucket, key)

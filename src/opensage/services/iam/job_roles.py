@@ -1,0 +1,42 @@
+"""Jobs acting as their execution role (``RoleArn``) under ``--auth sigv4``.
+
+The runner (``runner.job_role``) asks for a job's role when the job starts: here it is
+assumed as STS ``AssumeRole`` would (a session named after the job, credentials for the
+job's ``MaxRuntimeInSeconds``) and the runner gets the check of each S3 call the platform
+makes for the job against the role's identity policies, and the credentials for the job's
+code. A role nobody created (the implicit roles ``GetRole`` answers for any name) gives
+none: such a job acts as the server, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opensage.runner.job_role import JobRole
+from opensage.services.iam.policies import denial_message
+from opensage.services.iam.service import IamService
+
+
+class JobRoles:
+    def __init__(self, iam: IamService) -> None:
+        self.iam = iam
+
+    def session(self, role_arn: str, session_name: str, seconds: int) -> JobRole | None:
+        found = self.iam.role_session(role_arn, session_name[:64], seconds)
+        if found is None:
+            return None
+        principal, credentials = found
+        policies = self.iam.policies
+
+        def check(action: str, resource: str, extra: Mapping[str, Any]) -> str | None:
+            context = policies.base_context(principal)
+            context.update(extra)
+            result = policies.authorize(principal, action, resource, context)
+            return None if result.allowed else denial_message(principal, action, resource,
+                                                                 result)
+
+        return JobRole(role_arn, check, {
+            "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": credentials["SessionToken"]})

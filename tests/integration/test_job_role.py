@@ -1,0 +1,267 @@
+"""Jobs act as their execution role under ``--auth sigv4`` (boto3 with real keys, a real
+server, real jobs): inputs are read and outputs written only as the role's identity policies
+allow, with SageMaker's FailureReason otherwise, and the job's own code calls the server with
+the role's temporary credentials."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import textwrap
+import time
+from collections.abc import Iterator
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from opensage.runner.environments import Environments, framework_for_image
+from opensage.runner.environments.builder import MARKER
+from opensage.testing import ROOT_KEYS, frameworks_dir_for_tests, server_process, sigv4_args
+from tests.integration.script_jobs import SKLEARN_IMAGE, script_request, sourcedir
+from tests.integration.test_training_jobs import XGB_IMAGE, regression_csv
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+BUCKET = "jobrole"
+TRUST = {"Version": "2012-10-17", "Statement": [{
+    "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"},
+    "Action": "sts:AssumeRole"}]}
+# reads a/ (and code/), may list c/ without reading it, writes out/; nothing else
+READER = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{BUCKET}",
+     "Condition": {"StringLike": {"s3:prefix": ["a/*", "c/*", "code/*"]}}},
+    {"Effect": "Allow", "Action": "s3:GetObject",
+     "Resource": [f"arn:aws:s3:::{BUCKET}/a/*", f"arn:aws:s3:::{BUCKET}/code/*"]},
+    {"Effect": "Allow", "Action": "s3:PutObject", "Resource": f"arn:aws:s3:::{BUCKET}/out/*"}]}
+# everything on the bucket, but never a write under denied/
+NO_WRITE = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*",
+     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]},
+    {"Effect": "Deny", "Action": "s3:PutObject",
+     "Resource": f"arn:aws:s3:::{BUCKET}/denied/*"}]}
+# as test_script_mode's boto3 job pins them: the overlay it built is reused, if there
+BOTO3_REQUIREMENTS = "".join(f"{name}=={version(name)}\n" for name in (
+    "boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"))
+
+
+def role_arn(name: str) -> str:
+    return f"arn:aws:iam::{ACCOUNT}:role/{name}"
+
+
+class Server:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.url, region_name=REGION,
+                            aws_access_key_id=ROOT_KEYS[0], aws_secret_access_key=ROOT_KEYS[1],
+                            config=Config(retries={"max_attempts": 1}))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    data_dir: Path = tmp_path_factory.mktemp("jobrole-data")
+    with server_process(data_dir, *sigv4_args(), "--account-id", ACCOUNT) as (url, _proc):
+        server = Server(url)
+        iam, s3 = server.client("iam"), server.client("s3")
+        for name, policy in (("reader", READER), ("nowrite", NO_WRITE)):
+            iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
+            iam.put_role_policy(RoleName=name, PolicyName="s3",
+                                PolicyDocument=json.dumps(policy))
+        s3.create_bucket(Bucket=BUCKET)
+        csv, _, _ = regression_csv(100)
+        for prefix in ("a", "b", "c"):
+            s3.put_object(Bucket=BUCKET, Key=f"{prefix}/train/data.csv", Body=csv)
+        yield server
+
+
+def xgb_job(name: str, data: str, role: str, output: str = "out") -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": XGB_IMAGE, "TrainingInputMode": "File"},
+        "RoleArn": role,
+        "InputDataConfig": [{"ChannelName": "train", "ContentType": "text/csv",
+                             "DataSource": {"S3DataSource": {
+                                 "S3DataType": "S3Prefix",
+                                 "S3Uri": f"s3://{BUCKET}/{data}/train",
+                                 "S3DataDistributionType": "FullyReplicated"}}}],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/{output}/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1,
+                           "VolumeSizeInGB": 5},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "HyperParameters": {"objective": "reg:squarederror", "num_round": "5"}}
+
+
+def finished(describe: Any, status_key: str, timeout: float = 120, **name: str
+             ) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = describe(**name)
+        if job[status_key] in ("Completed", "Failed", "Stopped"):
+            return job
+        assert time.monotonic() < deadline, f"{name} still {job[status_key]}"
+        time.sleep(0.05)
+
+
+def train(server: Server, request: dict[str, Any], timeout: float = 120) -> dict[str, Any]:
+    sm = server.client("sagemaker")
+    sm.create_training_job(**request)
+    return finished(sm.describe_training_job, "TrainingJobStatus", timeout,
+                    TrainingJobName=request["TrainingJobName"])
+
+
+def keys(server: Server, prefix: str) -> list[str]:
+    listed = server.client("s3").list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+def denial(session: str, role: str, action: str, resource: str, explicit: bool = False) -> str:
+    why = ("with an explicit deny in an identity-based policy" if explicit
+           else f"because no identity-based policy allows the {action} action")
+    return (f"AccessDenied (403): User: arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{session} "
+            f"is not authorized to perform: {action} on resource: {resource} {why}")
+
+
+def test_a_job_reads_only_the_prefixes_its_role_may(server: Server) -> None:
+    allowed = train(server, xgb_job("role-a", "a", role_arn("reader")))
+    assert allowed["TrainingJobStatus"] == "Completed", allowed.get("FailureReason")
+    assert keys(server, "out/role-a/") == ["out/role-a/output/model.tar.gz"]
+
+    unlisted = train(server, xgb_job("role-b", "b", role_arn("reader")))
+    assert unlisted["TrainingJobStatus"] == "Failed"
+    assert unlisted["FailureReason"] == (
+        f"ClientError: Data download failed:Could not list s3://{BUCKET}/b/train: "
+        + denial("role-b", "reader", "s3:ListBucket", f"arn:aws:s3:::{BUCKET}"))
+    assert [t["Status"] for t in unlisted["SecondaryStatusTransitions"]][-2:] == [
+        "Downloading", "Failed"]
+
+    unreadable = train(server, xgb_job("role-c", "c", role_arn("reader")))
+    assert unreadable["TrainingJobStatus"] == "Failed"
+    assert unreadable["FailureReason"] == "ClientError: Data download failed:" + denial(
+        "role-c", "reader", "s3:GetObject", f"arn:aws:s3:::{BUCKET}/c/train/data.csv")
+    assert keys(server, "out/role-b/") == keys(server, "out/role-c/") == []
+
+
+def test_output_is_written_only_where_the_role_may_write(server: Server) -> None:
+    job = train(server, xgb_job("role-w", "b", role_arn("nowrite"), output="denied"))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "ClientError: Data upload failed:" + denial(
+        "role-w", "nowrite", "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/denied/role-w/output/model.tar.gz", explicit=True)
+    assert keys(server, "denied/role-w/") == []
+    # the same role may write elsewhere
+    job = train(server, xgb_job("role-w2", "b", role_arn("nowrite")))
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert keys(server, "out/role-w2/") == ["out/role-w2/output/model.tar.gz"]
+
+
+def test_a_role_nobody_created_acts_as_the_server(server: Server) -> None:
+    job = train(server, xgb_job("role-implicit", "b", role_arn("opensage"),
+                                output="denied"))
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert keys(server, "denied/role-implicit/") == [
+        "denied/role-implicit/output/model.tar.gz"]
+
+
+def _built(requirements: str | None, scratch: Path) -> bool:
+    """Whether the scikit-learn environment (with that overlay) is in the test cache."""
+    framework = framework_for_image(SKLEARN_IMAGE, script_mode=True)
+    assert framework is not None
+    environments = Environments(frameworks_dir_for_tests())
+    if requirements is None:
+        return environments.is_built(framework)
+    file = scratch / "requirements.txt"
+    file.write_text(requirements)
+    return (environments.location(framework, file) / MARKER).is_file()
+
+
+def test_a_processing_job_reads_and_writes_as_its_role(server: Server, tmp_path: Path) -> None:
+    if not _built(None, tmp_path):
+        pytest.skip("the scikit-learn environment is not built in the test cache")
+    s3, sm = server.client("s3"), server.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key="code/copy.py", Body=textwrap.dedent("""
+        import shutil
+        shutil.copytree("/opt/ml/processing/input/data", "/opt/ml/processing/result",
+                        dirs_exist_ok=True)
+    """).encode())
+
+    def process(name: str, data: str, role: str, output: str) -> dict[str, Any]:
+        def s3_input(input_name: str, uri: str, local: str) -> dict[str, Any]:
+            return {"InputName": input_name, "S3Input": {
+                "S3Uri": uri, "LocalPath": local, "S3DataType": "S3Prefix",
+                "S3InputMode": "File"}}
+
+        sm.create_processing_job(
+            ProcessingJobName=name, RoleArn=role_arn(role),
+            ProcessingResources={"ClusterConfig": {"InstanceType": "ml.m5.large",
+                                                   "InstanceCount": 1, "VolumeSizeInGB": 5}},
+            AppSpecification={"ImageUri": SKLEARN_IMAGE, "ContainerEntrypoint": [
+                "python3", "/opt/ml/processing/input/code/copy.py"]},
+            ProcessingInputs=[
+                s3_input("code", f"s3://{BUCKET}/code/copy.py",
+                         "/opt/ml/processing/input/code"),
+                s3_input("data", f"s3://{BUCKET}/{data}/train", "/opt/ml/processing/input/data")],
+            ProcessingOutputConfig={"Outputs": [{"OutputName": "result", "S3Output": {
+                "S3Uri": f"s3://{BUCKET}/{output}/{name}",
+                "LocalPath": "/opt/ml/processing/result", "S3UploadMode": "EndOfJob"}}]},
+            StoppingCondition={"MaxRuntimeInSeconds": 300})
+        return finished(sm.describe_processing_job, "ProcessingJobStatus",
+                        ProcessingJobName=name)
+
+    job = process("proc-a", "a", "reader", "out")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    assert keys(server, "out/proc-a/") == ["out/proc-a/data.csv"]
+    job = process("proc-b", "b", "reader", "out")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"] == (
+        f"ClientError: Data download failed:Could not list s3://{BUCKET}/b/train: "
+        + denial("proc-b", "reader", "s3:ListBucket", f"arn:aws:s3:::{BUCKET}"))
+    job = process("proc-w", "b", "nowrite", "denied")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "ClientError: Data upload failed:" + denial(
+        "proc-w", "nowrite", "s3:PutObject", f"arn:aws:s3:::{BUCKET}/denied/proc-w/data.csv",
+        explicit=True)
+    assert keys(server, "denied/proc-w/") == []
+
+
+CALLER_SCRIPT = """
+    import json, os
+    import boto3
+    from botocore.exceptions import ClientError
+
+    seen = {"identity": boto3.client("sts").get_caller_identity()["Arn"],
+            "session": os.environ.get("AWS_SESSION_TOKEN", "")[:4]}
+    s3 = boto3.client("s3")
+    seen["a"] = [o["Key"] for o in s3.list_objects_v2(Bucket="jobrole", Prefix="a/")["Contents"]]
+    try:
+        s3.list_objects_v2(Bucket="jobrole", Prefix="b/")
+    except ClientError as err:
+        seen["b"] = err.response["Error"]["Code"]
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as f:
+        json.dump(seen, f)
+"""
+
+
+def test_the_jobs_code_calls_the_server_as_its_role(server: Server, tmp_path: Path) -> None:
+    if not _built(BOTO3_REQUIREMENTS, tmp_path):
+        pytest.skip("no scikit-learn environment with boto3 in the test cache")
+    s3 = server.client("s3")
+    s3.put_object(Bucket=BUCKET, Key="code/caller.tar.gz", Body=sourcedir(
+        {"train.py": CALLER_SCRIPT, "requirements.txt": BOTO3_REQUIREMENTS}))
+    request = script_request("role-code", f"s3://{BUCKET}/code/caller.tar.gz",
+                             RoleArn=role_arn("reader"),
+                             OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/out/"})
+    job = train(server, request, timeout=300)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    blob = s3.get_object(Bucket=BUCKET, Key="out/role-code/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        member = tar.extractfile("seen.json")
+        assert member is not None
+        seen = json.loads(member.read())
+    assert seen == {"identity": f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/role-code",
+                    "session": "IQoJ", "a": ["a/train/data.csv"], "b": "AccessDenied"}
