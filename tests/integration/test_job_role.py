@@ -265,3 +265,40 @@ def test_the_jobs_code_calls_the_server_as_its_role(server: Server, tmp_path: Pa
         seen = json.loads(member.read())
     assert seen == {"identity": f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/role-code",
                     "session": "IQoJ", "a": ["a/train/data.csv"], "b": "AccessDenied"}
+
+
+def test_a_transform_job_reads_and_writes_as_its_models_role(server: Server) -> None:
+    trained = train(server, xgb_job("role-model", "b", role_arn("nowrite")))
+    assert trained["TrainingJobStatus"] == "Completed", trained.get("FailureReason")
+    s3, sm = server.client("s3"), server.client("sagemaker")
+    _, x, _ = regression_csv(20)
+    rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in x).encode()
+    for prefix in ("a", "b"):
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}/infer/x.csv", Body=rows)
+    sm.create_model(ModelName="role-model", ExecutionRoleArn=role_arn("reader"),
+                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": trained[
+                        "ModelArtifacts"]["S3ModelArtifacts"]})
+
+    def transform(name: str, data: str) -> dict[str, Any]:
+        sm.create_transform_job(
+            TransformJobName=name, ModelName="role-model",
+            TransformInput={"DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{data}/infer/"}},
+                "ContentType": "text/csv", "SplitType": "Line"},
+            TransformOutput={"S3OutputPath": f"s3://{BUCKET}/out/{name}/",
+                             "AssembleWith": "Line"},
+            TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+        return finished(sm.describe_transform_job, "TransformJobStatus",
+                        TransformJobName=name)
+
+    job = transform("tx-a", "a")
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert len(s3.get_object(Bucket=BUCKET, Key="out/tx-a/x.csv.out")["Body"].read()
+               .splitlines()) == 20
+    job = transform("tx-b", "b")
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"] == (
+        f"Unable to list the input S3 location s3://{BUCKET}/b/infer/: Data download failed:"
+        f"Could not list s3://{BUCKET}/b/infer/: "
+        + denial("tx-b", "reader", "s3:ListBucket", f"arn:aws:s3:::{BUCKET}"))
+    assert keys(server, "out/tx-b/") == []

@@ -179,7 +179,7 @@ def build_services(settings: Settings) -> Services:
     lineage_store = LineageStore(db)
     experiments = ExperimentService(ctx, lineage_store)
     lineage = LineageService(ctx, lineage_store)
-    transform = TransformService(ctx, forkserver)
+    transform = TransformService(ctx, forkserver, roles)
     processing = ProcessingService(ctx, processing_executor)
     registry = ModelRegistry(ctx)
     # a job's trial component and lineage; a registered model's lineage

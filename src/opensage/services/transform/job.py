@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from opensage.errors import AwsError, ValidationException
+from opensage.runner.object_access import ObjectAccess
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
 from opensage.services.servable import NotServable, servable, worker_program
@@ -62,10 +63,14 @@ def split_url(url: str) -> tuple[str, str]:
 class Job:
     def __init__(self, ctx: Context, launcher: Launcher, job: dict[str, Any],
                  container: dict[str, Any], running: Running, directory: Path,
-                 log: Callable[[str, str, str], None]) -> None:
+                 log: Callable[[str, str, str], None],
+                 objects: ObjectAccess | None = None) -> None:
         """``job``: the stored CreateTransformJob document; ``container``: its model's
-        container as it was when the job was created; ``log(job, stream, message)``."""
+        container as it was when the job was created; ``log(job, stream, message)``;
+        ``objects``: where inputs are read and outputs written (the model's role's view of
+        the store, ``runner.job_role.AsRole``; default: the whole store)."""
         self.ctx = ctx
+        self.objects: ObjectAccess = objects if objects is not None else ctx.objects
         self.launcher = launcher
         self.job = job
         self.container = container
@@ -112,7 +117,7 @@ class Job:
                 self._check_stop()
                 target = out_prefix + relative + ".out"
                 try:
-                    self.ctx.objects.put_object(out_bucket, target,
+                    self.objects.put_object(out_bucket, target,
                                                 self._transform(pool, bucket, key))
                 except JobFailed as e:
                     self._log(f"s3://{bucket}/{key}: {e}", data=True)
@@ -192,7 +197,7 @@ class Job:
         bucket, prefix = split_url(source["S3Uri"])
         if source.get("S3DataType") == "ManifestFile":
             try:
-                manifest = json.loads(self.ctx.objects.read_object(bucket, prefix))
+                manifest = json.loads(self.objects.read_object(bucket, prefix))
                 base = manifest[0]["prefix"]
                 base_bucket, base_prefix = split_url(base)
                 for entry in manifest[1:]:
@@ -208,7 +213,7 @@ class Job:
         start_after = ""
         try:
             while True:
-                page = self.ctx.objects.list_objects(bucket, prefix, start_after=start_after)
+                page = self.objects.list_objects(bucket, prefix, start_after=start_after)
                 for info in page.objects:
                     if not info.key.endswith("/"):
                         yield bucket, info.key, relative_key(prefix, info.key)
@@ -221,7 +226,7 @@ class Job:
 
     def _open(self, bucket: str, key: str) -> IO[bytes]:
         try:
-            _, body = self.ctx.objects.open_object(bucket, key)
+            _, body = self.objects.open_object(bucket, key)
         except AwsError as e:
             raise JobFailed(f"Unable to read the input s3://{bucket}/{key}: {e.message}") from None
         return gzip.GzipFile(fileobj=body) if self.gzip else body  # type: ignore[return-value]

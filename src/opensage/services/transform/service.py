@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opensage.errors import ValidationException
+from opensage.runner.job_role import AsRole, JobRoles
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
@@ -47,14 +48,18 @@ __all__ = ["TransformService"]
 KIND = kinds.TRANSFORM_JOB
 log = logging.getLogger(__name__)
 Status = TransformJobStatus
+ROLE = "_ExecutionRoleArn"  # key of Resource.internal: the model's role, as created
+ROLE_SECONDS = 3600  # the role's session: only the platform's own reads and writes use it
 STOP_POLL_SECONDS = 1.0  # how often a running job looks for a stop made through another server
 
 
 class TransformService:
-    def __init__(self, ctx: Context, forkserver: Any) -> None:
+    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None) -> None:
         """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
-        fresh)."""
+        fresh); ``roles``: a job reads its input and writes its output as its model's
+        ``ExecutionRoleArn`` may (``--auth sigv4``)."""
         self.ctx = ctx
+        self.roles = roles
         self.forkserver = forkserver
         self.launcher = Launcher(forkserver, "transform", ctx.containers)
         self.root = ctx.settings.data_dir / "transform"
@@ -68,7 +73,8 @@ class TransformService:
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
         name = params["TransformJobName"]
-        container = serving_container(load(self.ctx, kinds.MODEL, params["ModelName"]))
+        model = load(self.ctx, kinds.MODEL, params["ModelName"])
+        container = serving_container(model)
         _validate(params)
         now = self.ctx.now()
         arn = arn_of(self.ctx, KIND, name)
@@ -77,7 +83,7 @@ class TransformService:
                                   **params["TransformInput"]}
         body.update(TransformJobArn=arn, TransformJobStatus=Status.IN_PROGRESS,
                     CreationTime=now, LastModifiedTime=now)
-        internal = {CONTAINER: container}
+        internal = {CONTAINER: container, ROLE: model.body.get("ExecutionRoleArn") or ""}
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="transform job",
                status=Status.IN_PROGRESS, internal=internal)
         self.job_created.publish(JobCreated(name))  # in the request: tracked at once
@@ -195,8 +201,12 @@ class TransformService:
         try:
             row = load(self.ctx, KIND, name)
             self._started(name)
+            role_arn = row.internal.get(ROLE) or ""
+            role = (self.roles.session(role_arn, name, ROLE_SECONDS)
+                    if self.roles is not None and role_arn else None)
             Job(self.ctx, self.launcher, row.body, row.internal.get(CONTAINER) or {}, running,
-                directory, self._log).run()
+                directory, self._log,
+                self.ctx.objects if role is None else AsRole(self.ctx.objects, role)).run()
         except JobStopped:
             result = (Status.STOPPED, None)
         except JobFailed as e:
