@@ -28,10 +28,12 @@ class JobRoles:
             return None
         principal, credentials = found
         policies = self.iam.policies
+        base = policies.base_context(principal)  # reads the role's row: once per job
 
         def check(action: str, resource: str, extra: Mapping[str, Any]) -> str | None:
-            context = policies.base_context(principal)
-            context.update(extra)
+            now = policies.base_context(self.iam.root_principal())  # the time keys, no I/O
+            context = {**base, "aws:currenttime": now["aws:currenttime"],
+                       "aws:epochtime": now["aws:epochtime"], **extra}
             result = policies.authorize(principal, action, resource, context)
             return None if result.allowed else denial_message(principal, action, resource,
                                                                  result)
