@@ -244,15 +244,16 @@ def broken_params(shape: Shape | None) -> st.SearchStrategy[tuple[str, Any]]:
     return st.one_of(options) if options else st.nothing()
 
 
-def _json_ready(item: Any) -> Any:
+def json_ready(item: Any) -> Any:
+    """Params as JSON can carry them: datetimes as epoch seconds, blobs as base64."""
     if isinstance(item, dt.datetime):
         return item.timestamp()
     if isinstance(item, bytes):
         return base64.b64encode(item).decode()
     if isinstance(item, dict):
-        return {k: _json_ready(v) for k, v in item.items()}
+        return {k: json_ready(v) for k, v in item.items()}
     if isinstance(item, list):
-        return [_json_ready(v) for v in item]
+        return [json_ready(v) for v in item]
     return item
 
 
@@ -389,7 +390,7 @@ def _rpc_case(service: str, model: ServiceModel, operation: OperationModel, *, c
         if cbor:
             return cbor2.dumps(_no_surrogates(params), datetime_as_timestamp=True,
                                timezone=dt.UTC)
-        return json.dumps(_json_ready(params)).encode()  # a lone surrogate as "\\ud800"
+        return json.dumps(json_ready(params)).encode()  # a lone surrogate as "\\ud800"
 
     def locate(name: str) -> tuple[str, dict[str, str]]:
         if cbor:
@@ -433,13 +434,13 @@ def _rest_json_metrics_case(model: ServiceModel, operation: OperationModel
     valid = value(operation.input_shape, optional=False)
     by_params = broken_params(operation.input_shape).map(
         lambda case: (case[0], http_["method"], http_["requestUri"],
-                      json.dumps(_json_ready(case[1])).encode()))
+                      json.dumps(json_ready(case[1])).encode()))
     by_body = valid.flatmap(lambda params: bad_json_bodies(
-        json.dumps(_json_ready(params)).encode())).map(
+        json.dumps(json_ready(params)).encode())).map(
         lambda case: (case[0], http_["method"], http_["requestUri"], case[1]))
     wrong_route = valid.map(lambda params: (
         "unknown-operation", "DELETE" if http_["method"] != "DELETE" else "GET",
-        http_["requestUri"], json.dumps(_json_ready(params)).encode()))
+        http_["requestUri"], json.dumps(json_ready(params)).encode()))
 
     def request(case: tuple[str, str, str, bytes], headers: dict[str, str]) -> Request:
         breaker, method, path, body = case

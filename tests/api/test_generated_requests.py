@@ -26,6 +26,8 @@ from botocore.serialize import create_serializer
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
+from tests.hostile_requests import json_ready
+
 SESSION = botocore.session.get_session()
 EXAMPLES_PER_OPERATION = 3
 MAX_DEPTH = 5  # below this, optional members are left out
@@ -117,22 +119,9 @@ def _right_value(shape: Shape, depth: int, wrong_types: bool) -> st.SearchStrate
 Request = tuple[str, str, bytes, dict[str, str]]  # method, path, body, headers
 
 
-def _json_ready(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.timestamp()
-    if isinstance(value, bytes):
-        import base64
-        return base64.b64encode(value).decode()
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    return value
-
-
 def _json_request(model: ServiceModel, operation: OperationModel, params: Any) -> Request:
     version = model.metadata.get("jsonVersion", "1.1")
-    body = json.dumps(_json_ready(params)).encode()
+    body = json.dumps(json_ready(params)).encode()
     return "POST", "/", body, {
         "X-Amz-Target": f"{model.metadata['targetPrefix']}.{operation.name}",
         "Content-Type": f"application/x-amz-json-{version}",
