@@ -5,17 +5,18 @@ on PostgreSQL too when OPENSAGE_TEST_DB_URL is set)."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select, text
 
 from opensage.errors import ValidationException
 from opensage.store import pagination
 from opensage.store.db import Database
-from opensage.store.leases import Leases
+from opensage.store.leases import LeaseKeeper, Leases
 from opensage.store.resources import ResourceStore, StatusConflict
-from opensage.store.schema import resources
+from opensage.store.schema import leases, resources
 
 
 @pytest.fixture
@@ -198,6 +199,73 @@ def test_a_lease_is_held_until_released_or_expired(db: Database):
     assert not leases.release("k", "a")
     assert leases.release("k", "b")
     assert leases.claim("k", "a", 10, now=119)
+
+
+def test_take_over_takes_only_the_expired_lease_of_another_owner(db: Database):
+    leases = Leases(db)
+    assert not leases.take_over("k", "b", 10, now=100)  # free: maybe work being created
+    assert leases.claim("k", "a", 10, now=100)
+    assert not leases.take_over("k", "b", 10, now=105)  # a lives
+    assert not leases.take_over("k", "a", 10, now=111)  # its own
+    assert leases.take_over("k", "b", 10, now=111)  # a died: b takes it, once
+    assert not leases.take_over("k", "c", 10, now=112)
+    assert leases.holder("k") == "b"
+    assert not leases.renew("k", "a", 10, now=112)  # a, back, finds it gone
+
+
+def test_a_keeper_adopts_a_free_key_only_once_it_stayed_free_a_whole_ttl(db: Database):
+    """Work written whose server died before claiming it (no lease at all) is adopted, but
+    not work just being created: the keeper must see the key free for a time to live."""
+    ttl = 0.5
+    keeper, creator = LeaseKeeper(Leases(db), "b", ttl), LeaseKeeper(Leases(db), "a", ttl)
+    try:
+        assert not keeper.take_over("being-created", orphans=True)  # first seen free
+        assert creator.claim("being-created")  # its creator claims it
+        assert not keeper.take_over("orphan", orphans=True)
+        assert not keeper.take_over("orphan")  # without orphans: never a free key
+        first = time.monotonic()
+        deadline = first + 30
+        while not keeper.take_over("orphan", orphans=True):
+            assert time.monotonic() < deadline
+            time.sleep(ttl / 10)
+        assert time.monotonic() - first >= ttl * 0.9  # not before it lay free that long
+        assert Leases(db).holder("orphan") == "b"
+        assert not keeper.take_over("being-created", orphans=True)  # a holds it, alive
+        assert Leases(db).holder("being-created") == "a"
+    finally:
+        keeper.close()
+        creator.close()
+
+
+def test_a_keeper_keeps_renewing_after_a_failed_renewal(db: Database,
+                                                         caplog: pytest.LogCaptureFixture):
+    """A renewal that fails (here the table is gone for a while: a real database error) is
+    tried again: the keeper must not give its work up to another server while it runs it."""
+    ttl = 0.6
+    keeper = LeaseKeeper(Leases(db), "a", ttl)
+    try:
+        assert keeper.claim("k")
+        with db.transaction() as conn:
+            conn.execute(text("ALTER TABLE leases RENAME TO leases_away"))
+        deadline = time.monotonic() + 30
+        while not any("renewing the leases of a failed" in r.getMessage()
+                      for r in caplog.records):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with db.transaction() as conn:
+            conn.execute(text("ALTER TABLE leases_away RENAME TO leases"))
+        back = time.time()
+        while (expiry := lease_expiry(db, "k")) is None or expiry < back + ttl * 0.9:
+            assert time.monotonic() < deadline  # renewed again after the failure
+            time.sleep(0.05)
+        assert not Leases(db).claim("k", "b", ttl)
+    finally:
+        keeper.close()
+
+
+def lease_expiry(db: Database, key: str) -> float | None:
+    with db.transaction() as conn:
+        return conn.execute(select(leases.c.expires).where(leases.c.key == key)).scalar()
 
 
 def test_racing_claims_exactly_one_wins(db: Database):

@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from sqlalchemy import delete, insert, or_, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from opensage.store.db import Database
@@ -67,6 +67,23 @@ class Leases:
                 leases.c.key == key, leases.c.owner != owner, leases.c.expires <= now,
             ).values(owner=owner, expires=now + ttl)).rowcount == 1
 
+    def claim_free(self, key: str, owner: str, ttl: float, *,
+                   now: float | None = None) -> bool:
+        """Take ``key`` only when no one holds it, expired or not."""
+        now = time.time() if now is None else now
+        try:
+            with self.db.transaction() as conn:
+                conn.execute(insert(leases).values(key=key, owner=owner, expires=now + ttl))
+        except IntegrityError:
+            return False
+        return True
+
+    def holder(self, key: str) -> str | None:
+        """Who holds ``key`` (its lease may have expired); None when it is free."""
+        with self.db.transaction() as conn:
+            found = conn.execute(select(leases.c.owner).where(leases.c.key == key)).first()
+        return None if found is None else str(found.owner)
+
     def renew(self, key: str, owner: str, ttl: float, *, now: float | None = None) -> bool:
         """Extend ``owner``'s lease on ``key``; False when it is no longer theirs."""
         now = time.time() if now is None else now
@@ -91,7 +108,10 @@ class Leases:
 
 class LeaseKeeper:
     """Claims leases for one owner and renews them all in the background (every third of
-    their time to live) while it holds any; the thread ends when none is left."""
+    their time to live) while it holds any; the thread ends when none is left, or at
+    ``close``. A renewal that fails (the database briefly unreachable) is retried at the next
+    beat rather than given up: giving up would let another server take over work this one
+    is still doing."""
 
     def __init__(self, leases: Leases, owner: str, ttl: float) -> None:
         self.leases = leases
@@ -100,6 +120,7 @@ class LeaseKeeper:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
+        self._free_since: dict[str, float] = {}  # orphan candidates: first seen free when
 
     def claim(self, key: str) -> bool:
         won = self.leases.claim(key, self.owner, self.ttl)
@@ -107,12 +128,27 @@ class LeaseKeeper:
             self._keep_renewing()
         return won
 
-    def take_over(self, key: str) -> bool:
-        """``Leases.take_over``: the key of a dead server, kept renewed from now on."""
+    def take_over(self, key: str, *, orphans: bool = False) -> bool:
+        """``Leases.take_over``: the key of a dead server, kept renewed from now on.
+        ``orphans``: also a key no one holds that this keeper has seen free for a whole time
+        to live (look again at least that often): its server died between writing the work
+        and claiming it. A key seen free only briefly may be work being created."""
         won = self.leases.take_over(key, self.owner, self.ttl)
+        if not won and orphans:
+            won = self._orphan(key)
         if won:
             self._keep_renewing()
         return won
+
+    def _orphan(self, key: str) -> bool:
+        if self.leases.holder(key) is not None:
+            self._free_since.pop(key, None)
+            return False
+        first = self._free_since.setdefault(key, time.monotonic())
+        if time.monotonic() - first < self.ttl:
+            return False
+        self._free_since.pop(key, None)
+        return self.leases.claim_free(key, self.owner, self.ttl)
 
     def release(self, key: str) -> None:
         self.leases.release(key, self.owner)
@@ -135,6 +171,6 @@ class LeaseKeeper:
                     if not held:
                         self._thread = None
                         return
-            except Exception:  # the database went away (shutdown): the leases expire
+            except Exception:  # a database hiccup: try again at the next beat; a server
+                # kept from its database for a whole time to live loses its work to another
                 log.exception("renewing the leases of %s failed", self.owner)
-                return

@@ -15,6 +15,7 @@ ends those left ``Stopping`` as ``Stopped``, and never runs a job another live s
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from opensage.errors import ValidationException
@@ -57,7 +58,7 @@ class ProcessingService:
         """Run again every job a previous server left ``InProgress``; ``Stopping`` ones end
         ``Stopped``. Each only if its run lease is free or this server's; ``adopting``: only
         the jobs of a server that died (their leases expired)."""
-        take = self._runs.take_over if adopting else self._runs.claim
+        take = partial(self._runs.take_over, orphans=True) if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
             if not take(_run_key(row.name)):
                 continue  # another server runs it

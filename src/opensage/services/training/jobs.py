@@ -166,7 +166,7 @@ class TrainingService:
         the ones being stopped; each only if its run lease is free (no live server runs it).
         ``adopting`` (a live server's periodic look): only the jobs of a server that died,
         whose leases expired."""
-        take = self._runs.take_over if adopting else self._runs.claim
+        take = partial(self._runs.take_over, orphans=True) if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=ACTIVE):
             if not take(_run_key(row.name)):
                 continue  # another server runs it

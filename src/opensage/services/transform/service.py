@@ -26,6 +26,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from opensage.errors import ValidationException
@@ -133,7 +134,7 @@ class TransformService:
         """Run again every job a previous server left ``InProgress``; ``Stopping`` ones stop.
         Each only if its run lease is free or this server's (no other live server runs it);
         ``adopting``: only the jobs of a server that died (their leases expired)."""
-        take = self._runs.take_over if adopting else self._runs.claim
+        take = partial(self._runs.take_over, orphans=True) if adopting else self._runs.claim
         for row in self.ctx.resources.scan(KIND.name, statuses=(Status.IN_PROGRESS,
                                                                  Status.STOPPING)):
             with self._lock:
