@@ -72,6 +72,8 @@ class Settings:
             raise ValueError(f"executor must be 'local' or 'ray', not {self.executor!r}")
         if self.frameworks_dir == Path():
             object.__setattr__(self, "frameworks_dir", self.data_dir / "frameworks")
+        if not self.lease_ttl_seconds > 0:  # 0 would expire every lease at once: work twice
+            raise ValueError(f"lease_ttl_seconds must be positive, not {self.lease_ttl_seconds}")
         if self.auth not in AUTH_MODES:
             raise ValueError(f"auth must be one of {', '.join(AUTH_MODES)}, not {self.auth!r}")
 

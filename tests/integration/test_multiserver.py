@@ -19,8 +19,10 @@ import sqlalchemy as sa
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from opensage.store.leases import server_owner
 from opensage.testing import ROOT_KEYS, server_process, sigv4_args
 from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv
+from tests.integration.test_training_recovery import job_processes
 
 PG_URL = os.environ.get("OPENSAGE_TEST_DB_URL")
 LEASE_TTL = "3"  # seconds: a dead server's work is taken over this long after it died
@@ -192,13 +194,30 @@ def test_kill_9_of_one_server_mid_job_the_other_takes_over_once(tmp_path: Path,
                 "objective": "reg:squarederror", "num_round": "400", "max_depth": "8",
                 "eta": "0.05"}))
             wait_status(sm_a, "survivor", "Training")
+            deadline = time.monotonic() + 30
+            while not job_processes("survivor", under=tmp_path / "a"):  # started on a
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
             proc_a.send_signal(signal.SIGKILL)
             proc_a.wait(10)
+        deadline = time.monotonic() + 10
+        while job_processes("survivor", under=tmp_path / "a"):  # died with a: never twice
+            assert time.monotonic() < deadline, "the job outlived its server"
+            time.sleep(0.05)
         sm_b = clients(b, "sagemaker")
         job = wait_ended(sm_b, "survivor")
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         statuses = [t["Status"] for t in job["SecondaryStatusTransitions"]]
         assert statuses.count("Restarting") == 1 and statuses[-1] == "Completed"
+        assert job["ModelArtifacts"]["S3ModelArtifacts"].startswith(f"s3://{BUCKET}/")
+        engine = sa.create_engine(shared["OPENSAGE_DB_URL"])
+        with engine.connect() as conn:  # ended once, and only b holds leases now
+            ends = conn.execute(sa.text(
+                "SELECT to_status FROM status_transitions WHERE kind = 'training-job' "
+                "AND name = 'survivor'")).scalars().all()
+            held = dict(conn.execute(sa.text("SELECT key, owner FROM leases")).all())
+        engine.dispose()
+        assert ends == ["Completed"]
         # the endpoint a served is served by b now (after its lease expired)
         deadline = time.monotonic() + 60
         while True:
@@ -210,3 +229,4 @@ def test_kill_9_of_one_server_mid_job_the_other_takes_over_once(tmp_path: Path,
                 time.sleep(0.2)
         assert answer[1] == "AllTraffic"
         assert sm_b.describe_endpoint(EndpointName="kept")["EndpointStatus"] == "InService"
+        assert held["endpoint:kept"] == server_owner(tmp_path / "b")  # b serves it now

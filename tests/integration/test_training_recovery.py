@@ -26,8 +26,9 @@ def clients(url: str):
     return boto3.client("sagemaker", **kwargs), boto3.client("s3", **kwargs)
 
 
-def job_processes(name: str) -> list[int]:
-    """PIDs of processes running in the job's directory."""
+def job_processes(name: str, under: Path | None = None) -> list[int]:
+    """PIDs of processes running in the job's directory (of the server whose data directory
+    is ``under``, when given)."""
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
@@ -35,7 +36,8 @@ def job_processes(name: str) -> list[int]:
                 cwd = os.readlink(f"/proc/{pid}/cwd")
             except OSError:
                 continue
-            if cwd.endswith(f"/jobs/training/{name}"):
+            if cwd.endswith(f"/jobs/training/{name}") and (
+                    under is None or cwd.startswith(f"{under.resolve()}/")):
                 found.append(int(pid))
     return found
 

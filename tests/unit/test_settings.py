@@ -1,0 +1,33 @@
+"""Settings of several servers on one database: read from OPENSAGE_* variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opensage.settings import Settings
+
+
+def test_multiserver_settings_come_from_the_environment(tmp_path: Path):
+    settings = Settings.from_env({
+        "OPENSAGE_LEASE_TTL_SECONDS": "2.5",
+        "OPENSAGE_ADVERTISE_URL": "http://10.0.0.1:8484/",
+        "OPENSAGE_SECRET_KEY_FILE": str(tmp_path / "shared.key"),
+    }, data_dir=tmp_path)
+    assert settings.lease_ttl_seconds == 2.5
+    assert settings.own_url == "http://10.0.0.1:8484"  # what other servers forward to
+    assert settings.secret_key_file == tmp_path / "shared.key"
+
+
+def test_without_an_advertised_url_other_servers_reach_this_one_by_its_bind_address(
+        tmp_path: Path):
+    settings = Settings.from_env({}, data_dir=tmp_path, host="0.0.0.0", port=8484)
+    assert settings.lease_ttl_seconds == 60.0
+    assert settings.own_url == "http://127.0.0.1:8484"
+
+
+@pytest.mark.parametrize("ttl", ["0", "-1"])
+def test_a_lease_ttl_that_is_not_positive_is_refused(tmp_path: Path, ttl: str):
+    with pytest.raises(ValueError, match="lease_ttl_seconds must be positive"):
+        Settings.from_env({"OPENSAGE_LEASE_TTL_SECONDS": ttl}, data_dir=tmp_path)
