@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import pytest
@@ -178,6 +179,24 @@ def test_an_endpoint_created_through_one_server_answers_through_the_other(
         assert total == 5
         assert not (tmp_path / "b" / "endpoints").exists() or not any(
             (tmp_path / "b" / "endpoints").iterdir())
+        if auth == "none":
+            a_request_is_forwarded_at_most_once(tmp_path, shared, job, a, b)
+
+
+def a_request_is_forwarded_at_most_once(tmp_path: Path, shared: dict[str, str],
+                                        job: dict[str, Any], a: str, b: str) -> None:
+    """A misconfigured server c advertises b's address (spelled 127.1): requests for the
+    endpoint c serves go to b, which would forward them to itself for ever; a forwarded
+    request is never forwarded again, so the caller gets an error naming the settings."""
+    b_port = urlsplit(b).port
+    with server_process(tmp_path / "c", "--advertise-url", f"http://127.1:{b_port}",
+                        env=shared) as (c, _proc):
+        deploy(clients(c, "sagemaker"), job, "misrouted")
+        assert invoke(c, "misrouted")[1] == "AllTraffic"  # c serves it
+        for through in (a, b):  # a -> b -> (stop); b -> b -> (stop)
+            with pytest.raises(ClientError) as refused:
+                invoke(through, "misrouted")
+            assert "advertise-url" in str(refused.value)
 
 
 def test_kill_9_of_one_server_mid_job_the_other_takes_over_once(tmp_path: Path,

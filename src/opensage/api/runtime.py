@@ -44,6 +44,10 @@ FORWARDED = ("content-type", "accept", CUSTOM_ATTRIBUTES, "x-amzn-sagemaker-infe
 PREFIX = "/endpoints/"
 HOP_BY_HOP = frozenset(("host", "content-length", "connection", "keep-alive", "expect",
                         "transfer-encoding", "te", "upgrade", "proxy-authorization"))
+# Set on a request one server forwards to another (the value: the forwarder's URL). A
+# server never forwards such a request again: two servers whose --advertise-url lead to
+# each other (or to themselves) answer an error instead of passing a request round forever.
+FORWARDED_BY = "x-opensage-forwarded-by"
 RETRY_SECONDS = 10.0  # how long a request may wait for an instance to replace a dead one
 
 
@@ -98,6 +102,12 @@ class RuntimeApi:
         endpoints = self.endpoints
         elsewhere = endpoints.serving_elsewhere(name)
         if elsewhere is not None:  # another server sharing the database serves it
+            if FORWARDED_BY in headers:
+                raise InternalFailure(
+                    f"Endpoint {name} is served at {elsewhere}, but this server "
+                    f"({self.settings.own_url}) was reached by forwarding from "
+                    f"{headers[FORWARDED_BY]}: the servers' --advertise-url settings do not "
+                    "lead to the servers they name; a request is forwarded at most once.")
             return await self._forward(elsewhere, name, path, headers, body)
         variant, routed = endpoints.route(name, headers.get("x-amzn-sagemaker-target-variant"))
         worker: Worker | None = routed
@@ -146,6 +156,7 @@ class RuntimeApi:
         # Every header as the client sent it, Host included: a SigV4 signature checks there
         # as it did here (the same canonical request).
         sent = {k: v for k, v in headers.items() if k not in HOP_BY_HOP}
+        sent[FORWARDED_BY] = self.settings.own_url  # unsigned: the signature still holds
         try:
             answer = await pool.request("POST", path, body, sent, host=headers.get("host"))
         except WorkerUnavailable as e:
