@@ -122,6 +122,18 @@ def test_jobs_created_through_alternating_servers_each_run_once(tmp_path: Path,
         names = [f"alternating-{i}" for i in range(6)]
         for i, name in enumerate(names):  # requests alternate between the servers
             clients(urls[i % 2], "sagemaker").create_training_job(**quick_job(name))
+        # a stop through b reaches the run on a (which polls its row)
+        clients(urls[0], "sagemaker").create_training_job(**job_request(
+            "stopped-through-b", HyperParameters={"objective": "reg:squarederror",
+                                                  "num_round": "100000", "max_depth": "8"}))
+        wait_status(clients(urls[0], "sagemaker"), "stopped-through-b", "Training")
+        clients(urls[1], "sagemaker").stop_training_job(TrainingJobName="stopped-through-b")
+        stopped = wait_ended(clients(urls[0], "sagemaker"), "stopped-through-b")
+        assert stopped["TrainingJobStatus"] == "Stopped"
+        deadline = time.monotonic() + 10
+        while job_processes("stopped-through-b", under=tmp_path / "a"):  # the run ended
+            assert time.monotonic() < deadline, "the stopped job still runs on a"
+            time.sleep(0.05)
         for i, name in enumerate(names):
             job = wait_ended(clients(urls[(i + 1) % 2], "sagemaker"), name)
             assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
