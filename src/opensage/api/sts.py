@@ -221,6 +221,8 @@ IAM_HANDLERS: dict[str, QueryHandler] = {
     "CreateRole": lambda call, params: call.iam.create_role(params),
     "GetRole": lambda call, params: call.iam.get_role(params),
     "ListRoles": lambda call, params: call.iam.list_roles(params),
+    "UpdateRole": lambda call, params: call.iam.update_role(params),
+    "UpdateRoleDescription": lambda call, params: call.iam.update_role_description(params),
     "DeleteRole": lambda call, params: call.iam.delete_role(params),
     "CreatePolicy": lambda call, params: call.iam.policies.create_policy(params),
     "GetPolicy": lambda call, params: call.iam.policies.get_policy(params),

@@ -1,11 +1,19 @@
 """Checkpoints: restored from ``CheckpointConfig.S3Uri`` at start, new files uploaded as
-they appear (file by file, same relative paths), so an interrupted job can resume."""
+they appear (file by file, same relative paths), so an interrupted job can resume. The same
+sync uploads a processing job's outputs (``Continuous`` as they appear, all at its end).
+
+With an execution role (``runner.job_role.AsRole``) every key of an upload round is checked
+(``s3:PutObject``) before any of the round is written: a round the role may not write in
+whole writes nothing. Rounds are per object key, never per prefix: an IAM resource can name
+one key or a suffix (``out/*.csv``), so no check of a prefix stands for the objects under it.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from opensage.runner.channels import materialize, split_s3_uri
+from opensage.runner.job_role import require_writes
 from opensage.runner.object_access import ObjectAccess
 
 
@@ -30,16 +38,23 @@ class CheckpointSync:
         return [path for path, stamp in self._snapshot().items()
                 if self._seen.get(path) != stamp]
 
+    def pending_keys(self) -> list[tuple[str, str]]:
+        """(bucket, key) of each file ``upload_changes`` would send now."""
+        return [(self.bucket, self._key(path)) for path in self.changed()]
+
+    def _key(self, path: Path) -> str:
+        return self.prefix + path.relative_to(self.local_dir).as_posix()
+
     def upload_changes(self) -> None:
         current = self._snapshot()
-        for path, stamp in list(current.items()):
-            if self._seen.get(path) != stamp:
-                key = self.prefix + path.relative_to(self.local_dir).as_posix()
-                try:
-                    with open(path, "rb") as body:
-                        self.objects.put_object(self.bucket, key, body)
-                except FileNotFoundError:  # the job pruned an old checkpoint meanwhile
-                    current.pop(path)
+        changed = [path for path, stamp in current.items() if self._seen.get(path) != stamp]
+        require_writes(self.objects, ((self.bucket, self._key(path)) for path in changed))
+        for path in changed:
+            try:
+                with open(path, "rb") as body:
+                    self.objects.put_object(self.bucket, self._key(path), body)
+            except FileNotFoundError:  # the job pruned an old checkpoint meanwhile
+                current.pop(path)
         self._seen = current
 
     def _snapshot(self) -> dict[Path, tuple[int, int]]:
@@ -52,3 +67,12 @@ class CheckpointSync:
             if path.is_file():
                 stamps[path] = (stat.st_size, stat.st_mtime_ns)
         return stamps
+
+
+def upload_all(syncs: list[CheckpointSync]) -> None:
+    """Every sync's changes, once the role may write all of them (nothing is written
+    otherwise: ``RoleDenied``)."""
+    for sync in syncs:
+        require_writes(sync.objects, sync.pending_keys())
+    for sync in syncs:
+        sync.upload_changes()

@@ -37,8 +37,14 @@ class JobRole:
 
 class JobRoles(Protocol):
     def session(self, role_arn: str, session_name: str, seconds: int) -> JobRole | None:
-        """The role a job acts as, with credentials valid ``seconds``; None where the job
-        acts as the server (no authentication, or a role nobody created)."""
+        """The role a job acts as, with credentials valid ``seconds`` (at most the role's
+        ``MaxSessionDuration``); None where the job acts as the server (no authentication,
+        or a role nobody created)."""
+        ...
+
+    def acting_as(self, role_arn: str, session_name: str) -> JobRole | None:
+        """The role's check alone, no credentials (an endpoint fetching its model's
+        artifacts); None as for ``session``."""
         ...
 
 
@@ -123,3 +129,20 @@ def require_writes(objects: ObjectAccess, keys: Iterable[tuple[str, str]]) -> No
     if isinstance(objects, AsRole):
         for bucket, key in keys:
             objects.require_write(bucket, key)
+
+
+def model_data_denial(role: JobRole | None, url: str | None, region: str) -> str | None:
+    """Why the model's execution role may not fetch its artifact ``url`` (``s3:GetObject``),
+    in the words of SageMaker's FailureReason, with the role's denial; None when it may (or
+    no role is enforced, or there is no artifact, or ``url`` is no S3 URL: the fetch says)."""
+    if role is None or not url or not url.startswith("s3://") or "/" not in url[5:]:
+        return None
+    bucket, key = url[5:].split("/", 1)
+    denial = role.check("s3:GetObject", f"arn:aws:s3:::{bucket}/{key}", {})
+    if denial is None:
+        return None
+    return (f"Could not access model data at {url}. Please ensure that the role "
+            f'"{role.arn}" exists and that its trust relationship policy allows the action '
+            '"sts:AssumeRole" for the service principal "sagemaker.amazonaws.com". Also '
+            'ensure that the role has "s3:GetObject" permissions and that the object is '
+            f"located in {region}. AccessDenied (403): {denial}")

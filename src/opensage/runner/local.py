@@ -40,7 +40,7 @@ from opensage.runner import metrics as metric_parsing
 from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
-from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.checkpoints import CheckpointSync, upload_all
 from opensage.runner.environments import (
     EnvironmentBuildError,
     Environments,
@@ -453,11 +453,7 @@ class LocalExecutor:
             if result.status == "Completed":
                 syncs = [sync for host in hosts for sync in processing.output_syncs(
                     self._objects(run), spec, host.ws.root, continuous=False)]
-                require_writes(self._objects(run), (  # nothing is written unless all may be
-                    (sync.bucket, sync.prefix + path.relative_to(sync.local_dir).as_posix())
-                    for sync in syncs for path in sync.changed()))
-                for sync in syncs:
-                    sync.upload_changes()
+                upload_all(syncs)  # nothing is written unless all may be
             elif result.status == "MaxRuntimeExceeded":
                 result = _processing_timeout(spec)
         except JobEnded as ended:  # stopped or out of time while its environment built
@@ -874,8 +870,7 @@ class LocalExecutor:
                 pending, found = [[] for _ in hosts], []
                 last_flush = moment
             if syncs and moment - last_sync >= 2:
-                for sync in syncs:
-                    sync.upload_changes()
+                upload_all(list(syncs))  # a round the role may not write in whole: none of it
                 last_sync = moment
             last_stop_poll = self._poll_stop(run, last_stop_poll)
             if failed is None and ending is None and len(hosts) > 1:

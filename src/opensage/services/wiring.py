@@ -174,7 +174,7 @@ def build_services(settings: Settings) -> Services:
     tuning = TuningService(ctx, training)
     training.job_ended.subscribe(tuning.child_changed)
     training.watched_metrics.subscribe(tuning.child_changed)
-    endpoints = EndpointService(ctx, forkserver)
+    endpoints = EndpointService(ctx, forkserver, roles)
     autoscaling = AutoscalingService(ctx, endpoints)
     lineage_store = LineageStore(db)
     experiments = ExperimentService(ctx, lineage_store)

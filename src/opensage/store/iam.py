@@ -82,6 +82,18 @@ class IamStore:
     def delete_role(self, name: str) -> bool:
         return self._delete(iam_roles, name)
 
+    def update_role_body(self, name: str, changes: Mapping[str, Any]) -> Row | None:
+        """The role with ``changes`` merged into its body (one transaction); None when no
+        role has that name."""
+        with self.db.transaction() as conn:
+            row = conn.execute(select(iam_roles).where(iam_roles.c.name == name)
+                               ).mappings().first()
+            if row is None:
+                return None
+            body = {**row["body"], **changes}
+            conn.execute(update(iam_roles).where(iam_roles.c.name == name).values(body=body))
+            return {**dict(row), "body": body}
+
     # -- access keys -----------------------------------------------------------------------
 
     def insert_key(self, values: Mapping[str, Any]) -> None:

@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
+from opensage.runner.job_role import JobRoles, model_data_denial
 from opensage.services import kinds
 from opensage.services.endpoints.live import Hosting, LiveEndpoint, ServedVariant
 from opensage.services.endpoints.plan import (
@@ -51,10 +52,25 @@ class Mode(Enum):
 
 
 class Deployer:
-    def __init__(self, hosting: Hosting, capture: CaptureService) -> None:
+    def __init__(self, hosting: Hosting, capture: CaptureService,
+                 roles: JobRoles | None = None) -> None:
+        """``roles``: each model's artifact is fetched only if its ``ExecutionRoleArn`` may
+        read it (``--auth sigv4``)."""
         self.hosting = hosting
         self.ctx = hosting.ctx
         self.capture = capture
+        self.roles = roles
+
+    def check_model_data(self, name: str, plan: VariantPlan) -> None:
+        """DeployFailed, naming the artifact and the role, when the model's execution role
+        may not read its artifact (AWS fetches it as that role)."""
+        role_arn = plan.get("ExecutionRoleArn") or ""
+        if self.roles is None or not role_arn or not plan["ModelDataUrl"]:
+            return
+        why = model_data_denial(self.roles.acting_as(role_arn, name), plan["ModelDataUrl"],
+                                self.ctx.settings.region)
+        if why is not None:
+            raise DeployFailed(why)
 
     def spawn(self, name: str, deployment: Deployment, mode: Mode) -> threading.Thread:
         token = uuid.uuid4().hex
@@ -135,6 +151,7 @@ class Deployer:
                 what = self.servable_for(plan)
                 work_dir = directory / vname
                 model_dir = work_dir / "model"
+                self.check_model_data(name, plan)
                 try:
                     prepare_model(self.ctx.objects, plan["ModelDataUrl"], model_dir,
                                   archive_limits(self.ctx.settings))

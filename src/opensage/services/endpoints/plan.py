@@ -8,7 +8,7 @@ AWS keeps serving them.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict, cast
+from typing import Any, NotRequired, TypedDict, cast
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
@@ -32,6 +32,9 @@ class VariantPlan(TypedDict):
     ModelDataUrl: str | None
     Environment: dict[str, str]
     StartupTimeout: float
+    # the model's role, whose s3:GetObject on the artifact is checked (--auth sigv4); rows
+    # deployed before it was recorded lack it
+    ExecutionRoleArn: NotRequired[str]
 
 
 class Deployment(TypedDict):
@@ -44,7 +47,8 @@ def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
     """What to run, read from the configuration and its models now."""
     variants: list[VariantPlan] = []
     for variant in config["ProductionVariants"]:
-        container = serving_container(load(ctx, kinds.MODEL, variant["ModelName"]))
+        model = load(ctx, kinds.MODEL, variant["ModelName"])
+        container = serving_container(model)
         variants.append({
             "VariantName": variant["VariantName"],
             "ModelName": variant["ModelName"],
@@ -56,6 +60,7 @@ def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
             "Environment": container["Environment"],
             "StartupTimeout": float(variant.get(
                 "ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_TIMEOUT),
+            "ExecutionRoleArn": model.body.get("ExecutionRoleArn") or "",
         })
     return {"EndpointConfigName": config["EndpointConfigName"], "Variants": variants,
             "DataCapture": config.get("DataCaptureConfig")}

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opensage.errors import ValidationError, ValidationException
+from opensage.runner.job_role import JobRoles
 from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
@@ -57,15 +58,16 @@ OWNER_CACHE_SECONDS = 1.0  # how long a server believes which server serves an e
 
 
 class EndpointService:
-    def __init__(self, ctx: Context, forkserver: Any) -> None:
+    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None) -> None:
         """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
-        fresh)."""
+        fresh); ``roles``: a model's artifact is fetched as its ``ExecutionRoleArn`` may
+        (``--auth sigv4``)."""
         self.ctx = ctx
         self.forkserver = forkserver
         self.launcher = Launcher(forkserver, "endpoint", ctx.containers)
         self.hosting = Hosting(ctx, self.launcher)
         self.capture = CaptureService(ctx.objects, max_bytes=ctx.settings.capture_buffer_bytes)
-        self.deployer = Deployer(self.hosting, self.capture)
+        self.deployer = Deployer(self.hosting, self.capture, roles)
         self.capacity = CapacityChange(self.hosting)
         self.watcher = Watcher(self.hosting)
         self.metrics = InvocationMetrics(ctx.metrics, self._instances)

@@ -43,6 +43,8 @@ CACHE_SECONDS = 5.0  # how long a key read from the database is trusted without 
 KEYS_PER_USER = 2  # AWS's quota (AccessKeysPerUser)
 ROOT_CREDENTIALS_FILE = "root-credentials"
 IMPLICIT_ROLE = "opensage"
+DEFAULT_SESSION_LIMIT = 3600  # a role's MaxSessionDuration unless CreateRole/UpdateRole set it
+SESSION_LIMIT_RANGE = (3600, 43200)
 # Roles nobody created still answer GetRole/AssumeRole (the SDK's get_execution_role asks
 # for the caller's role): they have no real creation date, so a fixed one keeps answers stable.
 IMPLICIT_ROLE_CREATED = 1704067200.0  # 2024-01-01
@@ -315,10 +317,8 @@ class IamService:
             json.loads(unquote(policy) if policy.lstrip().startswith("%") else policy)
         except ValueError:
             raise AwsMalformedPolicy("This policy contains invalid Json") from None
-        duration = params.get("MaxSessionDuration", 3600)
-        if not 3600 <= duration <= 43200:
-            raise ValidationException("MaxSessionDuration must be between 3600 and 43200")
-        body: dict[str, Any] = {"MaxSessionDuration": duration}
+        body: dict[str, Any] = {"MaxSessionDuration": _session_limit(
+            params.get("MaxSessionDuration", DEFAULT_SESSION_LIMIT))}
         for member in ("Description", "Tags"):
             if params.get(member):
                 body[member] = params[member]
@@ -345,6 +345,27 @@ class IamService:
     def list_roles(self, params: dict[str, Any]) -> dict[str, Any]:
         rows, more = self._page(self.store.roles, params)
         return {"Roles": [self._role_document(r) for r in rows], **more}
+
+    def update_role(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``Description`` and ``MaxSessionDuration`` (which bounds later AssumeRole calls'
+        ``DurationSeconds`` and the sessions of jobs started from now on)."""
+        changes: dict[str, Any] = {}
+        if params.get("MaxSessionDuration") is not None:
+            changes["MaxSessionDuration"] = _session_limit(params["MaxSessionDuration"])
+        if params.get("Description") is not None:
+            changes["Description"] = params["Description"]
+        self._update_role(params["RoleName"], changes)
+        return {}
+
+    def update_role_description(self, params: dict[str, Any]) -> dict[str, Any]:
+        row = self._update_role(params["RoleName"], {"Description": params["Description"]})
+        return {"Role": self._role_document(row)}
+
+    def _update_role(self, name: str, changes: dict[str, Any]) -> dict[str, Any]:
+        row = self.store.update_role_body(name, changes)
+        if row is None:
+            raise NoSuchEntity(f"The role with name {name} cannot be found.")
+        return row
 
     def delete_role(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["RoleName"]
@@ -373,12 +394,14 @@ class IamService:
                                f"resource: {role_arn}", code="AccessDenied")
         role_name = role_arn.rsplit("/", 1)[-1]
         role = self._role_row(role_name)
-        limit = int(role["body"].get("MaxSessionDuration", 3600))
+        limit = int(role["body"].get("MaxSessionDuration", DEFAULT_SESSION_LIMIT))
         seconds = int(params.get("DurationSeconds") or 3600)
         if not 900 <= seconds <= limit:
             raise ValidationException(
                 "The requested DurationSeconds exceeds the MaxSessionDuration set for this "
-                "role." if seconds > limit else "DurationSeconds must be at least 900")
+                "role." if seconds > limit else
+                f"1 validation error detected: Value '{seconds}' at 'durationSeconds' failed "
+                "to satisfy constraint: Member must have value greater than or equal to 900")
         principal = self._role_principal(role, session)
         return {"Credentials": self._session(principal, seconds),
                 "AssumedRoleUser": {"AssumedRoleId": principal.principal_id,
@@ -391,21 +414,35 @@ class IamService:
             f"arn:aws:sts::{self.account}:assumed-role/{role['name']}/{session}",
             f"{role['role_id']}:{session}", self.account, session)
 
-    def role_session(self, role_arn: str, session: str,
-                     seconds: int) -> tuple[Principal, dict[str, Any]] | None:
-        """Credentials of a role that was created (``CreateRole``), as ``AssumeRole`` mints
-        them, for a job that acts as it: the service assumes it, so neither the caller's
-        policy nor the role's ``MaxSessionDuration`` (which bounds callers of AssumeRole)
-        limits it; at least 15 minutes. None for an ARN of another account or a role
-        nobody created."""
+    def _created_role(self, role_arn: str) -> dict[str, Any] | None:
+        """The row of a role that was created (``CreateRole``) with exactly that ARN."""
         prefix = f"arn:aws:iam::{self.account}:role/"
         if not role_arn.startswith(prefix):
             return None
         row = self.store.role(role_arn.rsplit("/", 1)[-1])
         if row is None or f"{prefix}{row['path'].lstrip('/')}{row['name']}" != role_arn:
             return None
+        return row
+
+    def role_principal(self, role_arn: str, session: str) -> Principal | None:
+        """The session principal a resource acting as a created role is checked as, without
+        credentials (an endpoint's model fetch); None as for ``role_session``."""
+        row = self._created_role(role_arn)
+        return None if row is None else self._role_principal(row, session)
+
+    def role_session(self, role_arn: str, session: str,
+                     seconds: int) -> tuple[Principal, dict[str, Any]] | None:
+        """Credentials of a role that was created (``CreateRole``), as ``AssumeRole`` mints
+        them, for a job that acts as it: the service assumes it, so the caller's policy does
+        not limit it; valid ``seconds`` but at least 15 minutes and at most the role's
+        ``MaxSessionDuration``, as any session of the role. None for an ARN of another
+        account or a role nobody created."""
+        row = self._created_role(role_arn)
+        if row is None:
+            return None
+        limit = int(row["body"].get("MaxSessionDuration", DEFAULT_SESSION_LIMIT))
         principal = self._role_principal(row, session)
-        return principal, self._session(principal, max(900, seconds))
+        return principal, self._session(principal, min(max(900, seconds), limit))
 
     def get_session_token(self, params: dict[str, Any],
                           caller: Principal | None) -> dict[str, Any]:
@@ -429,6 +466,18 @@ class IamService:
 
     def purge_sessions(self) -> int:
         return self.store.purge_sessions(self.clock() - 86400)
+
+
+def _session_limit(value: Any) -> int:
+    """A role's ``MaxSessionDuration`` as CreateRole/UpdateRole accept it."""
+    seconds = int(value)
+    if not SESSION_LIMIT_RANGE[0] <= seconds <= SESSION_LIMIT_RANGE[1]:
+        bound = ("greater than or equal to 3600" if seconds < SESSION_LIMIT_RANGE[0]
+                 else "less than or equal to 43200")
+        raise ValidationException(
+            f"1 validation error detected: Value '{seconds}' at 'maxSessionDuration' failed "
+            f"to satisfy constraint: Member must have value {bound}")
+    return seconds
 
 
 class AwsMalformedPolicy(ValidationException):

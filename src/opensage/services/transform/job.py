@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from opensage.errors import AwsError, ValidationException
+from opensage.runner.job_role import AsRole, RoleDenied, model_data_denial
 from opensage.runner.object_access import ObjectAccess
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
@@ -103,7 +104,6 @@ class Job:
 
     # -- driving
     def run(self) -> None:
-        self._start_fleet()
         objects = list(self._inputs())
         if not objects:
             raise JobFailed("No S3 objects found under the input S3 location "
@@ -111,11 +111,13 @@ class Job:
         out_bucket, out_prefix = split_url(self.job["TransformOutput"]["S3OutputPath"])
         if out_prefix and not out_prefix.endswith("/"):
             out_prefix += "/"
+        targets = [out_prefix + relative + ".out" for _, _, relative in objects]
+        self._check_role(objects, out_bucket, targets)
+        self._start_fleet()
         failures = []
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"tx-{self.name}") as pool:
-            for bucket, key, relative in objects:
+            for (bucket, key, _), target in zip(objects, targets, strict=True):
                 self._check_stop()
-                target = out_prefix + relative + ".out"
                 try:
                     self.objects.put_object(out_bucket, target,
                                                 self._transform(pool, bucket, key))
@@ -130,6 +132,30 @@ class Job:
         if failures:
             raise JobFailed(failures[0] if len(failures) == 1 else
                             f"{failures[0]} (and {len(failures) - 1} more input objects failed)")
+
+    def _check_role(self, objects: list[tuple[str, str, str]], out_bucket: str,
+                    targets: list[str]) -> None:
+        """With the model's role (``--auth sigv4``), before the fleet starts and anything is
+        written: it may read every input object (s3:GetObject), write every output
+        (s3:PutObject) and read the model's artifact, else the job fails saying which."""
+        if not isinstance(self.objects, AsRole):
+            return
+        for bucket, key, _ in objects:
+            try:
+                self.objects.require_read(bucket, key)
+            except RoleDenied as e:
+                raise JobFailed(f"Unable to read the input s3://{bucket}/{key}: "
+                                f"{e.message}") from None
+        for target in targets:
+            try:
+                self.objects.require_write(out_bucket, target)
+            except RoleDenied as e:
+                raise JobFailed(f"Unable to write the output s3://{out_bucket}/{target}: "
+                                f"{e.message}") from None
+        why = model_data_denial(self.objects.role, self.container.get("ModelDataUrl"),
+                                self.ctx.settings.region)
+        if why is not None:
+            raise JobFailed(why)
 
     def _check_stop(self) -> None:
         if self.stop.is_set():

@@ -50,7 +50,6 @@ KIND = kinds.TRANSFORM_JOB
 log = logging.getLogger(__name__)
 Status = TransformJobStatus
 ROLE = "_ExecutionRoleArn"  # key of Resource.internal: the model's role, as created
-ROLE_SECONDS = 3600  # the role's session: only the platform's own reads and writes use it
 STOP_POLL_SECONDS = 1.0  # how often a running job looks for a stop made through another server
 
 
@@ -203,7 +202,8 @@ class TransformService:
             row = load(self.ctx, KIND, name)
             self._started(name)
             role_arn = row.internal.get(ROLE) or ""
-            role = (self.roles.session(role_arn, name, ROLE_SECONDS)
+            # the platform's own reads and writes only: the workers get no credentials
+            role = (self.roles.acting_as(role_arn, name)
                     if self.roles is not None and role_arn else None)
             Job(self.ctx, self.launcher, row.body, row.internal.get(CONTAINER) or {}, running,
                 directory, self._log,
