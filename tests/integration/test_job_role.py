@@ -18,6 +18,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from opensage.runner.environments import Environments, framework_for_image
 from opensage.runner.environments.builder import MARKER
@@ -275,17 +276,21 @@ def test_a_transform_job_reads_and_writes_as_its_models_role(server: Server) -> 
     rows = "\n".join(",".join(f"{v:.6f}" for v in row) for row in x).encode()
     for prefix in ("a", "b"):
         s3.put_object(Bucket=BUCKET, Key=f"{prefix}/infer/x.csv", Body=rows)
+    # the reader may read its model where it lies under a/, not under out/
+    s3.copy_object(Bucket=BUCKET, Key="a/models/role-model.tar.gz",
+                   CopySource={"Bucket": BUCKET, "Key": "out/role-model/output/model.tar.gz"})
     sm.create_model(ModelName="role-model", ExecutionRoleArn=role_arn("reader"),
-                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": trained[
-                        "ModelArtifacts"]["S3ModelArtifacts"]})
+                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl":
+                                      f"s3://{BUCKET}/a/models/role-model.tar.gz"})
 
-    def transform(name: str, data: str) -> dict[str, Any]:
+    def transform(name: str, data: str, model: str = "role-model",
+                  output: str = "out") -> dict[str, Any]:
         sm.create_transform_job(
-            TransformJobName=name, ModelName="role-model",
+            TransformJobName=name, ModelName=model,
             TransformInput={"DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{data}/infer/"}},
                 "ContentType": "text/csv", "SplitType": "Line"},
-            TransformOutput={"S3OutputPath": f"s3://{BUCKET}/out/{name}/",
+            TransformOutput={"S3OutputPath": f"s3://{BUCKET}/{output}/{name}/",
                              "AssembleWith": "Line"},
             TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
         return finished(sm.describe_transform_job, "TransformJobStatus",
@@ -302,3 +307,105 @@ def test_a_transform_job_reads_and_writes_as_its_models_role(server: Server) -> 
         f"Could not list s3://{BUCKET}/b/infer/: "
         + denial("tx-b", "reader", "s3:ListBucket", f"arn:aws:s3:::{BUCKET}"))
     assert keys(server, "out/tx-b/") == []
+
+    # the model's role may not write the output prefix: nothing is written, the job says why
+    sm.create_model(ModelName="role-model-nowrite", ExecutionRoleArn=role_arn("nowrite"),
+                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": trained[
+                        "ModelArtifacts"]["S3ModelArtifacts"]})
+    s3.put_object(Bucket=BUCKET, Key="b/infer/y.csv", Body=rows)  # two inputs, two outputs
+    job = transform("tx-w", "b", model="role-model-nowrite", output="denied")
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"] == (
+        f"Unable to write the output s3://{BUCKET}/denied/tx-w/x.csv.out: Data upload failed:"
+        + denial("tx-w", "nowrite", "s3:PutObject",
+                 f"arn:aws:s3:::{BUCKET}/denied/tx-w/x.csv.out", explicit=True))
+    assert keys(server, "denied/tx-w/") == []
+    job = transform("tx-w2", "b", model="role-model-nowrite")  # elsewhere it may write
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    assert keys(server, "out/tx-w2/") == ["out/tx-w2/x.csv.out", "out/tx-w2/y.csv.out"]
+
+    # the model's role may not read the model's artifact: the job fails before reading
+    sm.create_model(ModelName="role-model-hidden", ExecutionRoleArn=role_arn("reader"),
+                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": trained[
+                        "ModelArtifacts"]["S3ModelArtifacts"]})
+    job = transform("tx-m", "a", model="role-model-hidden")
+    assert job["TransformJobStatus"] == "Failed"
+    assert job["FailureReason"] == model_data_reason(
+        "tx-m", "reader", trained["ModelArtifacts"]["S3ModelArtifacts"])
+    assert keys(server, "out/tx-m/") == []
+
+
+def model_data_reason(session: str, role: str, url: str) -> str:
+    return (f"Could not access model data at {url}. Please ensure that the role "
+            f'"{role_arn(role)}" exists and that its trust relationship policy allows the '
+            'action "sts:AssumeRole" for the service principal "sagemaker.amazonaws.com". '
+            'Also ensure that the role has "s3:GetObject" permissions and that the object is '
+            f"located in {REGION}. "
+            + denial(session, role, "s3:GetObject", "arn:aws:s3:::" + url[len("s3://"):]))
+
+
+def test_an_endpoint_fetches_its_model_as_its_models_role(server: Server) -> None:
+    trained = train(server, xgb_job("ep-model", "b", role_arn("nowrite")))
+    assert trained["TrainingJobStatus"] == "Completed", trained.get("FailureReason")
+    url = trained["ModelArtifacts"]["S3ModelArtifacts"]  # under out/: the reader may not read
+    sm = server.client("sagemaker")
+
+    def deploy(name: str, role: str) -> dict[str, Any]:
+        sm.create_model(ModelName=name, ExecutionRoleArn=role_arn(role),
+                        PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": url})
+        sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+            "VariantName": "main", "ModelName": name, "InstanceType": "ml.m5.large",
+            "InitialInstanceCount": 1}])
+        sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        deadline = time.monotonic() + 120
+        while True:
+            endpoint: dict[str, Any] = sm.describe_endpoint(EndpointName=name)
+            if endpoint["EndpointStatus"] not in ("Creating", "Updating"):
+                return endpoint
+            assert time.monotonic() < deadline, f"{name} still {endpoint['EndpointStatus']}"
+            time.sleep(0.05)
+
+    denied = deploy("ep-denied", "reader")
+    assert denied["EndpointStatus"] == "Failed"
+    assert denied["FailureReason"] == model_data_reason("ep-denied", "reader", url)
+
+    allowed = deploy("ep-allowed", "nowrite")
+    try:
+        assert allowed["EndpointStatus"] == "InService", allowed.get("FailureReason")
+        _, x, _ = regression_csv(3)
+        body = "\n".join(",".join(f"{v:.6f}" for v in row) for row in x)
+        answer = server.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName="ep-allowed", ContentType="text/csv", Body=body)
+        assert len(answer["Body"].read().decode().split(",")) == 3  # a prediction per row
+    finally:
+        sm.delete_endpoint(EndpointName="ep-allowed")
+
+
+def test_assume_role_is_bounded_by_the_roles_max_session_duration(server: Server) -> None:
+    iam, sts = server.client("iam"), server.client("sts")
+    iam.create_role(RoleName="short", AssumeRolePolicyDocument=json.dumps(TRUST))
+    assert iam.get_role(RoleName="short")["Role"]["MaxSessionDuration"] == 3600
+    arn = role_arn("short")
+    with pytest.raises(ClientError) as refused:
+        sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=3601)
+    assert refused.value.response["Error"] == {
+        "Type": "Sender", "Code": "ValidationError",
+        "Message": "The requested DurationSeconds exceeds the MaxSessionDuration set for "
+                   "this role."}
+    within = sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=3600)
+    lasts = within["Credentials"]["Expiration"].timestamp() - time.time()
+    assert 3500 < lasts <= 3600
+
+    iam.update_role(RoleName="short", MaxSessionDuration=7200)
+    assert iam.get_role(RoleName="short")["Role"]["MaxSessionDuration"] == 7200
+    longer = sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=7200)
+    assert 7100 < longer["Credentials"]["Expiration"].timestamp() - time.time() <= 7200
+    with pytest.raises(ClientError, match="exceeds the MaxSessionDuration"):
+        sts.assume_role(RoleArn=arn, RoleSessionName="sess", DurationSeconds=7201)
+    with pytest.raises(ClientError, match="Member must have value less than or equal to "
+                                          "43200"):
+        iam.update_role(RoleName="short", MaxSessionDuration=43201)
+    iam.create_role(RoleName="long", AssumeRolePolicyDocument=json.dumps(TRUST),
+                    MaxSessionDuration=43200)
+    assert iam.get_role(RoleName="long")["Role"]["MaxSessionDuration"] == 43200
+    sts.assume_role(RoleArn=role_arn("long"), RoleSessionName="sess", DurationSeconds=43200)
