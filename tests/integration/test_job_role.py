@@ -45,6 +45,12 @@ NO_WRITE = {"Version": "2012-10-17", "Statement": [
      "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]},
     {"Effect": "Deny", "Action": "s3:PutObject",
      "Resource": f"arn:aws:s3:::{BUCKET}/denied/*"}]}
+# everything on the bucket, but never a write of a *.secret object
+NO_SECRET = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:*",
+     "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"]},
+    {"Effect": "Deny", "Action": "s3:PutObject",
+     "Resource": f"arn:aws:s3:::{BUCKET}/*.secret"}]}
 # as test_script_mode's boto3 job pins them: the overlay it built is reused, if there
 BOTO3_REQUIREMENTS = "".join(f"{name}=={version(name)}\n" for name in (
     "boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "urllib3", "six"))
@@ -70,7 +76,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with server_process(data_dir, *sigv4_args(), "--account-id", ACCOUNT) as (url, _proc):
         server = Server(url)
         iam, s3 = server.client("iam"), server.client("s3")
-        for name, policy in (("reader", READER), ("nowrite", NO_WRITE)):
+        for name, policy in (("reader", READER), ("nowrite", NO_WRITE),
+                             ("nosecret", NO_SECRET)):
             iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(TRUST))
             iam.put_role_policy(RoleName=name, PolicyName="s3",
                                 PolicyDocument=json.dumps(policy))
@@ -228,6 +235,49 @@ def test_a_processing_job_reads_and_writes_as_its_role(server: Server, tmp_path:
         "proc-w", "nowrite", "s3:PutObject", f"arn:aws:s3:::{BUCKET}/denied/proc-w/data.csv",
         explicit=True)
     assert keys(server, "denied/proc-w/") == []
+
+
+# two files appear in the Continuous output at once (one rename), then the job waits to be
+# ended: only a denied upload round ends it before its MaxRuntime
+CONTINUOUS_SCRIPT = """
+import os, time
+os.makedirs("/opt/ml/processing/staging/batch")
+for name in ("a.csv", "b.secret"):
+    with open(os.path.join("/opt/ml/processing/staging/batch", name), "w") as f:
+        f.write(name)
+os.rename("/opt/ml/processing/staging/batch", "/opt/ml/processing/result/batch")
+print("both written", flush=True)
+time.sleep(3600)
+"""
+
+
+def test_a_continuous_output_round_is_written_whole_or_not_at_all(server: Server,
+                                                                   tmp_path: Path) -> None:
+    if not _built(None, tmp_path):
+        pytest.skip("the scikit-learn environment is not built in the test cache")
+    s3, sm = server.client("s3"), server.client("sagemaker")
+    s3.put_object(Bucket=BUCKET, Key="code/continuous.py", Body=CONTINUOUS_SCRIPT.encode())
+    sm.create_processing_job(
+        ProcessingJobName="proc-cont", RoleArn=role_arn("nosecret"),
+        ProcessingResources={"ClusterConfig": {"InstanceType": "ml.m5.large",
+                                               "InstanceCount": 1, "VolumeSizeInGB": 5}},
+        AppSpecification={"ImageUri": SKLEARN_IMAGE, "ContainerEntrypoint": [
+            "python3", "/opt/ml/processing/input/code/continuous.py"]},
+        ProcessingInputs=[{"InputName": "code", "S3Input": {
+            "S3Uri": f"s3://{BUCKET}/code/continuous.py",
+            "LocalPath": "/opt/ml/processing/input/code", "S3DataType": "S3Prefix",
+            "S3InputMode": "File"}}],
+        ProcessingOutputConfig={"Outputs": [{"OutputName": "result", "S3Output": {
+            "S3Uri": f"s3://{BUCKET}/out/proc-cont", "LocalPath": "/opt/ml/processing/result",
+            "S3UploadMode": "Continuous"}}]},
+        StoppingCondition={"MaxRuntimeInSeconds": 600})
+    job = finished(sm.describe_processing_job, "ProcessingJobStatus", timeout=300,
+                   ProcessingJobName="proc-cont")
+    assert job["ProcessingJobStatus"] == "Failed"
+    assert job["FailureReason"] == "ClientError: Data upload failed:" + denial(
+        "proc-cont", "nosecret", "s3:PutObject",
+        f"arn:aws:s3:::{BUCKET}/out/proc-cont/batch/b.secret", explicit=True)
+    assert keys(server, "out/proc-cont/") == []  # not even a.csv, which the role may write
 
 
 CALLER_SCRIPT = """
