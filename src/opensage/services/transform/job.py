@@ -26,7 +26,7 @@ from opensage.runner.job_role import AsRole, RoleDenied, model_data_denial
 from opensage.runner.object_access import ObjectAccess
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
-from opensage.services.servable import NotServable, servable, worker_program
+from opensage.services.servable import NotServable, Servable, servable, worker_program
 from opensage.services.transform.formats import RecordFormat, split_response
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.records import Batch, Batcher
@@ -104,6 +104,7 @@ class Job:
 
     # -- driving
     def run(self) -> None:
+        what, env = self._servable()
         objects = list(self._inputs())
         if not objects:
             raise JobFailed("No S3 objects found under the input S3 location "
@@ -113,7 +114,7 @@ class Job:
             out_prefix += "/"
         targets = [out_prefix + relative + ".out" for _, _, relative in objects]
         self._check_role(objects, out_bucket, targets)
-        self._start_fleet()
+        self._start_fleet(what, env)
         failures = []
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"tx-{self.name}") as pool:
             for (bucket, key, _), target in zip(objects, targets, strict=True):
@@ -166,7 +167,9 @@ class Job:
         self.log(self.name, stream, message)
 
     # -- the model's workers
-    def _start_fleet(self) -> None:
+    def _servable(self) -> tuple[Servable, dict[str, str]]:
+        """What serves the model (no I/O yet: an image that cannot serve fails the job
+        first), and the environment its container sees."""
         image = self.container.get("Image", "")
         # The model's Environment, then the job's (which wins), as the container sees them.
         job = self.job
@@ -180,6 +183,9 @@ class Job:
             what = servable(self.ctx.algorithms, image, env, self.ctx.containers)
         except NotServable as e:
             raise JobFailed(str(e)) from None
+        return what, env
+
+    def _start_fleet(self, what: Servable, env: dict[str, str]) -> None:
         model_dir = self.directory / "model"
         try:
             prepare_model(self.ctx.objects, self.container.get("ModelDataUrl"), model_dir,
