@@ -400,9 +400,10 @@ def test_an_endpoint_fetches_its_model_as_its_models_role(server: Server) -> Non
     url = trained["ModelArtifacts"]["S3ModelArtifacts"]  # under out/: the reader may not read
     sm = server.client("sagemaker")
 
-    def deploy(name: str, role: str) -> dict[str, Any]:
+    def deploy(name: str, role: str, container: dict[str, Any] | None = None
+               ) -> dict[str, Any]:
         sm.create_model(ModelName=name, ExecutionRoleArn=role_arn(role),
-                        PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl": url})
+                        PrimaryContainer=container or {"Image": XGB_IMAGE, "ModelDataUrl": url})
         sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
             "VariantName": "main", "ModelName": name, "InstanceType": "ml.m5.large",
             "InitialInstanceCount": 1}])
@@ -418,8 +419,20 @@ def test_an_endpoint_fetches_its_model_as_its_models_role(server: Server) -> Non
     denied = deploy("ep-denied", "reader")
     assert denied["EndpointStatus"] == "Failed"
     assert denied["FailureReason"] == model_data_reason("ep-denied", "reader", url)
+    # the same artifact named by a ModelDataSource, or by a registered model package
+    by_source = {"Image": XGB_IMAGE, "ModelDataSource": {"S3DataSource": {
+        "S3Uri": url, "S3DataType": "S3Object", "CompressionType": "Gzip"}}}
+    source = deploy("ep-source", "reader", by_source)
+    assert source["EndpointStatus"] == "Failed"
+    assert source["FailureReason"] == model_data_reason("ep-source", "reader", url)
+    sm.create_model_package(ModelPackageName="ep-package", InferenceSpecification={
+        "Containers": [{"Image": XGB_IMAGE, "ModelDataUrl": url}],
+        "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]})
+    package = deploy("ep-package", "reader", {"ModelPackageName": "ep-package"})
+    assert package["EndpointStatus"] == "Failed"
+    assert package["FailureReason"] == model_data_reason("ep-package", "reader", url)
 
-    allowed = deploy("ep-allowed", "nowrite")
+    allowed = deploy("ep-allowed", "nowrite", by_source)  # a role that may read it: served
     try:
         assert allowed["EndpointStatus"] == "InService", allowed.get("FailureReason")
         _, x, _ = regression_csv(3)

@@ -6,7 +6,7 @@ from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
-from opensage.services.artifacts import check_s3_object
+from opensage.services.artifacts import check_s3_object, model_data_url
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load
 from opensage.services.registry import packages
@@ -52,7 +52,7 @@ def serving_container(model: Resource) -> dict[str, Any]:
     resolved = (model.internal.get(SERVED) or [None])[0]
     if resolved:
         return dict(resolved)
-    return {"Image": container.get("Image", ""), "ModelDataUrl": container.get("ModelDataUrl"),
+    return {"Image": container.get("Image", ""), "ModelDataUrl": model_data_url(container),
             "Environment": container.get("Environment") or {}}
 
 
@@ -62,7 +62,7 @@ def _check_container(ctx: Context, container: dict[str, Any]) -> None:
     if container.get("Image"):  # a framework version that cannot be had: refused now
         check_image(ctx.algorithms, container["Image"], container.get("Environment") or {},
                     ctx.containers)
-    url = container.get("ModelDataUrl")
+    url = model_data_url(container)
     if url:
         check_s3_object(ctx, url, what="model data")
 

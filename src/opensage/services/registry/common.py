@@ -9,7 +9,7 @@ from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.runner.environments import framework_for_image
-from opensage.services.artifacts import check_s3_object
+from opensage.services.artifacts import check_s3_object, model_data_url
 from opensage.services.context import Context
 from opensage.services.crud import arn_of
 from opensage.services.kinds import Kind
@@ -71,6 +71,6 @@ def check_inference_specification(ctx: Context, spec: dict[str, Any], where: str
         path = f"{where}.Containers[{index}]"
         check_serving_image(ctx, container.get("Image") or "",
                             container.get("Environment") or {}, path)
-        url = container.get("ModelDataUrl")
+        url = model_data_url(container)
         if url and check_model_data:
             check_s3_object(ctx, url, what="model data")

@@ -12,7 +12,7 @@ from typing import Any
 
 from opensage.errors import ValidationException
 from opensage.services import kinds
-from opensage.services.artifacts import check_s3_object
+from opensage.services.artifacts import check_s3_object, model_data_url
 from opensage.services.context import Context
 from opensage.services.crud import arn_of, create
 from opensage.services.registry import algorithms, groups
@@ -247,7 +247,7 @@ def serving_container(ctx: Context, container: dict[str, Any]) -> dict[str, Any]
     containers = (body.get("InferenceSpecification") or {}).get("Containers") or []
     if containers:
         first = containers[0]
-        image, url = first.get("Image", ""), first.get("ModelDataUrl")
+        image, url = first.get("Image", ""), model_data_url(first)
         environment = dict(first.get("Environment") or {})
     elif body.get("SourceAlgorithmSpecification"):
         source = body["SourceAlgorithmSpecification"]["SourceAlgorithms"][0]
