@@ -5,8 +5,10 @@ policies and the role's temporary credentials. The runner reads the job's inputs
 its outputs through :class:`AsRole`, an :class:`ObjectAccess` that asks the check before
 each call (``s3:ListBucket`` with ``s3:prefix`` before a listing, ``s3:GetObject`` before a
 read, ``s3:PutObject`` before a write), and gives the job's own code the credentials, so its
-boto3 calls to this server are the role's too. This module is the one place both training
-and processing jobs are checked; the policy evaluation itself is the service's (``check``).
+boto3 calls to this server are the role's too. This module is the one place training,
+processing and transform jobs are checked, and (``model_data_denial``) a model's artifact
+before an endpoint or a transform job fetches it; the policy evaluation itself is the
+service's (``check``).
 """
 
 from __future__ import annotations
