@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from opensage.services.iam.managed import MANAGED
-from opensage.services.iam.policy import Decision, MalformedPolicy, evaluate, parse
+from opensage.services.iam.policy import (
+    Caller,
+    Decision,
+    MalformedPolicy,
+    evaluate,
+    is_public,
+    parse,
+)
 
 ACCOUNT = "123456789012"
 
@@ -182,12 +189,131 @@ def test_resource_policy_principals() -> None:
         {"Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObject",
          "Resource": "arn:aws:s3:::b/*"}]}
     policy = parse(bucket, "b", "resource", resource_policy=True)
-    alice = ["arn:aws:iam::123456789012:user/alice"]
-    assert evaluate([policy], "s3:GetObject", "arn:aws:s3:::b/k", {}, alice, ACCOUNT).allowed
+    alice = Caller("arn:aws:iam::123456789012:user/alice", ACCOUNT)
+    assert evaluate([policy], "s3:GetObject", "arn:aws:s3:::b/k", {}, alice).allowed
     assert not evaluate([policy], "s3:GetObject", "arn:aws:s3:::b/k", {},
-                        ["arn:aws:iam::123456789012:user/bob"], ACCOUNT).allowed
-    assert evaluate([policy], "s3:DeleteObject", "arn:aws:s3:::b/k", {}, alice,
-                    ACCOUNT).decision == Decision.EXPLICIT_DENY
+                        Caller("arn:aws:iam::123456789012:user/bob", ACCOUNT)).allowed
+    assert evaluate([policy], "s3:DeleteObject", "arn:aws:s3:::b/k", {},
+                    alice).decision == Decision.EXPLICIT_DENY
+    # without a caller a resource policy's statements never apply
+    assert evaluate([policy], "s3:GetObject", "arn:aws:s3:::b/k", {}).decision == (
+        Decision.IMPLICIT_DENY)
+
+
+ALICE = Caller(f"arn:aws:iam::{ACCOUNT}:user/alice", ACCOUNT)
+SESSION = Caller(f"arn:aws:sts::{ACCOUNT}:assumed-role/ml/job-1", ACCOUNT,
+                 f"arn:aws:iam::{ACCOUNT}:role/team/ml")
+
+
+def bucket_decision(principal: Any, caller: Caller, effect: str = "Allow",
+                    field: str = "Principal", identity: dict[str, Any] | None = None,
+                    **context: Any) -> Decision:
+    statement = {"Effect": effect, field: principal, "Action": "s3:GetObject",
+                 "Resource": "arn:aws:s3:::b/*"}
+    policies = [parse(doc(statement), "b", "resource", resource_policy=True)]
+    if identity is not None:
+        policies.insert(0, parse(identity, "mine", "user"))
+    return evaluate(policies, "s3:GetObject", "arn:aws:s3:::b/k", context, caller).decision
+
+
+@pytest.mark.parametrize(("principal", "caller", "expected"), [
+    ("*", ALICE, Decision.ALLOWED),
+    ({"AWS": "*"}, SESSION, Decision.ALLOWED),
+    ({"AWS": ALICE.arn}, ALICE, Decision.ALLOWED),
+    ({"AWS": [f"arn:aws:iam::{ACCOUNT}:user/bob", ALICE.arn]}, ALICE, Decision.ALLOWED),
+    ({"AWS": ALICE.arn}, SESSION, Decision.IMPLICIT_DENY),
+    # a role ARN (with its path) names every session of the role
+    ({"AWS": f"arn:aws:iam::{ACCOUNT}:role/team/ml"}, SESSION, Decision.ALLOWED),
+    ({"AWS": f"arn:aws:iam::{ACCOUNT}:role/ml"}, SESSION, Decision.IMPLICIT_DENY),
+    ({"AWS": SESSION.arn}, SESSION, Decision.ALLOWED),
+    ({"AWS": f"arn:aws:sts::{ACCOUNT}:assumed-role/ml/other"}, SESSION,
+     Decision.IMPLICIT_DENY),
+    # the account delegates to IAM: in an Allow it grants nothing by itself
+    ({"AWS": ACCOUNT}, ALICE, Decision.IMPLICIT_DENY),
+    ({"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, SESSION, Decision.IMPLICIT_DENY),
+    # service principals never sign a request here
+    ({"Service": "sagemaker.amazonaws.com"}, ALICE, Decision.IMPLICIT_DENY),
+    # no wildcard in a principal ARN: only "*" alone means everyone
+    ({"AWS": f"arn:aws:iam::{ACCOUNT}:user/*"}, ALICE, Decision.IMPLICIT_DENY),
+])
+def test_bucket_policy_principal_matching(principal: Any, caller: Caller,
+                                          expected: Decision) -> None:
+    assert bucket_decision(principal, caller) == expected
+
+
+def test_an_account_principal_in_a_deny_names_every_principal_of_the_account() -> None:
+    everything = doc({"Effect": "Allow", "Action": "s3:*", "Resource": "*"})
+    for principal in (ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"):
+        for caller in (ALICE, SESSION):
+            assert bucket_decision({"AWS": principal}, caller, "Deny",
+                                   identity=everything) == Decision.EXPLICIT_DENY
+    assert bucket_decision({"AWS": "210987654321"}, ALICE, "Deny",
+                           identity=everything) == Decision.ALLOWED
+
+
+def test_identity_and_bucket_policies_together() -> None:
+    allow = doc({"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"})
+    deny = doc({"Effect": "Deny", "Action": "s3:GetObject", "Resource": "*"})
+    # a bucket Deny beats an identity Allow; an identity Deny beats a bucket Allow
+    assert bucket_decision("*", ALICE, "Deny", identity=allow) == Decision.EXPLICIT_DENY
+    assert bucket_decision("*", ALICE, "Allow", identity=deny) == Decision.EXPLICIT_DENY
+    # either may allow
+    assert bucket_decision({"AWS": "bob"}, ALICE, identity=allow) == Decision.ALLOWED
+    assert bucket_decision({"AWS": ALICE.arn}, ALICE,
+                           identity=doc()) == Decision.ALLOWED
+
+
+def test_not_principal_exempts_only_the_exact_arn() -> None:
+    # Deny everyone but alice
+    assert bucket_decision({"AWS": ALICE.arn}, ALICE, "Deny", "NotPrincipal") == (
+        Decision.IMPLICIT_DENY)
+    assert bucket_decision({"AWS": ALICE.arn}, SESSION, "Deny", "NotPrincipal") == (
+        Decision.EXPLICIT_DENY)
+    # a role's ARN does not exempt its sessions, nor the account its users
+    for exempt in (SESSION.role_arn, ACCOUNT, f"arn:aws:iam::{ACCOUNT}:root"):
+        assert bucket_decision({"AWS": exempt}, SESSION, "Deny", "NotPrincipal") == (
+            Decision.EXPLICIT_DENY)
+    assert bucket_decision({"AWS": SESSION.arn}, SESSION, "Deny", "NotPrincipal") == (
+        Decision.IMPLICIT_DENY)
+
+
+def test_bucket_policy_conditions() -> None:
+    statement = {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                 "Resource": "arn:aws:s3:::b/*",
+                 "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}
+    policy = parse(doc(statement), "b", "resource", resource_policy=True)
+
+    def decide_from(ip: str) -> Decision:
+        return evaluate([policy], "s3:GetObject", "arn:aws:s3:::b/k",
+                        {"aws:sourceip": ip}, ALICE).decision
+
+    assert decide_from("10.1.2.3") == Decision.ALLOWED
+    assert decide_from("127.0.0.1") == Decision.IMPLICIT_DENY
+    insecure = {"Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                "Resource": "arn:aws:s3:::b/*",
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+    denied = parse(doc(insecure), "b", "resource", resource_policy=True)
+    assert evaluate([denied], "s3:GetObject", "arn:aws:s3:::b/k",
+                    {"aws:securetransport": False}, ALICE).decision == Decision.EXPLICIT_DENY
+
+
+@pytest.mark.parametrize(("statement", "public"), [
+    ({"Principal": "*"}, True),
+    ({"Principal": {"AWS": "*"}}, True),
+    ({"Principal": {"AWS": ALICE.arn}}, False),
+    ({"Principal": "*", "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}, False),
+    ({"Principal": "*", "Condition": {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}}, True),
+    ({"Principal": "*", "Condition": {"StringEquals": {"aws:PrincipalAccount": ACCOUNT}}},
+     False),
+    ({"Principal": "*", "Condition": {"StringNotEquals": {"aws:PrincipalAccount": "1"}}},
+     True),
+    ({"Principal": "*", "Condition": {"StringLike": {"s3:prefix": "home/*"}}}, True),
+    ({"Principal": "*", "Effect": "Deny"}, False),
+])
+def test_policy_status_is_public(statement: dict[str, Any], public: bool) -> None:
+    full = {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/*",
+            **statement}
+    assert is_public(parse(doc(full), "b", "resource", resource_policy=True)) is public
 
 
 @pytest.mark.parametrize("document", [

@@ -42,6 +42,7 @@ from opensage.errors import (
     S3NotImplemented,
 )
 from opensage.services.iam import IamService, Principal
+from opensage.services.iam.bucket_policies import BucketPolicies, MalformedBucketPolicy
 from opensage.settings import Settings
 from opensage.store import checksums
 from opensage.store.objects import (
@@ -86,7 +87,9 @@ KEEPALIVE_AFTER = 2.0  # seconds before a slow Complete/Copy starts sending whit
 # subresource botocore's S3 model names, less those routed below, and a few query names that
 # select a feature opensage lacks.
 ROUTED = frozenset({"uploadId", "uploads", "location", "delete", "versioning", "list-type",
-                    "x-id"})
+                    "x-id", "policy", "policyStatus"})
+_SUBRESOURCES = ("uploadId", "uploads", "location", "delete", "versioning", "policy",
+                 "policyStatus")
 
 
 def _model_subresources() -> frozenset[str]:
@@ -114,7 +117,10 @@ _S3_ACTIONS = {
     "create_upload": "s3:PutObject", "upload_part": "s3:PutObject",
     "complete_upload": "s3:PutObject", "abort_upload": "s3:AbortMultipartUpload",
     "list_parts": "s3:ListMultipartUploadParts",
-    "list_uploads": "s3:ListBucketMultipartUploads"}
+    "list_uploads": "s3:ListBucketMultipartUploads",
+    "put_bucket_policy": "s3:PutBucketPolicy", "get_bucket_policy": "s3:GetBucketPolicy",
+    "delete_bucket_policy": "s3:DeleteBucketPolicy",
+    "get_bucket_policy_status": "s3:GetBucketPolicyStatus"}
 
 
 class S3Api:
@@ -122,9 +128,12 @@ class S3Api:
     _id_prefix = f"{os.getpid() & 0xFFFF:04X}{int.from_bytes(os.urandom(2)):04X}"
 
     def __init__(self, store: ObjectStore, settings: Settings,
-                 iam: IamService | None = None) -> None:
+                 iam: IamService | None = None,
+                 bucket_policies: BucketPolicies | None = None) -> None:
         self.store = store
         self.iam = iam  # --auth sigv4: requests are authorised against it
+        # stored under either --auth; evaluated (with the identity policies) under sigv4
+        self.bucket_policies = bucket_policies
         self.account: str = settings.account_id
         self.region: str = settings.region
         self.max_bytes: int = settings.max_request_bytes
@@ -195,7 +204,10 @@ class S3Api:
                 ("GET", "uploads"): self.list_uploads, ("GET", "versioning"): self.versioning,
                 ("POST", "delete"): self.delete_objects, ("GET", ""): self.list_objects,
                 ("PUT", ""): self.create_bucket, ("HEAD", ""): self.head_bucket,
-                ("DELETE", ""): self.delete_bucket}
+                ("DELETE", ""): self.delete_bucket, ("PUT", "policy"): self.put_bucket_policy,
+                ("GET", "policy"): self.get_bucket_policy,
+                ("DELETE", "policy"): self.delete_bucket_policy,
+                ("GET", "policyStatus"): self.get_bucket_policy_status}
         else:
             table = {  # CopyObject / UploadPartCopy are told apart by x-amz-copy-source
                 ("PUT", "uploadId"): self.upload_part, ("GET", "uploadId"): self.list_parts,
@@ -204,8 +216,7 @@ class S3Api:
                 ("POST", "uploads"): self.create_upload, ("PUT", ""): self.put_object,
                 ("GET", ""): self.get_object, ("HEAD", ""): self.head_object,
                 ("DELETE", ""): self.delete_object}
-        sub = next((s for s in ("uploadId", "uploads", "location", "delete", "versioning")
-                    if s in q), "")
+        sub = next((s for s in _SUBRESOURCES if s in q), "")
         if not sub and UNSUPPORTED.intersection(q.keys()):
             names = ", ".join(sorted(UNSUPPORTED.intersection(q.keys())))
             raise S3NotImplemented(f"opensage does not implement the {names} subresource",
@@ -252,7 +263,44 @@ class S3Api:
 
     async def delete_bucket(self, request: Request, bucket: str, key: str) -> Response:
         await run(self.store.delete_bucket, bucket)
+        if self.bucket_policies is not None:
+            self.bucket_policies.forget(bucket)  # its policy went with its row
         return Response(status_code=204)
+
+    # -- bucket policies -------------------------------------------------------------------
+
+    def _policies(self) -> BucketPolicies:
+        if self.bucket_policies is None:
+            raise S3NotImplemented("opensage does not implement the policy subresource here")
+        return self.bucket_policies
+
+    async def put_bucket_policy(self, request: Request, bucket: str, key: str) -> Response:
+        policies = self._policies()
+        body = Body(request)
+        raw = await body.read(XML_LIMIT)
+        _verify_small(request, raw, body.trailers)
+        try:
+            document = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedBucketPolicy("Policies must be valid JSON and the first byte must "
+                                        "be '{'") from None
+        await run(policies.put, bucket, document)
+        return Response(status_code=204)
+
+    async def get_bucket_policy(self, request: Request, bucket: str, key: str) -> Response:
+        document = await run(self._policies().get, bucket)
+        return Response(document.encode("utf-8"), status_code=200,
+                        media_type="application/json")
+
+    async def delete_bucket_policy(self, request: Request, bucket: str, key: str) -> Response:
+        await run(self._policies().delete, bucket)
+        return Response(status_code=204)
+
+    async def get_bucket_policy_status(self, request: Request, bucket: str,
+                                       key: str) -> Response:
+        public = await run(self._policies().is_public, bucket)
+        return _xml(s3_xml.document("PolicyStatus",
+                                    f"<IsPublic>{'true' if public else 'false'}</IsPublic>"))
 
     async def list_objects(self, request: Request, bucket: str, key: str) -> Response:
         q = request.query_params

@@ -141,7 +141,7 @@ def build_services(settings: Settings) -> Services:
                   containers=find_engine(settings.container_engine))
     forkserver = _forkserver(settings)
     aws = aws_environment(settings.local_url, settings.region)  # boto3 in a job: this server
-    iam = IamService(settings, db, ctx.clock)
+    iam = IamService(settings, db, ctx.clock, objects=ctx.objects)
     # --auth sigv4: a job acts as its execution role (reads, writes, its code's credentials)
     roles = JobRoles(iam) if settings.auth == "sigv4" else None
 

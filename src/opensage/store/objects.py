@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import delete, exists, insert, select
+from sqlalchemy import delete, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from opensage.errors import BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchKey
+from opensage.errors import BucketAlreadyOwnedByYou, BucketNotEmpty, NoSuchBucket, NoSuchKey
 from opensage.store.blob_writer import CHUNK, BlobWriter, filled_writer, iter_file
 from opensage.store.blobs import Blobs, new_blob_name, open_blobs
 from opensage.store.db import Database
@@ -124,6 +124,22 @@ class ObjectStore:
         for blob in blobs:
             self.blobs.delete(blob)
         self.blobs.forget_bucket(name)
+
+    def bucket_policy(self, name: str) -> str | None:
+        """The bucket's policy document, None if it has none (NoSuchBucket if no bucket)."""
+        with self.db.engine.connect() as conn:
+            row = bucket_row(conn, name)
+        if row is None:
+            raise NoSuchBucket("The specified bucket does not exist", BucketName=name)
+        policy: str | None = row.policy
+        return policy
+
+    def set_bucket_policy(self, name: str, document: str | None) -> None:
+        """Store (None: remove) the bucket's policy document; NoSuchBucket if no bucket."""
+        with self.db.transaction() as conn:
+            require_bucket(conn, name)
+            conn.execute(update(s3_buckets).where(s3_buckets.c.name == name)
+                         .values(policy=document))
 
     # -- objects ---------------------------------------------------------------------------
 

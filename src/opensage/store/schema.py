@@ -64,6 +64,7 @@ s3_buckets = Table(
     Column("name", String(63), primary_key=True),
     Column("creation_time", Float, nullable=False),
     Column("region", String(32), nullable=False),
+    Column("policy", Text, nullable=True),  # PutBucketPolicy's document, as given
 )
 
 s3_objects = Table(

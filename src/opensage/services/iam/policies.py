@@ -3,7 +3,9 @@ managed policies (``managed.py``), ``SimulatePrincipalPolicy``, and the decision
 request gets (``authorize``).
 
 A principal's parsed policies are cached ``CACHE_SECONDS`` (dropped at once by a change made
-through this server), so a request's check costs the evaluation only.
+through this server), so a request's check costs the evaluation only. A resource that has a
+resource policy (an S3 bucket's, through ``resource_policy``) is decided by both together,
+with AWS's same-account logic (``policy.evaluate``).
 """
 
 from __future__ import annotations
@@ -26,7 +28,15 @@ from opensage.errors import (
 from opensage.services.iam.managed import ARN_PREFIX, MANAGED
 from opensage.services.iam.naming import iam_path as _path
 from opensage.services.iam.naming import random_id as _random_id
-from opensage.services.iam.policy import Decision, MalformedPolicy, Policy, Result, evaluate, parse
+from opensage.services.iam.policy import (
+    Caller,
+    Decision,
+    MalformedPolicy,
+    Policy,
+    Result,
+    evaluate,
+    parse,
+)
 from opensage.services.iam.principal import Principal
 from opensage.store.iam import AlreadyExists, IamStore
 
@@ -79,6 +89,8 @@ class Policies:
         self.store, self.account, self.clock = store, account, clock
         self._cache: dict[str, tuple[float, tuple[Policy, ...]]] = {}
         self._lock = threading.Lock()
+        # resource ARN -> the resource's own policy (an S3 bucket's), None where it has none
+        self.resource_policy: Callable[[str], Policy | None] | None = None
 
     def _changed(self) -> None:
         with self._lock:
@@ -315,7 +327,13 @@ class Policies:
         subject = self.subject(principal)
         if subject is None:  # root: every action on every resource of its account
             return Result(Decision.ALLOWED)
-        return evaluate(self.identity_policies(*subject), action, resource, context)
+        policies = self.identity_policies(*subject)
+        found = self.resource_policy(resource) if self.resource_policy is not None else None
+        if found is None:
+            return evaluate(policies, action, resource, context)
+        role = str(context.get("aws:principalarn", "")) if subject[0] == "role" else ""
+        return evaluate((*policies, found), action, resource, context,
+                        Caller(principal.arn, principal.account, role))
 
     # -- SimulatePrincipalPolicy -----------------------------------------------------------
 
@@ -355,8 +373,13 @@ class Policies:
 
 
 def denial_message(principal: Principal, action: str, resource: str, result: Result) -> str:
-    why = ("with an explicit deny in an identity-based policy"
-           if result.decision is Decision.EXPLICIT_DENY
-           else f"because no identity-based policy allows the {action} action")
+    """AWS's words, naming the kind of policy whose Deny refused (a resource policy's
+    first)."""
+    if result.decision is Decision.EXPLICIT_DENY:
+        why = ("with an explicit deny in a resource-based policy"
+               if any(m.source_type == "resource" for m in result.matched)
+               else "with an explicit deny in an identity-based policy")
+    else:
+        why = f"because no identity-based policy allows the {action} action"
     return (f"User: {principal.arn} is not authorized to perform: {action} on resource: "
             f"{resource} {why}")

@@ -269,16 +269,73 @@ def arn_like(pattern: str, arn: str) -> bool:
     return regex is not None and arn.count(":") >= 5 and regex.fullmatch(arn) is not None
 
 
-def _principal_matches(principals: Mapping[str, tuple[str, ...]],
-                       caller: Sequence[str], account: str) -> bool:
+@dataclass(frozen=True)
+class Caller:
+    """Who a resource policy's ``Principal``/``NotPrincipal`` is matched against."""
+
+    arn: str  # the IAM user's ARN, or the assumed-role session's (arn:aws:sts::...)
+    account: str
+    role_arn: str = ""  # a session's role, with its path (arn:aws:iam::<acct>:role/...)
+
+
+def principal_matches(principals: Mapping[str, tuple[str, ...]], caller: Caller,
+                      effect: str) -> bool:
+    """Whether a statement's ``Principal`` names ``caller``, as AWS reads it in a resource
+    policy of the caller's own account: ``*`` (or ``{"AWS": "*"}``) is everyone; a user ARN
+    that user; a role ARN every session of the role; a session ARN that session. The account
+    (``<acct>`` or ``arn:aws:iam::<acct>:root``) delegates to IAM: in an Allow it grants
+    nothing by itself (the caller's identity policies decide), in a Deny it names every
+    principal of the account. ``Service``/``Federated`` principals never sign here."""
     for kind, names in principals.items():
         if kind != "AWS":
-            continue  # Service / Federated principals never sign requests here
+            continue
         for name in names:
-            if name == "*" or name in caller:
+            if name == "*" or name == caller.arn or (caller.role_arn
+                                                      and name == caller.role_arn):
                 return True
-            if name in (account, f"arn:aws:iam::{account}:root") and caller:
+            if effect == "Deny" and name in (caller.account,
+                                             f"arn:aws:iam::{caller.account}:root"):
                 return True
+    return False
+
+
+def not_principal_matches(principals: Mapping[str, tuple[str, ...]], caller: Caller) -> bool:
+    """Whether ``NotPrincipal`` exempts ``caller``: only ``*`` or its exact ARN (as AWS: a
+    role's sessions are exempt only by their session ARN, an account's users not by the
+    account's)."""
+    return any(name == "*" or name == caller.arn
+               for kind, names in principals.items() if kind == "AWS" for name in names)
+
+
+# Condition keys that keep an Allow to "*" from being public (S3's "Block Public Access"
+# reading of a policy): the caller's or the source's identity or network is fixed.
+_RESTRICTING = frozenset({
+    "aws:sourceip", "aws:sourcevpc", "aws:sourcevpce", "aws:sourcearn", "aws:sourceaccount",
+    "aws:sourceowner", "aws:sourceorgid", "aws:principalaccount", "aws:principalorgid",
+    "aws:principalarn", "aws:userid", "aws:principalorgpaths", "aws:sourceorgpaths"})
+
+
+def is_public(policy: Policy) -> bool:
+    """GetBucketPolicyStatus's ``IsPublic``: some Allow names ``*`` (or uses NotPrincipal)
+    without a condition that fixes who or where the caller is (an ``IpAddress`` of
+    ``0.0.0.0/0`` or ``::/0`` fixes nothing)."""
+    for st in policy.statements:
+        if st.effect != "Allow":
+            continue
+        if st.not_principals is None and not any(
+                "*" in names for kind, names in (st.principals or {}).items() if kind == "AWS"):
+            continue
+        restricted = False
+        for operator, key, values in st.conditions:
+            op = _operator(operator)
+            if (op is None or op.negated or op.if_exists or op.null
+                    or key.lower() not in _RESTRICTING):
+                continue
+            if any("*" in v or v in ("0.0.0.0/0", "::/0") for v in values):
+                continue
+            restricted = True
+        if not restricted:
+            return True
     return False
 
 
@@ -419,7 +476,7 @@ def condition_holds(operator: str, key: str, wanted: Sequence[str], context: Con
 # -- evaluation ------------------------------------------------------------------------------
 
 def statement_applies(statement: Statement, action: str, resource: str, context: Context,
-                      caller: Sequence[str] = (), account: str = "") -> bool:
+                      caller: Caller | None = None) -> bool:
     if statement.actions is not None and not action_matches(statement.actions, action):
         return False
     if statement.not_actions is not None and action_matches(statement.not_actions, action):
@@ -430,26 +487,28 @@ def statement_applies(statement: Statement, action: str, resource: str, context:
     if statement.not_resources is not None and resource_matches(statement.not_resources,
                                                                 resource, context):
         return False
-    if statement.principals is not None and not _principal_matches(statement.principals,
-                                                                    caller, account):
+    if statement.principals is not None and (caller is None or not principal_matches(
+            statement.principals, caller, statement.effect)):
         return False
-    if statement.not_principals is not None and _principal_matches(statement.not_principals,
-                                                                   caller, account):
+    if statement.not_principals is not None and (caller is None or not_principal_matches(
+            statement.not_principals, caller)):
         return False
     return all(condition_holds(op, key, values, context)
                for op, key, values in statement.conditions)
 
 
 def evaluate(policies: Iterable[Policy], action: str, resource: str, context: Context,
-             caller: Sequence[str] = (), account: str = "") -> Result:
-    """AWS's decision over ``policies`` (all of one kind, or identity and same-account
-    resource policies together: either may allow). ``caller``: the ARNs a resource policy's
-    Principal may name (a session's and its role's); ``context`` keys lower-cased."""
+             caller: Caller | None = None) -> Result:
+    """AWS's decision over ``policies``: all of one kind, or a caller's identity policies and
+    a resource policy of the same account together (an explicit Deny in either wins, else
+    either may allow, else the request is implicitly denied). ``caller``: whom a resource
+    policy's Principal is matched against (None: its statements never apply); ``context``
+    keys lower-cased."""
     allows: list[Matched] = []
     denies: list[Matched] = []
     for policy in policies:
         for statement in policy.statements:
-            if statement_applies(statement, action, resource, context, caller, account):
+            if statement_applies(statement, action, resource, context, caller):
                 matched = Matched(policy.source_id, policy.source_type, statement.sid,
                                   statement.effect)
                 (denies if statement.effect == "Deny" else allows).append(matched)

@@ -31,11 +31,13 @@ from opensage.errors import (
 )
 from opensage.services.iam.naming import iam_path as _path
 from opensage.services.iam.naming import random_id as _random_id
+from opensage.services.iam.bucket_policies import BucketPolicies
 from opensage.services.iam.policies import Policies
 from opensage.services.iam.principal import Credential, Principal
 from opensage.settings import Settings
 from opensage.store.db import Database
 from opensage.store.iam import AlreadyExists, IamStore
+from opensage.store.objects import ObjectStore
 from opensage.store.secrets import KEY_FILE, SecretBox, write_private
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,8 @@ def _token_hash(token: str) -> str:
 
 class IamService:
     def __init__(self, settings: Settings, db: Database,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 objects: ObjectStore | None = None) -> None:
         self.settings = settings
         self.account = settings.account_id
         self.store = IamStore(db)
@@ -88,6 +91,11 @@ class IamService:
         self._cache: dict[str, tuple[float, Credential]] = {}
         self._lock = threading.Lock()
         self.policies = Policies(self.store, self.account, clock)
+        # S3 bucket policies: evaluated with the identity policies of a request on a bucket
+        self.bucket_policies: BucketPolicies | None = None
+        if objects is not None:
+            self.bucket_policies = BucketPolicies(objects, self.store, self.account)
+            self.policies.resource_policy = self.bucket_policies.for_resource
 
     # -- credentials -----------------------------------------------------------------------
 
