@@ -29,9 +29,9 @@ from opensage.errors import (
     NoSuchEntity,
     ValidationException,
 )
+from opensage.services.iam.bucket_policies import BucketPolicies
 from opensage.services.iam.naming import iam_path as _path
 from opensage.services.iam.naming import random_id as _random_id
-from opensage.services.iam.bucket_policies import BucketPolicies
 from opensage.services.iam.policies import Policies
 from opensage.services.iam.principal import Credential, Principal
 from opensage.settings import Settings
