@@ -217,8 +217,10 @@ def test_the_account_principal_does_not_grant_by_itself(server: Server) -> None:
         "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bp-account/*"})
     s3 = server.client("s3", server.user("acct-full", attach=(S3_FULL,)))
     code, text = denied(s3.get_object, Bucket="bp-account", Key="k")
+    assert code == "AccessDenied"
     assert text.endswith("with an explicit deny in a resource-based policy")
-    s3.list_objects_v2(Bucket="bp-account")  # other actions: the identity policy decides
+    listed = s3.list_objects_v2(Bucket="bp-account")  # other actions: the identity policy
+    assert [o["Key"] for o in listed["Contents"]] == ["k"]
 
 
 def test_bucket_policy_operations_are_authorised_on_the_bucket(server: Server) -> None:
