@@ -472,3 +472,42 @@ def test_assume_role_is_bounded_by_the_roles_max_session_duration(server: Server
                     MaxSessionDuration=43200)
     assert iam.get_role(RoleName="long")["Role"]["MaxSessionDuration"] == 43200
     sts.assume_role(RoleArn=role_arn("long"), RoleSessionName="sess", DurationSeconds=43200)
+
+
+
+def test_a_bucket_policy_grants_and_denies_a_jobs_role(server: Server) -> None:
+    """The role ``reader`` has no identity permission on ``guarded``: its bucket policy lets
+    the role read ``a/`` (a job completes) and denies it ``c/`` (a job fails with AWS's
+    message naming the resource-based policy)."""
+    s3 = server.client("s3")
+    s3.create_bucket(Bucket="guarded")
+    csv, _, _ = regression_csv(100)
+    for prefix in ("a", "c"):
+        s3.put_object(Bucket="guarded", Key=f"{prefix}/train/data.csv", Body=csv)
+    reader = {"AWS": role_arn("reader")}
+    s3.put_bucket_policy(Bucket="guarded", Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Principal": reader, "Action": ["s3:ListBucket"],
+             "Resource": "arn:aws:s3:::guarded"},
+            {"Effect": "Allow", "Principal": reader, "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::guarded/*"},
+            {"Effect": "Deny", "Principal": reader, "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::guarded/c/*"}]}))
+
+    def guarded_job(name: str, data: str) -> dict[str, Any]:
+        request = xgb_job(name, data, role_arn("reader"))
+        channel = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+        channel["S3Uri"] = f"s3://guarded/{data}/train"
+        return train(server, request)
+
+    allowed = guarded_job("bp-a", "a")
+    assert allowed["TrainingJobStatus"] == "Completed", allowed.get("FailureReason")
+    assert keys(server, "out/bp-a/") == ["out/bp-a/output/model.tar.gz"]
+    refused = guarded_job("bp-c", "c")
+    assert refused["TrainingJobStatus"] == "Failed"
+    assert refused["FailureReason"] == (
+        "ClientError: Data download failed:AccessDenied (403): User: "
+        f"arn:aws:sts::{ACCOUNT}:assumed-role/reader/bp-c is not authorized to perform: "
+        "s3:GetObject on resource: arn:aws:s3:::guarded/c/train/data.csv with an explicit "
+        "deny in a resource-based policy")
+    assert keys(server, "out/bp-c/") == []
