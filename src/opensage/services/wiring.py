@@ -108,6 +108,8 @@ class Services:
             self.transform.reset()
             self.context.db.wipe()
             self.context.objects.wipe()
+            if self.iam.bucket_policies is not None:
+                self.iam.bucket_policies.forget_all()
 
     def close(self) -> None:
         self.takeover.close()

@@ -114,6 +114,10 @@ class BucketPolicies:
         with self._lock:
             self._cache.pop(bucket, None)
 
+    def forget_all(self) -> None:
+        with self._lock:
+            self._cache.clear()
+
     # -- the check PutBucketPolicy makes ---------------------------------------------------
 
     def check(self, bucket: str, document: str) -> Policy:

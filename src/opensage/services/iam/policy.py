@@ -372,11 +372,28 @@ def _date(raw: str) -> float | None:
     return parsed.timestamp()
 
 
-def _ip(have: str, want: str) -> bool:
+@functools.lru_cache(maxsize=4096)
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        return ipaddress.ip_address(have) in ipaddress.ip_network(want, strict=False)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def _ip(have: str, want: str) -> bool:
+    """``have`` inside the CIDR ``want`` (both parsed once, then from memory: a policy's
+    networks and the callers' addresses repeat)."""
+    address, network = _address(have), _network(want)
+    return (address is not None and network is not None
+            and address.version == network.version and address in network)
 
 
 def _compare(parse_value: Callable[[str], float | None],
