@@ -80,6 +80,13 @@ def test_put_get_delete_and_status(server: Server) -> None:
     assert denied(s3.put_bucket_policy, Bucket="bp-missing", Policy=public)[0] == (
         "NoSuchBucket")
     assert denied(s3.get_bucket_policy, Bucket="bp-missing")[0] == "NoSuchBucket"
+    # CloudTrail names the operations
+    trail = server.client("cloudtrail")
+    for name in ("PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",
+                 "GetBucketPolicyStatus"):
+        events = trail.lookup_events(LookupAttributes=[
+            {"AttributeKey": "EventName", "AttributeValue": name}])["Events"]
+        assert events and all(e["EventSource"] == "s3.amazonaws.com" for e in events), name
 
 
 def _statement(**changes: Any) -> dict[str, Any]:

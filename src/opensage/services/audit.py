@@ -114,7 +114,10 @@ def s3_operation(method: str, bucket: str, key: str, query: Mapping[str, str],
                  "ListMultipartUploads", ("GET", "versioning"): "GetBucketVersioning",
                  ("POST", "delete"): "DeleteObjects", ("GET", ""): "ListObjects",
                  ("PUT", ""): "CreateBucket", ("HEAD", ""): "HeadBucket",
-                 ("DELETE", ""): "DeleteBucket"}
+                 ("DELETE", ""): "DeleteBucket", ("PUT", "policy"): "PutBucketPolicy",
+                 ("GET", "policy"): "GetBucketPolicy",
+                 ("DELETE", "policy"): "DeleteBucketPolicy",
+                 ("GET", "policyStatus"): "GetBucketPolicyStatus"}
     else:
         table = {("PUT", "uploadId"): "UploadPartCopy" if copy_source else "UploadPart",
                  ("GET", "uploadId"): "ListParts", ("DELETE", "uploadId"):
@@ -123,8 +126,8 @@ def s3_operation(method: str, bucket: str, key: str, query: Mapping[str, str],
                  ("PUT", ""): "CopyObject" if copy_source else "PutObject",
                  ("GET", ""): "GetObject", ("HEAD", ""): "HeadObject",
                  ("DELETE", ""): "DeleteObject"}
-    sub = next((s for s in ("uploadId", "uploads", "location", "delete", "versioning")
-                if s in query), "")
+    sub = next((s for s in ("uploadId", "uploads", "location", "delete", "versioning",
+                            "policy", "policyStatus") if s in query), "")
     name = table.get((method, sub), f"{method.title()}Object" if key else "")
     if name == "ListObjects" and query.get("list-type") == "2":
         return "ListObjectsV2"
