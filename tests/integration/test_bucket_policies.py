@@ -143,6 +143,17 @@ def test_a_bucket_deny_beats_an_identity_allow(server: Server) -> None:
     assert text == message(user_arn("fully"), "s3:GetObject", "arn:aws:s3:::bp-deny/secret/b.txt",
                            "with an explicit deny in a resource-based policy")
     assert s3.get_object(Bucket="bp-deny", Key="open/a.txt")["Body"].read() == b"open/a.txt"
+    # a copy reads its source as GetObject: the source bucket's policy applies
+    bucket(server, "bp-deny-copy")
+    code, text = denied(s3.copy_object, Bucket="bp-deny-copy", Key="b.txt",
+                        CopySource={"Bucket": "bp-deny", "Key": "secret/b.txt"})
+    assert (code, text) == ("AccessDenied", message(
+        user_arn("fully"), "s3:GetObject", "arn:aws:s3:::bp-deny/secret/b.txt",
+        "with an explicit deny in a resource-based policy"))
+    s3.copy_object(Bucket="bp-deny-copy", Key="a.txt",
+                   CopySource={"Bucket": "bp-deny", "Key": "open/a.txt"})
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="bp-deny-copy")["Contents"]] == [
+        "a.txt"]
     # root is not bound by a bucket policy here (see docs/threat-model.md)
     root = server.client("s3")
     assert root.get_object(Bucket="bp-deny", Key="secret/b.txt")["Body"].read() == (
