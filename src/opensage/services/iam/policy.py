@@ -9,6 +9,9 @@ actions; moto's evaluator is part of moto), so this is written here, after AWS's
   ``${aws:username}``-style policy variables), its Principal/NotPrincipal matches (resource
   policies only) and every condition holds;
 - an applying Deny wins; else an applying Allow allows; else the request is implicitly denied.
+  A caller's identity policies and a resource policy of the same account (an S3 bucket's) are
+  evaluated together: a Deny in either wins, an Allow in either allows (``principal_matches``
+  says whom a resource policy's ``Principal`` names).
 
 Conditions: the String, Numeric, Date, Bool, Binary, IpAddress, Arn and Null operators, their
 ``...IfExists`` forms and the ``ForAnyValue:``/``ForAllValues:`` set qualifiers. A key absent
