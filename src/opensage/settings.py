@@ -53,6 +53,8 @@ class Settings:
     allow_anonymous_remote: bool = False
     root_access_key_id: str | None = None
     root_secret_access_key: str | None = field(default=None, repr=False)
+    # How long a console sign-in lasts (sigv4: its session cookie's lifetime).
+    console_session_hours: float = 12.0
     # What runs training jobs' hosts: "local" (processes on this machine) or "ray" (actors
     # on the Ray cluster at ray_address; "auto": the one `ray start` runs on this machine).
     executor: str = "local"
@@ -130,7 +132,7 @@ def _coerce(name: str, raw: str) -> Any:
         return int(raw)
     if name in ("stop_grace_seconds", "spot_interruptions_per_hour", "spot_discount",
                 "metric_retention_days", "housekeeping_interval_seconds", "archive_max_ratio",
-                "audit_retention_days", "lease_ttl_seconds"):
+                "audit_retention_days", "lease_ttl_seconds", "console_session_hours"):
         return float(raw)
     if name in ("enable_reset", "preload_algorithms", "allow_anonymous_remote", "audit"):
         return raw.strip().lower() in ("1", "true", "yes", "on")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import botocore.session
@@ -172,13 +172,18 @@ def create_app(settings: Settings) -> Starlette:
         return JSONResponse({"status": "ok", "account": settings.account_id,
                              "region": settings.region})
 
+    async def invoke(path: str, headers: Mapping[str, str], chunks: AsyncIterator[bytes]
+                     ) -> tuple[int, dict[str, str], bytes]:
+        runtime: RuntimeApi = app.state.protocols["sagemaker-runtime"]
+        return await runtime.invoke(path, headers, chunks)
+
     routes = [
         Route("/_opensage/reset", reset, methods=["POST"]),
         Route("/_opensage/health", health, methods=["GET"]),
         Route("/_opensage/training-jobs/{name}/interrupt", interrupt, methods=["POST"]),
         # The console: no bucket name holds "_", so "/_console/..." is no S3 path; like
         # these routes it is tried before the default (every AWS request).
-        console_mount(lambda: app.state.services),
+        console_mount(lambda: app.state.services, settings, invoke),
     ]
     gate = Gate() if settings.auth == "sigv4" else None
     middleware = [Middleware(AnswerUnhandledErrors)]

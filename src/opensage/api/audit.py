@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote
 
 from starlette.types import Message, Receive, Scope, Send
 
-from opensage.api.auth import PRINCIPAL
+from opensage.api.auth import PRINCIPAL, is_console
 from opensage.api.router import identify_service
 from opensage.services.audit import AuditService, Call, is_s3_data_event, read_only, s3_operation
 
@@ -149,6 +149,8 @@ async def audited(audit: AuditService, app: App, scope: Scope, receive: Receive,
 
 
 def wants_audit(scope: Scope) -> bool:
-    """An AWS call (not ``/_opensage/*``)."""
-    return scope["type"] == "http" and not scope["path"].startswith("/_opensage/")
+    """An AWS call (not ``/_opensage/*``, nor the console's pages: its sign-ins are recorded
+    as ``ConsoleLogin`` events by the console)."""
+    return (scope["type"] == "http" and not scope["path"].startswith("/_opensage/")
+            and not is_console(scope))
 

@@ -46,6 +46,8 @@ from starlette.types import Message, Receive, Scope, Send
 
 from opensage.api.error_encoding import ErrorAnswer, json_error, rest_json_error, rest_xml_error
 from opensage.api.router import identify_service
+from opensage.console.app import PREFIX as CONSOLE
+from opensage.console.app import signed_request
 from opensage.errors import AuthFailure, AwsError
 from opensage.services.iam import Credential, IamService, Principal
 
@@ -607,6 +609,12 @@ def request_headers(scope: Scope) -> dict[str, str]:
     return headers
 
 
+def is_console(scope: Scope) -> bool:
+    """An unsigned request for the console (a signed one under its prefix is an AWS call)."""
+    path: str = scope["path"]
+    return (path == CONSOLE or path.startswith(CONSOLE + "/")) and not signed_request(scope)
+
+
 class Gate:
     """Checks each request's signature before the app sees it (``--auth sigv4``).
 
@@ -619,6 +627,8 @@ class Gate:
     async def check(self, scope: Scope, receive: Receive, send: Send,
                     headers: Mapping[str, str] | None = None) -> Receive | None:
         if scope["path"] in OPEN_PATHS:
+            return receive
+        if is_console(scope):  # its own sign-in and session checks (console.session)
             return receive
         headers = headers if headers is not None else request_headers(scope)
         request = incoming(scope, headers)

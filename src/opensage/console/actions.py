@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from opensage.console.access import Caller
 from opensage.console.kinds import BY_SLUG
 from opensage.console.views import LOG_GROUPS
 from opensage.errors import ValidationException
@@ -41,15 +42,18 @@ def logs(request: Request, services: Services) -> Any:
     if group is None:
         raise ValidationException(f"{slug} have no logs in the console.")
     page = BY_SLUG[slug]
-    doc = page.describe(services, name)  # a missing job answers as the API does
+    caller = Caller.of(request, services)
+    doc = page.document(caller, name)  # a missing job answers as the API does
     status = doc.get(page.status_field or "")
     stream = request.query_params.get("stream")
     if not stream:
+        caller.require("logs:DescribeLogStreams")
         streams, _ = services.context.logs.describe_streams(group, prefix=f"{name}/",
                                                             limit=50)
         return {"status": status, "streams": [s["logStreamName"] for s in streams]}
     if not stream.startswith(f"{name}/"):
         raise ValidationException(f"{stream} is not a log stream of {name}.")
+    caller.require("logs:GetLogEvents")
     answer = services.context.logs.get_events(
         group, stream, start_from_head=True, limit=LOG_BATCH,
         token=request.query_params.get("token") or None)
@@ -63,7 +67,7 @@ def stop(request: Request, services: Services) -> Any:
     page = BY_SLUG.get(slug)
     if page is None or page.stop is None:
         raise ValidationException(f"{slug} cannot be stopped from the console.")
-    page.stop(services, name)
+    page.halt(Caller.of(request, services), name)
     return {"stopping": name}
 
 
@@ -85,7 +89,8 @@ def clone(request: Request, services: Services) -> Any:
     new_name = str(given.get("TrainingJobName") or "").strip()
     if not new_name:
         raise ValidationException("The clone needs a TrainingJobName.")
-    doc = services.training.describe(name)
+    caller = Caller.of(request, services)
+    doc = BY_SLUG["training-jobs"].document(caller, name)
     params = {k: v for k, v in doc.items() if k in _create_members()}
     params["TrainingJobName"] = new_name
     hps = given.get("HyperParameters")
@@ -96,6 +101,8 @@ def clone(request: Request, services: Services) -> Any:
     tags = services.context.resources.tags_of([doc["TrainingJobArn"]])[doc["TrainingJobArn"]]
     if tags:
         params["Tags"] = tags
+    caller.require("sagemaker:CreateTrainingJob",  # and iam:PassRole, as the API checks
+                   caller.sagemaker_arn("training-job", new_name), params)
     return {"TrainingJobArn": services.training.create(params), "TrainingJobName": new_name}
 
 

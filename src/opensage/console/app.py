@@ -2,7 +2,9 @@
 
 Pages are plain ``request -> response`` functions that Starlette runs in its thread pool (the
 services block). Every read goes through ``views`` to the services; every action calls the
-service operation the API's handler calls.
+service operation the API's handler calls. Under ``--auth sigv4`` the pages need a session
+(``session.SessionGate``, after ``/login``) and each read or action is first authorised
+(``access.Caller``); under ``--auth none`` they answer loopback clients only.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Match, Mount, Route
@@ -25,23 +28,42 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from opensage.console import actions, views
+from opensage.console.access import Caller, Denied
 from opensage.console.kinds import BY_SLUG, PAGES, settled
+from opensage.console.session import (
+    PRINCIPAL,
+    LoginFailed,
+    SessionGate,
+    Sessions,
+    clear_cookie,
+    safe_next,
+    set_cookie,
+)
 from opensage.errors import AwsError
 from opensage.services.wiring import Services
+from opensage.settings import Settings
 
 PREFIX = "/_console"
 HERE = Path(__file__).parent
 ServicesOf = Callable[[], Services]
+# The runtime's InvokeEndpoint (api.runtime.RuntimeApi.invoke): (path, headers, body chunks)
+# -> (status, headers, body). Handed in by the API layer, which the console does not import.
+Invoke = Callable[[str, Mapping[str, str], AsyncIterator[bytes]],
+                  Awaitable[tuple[int, dict[str, str], bytes]]]
 
 
-def create_console(services: ServicesOf) -> Starlette:
+def create_console(services: ServicesOf, settings: Settings | None = None,
+                   invoke: Invoke | None = None) -> Starlette:
     """The console app; ``services`` answers the running server's services (built in the
     main app's lifespan, after this app is made)."""
     env = _environment()
+    signed = settings is not None and settings.auth == "sigv4"
 
     def render(request: Request, template: str, context: dict[str, Any],
                code: int = 200) -> Response:
-        html = env.get_template(template).render(request=request, pages=PAGES, **context)
+        html = env.get_template(template).render(request=request, pages=PAGES,
+                                                 caller=request.scope.get(PRINCIPAL),
+                                                 signed=signed, **context)
         return HTMLResponse(html, code)
 
     def page(fn: Callable[[Request, Services], tuple[str, dict[str, Any]]]
@@ -51,6 +73,9 @@ def create_console(services: ServicesOf) -> Starlette:
                 template, context = fn(request, services())
             except views.Redirect as moved:
                 return RedirectResponse(moved.url, 303)
+            except Denied as err:
+                return render(request, "error.html", {"error": err, "title": "Access denied"},
+                              403)
             except AwsError as err:
                 return render(request, "error.html", {"error": err},
                               404 if "not" in err.message.lower() else 400)
@@ -62,10 +87,75 @@ def create_console(services: ServicesOf) -> Starlette:
             try:
                 return JSONResponse(fn(request, services()))
             except AwsError as err:
-                return JSONResponse({"error": err.code, "message": err.message}, 400)
+                return JSONResponse({"error": err.code, "message": err.message},
+                                    403 if isinstance(err, Denied) else 400)
         return endpoint
 
+    sessions: list[Sessions] = []
+
+    def sessions_of() -> Sessions:
+        if not sessions:
+            hours = settings.console_session_hours if settings is not None else 12.0
+            sessions.append(Sessions(services().iam, hours * 3600))
+        return sessions[0]
+
+    async def login(request: Request) -> Response:
+        if not signed:  # nothing to sign in to
+            return RedirectResponse(PREFIX + "/", 303)
+        target = request.query_params.get("next", "")
+        if request.method == "GET":
+            return render(request, "login.html", {"next": target, "key_id": ""})
+        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        key_id = form.get("access_key_id", "").strip()
+        target = form.get("next", "")
+        client = request.client.host if request.client else ""
+        agent = request.headers.get("user-agent", "")
+        audit = services().audit
+        try:
+            made = await run_in_threadpool(sessions_of().login, key_id,
+                                           form.get("secret_access_key", ""),
+                                           form.get("session_token", "").strip() or None)
+        except LoginFailed as failed:
+            await run_in_threadpool(audit.record_console_login, failed.principal, key_id,
+                                    client, agent, "Failed authentication")
+            return render(request, "login.html", {"next": target, "key_id": key_id,
+                                                  "failure": failed.message}, 401)
+        await run_in_threadpool(audit.record_console_login, made.principal, key_id, client,
+                                agent)
+        response = RedirectResponse(safe_next(target, PREFIX), 303)
+        set_cookie(response, made, PREFIX)
+        return response
+
+    async def logout(request: Request) -> Response:
+        response = RedirectResponse(PREFIX + ("/login" if signed else "/"), 303)
+        clear_cookie(response, PREFIX)
+        return response
+
+    async def invocations(request: Request) -> Response:
+        """The endpoint page's "Try it": InvokeEndpoint for the session's caller (a signed
+        client calls the runtime itself)."""
+        if request.headers.get(actions.HEADER) != "1":
+            return JSONResponse({"error": "Forbidden", "message": f"console actions need "
+                                 f"the {actions.HEADER} header"}, 403)
+        name = request.path_params["name"]
+        caller = Caller.of(request, services())
+        try:
+            await run_in_threadpool(caller.require, "sagemaker:InvokeEndpoint",
+                                    caller.sagemaker_arn("endpoint", name))
+        except Denied as err:
+            return JSONResponse({"error": err.code, "message": err.message}, 403)
+        if invoke is None:
+            return JSONResponse({"error": "NotImplemented", "message": "no runtime"}, 501)
+        headers = {k: v for k, v in request.headers.items()
+                   if k in ("content-type", "accept", "content-length")
+                   or k.startswith("x-amzn-sagemaker-")}
+        status, out, body = await invoke(f"/endpoints/{quote(name, safe='')}/invocations",
+                                         headers, request.stream())
+        return Response(body, status, out)
+
     routes = [
+        Route("/login", login, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["POST"]),
         Route("/", page(views.home)),
         Route("/compare", page(views.compare)),
         Route("/objects", page(views.buckets)),
@@ -75,11 +165,14 @@ def create_console(services: ServicesOf) -> Starlette:
         Route("/api/training-jobs/{name}/clone",
               actions.with_body(actions.guarded(api(actions.clone))), methods=["POST"]),
         Route("/api/{slug}/{name}/stop", actions.guarded(api(actions.stop)), methods=["POST"]),
+        Route("/api/endpoints/{name}/invocations", invocations, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
         Route("/{slug}", page(views.resource_list)),
         Route("/{slug}/{name}", page(views.resource_detail)),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes)
+    app.state.sessions = sessions_of
+    return app
 
 
 class LoopbackOnly:
@@ -105,12 +198,13 @@ class ConsoleMount(Mount):
     would (S3: no bucket can be named ``_console``)."""
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and _signed(scope):
+        if scope["type"] == "http" and signed_request(scope):
             return Match.NONE, {}
         return super().matches(scope)
 
 
-def _signed(scope: Scope) -> bool:
+def signed_request(scope: Scope) -> bool:
+    """Whether a request carries an AWS signature (an AWS request, not the console's)."""
     for key, value in scope.get("headers") or ():
         if key == b"authorization" and value.startswith(b"AWS"):
             return True
@@ -118,9 +212,14 @@ def _signed(scope: Scope) -> bool:
     return b"X-Amz-Signature=" in query or b"Signature=" in query
 
 
-def mount(services: ServicesOf) -> Mount:
-    """The console as a route of the main app, behind the loopback guard."""
-    return ConsoleMount(PREFIX, app=LoopbackOnly(create_console(services)))
+def mount(services: ServicesOf, settings: Settings | None = None,
+          invoke: Invoke | None = None) -> Mount:
+    """The console as a route of the main app: behind the session gate when authentication
+    is on, else behind the loopback guard."""
+    console = create_console(services, settings, invoke)
+    if settings is not None and settings.auth == "sigv4":
+        return ConsoleMount(PREFIX, app=SessionGate(console, console.state.sessions, PREFIX))
+    return ConsoleMount(PREFIX, app=LoopbackOnly(console))
 
 
 def _loopback(host: str) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opensage.console.access import Caller
 from opensage.services import crud
 from opensage.services import kinds as service_kinds
 from opensage.services.kinds import Kind
@@ -51,10 +52,27 @@ class ResourcePage:
     template: str = "resource.html"  # the detail page
     sorts: tuple[str, ...] = ("CreationTime", "Name", "Status")
     extra: dict[str, Any] = field(default_factory=dict)
+    noun: str = ""  # the API's: List<noun>s, Describe<noun>, Stop<noun>
 
-    def summaries(self, services: Services, params: Params) -> tuple[list[Params], str | None]:
-        answer = self.lister(services, params)
+    # What the caller may do is asked here, where a page names the operation it calls.
+    @property
+    def list_action(self) -> str:
+        return f"sagemaker:List{self.noun}s"
+
+    def summaries(self, caller: Caller, params: Params) -> tuple[list[Params], str | None]:
+        caller.require(self.list_action)
+        answer = self.lister(caller.services, params)
         return list(answer.get(self.items) or []), answer.get("NextToken")
+
+    def document(self, caller: Caller, name: str) -> Params:
+        caller.require(f"sagemaker:Describe{self.noun}",
+                       caller.sagemaker_arn(self.kind.name, name))
+        return self.describe(caller.services, name)
+
+    def halt(self, caller: Caller, name: str) -> None:
+        assert self.stop is not None
+        caller.require(f"sagemaker:Stop{self.noun}", caller.sagemaker_arn(self.kind.name, name))
+        self.stop(caller.services, name)
 
 
 def _columns(name: str, status: str | None, *times: tuple[str, str]) -> tuple[Column, ...]:
@@ -86,7 +104,8 @@ PAGES: tuple[ResourcePage, ...] = (
         (*_columns("TrainingJobName", "TrainingJobStatus"),
          Column("Secondary status", "SecondaryStatus"),
          Column("Created", "CreationTime", "time"), Column("Ended", "TrainingEndTime", "time")),
-        JOB_STATUSES, lambda s, n: s.training.stop(n), "training_job.html"),
+        JOB_STATUSES, lambda s, n: s.training.stop(n), "training_job.html",
+        noun="TrainingJob"),
     ResourcePage(
         "tuning-jobs", "Tuning jobs", "tuning job", service_kinds.TUNING_JOB,
         lambda s, p: s.tuning.list(p), "HyperParameterTuningJobSummaries",
@@ -95,53 +114,55 @@ PAGES: tuple[ResourcePage, ...] = (
         (*_columns("HyperParameterTuningJobName", "HyperParameterTuningJobStatus",
                    ("Created", "CreationTime"), ("Ended", "HyperParameterTuningEndTime")),
          Column("Strategy", "Strategy")),
-        JOB_STATUSES, lambda s, n: s.tuning.stop(n), "tuning_job.html"),
+        JOB_STATUSES, lambda s, n: s.tuning.stop(n), "tuning_job.html",
+        noun="HyperParameterTuningJob"),
     ResourcePage(
         "endpoints", "Endpoints", "endpoint", service_kinds.ENDPOINT,
         lambda s, p: s.endpoints.list(p), "Endpoints", "EndpointName", "EndpointStatus",
         lambda s, n: s.endpoints.describe(n),
         _columns("EndpointName", "EndpointStatus", ("Created", "CreationTime"),
                  ("Modified", "LastModifiedTime")),
-        ENDPOINT_STATUSES, None, "endpoint.html"),
+        ENDPOINT_STATUSES, None, "endpoint.html", noun="Endpoint"),
     ResourcePage(
         "transform-jobs", "Batch transform", "transform job", service_kinds.TRANSFORM_JOB,
         lambda s, p: s.transform.list(p), "TransformJobSummaries", "TransformJobName",
         "TransformJobStatus", lambda s, n: s.transform.describe(n),
         (*_columns("TransformJobName", "TransformJobStatus", ("Created", "CreationTime"),
                    ("Ended", "TransformEndTime")), Column("Failure", "FailureReason")),
-        JOB_STATUSES, lambda s, n: s.transform.stop(n)),
+        JOB_STATUSES, lambda s, n: s.transform.stop(n), noun="TransformJob"),
     ResourcePage(
         "processing-jobs", "Processing jobs", "processing job", service_kinds.PROCESSING_JOB,
         lambda s, p: s.processing.list(p), "ProcessingJobSummaries", "ProcessingJobName",
         "ProcessingJobStatus", lambda s, n: s.processing.describe(n),
         (*_columns("ProcessingJobName", "ProcessingJobStatus", ("Created", "CreationTime"),
                    ("Ended", "ProcessingEndTime")), Column("Failure", "FailureReason")),
-        JOB_STATUSES, lambda s, n: s.processing.stop(n)),
+        JOB_STATUSES, lambda s, n: s.processing.stop(n), noun="ProcessingJob"),
     ResourcePage(
         "models", "Models", "model", service_kinds.MODEL, _list_models, "Models", "ModelName",
         None, lambda s, n: crud.load(s.context, service_kinds.MODEL, n).body,
-        _columns("ModelName", None, ("Created", "CreationTime")), sorts=("CreationTime", "Name")),
+        _columns("ModelName", None, ("Created", "CreationTime")), sorts=("CreationTime", "Name"),
+        noun="Model"),
     ResourcePage(
         "endpoint-configs", "Endpoint configs", "endpoint configuration",
         service_kinds.ENDPOINT_CONFIG, _list_endpoint_configs, "EndpointConfigs",
         "EndpointConfigName", None,
         lambda s, n: crud.load(s.context, service_kinds.ENDPOINT_CONFIG, n).body,
         _columns("EndpointConfigName", None, ("Created", "CreationTime")),
-        sorts=("CreationTime", "Name")),
+        sorts=("CreationTime", "Name"), noun="EndpointConfig"),
     ResourcePage(
         "experiments", "Experiments", "experiment", service_kinds.EXPERIMENT,
         lambda s, p: s.experiments.list_experiments(p), "ExperimentSummaries",
         "ExperimentName", None, lambda s, n: s.experiments.describe_experiment(n),
         (*_columns("ExperimentName", None, ("Created", "CreationTime")),
          Column("Display name", "DisplayName")), (), None, "experiment.html",
-        sorts=("CreationTime", "Name")),
+        sorts=("CreationTime", "Name"), noun="Experiment"),
     ResourcePage(
         "trial-components", "Runs (trial components)", "run", service_kinds.TRIAL_COMPONENT,
         lambda s, p: s.experiments.list_trial_components(p), "TrialComponentSummaries",
         "TrialComponentName", None, lambda s, n: s.experiments.describe_trial_component(n),
         (*_columns("TrialComponentName", None, ("Created", "CreationTime")),
          Column("Display name", "DisplayName")), (), None, "trial_component.html",
-        sorts=("CreationTime", "Name")),
+        sorts=("CreationTime", "Name"), noun="TrialComponent"),
 )
 BY_SLUG = {page.slug: page for page in PAGES}
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 
+from opensage.console.access import Caller
 from opensage.console.kinds import BY_SLUG, PAGES, ResourcePage, settled
 from opensage.errors import AwsError, ValidationException
 from opensage.services import search as search_service
@@ -45,14 +46,17 @@ def _kind(slug: str) -> ResourcePage:
 
 # -- home ----------------------------------------------------------------------------------
 def home(request: Request, services: Services) -> Page:
+    caller = Caller.of(request, services)
     rows: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
     for page in PAGES:
+        if not caller.allowed(page.list_action):
+            continue  # a kind the caller may not list is not shown
         count = services.context.resources.count(page.kind.name)
-        recent, _ = page.summaries(services, {"MaxResults": 5}) if count else ([], None)
+        recent, _ = page.summaries(caller, {"MaxResults": 5}) if count else ([], None)
         rows.append({"page": page, "count": count, "recent": recent})
         if count and "Failed" in page.statuses:
-            failed, _ = page.summaries(services, {"MaxResults": 5, "StatusEquals": "Failed"})
+            failed, _ = page.summaries(caller, {"MaxResults": 5, "StatusEquals": "Failed"})
             failures += [{"page": page, "item": item} for item in failed]
     failures.sort(key=lambda f: _epoch(f["item"].get("CreationTime")) or 0, reverse=True)
     busy = any(not settled(item.get(r["page"].status_field)) for r in rows
@@ -73,6 +77,7 @@ def _date(text: str | None, *, end: bool = False) -> datetime | None:
 
 def resource_list(request: Request, services: Services) -> Page:
     page = _kind(request.path_params["slug"])
+    caller = Caller.of(request, services)
     q = request.query_params
     filters = {k: q.get(k, "").strip() for k in ("status", "name", "after", "before", "image",
                                                    "tag", "sort", "order")}
@@ -80,6 +85,7 @@ def resource_list(request: Request, services: Services) -> Page:
     order = "Ascending" if filters["order"] == "Ascending" else "Descending"
     token = q.get("token") or None
     if page.slug == "training-jobs" and (filters["image"] or filters["tag"]):
+        caller.require("sagemaker:Search")
         items, next_token = _search_training(services, filters, sort, order, token)
     else:
         params: Params = {"MaxResults": PAGE_SIZE, "SortBy": sort, "SortOrder": order,
@@ -87,7 +93,7 @@ def resource_list(request: Request, services: Services) -> Page:
                           "StatusEquals": filters["status"] or None,
                           "CreationTimeAfter": _date(filters["after"]),
                           "CreationTimeBefore": _date(filters["before"], end=True)}
-        items, next_token = page.summaries(services, {k: v for k, v in params.items()
+        items, next_token = page.summaries(caller, {k: v for k, v in params.items()
                                                       if v is not None})
     busy = page.status_field is not None and any(
         not settled(i.get(page.status_field)) for i in items)
@@ -129,7 +135,7 @@ def _search_training(services: Services, f: dict[str, str], sort: str, order: st
 def resource_detail(request: Request, services: Services) -> Page:
     page = _kind(request.path_params["slug"])
     name = request.path_params["name"]
-    doc = page.describe(services, name)
+    doc = page.document(Caller.of(request, services), name)
     status = doc.get(page.status_field) if page.status_field else doc.get("Status")
     context: dict[str, Any] = {"page": page, "name": name, "doc": doc, "status": status,
                                "live": not settled(status),
@@ -141,7 +147,8 @@ def resource_detail(request: Request, services: Services) -> Page:
 
 
 def _training(request: Request, services: Services, name: str, doc: Params) -> Params:
-    return {"series": training_series(services, name, doc),
+    charted = Caller.of(request, services).allowed("cloudwatch:GetMetricData")
+    return {"series": training_series(services, name, doc) if charted else {},
             "hyperparameters": sorted((doc.get("HyperParameters") or {}).items()),
             "tuning_job": (doc.get("TuningJobArn") or "").rsplit("/", 1)[-1] or None}
 
@@ -161,6 +168,9 @@ def training_series(services: Services, name: str, doc: Params) -> dict[str, lis
 
 
 def _tuning(request: Request, services: Services, name: str, doc: Params) -> Params:
+    caller = Caller.of(request, services)
+    caller.require("sagemaker:ListTrainingJobsForHyperParameterTuningJob",
+                   caller.sagemaker_arn("hyper-parameter-tuning-job", name))
     children: list[Params] = []
     token = None
     while True:  # every child, a page of the API's MaxResults at a time
@@ -226,15 +236,17 @@ def _number_or_text(value: Any) -> Any:
 
 def _endpoint(request: Request, services: Services, name: str, doc: Params) -> Params:
     ctx = services.context
+    caller = Caller.of(request, services)
     variants = [v["VariantName"] for v in doc.get("ProductionVariants") or []]
-    config = _safe(lambda: BY_SLUG["endpoint-configs"].describe(services,
-                                                                 doc["EndpointConfigName"]))
+    config = _safe(lambda: BY_SLUG["endpoint-configs"].document(caller,
+                                                                doc["EndpointConfigName"]))
     now = ctx.now()
     start = now - ENDPOINT_WINDOW
     charts: dict[str, dict[str, list[list[float]]]] = {}
+    charted = caller.allowed("cloudwatch:GetMetricData")
     for metric, stat in (("Invocations", "Sum"), ("ModelLatency", "Average"),
                          ("Invocation4XXErrors", "Sum"), ("Invocation5XXErrors", "Sum")):
-        for variant in variants:
+        for variant in variants if charted else ():
             points = ctx.metrics.series("AWS/SageMaker", metric, {
                 "EndpointName": name, "VariantName": variant}, start, now + 60)
             rows = aggregate(points, start, 60, [stat], [])
@@ -243,7 +255,8 @@ def _endpoint(request: Request, services: Services, name: str, doc: Params) -> P
                     [_epoch(r["Timestamp"]) or 0.0, r[stat]] for r in rows]
     resources = [f"endpoint/{name}/variant/{v}" for v in variants]
     scaling: Params = {"targets": [], "policies": [], "activities": []}
-    if resources:
+    if resources and all(caller.allowed(f"application-autoscaling:{a}") for a in (
+            "DescribeScalableTargets", "DescribeScalingPolicies", "DescribeScalingActivities")):
         query = {"ServiceNamespace": "sagemaker", "ResourceIds": resources}
         scaling["targets"] = services.autoscaling.describe_targets(query)["ScalableTargets"]
         for resource in resources:
@@ -252,10 +265,14 @@ def _endpoint(request: Request, services: Services, name: str, doc: Params) -> P
                 one)["ScalingPolicies"]
             scaling["activities"] += services.autoscaling.describe_activities(
                 {**one, "MaxResults": 20})["ScalingActivities"]
-    return {"config": config, "charts": charts, "scaling": scaling, "variants": variants}
+    return {"config": config, "charts": charts, "scaling": scaling, "variants": variants,
+            "may_invoke": caller.allowed("sagemaker:InvokeEndpoint",
+                                         caller.sagemaker_arn("endpoint", name))}
 
 
 def _experiment(request: Request, services: Services, name: str, doc: Params) -> Params:
+    caller = Caller.of(request, services)
+    caller.require("sagemaker:ListTrialComponents")
     runs: list[Params] = []
     token = None
     while len(runs) < 500:
@@ -266,7 +283,7 @@ def _experiment(request: Request, services: Services, name: str, doc: Params) ->
         token = answer.get("NextToken")
         if not token:
             break
-    described = [services.experiments.describe_trial_component(r["TrialComponentName"])
+    described = [BY_SLUG["trial-components"].document(caller, r["TrialComponentName"])
                  for r in runs]
     params = sorted({k for d in described for k in d.get("Parameters") or {}})
     metrics = sorted({m["MetricName"] for d in described for m in d.get("Metrics") or []})
@@ -290,7 +307,8 @@ def _parameter(value: Any) -> Any:
 
 def _trial_component(request: Request, services: Services, name: str, doc: Params) -> Params:
     series: dict[str, list[list[float]]] = {}
-    for m in doc.get("Metrics") or []:
+    charted = Caller.of(request, services).allowed("sagemaker:BatchGetMetrics")
+    for m in doc.get("Metrics") or [] if charted else []:
         answer = services.experiments.get_metrics([{
             "MetricName": m["MetricName"], "ResourceArn": doc["TrialComponentArn"],
             "MetricStat": "Avg", "Period": "IterationNumber", "XAxisType": "IterationNumber"}])
@@ -310,7 +328,9 @@ def compare(request: Request, services: Services) -> Page:
     names = list(dict.fromkeys(n for n in request.query_params.getlist("job") if n))
     if len(names) < 2:
         raise ValidationException("Pick two or more training jobs to compare.")
-    docs = [services.training.describe(n) for n in names]
+    caller = Caller.of(request, services)
+    docs = [BY_SLUG["training-jobs"].document(caller, n) for n in names]
+    charted = caller.allowed("cloudwatch:GetMetricData")
     hp_keys = sorted({k for d in docs for k in d.get("HyperParameters") or {}})
     metric_keys = sorted({m["MetricName"] for d in docs for m in d.get("FinalMetricDataList")
                           or []})
@@ -318,7 +338,7 @@ def compare(request: Request, services: Services) -> Page:
     finals = [(k, [next((m["Value"] for m in d.get("FinalMetricDataList") or []
                          if m["MetricName"] == k), None) for d in docs]) for k in metric_keys]
     curves: dict[str, dict[str, list[list[float]]]] = {}
-    for name, doc in zip(names, docs, strict=True):
+    for name, doc in zip(names, docs, strict=True) if charted else ():
         start = _epoch(doc.get("TrainingStartTime")) or _epoch(doc.get("CreationTime")) or 0.0
         for metric, points in training_series(services, name, doc).items():
             curves.setdefault(metric, {})[name] = [[t - start, v] for t, v in points]
@@ -329,6 +349,7 @@ def compare(request: Request, services: Services) -> Page:
 
 # -- objects -------------------------------------------------------------------------------
 def buckets(request: Request, services: Services) -> Page:
+    Caller.of(request, services).require("s3:ListAllMyBuckets")
     return "buckets.html", {"buckets": services.context.objects.list_buckets()}
 
 
@@ -336,6 +357,7 @@ def bucket(request: Request, services: Services) -> Page:
     name = request.path_params["bucket"]
     prefix = request.query_params.get("prefix", "")
     after = request.query_params.get("after", "")
+    Caller.of(request, services).require("s3:ListBucket", f"arn:aws:s3:::{name}")
     listing = services.context.objects.list_objects(name, prefix, "/", after, 200)
     crumbs = []
     parts = prefix.split("/")[:-1]
@@ -348,6 +370,7 @@ def bucket(request: Request, services: Services) -> Page:
 def preview(request: Request, services: Services) -> Page:
     name = request.path_params["bucket"]
     key = request.query_params.get("key", "")
+    Caller.of(request, services).require("s3:GetObject", f"arn:aws:s3:::{name}/{key}")
     info = services.context.objects.head_object(name, key)
     data = services.context.objects.read_object(name, key, (0, PREVIEW_BYTES - 1))
     truncated = info.size > len(data)

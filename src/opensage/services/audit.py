@@ -361,6 +361,47 @@ class AuditService:
                 "access_key_id": access_key or None, "resources": resources,
                 "record": json.dumps(record, separators=(",", ":"))}
 
+    def record_console_login(self, principal: Principal | None, access_key_id: str,
+                             source_ip: str, user_agent: str, failure: str = "") -> None:
+        """A console sign-in, as AWS records one (``ConsoleLogin`` from
+        ``signin.amazonaws.com``, an ``AwsConsoleSignIn`` event): who, from where, and
+        whether it succeeded (``failure``: why not). The secret is never seen here."""
+        if not self.enabled:
+            return
+        now, event_id = self.clock(), str(uuid.uuid4())
+        if principal is not None:
+            username = principal.name.rsplit("/", 1)[-1]
+            identity: dict[str, Any] = {
+                "type": principal.type, "principalId": principal.principal_id,
+                "arn": principal.arn, "accountId": principal.account,
+                "accessKeyId": access_key_id}
+            if principal.type != "AssumedRole":
+                identity["userName"] = username
+        else:  # an unknown key: AWS hides the name it was tried with
+            username = "HIDDEN_DUE_TO_SECURITY_REASONS"
+            identity = {"type": "IAMUser", "accountId": self.settings.account_id,
+                        "accessKeyId": "", "userName": username}
+        record: dict[str, Any] = {
+            "eventVersion": EVENT_VERSION, "userIdentity": identity,
+            "eventTime": _iso(now), "eventSource": "signin.amazonaws.com",
+            "eventName": "ConsoleLogin", "awsRegion": self.settings.region,
+            "sourceIPAddress": source_ip, "userAgent": user_agent[:MAX_STRING],
+            "requestParameters": None,
+            "responseElements": {"ConsoleLogin": "Failure" if failure else "Success"},
+            "additionalEventData": {"LoginTo": "opensage console", "MobileVersion": "No",
+                                    "MFAUsed": "No"},
+            "eventID": event_id, "readOnly": False, "eventType": "AwsConsoleSignIn",
+            "managementEvent": True, "recipientAccountId": self.settings.account_id,
+            "eventCategory": "Management"}
+        if failure:
+            record["errorMessage"] = failure
+        self.store.append({
+            "event_id": event_id, "event_time": now, "event_name": "ConsoleLogin",
+            "event_source": "signin.amazonaws.com", "username": username,
+            "resource_type": None, "resource_name": None, "read_only": False,
+            "access_key_id": access_key_id if principal is not None else None,
+            "resources": [], "record": json.dumps(record, separators=(",", ":"))})
+
     @staticmethod
     def _request_parameters(call: Call) -> dict[str, Any]:
         if call.service == "s3":

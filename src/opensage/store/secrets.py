@@ -8,6 +8,8 @@ server's user may read (0600). Servers that share one database must share the ke
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -19,10 +21,16 @@ KEY_FILE = "secret.key"
 class SecretBox:
     def __init__(self, key_file: Path) -> None:
         self.key_file = key_file
-        self._fernet = Fernet(_load_or_create(key_file))
+        self._key = _load_or_create(key_file)
+        self._fernet = Fernet(self._key)
 
     def seal(self, secret: str) -> str:
         return self._fernet.encrypt(secret.encode()).decode("ascii")
+
+    def derive(self, purpose: str) -> bytes:
+        """A key for one purpose (HMAC-SHA256 of the key file's key over ``purpose``): the
+        same on every server sharing the key file, and telling nothing of the key."""
+        return hmac.new(self._key, purpose.encode(), hashlib.sha256).digest()
 
     def open(self, sealed: str) -> str:
         try:

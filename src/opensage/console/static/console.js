@@ -166,7 +166,7 @@
         event.preventDefault();
         const box = form.parentElement.querySelector(".try-result");
         const status = box.querySelector(".try-status"), out = box.querySelector(".try-output");
-        const headers = {"Content-Type": form.elements.content_type.value};
+        const headers = {"Content-Type": form.elements.content_type.value, "X-Opensage-Console": "1"};
         if (form.elements.accept.value) headers.Accept = form.elements.accept.value;
         if (form.elements.variant && form.elements.variant.value) headers["X-Amzn-SageMaker-Target-Variant"] = form.elements.variant.value;
         status.textContent = "Invoking…";
