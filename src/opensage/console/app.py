@@ -12,17 +12,23 @@ from __future__ import annotations
 import ipaddress
 import json
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qsl, quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -56,8 +62,8 @@ def create_console(services: ServicesOf, settings: Settings | None = None,
                    invoke: Invoke | None = None) -> Starlette:
     """The console app; ``services`` answers the running server's services (built in the
     main app's lifespan, after this app is made)."""
-    env = _environment()
     signed = settings is not None and settings.auth == "sigv4"
+    env = _environment(signed)
 
     def render(request: Request, template: str, context: dict[str, Any],
                code: int = 200) -> Response:
@@ -131,6 +137,22 @@ def create_console(services: ServicesOf, settings: Settings | None = None,
         clear_cookie(response, PREFIX)
         return response
 
+    def download(request: Request) -> Response:
+        """An object's bytes, for a session's caller allowed ``s3:GetObject`` on it."""
+        try:
+            info, handle = views.open_object(request, services())
+        except Denied as err:
+            return render(request, "error.html", {"error": err, "title": "Access denied"},
+                          403)
+        except AwsError as err:
+            return render(request, "error.html", {"error": err}, 404)
+        name = info.key.rsplit("/", 1)[-1].replace('"', "")
+        return StreamingResponse(
+            iterate_in_threadpool(_chunks(handle)),
+            media_type=info.meta.get("ContentType") or "application/octet-stream",
+            headers={"content-length": str(info.size),
+                     "content-disposition": f'attachment; filename="{name}"'})
+
     async def invocations(request: Request) -> Response:
         """The endpoint page's "Try it": InvokeEndpoint for the session's caller (a signed
         client calls the runtime itself)."""
@@ -161,6 +183,7 @@ def create_console(services: ServicesOf, settings: Settings | None = None,
         Route("/objects", page(views.buckets)),
         Route("/objects/{bucket}", page(views.bucket)),
         Route("/objects/{bucket}/preview", page(views.preview)),
+        Route("/objects/{bucket}/download", download),
         Route("/api/logs/{slug}/{name}", api(actions.logs)),
         Route("/api/training-jobs/{name}/clone",
               actions.with_body(actions.guarded(api(actions.clone))), methods=["POST"]),
@@ -222,6 +245,12 @@ def mount(services: ServicesOf, settings: Settings | None = None,
     return ConsoleMount(PREFIX, app=LoopbackOnly(console))
 
 
+def _chunks(handle: IO[bytes]) -> Iterator[bytes]:
+    with handle:
+        while chunk := handle.read(1024 * 1024):
+            yield chunk
+
+
 def _loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -230,16 +259,27 @@ def _loopback(host: str) -> bool:
 
 
 # -- templates ----------------------------------------------------------------------------
-def _environment() -> Environment:
+def _environment(signed: bool) -> Environment:
     env = Environment(loader=FileSystemLoader(HERE / "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True,
                       lstrip_blocks=True, auto_reload=False)
     env.globals.update(prefix=PREFIX, url=_url, s3=views.s3_location, settled=settled,
-                       by_slug=BY_SLUG, tojson=_json)
+                       by_slug=BY_SLUG, tojson=_json,
+                       download=_console_download if signed else _s3_download)
     env.filters.update(when=_when, iso=_iso, duration=_duration, number=_number,
                        quote=lambda s: quote(str(s), safe=""), status_class=_status_class,
                        arn_name=lambda arn: str(arn).rsplit("/", 1)[-1])
     return env
+
+
+def _s3_download(bucket: str, key: str) -> str:
+    """An object's link to the S3 facade: an unsigned path-style GET (``--auth none``)."""
+    return f"/{quote(bucket, safe='')}/{quote(key)}"
+
+
+def _console_download(bucket: str, key: str) -> str:
+    """An object's link through the console, for a session's caller (``s3:GetObject``)."""
+    return f"{PREFIX}/objects/{quote(bucket, safe='')}/download?key={quote(key, safe='')}"
 
 
 def _url(path: str, **query: Any) -> str:

@@ -8,7 +8,7 @@ import io
 import json
 import math
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -19,6 +19,7 @@ from opensage.errors import AwsError, ValidationException
 from opensage.services import search as search_service
 from opensage.services.metrics import TRAINING_NAMESPACE, aggregate
 from opensage.services.wiring import Services
+from opensage.store.object_rows import ObjectInfo
 
 Params = dict[str, Any]
 Page = tuple[str, dict[str, Any]]
@@ -377,6 +378,14 @@ def preview(request: Request, services: Services) -> Page:
     kind, body = _preview(key, info.meta.get("ContentType") or "", data, truncated)
     return "preview.html", {"bucket": name, "key": key, "info": info, "kind": kind,
                             "body": body, "truncated": truncated}
+
+
+def open_object(request: Request, services: Services) -> tuple[ObjectInfo, IO[bytes]]:
+    """The object a download names, and its bytes (the caller closes them)."""
+    name = request.path_params["bucket"]
+    key = request.query_params.get("key", "")
+    Caller.of(request, services).require("s3:GetObject", f"arn:aws:s3:::{name}/{key}")
+    return services.context.objects.open_object(name, key)
 
 
 def _preview(key: str, content_type: str, data: bytes, truncated: bool) -> tuple[str, Any]:
