@@ -247,3 +247,40 @@ def test_login_is_no_aws_route_and_signed_requests_stay_aws_calls(url: str) -> N
     status, _, body = request(url, "GET", "/some-bucket/login")
     assert status == 403 and "<Code>AccessDenied</Code>" in body
     assert PRINCIPAL == auth.PRINCIPAL  # the console reads the key the API's gate sets
+
+
+def test_temporary_credentials_sign_in_with_their_session_token(url: str) -> None:
+    key = user(url, "dave", READ_ONLY)
+    aws(url, "iam").put_user_policy(UserName="dave", PolicyName="sessions", PolicyDocument=(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", '
+        '"Action": "sts:GetSessionToken", "Resource": "*"}]}'))
+    token = aws(url, "sts", key).get_session_token()["Credentials"]
+    form = {"access_key_id": token["AccessKeyId"], "secret_access_key":
+            token["SecretAccessKey"]}
+    status, _, page = request(url, "POST", "/_console/login", form=form)
+    assert status == 401 and "session token" in page  # the token is part of the pair
+    status, headers, _ = request(url, "POST", "/_console/login", form={
+        **form, "session_token": token["SessionToken"]})
+    assert status == 303
+    cookie = headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+    max_age = int(headers["set-cookie"].lower().split("max-age=")[1].split(";")[0])
+    assert 0 < max_age <= token["Expiration"].timestamp() - time.time() + 5
+    assert request(url, "GET", "/_console/training-jobs", cookie=cookie)[0] == 200
+
+
+def test_downloads_go_through_the_console_and_need_s3_get_object(url: str) -> None:
+    s3 = aws(url, "s3")
+    s3.create_bucket(Bucket="shared-data")
+    s3.put_object(Bucket="shared-data", Key="dir/a b.csv", Body=b"1,2\n3,4\n")
+    root = login(url, ROOT_KEYS)
+    status, _, page = request(url, "GET", "/_console/objects/shared-data?prefix=dir%2F",
+                              cookie=root)
+    link = "/_console/objects/shared-data/download?key=dir%2Fa%20b.csv"
+    assert status == 200 and f'href="{link}"' in page
+    status, headers, body = request(url, "GET", link, cookie=root)
+    assert status == 200 and body == "1,2\n3,4\n"
+    assert headers["content-disposition"] == 'attachment; filename="a b.csv"'
+    reader = login(url, user(url, "erin", READ_ONLY))
+    status, _, page = request(url, "GET", link, cookie=reader)
+    assert status == 403 and "not authorized to perform: s3:GetObject on resource: " \
+        "arn:aws:s3:::shared-data/dir/a b.csv" in page
