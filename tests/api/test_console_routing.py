@@ -68,3 +68,19 @@ def test_console_answers_loopback_clients_only() -> None:
     status, body = _get(app, "/static/console.css", ("127.0.0.1", 50000))
     assert status == 200 and b"opensage console" in body
     assert _get(app, "/static/console.css", ("::1", 50000))[0] == 200
+
+
+def test_without_authentication_the_login_page_leads_home(endpoint: str, client: Any) -> None:
+    class Stay(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any) -> None:
+            return None
+
+    opener = urllib.request.build_opener(Stay)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        opener.open(endpoint + "/_console/login")
+    assert err.value.code == 303 and err.value.headers["location"] == "/_console/"
+    # an object keyed like the login page is S3's, under its own bucket
+    s3 = client("s3")
+    s3.create_bucket(Bucket="pages")
+    s3.put_object(Bucket="pages", Key="_console/login", Body=b"an object")
+    assert s3.get_object(Bucket="pages", Key="_console/login")["Body"].read() == b"an object"

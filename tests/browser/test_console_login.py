@@ -82,6 +82,9 @@ def test_a_read_only_user_signs_in_reads_and_is_refused_a_stop(page: Page,
     expect(page.get_by_role("heading", level=1)).to_have_text("waits")
     expect(page.locator(".head .status")).to_have_text("InProgress",
                                                        timeout=FIRST_BUILD_TIMEOUT * 1000)
+    # the log tail is a logs: call the policy does not give: its refusal is shown instead
+    expect(page.locator("[data-logs]")).to_contain_text(
+        "is not authorized to perform: logs:DescribeLogStreams")
     confirms: list[str] = []
 
     def answer(dialog: Any) -> None:
