@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -46,10 +47,13 @@ from opensage.console.session import (
     set_cookie,
 )
 from opensage.errors import AwsError
+from opensage.services.iam import Principal
 from opensage.services.wiring import Services
 from opensage.settings import Settings
 
+log = logging.getLogger(__name__)
 PREFIX = "/_console"
+MAX_LOGIN_FORM = 16 * 1024
 HERE = Path(__file__).parent
 ServicesOf = Callable[[], Services]
 # The runtime's InvokeEndpoint (api.runtime.RuntimeApi.invoke): (path, headers, body chunks)
@@ -111,23 +115,34 @@ def create_console(services: ServicesOf, settings: Settings | None = None,
         target = request.query_params.get("next", "")
         if request.method == "GET":
             return render(request, "login.html", {"next": target, "key_id": ""})
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_LOGIN_FORM:
+                return JSONResponse({"error": "RequestEntityTooLarge",
+                                     "message": "The login form is too large."}, 413)
+        form = dict(parse_qsl(body.decode("utf-8", "replace")))
         key_id = form.get("access_key_id", "").strip()
         target = form.get("next", "")
         client = request.client.host if request.client else ""
         agent = request.headers.get("user-agent", "")
         audit = services().audit
+
+        def record(principal: Principal | None, failure: str = "") -> None:
+            try:
+                audit.record_console_login(principal, key_id, client, agent, failure)
+            except Exception:  # the login was answered: say the record failed, do not hide it
+                log.exception("audit: recording a console login failed")
+
         try:
             made = await run_in_threadpool(sessions_of().login, key_id,
                                            form.get("secret_access_key", ""),
                                            form.get("session_token", "").strip() or None)
         except LoginFailed as failed:
-            await run_in_threadpool(audit.record_console_login, failed.principal, key_id,
-                                    client, agent, "Failed authentication")
+            await run_in_threadpool(record, failed.principal, "Failed authentication")
             return render(request, "login.html", {"next": target, "key_id": key_id,
                                                   "failure": failed.message}, 401)
-        await run_in_threadpool(audit.record_console_login, made.principal, key_id, client,
-                                agent)
+        await run_in_threadpool(record, made.principal)
         response = RedirectResponse(safe_next(target, PREFIX), 303)
         set_cookie(response, made, PREFIX)
         return response
