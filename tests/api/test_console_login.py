@@ -24,6 +24,7 @@ from opensage.settings import Settings
 from opensage.store.secrets import KEY_FILE, SecretBox
 from opensage.testing import ROOT_KEYS
 from tests.conftest import ACCOUNT, REGION
+from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
 
 READ_ONLY = "arn:aws:iam::aws:policy/AmazonSageMakerReadOnly"
 
@@ -57,13 +58,13 @@ def aws(url: str, service: str, key: tuple[str, str] = ROOT_KEYS) -> Any:
 
 
 def request(url: str, method: str, path: str, *, cookie: str | None = None,
-            form: dict[str, str] | None = None, headers: dict[str, str] | None = None
-            ) -> tuple[int, dict[str, str], str]:
+            form: dict[str, str] | None = None, headers: dict[str, str] | None = None,
+            data: str | None = None) -> tuple[int, dict[str, str], str]:
     """One request, redirects not followed: (status, headers lower-cased, body)."""
     parts = urlsplit(url)
     conn = http.client.HTTPConnection(parts.hostname or "", parts.port)
     sent = dict(headers or {})
-    body = None
+    body = data
     if cookie is not None:
         sent["Cookie"] = f"{COOKIE}={cookie}"
     if form is not None:
@@ -284,3 +285,41 @@ def test_downloads_go_through_the_console_and_need_s3_get_object(url: str) -> No
     status, _, page = request(url, "GET", link, cookie=reader)
     assert status == 403 and "not authorized to perform: s3:GetObject on resource: " \
         "arn:aws:s3:::shared-data/dir/a b.csv" in page
+
+
+def test_try_it_invokes_an_endpoint_for_a_session_allowed_to(url: str) -> None:
+    sm, s3 = aws(url, "sagemaker"), aws(url, "s3")
+    s3.create_bucket(Bucket=BUCKET)
+    train, _, _ = regression_csv(200, seed=1)
+    for channel in ("train", "validation"):
+        s3.put_object(Bucket=BUCKET, Key=f"data/{channel}/part-0.csv", Body=train)
+    sm.create_training_job(**job_request("served", HyperParameters={
+        "objective": "reg:squarederror", "num_round": "3"}))
+    job = wait_for(sm, "served", timeout=120)
+    assert job["TrainingJobStatus"] == "Completed", job
+    sm.create_model(ModelName="served", ExecutionRoleArn=job["RoleArn"], PrimaryContainer={
+        "Image": job["AlgorithmSpecification"]["TrainingImage"],
+        "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]})
+    sm.create_endpoint_config(EndpointConfigName="served", ProductionVariants=[
+        {"VariantName": "AllTraffic", "ModelName": "served", "InitialInstanceCount": 1,
+         "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="served", EndpointConfigName="served")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="served",
+                                              WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    invoker = user(url, "invoker", READ_ONLY)
+    aws(url, "iam").put_user_policy(UserName="invoker", PolicyName="invoke", PolicyDocument=(
+        '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": '
+        '"sagemaker:InvokeEndpoint", "Resource": "arn:aws:sagemaker:*:*:endpoint/served"}]}'))
+    cookie = login(url, invoker)
+    status, _, page = request(url, "GET", "/_console/endpoints/served", cookie=cookie)
+    assert status == 200
+    assert 'data-invoke="/_console/api/endpoints/served/invocations"' in page
+    status, headers, body = request(url, "POST", "/_console/api/endpoints/served/invocations",
+                                    cookie=cookie, headers={"X-Opensage-Console": "1",
+                                                            "Content-Type": "text/csv"},
+                                    form=None, data="0.5,1.0,-0.3,0.2")
+    assert status == 200 and headers["x-amzn-invoked-production-variant"] == "AllTraffic"
+    float(body.strip().split(",")[0].split("\n")[0])  # a prediction
+    reader = login(url, user(url, "no-invoke", READ_ONLY))
+    status, _, page = request(url, "GET", "/_console/endpoints/served", cookie=reader)
+    assert status == 200 and "Try it" not in page  # the box is offered only when allowed
