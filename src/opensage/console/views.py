@@ -169,9 +169,8 @@ def training_series(services: Services, name: str, doc: Params) -> dict[str, lis
 
 
 def _tuning(request: Request, services: Services, name: str, doc: Params) -> Params:
-    caller = Caller.of(request, services)
-    caller.require("sagemaker:ListTrainingJobsForHyperParameterTuningJob",
-                   caller.sagemaker_arn("hyper-parameter-tuning-job", name))
+    # a List call: its resource is "*", as the API checks it
+    Caller.of(request, services).require("sagemaker:ListTrainingJobsForHyperParameterTuningJob")
     children: list[Params] = []
     token = None
     while True:  # every child, a page of the API's MaxResults at a time
