@@ -5,7 +5,9 @@ A :class:`Launcher` (one per service) starts worker processes: forked from the w
 server when it preloaded the algorithm, else fresh interpreters forked from one long-lived
 thread (PDEATHSIG follows the thread that forked, so never a short-lived one). A framework
 model's workers (a :class:`WorkerProgram` with an environment's python) are always fresh
-interpreters of that environment.
+interpreters of that environment. An isolated model's workers (``ModelServer.isolated``, the
+model's ``EnableNetworkIsolation``) are never forked: each is launched into a network
+namespace of its own (see ``serving.process``).
 
 A :class:`Fleet` is the set of workers running one :class:`ModelServer`: it starts new ones
 and waits for their ``/ping`` (killing every one it started when any fails), admits them as
@@ -44,6 +46,7 @@ class ModelServer:
     cpus: int
     env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
+    isolated: bool = False  # the model's EnableNetworkIsolation: workers with loopback only
 
 
 def prepare_model(objects: ObjectStore, url: str | None, dest: Path,
@@ -74,7 +77,8 @@ class Launcher:
     def launch(self, model: ModelServer, log_sink: Callable[[Worker], LogSink | None],
                on_exit: Callable[[Worker], None] | None = None) -> Worker:
         worker = Worker(program=model.program, model_dir=model.model_dir,
-                        work_dir=model.work_dir, cpus=model.cpus, env=model.env)
+                        work_dir=model.work_dir, cpus=model.cpus, env=model.env,
+                        isolated=model.isolated)
         worker.log_sink = log_sink(worker)
         worker.on_exit = on_exit
         worker.start(self._spawner, self.forkserver, self.containers)

@@ -16,6 +16,15 @@ Launched, the parent binds the worker's 127.0.0.1 socket itself and passes the d
 down, so the port is known before the child starts and no other process can take it in
 between. Forked (the fork server passes no other descriptor), the worker binds a free port
 itself and writes it to a file the parent reads before its first ``/ping``.
+
+A model with ``EnableNetworkIsolation`` (``isolated``): its workers are always launched,
+never forked, with ``runner.launch --netns``: the worker moves into a network namespace of its
+own holding only a loopback interface before the program starts, and serves on the listening
+socket inherited from the parent, which stays in the server's namespace (a socket belongs to
+the namespace it was created in): the server reaches the worker, the worker reaches nothing,
+the server included. An own image's container cannot be isolated that way: the services
+refuse such a model (``services.servable.refuse_isolated_container``), and :meth:`Worker.start`
+refuses it too.
 """
 
 from __future__ import annotations
@@ -111,6 +120,15 @@ class WorkerProgram:
         return argv
 
 
+ISOLATED_CONTAINER = (
+    "EnableNetworkIsolation is not supported for a model whose image runs in a container "
+    "(the user's own image): opensage cannot give such a container no network at all and "
+    "still reach its port (a container with NetworkMode none publishes no port; one on a "
+    "bridge, even an --internal one, reaches the host's other services through the bridge). "
+    "Serve it without network isolation, or use a built-in algorithm or a framework image "
+    "(script mode), whose workers run isolated in a network namespace of their own.")
+
+
 class WorkerFailed(Exception):
     """The worker exited or never passed ``/ping``; the message is a FailureReason."""
 
@@ -118,13 +136,14 @@ class WorkerFailed(Exception):
 class Worker:
     def __init__(self, *, program: WorkerProgram | str, model_dir: Path, work_dir: Path,
                  cpus: int, instance_id: str | None = None, log_sink: LogSink | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+                 env: Mapping[str, str] | None = None, isolated: bool = False) -> None:
         self.program = (program if isinstance(program, WorkerProgram)
                         else WorkerProgram.builtin(program))
         self.env = dict(env or {})  # the model's / job's Environment, on top of the server's
         self.model_dir = model_dir
         self.work_dir = work_dir
         self.cpus = cpus
+        self.isolated = isolated  # EnableNetworkIsolation: loopback only, launched with --netns
         self.instance_id = instance_id or f"i-{uuid.uuid4().hex[:17]}"
         self.key = uuid.uuid4().hex  # unique per process, unlike a port
         self.log_sink = log_sink
@@ -170,11 +189,13 @@ class Worker:
         an own image's container through ``containers``."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.program.image is not None:
+            if self.isolated:
+                raise WorkerFailed(ISOLATED_CONTAINER)
             self._start_container(self.program.image, containers)
             return
         self.failure_file.unlink(missing_ok=True)
         self.port_file.unlink(missing_ok=True)
-        if (forkserver is not None and self.program.forkable
+        if (forkserver is not None and self.program.forkable and not self.isolated
                 and self.module in getattr(forkserver, "modules", ()) and warm(forkserver)):
             argv = ["--module", self.module, "--model-dir", str(self.model_dir),
                     "--port-file", str(self.port_file), "--failure-file",
@@ -196,7 +217,8 @@ class Worker:
             self.port = sock.getsockname()[1]
             fd = sock.fileno()
             command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
-                       str(os.getpid()), "--", *self.program.command(),
+                       str(os.getpid()), *(["--netns"] if self.isolated else []),
+                       "--", *self.program.command(),
                        "--model-dir", str(self.model_dir),
                        "--fd", str(fd), "--failure-file", str(self.failure_file)]
             env = self._environment()

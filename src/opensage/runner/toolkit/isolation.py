@@ -2,7 +2,9 @@
 only a loopback interface exists (nothing outside, the opensage server included, is
 reachable). Done by the launcher (``runner.launch --netns``) with ``unshare(CLONE_NEWNET)``,
 which needs root or CAP_SYS_ADMIN (or unprivileged user namespaces): :func:`unavailable`
-says once per server why it cannot be done here, and such a job fails saying so."""
+says once per server why it cannot be done here, and such a job fails saying so. A model's
+workers (endpoints, batch transform) are isolated the same way (``serving.process``), and such
+an endpoint or transform job fails with the same reason."""
 
 from __future__ import annotations
 
@@ -42,9 +44,9 @@ def unavailable() -> str | None:
     if probe.returncode == 0:
         return None
     last = (probe.stderr.strip().splitlines() or ["unknown error"])[-1]
-    return (f"EnableNetworkIsolation needs a network namespace of its own for the job, which "
-            f"this machine refuses ({last}); run opensage as root or with CAP_SYS_ADMIN, or "
-            "turn network isolation off.")
+    return (f"EnableNetworkIsolation needs a network namespace of its own for the job (or "
+            f"each model worker), which this machine refuses ({last}); run opensage as root "
+            "or with CAP_SYS_ADMIN, or turn network isolation off.")
 
 
 # -- a private /opt/ml: processing jobs' absolute /opt/ml/processing/... paths -------------

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from opensage.runner.job_role import JobRoles, model_data_denial
+from opensage.runner.toolkit import isolation
 from opensage.services import kinds
 from opensage.services.endpoints.live import Hosting, LiveEndpoint, ServedVariant
 from opensage.services.endpoints.plan import (
@@ -149,6 +150,9 @@ class Deployer:
             for plan in deployment["Variants"]:
                 vname = plan["VariantName"]
                 what = self.servable_for(plan)
+                if (plan.get("NetworkIsolation")
+                        and (why := isolation.unavailable()) is not None):
+                    raise DeployFailed(f"Production variant {vname}: {why}")
                 work_dir = directory / vname
                 model_dir = work_dir / "model"
                 self.check_model_data(name, plan)

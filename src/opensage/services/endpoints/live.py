@@ -78,7 +78,8 @@ class Hosting:
         group = LOG_GROUP.format(name=endpoint)
         model = ModelServer(program=program, model_dir=directory / "model", work_dir=directory,
                             cpus=cpus_for(plan["InstanceType"]), env=plan["Environment"],
-                            startup_timeout=plan["StartupTimeout"])
+                            startup_timeout=plan["StartupTimeout"],
+                            isolated=plan.get("NetworkIsolation", False))
 
         def sink(worker: Worker) -> LogSink:
             stream = f"{plan['VariantName']}/{worker.instance_id}"

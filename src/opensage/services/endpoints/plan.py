@@ -15,6 +15,7 @@ from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import load
 from opensage.services.models import serving_container
+from opensage.services.servable import refuse_isolated_container
 from opensage.serving.fleet import DEFAULT_STARTUP_TIMEOUT
 
 # Keys of ``Resource.internal``: the names revision 0004 moved existing rows' state to.
@@ -35,6 +36,8 @@ class VariantPlan(TypedDict):
     # the model's role, whose s3:GetObject on the artifact is checked (--auth sigv4); rows
     # deployed before it was recorded lack it
     ExecutionRoleArn: NotRequired[str]
+    # The model's EnableNetworkIsolation (absent from plans stored before it was honoured)
+    NetworkIsolation: NotRequired[bool]
 
 
 class Deployment(TypedDict):
@@ -44,11 +47,16 @@ class Deployment(TypedDict):
 
 
 def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
-    """What to run, read from the configuration and its models now."""
+    """What to run, read from the configuration and its models now. A model with
+    ``EnableNetworkIsolation`` whose image is the user's own raises a ValidationException
+    (its container cannot be isolated and still be reached)."""
     variants: list[VariantPlan] = []
     for variant in config["ProductionVariants"]:
         model = load(ctx, kinds.MODEL, variant["ModelName"])
         container = serving_container(model)
+        isolated = bool(model.body.get("EnableNetworkIsolation"))
+        refuse_isolated_container(ctx.algorithms, variant["ModelName"], container["Image"],
+                                  container["Environment"], isolated)
         variants.append({
             "VariantName": variant["VariantName"],
             "ModelName": variant["ModelName"],
@@ -61,6 +69,7 @@ def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
             "StartupTimeout": float(variant.get(
                 "ContainerStartupHealthCheckTimeoutInSeconds") or DEFAULT_STARTUP_TIMEOUT),
             "ExecutionRoleArn": model.body.get("ExecutionRoleArn") or "",
+            "NetworkIsolation": isolated,
         })
     return {"EndpointConfigName": config["EndpointConfigName"], "Variants": variants,
             "DataCapture": config.get("DataCaptureConfig")}

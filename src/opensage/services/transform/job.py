@@ -24,6 +24,7 @@ from typing import IO, Any
 from opensage.errors import AwsError, ValidationException
 from opensage.runner.job_role import AsRole, RoleDenied, model_data_denial
 from opensage.runner.object_access import ObjectAccess
+from opensage.runner.toolkit import isolation
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
 from opensage.services.servable import NotServable, Servable, servable, worker_program
@@ -37,6 +38,8 @@ from opensage.serving.process import LogSink, Worker
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 CONTAINER = "_Container"  # key of Resource.internal: the model's container, as created
+# Key of that container: the model's EnableNetworkIsolation (its workers have loopback only)
+NETWORK_ISOLATION = "NetworkIsolation"
 STARTUP_TIMEOUT = 60.0
 DEFAULT_PAYLOAD_MB = 6
 DEFAULT_TIMEOUT = 600.0
@@ -183,9 +186,12 @@ class Job:
             what = servable(self.ctx.algorithms, image, env, self.ctx.containers)
         except NotServable as e:
             raise JobFailed(str(e)) from None
+        if self.container.get(NETWORK_ISOLATION) and (why := isolation.unavailable()) is not None:
+            raise JobFailed(why)
         return what, env
 
     def _start_fleet(self, what: Servable, env: dict[str, str]) -> None:
+        isolated = bool(self.container.get(NETWORK_ISOLATION))
         model_dir = self.directory / "model"
         try:
             prepare_model(self.ctx.objects, self.container.get("ModelDataUrl"), model_dir,
@@ -200,7 +206,7 @@ class Job:
         resources = self.job.get("TransformResources") or {}
         model = ModelServer(program=program, model_dir=model_dir, work_dir=self.directory,
                             cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"),
-                            env=env, startup_timeout=STARTUP_TIMEOUT)
+                            env=env, startup_timeout=STARTUP_TIMEOUT, isolated=isolated)
         epoch = int(time.time())
 
         def sink(worker: Worker) -> LogSink:

@@ -36,7 +36,15 @@ from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
 from opensage.services.events import JobCreated, JobEnded, Listeners
 from opensage.services.models import serving_container
-from opensage.services.transform.job import CONTAINER, LOG_GROUP, Job, Running, split_url
+from opensage.services.servable import refuse_isolated_container
+from opensage.services.transform.job import (
+    CONTAINER,
+    LOG_GROUP,
+    NETWORK_ISOLATION,
+    Job,
+    Running,
+    split_url,
+)
 from opensage.services.transform.jsonpath import parse_path
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.states import TransformJobStatus, outcome, sources
@@ -76,6 +84,10 @@ class TransformService:
         model = load(self.ctx, kinds.MODEL, params["ModelName"])
         container = serving_container(model)
         _validate(params)
+        isolated = bool(model.body.get("EnableNetworkIsolation"))
+        refuse_isolated_container(self.ctx.algorithms, model.name, container["Image"],
+                                  container["Environment"], isolated)
+        container[NETWORK_ISOLATION] = isolated
         now = self.ctx.now()
         arn = arn_of(self.ctx, KIND, name)
         body = {k: v for k, v in params.items() if k != "Tags"}
