@@ -293,3 +293,76 @@ def test_own_image_processing_job(sm: Any, s3: Any, client: Any,
     assert "processed rows" in log_lines(client("logs"), "/aws/sagemaker/ProcessingJobs",
                                          "own-proc/")
     assert containers(engine_url, "processing") == []
+
+
+def _inspect(url: str, container_id: str) -> dict[str, Any]:
+    import docker
+
+    client = docker.DockerClient(base_url=url)
+    try:
+        return dict(client.api.inspect_container(container_id))
+    finally:
+        client.close()
+
+
+def _interfaces(pid: int) -> set[str]:
+    """The network interfaces the process ``pid`` sees (those of its namespace)."""
+    with open(f"/proc/{pid}/net/dev") as dev:
+        return {line.split(":", 1)[0].strip() for line in dev.readlines()[2:]}
+
+
+def test_isolated_own_image_serves_without_a_network(sm: Any, s3: Any, client: Any,
+                                                     engine_url: str) -> None:  # noqa: F811
+    """With EnableNetworkIsolation the model's container has no network (NetworkMode none:
+    its own loopback only, no published port), yet the endpoint and a transform job reach
+    its model server (through the relay that connects from inside its namespace)."""
+    sm.create_training_job(**request("own-iso-fit", "fit",
+                                     HyperParameters={"mode": "fit", "scale": "1"}))
+    job = wait_for(sm, "own-iso-fit")
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    sm.create_model(ModelName="own-iso", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
+                    PrimaryContainer={"Image": IMAGE,
+                                      "ModelDataUrl": job["ModelArtifacts"]["S3ModelArtifacts"]})
+    sm.create_endpoint_config(EndpointConfigName="own-iso", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "own-iso", "InitialInstanceCount": 1,
+        "InstanceType": "ml.m5.large"}])
+    sm.create_endpoint(EndpointName="own-iso", EndpointConfigName="own-iso")
+    deadline = time.monotonic() + TIMEOUT
+    while (described := sm.describe_endpoint(EndpointName="own-iso"))[
+            "EndpointStatus"] == "Creating":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    runtime = client("sagemaker-runtime")
+    for _ in range(3):  # one connection each: the container's server closes every one
+        answer = runtime.invoke_endpoint(EndpointName="own-iso", ContentType="text/csv",
+                                         Body=b"1,a\n2.5,b\n")
+        assert answer["Body"].read() == b"6\n15\n"
+    [container] = containers(engine_url, "serving")
+    inspected = _inspect(engine_url, container)
+    assert inspected["HostConfig"]["NetworkMode"] == "none"
+    assert not inspected["NetworkSettings"]["Ports"]  # nothing published
+    assert _interfaces(int(inspected["State"]["Pid"])) == {"lo"}
+
+    s3.put_object(Bucket=BUCKET, Key="iso-tx/in/a.csv", Body=b"1\n2\n")
+    sm.create_transform_job(
+        TransformJobName="own-iso-tx", ModelName="own-iso",
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/iso-tx/in/"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/iso-tx/out/", "AssembleWith": "Line"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1})
+    deadline = time.monotonic() + TIMEOUT
+    while (tx := sm.describe_transform_job(TransformJobName="own-iso-tx"))[
+            "TransformJobStatus"] == "InProgress":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert tx["TransformJobStatus"] == "Completed", tx.get("FailureReason")
+    out = s3.get_object(Bucket=BUCKET, Key="iso-tx/out/a.csv.out")["Body"].read()
+    assert [float(v) for v in out.split()] == [6.0, 12.0]
+
+    sm.delete_endpoint(EndpointName="own-iso")
+    deadline = time.monotonic() + TIMEOUT
+    while containers(engine_url, "serving"):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)

@@ -215,6 +215,18 @@ class ContainerEngine:
         process.host_port = port
         return process
 
+    def main_pid(self, container_id: str) -> int:
+        """The process id of the container's main process, as the engine's machine numbers
+        it (0 when it is not running). Raises :class:`ContainerError`."""
+        import docker.errors
+
+        try:
+            state = self.api.inspect_container(container_id)["State"]
+        except docker.errors.APIError as e:
+            raise ContainerError(f"The container engine could not inspect container "
+                                 f"{container_id[:12]}: {_explain(e)}") from None
+        return int(state.get("Pid") or 0)
+
     def remove(self, container_id: str) -> None:
         try:
             self.api.remove_container(container_id, force=True)

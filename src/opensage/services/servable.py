@@ -38,7 +38,7 @@ from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
 from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
-from opensage.serving.process import ISOLATED_CONTAINER, WorkerProgram
+from opensage.serving.process import WorkerProgram
 
 MODEL_DIR = "/opt/ml/model"
 
@@ -71,22 +71,6 @@ def check_image(algorithms: AlgorithmCatalog, image: str, environment: Mapping[s
         return
     if containers is None and not _builtin(algorithms, image):
         raise ValidationException(no_engine_reason(image))
-
-
-def refuse_isolated_container(algorithms: AlgorithmCatalog, model: str, image: str,
-                              environment: Mapping[str, str], isolated: bool) -> None:
-    """CreateEndpoint's / UpdateEndpoint's / CreateTransformJob's check: a model with
-    ``EnableNetworkIsolation`` whose image is the user's own (a container) raises a
-    ValidationException saying why it cannot be served isolated."""
-    if not isolated:
-        return
-    try:
-        if framework_for_image(image, script_mode=script_mode(environment)) is not None:
-            return
-    except AwsError:
-        return  # not servable at all: deploying says why
-    if not _builtin(algorithms, image):
-        raise ValidationException(f"Model {model}: {ISOLATED_CONTAINER}")
 
 
 def _builtin(algorithms: AlgorithmCatalog, image: str) -> bool:

@@ -22,9 +22,10 @@ never forked, with ``runner.launch --netns``: the worker moves into a network na
 own holding only a loopback interface before the program starts, and serves on the listening
 socket inherited from the parent, which stays in the server's namespace (a socket belongs to
 the namespace it was created in): the server reaches the worker, the worker reaches nothing,
-the server included. An own image's container cannot be isolated that way: the services
-refuse such a model (``services.servable.refuse_isolated_container``), and :meth:`Worker.start`
-refuses it too.
+the server included. An own image's container runs with ``NetworkMode: none`` (only its own
+loopback) and publishes no port; the server reaches it through a
+:class:`~opensage.serving.relay.NamespaceRelay`, which opens each connection from inside the
+container's namespace.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from opensage.containers import (
     ContainerSpec,
     Mount,
 )
+from opensage.serving.relay import NamespaceRelay, RelayUnavailable
 
 HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
@@ -120,13 +122,8 @@ class WorkerProgram:
         return argv
 
 
-ISOLATED_CONTAINER = (
-    "EnableNetworkIsolation is not supported for a model whose image runs in a container "
-    "(the user's own image): opensage cannot give such a container no network at all and "
-    "still reach its port (a container with NetworkMode none publishes no port; one on a "
-    "bridge, even an --internal one, reaches the host's other services through the bridge). "
-    "Serve it without network isolation, or use a built-in algorithm or a framework image "
-    "(script mode), whose workers run isolated in a network namespace of their own.")
+ISOLATED_CONTAINER = ("EnableNetworkIsolation: the server reaches an isolated container's "
+                      "port from inside its network namespace, which cannot be done here: ")
 
 
 class WorkerFailed(Exception):
@@ -149,6 +146,7 @@ class Worker:
         self.log_sink = log_sink
         self.port = 0
         self.proc: Any = None  # subprocess.Popen, or the fork server's ForkedProcess
+        self.relay: NamespaceRelay | None = None  # the way in to an isolated container
         self.stopped = False
         self.exited = False  # set once the process is gone (crashed or stopped)
         # Called (from the log pump thread) when the process exits without being stopped.
@@ -189,8 +187,6 @@ class Worker:
         an own image's container through ``containers``."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         if self.program.image is not None:
-            if self.isolated:
-                raise WorkerFailed(ISOLATED_CONTAINER)
             self._start_container(self.program.image, containers)
             return
         self.failure_file.unlink(missing_ok=True)
@@ -236,7 +232,9 @@ class Worker:
 
     def _start_container(self, image: str, containers: ContainerEngine | None) -> None:
         """``<image> serve`` with the model at ``/opt/ml/model`` and the model's
-        environment (none of the server's); raises :class:`WorkerFailed`."""
+        environment (none of the server's); raises :class:`WorkerFailed`. Isolated, the
+        container has no network (``NetworkMode: none``) and the server reaches its port
+        through a :class:`NamespaceRelay`."""
         if containers is None:
             raise WorkerFailed(f"no container engine is reachable to run {image}")
         try:
@@ -249,10 +247,19 @@ class Worker:
             proc = containers.run(ContainerSpec(
                 image=image, command=["serve"], environment=env,
                 mounts=[Mount(self.model_dir, "/opt/ml/model", read_only=True)],
-                publish=port, cpus=self.cpus, purpose="serving"))
+                publish=None if self.isolated else port,
+                network_mode="none" if self.isolated else None,
+                cpus=self.cpus, purpose="serving"))
         except ContainerError as e:
             raise WorkerFailed(str(e)) from None
         self.proc, self.port = proc, proc.host_port or 0
+        if self.isolated:
+            try:
+                self.relay = NamespaceRelay(containers.main_pid(proc.id), proc.id, port)
+            except (ContainerError, RelayUnavailable) as e:
+                proc.send_signal(signal.SIGKILL)
+                raise WorkerFailed(f"{ISOLATED_CONTAINER}{e}") from None
+            self.port = self.relay.port
         threading.Thread(target=self._pump, daemon=True,
                          name=f"worker-log-{self.instance_id}").start()
 
@@ -270,6 +277,8 @@ class Worker:
                     log.exception("storing a log line of worker %s failed", self.instance_id)
         self.proc.wait()
         self.exited = True
+        if self.relay is not None:
+            self.relay.close()
         if not self.stopped and self.on_exit is not None:
             try:
                 self.on_exit(self)

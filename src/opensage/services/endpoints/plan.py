@@ -15,7 +15,6 @@ from opensage.services import kinds
 from opensage.services.context import Context
 from opensage.services.crud import load
 from opensage.services.models import serving_container
-from opensage.services.servable import refuse_isolated_container
 from opensage.serving.fleet import DEFAULT_STARTUP_TIMEOUT
 
 # Keys of ``Resource.internal``: the names revision 0004 moved existing rows' state to.
@@ -47,16 +46,12 @@ class Deployment(TypedDict):
 
 
 def resolve(ctx: Context, config: dict[str, Any]) -> Deployment:
-    """What to run, read from the configuration and its models now. A model with
-    ``EnableNetworkIsolation`` whose image is the user's own raises a ValidationException
-    (its container cannot be isolated and still be reached)."""
+    """What to run, read from the configuration and its models now."""
     variants: list[VariantPlan] = []
     for variant in config["ProductionVariants"]:
         model = load(ctx, kinds.MODEL, variant["ModelName"])
         container = serving_container(model)
         isolated = bool(model.body.get("EnableNetworkIsolation"))
-        refuse_isolated_container(ctx.algorithms, variant["ModelName"], container["Image"],
-                                  container["Environment"], isolated)
         variants.append({
             "VariantName": variant["VariantName"],
             "ModelName": variant["ModelName"],

@@ -36,7 +36,6 @@ from opensage.services.context import Context
 from opensage.services.crud import arn_of, create, load, summaries
 from opensage.services.events import JobCreated, JobEnded, Listeners
 from opensage.services.models import serving_container
-from opensage.services.servable import refuse_isolated_container
 from opensage.services.transform.job import (
     CONTAINER,
     LOG_GROUP,
@@ -84,10 +83,7 @@ class TransformService:
         model = load(self.ctx, kinds.MODEL, params["ModelName"])
         container = serving_container(model)
         _validate(params)
-        isolated = bool(model.body.get("EnableNetworkIsolation"))
-        refuse_isolated_container(self.ctx.algorithms, model.name, container["Image"],
-                                  container["Environment"], isolated)
-        container[NETWORK_ISOLATION] = isolated
+        container[NETWORK_ISOLATION] = bool(model.body.get("EnableNetworkIsolation"))
         now = self.ctx.now()
         arn = arn_of(self.ctx, KIND, name)
         body = {k: v for k, v in params.items() if k != "Tags"}
