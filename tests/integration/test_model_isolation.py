@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(isolation.unavailable() is not None,
 # 127.0.0.1, once when the model loads and again for each prediction, and answers what
 # happened along with the model's predictions.
 PROBING = """
-import json, os, socket
+import ctypes, json, os, socket
 import joblib
 import numpy as np
 
@@ -45,6 +45,20 @@ def probe():
             found[port] = f"unreachable: {e}"
     return found
 
+def escape():
+    # try to go back into the network namespace of the parent: the server
+    try:
+        fd = os.open(f"/proc/{os.getppid()}/ns/net", os.O_RDONLY)
+    except OSError as e:
+        return f"refused: {e.strerror}"
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, 0x40000000) != 0:
+            return f"refused: {os.strerror(ctypes.get_errno())}"
+        return "entered"
+    finally:
+        os.close(fd)
+
 def model_fn(model_dir):
     return joblib.load(os.path.join(model_dir, "model.joblib")), probe()
 
@@ -53,8 +67,12 @@ def input_fn(body, content_type):
 
 def predict_fn(data, model):
     estimator, at_load = model
-    return {"predictions": estimator.predict(data).tolist(), "at_load": at_load,
-            "at_predict": probe()}
+    answer = {"predictions": estimator.predict(data).tolist(), "at_load": at_load,
+              "at_predict": probe()}
+    if os.environ.get("TRY_ESCAPE"):
+        answer["escape"] = escape()
+        answer["after_escape"] = probe()
+    return answer
 
 def output_fn(prediction, accept):
     return json.dumps(prediction), "application/json"
@@ -152,7 +170,9 @@ def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
     for name, isolated in (("sk-open", False), ("sk-isolated", True)):
         sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, EnableNetworkIsolation=isolated,
                         PrimaryContainer={
-                            "Image": SKLEARN_IMAGE, "Environment": environment,
+                            "Image": SKLEARN_IMAGE,
+                            "Environment": {**environment, "TRY_ESCAPE": "1"} if isolated
+                            else environment,
                             "ModelDataUrl": f"s3://{BUCKET}/models/probing/model.tar.gz"})
         endpoint_config(sm, name, name)
         sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
@@ -172,6 +192,10 @@ def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
         probes = answers["sk-isolated"][when]
         assert set(probes) == {str(server_port), str(listener)}
         assert all(p.startswith("unreachable: ") for p in probes.values()), probes
+    # Even run as root (as here), the worker may not setns back into the server's namespace.
+    assert answers["sk-isolated"]["escape"] == "refused: Operation not permitted"
+    assert all(p.startswith("unreachable: ")
+               for p in answers["sk-isolated"]["after_escape"].values())
 
     # Batch transform of the isolated model: its handlers are cut off there too.
     s3.put_object(Bucket=BUCKET, Key="sk-in/rows.json", Body=json.dumps(rows).encode())

@@ -4,9 +4,10 @@
 Sets what ``preexec_fn`` would (unsafe in a threaded server), then execs the job:
 the job dies with the server (a kill -9 of opensage leaves no orphan training), and it sees
 only the CPUs its instance type has; with ``--netns`` (EnableNetworkIsolation) it runs in a
-network namespace of its own with only loopback, and with ``--private-ml DIR`` (processing
-jobs) ``DIR`` is its ``/opt/ml``, in a mount namespace of its own (see
-``runner.toolkit.isolation``).
+network namespace of its own with only loopback (as root, without CAP_SYS_ADMIN and
+CAP_NET_ADMIN, so that it cannot ``setns`` back into the server's), and with
+``--private-ml DIR`` (processing jobs) ``DIR`` is its ``/opt/ml``, in a mount namespace of its
+own (see ``runner.toolkit.isolation``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ import signal
 import sys
 
 PR_SET_PDEATHSIG = 1
+PR_CAPBSET_DROP = 24
+# Dropped from an isolated process's bounding set (so from what the program it execs may
+# have): entering another network namespace (setns back into the server's) and moving
+# interfaces between namespaces.
+CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 
 
 def main(argv: list[str]) -> None:
@@ -53,6 +59,12 @@ def main(argv: list[str]) -> None:
             enter_namespace()
         except OSError as err:
             raise SystemExit(f"EnableNetworkIsolation: {err}") from None
+        libc = ctypes.CDLL(None, use_errno=True)
+        for capability in (CAP_SYS_ADMIN, CAP_NET_ADMIN):
+            if libc.prctl(PR_CAPBSET_DROP, capability, 0, 0, 0) != 0 and os.geteuid() == 0:
+                errno = ctypes.get_errno()
+                raise SystemExit(f"EnableNetworkIsolation: dropping capability {capability} "
+                                 f"failed: {os.strerror(errno)}")
     os.execvp(command[0], command)  # on the job's PATH: "python3" is its framework's
 
 
