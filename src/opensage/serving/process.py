@@ -255,7 +255,8 @@ class Worker:
         self.proc, self.port = proc, proc.host_port or 0
         if self.isolated:
             try:
-                self.relay = NamespaceRelay(containers.main_pid(proc.id), proc.id, port)
+                self.relay = NamespaceRelay.for_container(containers.main_pid(proc.id),
+                                                          proc.id, port)
             except (ContainerError, RelayUnavailable) as e:
                 proc.send_signal(signal.SIGKILL)
                 raise WorkerFailed(f"{ISOLATED_CONTAINER}{e}") from None

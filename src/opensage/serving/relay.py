@@ -8,10 +8,10 @@ the container's ``127.0.0.1:<port>``. A socket belongs to the namespace it was c
 the listening socket stays reachable from the server while the connections it relays end up
 inside the container; nothing goes the other way: the container still has no route out.
 
-It needs the container's main process on this machine (the engine local, its pid in this
-pid namespace, checked against the process's cgroup, which names the container) and the right
-to enter its namespace (root, or CAP_SYS_ADMIN); :class:`RelayUnavailable` says which is
-missing.
+:meth:`NamespaceRelay.for_container` needs the container's main process on this machine (the
+engine local, its pid in this pid namespace, checked against the process's cgroup, which
+names the container) and the right to enter its namespace (root, or CAP_SYS_ADMIN);
+:class:`RelayUnavailable` says which is missing.
 """
 
 from __future__ import annotations
@@ -40,40 +40,50 @@ def _enter(namespace_fd: int) -> None:
 
 
 class NamespaceRelay:
-    """Relays connections to ``127.0.0.1:<target_port>`` inside the network namespace of
-    the process ``pid`` (the container ``container_id``'s main process)."""
+    """Relays connections to ``127.0.0.1:<target_port>`` inside the network namespace
+    ``namespace`` (a ``/proc/<pid>/ns/net`` path); :meth:`for_container` finds a container's."""
 
-    def __init__(self, pid: int, container_id: str, target_port: int) -> None:
+    def __init__(self, namespace: str, target_port: int, name: str = "relay") -> None:
         self.target_port = target_port
         self._closed = threading.Event()
         self._lock = threading.Lock()
         self._open: set[socket.socket] = set()
         try:
-            with open(f"/proc/{pid}/cgroup") as cgroup:
-                owned = container_id in cgroup.read()
-            namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+            namespace_fd = os.open(namespace, os.O_RDONLY)
         except OSError as e:
-            raise RelayUnavailable(f"the container's process {pid} is not visible here "
-                                   f"({e.strerror}): the container engine must run on this "
-                                   "machine") from None
-        if not owned:
-            os.close(namespace)
-            raise RelayUnavailable(f"process {pid} of this machine is not the container's "
-                                   "(the container engine is not on this machine)")
+            raise RelayUnavailable(f"{namespace} cannot be opened ({e.strerror})") from None
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.bind((HOST, 0))
         self._listener.listen(1024)
         self.port: int = self._listener.getsockname()[1]
         entered = threading.Event()
         failure: list[str] = []
-        self._thread = threading.Thread(target=self._accept, args=(namespace, entered, failure),
-                                        daemon=True, name=f"relay-{container_id[:12]}")
+        self._thread = threading.Thread(target=self._accept,
+                                        args=(namespace_fd, entered, failure),
+                                        daemon=True, name=name)
         self._thread.start()
         entered.wait()
         if failure:
             self.close()
             raise RelayUnavailable(f"entering the container's network namespace failed "
                                    f"({failure[0]}): opensage needs root or CAP_SYS_ADMIN")
+
+    @classmethod
+    def for_container(cls, pid: int, container_id: str, target_port: int) -> NamespaceRelay:
+        """The relay into the namespace of ``container_id``, whose main process the engine
+        numbers ``pid``: that process must be this machine's and the container's (its
+        cgroup names the container), else :class:`RelayUnavailable`."""
+        try:
+            with open(f"/proc/{pid}/cgroup") as cgroup:
+                owned = bool(pid) and container_id in cgroup.read()
+        except OSError as e:
+            raise RelayUnavailable(f"the container's process {pid} is not visible here "
+                                   f"({e.strerror}): the container engine must run on this "
+                                   "machine") from None
+        if not owned:
+            raise RelayUnavailable(f"process {pid} of this machine is not the container's "
+                                   "(the container engine must run on this machine)")
+        return cls(f"/proc/{pid}/ns/net", target_port, name=f"relay-{container_id[:12]}")
 
     def _accept(self, namespace: int, entered: threading.Event, failure: list[str]) -> None:
         try:
