@@ -11,6 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -249,3 +250,50 @@ def test_a_machine_without_namespaces_fails_the_endpoint_and_transform_saying_wh
     assert done["FailureReason"] == reason
     with pytest.raises(ClientError):
         s3.head_object(Bucket=BUCKET, Key="refused-out/rows.csv.out")
+
+
+def test_an_isolated_endpoint_stays_isolated_across_a_restart(tmp_path):
+    import boto3
+    from botocore.config import Config
+
+    from opensage.server import start_in_thread
+    from opensage.settings import Settings
+    from tests.integration.test_endpoints import make_model
+    from tests.integration.test_training_jobs import XGB_IMAGE
+
+    def clients(url: str) -> tuple[Any, Any, Any]:
+        kwargs = {"endpoint_url": url, "region_name": "us-east-1", "aws_access_key_id": "k",
+                  "aws_secret_access_key": "s", "config": Config(retries={"max_attempts": 1})}
+        return (boto3.client("sagemaker", **kwargs), boto3.client("s3", **kwargs),
+                boto3.client("sagemaker-runtime", **kwargs))
+
+    settings = Settings(data_dir=tmp_path, port=0)
+    artifact, _booster, rows = make_model(seed=1)
+    body = "\n".join(",".join(map(repr, map(float, r))) for r in rows)
+    first = start_in_thread(settings)
+    try:
+        sm, s3, runtime = clients(first.url)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="kept/model.tar.gz", Body=artifact)
+        sm.create_model(ModelName="kept", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
+                        PrimaryContainer={"Image": XGB_IMAGE,
+                                          "ModelDataUrl": f"s3://{BUCKET}/kept/model.tar.gz"})
+        endpoint_config(sm, "kept", "kept")
+        sm.create_endpoint(EndpointName="kept", EndpointConfigName="kept")
+        in_service(sm, "kept")
+        before = runtime.invoke_endpoint(EndpointName="kept", ContentType="text/csv",
+                                         Body=body)["Body"].read()
+    finally:
+        first.stop()
+    second = start_in_thread(settings)
+    try:
+        sm, _, runtime = clients(second.url)
+        assert sm.describe_endpoint(EndpointName="kept")["EndpointStatus"] == "InService"
+        after = runtime.invoke_endpoint(EndpointName="kept", ContentType="text/csv",
+                                        Body=body)["Body"].read()
+        assert after == before
+        [worker] = _services(second).endpoints._live["kept"].workers
+        assert namespace(worker.proc.pid) != namespace(os.getpid())
+        assert interfaces(worker.proc.pid) == {"lo"}
+    finally:
+        second.stop()
