@@ -10,19 +10,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from opensage.algorithms.collective import Collective, joined, own_rows
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.xgboost.spec import (
     CHECKPOINT_PREFIX,
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
     import xgboost  # for annotations; the module itself is imported on use
 
 log = logging.getLogger("opensage.algorithms.xgboost")
-COLLECTIVE_TIMEOUT_SECONDS = 300  # hosts wait this long for each other (start, each step)
-COLLECTIVE_RETRIES = 30
 
 # Hyperparameters the container consumes itself; never passed to XGBoost.
 CONTAINER_ONLY = frozenset({
@@ -441,48 +439,12 @@ def _train_on(xgb: Any, env: TrainingEnv, hps: Mapping[str, Any], train_data: La
                log_rounds=rank == 0)
 
 
-@contextlib.contextmanager
-def _collective(xgb: Any, env: TrainingEnv) -> Iterator[int]:
-    """A job of several hosts trains one model, as SageMaker's container does with Rabit:
-    algo-1 runs the tracker at ``OPENSAGE_COLLECTIVE_ADDRESS`` (its address, which the
-    runner gives every host), each host joins with its rank (its position in ``hosts``),
-    and XGBoost's collective allreduces the histograms and the evaluation metrics. Yields
-    this host's rank (0 alone)."""
-    address = env.environ.get("OPENSAGE_COLLECTIVE_ADDRESS")
-    hosts = env.hosts
-    if len(hosts) < 2 or not address:
-        yield 0
-        return
-    host, _, port = address.rpartition(":")
-    rank = hosts.index(env.current_host)
-    tracker = None
-    if rank == 0:
-        from xgboost.tracker import RabitTracker
-
-        tracker = RabitTracker(n_workers=len(hosts), host_ip=host, port=int(port),
-                               sortby="task", timeout=COLLECTIVE_TIMEOUT_SECONDS)
-        tracker.start()
-    log.info("Joining the %d hosts' collective at %s as rank %d", len(hosts), address, rank)
-    with xgb.collective.CommunicatorContext(
-            dmlc_communicator="rabit", dmlc_tracker_uri=host, dmlc_tracker_port=int(port),
-            dmlc_task_id=str(rank), dmlc_retry=COLLECTIVE_RETRIES,
-            dmlc_timeout=COLLECTIVE_TIMEOUT_SECONDS):
-        yield rank
-    if tracker is not None:
-        tracker.wait_for(COLLECTIVE_TIMEOUT_SECONDS)
-
-
-def _own_rows(env: TrainingEnv, data: LabeledData, rank: int) -> LabeledData:
-    """A FullyReplicated train channel gives every host all rows: in a job of several hosts
-    each trains on every n-th row from its rank, so that together they see each row once
-    (as one host would). A ShardedByS3Key channel is already this host's share; ranking data
-    (query groups) is kept whole."""
-    hosts = len(env.hosts)
-    config = env.input_data_config.get("train", {})
-    if (hosts < 2 or data.qid is not None or not env.environ.get("OPENSAGE_COLLECTIVE_ADDRESS")
-            or config.get("S3DistributionType", "FullyReplicated") != "FullyReplicated"):
+def _own_rows(env: TrainingEnv, data: LabeledData, group: Collective) -> LabeledData:
+    """This host's rows of the train channel (:func:`own_rows`); ranking data (query groups)
+    is kept whole."""
+    rows = own_rows(env, "train", group)
+    if data.qid is not None or rows == slice(None):
         return data
-    rows = slice(rank, None, hosts)
     return LabeledData(data.features[rows], data.labels[rows],
                        None if data.weights is None else data.weights[rows], None)
 
@@ -507,9 +469,13 @@ def train(env: TrainingEnv) -> None:
             raise UserError(f"The validation data has {validation_data.num_features} feature "
                             f"columns but the train data has {train_data.num_features}.")
     try:
-        with _collective(xgb, env) as rank:
-            train_data = _own_rows(env, train_data, rank)
-            booster = _train_on(xgb, env, hps, train_data, validation_data, nthread, rank)
+        # A job of several hosts trains one model, as SageMaker's container does with
+        # Rabit: XGBoost allreduces the histograms and the evaluation metrics through the
+        # hosts' collective (opensage.algorithms.collective).
+        with joined(env) as group:
+            train_data = _own_rows(env, train_data, group)
+            booster = _train_on(xgb, env, hps, train_data, validation_data, nthread,
+                                group.rank)
     except xgb.core.XGBoostError as e:
         raise UserError(f"XGBoost could not train on this input: {_xgboost_message(e)}") \
             from e
