@@ -27,9 +27,11 @@ def image(algorithm: str) -> str:
 
 def train(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
           channels: dict[str, tuple[bytes | dict[str, bytes], str | None]], *, timeout: float = 120,
-          input_mode: str = "File", name: str | None = None) -> dict[str, Any]:
-    """Upload each channel's bytes, run a training job, wait for it; the DescribeTrainingJob
-    answer (whatever the final status)."""
+          input_mode: str = "File", name: str | None = None, instance_count: int = 1,
+          sharded: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Upload each channel's bytes, run a training job (on ``instance_count`` hosts, the
+    ``sharded`` channels ShardedByS3Key), wait for it; the DescribeTrainingJob answer
+    (whatever the final status)."""
     name = name or f"{algorithm}-{uuid.uuid4().hex[:10]}"
     config = []
     for channel, (body, content_type) in channels.items():
@@ -42,7 +44,8 @@ def train(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
             s3.put_object(Bucket=BUCKET, Key=key, Body=body)
         entry: dict[str, Any] = {"ChannelName": channel, "DataSource": {"S3DataSource": {
             "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/{key}",
-            "S3DataDistributionType": "FullyReplicated"}}}
+            "S3DataDistributionType": "ShardedByS3Key" if channel in sharded
+            else "FullyReplicated"}}}
         if content_type:
             entry["ContentType"] = content_type
         config.append(entry)
@@ -52,7 +55,8 @@ def train(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
                                 "TrainingInputMode": input_mode},
         RoleArn=ROLE, InputDataConfig=config,
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/output/"},
-        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": instance_count,
+                        "VolumeSizeInGB": 5},
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         HyperParameters={k: str(v) for k, v in hyperparameters.items()})
     return wait_for(sm, name, timeout=timeout)

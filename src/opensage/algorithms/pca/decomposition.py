@@ -14,6 +14,13 @@ float32 products do not lose the small centered signal under a large mean.
   with ``q`` power iterations chosen as scikit-learn does (7 when ``k < 0.1 d``, else 4).
 
 Components come back in descending order of variance.
+
+Several hosts (``group``, :mod:`opensage.algorithms.collective`) each stream their own rows
+and sum what a pass yields, ``n``, the column sums and sums of squares, ``X^T X`` (regular) or
+``X^T (X Q)`` (randomized, every pass, from the same seeded ``Q`` on every host), over the
+hosts before the eigendecomposition: every host ends with the components one host would find
+on all the rows (to float rounding). The rough mean dense blocks are shifted by is the mean
+of every host's first block.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ from typing import Any
 import numpy as np
 import scipy.linalg
 from numpy.typing import NDArray
+
+from opensage.algorithms.collective import LOCAL, Collective
 
 BLOCK = 16384  # rows per block: a float32 block of 50 features stays in cache between products
 
@@ -53,11 +62,15 @@ def _blocks(n: int, size: int) -> Iterator[slice]:
         yield slice(start, min(start + size, n))
 
 
-def _shift(x: Any, subtract_mean: bool, block: int) -> NDArray[Any]:
-    """A rough mean to subtract from dense blocks (zeros for sparse data or no centering)."""
+def _shift(x: Any, subtract_mean: bool, block: int,
+           group: Collective = LOCAL) -> NDArray[Any]:
+    """A rough mean to subtract from dense blocks (zeros for sparse data or no centering):
+    the mean of the first block (of every host's first block)."""
     if _is_sparse(x) or not subtract_mean:
         return np.zeros(x.shape[1])
-    mean: NDArray[np.float64] = np.asarray(x[:block], dtype=np.float64).mean(axis=0)
+    first = np.asarray(x[:block], dtype=np.float64)
+    total = group.sum(np.append(first.sum(axis=0), len(first)))
+    mean: NDArray[np.float64] = total[:-1] / max(total[-1], 1.0)
     return mean
 
 
@@ -127,12 +140,24 @@ def _result(n: int, mean: NDArray[Any], values: NDArray[Any], vectors: NDArray[A
                      total_variance=total_variance, n=n)
 
 
+def _summed(group: Collective, n: int, out: NDArray[Any], colsum: NDArray[Any],
+            sumsq: NDArray[Any]) -> tuple[int, NDArray[Any], NDArray[Any], NDArray[Any]]:
+    """A pass's (n, product, column sums, sums of squares) summed over the hosts."""
+    if group.size == 1:
+        return n, out, colsum, sumsq
+    d = len(colsum)
+    total = group.sum(np.concatenate([[n], colsum, sumsq, out.ravel()]))
+    return (round(float(total[0])), total[1 + 2 * d:].reshape(out.shape), total[1:1 + d],
+            total[1 + d:1 + 2 * d])
+
+
 def fit_regular(x: Any, k: int, *, subtract_mean: bool = True,
-                block: int = BLOCK) -> PCAResult:
-    """Exact PCA: the covariance accumulated over blocks, then its eigendecomposition."""
-    n = x.shape[0]
-    shift = _shift(x, subtract_mean, block)
-    gram, colsum, sumsq = _gram_pass(x, None, shift, block, stats=True)
+                block: int = BLOCK, group: Collective = LOCAL) -> PCAResult:
+    """Exact PCA: the covariance accumulated over blocks (and hosts), then its
+    eigendecomposition."""
+    shift = _shift(x, subtract_mean, block, group)
+    n, gram, colsum, sumsq = _summed(group, x.shape[0],
+                                     *_gram_pass(x, None, shift, block, stats=True))
     m_s, mean, total = _finish(n, shift, colsum, sumsq, subtract_mean)
     cov = gram - n * np.outer(m_s, m_s)
     cov = (cov + cov.T) / 2
@@ -148,20 +173,24 @@ def power_iterations(k: int, d: int) -> int:
 
 def fit_randomized(x: Any, k: int, *, subtract_mean: bool = True, extra_components: int = -1,
                    n_iter: int | None = None, block: int = BLOCK,
-                   seed: int = 0) -> PCAResult:
+                   seed: int = 0, group: Collective = LOCAL) -> PCAResult:
     """Randomized PCA (see the module docstring): ``n_iter + 1`` passes over the data."""
     n, d = x.shape
+    if group.size > 1:
+        n = round(float(group.sum(np.array([n]))[0]))
     extra = max(10, k) if extra_components < 0 else extra_components
     width = min(d, k + extra)
     q_iter = power_iterations(k, d) if n_iter is None else n_iter
     rng = np.random.default_rng(seed)
-    shift = _shift(x, subtract_mean, block)
+    shift = _shift(x, subtract_mean, block, group)
     basis = rng.standard_normal((d, width))
     m_s = np.zeros(d)
     mean, total = np.zeros(d), 0.0
     y = basis
     for i in range(q_iter + 1):
         y, colsum, sumsq = _gram_pass(x, basis, shift, block, stats=i == 0)
+        if group.size > 1:
+            _, y, colsum, sumsq = _summed(group, 0, y, colsum, sumsq)
         if i == 0:
             m_s, mean, total = _finish(n, shift, colsum, sumsq, subtract_mean)
         y -= n * np.outer(m_s, m_s @ basis)  # C Q for the centered data
@@ -184,12 +213,15 @@ def fit_randomized(x: Any, k: int, *, subtract_mean: bool = True, extra_componen
 
 
 def fit(x: Any, k: int, *, mode: str = "regular", subtract_mean: bool = True,
-        extra_components: int = -1, block: int = BLOCK, seed: int = 0) -> PCAResult:
-    """``k`` principal components of ``x`` (rows), as ``algorithm_mode`` asks."""
+        extra_components: int = -1, block: int = BLOCK, seed: int = 0,
+        group: Collective = LOCAL) -> PCAResult:
+    """``k`` principal components of ``x`` (rows, this host's when ``group`` has several),
+    as ``algorithm_mode`` asks."""
     if mode == "randomized":
         return fit_randomized(x, k, subtract_mean=subtract_mean,
-                              extra_components=extra_components, block=block, seed=seed)
-    return fit_regular(x, k, subtract_mean=subtract_mean, block=block)
+                              extra_components=extra_components, block=block, seed=seed,
+                              group=group)
+    return fit_regular(x, k, subtract_mean=subtract_mean, block=block, group=group)
 
 
 def project(x: Any, mean: NDArray[Any], components: NDArray[Any]) -> NDArray[Any]:

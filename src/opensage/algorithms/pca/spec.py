@@ -43,4 +43,5 @@ CHANNELS = {
 
 SPEC = AlgorithmSpec(name=NAME, hyperparameters=HYPERPARAMETERS, channels=CHANNELS,
                      metrics=(), input_modes=("File", "FastFile", "Pipe"),
-                     checks=(_components_fit,), supports_distributed_training=True)
+                     checks=(_components_fit,), supports_distributed_training=True,
+                     trains_across_hosts=True)

@@ -1,0 +1,66 @@
+"""PCA, k-means and linear learner with InstanceCount 2 through the API: both hosts train one
+model (opensage.algorithms.collective), each on its file of a ShardedByS3Key channel, and the
+model algo-1 uploads equals the one a single host trains on the same rows (within the
+algorithm's tolerance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from opensage.data.recordio import encode_dense
+from tests.integration.builtins import model_dir, train
+
+
+def halves(x: np.ndarray, y: np.ndarray | None = None) -> dict[str, bytes]:
+    """Two files (one per host under ShardedByS3Key), unequal in size."""
+    cut = len(x) * 3 // 5
+    return {f"part-{i}": encode_dense(x[rows], None if y is None else y[rows])
+            for i, rows in enumerate((slice(None, cut), slice(cut, None)))}
+
+
+def host_logs(client, job: dict[str, Any]) -> dict[str, str]:
+    """Each host's log stream of the job, by host name."""
+    logs = client("logs")
+    group = "/aws/sagemaker/TrainingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=(
+        job["TrainingJobName"] + "/"))["logStreams"]
+    return {s["logStreamName"].split("/")[1].rsplit("-", 1)[0]: "\n".join(
+        e["message"] for e in logs.get_log_events(logGroupName=group, logStreamName=s[
+            "logStreamName"], startFromHead=True)["events"]) for s in streams}
+
+
+def pair(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
+         channels: dict[str, dict[str, bytes]]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same job on one host and on two (train sharded): both Completed."""
+    one = train(sm, s3, algorithm, hyperparameters,
+                {name: (files, None) for name, files in channels.items()})
+    two = train(sm, s3, algorithm, hyperparameters,
+                {name: (files, None) for name, files in channels.items()},
+                instance_count=2, sharded=("train",))
+    assert one["TrainingJobStatus"] == "Completed", one.get("FailureReason")
+    assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
+    return one, two
+
+
+@pytest.mark.parametrize("mode", ["regular", "randomized"])
+def test_pca_on_two_hosts_equals_one_host(sm, s3, client, tmp_path, mode):
+    from opensage.algorithms.pca.serve import load
+
+    rng = np.random.default_rng(11)
+    x = (rng.normal(size=(2000, 10)) * np.linspace(3, 0.3, 10) @ rng.normal(size=(10, 10))
+         + 20).astype(np.float32)
+    one, two = pair(sm, s3, "pca", {"num_components": 3, "feature_dim": 10,
+                                    "mini_batch_size": 200, "algorithm_mode": mode},
+                    {"train": halves(x)})
+    logs = host_logs(client, two)
+    assert "1200 dense records" in logs["algo-1"] and "host 1 of 2" in logs["algo-1"]
+    assert "800 dense records" in logs["algo-2"] and "host 2 of 2" in logs["algo-2"]
+    assert "The 2 hosts fitted 2000 records together." in logs["algo-1"]
+    a = load(model_dir(s3, one, tmp_path / "one"))
+    b = load(model_dir(s3, two, tmp_path / "two"))
+    np.testing.assert_allclose(b.mean, a.mean, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(a.components * b.components, axis=1)), 1.0,
+                               atol=1e-6)

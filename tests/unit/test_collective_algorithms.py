@@ -1,0 +1,124 @@
+"""The math of the built-ins that train across hosts, run by real processes meeting in XGBoost's
+collective (``opensage.algorithms.collective.joined``: the tracker on algo-1, each process a
+host with its rank), each on its part of the rows, against one host on all of them and against
+scikit-learn."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import socket
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from opensage.algorithms.collective import LOCAL, joined
+from opensage.algorithms.contract import TrainingEnv
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _host(root: str, address: str, rank: int, fn: Callable[..., Any], part: Any,
+          results: Any) -> None:
+    env = TrainingEnv(root, {"OPENSAGE_COLLECTIVE_ADDRESS": address})
+    try:
+        with joined(env) as group:
+            assert (group.rank, group.size) == (rank, len(env.hosts))
+            results.put((rank, fn(group, part)))
+    except BaseException as e:  # the test process reports it
+        results.put((rank, e))
+        raise
+
+
+def on_hosts(tmp_path: Path, fn: Callable[..., Any], parts: list[Any]) -> list[Any]:
+    """``fn(group, part)`` on ``len(parts)`` processes joined as one collective: each
+    process's return value, in rank order."""
+    address = f"127.0.0.1:{_free_port()}"
+    hosts = [f"algo-{i + 1}" for i in range(len(parts))]
+    import xgboost.collective  # noqa: F401  (imported once here, the forked hosts share it)
+
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    processes = []
+    for rank, part in enumerate(parts):
+        root = tmp_path / hosts[rank]
+        (root / "input" / "config").mkdir(parents=True)
+        (root / "input" / "config" / "resourceconfig.json").write_text(
+            json.dumps({"current_host": hosts[rank], "hosts": hosts}))
+        process = context.Process(target=_host,
+                                  args=(str(root), address, rank, fn, part, results))
+        process.start()
+        processes.append(process)
+    out = dict(results.get(timeout=120) for _ in parts)
+    for process in processes:
+        process.join(60)
+        assert process.exitcode == 0
+    for value in out.values():
+        if isinstance(value, BaseException):
+            raise value
+    return [out[rank] for rank in range(len(parts))]
+
+
+# -------------------------------------------------------------------------- the collective
+
+def _exchange(group: Any, part: np.ndarray) -> tuple[Any, ...]:
+    return (group.sum(part), group.broadcast({"from": group.rank}),
+            group.gather_rows(part[: group.rank + 1]))
+
+
+def test_sum_broadcast_and_gather_over_three_hosts(tmp_path):
+    parts = [np.full((2, 3), float(rank) + 0.25) for rank in range(3)]
+    results = on_hosts(tmp_path, _exchange, parts)
+    for summed, broadcast, gathered in results:
+        np.testing.assert_array_equal(summed, np.full((2, 3), 3.75))
+        assert broadcast == {"from": 0}
+        np.testing.assert_array_equal(gathered, np.vstack(
+            [parts[0][:1], parts[1][:2], parts[2][:3]]))
+    assert LOCAL.sum(parts[1]).tolist() == parts[1].tolist()
+
+
+# --------------------------------------------------------------------------------------- PCA
+
+def _pca_data(rows: int = 3000, d: int = 12) -> np.ndarray:
+    rng = np.random.default_rng(7)
+    basis = rng.normal(size=(d, d))
+    scales = np.linspace(4, 0.2, d)
+    return (rng.normal(size=(rows, d)) * scales @ basis + 50.0).astype(np.float32)
+
+
+def _pca(group: Any, part: tuple[np.ndarray, str]) -> Any:
+    from opensage.algorithms.pca.decomposition import fit
+
+    x, mode = part
+    return fit(x, 4, mode=mode, block=256, group=group)
+
+
+def _same_components(a: np.ndarray, b: np.ndarray, atol: float) -> None:
+    np.testing.assert_allclose(np.abs(np.sum(a * b, axis=1)), 1.0, atol=atol)
+
+
+@pytest.mark.parametrize("mode", ["regular", "randomized"])
+def test_pca_on_two_hosts_equals_one_host_and_sklearn(tmp_path, mode):
+    from sklearn.decomposition import PCA
+
+    from opensage.algorithms.pca.decomposition import fit
+
+    x = _pca_data()
+    one = fit(x, 4, mode=mode, block=256)
+    two = on_hosts(tmp_path, _pca, [(x[:1100], mode), (x[1100:], mode)])
+    for result in two:  # every host holds the whole model
+        assert result.n == len(x)
+        np.testing.assert_allclose(result.mean, one.mean, rtol=1e-6)
+        np.testing.assert_allclose(result.singular_values, one.singular_values, rtol=1e-6)
+        _same_components(result.components, one.components, 1e-6)
+    reference = PCA(4, svd_solver="full").fit(x.astype(np.float64))
+    np.testing.assert_allclose(two[0].singular_values, reference.singular_values_, rtol=1e-4)
+    _same_components(two[0].components, reference.components_, 1e-5)
