@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from opensage.data.recordio import encode_dense
-from tests.integration.builtins import model_dir, train
+from tests.integration.builtins import metrics, model_dir, train
 
 
 def halves(x: np.ndarray, y: np.ndarray | None = None) -> dict[str, bytes]:
@@ -64,3 +64,29 @@ def test_pca_on_two_hosts_equals_one_host(sm, s3, client, tmp_path, mode):
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-6)
     np.testing.assert_allclose(np.abs(np.sum(a.components * b.components, axis=1)), 1.0,
                                atol=1e-6)
+
+
+def test_kmeans_on_two_hosts_equals_one_host(sm, s3, client, tmp_path):
+    from scipy.optimize import linear_sum_assignment
+
+    from opensage.algorithms.kmeans.serve import load
+
+    rng = np.random.default_rng(12)
+    truth = rng.uniform(-10, 10, size=(4, 5))
+    x = (truth[rng.integers(0, 4, 2000)] + rng.normal(scale=0.6, size=(2000, 5))).astype(
+        np.float32)
+    test = truth[rng.integers(0, 4, 300)] + rng.normal(scale=0.6, size=(300, 5))
+    one, two = pair(sm, s3, "kmeans", {"k": 4, "feature_dim": 5, "mini_batch_size": 300,
+                                       "epochs": 2, "init_method": "kmeans++"},
+                    {"train": halves(x), "test": {"part-0": encode_dense(test)}})
+    logs = host_logs(client, two)
+    assert "1200 records" in logs["algo-1"] and "800 records, feature_dim 5, k 4, host 2 of 2" \
+        in logs["algo-2"]
+    assert "#quality_metric" not in logs["algo-2"]  # algo-1 reports the job's metrics
+    a = load(model_dir(s3, one, tmp_path / "one")).centers
+    b = load(model_dir(s3, two, tmp_path / "two")).centers
+    _, order = linear_sum_assignment(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2))
+    np.testing.assert_allclose(b[order], a, rtol=1e-5, atol=1e-5)
+    m1, m2 = metrics(one), metrics(two)
+    assert m2["train:msd"] == pytest.approx(m1["train:msd"], rel=1e-5)
+    assert m2["test:msd"] == pytest.approx(m1["test:msd"], rel=1e-5)

@@ -122,3 +122,40 @@ def test_pca_on_two_hosts_equals_one_host_and_sklearn(tmp_path, mode):
     reference = PCA(4, svd_solver="full").fit(x.astype(np.float64))
     np.testing.assert_allclose(two[0].singular_values, reference.singular_values_, rtol=1e-4)
     _same_components(two[0].components, reference.components_, 1e-5)
+
+
+# ----------------------------------------------------------------------------------- k-means
+
+def _blobs(rows: int = 4000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(5)
+    truth = rng.uniform(-10, 10, size=(5, 6))
+    x = truth[rng.integers(0, 5, rows)] + rng.normal(scale=0.7, size=(rows, 6))
+    return x.astype(np.float32), truth
+
+
+def _kmeans(group: Any, x: np.ndarray) -> np.ndarray:
+    from opensage.algorithms.kmeans.clustering import fit
+
+    return fit(x, 5, epochs=2, batch_size=500, init="kmeans++", group=group)
+
+
+def _matched(centers: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``centers`` in the order of their closest ``reference`` centers."""
+    from scipy.optimize import linear_sum_assignment
+
+    cost = ((reference[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    _, order = linear_sum_assignment(cost)
+    return centers[order]
+
+
+def test_kmeans_on_two_hosts_equals_one_host_and_sklearn(tmp_path):
+    from sklearn.cluster import KMeans
+
+    x, truth = _blobs()
+    one = _matched(_kmeans(LOCAL, x), truth)
+    two = on_hosts(tmp_path, _kmeans, [x[:2500], x[2500:]])
+    np.testing.assert_array_equal(two[0], two[1])  # every host holds the same model
+    # the final Lloyd step over all rows: the same clusters give the same means
+    np.testing.assert_allclose(_matched(two[0], truth), one, rtol=1e-5, atol=1e-5)
+    reference = KMeans(5, n_init=3, random_state=0).fit(x.astype(np.float64))
+    np.testing.assert_allclose(_matched(reference.cluster_centers_, truth), one, atol=1e-3)

@@ -6,6 +6,14 @@ cluster), then reduces them to ``k`` with a local, count-weighted Lloyd's algori
 (``local_lloyd_*``), best of ``local_lloyd_num_trials`` by weighted inertia. A final pass
 assigns every point to its closest center and moves each center to its points' mean (one
 Lloyd step over the data, which the count-weighted reduction approximates).
+
+Several hosts (``group``, :mod:`opensage.algorithms.collective`) train one model: the
+starting centers are chosen (with the seed every host shares) from a sample gathered from
+every host's rows in proportion to their number; each mini-batch step takes from every host
+its share of the batch (every host makes ``ceil(n / mini_batch_size)`` steps an epoch) and the
+per-center sums and counts are summed over the hosts before the update, so every host holds
+the same centers, as one host taking the whole batch would (only which rows share a batch
+differs); the reduction to ``k`` runs on those, and the final Lloyd step sums over the hosts.
 """
 
 from __future__ import annotations
@@ -16,6 +24,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from opensage.algorithms.collective import LOCAL, Collective
 
 BLOCK = 65536  # rows per distance block: bounds memory at BLOCK x centers floats
 
@@ -79,23 +89,40 @@ def init_centers(x: NDArray[Any], n: int, method: str, rng: np.random.Generator,
     return centers
 
 
+def _batches(order: NDArray[Any], batch_size: int, steps: int | None) -> Iterator[Any]:
+    """One epoch's batches of ``order``: ``batch_size`` rows each, or (this host's share of
+    every step of several hosts) ``steps`` nearly equal parts."""
+    if steps is None:
+        for start in range(0, len(order), batch_size):
+            yield order[start:start + batch_size]
+    else:
+        yield from np.array_split(order, steps)
+
+
 def minibatch(x: NDArray[Any], centers: NDArray[Any], *, epochs: int, batch_size: int,
-              half_life: int, rng: np.random.Generator) -> tuple[NDArray[Any], NDArray[Any]]:
+              half_life: int, rng: np.random.Generator,
+              group: Collective = LOCAL) -> tuple[NDArray[Any], NDArray[Any]]:
     """Mini-batch k-means (Sculley's web-scale updates): every center moves toward the mean
     of its batch points by its per-center learning rate. ``half_life`` > 0 decays old counts
     (a point's weight halves after that many points). Returns centers and their counts."""
     centers = centers.copy()
     counts = np.zeros(len(centers))
     decay = 0.5 ** (batch_size / half_life) if half_life > 0 else 1.0
+    steps = None
+    if group.size > 1:
+        steps = max(1, math.ceil(group.sum(np.array([len(x)]))[0] / batch_size))
     for _ in range(epochs):
         order = rng.permutation(len(x))
-        for start in range(0, len(x), batch_size):
-            batch = x[order[start:start + batch_size]]
+        for rows in _batches(order, batch_size, steps):
+            batch = x[rows]
             labels = np.argmin(squared_distances(batch, centers.astype(batch.dtype)), axis=1)
             counts *= decay
             sums = np.zeros_like(centers)
             _block_sums(batch, labels, sums)
             hits = np.bincount(labels, minlength=len(centers)).astype(np.float64)
+            if group.size > 1:
+                total = group.sum(np.append(sums.ravel(), hits))
+                sums, hits = total[:sums.size].reshape(sums.shape), total[sums.size:]
             moved = hits > 0
             counts[moved] += hits[moved]
             rate = hits[moved] / counts[moved]
@@ -136,12 +163,17 @@ def weighted_lloyd(points: NDArray[Any], weights: NDArray[Any], k: int, *, init:
     return best
 
 
-def lloyd_step(x: NDArray[Any], centers: NDArray[Any]) -> NDArray[Any]:
-    """One Lloyd step over all of ``x`` (empty clusters keep their center)."""
+def lloyd_step(x: NDArray[Any], centers: NDArray[Any],
+               group: Collective = LOCAL) -> NDArray[Any]:
+    """One Lloyd step over all of ``x`` (and the other hosts' rows; empty clusters keep their
+    center)."""
     labels, _ = assign(x, centers)
     sums = np.zeros_like(centers)
     _block_sums(x, labels, sums)
-    counts = np.bincount(labels, minlength=len(centers))
+    counts: NDArray[Any] = np.bincount(labels, minlength=len(centers))
+    if group.size > 1:
+        total = group.sum(np.append(sums.ravel(), counts))
+        sums, counts = total[:sums.size].reshape(sums.shape), total[sums.size:]
     moved = counts > 0
     out = centers.copy()
     out[moved] = sums[moved] / counts[moved, None]
@@ -161,17 +193,27 @@ def fit(x: NDArray[Any], k: int, *, epochs: int = 1, batch_size: int = 5000,
         extra_center_factor: int | None = None, init: str = "random",
         local_init: str = "kmeans++", local_max_iter: int = 300, local_tol: float = 1e-4,
         local_trials: int | None = None, half_life: int = 0,
-        seed: int = 0) -> NDArray[Any]:
-    """Fit ``k`` centers to ``x`` (rows); see the module docstring for the steps."""
-    rng = np.random.default_rng(seed)
-    factor = extra_center_factor or max(1, math.ceil(math.log(max(len(x), 2))))
-    n_extra = min(len(x), k * factor)
-    start = init_centers(x[rng.choice(len(x), min(len(x), max(50 * n_extra, batch_size)),
-                                      replace=False)], n_extra, init, rng)
+        seed: int = 0, group: Collective = LOCAL) -> NDArray[Any]:
+    """Fit ``k`` centers to ``x`` (rows, this host's when ``group`` has several); see the
+    module docstring for the steps."""
+    rng = np.random.default_rng(seed)  # the same on every host
+    n = len(x) if group.size == 1 else round(float(group.sum(np.array([len(x)]))[0]))
+    factor = extra_center_factor or max(1, math.ceil(math.log(max(n, 2))))
+    n_extra = min(n, k * factor)
+    wanted = min(n, max(50 * n_extra, batch_size))
+    if group.size == 1:
+        own = rng  # one host draws everything from one generator
+        sample = x[rng.choice(len(x), wanted, replace=False)]
+    else:
+        own = np.random.default_rng([seed, group.rank])  # this host's batches and sample
+        share = min(len(x), math.ceil(wanted * len(x) / max(n, 1)))
+        sample = group.gather_rows(x[own.choice(len(x), share, replace=False)]).astype(
+            x.dtype)
+    start = init_centers(sample, n_extra, init, rng)
     centers, counts = minibatch(x, start, epochs=epochs, batch_size=batch_size,
-                                half_life=half_life, rng=rng)
+                                half_life=half_life, rng=own, group=group)
     if n_extra > k:
         trials = local_trials or max(1, min(10, math.ceil(math.log2(n_extra))))
         centers = weighted_lloyd(centers, counts, k, init=local_init,
                                  max_iter=local_max_iter, tol=local_tol, trials=trials, rng=rng)
-    return lloyd_step(x, centers)
+    return lloyd_step(x, centers, group)

@@ -46,4 +46,4 @@ METRICS = (
 
 SPEC = AlgorithmSpec(name=NAME, hyperparameters=HYPERPARAMETERS, channels=CHANNELS,
                      metrics=METRICS, input_modes=("File", "FastFile", "Pipe"),
-                     supports_distributed_training=True)
+                     supports_distributed_training=True, trains_across_hosts=True)
