@@ -90,3 +90,34 @@ def test_kmeans_on_two_hosts_equals_one_host(sm, s3, client, tmp_path):
     m1, m2 = metrics(one), metrics(two)
     assert m2["train:msd"] == pytest.approx(m1["train:msd"], rel=1e-5)
     assert m2["test:msd"] == pytest.approx(m1["test:msd"], rel=1e-5)
+
+
+def test_linear_learner_on_two_hosts_matches_one_host(sm, s3, client, tmp_path):
+    from opensage.algorithms.linear_learner.serve import load
+
+    rng = np.random.default_rng(13)
+
+    def data(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(loc=2.0, size=(rows, 6)).astype(np.float32)
+        logit = (x - 2.0) @ np.array([1.5, -1.0, 0.8, 0.0, 0.5, -0.3])
+        return x, (logit + rng.normal(scale=0.5, size=rows) > 0).astype(np.float32)
+
+    x, y = data(3000)
+    x_test, y_test = data(1000)
+    hyperparameters = {"predictor_type": "binary_classifier", "feature_dim": 6, "epochs": 5,
+                       "mini_batch_size": 200, "num_models": 4}
+    one, two = pair(sm, s3, "linear-learner", hyperparameters,
+                    {"train": halves(x, y), "test": {"part-0": encode_dense(x_test, y_test)}})
+    logs = host_logs(client, two)
+    assert "1800 records, feature_dim 6, host 1 of 2" in logs["algo-1"]
+    assert "1200 records, feature_dim 6, host 2 of 2" in logs["algo-2"]
+    assert "#quality_metric" not in logs["algo-2"]
+    m1, m2 = metrics(one), metrics(two)
+    assert m1["test:binary_classification_accuracy"] > 0.85
+    for name in ("test:binary_classification_accuracy", "test:roc_auc_score"):
+        assert abs(m2[name] - m1[name]) <= 0.01, (name, m1[name], m2[name])
+    assert m2["test:objective_loss"] == pytest.approx(m1["test:objective_loss"], rel=0.05)
+    model = load(model_dir(s3, two, tmp_path / "two"))
+    predicted = model.predict(x_test, False)["predicted_label"]
+    assert np.mean(predicted == y_test) == pytest.approx(
+        m2["test:binary_classification_accuracy"], abs=1e-6)

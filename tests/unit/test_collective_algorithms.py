@@ -159,3 +159,65 @@ def test_kmeans_on_two_hosts_equals_one_host_and_sklearn(tmp_path):
     np.testing.assert_allclose(_matched(two[0], truth), one, rtol=1e-5, atol=1e-5)
     reference = KMeans(5, n_init=3, random_state=0).fit(x.astype(np.float64))
     np.testing.assert_allclose(_matched(reference.cluster_centers_, truth), one, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------- linear learner
+
+def _ll_config(predictor: str) -> Any:
+    from opensage.algorithms.linear_learner.learner import Config
+
+    return Config(predictor_type=predictor,
+                  loss="logistic" if predictor == "binary_classifier" else "squared_loss",
+                  epochs=6, mini_batch_size=200, num_models=4, num_point_for_scaler=1000)
+
+
+def _ll_data(predictor: str, rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(loc=3.0, scale=2.0, size=(rows, 8)).astype(np.float32)
+    signal = (x - 3.0) @ np.linspace(-1, 1, 8) + rng.normal(scale=0.5, size=rows)
+    return x, (signal > 0).astype(np.float64) if predictor == "binary_classifier" else signal
+
+
+def _ll(group: Any, part: tuple[str, np.ndarray, np.ndarray]) -> tuple[Any, float]:
+    from opensage.algorithms.linear_learner.learner import fit, select
+
+    predictor, x, y = part
+    fitted = fit(x, y, _ll_config(predictor), group=group)
+    chosen, threshold = select(fitted, x, y, group)
+    model = fitted.model(chosen, threshold)
+    return (model.weights, model.bias, threshold), fitted.epochs_run
+
+
+def _held_out(predictor: str, model: tuple[np.ndarray, np.ndarray, float]) -> float:
+    """Accuracy (classifier) or MSE (regressor) on fresh data."""
+    x, y = _ll_data(predictor, 3000, seed=99)
+    weights, bias, threshold = model
+    z = x.astype(np.float64) @ weights[:, 0] + bias[0]
+    if predictor == "binary_classifier":
+        return float(np.mean((1 / (1 + np.exp(-z)) > threshold) == y))
+    return float(np.mean((z - y) ** 2))
+
+
+@pytest.mark.parametrize("predictor", ["binary_classifier", "regressor"])
+def test_linear_learner_on_two_hosts_matches_one_host(tmp_path, predictor):
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    x, y = _ll_data(predictor, 4000, seed=1)
+    one, _ = _ll(LOCAL, (predictor, x, y))
+    two = on_hosts(tmp_path, _ll, [(predictor, x[:2300], y[:2300]),
+                                   (predictor, x[2300:], y[2300:])])
+    for a, b in zip(two[0][0], two[1][0], strict=True):  # every host: the same model
+        np.testing.assert_array_equal(a, b)
+    assert two[0][1] == two[1][1]  # and the same epochs (early stopping agrees)
+    ours_one, ours_two = _held_out(predictor, one), _held_out(predictor, two[0][0])
+    reference = (LogisticRegression() if predictor == "binary_classifier"
+                 else LinearRegression()).fit(x, y)
+    holdout_x, holdout_y = _ll_data(predictor, 3000, seed=99)
+    if predictor == "binary_classifier":
+        best = reference.score(holdout_x, holdout_y)
+        assert abs(ours_two - ours_one) <= 0.01 and ours_two >= best - 0.01, (
+            ours_one, ours_two, best)
+    else:
+        best = float(np.mean((reference.predict(holdout_x) - holdout_y) ** 2))
+        assert abs(ours_two - ours_one) <= 0.02 * ours_one and ours_two <= best * 1.03, (
+            ours_one, ours_two, best)

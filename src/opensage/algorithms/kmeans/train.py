@@ -11,7 +11,10 @@ test metric of a sharded test channel; algo-1 logs the metrics and saves the mod
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from opensage.algorithms.collective import LOCAL, Collective, is_sharded, joined, own_rows
 from opensage.algorithms.contract import TrainingEnv
@@ -25,7 +28,7 @@ from opensage.algorithms.kmeans.clustering import assign, fit
 from opensage.algorithms.kmeans.spec import NAME, SPEC
 
 
-def _mean_and_sum(dist: np.ndarray, group: Collective) -> tuple[float, float]:
+def _mean_and_sum(dist: NDArray[Any], group: Collective) -> tuple[float, float]:
     """(mean, sum) of the squared distances over this host's rows (or ``group``'s)."""
     total = group.sum(np.array([dist.sum(), len(dist)]))
     return float(total[0] / max(total[1], 1.0)), float(total[0])

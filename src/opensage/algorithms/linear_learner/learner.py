@@ -8,6 +8,14 @@ them. Features are standardised (mean/std from the first ``num_point_for_scaler`
 shifted only when dense) by folding the scaler into the weights, so the data are never copied.
 After training the best model is picked on the validation data (else the training data) and,
 for binary classifiers, its decision threshold is calibrated for the selection criterion.
+
+Several hosts (``group``, :mod:`opensage.algorithms.collective`) train the models together,
+data-parallel: the scaler's statistics (from each host's first ``num_point_for_scaler /
+hosts`` records), the counts (rows, positives, classes) and every step's gradient sums are
+summed over the hosts; every host makes ``ceil(n / mini_batch_size)`` steps an epoch, each on
+its share of the batch, so every host applies the same update (one host's update with the
+whole batch) and holds the same weights; epoch losses, selection losses and (binary) the
+calibration scores are gathered the same way.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from opensage.algorithms.collective import LOCAL, Collective
 from opensage.algorithms.firstparty.scoring import binary_scores
 
 BLOCK = 1 << 16  # rows per evaluation block
@@ -245,34 +254,49 @@ class Scaler:
     y_scale: float = 1.0
 
 
-def fit_scaler(x: Features, y: F64, cfg: Config) -> Scaler:
+def _moments(sample: Features, group: Collective) -> tuple[F64, F64]:
+    """Column means and standard deviations of ``sample`` (of every host's sample)."""
+    if is_sparse(sample):
+        sums = np.concatenate([np.asarray(sample.sum(axis=0), dtype=np.float64).ravel(),
+                               np.asarray(sample.multiply(sample).sum(axis=0),
+                                          dtype=np.float64).ravel(), [sample.shape[0]]])
+        total = group.sum(sums)
+        d = sample.shape[1]
+        count = max(float(total[-1]), 1.0)
+        mean, sq = total[:d] / count, total[d:2 * d] / count
+        return mean, np.sqrt(np.maximum(sq - mean * mean, 0))
+    s64 = np.asarray(sample, dtype=np.float64)
+    if s64.ndim == 1:
+        s64 = s64[:, None]
+    total = group.sum(np.append(s64.sum(axis=0), len(s64)))
+    count = max(float(total[-1]), 1.0)
+    mean = total[:-1] / count
+    return mean, np.sqrt(group.sum(((s64 - mean) ** 2).sum(axis=0)) / count)
+
+
+def fit_scaler(x: Features, y: F64, cfg: Config, group: Collective = LOCAL) -> Scaler:
     d = x.shape[1]
-    sample = x[: cfg.num_point_for_scaler]
+    sample = x[: math.ceil(cfg.num_point_for_scaler / group.size)]
     shift, scale = np.zeros(d), np.ones(d)
     if cfg.normalize_data in (True, "auto"):
-        if is_sparse(sample):
-            mean = np.asarray(sample.mean(axis=0)).ravel()
-            sq = np.asarray(sample.multiply(sample).mean(axis=0)).ravel()
-            std = np.sqrt(np.maximum(sq - mean * mean, 0))
-        else:
-            s64 = np.asarray(sample, dtype=np.float64)
-            mean, std = s64.mean(axis=0), s64.std(axis=0)
+        mean, std = _moments(sample, group)
         unbias = cfg.unbias_data if cfg.unbias_data != "auto" else not is_sparse(sample)
         if unbias and cfg.use_bias:
             shift = mean
         scale = np.where(std > 1e-12, std, 1.0)
     elif cfg.unbias_data is True and cfg.use_bias:
-        shift = np.asarray(sample.mean(axis=0), dtype=np.float64).ravel()
+        shift, _ = _moments(sample, group)
     scaler = Scaler(shift, scale)
     if cfg.predictor_type == "regressor":
-        ys = y[: cfg.num_point_for_scaler].astype(np.float64)
+        ys = y[: sample.shape[0]].astype(np.float64)
         normalize = cfg.normalize_label if cfg.normalize_label != "auto" else True
         unbias = cfg.unbias_label if cfg.unbias_label != "auto" else normalize
+        y_mean, y_std = _moments(ys, group)
         if normalize:
-            std = float(ys.std())
-            scaler.y_scale = std if std > 1e-12 else 1.0
+            label_std = float(y_std[0])
+            scaler.y_scale = label_std if label_std > 1e-12 else 1.0
         if unbias and cfg.use_bias:
-            scaler.y_shift = float(ys.mean())
+            scaler.y_shift = float(y_mean[0])
     return scaler
 
 
@@ -383,7 +407,16 @@ class Optimizer:
 
 
 def _batches(n: int, size: int, rng: np.random.Generator, shuffle_rows: bool,
-             ) -> Iterator[npt.NDArray[np.intp] | slice]:
+             steps: int | None = None) -> Iterator[npt.NDArray[np.intp] | slice]:
+    if steps is not None:  # this host's share of each of the hosts' steps
+        if shuffle_rows:
+            yield from np.array_split(rng.permutation(n), steps)
+        else:
+            bounds = [int(p[0]) if len(p) else n for p in np.array_split(np.arange(n), steps)]
+            ends = [*bounds[1:], n]
+            for i in rng.permutation(steps):
+                yield slice(bounds[i], ends[i])
+        return
     if shuffle_rows:
         order = rng.permutation(n)
         for start in range(0, n, size):
@@ -427,13 +460,13 @@ class Fitted:
                      b[k * c:(k + 1) * c].copy(), threshold, self.pop.describe(k))
 
 
-def losses(fitted: Fitted, x: Features, y: F64) -> F64:
-    """Mean objective loss of every model on (x, y), in label units: (K,)."""
+def losses(fitted: Fitted, x: Features, y: F64, group: Collective = LOCAL) -> F64:
+    """Mean objective loss of every model on (x, y) (every host's), in label units: (K,)."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return _losses(fitted, x, y)
+        return _losses(fitted, x, y, group)
 
 
-def _losses(fitted: Fitted, x: Features, y: F64) -> F64:
+def _losses(fitted: Fitted, x: Features, y: F64, group: Collective) -> F64:
     cfg = fitted.cfg
     w, b = fitted.effective()
     total = np.zeros(fitted.pop.size)
@@ -445,7 +478,8 @@ def _losses(fitted: Fitted, x: Features, y: F64) -> F64:
             total += softmax_loss(z, yb.astype(np.int64)).sum(axis=0)
         else:
             total += loss.value(z, yb[:, None]).sum(axis=0)
-    mean: F64 = total / max(x.shape[0], 1)
+    summed = group.sum(np.append(total, x.shape[0]))
+    mean: F64 = summed[:-1] / max(summed[-1], 1)
     return mean
 
 
@@ -455,22 +489,25 @@ def make_loss(cfg: Config, label_scale: float) -> Loss:
 
 
 def fit(x: Features, y: F64, cfg: Config, *, validation: tuple[Features, F64] | None = None,
-        ) -> Fitted:
-    """Train ``num_models`` models on (x, y) with early stopping; returns all of them. Models
-    whose weights blow up (a learning rate too large) drop out of the race."""
+        group: Collective = LOCAL) -> Fitted:
+    """Train ``num_models`` models on (x, y) (this host's rows of ``group``'s) with early
+    stopping; returns all of them. Models whose weights blow up (a learning rate too large)
+    drop out of the race. ``validation``, when given, is the whole channel on every host."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        return _fit(x, y, cfg, validation)
+        return _fit(x, y, cfg, validation, group)
 
 
 def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | None,
-         ) -> Fitted:
-    rng = np.random.default_rng(cfg.seed)
-    n, d = x.shape
+         group: Collective) -> Fitted:
+    rng = np.random.default_rng(cfg.seed)  # the same on every host: the start
+    own = rng if group.size == 1 else np.random.default_rng([cfg.seed, group.rank])
+    local_n, d = x.shape
     binary = cfg.predictor_type == "binary_classifier"
     multiclass = cfg.predictor_type == "multiclass_classifier"
     c = cfg.num_classes if multiclass else 1
-    scaler = fit_scaler(x, y, cfg)
-    positives = float(np.count_nonzero(y == 1)) if binary else 0.0
+    scaler = fit_scaler(x, y, cfg, group)
+    counted = group.sum([local_n, float(np.count_nonzero(y == 1)) if binary else 0.0])
+    n, positives = round(float(counted[0])), float(counted[1])
     balanced = (n - positives) / positives if binary and positives else 1.0
     pop = population(cfg, balanced, rng)
     k = pop.size
@@ -488,7 +525,7 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
         else ((y - scaler.y_shift) / scaler.y_scale).astype(np.float32)
     class_weight = None
     if multiclass and cfg.balance_multiclass_weights:
-        counts = np.bincount(classes, minlength=c).astype(np.float64)
+        counts = group.sum(np.bincount(classes, minlength=c).astype(np.float64))
         class_weight = np.where(counts > 0, n / (c * np.maximum(counts, 1)), 0.0)
     lr = np.repeat(pop.lr, c)
     wd = np.repeat(pop.wd, c)
@@ -498,6 +535,7 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
     opt = Optimizer(cfg, (d, m_cols))
     size = max(1, min(cfg.mini_batch_size, n))
     per_epoch = math.ceil(n / size)
+    steps = per_epoch if group.size > 1 else None
     step = per_epoch if cfg.lr_scheduler_step == "auto" else int(cfg.lr_scheduler_step)
     factor = 0.99 if cfg.lr_scheduler_factor == "auto" else float(cfg.lr_scheduler_factor)
     min_lr = 1e-5 if cfg.lr_scheduler_minimum_lr == "auto" else float(
@@ -509,7 +547,7 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
     weighted = binary and bool(np.any(pos_w != 1))
     logistic = cfg.loss == "logistic"
     dense = not is_sparse(x)
-    shuffle_rows = not dense or n * d <= 20_000_000
+    shuffle_rows = not dense or local_n * d <= 20_000_000
     if dense:
         x = np.ascontiguousarray(x, dtype=np.float32)
     best_loss, best_epoch = math.inf, 0
@@ -519,7 +557,7 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
     updates = 0
     for epoch in range(cfg.epochs):
         epoch_loss = np.zeros(k)
-        for idx in _batches(n, size, rng, shuffle_rows):
+        for idx in _batches(local_n, size, own, shuffle_rows, steps):
             xb = x[idx]
             nb = xb.shape[0]
             w_eff = (W * inv_scale[:, None]).astype(np.float32)
@@ -556,6 +594,12 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
                 epoch_loss += lv.sum(axis=0)
             gsum = g.sum(axis=0, dtype=np.float64)
             gx = np.asarray(xb.T @ g, dtype=np.float64)
+            if steps is not None:  # the whole batch's gradient and size: summed over hosts
+                total = group.sum(np.concatenate([gx.ravel(), gsum, [nb]]))
+                gx, gsum, nb = (total[:gx.size].reshape(gx.shape), total[gx.size:-1],
+                                round(float(total[-1])))
+                if nb == 0:  # every host's share of this step was empty
+                    continue
             gw = (gx - np.outer(shift, gsum)) * inv_scale[:, None] / nb
             gw += wd * W
             gb = gsum / nb + bias_wd * wd * b
@@ -579,6 +623,7 @@ def _fit(x: Features, y: F64, cfg: Config, validation: tuple[Features, F64] | No
             for weight_state, bias_state in opt.state.values():
                 weight_state[:, bad] = 0.0
                 bias_state[bad] = 0.0
+        epoch_loss = group.sum(epoch_loss)
         train_loss = epoch_loss / n * (scaler.y_scale ** 2 if cfg.loss in (
             "squared_loss", "eps_insensitive_squared_loss", "huber_loss") else scaler.y_scale)
         train_loss = np.where(np.isfinite(train_loss), train_loss, np.inf)
@@ -657,16 +702,21 @@ def calibrate(scores: Floats, y: F64, cfg: Config) -> tuple[F64, F64]:
     return best, threshold
 
 
-def select(fitted: Fitted, x: Features, y: F64) -> tuple[int, float]:
-    """The best model (index) on (x, y) and, for binary classifiers, its threshold."""
+def select(fitted: Fitted, x: Features, y: F64,
+           group: Collective = LOCAL) -> tuple[int, float]:
+    """The best model (index) on (x, y) (every host's rows of ``group``) and, for binary
+    classifiers, its threshold."""
     cfg = fitted.cfg
     limit = AUTO_CALIBRATION if cfg.num_calibration_samples == "auto" \
         else int(cfg.num_calibration_samples)
-    if x.shape[0] > limit:  # a random sample of the selection data
-        pick = np.sort(np.random.default_rng(cfg.seed + 1).choice(x.shape[0], limit,
-                                                                  replace=False))
+    local_n = x.shape[0]
+    n = local_n if group.size == 1 else round(float(group.sum([local_n])[0]))
+    if n > limit:  # a random sample of the selection data (each host its share)
+        seed = cfg.seed + 1 if group.size == 1 else [cfg.seed + 1, group.rank]
+        want = min(local_n, math.ceil(limit * local_n / n))
+        pick = np.sort(np.random.default_rng(seed).choice(local_n, want, replace=False))
         x, y = x[pick], y[pick]
-    loss = losses(fitted, x, y)
+    loss = losses(fitted, x, y, group)
     loss = np.where(np.isfinite(loss), loss, np.inf)
     if not np.isfinite(loss).any() or not fitted.W.any():
         raise FloatingPointError("every model diverged")
@@ -675,6 +725,9 @@ def select(fitted: Fitted, x: Features, y: F64) -> tuple[int, float]:
         default = 0.5 if cfg.loss == "logistic" else 0.0
         return best, default
     scores = transform(fitted.raw(x), cfg.predictor_type, cfg.loss)
+    if group.size > 1:  # calibrated on every host's scores
+        gathered = group.gather_rows(np.column_stack([scores, y]))
+        scores, y = gathered[:, :-1], gathered[:, -1]
     values, thresholds = calibrate(scores, y, cfg)
     values = np.where(np.isfinite(loss), values, -np.inf)
     top = np.flatnonzero(values >= values.max() - 1e-12)

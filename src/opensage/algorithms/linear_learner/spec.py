@@ -150,4 +150,5 @@ def _check(values: Mapping[str, Any], formats: Mapping[str, str]) -> Iterator[st
 
 SPEC = AlgorithmSpec(name=NAME, hyperparameters=HYPERPARAMETERS, channels=CHANNELS,
                      metrics=METRICS, input_modes=("File", "FastFile", "Pipe"),
-                     checks=(_check,), supports_distributed_training=True)
+                     checks=(_check,), supports_distributed_training=True,
+                     trains_across_hosts=True)

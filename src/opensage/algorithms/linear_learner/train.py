@@ -4,6 +4,12 @@ pick the best on validation (else train) data, calibrate its threshold, score, s
 Logs the container's metric lines: per epoch ``#quality_metric: host=algo-1, epoch=N, train
 <objective>_objective <loss>=...`` (and ``validation <objective>_objective`` with a validation
 channel), then ``validation <metric>`` / ``test <metric>`` for the final model.
+
+With ``InstanceCount`` > 1 the hosts train the models together, data-parallel (``learner``'s
+docstring, :mod:`opensage.algorithms.collective`), each on its shard of a ShardedByS3Key
+train channel (every n-th row of a FullyReplicated one). A sharded validation or test channel
+is gathered whole on every host (it picks the model and is scored as one host would);
+algo-1 logs the metrics and saves the model.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from opensage.algorithms.collective import Collective, is_sharded, joined, own_rows
 from opensage.algorithms.contract import TrainingEnv, UserError
 from opensage.algorithms.firstparty.training import (
     check_labels,
@@ -101,7 +108,27 @@ def _channel(env: TrainingEnv, name: str, formats: dict[str, str], dim: int | No
     return x, y
 
 
+def _whole(env: TrainingEnv, name: str, data: tuple[Features, F64] | None,
+           group: Collective) -> tuple[Features, F64] | None:
+    """A sharded channel's rows from every host (the others: as read)."""
+    if data is None or group.size == 1 or not is_sharded(env, name):
+        return data
+    x, y = data
+    rows = group.gather_rows(np.column_stack([x.toarray() if is_sparse(x) else x, y]))
+    features = rows[:, :-1].astype(np.float32)
+    if is_sparse(x):
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix(features), rows[:, -1]
+    return features, rows[:, -1]
+
+
 def train(env: TrainingEnv) -> None:
+    with joined(env) as group:
+        _train(env, group)
+
+
+def _train(env: TrainingEnv, group: Collective) -> None:
     hps, formats = SPEC.validate_job(env.hyperparameters, env.input_data_config,
                                      fill_defaults=True)
     dim = None if hps["feature_dim"] == "auto" else hps["feature_dim"]
@@ -109,25 +136,32 @@ def train(env: TrainingEnv) -> None:
     if "_tuning_objective_metric" in hps:
         cfg.num_models = 1  # SageMaker turns the internal tuning off under a tuning job
     objective = OBJECTIVE_NAMES[cfg.loss]
-    cfg.log = lambda epoch, channel, value: log_metric(channel, f"{objective}_objective",
-                                                       value, loss=True, epoch=epoch)
+    if group.is_root:
+        cfg.log = lambda epoch, channel, value: log_metric(
+            channel, f"{objective}_objective", value, loss=True, epoch=epoch)
     train_data = _channel(env, "train", formats, dim, cfg, required=True)
     assert train_data is not None
-    x, y = train_data
+    rows = own_rows(env, "train", group)
+    x, y = train_data[0][rows], train_data[1][rows]
     dim = int(x.shape[1])
-    validation = _channel(env, "validation", formats, dim, cfg)
-    test = _channel(env, "test", formats, dim, cfg)
+    validation = _whole(env, "validation", _channel(env, "validation", formats, dim, cfg),
+                        group)
+    test = _whole(env, "test", _channel(env, "test", formats, dim, cfg), group)
+    host = f", host {group.rank + 1} of {group.size}" if group.size > 1 else ""
     print(f"Training linear-learner ({cfg.predictor_type}, loss {cfg.loss}, optimizer "
-          f"{cfg.optimizer}): {x.shape[0]} records, feature_dim {dim}.", flush=True)
-    fitted = fit(x, y, cfg, validation=validation)
+          f"{cfg.optimizer}): {x.shape[0]} records, feature_dim {dim}{host}.", flush=True)
+    fitted = fit(x, y, cfg, validation=validation, group=group)
     try:
-        chosen, threshold = select(fitted, *(validation if validation is not None else (x, y)))
+        chosen, threshold = (select(fitted, *validation) if validation is not None
+                             else select(fitted, x, y, group))
     except FloatingPointError:
         raise UserError("Training diverged for every model (the loss became infinite); "
                         "lower learning_rate or normalize the data.") from None
     model = fitted.model(chosen, threshold)
     print(f"Trained {fitted.pop.size} models for {fitted.epochs_run} epochs; model {chosen} "
           f"selected ({model.hyperparameters}), threshold {threshold:.6g}.", flush=True)
+    if not group.is_root:
+        return  # algo-1 reports the metrics and saves the model (the one the runner uploads)
     names = METRIC_NAMES[cfg.predictor_type]
     for channel, data in (("validation", validation), ("test", test)):
         if data is None:
