@@ -121,3 +121,14 @@ def test_linear_learner_on_two_hosts_matches_one_host(sm, s3, client, tmp_path):
     predicted = model.predict(x_test, False)["predicted_label"]
     assert np.mean(predicted == y_test) == pytest.approx(
         m2["test:binary_classification_accuracy"], abs=1e-6)
+
+
+def test_a_bad_shard_on_one_host_fails_the_job_with_its_reason(sm, s3):
+    rng = np.random.default_rng(14)
+    good = rng.normal(size=(400, 5)).astype(np.float32)
+    bad = rng.normal(size=(300, 4)).astype(np.float32)  # algo-2's file: one feature short
+    job = train(sm, s3, "kmeans", {"k": 3, "feature_dim": 5, "mini_batch_size": 100},
+                {"train": ({"part-0": encode_dense(good), "part-1": encode_dense(bad)}, None)},
+                instance_count=2, sharded=("train",))
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "feature_dim" in job["FailureReason"], job["FailureReason"]

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from opensage.algorithms.contract import TrainingEnv
+from opensage.algorithms.contract import PeerFailure, TrainingEnv
 
 __all__ = ["COLLECTIVE_RETRIES", "COLLECTIVE_TIMEOUT_SECONDS", "LOCAL", "Collective",
            "is_sharded", "joined", "own_rows"]
@@ -42,6 +42,7 @@ class Collective:
     rank: int = 0
     size: int = 1
     _ops: Any = None  # xgboost.collective, when size > 1
+    _errors: tuple[type[Exception], ...] = ()  # what its operations raise (XGBoostError)
 
     @property
     def is_root(self) -> bool:
@@ -53,13 +54,21 @@ class Collective:
         array = np.ascontiguousarray(values, dtype=np.float64)
         if self.size == 1:
             return array.copy()
-        total = self._ops.allreduce(array.ravel(), self._ops.Op.SUM)
+        try:
+            total = self._ops.allreduce(array.ravel(), self._ops.Op.SUM)
+        except self._errors as e:  # the peer's socket closed: it ended, so did the job
+            raise _peer_failure(e) from None
         summed: NDArray[np.float64] = np.asarray(total, dtype=np.float64).reshape(array.shape)
         return summed
 
     def broadcast(self, value: Any, root: int = 0) -> Any:
         """``root``'s ``value`` (any picklable object) on every host."""
-        return value if self.size == 1 else self._ops.broadcast(value, root)
+        if self.size == 1:
+            return value
+        try:
+            return self._ops.broadcast(value, root)
+        except self._errors as e:  # as in sum
+            raise _peer_failure(e) from None
 
     def gather_rows(self, rows: Any) -> NDArray[np.float64]:
         """Every host's rows (a 2-D array, same column count everywhere) stacked in rank
@@ -79,6 +88,12 @@ class Collective:
 LOCAL = Collective()
 
 
+def _peer_failure(error: Exception) -> PeerFailure:
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return PeerFailure("another host of the job ended, breaking the hosts' collective "
+                       f"(its log says why): {first[:300]}")
+
+
 @contextlib.contextmanager
 def joined(env: TrainingEnv) -> Iterator[Collective]:
     """Join this job's hosts' collective (see the module docstring); yields :data:`LOCAL`
@@ -89,6 +104,7 @@ def joined(env: TrainingEnv) -> Iterator[Collective]:
         yield LOCAL
         return
     from xgboost import collective
+    from xgboost.core import XGBoostError
     from xgboost.tracker import RabitTracker
 
     host, _, port = address.rpartition(":")
@@ -104,7 +120,7 @@ def joined(env: TrainingEnv) -> Iterator[Collective]:
             dmlc_communicator="rabit", dmlc_tracker_uri=host, dmlc_tracker_port=int(port),
             dmlc_task_id=str(rank), dmlc_retry=COLLECTIVE_RETRIES,
             dmlc_timeout=COLLECTIVE_TIMEOUT_SECONDS):
-        yield Collective(rank, len(hosts), collective)
+        yield Collective(rank, len(hosts), collective, (XGBoostError,))
     if tracker is not None:
         tracker.wait_for(COLLECTIVE_TIMEOUT_SECONDS)
 

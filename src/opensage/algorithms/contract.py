@@ -31,6 +31,16 @@ class UserError(Exception):
     this message as its reason, prefixed ``ClientError:``, without a traceback."""
 
 
+class PeerFailure(Exception):
+    """Another host of the job ended (it failed), breaking the hosts' collective: this host's
+    failure only follows from it, so the runner reports the other host's reason."""
+
+
+def is_peer_failure(reason: str | None) -> bool:
+    """Whether a host's FailureReason is a :class:`PeerFailure` (another host's was first)."""
+    return bool(reason) and f": {PeerFailure.__name__}:" in str(reason)[:40]
+
+
 # Errors that are the job's input's fault, not the algorithm's.
 USER_ERRORS: tuple[type[Exception], ...] = (UserError, SpecError, DataError)
 

@@ -46,9 +46,9 @@ def algorithm_markdown(spec: AlgorithmSpec, repositories: list[str]) -> str:
         lines += ["", "Metrics: " + ", ".join(f"`{name}` ({direction.lower()})"
                                               for name, direction in objectives) + "."]
     if spec.trains_across_hosts:
-        lines += ["", "With `InstanceCount` > 1 the hosts train one model together (each on its "
-                  "shard of a `ShardedByS3Key` channel, or its share of a `FullyReplicated` "
-                  "one)."]
+        lines += ["", ("With `InstanceCount` > 1 the hosts train one model together (each on "
+                       "its shard of a `ShardedByS3Key` channel, or its share of a "
+                       "`FullyReplicated` one).")]
     return "\n".join(lines) + "\n"
 
 

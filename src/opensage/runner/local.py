@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from opensage.algorithms.contract import is_peer_failure
 from opensage.containers import (
     ContainerEngine,
     ContainerError,
@@ -899,7 +900,7 @@ class LocalExecutor:
             failed = _first_failure(hosts)
         if failed is None and all(code == 0 for code in codes):
             return Outcome("Completed")
-        host, code = failed or (hosts[0], codes[0])
+        host, code = _cause(hosts, failed or (hosts[0], codes[0]))
         return Outcome("Failed", _failure_reason(host, code)[:1024])
 
     def _terminate(self, proc: JobProcess) -> None:
@@ -929,6 +930,18 @@ def _pump(proc: JobProcess, index: int, lines: queue.Queue[tuple[int, bytes | No
     for raw in iter(proc.stdout.readline, b""):
         lines.put((index, raw))
     lines.put((index, None))
+
+
+def _cause(hosts: list[_Host], failed: tuple[_Host, int]) -> tuple[_Host, int]:
+    """The failure to report: ``failed``, unless its host only failed because another broke
+    the hosts' collective (``PeerFailure``) and a host wrote a reason of its own."""
+    if not is_peer_failure(failed[0].ws.read_failure()):
+        return failed
+    for host in hosts:
+        reason = host.ws.read_failure()
+        if reason and not is_peer_failure(reason) and host.proc is not None:
+            return host, host.proc.poll() or 1
+    return failed
 
 
 def _first_failure(hosts: list[_Host]) -> tuple[_Host, int] | None:

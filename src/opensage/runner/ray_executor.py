@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from opensage.algorithms.contract import is_peer_failure
 from opensage.runner.channels import ChannelError
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.local import (
@@ -223,7 +224,10 @@ class RayExecutor(LocalExecutor):
                     host.ws.failure_path.write_text(report["failure"])
             self._uploaded[spec.name] = bool(finished[0]["uploaded"])
             if result.status == "Failed":  # the reason from the hosts' output/failure
-                failed = next((h for h in hosts if h.ws.read_failure()), None)
+                # a host's own reason before one that only says another host broke off
+                failed = next((h for h in hosts if h.ws.read_failure()
+                               and not is_peer_failure(h.ws.read_failure())),
+                              next((h for h in hosts if h.ws.read_failure()), None))
                 if failed is not None:
                     result = Outcome("Failed", failed.ws.read_failure())
             return result, None
