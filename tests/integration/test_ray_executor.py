@@ -254,6 +254,48 @@ def test_two_hosts_train_one_model_on_two_nodes(
     assert streams == ["algo-1", "algo-2"]
 
 
+def test_pca_on_two_nodes_equals_one_host(make_client: Callable[[str], Any],
+                                         tmp_path: Path) -> None:
+    """A first-party built-in that trains across hosts (PCA): on two nodes, each its shard,
+    the components of one host on all the rows."""
+    from opensage.algorithms.pca.serve import load
+    from opensage.data.recordio import encode_dense
+    from tests.integration.builtins import image, model_dir
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    rng = np.random.default_rng(21)
+    x = (rng.normal(size=(1000, 8)) * np.linspace(3, 0.3, 8) @ rng.normal(size=(8, 8))
+         + 5).astype(np.float32)
+    for part, rows in enumerate((x[:600], x[600:])):
+        s3.put_object(Bucket=BUCKET, Key=f"pca/train/part-{part}", Body=encode_dense(rows))
+    models = []
+    for name, count in (("ray-pca-one", 1), ("ray-pca-two", 2)):
+        sm.create_training_job(**_request(
+            name, count, AlgorithmSpecification={"TrainingImage": image("pca"),
+                                                 "TrainingInputMode": "File"},
+            InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
+                "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/pca/train/",
+                "S3DataDistributionType": "ShardedByS3Key" if count > 1
+                else "FullyReplicated"}}}],
+            HyperParameters={"num_components": "3", "feature_dim": "8",
+                             "mini_batch_size": "100"}))
+        job = wait_for(sm, name, timeout=120)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        models.append(load(model_dir(s3, job, tmp_path / name)))
+    one, two = models
+    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6)
+    np.testing.assert_allclose(np.abs(np.sum(one.components * two.components, axis=1)), 1.0,
+                               atol=1e-6)
+    logs = make_client("logs")
+    second = next(s["logStreamName"] for s in logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamNamePrefix="ray-pca-two/")["logStreams"] if "/algo-2-" in s["logStreamName"])
+    events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                 logStreamName=second, startFromHead=True)["events"]
+    assert any("400 dense records" in e["message"] and "host 2 of 2" in e["message"]
+               for e in events)
+
+
 def test_a_tuning_job_runs_its_children_on_the_cluster(
         make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
     from tests.integration.test_tuning import tuning_request
