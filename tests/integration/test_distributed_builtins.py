@@ -33,13 +33,15 @@ def host_logs(client, job: dict[str, Any]) -> dict[str, str]:
 
 
 def pair(sm, s3, algorithm: str, hyperparameters: dict[str, Any],
-         channels: dict[str, dict[str, bytes]]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The same job on one host and on two (train sharded): both Completed."""
+         channels: dict[str, dict[str, bytes]], sharded: tuple[str, ...] = ("train",),
+         ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The same job on one host and on two (``sharded`` channels ShardedByS3Key there): both
+    Completed."""
     one = train(sm, s3, algorithm, hyperparameters,
                 {name: (files, None) for name, files in channels.items()})
     two = train(sm, s3, algorithm, hyperparameters,
                 {name: (files, None) for name, files in channels.items()},
-                instance_count=2, sharded=("train",))
+                instance_count=2, sharded=sharded)
     assert one["TrainingJobStatus"] == "Completed", one.get("FailureReason")
     assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
     return one, two
@@ -66,7 +68,8 @@ def test_pca_on_two_hosts_equals_one_host(sm, s3, client, tmp_path, mode):
                                atol=1e-6)
 
 
-def test_kmeans_on_two_hosts_equals_one_host(sm, s3, client, tmp_path):
+@pytest.mark.parametrize("distribution", ["ShardedByS3Key", "FullyReplicated"])
+def test_kmeans_on_two_hosts_equals_one_host(sm, s3, client, tmp_path, distribution):
     from scipy.optimize import linear_sum_assignment
 
     from opensage.algorithms.kmeans.serve import load
@@ -78,10 +81,13 @@ def test_kmeans_on_two_hosts_equals_one_host(sm, s3, client, tmp_path):
     test = truth[rng.integers(0, 4, 300)] + rng.normal(scale=0.6, size=(300, 5))
     one, two = pair(sm, s3, "kmeans", {"k": 4, "feature_dim": 5, "mini_batch_size": 300,
                                        "epochs": 2, "init_method": "kmeans++"},
-                    {"train": halves(x), "test": {"part-0": encode_dense(test)}})
+                    {"train": halves(x), "test": {"part-0": encode_dense(test)}},
+                    sharded=("train",) if distribution == "ShardedByS3Key" else ())
     logs = host_logs(client, two)
-    assert "1200 records" in logs["algo-1"] and "800 records, feature_dim 5, k 4, host 2 of 2" \
-        in logs["algo-2"]
+    # sharded: each host its file; replicated: each host every other row
+    rows = (1200, 800) if distribution == "ShardedByS3Key" else (1000, 1000)
+    assert f"{rows[0]} records" in logs["algo-1"]
+    assert f"{rows[1]} records, feature_dim 5, k 4, host 2 of 2" in logs["algo-2"]
     assert "#quality_metric" not in logs["algo-2"]  # algo-1 reports the job's metrics
     a = load(model_dir(s3, one, tmp_path / "one")).centers
     b = load(model_dir(s3, two, tmp_path / "two")).centers
@@ -132,3 +138,31 @@ def test_a_bad_shard_on_one_host_fails_the_job_with_its_reason(sm, s3):
                 instance_count=2, sharded=("train",))
     assert job["TrainingJobStatus"] == "Failed"
     assert "feature_dim" in job["FailureReason"], job["FailureReason"]
+
+
+def test_linear_learner_regressor_replicated_train_sharded_validation(sm, s3, client):
+    """FullyReplicated train: each host takes every other row; a ShardedByS3Key validation
+    channel is gathered whole on every host, so the model is picked on all of it."""
+    rng = np.random.default_rng(15)
+
+    def data(rows: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(loc=-1.0, scale=3.0, size=(rows, 5)).astype(np.float32)
+        y = x @ np.array([0.5, -2.0, 1.0, 0.0, 0.25]) + 4 + rng.normal(scale=0.3, size=rows)
+        return x, y.astype(np.float32)
+
+    x, y = data(2400)
+    x_val, y_val = data(600)
+    hyperparameters = {"predictor_type": "regressor", "feature_dim": 5, "epochs": 6,
+                       "mini_batch_size": 100, "num_models": 4}
+    channels = {"train": ({"part-0": encode_dense(x, y)}, None),
+                "validation": (halves(x_val, y_val), None)}
+    one = train(sm, s3, "linear-learner", hyperparameters, channels)
+    two = train(sm, s3, "linear-learner", hyperparameters, channels, instance_count=2,
+                sharded=("validation",))
+    assert one["TrainingJobStatus"] == "Completed", one.get("FailureReason")
+    assert two["TrainingJobStatus"] == "Completed", two.get("FailureReason")
+    logs = host_logs(client, two)
+    assert "1200 records, feature_dim 5, host 2 of 2" in logs["algo-2"]
+    m1, m2 = metrics(one), metrics(two)
+    assert m1["validation:mse"] < 0.15
+    assert m2["validation:mse"] == pytest.approx(m1["validation:mse"], rel=0.05)
