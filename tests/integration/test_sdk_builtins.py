@@ -126,3 +126,49 @@ def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: Net
     scores = [json.loads(line)["score"] for line in out.splitlines() if line.strip()]
     expected = load(tmp_path / "model").predict(X[:50], False)["score"].tolist()
     assert scores == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("estimator_name", ["KMeans", "PCA", "LinearLearner"])
+def test_first_party_estimator_on_two_instances_equals_one(sdk_env: NetworkGuard,
+                                                           estimator_name: str, tmp_path):
+    """``instance_count=2``: ``record_set`` writes one file per instance and a manifest read
+    ShardedByS3Key, the two hosts train one model, the same as one instance's."""
+    import io
+    import tarfile
+
+    import boto3
+    import sagemaker
+
+    from opensage.algorithms.firstparty.training import load_model
+
+    hyperparameters, labelled, _ = CASES[estimator_name]
+    session = sagemaker.Session()
+    models = []
+    for count in (1, 2):
+        estimator = getattr(sagemaker, estimator_name)(
+            role=ROLE, instance_count=count, instance_type="ml.m5.large",
+            sagemaker_session=session, **hyperparameters)
+        records = estimator.record_set(X, labels=Y if labelled else None)
+        assert records.distribution == "ShardedByS3Key"
+        with fast_polling(factor=20):
+            estimator.fit(records, logs=False)
+        job = estimator.latest_training_job.describe()
+        assert job["ResourceConfig"]["InstanceCount"] == count
+        bucket, key = job["ModelArtifacts"]["S3ModelArtifacts"][5:].split("/", 1)
+        blob = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+            tar.extractall(tmp_path / str(count), filter="data")
+        models.append(load_model(tmp_path / str(count), {
+            "KMeans": "kmeans", "PCA": "pca", "LinearLearner": "linear-learner"}[
+                estimator_name]))
+    (one, _), (two, _) = models
+    if estimator_name == "KMeans":
+        a, b = sorted(one["centers"].tolist()), sorted(two["centers"].tolist())
+        np.testing.assert_allclose(b, a, atol=1e-4)
+    elif estimator_name == "PCA":
+        np.testing.assert_allclose(np.abs(np.sum(one["v"] * two["v"], axis=0)), 1.0,
+                                   atol=1e-5)
+    else:  # both separate the two classes of X perfectly
+        for model in (one, two):
+            scores = X @ model["weights"][:, 0] + model["bias"][0]
+            assert np.array_equal(scores > 0, Y == 1)
