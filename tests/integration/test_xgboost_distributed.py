@@ -93,3 +93,16 @@ def test_two_hosts_train_one_model_as_good_as_one_host(sm, s3, client, distribut
     events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
                                  logStreamName=second, startFromHead=True)["events"]
     assert any("as rank 1" in e["message"] for e in events)
+
+
+def test_a_bad_shard_on_one_host_fails_the_job_with_that_hosts_reason(sm, s3):
+    x, y = _classification(600, seed=5)
+    s3.put_object(Bucket=BUCKET, Key="dist/train/part-0.csv", Body=_csv(x[:300], y[:300]))
+    s3.put_object(Bucket=BUCKET, Key="dist/train/part-1.csv",  # labels 0..2: not binary
+                  Body=_csv(x[300:], np.arange(300) % 3))
+    s3.put_object(Bucket=BUCKET, Key="dist/validation/part-0.csv", Body=_csv(x[:100], y[:100]))
+    sm.create_training_job(**_job("xgb-bad-shard", 2, "ShardedByS3Key"))
+    job = wait_for(sm, "xgb-bad-shard", 120)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert "label must be in (0, 1)" in job["FailureReason"], job["FailureReason"]
+    assert "PeerFailure" not in job["FailureReason"]

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from opensage.algorithms.collective import Collective, joined, own_rows
-from opensage.algorithms.contract import TrainingEnv, UserError
+from opensage.algorithms.contract import PeerFailure, TrainingEnv, UserError
 from opensage.algorithms.xgboost.spec import (
     CHECKPOINT_PREFIX,
     CONTAINER_METRICS,
@@ -477,6 +477,9 @@ def train(env: TrainingEnv) -> None:
             booster = _train_on(xgb, env, hps, train_data, validation_data, nthread,
                                 group.rank)
     except xgb.core.XGBoostError as e:
+        if len(env.hosts) > 1 and "/collective/" in str(e):  # another host ended first
+            raise PeerFailure("another host of the job ended, breaking the hosts' collective "
+                              f"(its log says why): {_xgboost_message(e)[:300]}") from None
         raise UserError(f"XGBoost could not train on this input: {_xgboost_message(e)}") \
             from e
     model_path = env.model_dir / MODEL_FILENAME
