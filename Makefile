@@ -23,7 +23,7 @@ run: install
 # is a design fault to see before any test result.
 test: install
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
