@@ -29,6 +29,7 @@ from opensage.algorithms.blazingtext.text import Subwords, Vocabulary
 
 PAIRS_PER_BATCH = 2048
 TABLE_POWER = 0.75
+MIN_TABLE, MAX_TABLE = 1 << 20, 1 << 24  # entries of the negative-sampling table
 
 
 @dataclass
@@ -44,13 +45,16 @@ def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
 
 
 def _scatter(weights: NDArray[Any], rows: NDArray[Any], updates: NDArray[Any]) -> None:
-    """``weights[rows] += updates`` with repeated rows summed (as a sparse product)."""
-    unique, inverse = np.unique(rows, return_inverse=True)
+    """``weights[rows] += updates`` with repeated rows summed (as a sparse product: one
+    column per update, built as CSC without sorting; the rows used found by counting)."""
+    used = np.bincount(rows, minlength=len(weights)) > 0
+    unique = np.flatnonzero(used)
     if len(unique) == len(rows):
         weights[rows] += updates
         return
-    summing = sp.csr_matrix((np.ones(len(rows), dtype=updates.dtype),
-                             (inverse, np.arange(len(rows)))), shape=(len(unique), len(rows)))
+    rank = np.cumsum(used) - 1
+    summing = sp.csc_matrix((np.ones(len(rows), dtype=updates.dtype), rank[rows],
+                             np.arange(len(rows) + 1)), shape=(len(unique), len(rows)))
     weights[unique] += summing @ updates
 
 
@@ -93,8 +97,7 @@ def train(sentences: Sequence[Sequence[str]], vocab: Vocabulary, subwords: Subwo
     frequency = counts / counts.sum()
     keep_probability = np.minimum(1.0, (np.sqrt(frequency / sampling_threshold) + 1)
                                   * sampling_threshold / frequency)
-    noise = counts ** TABLE_POWER
-    noise_cdf = np.cumsum(noise / noise.sum())
+    noise_table = _noise_table(counts)
     w_in = ((2.0 * rng.random((subwords.rows, dim)) - 1.0) / dim).astype(np.float32)
     w_out = np.zeros((len(vocab.words), dim), dtype=np.float32)
     composed = subwords.enabled
@@ -125,7 +128,7 @@ def train(sentences: Sequence[Sequence[str]], vocab: Vocabulary, subwords: Subwo
                 progress = (done + len(ids) * first / max(len(shuffled), 1)) / total_words
                 lr = learning_rate * max(1e-4, 1.0 - progress)
                 _cbow_step(eids, centers, contexts, starts[chosen], ends[chosen], w_in,
-                           w_out, compose, negative, noise_cdf, lr, rng)
+                           w_out, compose, negative, noise_table, lr, rng)
                 n_batches += 1
         else:
             for first in range(0, len(centers), PAIRS_PER_BATCH):
@@ -134,7 +137,7 @@ def train(sentences: Sequence[Sequence[str]], vocab: Vocabulary, subwords: Subwo
                 lr = learning_rate * max(1e-4, 1.0 - progress)
                 shared = batch_size if mode == "batch_skipgram" else 1
                 _skipgram_step(eids[centers[part]], eids[contexts[part]], w_in, w_out, compose,
-                               negative, noise_cdf, lr, rng, shared)
+                               negative, noise_table, lr, rng, shared)
                 n_batches += 1
         done += len(ids)
         if log:
@@ -164,10 +167,20 @@ def _update_inputs(words: NDArray[Any], grad: NDArray[Any], w_in: NDArray[Any],
     _scatter(w_in, rows.col, grad[rows.row])
 
 
-def _negatives(shape: tuple[int, ...], noise_cdf: NDArray[Any],
+def _noise_table(counts: NDArray[Any]) -> NDArray[np.int32]:
+    """word2vec.c's unigram table: each word fills a share of the entries proportional to its
+    count to the 3/4 power, so a negative is one uniform draw and one lookup."""
+    noise = counts.astype(np.float64) ** TABLE_POWER
+    cdf = np.cumsum(noise / noise.sum())
+    size = min(MAX_TABLE, max(MIN_TABLE, 64 * len(counts)))
+    found = np.searchsorted(cdf, (np.arange(size) + 0.5) / size)
+    return np.minimum(found, len(counts) - 1).astype(np.int32)
+
+
+def _negatives(shape: tuple[int, ...], noise_table: NDArray[Any],
                rng: np.random.Generator) -> NDArray[Any]:
-    found: NDArray[Any] = np.searchsorted(noise_cdf, rng.random(shape) * noise_cdf[-1])
-    return np.minimum(found, len(noise_cdf) - 1)
+    found: NDArray[Any] = noise_table[rng.integers(0, len(noise_table), size=shape)]
+    return found
 
 
 def _gradients(h: NDArray[Any], u: NDArray[Any], targets: NDArray[Any],
@@ -183,14 +196,14 @@ def _gradients(h: NDArray[Any], u: NDArray[Any], targets: NDArray[Any],
 
 
 def _skipgram_step(words: NDArray[Any], contexts: NDArray[Any], w_in: NDArray[Any],
-                   w_out: NDArray[Any], compose: Any, negative: int, noise_cdf: NDArray[Any],
+                   w_out: NDArray[Any], compose: Any, negative: int, noise_table: NDArray[Any],
                    lr: float, rng: np.random.Generator, shared: int) -> None:
     b = len(words)
     if shared > 1:  # one draw of negatives for each group of `shared` pairs
         groups = -(-b // shared)
-        negs = np.repeat(_negatives((groups, negative), noise_cdf, rng), shared, axis=0)[:b]
+        negs = np.repeat(_negatives((groups, negative), noise_table, rng), shared, axis=0)[:b]
     else:
-        negs = _negatives((b, negative), noise_cdf, rng)
+        negs = _negatives((b, negative), noise_table, rng)
     targets = np.concatenate([contexts[:, None], negs], axis=1)
     h = _inputs(words, w_in, compose)
     u = w_out[targets]  # (b, 1 + negative, dim)
@@ -202,18 +215,17 @@ def _skipgram_step(words: NDArray[Any], contexts: NDArray[Any], w_in: NDArray[An
 
 def _cbow_step(ids: NDArray[Any], centers: NDArray[Any], contexts: NDArray[Any],
                starts: NDArray[Any], ends: NDArray[Any], w_in: NDArray[Any],
-               w_out: NDArray[Any], compose: Any, negative: int, noise_cdf: NDArray[Any],
+               w_out: NDArray[Any], compose: Any, negative: int, noise_table: NDArray[Any],
                lr: float, rng: np.random.Generator) -> None:
-    lengths = ends - starts
+    lengths = ends - starts  # every center has at least one context pair
     owner = np.repeat(np.arange(len(starts)), lengths)
-    pair = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)])
+    offsets = np.cumsum(lengths) - lengths  # each center's first pair among the chosen
+    pair = np.arange(len(owner)) - offsets[owner] + starts[owner]
     context_words = ids[contexts[pair]]
     target_words = ids[centers[starts]]
     ctx = _inputs(context_words, w_in, compose)
-    h = np.zeros((len(starts), w_in.shape[1]), dtype=np.float32)
-    np.add.at(h, owner, ctx)
-    h /= lengths[:, None]
-    negs = _negatives((len(starts), negative), noise_cdf, rng)
+    h = np.add.reduceat(ctx, offsets, axis=0) / lengths[:, None].astype(np.float32)
+    negs = _negatives((len(starts), negative), noise_table, rng)
     targets = np.concatenate([target_words[:, None], negs], axis=1)
     u = w_out[targets]
     g = _gradients(h, u, targets, lr)
