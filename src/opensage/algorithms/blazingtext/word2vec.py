@@ -58,6 +58,20 @@ def _scatter(weights: NDArray[Any], rows: NDArray[Any], updates: NDArray[Any]) -
     weights[unique] += summing @ updates
 
 
+def _scatter_products(weights: NDArray[Any], rows: NDArray[Any], coefficients: NDArray[Any],
+                      vectors: NDArray[Any]) -> None:
+    """``weights[rows[i, j]] += coefficients[i, j] * vectors[i]`` for every i, j, summed per row
+    as one sparse product (column i holds row i's coefficients) without forming the products."""
+    flat = rows.ravel()
+    used = np.bincount(flat, minlength=len(weights)) > 0
+    unique = np.flatnonzero(used)
+    rank = np.cumsum(used) - 1
+    summing = sp.csc_matrix((coefficients.ravel(), rank[flat],
+                             np.arange(0, flat.size + 1, rows.shape[1])),
+                            shape=(len(unique), len(rows)))
+    weights[unique] += summing @ vectors
+
+
 def encode(sentences: Sequence[Sequence[str]], vocab: Vocabulary) -> tuple[NDArray[Any],
                                                                            NDArray[Any]]:
     """The corpus as word ids and each token's sentence number (unknown words dropped)."""
@@ -209,7 +223,7 @@ def _skipgram_step(words: NDArray[Any], contexts: NDArray[Any], w_in: NDArray[An
     u = w_out[targets]  # (b, 1 + negative, dim)
     g = _gradients(h, u, targets, lr)
     grad_h = np.einsum("bk,bkd->bd", g, u)
-    _scatter(w_out, targets.ravel(), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    _scatter_products(w_out, targets, g, h)
     _update_inputs(words, grad_h, w_in, compose)
 
 
@@ -230,5 +244,5 @@ def _cbow_step(ids: NDArray[Any], centers: NDArray[Any], contexts: NDArray[Any],
     u = w_out[targets]
     g = _gradients(h, u, targets, lr)
     grad_h = np.einsum("bk,bkd->bd", g, u)
-    _scatter(w_out, targets.ravel(), (g[:, :, None] * h[:, None, :]).reshape(-1, h.shape[1]))
+    _scatter_products(w_out, targets, g, h)
     _update_inputs(context_words, grad_h[owner], w_in, compose)
