@@ -135,7 +135,9 @@ def train(sentences: Sequence[Sequence[str]], vocab: Vocabulary, subwords: Subwo
         if mode == "cbow":
             starts = np.searchsorted(centers, np.sort(batch_words))
             ends = np.searchsorted(centers, np.sort(batch_words), side="right")
-            per_batch = max(1, PAIRS_PER_BATCH // (2 * window))
+            # one CBOW step scores one target per centre word, not per pair: 1,024 centres (~6,000
+            # context rows summed) cost about what 2,048 skip-gram pairs do
+            per_batch = max(1, PAIRS_PER_BATCH // 2)
             shuffled = rng.permutation(len(starts))
             for first in range(0, len(shuffled), per_batch):
                 chosen = shuffled[first:first + per_batch]
