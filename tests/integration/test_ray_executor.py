@@ -317,6 +317,53 @@ def test_a_tuning_job_runs_its_children_on_the_cluster(
                                                                "ObjectiveMetric"]["MetricName"])
 
 
+def _ran_on(cluster: Cluster, class_name: str) -> list[str]:
+    """The nodes the actors of ``class_name`` ran on (Ray's actor table, dead ones too)."""
+    return cluster.query(
+        "from ray._private.state import actors\n"
+        f"answer([a['Address']['NodeID'] for a in actors().values() "
+        f"if a['ActorClassName'] == {class_name!r}])")
+
+
+def test_a_processing_job_runs_its_hosts_on_the_cluster(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two hosts, one per node: each builds (finds) the scikit-learn environment on its node,
+    stages its shard of the input through S3, runs the script with its own /opt/ml and
+    uploads its outputs itself; its output reaches CloudWatch Logs."""
+    from tests.integration.test_processing import (
+        SPLIT,
+        data_input,
+        log_lines,
+        put_code,
+        put_rows,
+        read,
+        request,
+    )
+    from tests.integration.test_processing import wait_for as wait_for_processing
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    put_rows(s3, "ray-raw", 2)
+    code = put_code(s3, "ray-split", SPLIT)
+    body = request("ray-split", code, outputs=["train", "test"], inputs=[data_input(
+        f"s3://{BUCKET}/ray-raw", S3DataDistributionType="ShardedByS3Key")])
+    body["ProcessingResources"]["ClusterConfig"].update(InstanceType=INSTANCE,
+                                                        InstanceCount=2)
+    sm.create_processing_job(**body)
+    job = wait_for_processing(sm, "ray-split")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["ExitMessage"] == "split 10 rows"  # each host saw its shard: one file
+    train = read(s3, "ray-split/output/train/train.csv").splitlines()
+    assert len(train) == 7  # 10 rows, a test ratio of 0.25
+    seen = json.loads(read(s3, "ray-split/output/train/seen.json"))
+    assert seen["resource"]["hosts"] == ["algo-1", "algo-2"]
+    streams = log_lines(make_client, "ray-split")
+    assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in streams) == ["algo-1", "algo-2"]
+    assert any("split 10 rows into 7 and 3" in line for lines in streams.values()
+               for line in lines)
+    nodes = cluster.query("answer(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))")
+    assert sorted(_ran_on(cluster, "RemoteProcessingHost")) == nodes  # one host per node
+
+
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
         cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
     """Last: it kills the second node. The two hosts are on the two nodes (Ray's placement

@@ -28,11 +28,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opensage.errors import AwsError
+from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.environments import Environments
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
-from opensage.runner.toolkit.contract import container_env, resource_config
+from opensage.runner.toolkit.contract import (
+    aws_environment,
+    container_env,
+    resource_config,
+    without_aws,
+)
 from opensage.runner.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -106,14 +113,26 @@ class RemoteHost:
             resource=resource_config(spec.instance_type, spec.instance_count, self.name),
             num_cpus=self.cpus, user_env=spec.environment), **extra_env}
         env["PYTHONUNBUFFERED"] = "1"
-        command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
-                   str(os.getpid()), "--", sys.executable, "-m", spec.module, "train"]
+        self._launch([sys.executable, "-m", spec.module, "train"], env)
+
+    def _launch(self, command: list[str], env: dict[str, str],
+                launcher_flags: tuple[str, ...] = ()) -> None:
+        """``command`` in the host's directory through the launcher (pinned to the host's
+        CPUs, dying with this actor); its output is handed out by ``read``."""
         self._proc = subprocess.Popen(
-            command, cwd=str(self.ws.root), env=env, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "opensage.runner.launch", str(self.cpus), str(os.getpid()),
+             *launcher_flags, "--", *command],
+            cwd=str(self.ws.root), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._pump, daemon=True).start()
         if self._checkpoints is not None:
             threading.Thread(target=self._sync_checkpoints, daemon=True).start()
+
+    def _say(self, line: str) -> None:
+        """A line of the host's own (an environment's build) on its log stream."""
+        with self._cond:
+            self._lines.append(line.rstrip("\n").encode() + b"\n")
+            self._cond.notify_all()
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -180,3 +199,82 @@ class RemoteHost:
     def close(self) -> None:
         self.signal(signal.SIGKILL)
         shutil.rmtree(self.ws.root, ignore_errors=True)
+
+
+class RemoteProcessingHost(RemoteHost):
+    """A host of a processing job on the machine it was placed on: the same ``/opt/ml`` the
+    local executor lays out (``runner.processing.stage``, inputs through S3), the framework's
+    environment built (or found) in this node's frameworks directory, the entry point run
+    with that directory as its ``/opt/ml`` (a mount namespace of its own), outputs uploaded
+    through S3 from here: Continuous ones while it runs, every one once it completed."""
+
+    def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
+                 cpus: int, frameworks_dir: str, wheelhouse: list[str],
+                 scratch: str | None = None) -> None:
+        super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch)
+        self.environments = Environments(Path(frameworks_dir),
+                                         wheelhouse=[Path(p) for p in wheelhouse])
+        self._cancel = threading.Event()
+        self._python: Path | None = None
+        self._continuous: list[CheckpointSync] = []
+        self._pip_target = self.ws.root.with_name(self.ws.root.name + ".pip")
+
+    def stage(self) -> None:
+        """The framework's environment (its build's lines on the host's stream), then the
+        host's ``/opt/ml``. ``ChannelError``: an input cannot be provided;
+        ``EnvironmentBuildError``: the environment could not be built."""
+        spec = self.spec
+        assert spec.framework is not None
+        self._python = self.environments.python(spec.framework, None, self._say, self._cancel)
+        processing.stage(self.objects, spec, self.ws.root, host_index=self.index,
+                         host_count=self.count)
+
+    def cancel(self) -> None:
+        """Stop an environment build under way (the job was stopped meanwhile)."""
+        self._cancel.set()
+
+    def start(self, extra_env: dict[str, str]) -> None:
+        spec = self.spec
+        assert self._python is not None
+        scratch = self.ws.root.parent
+        shim = processing.pip_shim(scratch / ".pip-shim")
+        base = {**without_aws(os.environ),
+                **aws_environment(self.objects.endpoint.url, self.objects.endpoint.region)}
+        env = processing.environment(spec, self._python, base, shim=shim,
+                                     pip_target=self._pip_target)
+        env.update(extra_env)
+        self._continuous = processing.output_syncs(self.objects, spec, self.ws.root,
+                                                   continuous=True)
+        self._launch(processing.command(spec), env, ("--private-ml", str(self.ws.root)))
+        if self._continuous:
+            threading.Thread(target=self._sync_outputs, daemon=True).start()
+
+    def _sync_outputs(self) -> None:
+        assert self._proc is not None
+        while self._proc.poll() is None:
+            time.sleep(CHECKPOINT_SYNC_SECONDS)
+            for sync in self._continuous:
+                try:
+                    sync.upload_changes()
+                except (OSError, AwsError):  # the next round tries again
+                    log.warning("uploading a Continuous output failed", exc_info=True)
+
+    def finish(self, upload: bool) -> dict[str, Any]:
+        """After the process ended: ``output/failure`` and ``output/message``, and
+        (``upload``: the job completed) every output uploaded to its S3Uri. The directory is
+        removed."""
+        try:
+            uploaded = False
+            if upload:
+                for sync in processing.output_syncs(self.objects, self.spec, self.ws.root,
+                                                    continuous=False):
+                    sync.upload_changes()
+                uploaded = True
+            return {"failure": self.ws.read_failure(),
+                    "message": processing.exit_message(self.ws.root), "uploaded": uploaded}
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self._pip_target, ignore_errors=True)

@@ -167,6 +167,15 @@ def build_services(settings: Settings) -> Services:
             containers=ctx.containers, aws=aws, roles=roles)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
+        if settings.executor == "ray":  # each host an actor on a node of the cluster
+            from opensage.runner.ray_executor import RayExecutor
+
+            return RayExecutor(
+                settings.data_dir / "jobs" / "processing", ctx.objects, reports,
+                address=settings.ray_address, endpoint=_s3_endpoint(settings),
+                slots=max(settings.job_slots, RAY_JOB_SLOTS),
+                stop_grace_seconds=settings.stop_grace_seconds,
+                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse)
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
