@@ -31,7 +31,9 @@ from tests.integration.test_training_jobs import BUCKET, job_request, regression
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 HEAD_PORT = 6379
-INSTANCE = "ml.t3.medium"  # one vCPU: one host per node of the test cluster
+NODE_CPUS = "2"  # each node of the test cluster
+INSTANCE = "ml.t3.medium"  # one vCPU: a job's hosts are spread one per node
+SERVING = "ml.m5.large"  # two vCPUs, a whole node (transform's smallest instance type)
 
 
 def _ray(*args: str, log: Path | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -58,7 +60,7 @@ class Cluster:
 
     def start(self) -> None:
         head = _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port",
-                    str(HEAD_PORT), "--num-cpus", "1", "--include-dashboard=false",
+                    str(HEAD_PORT), "--num-cpus", NODE_CPUS, "--include-dashboard=false",
                     "--disable-usage-stats", "--temp-dir", str(self.temp))
         out, _ = head.communicate(timeout=120)
         assert head.returncode == 0, out.decode(errors="replace")[-2000:]
@@ -68,7 +70,7 @@ class Cluster:
         """The second node in the foreground (``--block``) in a process group of its own,
         so that killing the group is the node dying."""
         self.worker = _ray("start", "--address", self.address, "--node-ip-address",
-                           "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--block",
+                           "127.0.0.1", "--num-cpus", NODE_CPUS, "--disable-usage-stats", "--block",
                            log=self.temp / "worker.log", start_new_session=True)
         self.wait_nodes(2)
 
@@ -317,12 +319,16 @@ def test_a_tuning_job_runs_its_children_on_the_cluster(
                                                                "ObjectiveMetric"]["MetricName"])
 
 
-def _ran_on(cluster: Cluster, class_name: str) -> list[str]:
-    """The nodes the actors of ``class_name`` ran on (Ray's actor table, dead ones too)."""
+def _actors(cluster: Cluster, class_name: str) -> dict[str, dict[str, str]]:
+    """Every actor of ``class_name`` (Ray's actor table, dead ones too): its node, state."""
     return cluster.query(
         "from ray._private.state import actors\n"
-        f"answer([a['Address']['NodeID'] for a in actors().values() "
-        f"if a['ActorClassName'] == {class_name!r}])")
+        f"answer({{i: {{'node': a['Address']['NodeID'], 'state': a['State']}} "
+        f"for i, a in actors().items() if a['ActorClassName'] == {class_name!r}}})")
+
+
+def _alive_nodes(cluster: Cluster) -> list[str]:
+    return cluster.query("answer(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))")
 
 
 def test_a_processing_job_runs_its_hosts_on_the_cluster(
@@ -360,8 +366,99 @@ def test_a_processing_job_runs_its_hosts_on_the_cluster(
     assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in streams) == ["algo-1", "algo-2"]
     assert any("split 10 rows into 7 and 3" in line for lines in streams.values()
                for line in lines)
-    nodes = cluster.query("answer(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))")
-    assert sorted(_ran_on(cluster, "RemoteProcessingHost")) == nodes  # one host per node
+    ran_on = sorted(a["node"] for a in _actors(cluster, "RemoteProcessingHost").values())
+    assert ran_on == _alive_nodes(cluster)  # one host per node
+
+
+def test_a_transform_job_runs_its_workers_on_the_cluster(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two model workers, one per node (actors fetching the model through S3); the records
+    go to them over HTTP at their node's address; the outputs equal direct predictions."""
+    from tests.integration.test_endpoints import csv_rows
+    from tests.integration.test_transform import job as transform_job
+    from tests.integration.test_transform import predict, rows, setup_model
+    from tests.integration.test_transform import wait_for as wait_for_transform
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    booster = setup_model(sm, s3, "ray-tx-model")
+    parts = [rows(40, 11), rows(30, 12)]
+    for index, part in enumerate(parts):
+        s3.put_object(Bucket=BUCKET, Key=f"ray-tx/in/part-{index}.csv", Body=csv_rows(part))
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_transform_job(**transform_job(
+        "ray-tx", ModelName="ray-tx-model", MaxPayloadInMB=1,
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/ray-tx/in/"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformResources={"InstanceCount": 2, "InstanceType": SERVING}))
+    done = wait_for_transform(sm, "ray-tx", timeout=180)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    for index, part in enumerate(parts):
+        body = s3.get_object(Bucket=BUCKET, Key=f"out/ray-tx/part-{index}.csv.out")["Body"]
+        got = np.array([float(v) for v in body.read().decode().split()], dtype=np.float32)
+        np.testing.assert_array_equal(got, predict(booster, part))
+    workers = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+               if i not in before}
+    assert sorted(a["node"] for a in workers.values()) == _alive_nodes(cluster)
+    assert all(a["state"] == "DEAD" for a in workers.values())  # ended with the job
+
+
+def test_an_endpoint_serves_from_the_cluster_and_replaces_an_instance_lost_with_its_node(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two instances of a whole node each. The second node dies: every request is still
+    answered (retried on the healthy instance); the replacement waits for room, and once a
+    node is back the lost instance is replaced there (the node is restarted for the tests
+    after this one too)."""
+    import xgboost
+
+    from tests.integration.test_endpoints import FAST, csv_rows, make_model
+    from tests.integration.test_training_jobs import ROLE, XGB_IMAGE
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    runtime = make_client("sagemaker-runtime")
+    artifact, booster, rows = make_model(seed=4)
+    s3.put_object(Bucket=BUCKET, Key="models/ray-ep/model.tar.gz", Body=artifact)
+    sm.create_model(ModelName="ray-ep", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": XGB_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/ray-ep/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="ray-ep", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-ep", "InitialInstanceCount": 2,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_endpoint(EndpointName="ray-ep", EndpointConfigName="ray-ep")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="ray-ep", WaiterConfig=FAST)
+    expected = booster.predict(xgboost.DMatrix(rows))
+
+    def answered() -> np.ndarray:
+        body = runtime.invoke_endpoint(EndpointName="ray-ep", ContentType="text/csv",
+                                       Accept="text/csv", Body=csv_rows(rows))["Body"]
+        return np.array([float(v) for v in body.read().decode().split(",")], np.float32)
+
+    def alive() -> dict[str, dict[str, str]]:
+        return {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+                if i not in before and a["state"] == "ALIVE"}
+
+    first = alive()
+    assert sorted(a["node"] for a in first.values()) == _alive_nodes(cluster)
+    for _ in range(4):  # round robin: both instances answer
+        np.testing.assert_array_equal(answered(), expected)
+    cluster.kill_worker()
+    for _ in range(4):  # the lost instance's requests are retried on the healthy one
+        np.testing.assert_array_equal(answered(), expected)
+    cluster.start_worker()
+    deadline = time.monotonic() + 120
+    while True:
+        now = alive()
+        if len(now) == 2 and set(now) - set(first):
+            break
+        assert time.monotonic() < deadline, f"the lost instance was not replaced: {now}"
+        time.sleep(0.5)
+    assert sorted(a["node"] for a in now.values()) == _alive_nodes(cluster)
+    np.testing.assert_array_equal(answered(), expected)
+    sm.delete_endpoint(EndpointName="ray-ep")
+    deadline = time.monotonic() + 60
+    while alive():  # the instances' CPUs are free for the next test
+        assert time.monotonic() < deadline, "the endpoint's instances outlived it"
+        time.sleep(0.2)
 
 
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(

@@ -18,6 +18,7 @@ from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
 from opensage.runner.object_access import S3Endpoint
 from opensage.runner.toolkit.contract import aws_environment
+from opensage.runner.workspace import vcpus_for
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.audit import AuditService
@@ -49,6 +50,7 @@ from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
 from opensage.serving.artifacts import archive_limits
+from opensage.serving.fleet import InstanceLauncher
 from opensage.settings import Settings
 from opensage.store.audit import AuditStore
 from opensage.store.db import Database
@@ -185,12 +187,13 @@ def build_services(settings: Settings) -> Services:
     tuning = TuningService(ctx, training)
     training.job_ended.subscribe(tuning.child_changed)
     training.watched_metrics.subscribe(tuning.child_changed)
-    endpoints = EndpointService(ctx, forkserver, roles)
+    launcher = _instance_launcher(settings)  # where endpoints' and transforms' workers run
+    endpoints = EndpointService(ctx, forkserver, roles, launcher)
     autoscaling = AutoscalingService(ctx, endpoints)
     lineage_store = LineageStore(db)
     experiments = ExperimentService(ctx, lineage_store)
     lineage = LineageService(ctx, lineage_store)
-    transform = TransformService(ctx, forkserver, roles)
+    transform = TransformService(ctx, forkserver, roles, launcher)
     processing = ProcessingService(ctx, processing_executor)
     registry = ModelRegistry(ctx)
     # a job's trial component and lineage; a registered model's lineage
@@ -287,6 +290,18 @@ def _s3_endpoint(settings: Settings) -> S3Endpoint:
     if host in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
     return S3Endpoint(f"http://{host}:{settings.port}", settings.region)
+
+
+def _instance_launcher(settings: Settings) -> InstanceLauncher | None:
+    """With ``--executor ray``: model workers as actors on the cluster (None: the services'
+    own launcher, processes on this machine)."""
+    if settings.executor != "ray":
+        return None
+    from opensage.runner.ray_executor import connect
+    from opensage.serving.ray_instances import RayLauncher
+
+    return RayLauncher(lambda: connect(settings.ray_address), _s3_endpoint(settings),
+                       vcpus_for, archive_limits(settings))
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:
