@@ -114,10 +114,32 @@ class Cluster:
             " and g['state'] != 'REMOVED'})")
 
     def stop(self) -> None:
+        """Kill this cluster's processes only: those whose command line names its temp
+        directory, and their descendants (Ray's workers rename themselves). ``ray stop
+        --force`` would kill every Ray process on the machine, other test runs' included."""
         if self.worker is not None and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGKILL)
-        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True,
-                       timeout=120, check=False)
+        mark, parents, doomed = str(self.temp).encode(), {}, set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                if mark in (entry / "cmdline").read_bytes():
+                    doomed.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+        grown = True
+        while grown:
+            more = {pid for pid, parent in parents.items() if parent in doomed} - doomed
+            doomed |= more
+            grown = bool(more)
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +156,13 @@ def cluster(netns: None) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def ray_server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("ray-server")
-    with server_process(data_dir, "--executor", "ray", "--ray-address",
-                        cluster.address) as (url, _proc):
-        yield url
+    output: list[str] = []
+    try:
+        with server_process(data_dir, "--executor", "ray", "--ray-address",
+                            cluster.address, output=output) as (url, _proc):
+            yield url
+    finally:  # what the server said, to read when a test failed
+        (data_dir / "server.log").write_text("\n".join(output))
 
 
 @pytest.fixture(scope="module")

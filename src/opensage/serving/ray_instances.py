@@ -33,6 +33,7 @@ from opensage.serving.remote_instance import RemoteModelServer, describe
 from opensage.store.remote_objects import S3Endpoint
 
 log = logging.getLogger(__name__)
+UNAVAILABLE_STRIKES = 30  # an actor unreachable this many times in a row (1 s apart) is lost
 LOCAL_ONLY = ("With --executor ray, endpoints and transform jobs serve built-in algorithms' "
               "models on the cluster; framework models and own images run with --executor "
               "local")
@@ -57,14 +58,22 @@ class ActorOutput:
 
     def _feed(self) -> None:
         code: int | None = None
+        unavailable = getattr(self._ray.exceptions, "ActorUnavailableError", ())
+        strikes = 0
         try:
             with os.fdopen(self._write_fd, "wb") as pipe:
                 while code is None:
                     try:
                         lines, code = self._ray.get(self.actor.read.remote())
                     except self._ray.exceptions.RayActorError as err:
+                        if isinstance(err, unavailable) and strikes < UNAVAILABLE_STRIKES:
+                            strikes += 1  # unreachable for a moment: ask again
+                            time.sleep(1.0)
+                            continue
                         self.lost, code = describe(err), -9
+                        self._ray.kill(self.actor, no_restart=True)  # never left running
                         break
+                    strikes = 0
                     pipe.write(b"".join(lines))
                     pipe.flush()
         except Exception:  # the worker reads the stream's end and the code below
