@@ -394,6 +394,13 @@ def test_a_processing_job_runs_its_hosts_on_the_cluster(
                for line in lines)
     ran_on = sorted(a["node"] for a in _actors(cluster, "RemoteProcessingHost").values())
     assert ran_on == _alive_nodes(cluster)  # one host per node
+    # EnableNetworkIsolation (as own images) stays local-only: refused, saying so
+    sm.create_processing_job(**request("ray-isolated", code, NetworkConfig={
+        "EnableNetworkIsolation": True}))
+    refused = wait_for_processing(sm, "ray-isolated")
+    assert refused["ProcessingJobStatus"] == "Failed"
+    assert "own images and EnableNetworkIsolation run with --executor local" in refused[
+        "FailureReason"]
 
 
 def test_a_transform_job_runs_its_workers_on_the_cluster(
