@@ -88,6 +88,29 @@ class Settings:
         return self.object_store_url or str(self.data_dir / "objects")
 
     @property
+    def private_paths(self) -> tuple[Path, ...]:
+        """The server's own directories and files, hidden from an isolated job or model
+        worker (``EnableNetworkIsolation``): the data directory, a local object store, a
+        SQLite database with its journals, the secret key file."""
+        paths = [self.data_dir]
+        objects = self.objects_url.removeprefix("file://")
+        if "://" not in objects:
+            paths.append(Path(objects).absolute())
+        if self.database_url.startswith("sqlite:///"):
+            database = Path(self.database_url[len("sqlite:///"):].split("?", 1)[0]).absolute()
+            paths += [database, *(database.with_name(database.name + suffix)
+                                  for suffix in ("-wal", "-shm", "-journal"))]
+        if self.secret_key_file is not None:
+            paths.append(self.secret_key_file)
+        return tuple(paths)
+
+    @property
+    def shared_paths(self) -> tuple[Path, ...]:
+        """What an isolated job or model worker still reads of ``private_paths`` (read-only):
+        the framework environments and the wheelhouse."""
+        return (self.frameworks_dir, *self.wheelhouse)
+
+    @property
     def endpoint_url(self) -> str:
         return f"http://{self.host}:{self.port}"
 

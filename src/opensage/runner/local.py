@@ -210,15 +210,19 @@ class LocalExecutor:
                  archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
                  containers: ContainerEngine | None = None,
                  aws: Mapping[str, str] | None = None,
-                 roles: JobRoles | None = None) -> None:
+                 roles: JobRoles | None = None,
+                 hidden: Sequence[Path] = (), shared: Sequence[Path] = ()) -> None:
         """``environments`` builds script mode's framework environments (None: script-mode
         jobs fail saying so); ``archive_limits`` caps unpacking a ``sourcedir.tar.gz``;
         ``containers`` runs own images (None: such jobs fail saying so); ``aws`` is what
         boto3 in a job needs to reach this server (``contract.aws_environment``), under the
         job's own ``Environment``; ``roles`` gives a job its execution role (``--auth
         sigv4``): its inputs read and outputs written as the role may, its code given the
-        role's credentials."""
+        role's credentials. A job with network isolation does not see ``hidden`` (the server's
+        files: ``Settings.private_paths``) but for its own directory and, read-only,
+        ``shared`` (the framework environments)."""
         self.jobs_root = jobs_root
+        self.hidden, self.shared = tuple(hidden), tuple(shared)
         self.objects = objects
         self.events = events
         self.slots = max(1, slots)
@@ -490,7 +494,10 @@ class LocalExecutor:
                         pip_target=host.ws.root.parent / ".pip" / host.name)
                     host.command = processing.command(spec)
                     proc = self._launch(host.command, str(host.ws.root), env, cpus,
-                                        spec.network_isolation, private_ml=host.ws.root)
+                                        spec.network_isolation, private_ml=host.ws.root,
+                                        own=[host.ws.root, host.ws.root.parent / ".pip" /
+                                             host.name],
+                                        shared=[shim])
                 host.proc = proc
                 with self._lock:
                     run.procs.append(proc)
@@ -741,14 +748,15 @@ class LocalExecutor:
                         to_cmd_args(user_hyperparameters(hyperparameters)),
                         hosts=len(hosts), host_index=index, master_port=port)
                     proc = self._launch(host.command, str(host.ws.code_dir), env, cpus,
-                                        spec.network_isolation)
+                                        spec.network_isolation, own=[host.ws.root])
                 elif python is not None:  # a deep-learning built-in, in its environment
                     self._builtin_env(env)
                     proc = self._launch([str(python), "-m", spec.module or "", "train"],
-                                        str(host.ws.root), env, cpus, spec.network_isolation)
+                                        str(host.ws.root), env, cpus, spec.network_isolation,
+                                        own=[host.ws.root])
                 else:
                     proc = self._start(spec.module or "", str(host.ws.root), env, cpus,
-                                       spec.network_isolation)
+                                       spec.network_isolation, own=[host.ws.root])
                 host.proc = proc
                 with self._lock:
                     run.procs.append(proc)
@@ -795,7 +803,7 @@ class LocalExecutor:
             raise JobFailure(str(err)) from None
 
     def _start(self, module: str, cwd: str, env: dict[str, str], cpus: int,
-               isolate: bool = False) -> JobProcess:
+               isolate: bool = False, own: Sequence[Path] = ()) -> JobProcess:
         """A built-in: forked from the warm fork server when it preloaded the module, else a
         fresh interpreter through the launcher (always so in a network namespace)."""
         if self.forkserver is not None and module in self.forkserver.modules and not isolate:
@@ -804,18 +812,21 @@ class LocalExecutor:
             except (OSError, RuntimeError) as err:
                 log.warning("fork server unavailable (%s): starting jobs directly", err)
                 self.forkserver = None
-        return self._launch([sys.executable, "-m", module, "train"], cwd, env, cpus, isolate)
+        return self._launch([sys.executable, "-m", module, "train"], cwd, env, cpus, isolate,
+                            own=own)
 
-    @staticmethod
-    def _launch(command: list[str], cwd: str, env: dict[str, str], cpus: int,
-                isolate: bool, private_ml: Path | None = None) -> JobProcess:
+    def _launch(self, command: list[str], cwd: str, env: dict[str, str], cpus: int,
+                isolate: bool, private_ml: Path | None = None, own: Sequence[Path] = (),
+                shared: Sequence[Path] = ()) -> JobProcess:
         """``command`` through the launcher: dies with the server, pinned to ``cpus`` CPUs,
-        in a network namespace of its own when ``isolate``, with ``private_ml`` as its
-        ``/opt/ml`` when given."""
+        with ``private_ml`` as its ``/opt/ml`` when given; when ``isolate``, in a network
+        namespace of its own, and seeing of the server's files (``self.hidden``) only its
+        ``own`` directories and, read-only, the framework environments and ``shared``."""
+        hide = isolation.hidden_paths(self.hidden, own, [*self.shared, *shared]) if isolate else []
         launcher = [sys.executable, "-m", "opensage.runner.launch", str(cpus),
                     str(os.getpid()), *(["--netns"] if isolate else []),
                     *(["--private-ml", str(private_ml)] if private_ml is not None else []),
-                    "--"]
+                    *hide, "--"]
         return subprocess.Popen(
             [*launcher, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -52,6 +52,10 @@ class ModelServer:
     # this server's), and the instance type it asks that machine for
     model_url: str | None = None
     instance_type: str = ""
+    # isolated, the server's files the workers do not see (``Settings.private_paths``) but
+    # for ``shared`` (read-only: ``Settings.shared_paths``) and their model and directory
+    hidden: tuple[Path, ...] = ()
+    shared: tuple[Path, ...] = ()
 
 
 def prepare_model(objects: ObjectStore, url: str | None, dest: Path,
@@ -97,7 +101,7 @@ class Launcher:
                on_exit: Callable[[Worker], None] | None = None) -> Worker:
         worker = Worker(program=model.program, model_dir=model.model_dir,
                         work_dir=model.work_dir, cpus=model.cpus, env=model.env,
-                        isolated=model.isolated)
+                        isolated=model.isolated, hidden=model.hidden, shared=model.shared)
         worker.log_sink = log_sink(worker)
         worker.on_exit = on_exit
         worker.start(self._spawner, self.forkserver, self.containers)

@@ -43,7 +43,7 @@ import time
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,7 +136,8 @@ class Worker:
     def __init__(self, *, program: WorkerProgram | str, model_dir: Path, work_dir: Path,
                  cpus: int, instance_id: str | None = None, log_sink: LogSink | None = None,
                  env: Mapping[str, str] | None = None, isolated: bool = False,
-                 host: str = HOST) -> None:
+                 host: str = HOST, hidden: Sequence[Path] = (),
+                 shared: Sequence[Path] = ()) -> None:
         self.program = (program if isinstance(program, WorkerProgram)
                         else WorkerProgram.builtin(program))
         self.env = dict(env or {})  # the model's / job's Environment, on top of the server's
@@ -144,6 +145,9 @@ class Worker:
         self.work_dir = work_dir
         self.cpus = cpus
         self.isolated = isolated  # EnableNetworkIsolation: loopback only, launched with --netns
+        # isolated, it does not see ``hidden`` (the server's files) but for its directory,
+        # and read-only its model, its code and ``shared`` (the framework environments)
+        self.hidden, self.shared = tuple(hidden), tuple(shared)
         self.instance_id = instance_id or f"i-{uuid.uuid4().hex[:17]}"
         self.key = uuid.uuid4().hex  # unique per process, unlike a port
         self.log_sink = log_sink
@@ -218,7 +222,7 @@ class Worker:
             fd = sock.fileno()
             command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
                        str(os.getpid()), *(["--netns"] if self.isolated else []),
-                       "--", *self.program.command(),
+                       *self._hiding(), "--", *self.program.command(),
                        "--model-dir", str(self.model_dir),
                        "--fd", str(fd), "--failure-file", str(self.failure_file)]
             env = self._environment()
@@ -233,6 +237,15 @@ class Worker:
             sock.close()  # the child holds its own copy
         threading.Thread(target=self._pump, daemon=True,
                          name=f"worker-log-{self.instance_id}").start()
+
+    def _hiding(self) -> list[str]:
+        """The launcher's arguments hiding the server's files from an isolated worker."""
+        if not self.isolated or not self.hidden:
+            return []
+        shared = [*self.shared, self.model_dir, *(p for p in (self.program.code_dir,
+                                                             self.program.path) if p)]
+        return [*(a for p in self.hidden for a in ("--hide", str(p))),
+                "--rw", str(self.work_dir), *(a for p in shared for a in ("--ro", str(p)))]
 
     def _start_container(self, image: str, containers: ContainerEngine | None) -> None:
         """``<image> serve`` with the model at ``/opt/ml/model`` and the model's

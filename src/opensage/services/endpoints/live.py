@@ -80,7 +80,9 @@ class Hosting:
                             cpus=cpus_for(plan["InstanceType"]), env=plan["Environment"],
                             startup_timeout=plan["StartupTimeout"],
                             isolated=plan.get("NetworkIsolation", False),
-                            model_url=plan["ModelDataUrl"], instance_type=plan["InstanceType"])
+                            model_url=plan["ModelDataUrl"], instance_type=plan["InstanceType"],
+                            hidden=self.ctx.settings.private_paths,
+                            shared=self.ctx.settings.shared_paths)
 
         def sink(worker: Worker) -> LogSink:
             stream = f"{plan['VariantName']}/{worker.instance_id}"

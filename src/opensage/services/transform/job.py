@@ -218,7 +218,9 @@ class Job:
                             cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"),
                             env=env, startup_timeout=STARTUP_TIMEOUT, isolated=isolated,
                             model_url=self.container.get("ModelDataUrl"),
-                            instance_type=resources.get("InstanceType") or "ml.m5.large")
+                            instance_type=resources.get("InstanceType") or "ml.m5.large",
+                            hidden=self.ctx.settings.private_paths,
+                            shared=self.ctx.settings.shared_paths)
         epoch = int(time.time())
 
         def sink(worker: Worker) -> LogSink:
