@@ -303,6 +303,101 @@ def test_network_isolation_keeps_the_script_from_the_server(sm, s3, endpoint):
     assert results["net-isolated"].startswith("unreachable: ")
 
 
+LOOK_AROUND = """
+    import argparse, ctypes, glob, json, os, time
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data-dir")
+    parser.add_argument("--other")
+    parser.add_argument("--wait-for", default="")
+    args = parser.parse_args()
+
+    def attempt(action):
+        try:
+            return ["ok", action()]
+        except OSError as err:
+            return ["refused", type(err).__name__]
+
+    def read(path):
+        with open(path, "rb") as f:
+            return len(f.read())
+
+    def look():
+        return {
+            "data_dir": attempt(lambda: sorted(os.listdir(args.data_dir))),
+            "jobs": attempt(lambda: sorted(os.listdir(os.path.join(args.data_dir, "jobs",
+                                                                   "training")))),
+            "other": attempt(lambda: sorted(os.listdir(args.other))),
+            "secret": attempt(lambda: read(os.path.join(args.data_dir, "secret.key"))),
+            "database": attempt(lambda: read(os.path.join(args.data_dir, "opensage.db")))}
+
+    print("ready", flush=True)
+    if args.wait_for:  # the open job: alive until the isolated one has looked (or ended)
+        deadline, appeared, seen = time.monotonic() + 600, False, None
+        while time.monotonic() < deadline:
+            if os.path.isdir(args.other) and seen is None:
+                appeared, seen = True, look()
+            if os.path.exists(args.wait_for) or (appeared and not os.path.isdir(args.other)):
+                break
+            time.sleep(0.05)
+    else:  # the isolated job: and once more after trying to unmount what hides the rest
+        unmounted = ctypes.CDLL(None).umount2(args.data_dir.encode(), 2) == 0  # MNT_DETACH
+        seen = {**look(), "unmounted": unmounted, "secret_after": look()["secret"]}
+    rows = [line for f in glob.glob(os.environ["SM_CHANNEL_TRAIN"] + "/*.csv")
+            for line in open(f)]
+    seen = {**(seen or {}), "input_rows": len(rows)}
+    with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "seen.json"), "w") as f:
+        json.dump(seen, f)
+    with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as f:
+        json.dump(seen, f)
+"""
+
+
+def test_isolated_script_sees_neither_the_server_files_nor_other_jobs(
+        sm, s3, client, server, train_data):
+    data_dir = server.settings.data_dir
+    jobs = data_dir / "jobs" / "training"
+    assert (data_dir / "secret.key").is_file() and (data_dir / "opensage.db").is_file()
+    code = upload_code(s3, "fs", {"train.py": LOOK_AROUND})
+    # the open job first: it looks while the isolated one runs, and lives until it has looked
+    sm.create_training_job(**script_request(
+        "fs-open", code, channels={"train": train_data}, hyperparameters={
+            "data-dir": str(data_dir), "other": str(jobs / "fs-isolated"),
+            "wait-for": str(jobs / "fs-isolated" / "model" / "seen.json")}))
+    deadline = time.monotonic() + FIRST_BUILD_TIMEOUT
+    while not any("ready" in line for lines in log_lines(client, "fs-open").values()
+                  for line in lines):
+        assert time.monotonic() < deadline, "the open job never started"
+        time.sleep(0.1)
+    sm.create_training_job(**script_request(
+        "fs-isolated", code, channels={"train": train_data},
+        hyperparameters={"data-dir": str(data_dir), "other": str(jobs / "fs-open")},
+        EnableNetworkIsolation=True))
+    seen = {}
+    for name in ("fs-isolated", "fs-open"):
+        job = wait_for(sm, name, FIRST_BUILD_TIMEOUT)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        seen[name] = json.loads(artifact(s3, name)["seen.json"])
+        assert json.loads(artifact(s3, name, "output")["seen.json"]) == seen[name]
+
+    isolated, open_ = seen["fs-isolated"], seen["fs-open"]
+    assert isolated["input_rows"] == open_["input_rows"] == 300  # its input, read
+    # of the data directory, only the way to its own directory
+    assert isolated["data_dir"] == ["ok", ["jobs"]]
+    assert isolated["jobs"] == ["ok", ["fs-isolated"]]
+    assert isolated["other"] == ["refused", "FileNotFoundError"]
+    assert isolated["secret"] == ["refused", "FileNotFoundError"]
+    assert isolated["database"] == ["refused", "FileNotFoundError"]
+    assert isolated["unmounted"] is False  # no CAP_SYS_ADMIN left
+    assert isolated["secret_after"] == ["refused", "FileNotFoundError"]
+    # a job without isolation sees what it always saw
+    assert {"jobs", "opensage.db", "secret.key"} <= set(open_["data_dir"][1])
+    assert open_["jobs"] == ["ok", ["fs-isolated", "fs-open"]]
+    assert open_["other"][0] == "ok" and "model" in open_["other"][1]
+    assert open_["secret"] == ["ok", (data_dir / "secret.key").stat().st_size]
+    assert open_["database"][0] == "ok" and open_["database"][1] > 0
+
+
 DDP = """
     import json, os
     import torch
