@@ -1,7 +1,8 @@
 """``EnableNetworkIsolation`` on models: the workers of an isolated model (a built-in's, a
 framework's script-mode handlers) run in a network namespace of their own with loopback only,
 serve the server's requests through the socket the server bound, and reach nothing: not the
-server's port, not another port of this machine. A model without isolation keeps the network.
+server's port, not another port of this machine, not the server's files or other endpoints'
+directories. A model without isolation keeps the network.
 Endpoints and batch transform alike."""
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def escape():
     finally:
         os.close(fd)
 
+def peek():
+    # the server's files and the endpoints' directories: what can be read or listed
+    seen = {}
+    for path in os.environ["PROBE_PATHS"].split(","):
+        try:
+            seen[path] = (sorted(os.listdir(path)) if os.path.isdir(path)
+                          else len(open(path, "rb").read()))
+        except OSError as e:
+            seen[path] = f"refused: {type(e).__name__}"
+    return seen
+
 def model_fn(model_dir):
     return joblib.load(os.path.join(model_dir, "model.joblib")), probe()
 
@@ -69,7 +81,7 @@ def input_fn(body, content_type):
 def predict_fn(data, model):
     estimator, at_load = model
     answer = {"predictions": estimator.predict(data).tolist(), "at_load": at_load,
-              "at_predict": probe()}
+              "at_predict": probe(), "peek": peek()}
     if os.environ.get("TRY_ESCAPE"):
         answer["escape"] = escape()
         answer["after_escape"] = probe()
@@ -161,13 +173,17 @@ def sklearn_model(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 
 
 def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
-        sm, s3, client, endpoint, listener, sklearn_model):
+        sm, s3, client, endpoint, server, listener, sklearn_model):
     server_port = int(endpoint.rsplit(":", 1)[1])
     ports = f"{server_port},{listener}"
+    data_dir = server.settings.data_dir
+    secret, database, endpoints = (str(data_dir / "secret.key"), str(data_dir / "opensage.db"),
+                                   str(data_dir / "endpoints"))
     s3.put_object(Bucket=BUCKET, Key="models/probing/model.tar.gz", Body=tar_gz({
         "model.joblib": sklearn_model, "code/inference.py": PROBING}))
     environment = {"SAGEMAKER_PROGRAM": "inference.py",
-                   "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code", "PROBE_PORTS": ports}
+                   "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code", "PROBE_PORTS": ports,
+                   "PROBE_PATHS": ",".join((secret, database, endpoints))}
     for name, isolated in (("sk-open", False), ("sk-isolated", True)):
         sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, EnableNetworkIsolation=isolated,
                         PrimaryContainer={
@@ -197,6 +213,12 @@ def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
     assert answers["sk-isolated"]["escape"] == "refused: Operation not permitted"
     assert all(p.startswith("unreachable: ")
                for p in answers["sk-isolated"]["after_escape"].values())
+    # Nor does it see the server's files or the other endpoint's directory; the open one does.
+    peeked, open_peek = answers["sk-isolated"]["peek"], answers["sk-open"]["peek"]
+    assert peeked == {secret: "refused: FileNotFoundError",
+                      database: "refused: FileNotFoundError", endpoints: ["sk-isolated"]}
+    assert open_peek[secret] == os.path.getsize(secret) and open_peek[database] > 0
+    assert {"sk-open", "sk-isolated"} <= set(open_peek[endpoints])
 
     # Batch transform of the isolated model: its handlers are cut off there too.
     s3.put_object(Bucket=BUCKET, Key="sk-in/rows.json", Body=json.dumps(rows).encode())
@@ -212,6 +234,8 @@ def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
     output = json.loads(read(s3, "sk-out/rows.json.out"))
     assert output["predictions"] == [0, 2]
     assert all(p.startswith("unreachable: ") for p in output["at_predict"].values()), output
+    assert output["peek"] == {path: "refused: FileNotFoundError"
+                              for path in (secret, database, endpoints)}
 
 
 def test_a_machine_without_namespaces_fails_the_endpoint_and_transform_saying_why(
