@@ -433,3 +433,35 @@ def test_continuous_output_is_uploaded_while_the_job_runs(sm, s3):
         "InProgress")
     sm.stop_processing_job(ProcessingJobName="cont")
     assert wait_for(sm, "cont")["ProcessingJobStatus"] == "Stopped"
+
+
+def test_isolated_script_has_its_opt_ml_but_none_of_the_server_files(sm, s3, server, endpoint):
+    """NetworkConfig.EnableNetworkIsolation: the job's own /opt/ml (inputs, outputs, config)
+    works; the data directory shows only the way to the job's own directory."""
+    data_dir = server.settings.data_dir
+    put_rows(s3, "iso-raw", 1)
+    code = put_code(s3, "iso-1", f"""
+        import glob, json, os
+        def attempt(action):
+            try:
+                return ["ok", action()]
+            except OSError as err:
+                return ["refused", type(err).__name__]
+        data_dir = {str(data_dir)!r}
+        rows = sum(1 for f in glob.glob("/opt/ml/processing/input/data/*.csv") for _ in open(f))
+        seen = {{"rows": rows, "config": os.path.exists("/opt/ml/config/processingjobconfig.json"),
+                "data_dir": attempt(lambda: sorted(os.listdir(data_dir))),
+                "secret": attempt(lambda: open(os.path.join(data_dir, "secret.key")).read())}}
+        os.makedirs("/opt/ml/processing/out", exist_ok=True)
+        with open("/opt/ml/processing/out/seen.json", "w") as f:
+            json.dump(seen, f)
+    """)
+    sm.create_processing_job(**request(
+        "iso-1", code, inputs=[data_input(f"s3://{BUCKET}/iso-raw")], outputs=["out"],
+        NetworkConfig={"EnableNetworkIsolation": True}))
+    job = wait_for(sm, "iso-1")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    seen = json.loads(read(s3, "iso-1/output/out/seen.json"))
+    assert seen["rows"] == 10 and seen["config"] is True
+    assert seen["data_dir"] == ["ok", ["jobs"]]
+    assert seen["secret"] == ["refused", "FileNotFoundError"]
