@@ -183,7 +183,7 @@ def test_isolated_script_mode_handlers_reach_neither_the_server_nor_the_machine(
         "model.joblib": sklearn_model, "code/inference.py": PROBING}))
     environment = {"SAGEMAKER_PROGRAM": "inference.py",
                    "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code", "PROBE_PORTS": ports,
-                   "PROBE_PATHS": ",".join((secret, database, endpoints))}
+                   "PROBE_PATHS": f"{secret},{database},{endpoints}"}
     for name, isolated in (("sk-open", False), ("sk-isolated", True)):
         sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, EnableNetworkIsolation=isolated,
                         PrimaryContainer={
