@@ -31,3 +31,23 @@ def test_without_an_advertised_url_other_servers_reach_this_one_by_its_bind_addr
 def test_a_lease_ttl_that_is_not_positive_is_refused(tmp_path: Path, ttl: str):
     with pytest.raises(ValueError, match="lease_ttl_seconds must be positive"):
         Settings.from_env({"OPENSAGE_LEASE_TTL_SECONDS": ttl}, data_dir=tmp_path)
+
+
+def test_private_paths_name_the_server_files_an_isolated_job_must_not_see(tmp_path):
+    default = Settings(data_dir=tmp_path)
+    assert default.private_paths == (
+        tmp_path, tmp_path / "objects", tmp_path / "opensage.db",
+        tmp_path / "opensage.db-wal", tmp_path / "opensage.db-shm",
+        tmp_path / "opensage.db-journal")
+    assert default.shared_paths == (tmp_path / "frameworks",)
+    elsewhere = Settings(data_dir=tmp_path / "d", object_store_url=f"file://{tmp_path}/o",
+                         db_url=f"sqlite:///{tmp_path}/db/x.db",
+                         secret_key_file=tmp_path / "keys" / "k",
+                         wheelhouse=(tmp_path / "w",))
+    assert elsewhere.private_paths[:3] == (tmp_path / "d", tmp_path / "o",
+                                           tmp_path / "db" / "x.db")
+    assert elsewhere.private_paths[-1] == tmp_path / "keys" / "k"
+    assert elsewhere.shared_paths == (tmp_path / "d" / "frameworks", tmp_path / "w")
+    remote = Settings(data_dir=tmp_path, object_store_url="s3://bucket/prefix",
+                      db_url="postgresql://db/opensage")
+    assert remote.private_paths == (tmp_path,)
