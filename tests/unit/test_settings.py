@@ -51,3 +51,16 @@ def test_private_paths_name_the_server_files_an_isolated_job_must_not_see(tmp_pa
     remote = Settings(data_dir=tmp_path, object_store_url="s3://bucket/prefix",
                       db_url="postgresql://db/opensage")
     assert remote.private_paths == (tmp_path,)
+
+
+def test_engine_sockets_hidden_from_isolated_jobs(tmp_path):
+    from opensage.containers import engine_sockets
+
+    environ = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    defaults = [Path("/var/run/docker.sock"), Path("/run/podman/podman.sock"),
+                tmp_path / "podman" / "podman.sock", tmp_path / "docker.sock"]
+    assert engine_sockets("none", environ) == defaults
+    assert engine_sockets("/srv/engine.sock", environ) == [Path("/srv/engine.sock"), *defaults]
+    assert engine_sockets(None, {**environ, "DOCKER_HOST": "unix:///x.sock"})[0] == Path(
+        "/x.sock")
+    assert engine_sockets("tcp://10.0.0.1:2375", {}) == defaults[:2]

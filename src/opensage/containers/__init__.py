@@ -7,6 +7,7 @@ from opensage.containers.engine import (
     ContainerProcess,
     ContainerSpec,
     Mount,
+    engine_sockets,
     engine_url,
     find_engine,
     missing_image,
@@ -14,5 +15,5 @@ from opensage.containers.engine import (
 )
 
 __all__ = ["CONTAINER_PORT", "ContainerEngine", "ContainerError", "ContainerProcess",
-           "ContainerSpec", "Mount", "engine_url", "find_engine", "missing_image",
+           "ContainerSpec", "Mount", "engine_sockets", "engine_url", "find_engine", "missing_image",
            "no_engine_reason"]

@@ -286,6 +286,21 @@ def engine_url(configured: str | None, environ: Mapping[str, str] | None = None)
     return None
 
 
+def engine_sockets(configured: str | None,
+                   environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Every container engine socket an isolated job must not reach (whoever can talk to an
+    engine is root on the machine): the one :func:`engine_url` names, if a unix socket, and
+    the default ones (whether they exist now or not)."""
+    environ = os.environ if environ is None else environ
+    runtime = environ.get("XDG_RUNTIME_DIR")
+    paths = [*DEFAULT_SOCKETS, *([f"{runtime}/podman/podman.sock", f"{runtime}/docker.sock"]
+                                 if runtime else [])]
+    url = engine_url(configured, environ)
+    if url is not None and url.startswith("unix://"):
+        paths.insert(0, url.removeprefix("unix://"))
+    return [Path(p) for p in dict.fromkeys(paths)]
+
+
 def _as_url(value: str) -> str:
     return f"unix://{value}" if value.startswith("/") else value
 

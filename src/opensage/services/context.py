@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from opensage.containers import ContainerEngine
+from opensage.containers import ContainerEngine, engine_sockets
 from opensage.runner.environments import Environments
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.logs import LogService
@@ -33,6 +34,13 @@ class Context:
     environments: Environments  # script mode's framework environments
     containers: ContainerEngine | None = None  # runs own images; None: no engine here
     clock: Callable[[], float] = time.time  # seconds since the epoch; a test may fix it
+
+    @property
+    def hidden_from_jobs(self) -> tuple[Path, ...]:
+        """What an isolated job or model worker does not see (``EnableNetworkIsolation``): the
+        server's files (``Settings.private_paths``) and the container engines' sockets."""
+        return (*self.settings.private_paths,
+                *engine_sockets(self.settings.container_engine))
 
     def now(self) -> float:
         return self.clock()

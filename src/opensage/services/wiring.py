@@ -167,7 +167,7 @@ def build_services(settings: Settings) -> Services:
             environments=ctx.environments,
             archive_limits=archive_limits(settings),
             containers=ctx.containers, aws=aws, roles=roles,
-            hidden=settings.private_paths, shared=settings.shared_paths)
+            hidden=ctx.hidden_from_jobs, shared=settings.shared_paths)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
         if settings.executor == "ray":  # each host an actor on a node of the cluster
@@ -183,7 +183,7 @@ def build_services(settings: Settings) -> Services:
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
             environments=ctx.environments, containers=ctx.containers, aws=aws, roles=roles,
-            hidden=settings.private_paths, shared=settings.shared_paths)
+            hidden=ctx.hidden_from_jobs, shared=settings.shared_paths)
 
     training = TrainingService(ctx, executor)
     tuning = TuningService(ctx, training)

@@ -81,7 +81,7 @@ class Hosting:
                             startup_timeout=plan["StartupTimeout"],
                             isolated=plan.get("NetworkIsolation", False),
                             model_url=plan["ModelDataUrl"], instance_type=plan["InstanceType"],
-                            hidden=self.ctx.settings.private_paths,
+                            hidden=self.ctx.hidden_from_jobs,
                             shared=self.ctx.settings.shared_paths)
 
         def sink(worker: Worker) -> LogSink:

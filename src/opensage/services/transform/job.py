@@ -219,7 +219,7 @@ class Job:
                             env=env, startup_timeout=STARTUP_TIMEOUT, isolated=isolated,
                             model_url=self.container.get("ModelDataUrl"),
                             instance_type=resources.get("InstanceType") or "ml.m5.large",
-                            hidden=self.ctx.settings.private_paths,
+                            hidden=self.ctx.hidden_from_jobs,
                             shared=self.ctx.settings.shared_paths)
         epoch = int(time.time())
 
