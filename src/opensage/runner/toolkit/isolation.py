@@ -4,7 +4,12 @@ reachable). Done by the launcher (``runner.launch --netns``) with ``unshare(CLON
 which needs root or CAP_SYS_ADMIN (or unprivileged user namespaces): :func:`unavailable`
 says once per server why it cannot be done here, and such a job fails saying so. A model's
 workers (endpoints, batch transform) are isolated the same way (``serving.process``), and such
-an endpoint or transform job fails with the same reason."""
+an endpoint or transform job fails with the same reason.
+
+Such a process also sees none of the server's files (:func:`enter_private_mounts`, entered by
+``runner.launch --hide/--rw/--ro`` first): its data directory, database, key file and the
+container engines' sockets are covered in a mount namespace of its own, but for the job's own
+directory and, read-only, the framework environments. :func:`unavailable` tries that too."""
 
 from __future__ import annotations
 
