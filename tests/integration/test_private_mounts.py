@@ -89,3 +89,19 @@ def test_hidden_paths_are_out_of_reach_but_what_was_given_back(tmp_path: Path):
     assert open_["engine"] == ["ok", "connected"]
     assert open_["jobs"] == ["ok", ["a", "b"]]
     assert open_["env_write"] == ["ok", "written"]
+
+
+def test_the_server_installation_stays_readable_when_a_hidden_path_holds_it(tmp_path: Path):
+    """A data directory around the server's own checkout or virtual environment: the launched
+    program still imports opensage (the serving worker, a built-in do), read-only."""
+    import opensage
+
+    package = Path(opensage.__file__).resolve().parent
+    check = ("import os, opensage.runner.launch as l; print(os.access(l.__file__, os.W_OK) "
+             "if os.geteuid() else open(l.__file__, 'a') and 'writable')")
+    done = subprocess.run(
+        [sys.executable, "-m", "opensage.runner.launch", "1", str(os.getpid()),
+         "--hide", str(package.parent), "--hide", str(Path(sys.prefix).parent), "--",
+         sys.executable, "-c",
+         check], capture_output=True, text=True, timeout=120)
+    assert "Read-only file system" in done.stderr or done.stdout.strip() == "False", done

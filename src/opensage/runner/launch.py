@@ -58,10 +58,14 @@ def main(argv: list[str]) -> None:
     os.sched_setaffinity(0, available[: max(1, int(cpus))])
     if private_ml is not None or paths["--hide"]:
         # first: as a user, it brings the user namespace netns needs
-        from opensage.runner.toolkit.isolation import enter_private_mounts
+        from opensage.runner.toolkit.isolation import enter_private_mounts, inside
 
+        # what the launched program may need of this server's own installation (its
+        # interpreter, the opensage package), read-only, should a hidden path hold it
+        server = [sys.prefix, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
         try:
-            enter_private_mounts(hide=paths["--hide"], rw=paths["--rw"], ro=paths["--ro"],
+            enter_private_mounts(hide=paths["--hide"], rw=paths["--rw"],
+                                 ro=[*paths["--ro"], *inside(server, paths["--hide"])],
                                  ml_root=private_ml)
         except OSError as err:
             what = ("EnableNetworkIsolation: hiding the server's files" if paths["--hide"]

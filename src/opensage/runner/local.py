@@ -822,7 +822,11 @@ class LocalExecutor:
         with ``private_ml`` as its ``/opt/ml`` when given; when ``isolate``, in a network
         namespace of its own, and seeing of the server's files (``self.hidden``) only its
         ``own`` directories and, read-only, the framework environments and ``shared``."""
-        hide = isolation.hidden_paths(self.hidden, own, [*self.shared, *shared]) if isolate else []
+        hide: list[str] = []
+        if isolate:
+            for path in own:  # given back only if there: a pip target made later could not be
+                path.mkdir(parents=True, exist_ok=True)
+            hide = isolation.hidden_paths(self.hidden, own, [*self.shared, *shared])
         launcher = [sys.executable, "-m", "opensage.runner.launch", str(cpus),
                     str(os.getpid()), *(["--netns"] if isolate else []),
                     *(["--private-ml", str(private_ml)] if private_ml is not None else []),

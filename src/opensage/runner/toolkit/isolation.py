@@ -133,11 +133,13 @@ def enter_private_mounts(*, hide: Sequence[str] = (), rw: Sequence[str] = (),
 
 
 def _hide(libc: Any, hide: Sequence[str], rw: Sequence[str], ro: Sequence[str]) -> None:
-    hidden = [os.path.realpath(p) for p in hide if os.path.exists(p)]
-    dirs = _outermost([p for p in hidden if os.path.isdir(p)])
-    files = [p for p in hidden if not os.path.isdir(p) and not _under(p, dirs)]
     modes = ({os.path.realpath(p): False for p in rw if os.path.exists(p)}
              | {os.path.realpath(p): True for p in ro if os.path.exists(p)})  # read-only?
+    # a path both hidden and given back is given back (a bind of it would bring its cover)
+    hidden = [path for path in (os.path.realpath(p) for p in hide if os.path.exists(p))
+              if path not in modes]
+    dirs = _outermost([p for p in hidden if os.path.isdir(p)])
+    files = [p for p in hidden if not os.path.isdir(p) and not _under(p, dirs)]
     # outer first: inner ones bind on them
     kept = sorted(modes.items(), key=lambda item: item[0].count("/"))
     # held open before they are covered: bound back from /proc/self/fd
@@ -146,23 +148,23 @@ def _hide(libc: Any, hide: Sequence[str], rw: Sequence[str], ro: Sequence[str]) 
         for path in dirs:
             _mount(libc, "opensage-hidden", path, _MS_NOSUID | _MS_NODEV,
                    f"hiding {path}", fstype="tmpfs", data="mode=755,size=64k")
-        for path in files:
-            _mount(libc, "/dev/null", path, _MS_BIND, f"hiding {path}")
-        for path, read_only in kept:
-            if _under(path, dirs) and not os.path.exists(path):  # its way through the tmpfs
+        for path, _ in kept:  # the way to each through the tmpfs, while it is writable
+            if _under(path, dirs) and not os.path.exists(path):
                 if os.path.isdir(f"/proc/self/fd/{fds[path]}"):
                     os.makedirs(path, exist_ok=True)
                 else:
                     os.makedirs(os.path.dirname(path), exist_ok=True)
                     open(path, "a").close()
+        for path in dirs:  # before anything is bound on them: the tmpfs itself
+            _read_only(libc, path, 0)
+        for path in files:
+            _mount(libc, "/dev/null", path, _MS_BIND, f"hiding {path}")
+            _read_only(libc, path, _MS_BIND)
+        for path, read_only in kept:
             _mount(libc, f"/proc/self/fd/{fds[path]}", path, _MS_BIND | _MS_REC,
                    f"binding {path} back")
             if read_only:
                 _read_only(libc, path, _MS_BIND)
-        for path in files:
-            _read_only(libc, path, _MS_BIND)
-        for path in dirs:
-            _read_only(libc, path, 0)
     finally:
         for fd in fds.values():
             os.close(fd)
@@ -189,6 +191,12 @@ def _mount(libc: Any, source: str | None, target: str, flags: int, what: str, *,
 
 def _under(path: str, roots: Sequence[str]) -> bool:
     return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def inside(paths: Sequence[str], roots: Sequence[str]) -> list[str]:
+    """Those of ``paths`` that lie in one of ``roots`` (both resolved)."""
+    resolved = [os.path.realpath(root) for root in roots]
+    return [path for path in paths if _under(os.path.realpath(path), resolved)]
 
 
 def _outermost(paths: Sequence[str]) -> list[str]:
