@@ -15,6 +15,11 @@ directories on this machine and starts their processes, this one
   ``stdout`` is fed with the lines the actor hands out: logs, metrics, stop, MaxRuntime
   and the first failure are the local executor's code.
 
+Script mode runs there too: each host unpacks the code and gets the framework's environment
+on its node (``RemoteHost.stage``); the hosts of a multi-host job meet at algo-1's node
+(``MASTER_ADDR``/``MASTER_PORT``, torchrun's ``--master_addr``), their placement spread
+across nodes. Own images and EnableNetworkIsolation run with the local executor.
+
 A node lost mid-job (the actor dies) makes the attempt ``Interrupted``: a job with a
 CheckpointConfig then restarts from its checkpoints (the spot loop of ``LocalExecutor._run``),
 one without fails saying which host's node was lost. The actors belong to this server's Ray
@@ -32,9 +37,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from opensage.algorithms.contract import is_peer_failure
+from opensage.data.archives import ArchiveLimits
 from opensage.runner.channels import ChannelError
 from opensage.runner.checkpoints import CheckpointSync
+from opensage.runner.environments import EnvironmentBuildError, Environments
 from opensage.runner.local import (
+    DEFAULT_ARCHIVE_LIMITS,
     JobFailure,
     LocalExecutor,
     Outcome,
@@ -46,6 +54,7 @@ from opensage.runner.local import (
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.own_image import memory_for
 from opensage.runner.remote_host import RemoteHost
+from opensage.runner.toolkit import script
 from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
 from opensage.store.objects import ObjectStore
 
@@ -138,10 +147,15 @@ class RayExecutor(LocalExecutor):
 
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  address: str | None, endpoint: S3Endpoint, slots: int,
-                 stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0) -> None:
+                 stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
+                 environments: Environments | None = None,
+                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
+        """``environments``: where each node keeps script mode's framework environments
+        (the same directory on every node; None: script-mode jobs fail saying so)."""
         super().__init__(jobs_root, objects, events, slots=slots,
                          stop_grace_seconds=stop_grace_seconds,
-                         spot_interruptions_per_hour=spot_interruptions_per_hour)
+                         spot_interruptions_per_hour=spot_interruptions_per_hour,
+                         environments=environments, archive_limits=archive_limits)
         self.address, self.endpoint = address, endpoint
         self._ray: Any = None
         self._uploaded: dict[str, bool] = {}
@@ -157,10 +171,10 @@ class RayExecutor(LocalExecutor):
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         spec = run.spec
         assert isinstance(spec, TrainingSpec)
-        if spec.module is None:
+        if spec.module is None and spec.script is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-        if spec.script is not None or spec.container is not None or spec.network_isolation:
-            raise JobFailure("The Ray executor runs built-in algorithms; script mode, own "
+        if spec.container is not None or spec.network_isolation:
+            raise JobFailure("The Ray executor runs built-in algorithms and script mode; own "
                              "images and EnableNetworkIsolation run with --executor local")
         hosts = self._hosts(spec, ws)
         for host in hosts:
@@ -187,19 +201,29 @@ class RayExecutor(LocalExecutor):
                     max_concurrency=4, max_restarts=0, name=None,
                     scheduling_strategy=strategy(
                         placement_group=group, placement_group_bundle_index=index),
-                ).remote(spec, index, len(hosts), self.endpoint, config, cpus))
+                ).remote(spec, index, len(hosts), self.endpoint, config, cpus,
+                         environments=self.environments if spec.script else None,
+                         archive_limits=self.archive_limits))
             self.events.advance(spec.name, "Downloading")
             try:
-                ray.get([actor.stage.remote() for actor in actors])
+                self._stage(run, actors, budget)
             except ray.exceptions.RayActorError as err:
                 return self._lost(spec, "staging its input", err), None
             except ray.exceptions.RayTaskError as err:
                 cause = getattr(err, "cause", None)
                 if isinstance(cause, ChannelError):
                     raise ChannelError(str(cause)) from None
+                if isinstance(cause, script.ScriptError):
+                    raise script.ScriptError(str(cause)) from None
+                if isinstance(cause, EnvironmentBuildError) and spec.script is not None:
+                    raise JobFailure(f"Could not build the {spec.script.framework.key} "
+                                     f"environment: {cause}") from None
                 raise JobFailure(f"Staging the input failed: {cause or err}") from None
-            extra = self._collective_env(actors) if len(hosts) > 1 else {}
-            ray.get([actor.start.remote(extra) for actor in actors])
+            extra = self._collective_env(actors, spec.script is not None) if len(hosts) > 1 \
+                else {}
+            commands = ray.get([actor.start.remote(extra) for actor in actors])
+            for host, command in zip(hosts, commands, strict=True):
+                host.command = command  # a script's FailureReason names its command line
             self.events.advance(spec.name, "Training")
             epoch = int(time.time())
             streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
@@ -255,10 +279,32 @@ class RayExecutor(LocalExecutor):
                 told = True
         return True
 
-    def _collective_env(self, actors: list[Any]) -> dict[str, str]:
-        """Where the hosts of a distributed built-in meet: algo-1's node and a free port."""
+    def _stage(self, run: _Run, actors: list[Any], deadline: float) -> None:
+        """The hosts' ``stage`` (a script's first environment build on a node takes
+        minutes), while the job keeps watching for a stop and its deadline: either cancels
+        the builds and ends the job (``JobEnded``)."""
+        refs = [actor.stage.remote() for actor in actors]
+
+        def staged() -> Path:
+            self._ray.get(refs)
+            return Path()
+
+        try:
+            self._while_building(run, staged, deadline)
+        except BaseException:
+            try:
+                self._ray.get([actor.cancel_build.remote() for actor in actors], timeout=10)
+            except self._ray.exceptions.RayError:  # gone already: nothing left to cancel
+                log.debug("could not cancel a Ray host's build", exc_info=True)
+            raise
+
+    def _collective_env(self, actors: list[Any], script_mode: bool) -> dict[str, str]:
+        """Where the hosts of a distributed job meet: algo-1's node and a free port there
+        (a built-in's collective; a script's ``MASTER_ADDR``/``MASTER_PORT``)."""
         address, port = self._ray.get([actors[0].node_address.remote(),
                                        actors[0].free_port.remote()])
+        if script_mode:
+            return {"MASTER_ADDR": str(address), "MASTER_PORT": str(port)}
         return {"OPENSAGE_COLLECTIVE_ADDRESS": f"{address}:{port}"}
 
     def _lost(self, spec: TrainingSpec, doing: str, err: object) -> Outcome:
