@@ -360,9 +360,30 @@ def test_a_torch_distributed_script_runs_its_two_hosts_on_two_nodes(
     assert ranks[0]["master"].startswith("127.0.0.1:")
     raylets = [r["raylet"] for r in ranks]
     assert None not in raylets and raylets[0] != raylets[1]  # one host on each node
-    streams = log_lines(lambda service: make_client(service), "ray-ddp")
-    assert any("/algo-2-" in stream and "rank 1 on algo-2: sum 3.0" in lines
+    streams = log_lines(make_client, "ray-ddp")  # algo-2's output came back from its node
+    assert any("/algo-2-" in stream and any("rank 1 on algo-2: sum 3.0" in line
+                                            for line in lines)
                for stream, lines in streams.items())
+
+
+def test_a_failing_script_on_the_cluster_reports_the_toolkits_error(
+        make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    from tests.integration.script_jobs import PYTORCH_IMAGE, script_request, upload_code
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    code = upload_code(s3, "ray-fail", {"train.py": """
+        print("starting")
+        raise ValueError("the label column holds text")
+    """})
+    sm.create_training_job(**script_request(
+        "ray-fail", code, image=PYTORCH_IMAGE,
+        ResourceConfig={"InstanceType": INSTANCE, "InstanceCount": 1, "VolumeSizeInGB": 5}))
+    job = wait_for(sm, "ray-fail", timeout=300)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith(
+        'AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage '
+        '"ValueError: the label column holds text"\nCommand "')
+    assert job["FailureReason"].endswith(' train.py"')
 
 
 def test_a_tuning_job_runs_its_children_on_the_cluster(
