@@ -12,7 +12,8 @@ one process; BLAS threads as the machine gives).
 
 gensim and fasttext are not opensage dependencies: run this with an interpreter that has
 them and opensage's source on the path, e.g.
-``PYTHONPATH=src /tmp/venv/bin/python -m benchmarks.bench_blazingtext --gensim-data DIR``.
+``PYTHONPATH=src /tmp/venv/bin/python -m benchmarks.bench_blazingtext --sentences 20000
+--gensim-data DIR`` (RESULTS.md: 20,000 sentences; DIR is gensim's ``test/test_data``).
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ import numpy as np
 from botocore.config import Config
 
 from opensage.testing import server_process
+from tests.integration import test_ray_executor
 from tests.integration.netns import private_network
 from tests.integration.test_ray_executor import Cluster
 from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
@@ -44,6 +45,8 @@ Client = Callable[[str], Any]
 
 @contextmanager
 def cluster(nodes: int) -> Iterator[Cluster]:
+    """``nodes`` Ray nodes of one CPU each (the issue's set-up), in this namespace."""
+    test_ray_executor.NODE_CPUS = "1"  # type: ignore[attr-defined]
     running = Cluster(Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp")))
     try:
         if nodes == 1:

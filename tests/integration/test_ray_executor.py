@@ -31,7 +31,9 @@ from tests.integration.test_training_jobs import BUCKET, job_request, regression
 
 pytest.importorskip("ray", reason="the ray extra is not installed")
 HEAD_PORT = 6379
-INSTANCE = "ml.t3.medium"  # one vCPU: one host per node of the test cluster
+NODE_CPUS = "2"  # each node of the test cluster
+INSTANCE = "ml.t3.medium"  # one vCPU: a job's hosts are spread one per node
+SERVING = "ml.m5.large"  # two vCPUs, a whole node (transform's smallest instance type)
 
 
 def _ray(*args: str, log: Path | None = None, **kwargs: Any) -> subprocess.Popen[bytes]:
@@ -58,7 +60,7 @@ class Cluster:
 
     def start(self) -> None:
         head = _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port",
-                    str(HEAD_PORT), "--num-cpus", "1", "--include-dashboard=false",
+                    str(HEAD_PORT), "--num-cpus", NODE_CPUS, "--include-dashboard=false",
                     "--disable-usage-stats", "--temp-dir", str(self.temp))
         out, _ = head.communicate(timeout=120)
         assert head.returncode == 0, out.decode(errors="replace")[-2000:]
@@ -68,7 +70,7 @@ class Cluster:
         """The second node in the foreground (``--block``) in a process group of its own,
         so that killing the group is the node dying."""
         self.worker = _ray("start", "--address", self.address, "--node-ip-address",
-                           "127.0.0.1", "--num-cpus", "1", "--disable-usage-stats", "--block",
+                           "127.0.0.1", "--num-cpus", NODE_CPUS, "--disable-usage-stats", "--block",
                            log=self.temp / "worker.log", start_new_session=True)
         self.wait_nodes(2)
 
@@ -112,10 +114,32 @@ class Cluster:
             " and g['state'] != 'REMOVED'})")
 
     def stop(self) -> None:
+        """Kill this cluster's processes only: those whose command line names its temp
+        directory, and their descendants (Ray's workers rename themselves). ``ray stop
+        --force`` would kill every Ray process on the machine, other test runs' included."""
         if self.worker is not None and self.worker.poll() is None:
             os.killpg(self.worker.pid, signal.SIGKILL)
-        subprocess.run([str(VENV_BIN / "ray"), "stop", "--force"], capture_output=True,
-                       timeout=120, check=False)
+        mark, parents, doomed = str(self.temp).encode(), {}, set()
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit() or int(entry.name) == os.getpid():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                if mark in (entry / "cmdline").read_bytes():
+                    doomed.add(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue  # gone meanwhile
+        grown = True
+        while grown:
+            more = {pid for pid, parent in parents.items() if parent in doomed} - doomed
+            doomed |= more
+            grown = bool(more)
+        for pid in doomed:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
 
 
 @pytest.fixture(scope="module")
@@ -132,9 +156,13 @@ def cluster(netns: None) -> Iterator[Cluster]:
 @pytest.fixture(scope="module")
 def ray_server(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data_dir = tmp_path_factory.mktemp("ray-server")
-    with server_process(data_dir, "--executor", "ray", "--ray-address",
-                        cluster.address) as (url, _proc):
-        yield url
+    output: list[str] = []
+    try:
+        with server_process(data_dir, "--executor", "ray", "--ray-address",
+                            cluster.address, output=output) as (url, _proc):
+            yield url
+    finally:  # what the server said, to read when a test failed
+        (data_dir / "server.log").write_text("\n".join(output))
 
 
 @pytest.fixture(scope="module")
@@ -405,6 +433,155 @@ def test_a_tuning_job_runs_its_children_on_the_cluster(
     assert tuning["TrainingJobStatusCounters"]["Completed"] == 2
     assert "validation:rmse" in str(tuning["BestTrainingJob"]["FinalHyperParameterTuningJob"
                                                                "ObjectiveMetric"]["MetricName"])
+
+
+def _actors(cluster: Cluster, class_name: str) -> dict[str, dict[str, str]]:
+    """Every actor of ``class_name`` (Ray's actor table, dead ones too): its node, state."""
+    return cluster.query(
+        "from ray._private.state import actors\n"
+        f"answer({{i: {{'node': a['Address']['NodeID'], 'state': a['State']}} "
+        f"for i, a in actors().items() if a['ActorClassName'] == {class_name!r}}})")
+
+
+def _alive_nodes(cluster: Cluster) -> list[str]:
+    return cluster.query("answer(sorted(n['NodeID'] for n in ray.nodes() if n['Alive']))")
+
+
+def test_a_processing_job_runs_its_hosts_on_the_cluster(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two hosts, one per node: each builds (finds) the scikit-learn environment on its node,
+    stages its shard of the input through S3, runs the script with its own /opt/ml and
+    uploads its outputs itself; its output reaches CloudWatch Logs."""
+    from tests.integration.test_processing import (
+        SPLIT,
+        data_input,
+        log_lines,
+        put_code,
+        put_rows,
+        read,
+        request,
+    )
+    from tests.integration.test_processing import wait_for as wait_for_processing
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    put_rows(s3, "ray-raw", 2)
+    code = put_code(s3, "ray-split", SPLIT)
+    body = request("ray-split", code, outputs=["train", "test"], inputs=[data_input(
+        f"s3://{BUCKET}/ray-raw", S3DataDistributionType="ShardedByS3Key")])
+    body["ProcessingResources"]["ClusterConfig"].update(InstanceType=INSTANCE,
+                                                        InstanceCount=2)
+    sm.create_processing_job(**body)
+    job = wait_for_processing(sm, "ray-split")
+    assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+    assert job["ExitMessage"] == "split 10 rows"  # each host saw its shard: one file
+    train = read(s3, "ray-split/output/train/train.csv").splitlines()
+    assert len(train) == 7  # 10 rows, a test ratio of 0.25
+    seen = json.loads(read(s3, "ray-split/output/train/seen.json"))
+    assert seen["resource"]["hosts"] == ["algo-1", "algo-2"]
+    streams = log_lines(make_client, "ray-split")
+    assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in streams) == ["algo-1", "algo-2"]
+    assert any("split 10 rows into 7 and 3" in line for lines in streams.values()
+               for line in lines)
+    ran_on = sorted(a["node"] for a in _actors(cluster, "RemoteProcessingHost").values())
+    assert ran_on == _alive_nodes(cluster)  # one host per node
+    # EnableNetworkIsolation (as own images) stays local-only: refused, saying so
+    sm.create_processing_job(**request("ray-isolated", code, NetworkConfig={
+        "EnableNetworkIsolation": True}))
+    refused = wait_for_processing(sm, "ray-isolated")
+    assert refused["ProcessingJobStatus"] == "Failed"
+    assert "own images and EnableNetworkIsolation run with --executor local" in refused[
+        "FailureReason"]
+
+
+def test_a_transform_job_runs_its_workers_on_the_cluster(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two model workers, one per node (actors fetching the model through S3); the records
+    go to them over HTTP at their node's address; the outputs equal direct predictions."""
+    from tests.integration.test_endpoints import csv_rows
+    from tests.integration.test_transform import job as transform_job
+    from tests.integration.test_transform import predict, rows, setup_model
+    from tests.integration.test_transform import wait_for as wait_for_transform
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    booster = setup_model(sm, s3, "ray-tx-model")
+    parts = [rows(40, 11), rows(30, 12)]
+    for index, part in enumerate(parts):
+        s3.put_object(Bucket=BUCKET, Key=f"ray-tx/in/part-{index}.csv", Body=csv_rows(part))
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_transform_job(**transform_job(
+        "ray-tx", ModelName="ray-tx-model", MaxPayloadInMB=1,
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/ray-tx/in/"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformResources={"InstanceCount": 2, "InstanceType": SERVING}))
+    done = wait_for_transform(sm, "ray-tx", timeout=180)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    for index, part in enumerate(parts):
+        body = s3.get_object(Bucket=BUCKET, Key=f"out/ray-tx/part-{index}.csv.out")["Body"]
+        got = np.array([float(v) for v in body.read().decode().split()], dtype=np.float32)
+        np.testing.assert_array_equal(got, predict(booster, part))
+    workers = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+               if i not in before}
+    assert sorted(a["node"] for a in workers.values()) == _alive_nodes(cluster)
+    assert all(a["state"] == "DEAD" for a in workers.values())  # ended with the job
+
+
+def test_an_endpoint_serves_from_the_cluster_and_replaces_an_instance_lost_with_its_node(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Two instances of a whole node each. The second node dies: every request is still
+    answered (retried on the healthy instance); the replacement waits for room, and once a
+    node is back the lost instance is replaced there (the node is restarted for the tests
+    after this one too)."""
+    import xgboost
+
+    from tests.integration.test_endpoints import FAST, csv_rows, make_model
+    from tests.integration.test_training_jobs import ROLE, XGB_IMAGE
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    runtime = make_client("sagemaker-runtime")
+    artifact, booster, rows = make_model(seed=4)
+    s3.put_object(Bucket=BUCKET, Key="models/ray-ep/model.tar.gz", Body=artifact)
+    sm.create_model(ModelName="ray-ep", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": XGB_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/ray-ep/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="ray-ep", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-ep", "InitialInstanceCount": 2,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_endpoint(EndpointName="ray-ep", EndpointConfigName="ray-ep")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="ray-ep", WaiterConfig=FAST)
+    expected = booster.predict(xgboost.DMatrix(rows))
+
+    def answered() -> np.ndarray:
+        body = runtime.invoke_endpoint(EndpointName="ray-ep", ContentType="text/csv",
+                                       Accept="text/csv", Body=csv_rows(rows))["Body"]
+        return np.array([float(v) for v in body.read().decode().split(",")], np.float32)
+
+    def alive() -> dict[str, dict[str, str]]:
+        return {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+                if i not in before and a["state"] == "ALIVE"}
+
+    first = alive()
+    assert sorted(a["node"] for a in first.values()) == _alive_nodes(cluster)
+    for _ in range(4):  # round robin: both instances answer
+        np.testing.assert_array_equal(answered(), expected)
+    cluster.kill_worker()
+    for _ in range(4):  # the lost instance's requests are retried on the healthy one
+        np.testing.assert_array_equal(answered(), expected)
+    cluster.start_worker()
+    deadline = time.monotonic() + 120
+    while True:
+        now = alive()
+        if len(now) == 2 and set(now) - set(first):
+            break
+        assert time.monotonic() < deadline, f"the lost instance was not replaced: {now}"
+        time.sleep(0.5)
+    assert sorted(a["node"] for a in now.values()) == _alive_nodes(cluster)
+    np.testing.assert_array_equal(answered(), expected)
+    sm.delete_endpoint(EndpointName="ray-ep")
+    deadline = time.monotonic() + 60
+    while alive():  # the instances' CPUs are free for the next test
+        assert time.monotonic() < deadline, "the endpoint's instances outlived it"
+        time.sleep(0.2)
 
 
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(

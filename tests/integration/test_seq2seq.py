@@ -161,3 +161,28 @@ def test_seq2seq_bad_inputs_fail_the_job_naming_the_file_or_record(sm, s3):
     assert job["TrainingJobStatus"] == "Failed"
     reason = job["FailureReason"]
     assert "record 7" in reason and "token id 40" in reason and "vocab.src.json" in reason
+
+
+def test_seq2seq_bleu_sample_size_zero_decodes_nothing_unless_bleu_is_optimized(sm, s3, client):
+    """SageMaker's ``bleu_sample_size`` is how many validation sentences are decoded for BLEU:
+    0 (the default) decodes none, neither at checkpoints nor for the final metrics (it used to
+    beam-search the whole validation set at the end); with ``optimized_metric`` bleu it decodes
+    them all."""
+    channels = _channels(sentences(200, 5), sentences(40, 6))
+    plain = {**HPS, "max_num_epochs": 1, "bleu_sample_size": 0}
+    job = train(sm, s3, "seq2seq", plain, channels)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    found = metrics(job)
+    assert "validation:perplexity" in found and "validation:accuracy" in found, found
+    assert "validation:bleu" not in found, found
+    logs = client("logs")
+    streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                        logStreamNamePrefix=job["TrainingJobName"])
+    text = "\n".join(e["message"] for s in streams["logStreams"] for e in logs.get_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=s["logStreamName"])["events"])
+    assert "validation perplexity <loss>=" in text
+    assert "validation bleu" not in text
+
+    job = train(sm, s3, "seq2seq", {**plain, "optimized_metric": "bleu"}, channels)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    assert 0.0 <= metrics(job)["validation:bleu"] <= 1.0

@@ -188,7 +188,7 @@ class RuntimeApi:
             if old.stopped:
                 pool.close()
                 del self._pools[key]
-        pool = WorkerPool("127.0.0.1", worker.port)
+        pool = WorkerPool(worker.host, worker.port)
         self._pools[worker.key] = (worker, pool)
         return pool
 

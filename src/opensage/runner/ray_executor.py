@@ -33,27 +33,36 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
 from opensage.algorithms.contract import is_peer_failure
 from opensage.data.archives import ArchiveLimits
+from opensage.runner import processing
 from opensage.runner.channels import ChannelError
 from opensage.runner.checkpoints import CheckpointSync
-from opensage.runner.environments import EnvironmentBuildError, Environments
+from opensage.runner.environments import EnvironmentBuildError
 from opensage.runner.local import (
     DEFAULT_ARCHIVE_LIMITS,
+    ExecutorClosing,
+    JobEnded,
     JobFailure,
     LocalExecutor,
     Outcome,
     TrainingEvents,
     TrainingSpec,
+    _failed,
+    _Host,
     _input_data_config,
+    _processing_timeout,
     _Run,
 )
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.own_image import memory_for
-from opensage.runner.remote_host import RemoteHost
+from opensage.runner.processing import ProcessingSpec
+from opensage.runner.remote_host import RemoteHost, RemoteProcessingHost
 from opensage.runner.toolkit import script
 from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
 from opensage.store.objects import ObjectStore
@@ -148,25 +157,104 @@ class RayExecutor(LocalExecutor):
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  address: str | None, endpoint: S3Endpoint, slots: int,
                  stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
-                 environments: Environments | None = None,
+                 frameworks_dir: Path | None = None, wheelhouse: tuple[Path, ...] = (),
                  archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
-        """``environments``: where each node keeps script mode's framework environments
-        (the same directory on every node; None: script-mode jobs fail saying so)."""
+        """``frameworks_dir`` and ``wheelhouse``: where a node builds (or finds) a processing
+        or script-mode job's framework environment, and the wheels it may use (the server's
+        settings; the path is the node's own); ``archive_limits`` caps unpacking a
+        ``sourcedir.tar.gz`` there."""
         super().__init__(jobs_root, objects, events, slots=slots,
                          stop_grace_seconds=stop_grace_seconds,
                          spot_interruptions_per_hour=spot_interruptions_per_hour,
-                         environments=environments, archive_limits=archive_limits)
+                         archive_limits=archive_limits)
         self.address, self.endpoint = address, endpoint
+        self.frameworks_dir = frameworks_dir or jobs_root.parent / "frameworks"
+        self.wheelhouse = wheelhouse
         self._ray: Any = None
         self._uploaded: dict[str, bool] = {}
         self._remote_host: Any = None
+        self._remote_processing: Any = None
 
     def start(self) -> None:
         self._ray = connect(self.address)
         self._remote_host = self._ray.remote(RemoteHost)
+        self._remote_processing = self._ray.remote(RemoteProcessingHost)
         super().start()
 
-    # -- one attempt -----------------------------------------------------------------------
+    # -- the hosts of a job on the cluster -------------------------------------------------
+    @contextmanager
+    def _on_cluster(self, run: _Run, instance_type: str, count: int, host_class: Any,
+                    args: Callable[[int, int], tuple[Any, ...]],
+                    tell: bool = True) -> Iterator[list[Any] | None]:
+        """``count`` actors of ``host_class`` (built with ``args(index, cpus)``) in one
+        placement group of a bundle per host (the instance type's CPUs, memory and GPUs;
+        spread across nodes). Yields None when the job was stopped while it waited for
+        capacity (``tell``: the job shows ``Starting`` saying so meanwhile). The actors are
+        killed and the group released on leaving."""
+        ray = self._ray
+        cpus = vcpus_for(instance_type)
+        bundle: dict[str, float] = {"CPU": cpus}
+        memory = memory_for(instance_type, cpus)
+        if memory is not None:
+            bundle["memory"] = memory
+        if gpus := gpus_for(instance_type):
+            bundle["GPU"] = gpus
+        group = ray.util.placement_group([bundle] * count, strategy="SPREAD",
+                                         name=f"opensage-{run.spec.name}")
+        actors: list[Any] = []
+        try:
+            if not self._placed(run, group, count, bundle, tell):
+                yield None
+                return
+            strategy = ray.util.scheduling_strategies.PlacementGroupSchedulingStrategy
+            for index in range(count):
+                actors.append(host_class.options(
+                    num_cpus=cpus, memory=bundle.get("memory"), num_gpus=gpus,
+                    max_concurrency=4, max_restarts=0, name=None,
+                    scheduling_strategy=strategy(
+                        placement_group=group, placement_group_bundle_index=index),
+                ).remote(*args(index, cpus)))
+            yield actors
+        finally:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
+            ray.util.remove_placement_group(group)
+
+    def _stage(self, run: _Run, actors: list[Any], deadline: float) -> None:
+        """Every host's ``stage``, while the job keeps watching for a stop and its deadline
+        (``JobEnded``; an environment build under way is cancelled). A channel that cannot
+        be provided is a ``ChannelError``, any other failure a ``JobFailure``; a lost node's
+        ``RayActorError`` is raised as it is."""
+        ray = self._ray
+        refs = [actor.stage.remote() for actor in actors]
+        pending, last_stop_poll = list(refs), time.monotonic()
+        try:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1,
+                                          timeout=CAPACITY_POLL_SECONDS)
+                ray.get(ready)  # the first failure ends the wait
+                if self._closing:
+                    raise ExecutorClosing(run.spec.name)
+                last_stop_poll = self._poll_stop(run, last_stop_poll)
+                ended = ("Stopped" if run.stop_requested else
+                         "MaxRuntimeExceeded" if time.monotonic() > deadline else None)
+                if ended is not None and pending:
+                    for actor in actors:
+                        if hasattr(actor, "cancel"):
+                            actor.cancel.remote()
+                    raise JobEnded(ended)
+        except ray.exceptions.RayTaskError as err:
+            cause = getattr(err, "cause", None)
+            if isinstance(cause, ChannelError):
+                raise ChannelError(str(cause)) from None
+            if isinstance(cause, script.ScriptError):  # a script's code cannot be set up
+                raise script.ScriptError(str(cause)) from None
+            if isinstance(cause, EnvironmentBuildError):
+                raise JobFailure(f"Could not build the environment on the Ray node: "
+                                 f"{cause}") from None
+            raise JobFailure(f"Staging the input failed: {cause or err}") from None
+
+    # -- one attempt of a training job -----------------------------------------------------
     def _attempt(self, run: _Run, ws: Workspace,
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         spec = run.spec
@@ -180,93 +268,133 @@ class RayExecutor(LocalExecutor):
         for host in hosts:
             host.ws.create()  # the server's mirror: the host's failure text lands here
         ray = self._ray
-        cpus = vcpus_for(spec.instance_type)
-        bundle: dict[str, float] = {"CPU": cpus}
-        memory = memory_for(spec.instance_type, cpus)
-        if memory is not None:
-            bundle["memory"] = memory
-        if gpus := gpus_for(spec.instance_type):
-            bundle["GPU"] = gpus
-        group = ray.util.placement_group([bundle] * len(hosts), strategy="SPREAD",
-                                         name=f"opensage-{spec.name}")
-        actors: list[Any] = []
-        try:
-            if not self._placed(run, group, len(hosts), bundle):
+        config = _input_data_config(spec)
+        count = len(hosts)
+        # script mode: each node's frameworks directory and wheelhouse, the archive limits
+        frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse],
+                      self.archive_limits) if spec.script is not None else ()
+        with self._on_cluster(run, spec.instance_type, count, self._remote_host, lambda i, cpus: (
+                spec, i, count, self.endpoint, config, cpus, None, *frameworks)) as actors:
+            if actors is None:
                 return Outcome("Stopped"), None
-            strategy = ray.util.scheduling_strategies.PlacementGroupSchedulingStrategy
-            config = _input_data_config(spec)
-            for index in range(len(hosts)):
-                actors.append(self._remote_host.options(
-                    num_cpus=cpus, memory=bundle.get("memory"), num_gpus=gpus,
-                    max_concurrency=4, max_restarts=0, name=None,
-                    scheduling_strategy=strategy(
-                        placement_group=group, placement_group_bundle_index=index),
-                ).remote(spec, index, len(hosts), self.endpoint, config, cpus,
-                         environments=self.environments if spec.script else None,
-                         archive_limits=self.archive_limits))
-            self.events.advance(spec.name, "Downloading")
             try:
-                self._stage(run, actors, budget)
+                self.events.advance(spec.name, "Downloading")
+                try:
+                    self._stage(run, actors, budget)
+                except ray.exceptions.RayActorError as err:
+                    return self._lost(spec, "staging its input", err), None
+                extra = self._collective_env(actors, spec.script is not None) if count > 1 \
+                    else {}
+                commands = ray.get([actor.start.remote(extra) for actor in actors])
+                for host, command in zip(hosts, commands, strict=True):
+                    host.command = command  # a script's FailureReason names its command line
+                self.events.advance(spec.name, "Training")
+                result, procs = self._run_actors(run, hosts, actors, budget)
+                lost = next((p for p in procs if p.lost is not None), None)
+                if lost is not None and result.status not in ("Stopped", "MaxRuntimeExceeded"):
+                    return self._lost(spec, "training", lost.lost), None
+                finished = ray.get([actor.finish.remote(index == 0)
+                                    for index, actor in enumerate(actors)])
+                _mirror_failures(hosts, finished)
+                self._uploaded[spec.name] = bool(finished[0]["uploaded"])
+                if result.status == "Failed":  # the reason from the hosts' output/failure
+                    # a host's own reason before one that only says another host broke off
+                    failed = next((h for h in hosts if h.ws.read_failure()
+                                   and not is_peer_failure(h.ws.read_failure())),
+                                  next((h for h in hosts if h.ws.read_failure()), None))
+                    if failed is not None:
+                        result = Outcome("Failed", failed.ws.read_failure())
+                return result, None
             except ray.exceptions.RayActorError as err:
-                return self._lost(spec, "staging its input", err), None
-            except ray.exceptions.RayTaskError as err:
-                cause = getattr(err, "cause", None)
-                if isinstance(cause, ChannelError):
-                    raise ChannelError(str(cause)) from None
-                if isinstance(cause, script.ScriptError):
-                    raise script.ScriptError(str(cause)) from None
-                if isinstance(cause, EnvironmentBuildError) and spec.script is not None:
-                    raise JobFailure(f"Could not build the {spec.script.framework.key} "
-                                     f"environment: {cause}") from None
-                raise JobFailure(f"Staging the input failed: {cause or err}") from None
-            extra = self._collective_env(actors, spec.script is not None) if len(hosts) > 1 \
-                else {}
-            commands = ray.get([actor.start.remote(extra) for actor in actors])
-            for host, command in zip(hosts, commands, strict=True):
-                host.command = command  # a script's FailureReason names its command line
-            self.events.advance(spec.name, "Training")
-            epoch = int(time.time())
-            streams = [f"{spec.name}/{host.name}-{epoch}" for host in hosts]
-            procs = [RayProcess(ray, actor) for actor in actors]
-            for host, proc in zip(hosts, procs, strict=True):
-                host.proc = proc
-            with self._lock:
-                run.procs.extend(procs)
-            try:
-                result = self._supervise(run, hosts, streams, [], budget)
-            finally:
-                with self._lock:
-                    run.procs = []
-            lost = next((p for p in procs if p.lost is not None), None)
-            if lost is not None and result.status not in ("Stopped", "MaxRuntimeExceeded"):
-                return self._lost(spec, "training", lost.lost), None
-            finished = ray.get([actor.finish.remote(index == 0)
-                                for index, actor in enumerate(actors)])
-            for host, report in zip(hosts, finished, strict=True):
-                if report["failure"]:
-                    host.ws.failure_path.parent.mkdir(parents=True, exist_ok=True)
-                    host.ws.failure_path.write_text(report["failure"])
-            self._uploaded[spec.name] = bool(finished[0]["uploaded"])
-            if result.status == "Failed":  # the reason from the hosts' output/failure
-                # a host's own reason before one that only says another host broke off
-                failed = next((h for h in hosts if h.ws.read_failure()
-                               and not is_peer_failure(h.ws.read_failure())),
-                              next((h for h in hosts if h.ws.read_failure()), None))
-                if failed is not None:
-                    result = Outcome("Failed", failed.ws.read_failure())
-            return result, None
-        except ray.exceptions.RayActorError as err:
-            return self._lost(spec, "finishing", err), None
-        finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
-            ray.util.remove_placement_group(group)
+                return self._lost(spec, "finishing", err), None
 
-    def _placed(self, run: _Run, group: Any, count: int, bundle: dict[str, float]) -> bool:
+    def _run_actors(self, run: _Run, hosts: list[_Host], actors: list[Any],
+                    deadline: float) -> tuple[Outcome, list[RayProcess]]:
+        """The started hosts supervised as local processes are (logs to their streams,
+        stop, MaxRuntime, the first failure), until each has ended."""
+        epoch = int(time.time())
+        streams = [f"{run.spec.name}/{host.name}-{epoch}" for host in hosts]
+        procs = [RayProcess(self._ray, actor) for actor in actors]
+        for host, proc in zip(hosts, procs, strict=True):
+            host.proc = proc
+        with self._lock:
+            run.procs.extend(procs)
+        try:
+            return self._supervise(run, hosts, streams, [], deadline), procs
+        finally:
+            with self._lock:
+                run.procs = []
+
+    # -- a processing job ------------------------------------------------------------------
+    def _process(self, run: _Run, spec: ProcessingSpec) -> Outcome:
+        """A processing job's hosts as actors on the cluster: each builds (or finds) the
+        framework's environment on its node, stages its inputs through S3, runs the entry
+        point with its own ``/opt/ml`` and uploads the outputs through S3 itself."""
+        started = time.time()
+        if spec.image is not None or spec.network_isolation:
+            return Outcome("Failed", "ClientError: The Ray executor runs processing jobs in "
+                           "framework environments; own images and EnableNetworkIsolation "
+                           "run with --executor local", False, started)
+        if spec.framework is None:
+            return Outcome("Failed", "ClientError: " + (
+                spec.unsupported_reason or "The image is not runnable here"), False, started)
+        ws = Workspace(self.jobs_root / spec.name)
+        ws.remove()
+        hosts = [_Host(f"algo-{i}", Workspace(ws.root / f"algo-{i}"),
+                       command=processing.command(spec))
+                 for i in range(1, spec.instance_count + 1)]
+        deadline = time.monotonic() + spec.max_runtime
+        ray, count = self._ray, len(hosts)
+        frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse])
+        try:
+            with self._on_cluster(run, spec.instance_type, count, self._remote_processing,
+                                  lambda i, cpus: (spec, i, count, self.endpoint, cpus,
+                                                   *frameworks), tell=False) as actors:
+                if actors is None:
+                    return Outcome("Stopped", None, False, started)
+                lost: object = None
+                try:
+                    self._stage(run, actors, deadline)
+                    ray.get([actor.start.remote({}) for actor in actors])
+                    self.events.advance(spec.name, "Processing")
+                    result, procs = self._run_actors(run, hosts, actors, deadline)
+                    lost = next((p.lost for p in procs if p.lost is not None), None)
+                    if lost is None or result.status in ("Stopped", "MaxRuntimeExceeded"):
+                        lost = None
+                        finished = ray.get([actor.finish.remote(result.status == "Completed")
+                                            for actor in actors])
+                except ray.exceptions.RayActorError as err:
+                    lost = err
+                if lost is not None:
+                    log.warning("processing job %s lost a Ray host: %s", spec.name, lost)
+                    return _failed(ws, "InternalServerError: a Ray node running the job was "
+                                       f"lost ({lost})", started)
+        except JobEnded as ended:
+            ws.remove()
+            if ended.status == "MaxRuntimeExceeded":
+                timeout = _processing_timeout(spec)
+                return Outcome(timeout.status, timeout.failure_reason, False, started)
+            return Outcome(ended.status, None, False, started)
+        except (ChannelError, JobFailure) as err:
+            return _failed(ws, f"ClientError: {err}", started)
+        _mirror_failures(hosts, finished)
+        message = next((report["message"] for report in finished if report["message"]), None)
+        if result.status == "MaxRuntimeExceeded":
+            result = _processing_timeout(spec)
+        elif result.status == "Failed":
+            failed = next((h for h in hosts if h.ws.read_failure()), None)
+            if failed is not None:
+                result = Outcome("Failed", failed.ws.read_failure())
+        ws.remove()
+        return Outcome(result.status, result.failure_reason, False, started,
+                       exit_message=message)
+
+    def _placed(self, run: _Run, group: Any, count: int, bundle: dict[str, float],
+                tell: bool = True) -> bool:
         """Wait until the cluster has room for the job's hosts (False: stopped meanwhile).
-        Meanwhile the job shows ``Starting``, saying it waits for capacity."""
+        Meanwhile the job shows ``Starting``, saying it waits for capacity (``tell``)."""
         ready = group.ready()
-        told = False
+        told = not tell
         while not self._ray.wait([ready], timeout=CAPACITY_POLL_SECONDS)[0]:
             if run.stop_requested or self._asked_to_stop(run.spec.name) or self._closing:
                 return False
@@ -279,26 +407,7 @@ class RayExecutor(LocalExecutor):
                 told = True
         return True
 
-    def _stage(self, run: _Run, actors: list[Any], deadline: float) -> None:
-        """The hosts' ``stage`` (a script's first environment build on a node takes
-        minutes), while the job keeps watching for a stop and its deadline: either cancels
-        the builds and ends the job (``JobEnded``)."""
-        refs = [actor.stage.remote() for actor in actors]
-
-        def staged() -> Path:
-            self._ray.get(refs)
-            return Path()
-
-        try:
-            self._while_building(run, staged, deadline)
-        except BaseException:
-            try:
-                self._ray.get([actor.cancel_build.remote() for actor in actors], timeout=10)
-            except self._ray.exceptions.RayError:  # gone already: nothing left to cancel
-                log.debug("could not cancel a Ray host's build", exc_info=True)
-            raise
-
-    def _collective_env(self, actors: list[Any], script_mode: bool) -> dict[str, str]:
+    def _collective_env(self, actors: list[Any], script_mode: bool = False) -> dict[str, str]:
         """Where the hosts of a distributed job meet: algo-1's node and a free port there
         (a built-in's collective; a script's ``MASTER_ADDR``/``MASTER_PORT``)."""
         address, port = self._ray.get([actors[0].node_address.remote(),
@@ -324,3 +433,11 @@ class RayExecutor(LocalExecutor):
     def _upload_quietly(self, spec: TrainingSpec, ws: Workspace,
                         objects: ObjectAccess) -> bool:
         return self._uploaded.pop(spec.name, False)
+
+
+def _mirror_failures(hosts: list[_Host], finished: list[dict[str, Any]]) -> None:
+    """Each host's ``output/failure`` from its node into the server's mirror of the host."""
+    for host, report in zip(hosts, finished, strict=True):
+        if report["failure"]:
+            host.ws.failure_path.parent.mkdir(parents=True, exist_ok=True)
+            host.ws.failure_path.write_text(report["failure"])

@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 
 from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
+from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
@@ -62,8 +63,12 @@ class RemoteHost:
 
     def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
                  input_data_config: dict[str, Any], cpus: int,
-                 scratch: str | None = None, environments: Environments | None = None,
+                 scratch: str | None = None, frameworks_dir: str | None = None,
+                 wheelhouse: list[str] | None = None,
                  archive_limits: ArchiveLimits | None = None) -> None:
+        """``frameworks_dir``, ``wheelhouse``, ``archive_limits``: a script-mode job's (where
+        this node keeps framework environments, the wheels they may use, the caps on
+        unpacking the code)."""
         self.spec = spec  # a runner.local.TrainingSpec
         self.index, self.count, self.cpus = host_index, host_count, cpus
         self.name = f"algo-{host_index + 1}"
@@ -76,9 +81,11 @@ class RemoteHost:
         self._eof = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._checkpoints: CheckpointSync | None = None
-        self.environments, self.archive_limits = environments, archive_limits
+        self.frameworks = None if frameworks_dir is None else Environments(
+            Path(frameworks_dir), wheelhouse=[Path(p) for p in wheelhouse or []])
+        self.archive_limits = archive_limits
         self._python: Path | None = None  # script mode: the framework environment's
-        self._cancel = threading.Event()  # ends an environment build (the job stopped)
+        self._cancel = threading.Event()  # ends an environment build (the job was stopped)
 
     def node_address(self) -> str:
         """This node's address as other hosts reach it (the one the S3 endpoint is reached
@@ -121,32 +128,28 @@ class RemoteHost:
 
     def _stage_script(self) -> None:
         """The user's code in the host's code directory, and the framework's interpreter on
-        this node (with an overlay for the code's ``requirements.txt``). Raises
-        ``ScriptError`` / ``EnvironmentBuildError`` with the job's FailureReason."""
+        this node (with an overlay for the code's ``requirements.txt``; the build's lines on
+        the host's stream). Raises ``ScriptError`` / ``EnvironmentBuildError`` with the
+        job's FailureReason."""
         mode = self.spec.script
-        if self.environments is None or self.archive_limits is None:
+        if self.frameworks is None or self.archive_limits is None:
             raise script.ScriptError("ClientError: this server gives its Ray hosts no "
                                      "framework environments, which script mode needs")
         script.unpack_code(self.objects, mode.request.submit_directory, self.ws.root,
                            self.ws.code_dir, self.archive_limits)
         requirements = self.ws.code_dir / "requirements.txt"
-
-        def log(line: str) -> None:
-            with self._cond:
-                self._lines.append(line.rstrip("\n").encode() + b"\n")
-
-        self._python = self.environments.python(
-            mode.framework, requirements if requirements.is_file() else None, log,
+        self._python = self.frameworks.python(
+            mode.framework, requirements if requirements.is_file() else None, self._say,
             self._cancel)
 
-    def cancel_build(self) -> None:
-        """End an environment build under way in ``stage`` (the job stopped meanwhile)."""
+    def cancel(self) -> None:
+        """Stop an environment build under way (the job was stopped meanwhile)."""
         self._cancel.set()
 
     def start(self, extra_env: dict[str, str]) -> list[str] | None:
         """Run the built-in's ``python -m <module> train`` in the host's directory, or a
         script's command line in its code directory, through the launcher (pinned to the
-        host's CPUs, dying with this actor). The script's command line is returned (its
+        host's CPUs, dying with this actor). A script's command line is returned (its
         FailureReason names it)."""
         if self.spec.script is not None:
             return self._start_script(extra_env)
@@ -157,7 +160,7 @@ class RemoteHost:
             resource=resource_config(spec.instance_type, spec.instance_count, self.name),
             num_cpus=self.cpus, user_env=spec.environment), **extra_env}
         env["PYTHONUNBUFFERED"] = "1"
-        self._launch([sys.executable, "-m", spec.module, "train"], self.ws.root, env)
+        self._launch([sys.executable, "-m", spec.module, "train"], env)
         return None
 
     def _start_script(self, extra_env: dict[str, str]) -> list[str]:
@@ -185,18 +188,27 @@ class RemoteHost:
             to_cmd_args(user_hyperparameters(hyperparameters)), hosts=self.count,
             host_index=self.index, master_port=int(extra_env.get("MASTER_PORT", "0")),
             master_addr=extra_env.get("MASTER_ADDR", "127.0.0.1"))
-        self._launch(command, self.ws.code_dir, env)
+        self._launch(command, env, cwd=self.ws.code_dir)
         return command
 
-    def _launch(self, argv: list[str], cwd: Path, env: dict[str, str]) -> None:
-        command = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
-                   str(os.getpid()), "--", *argv]
+    def _launch(self, command: list[str], env: dict[str, str],
+                launcher_flags: tuple[str, ...] = (), cwd: Path | None = None) -> None:
+        """``command`` in the host's directory (or ``cwd``) through the launcher (pinned to
+        the host's CPUs, dying with this actor); its output is handed out by ``read``."""
         self._proc = subprocess.Popen(
-            command, cwd=str(cwd), env=env, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "opensage.runner.launch", str(self.cpus), str(os.getpid()),
+             *launcher_flags, "--", *command],
+            cwd=str(cwd or self.ws.root), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._pump, daemon=True).start()
         if self._checkpoints is not None:
             threading.Thread(target=self._sync_checkpoints, daemon=True).start()
+
+    def _say(self, line: str) -> None:
+        """A line of the host's own (an environment's build) on its log stream."""
+        with self._cond:
+            self._lines.append(line.rstrip("\n").encode() + b"\n")
+            self._cond.notify_all()
 
     def _pump(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -263,3 +275,76 @@ class RemoteHost:
     def close(self) -> None:
         self.signal(signal.SIGKILL)
         shutil.rmtree(self.ws.root, ignore_errors=True)
+
+
+class RemoteProcessingHost(RemoteHost):
+    """A host of a processing job on the machine it was placed on: the same ``/opt/ml`` the
+    local executor lays out (``runner.processing.stage``, inputs through S3), the framework's
+    environment built (or found) in this node's frameworks directory, the entry point run
+    with that directory as its ``/opt/ml`` (a mount namespace of its own), outputs uploaded
+    through S3 from here: Continuous ones while it runs, every one once it completed."""
+
+    def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
+                 cpus: int, frameworks_dir: str, wheelhouse: list[str],
+                 scratch: str | None = None) -> None:
+        super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch)
+        self.environments = Environments(Path(frameworks_dir),
+                                         wheelhouse=[Path(p) for p in wheelhouse])
+        self._continuous: list[CheckpointSync] = []
+        self._pip_target = self.ws.root.with_name(self.ws.root.name + ".pip")
+
+    def stage(self) -> None:
+        """The framework's environment (its build's lines on the host's stream), then the
+        host's ``/opt/ml``. ``ChannelError``: an input cannot be provided;
+        ``EnvironmentBuildError``: the environment could not be built."""
+        spec = self.spec
+        assert spec.framework is not None
+        self._python = self.environments.python(spec.framework, None, self._say, self._cancel)
+        processing.stage(self.objects, spec, self.ws.root, host_index=self.index,
+                         host_count=self.count)
+
+    def start(self, extra_env: dict[str, str]) -> None:
+        spec = self.spec
+        assert self._python is not None
+        scratch = self.ws.root.parent
+        shim = processing.pip_shim(scratch / ".pip-shim")
+        base = {**without_aws(os.environ),
+                **aws_environment(self.objects.endpoint.url, self.objects.endpoint.region)}
+        env = processing.environment(spec, self._python, base, shim=shim,
+                                     pip_target=self._pip_target)
+        env.update(extra_env)
+        self._continuous = processing.output_syncs(self.objects, spec, self.ws.root,
+                                                   continuous=True)
+        self._launch(processing.command(spec), env, ("--private-ml", str(self.ws.root)))
+        if self._continuous:
+            threading.Thread(target=self._sync_outputs, daemon=True).start()
+
+    def _sync_outputs(self) -> None:
+        assert self._proc is not None
+        while self._proc.poll() is None:
+            time.sleep(CHECKPOINT_SYNC_SECONDS)
+            for sync in self._continuous:
+                try:
+                    sync.upload_changes()
+                except (OSError, AwsError):  # the next round tries again
+                    log.warning("uploading a Continuous output failed", exc_info=True)
+
+    def finish(self, upload: bool) -> dict[str, Any]:
+        """After the process ended: ``output/failure`` and ``output/message``, and
+        (``upload``: the job completed) every output uploaded to its S3Uri. The directory is
+        removed."""
+        try:
+            uploaded = False
+            if upload:
+                for sync in processing.output_syncs(self.objects, self.spec, self.ws.root,
+                                                    continuous=False):
+                    sync.upload_changes()
+                uploaded = True
+            return {"failure": self.ws.read_failure(),
+                    "message": processing.exit_message(self.ws.root), "uploaded": uploaded}
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self._pip_target, ignore_errors=True)

@@ -18,6 +18,7 @@ from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
 from opensage.runner.object_access import S3Endpoint
 from opensage.runner.toolkit.contract import aws_environment
+from opensage.runner.workspace import vcpus_for
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.audit import AuditService
@@ -49,6 +50,7 @@ from opensage.services.training.jobs import TrainingService
 from opensage.services.transform import TransformService
 from opensage.services.tuning.jobs import TuningService
 from opensage.serving.artifacts import archive_limits
+from opensage.serving.fleet import InstanceLauncher
 from opensage.settings import Settings
 from opensage.store.audit import AuditStore
 from opensage.store.db import Database
@@ -157,7 +159,8 @@ def build_services(settings: Settings) -> Services:
                 slots=max(settings.job_slots, RAY_JOB_SLOTS),
                 stop_grace_seconds=settings.stop_grace_seconds,
                 spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
-                environments=ctx.environments, archive_limits=archive_limits(settings))
+                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
+                archive_limits=archive_limits(settings))
         return LocalExecutor(
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -168,6 +171,15 @@ def build_services(settings: Settings) -> Services:
             containers=ctx.containers, aws=aws, roles=roles)
 
     def processing_executor(reports: TrainingEvents) -> Executor:
+        if settings.executor == "ray":  # each host an actor on a node of the cluster
+            from opensage.runner.ray_executor import RayExecutor
+
+            return RayExecutor(
+                settings.data_dir / "jobs" / "processing", ctx.objects, reports,
+                address=settings.ray_address, endpoint=_s3_endpoint(settings),
+                slots=max(settings.job_slots, RAY_JOB_SLOTS),
+                stop_grace_seconds=settings.stop_grace_seconds,
+                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse)
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -177,12 +189,13 @@ def build_services(settings: Settings) -> Services:
     tuning = TuningService(ctx, training)
     training.job_ended.subscribe(tuning.child_changed)
     training.watched_metrics.subscribe(tuning.child_changed)
-    endpoints = EndpointService(ctx, forkserver, roles)
+    launcher = _instance_launcher(settings)  # where endpoints' and transforms' workers run
+    endpoints = EndpointService(ctx, forkserver, roles, launcher)
     autoscaling = AutoscalingService(ctx, endpoints)
     lineage_store = LineageStore(db)
     experiments = ExperimentService(ctx, lineage_store)
     lineage = LineageService(ctx, lineage_store)
-    transform = TransformService(ctx, forkserver, roles)
+    transform = TransformService(ctx, forkserver, roles, launcher)
     processing = ProcessingService(ctx, processing_executor)
     registry = ModelRegistry(ctx)
     # a job's trial component and lineage; a registered model's lineage
@@ -279,6 +292,18 @@ def _s3_endpoint(settings: Settings) -> S3Endpoint:
     if host in ("0.0.0.0", "::", ""):
         host = socket.getfqdn()
     return S3Endpoint(f"http://{host}:{settings.port}", settings.region)
+
+
+def _instance_launcher(settings: Settings) -> InstanceLauncher | None:
+    """With ``--executor ray``: model workers as actors on the cluster (None: the services'
+    own launcher, processes on this machine)."""
+    if settings.executor != "ray":
+        return None
+    from opensage.runner.ray_executor import connect
+    from opensage.serving.ray_instances import RayLauncher
+
+    return RayLauncher(lambda: connect(settings.ray_address), _s3_endpoint(settings),
+                       vcpus_for, archive_limits(settings))
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from opensage.data.archives import ArchiveError, ArchiveLimits, extract_tar
 from opensage.settings import Settings
-from opensage.store.objects import ObjectStore
+from opensage.store.remote_objects import ObjectAccess
 
 
 class ArtifactError(Exception):
@@ -28,7 +28,7 @@ def archive_limits(settings: Settings) -> ArchiveLimits:
                          max_members=settings.archive_max_members)
 
 
-def fetch_model(objects: ObjectStore, url: str, dest: Path, limits: ArchiveLimits, *,
+def fetch_model(objects: ObjectAccess, url: str, dest: Path, limits: ArchiveLimits, *,
                 what: tuple[str, str] = ("model data", "the model artifact")) -> Path:
     """Stream ``url`` into ``dest`` (replaced if it exists); returns ``dest``. Nothing is
     left in ``dest`` when the archive is refused. ``what`` names the archive in the two

@@ -130,21 +130,24 @@ class BlockingWorkerClient:
 
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.host = host
-        self._pools: dict[int, WorkerPool] = {}
+        self._pools: dict[tuple[str, int], WorkerPool] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
     def request(self, port: int, method: str, path: str, body: bytes,
-                headers: Mapping[str, str], timeout: float = 60.0) -> Response:
-        """The worker's answer; WorkerUnavailable (WorkerTimeout) as for ``WorkerPool``."""
+                headers: Mapping[str, str], timeout: float = 60.0,
+                host: str | None = None) -> Response:
+        """The answer of the worker at ``host`` (default: this client's) and ``port``;
+        WorkerUnavailable (WorkerTimeout) as for ``WorkerPool``."""
+        where = (host or self.host, port)
         with self._lock:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
                 threading.Thread(target=_serve, args=(self._loop,), daemon=True,
                                  name="worker-client").start()
-            pool = self._pools.get(port)
+            pool = self._pools.get(where)
             if pool is None:
-                pool = self._pools[port] = WorkerPool(self.host, port)
+                pool = self._pools[where] = WorkerPool(*where)
             loop = self._loop
         call = pool.request(method, path, body, headers, timeout)
         return asyncio.run_coroutine_threadsafe(call, loop).result()

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opensage.containers import ContainerEngine
 from opensage.data.archives import ArchiveLimits
@@ -31,7 +31,8 @@ from opensage.serving.artifacts import fetch_model
 from opensage.serving.process import LogSink, Worker, WorkerFailed, WorkerProgram, warm
 from opensage.store.objects import ObjectStore
 
-__all__ = ["Fleet", "Launcher", "ModelServer", "WorkerFailed", "WorkerProgram", "prepare_model"]
+__all__ = ["Fleet", "InstanceLauncher", "Launcher", "ModelServer", "WorkerFailed", "WorkerProgram",
+           "prepare_model"]
 
 DEFAULT_STARTUP_TIMEOUT = 60.0
 
@@ -47,6 +48,10 @@ class ModelServer:
     env: Mapping[str, str] = field(default_factory=dict)
     startup_timeout: float = DEFAULT_STARTUP_TIMEOUT
     isolated: bool = False  # the model's EnableNetworkIsolation: workers with loopback only
+    # where an instance on another machine fetches the model (a Ray node: ``model_dir`` is
+    # this server's), and the instance type it asks that machine for
+    model_url: str | None = None
+    instance_type: str = ""
 
 
 def prepare_model(objects: ObjectStore, url: str | None, dest: Path,
@@ -57,6 +62,20 @@ def prepare_model(objects: ObjectStore, url: str | None, dest: Path,
         return fetch_model(objects, url, dest, limits)
     dest.mkdir(parents=True, exist_ok=True)
     return dest
+
+
+class InstanceLauncher(Protocol):
+    """Where a fleet's instances run: :class:`Launcher` (processes on this machine) or
+    ``serving.ray_instances.RayLauncher`` (actors on a Ray cluster's nodes). A launched
+    worker is a :class:`Worker` (``host``/``port``, ``proc``, ``stop``, ``kill``) either
+    way; the fleet, the router and the transform job's senders do not know which."""
+
+    def warm(self) -> None: ...
+
+    def launch(self, model: ModelServer, log_sink: Callable[[Worker], LogSink | None],
+               on_exit: Callable[[Worker], None] | None = None) -> Worker: ...
+
+    def close(self) -> None: ...
 
 
 class Launcher:
@@ -89,7 +108,7 @@ class Launcher:
 
 
 class Fleet:
-    def __init__(self, launcher: Launcher, model: ModelServer,
+    def __init__(self, launcher: InstanceLauncher, model: ModelServer,
                  log_sink: Callable[[Worker], LogSink | None],
                  on_exit: Callable[[Worker], None] | None = None) -> None:
         self.launcher = launcher

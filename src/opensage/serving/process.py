@@ -131,9 +131,12 @@ class WorkerFailed(Exception):
 
 
 class Worker:
+    remote = False  # runs on another machine (a Ray node: ``serving.ray_instances``)
+
     def __init__(self, *, program: WorkerProgram | str, model_dir: Path, work_dir: Path,
                  cpus: int, instance_id: str | None = None, log_sink: LogSink | None = None,
-                 env: Mapping[str, str] | None = None, isolated: bool = False) -> None:
+                 env: Mapping[str, str] | None = None, isolated: bool = False,
+                 host: str = HOST) -> None:
         self.program = (program if isinstance(program, WorkerProgram)
                         else WorkerProgram.builtin(program))
         self.env = dict(env or {})  # the model's / job's Environment, on top of the server's
@@ -144,6 +147,7 @@ class Worker:
         self.instance_id = instance_id or f"i-{uuid.uuid4().hex[:17]}"
         self.key = uuid.uuid4().hex  # unique per process, unlike a port
         self.log_sink = log_sink
+        self.host = host  # where it listens: 127.0.0.1 here, a node's address on Ray
         self.port = 0
         self.proc: Any = None  # subprocess.Popen, or the fork server's ForkedProcess
         self.relay: NamespaceRelay | None = None  # the way in to an isolated container
@@ -208,7 +212,7 @@ class Worker:
                 return
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
-            sock.bind((HOST, 0))
+            sock.bind((self.host, 0))
             sock.listen(1024)
             self.port = sock.getsockname()[1]
             fd = sock.fileno()
@@ -287,12 +291,18 @@ class Worker:
                 log.exception("handling the exit of worker %s failed", self.instance_id)
 
     @property
+    def lost(self) -> str | None:
+        """Why the worker was lost with the machine it ran on (a Ray node); None for one
+        that was not, and for every local one."""
+        return None
+
+    @property
     def healthy(self) -> bool:
         """Routable: started, not stopped, not known to have exited (no system call)."""
         return not (self.exited or self.stopped) and self.proc is not None
 
     def ping(self, timeout: float = 1.0) -> bool:
-        conn = http.client.HTTPConnection(HOST, self.port, timeout=timeout)
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
         try:
             conn.request("GET", "/ping")
             return conn.getresponse().status == 200

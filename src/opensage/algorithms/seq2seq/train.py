@@ -4,7 +4,8 @@
 At each checkpoint (every ``checkpoint_frequency_num_batches`` batches and at each epoch's end)
 the validation channel is scored and logged in the containers' format, ``#quality_metric:
 host=algo-1, epoch=N, validation perplexity <loss>=...`` (and ``accuracy``; ``bleu`` from beam
-search on ``bleu_sample_size`` sentences); the model best in ``optimized_metric`` is kept, and
+search on the first ``bleu_sample_size`` sentences, -1 all, 0 none unless ``optimized_metric`` is
+bleu, then all; the final scores the same); the model best in ``optimized_metric`` is kept, and
 training stops after ``checkpoint_threshold`` checkpoints without improvement (not before
 ``min_num_epochs``), at ``max_num_epochs`` or ``max_num_batches``."""
 
@@ -176,7 +177,10 @@ def train(env: TrainingEnv) -> None:
                   flush=True)
             break
     model.load_state_dict(best_weights)
-    final = evaluate(model, validation, hps, bos, eos, device, bleu_sample or -1)
+    # bleu_sample_size 0 decodes nothing (SageMaker: the number of validation instances decoded
+    # for BLEU; -1 all) unless bleu is the optimized metric (then all, as Sockeye's
+    # --decode-and-evaluate): the final scores beam-search no more than the checkpoints did
+    final = evaluate(model, validation, hps, bos, eos, device, bleu_sample)
     for name, value in final.items():
         log_metric("validation", name, value, loss=name == "perplexity")
     save_model(env.model_dir, model.state_dict(), {"algorithm": NAME, "config": config,

@@ -13,7 +13,7 @@ from pathlib import Path
 from opensage.runner.workspace import cpus_for
 from opensage.services.context import Context
 from opensage.services.endpoints.plan import VariantPlan
-from opensage.serving.fleet import Fleet, Launcher, ModelServer, WorkerProgram
+from opensage.serving.fleet import Fleet, InstanceLauncher, ModelServer, WorkerProgram
 from opensage.serving.process import LogSink, Worker
 from opensage.serving.router import LiveVariant, Router
 
@@ -60,7 +60,7 @@ class LiveEndpoint:
 class Hosting:
     """The endpoint service's shared state. ``lock`` guards ``live`` and ``tokens``."""
 
-    def __init__(self, ctx: Context, launcher: Launcher) -> None:
+    def __init__(self, ctx: Context, launcher: InstanceLauncher) -> None:
         self.ctx = ctx
         self.launcher = launcher
         self.root = ctx.settings.data_dir / "endpoints"
@@ -79,7 +79,8 @@ class Hosting:
         model = ModelServer(program=program, model_dir=directory / "model", work_dir=directory,
                             cpus=cpus_for(plan["InstanceType"]), env=plan["Environment"],
                             startup_timeout=plan["StartupTimeout"],
-                            isolated=plan.get("NetworkIsolation", False))
+                            isolated=plan.get("NetworkIsolation", False),
+                            model_url=plan["ModelDataUrl"], instance_type=plan["InstanceType"])
 
         def sink(worker: Worker) -> LogSink:
             stream = f"{plan['VariantName']}/{worker.instance_id}"

@@ -38,7 +38,7 @@ from opensage.services.endpoints.plan import (
 from opensage.services.endpoints.replacement import Watcher
 from opensage.services.endpoints.states import EndpointStatus, sources
 from opensage.serving.capture import CaptureService
-from opensage.serving.fleet import Launcher
+from opensage.serving.fleet import InstanceLauncher, Launcher
 from opensage.serving.process import Worker
 from opensage.serving.router import UnknownVariant
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
@@ -58,13 +58,15 @@ OWNER_CACHE_SECONDS = 1.0  # how long a server believes which server serves an e
 
 
 class EndpointService:
-    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None) -> None:
+    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None,
+                 launcher: InstanceLauncher | None = None) -> None:
         """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
         fresh); ``roles``: a model's artifact is fetched as its ``ExecutionRoleArn`` may
-        (``--auth sigv4``)."""
+        (``--auth sigv4``); ``launcher``: where instances run (default: processes on this
+        machine; ``serving.ray_instances.RayLauncher`` with ``--executor ray``)."""
         self.ctx = ctx
         self.forkserver = forkserver
-        self.launcher = Launcher(forkserver, "endpoint", ctx.containers)
+        self.launcher = launcher or Launcher(forkserver, "endpoint", ctx.containers)
         self.hosting = Hosting(ctx, self.launcher)
         self.capture = CaptureService(ctx.objects, max_bytes=ctx.settings.capture_buffer_bytes)
         self.deployer = Deployer(self.hosting, self.capture, roles)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 import threading
 import time
 from collections import deque
@@ -32,8 +33,14 @@ from opensage.services.transform.formats import RecordFormat, split_response
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.records import Batch, Batcher
 from opensage.serving.artifacts import ArtifactError, archive_limits
-from opensage.serving.client import BlockingWorkerClient, WorkerUnavailable
-from opensage.serving.fleet import Fleet, Launcher, ModelServer, WorkerFailed, prepare_model
+from opensage.serving.client import BlockingWorkerClient, WorkerTimeout, WorkerUnavailable
+from opensage.serving.fleet import (
+    Fleet,
+    InstanceLauncher,
+    ModelServer,
+    WorkerFailed,
+    prepare_model,
+)
 from opensage.serving.process import LogSink, Worker
 
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
@@ -43,6 +50,7 @@ NETWORK_ISOLATION = "NetworkIsolation"
 STARTUP_TIMEOUT = 60.0
 DEFAULT_PAYLOAD_MB = 6
 DEFAULT_TIMEOUT = 600.0
+LOST_WAIT_SECONDS = 60.0  # how long a broken connection waits to learn its Ray node was lost
 
 
 @dataclass
@@ -65,7 +73,7 @@ def split_url(url: str) -> tuple[str, str]:
 
 
 class Job:
-    def __init__(self, ctx: Context, launcher: Launcher, job: dict[str, Any],
+    def __init__(self, ctx: Context, launcher: InstanceLauncher, job: dict[str, Any],
                  container: dict[str, Any], running: Running, directory: Path,
                  log: Callable[[str, str, str], None],
                  objects: ObjectAccess | None = None) -> None:
@@ -103,7 +111,9 @@ class Job:
             per_record=self.per_record, record_format=self.format)
         self.stream = ""
         self.fleet: Fleet | None = None
-        self.workers: list[Worker] = []  # the fleet's, once started (never replaced)
+        # the fleet's, once started; one lost with its Ray node is replaced in place
+        self.workers: list[Worker] = []
+        self._replacing = threading.Lock()
 
     # -- driving
     def run(self) -> None:
@@ -206,7 +216,9 @@ class Job:
         resources = self.job.get("TransformResources") or {}
         model = ModelServer(program=program, model_dir=model_dir, work_dir=self.directory,
                             cpus=cpus_for(resources.get("InstanceType") or "ml.m5.large"),
-                            env=env, startup_timeout=STARTUP_TIMEOUT, isolated=isolated)
+                            env=env, startup_timeout=STARTUP_TIMEOUT, isolated=isolated,
+                            model_url=self.container.get("ModelDataUrl"),
+                            instance_type=resources.get("InstanceType") or "ml.m5.large")
         epoch = int(time.time())
 
         def sink(worker: Worker) -> LogSink:
@@ -326,14 +338,48 @@ class Job:
         headers = {"Content-Type": self.content_type or "text/csv"}
         if self.accept:
             headers["Accept"] = self.accept
-        try:
-            answer = self.client.request(worker.port, "POST", "/invocations", body,
-                                                 headers, self.timeout)
-        except WorkerUnavailable as e:
-            if self.stop.is_set():
-                raise JobStopped() from None
-            raise JobFailed(f"The model container stopped answering: {e}") from None
-        return answer.status, answer.body
+        while True:
+            try:
+                answer = self.client.request(worker.port, "POST", "/invocations", body,
+                                             headers, self.timeout, host=worker.host)
+            except WorkerUnavailable as e:
+                if self.stop.is_set():
+                    raise JobStopped() from None
+                replacement = None if isinstance(e, WorkerTimeout) else self._instead_of(worker)
+                if replacement is None:
+                    raise JobFailed(f"The model container stopped answering: {e}") from None
+                worker = replacement  # the records are re-sent there
+                continue
+            return answer.status, answer.body
+
+    def _instead_of(self, worker: Worker) -> Worker | None:
+        """Where the records of a worker that stopped answering go next: when it was lost
+        with its Ray node (``RayWorker.lost``; a local worker that crashed fails the job
+        as before), another worker, started in its place on a live node; None otherwise."""
+        if not worker.remote or worker.proc is None or self.fleet is None:
+            return None
+        try:  # the connection broke: Ray tells soon whether the actor's node is gone
+            worker.proc.wait(LOST_WAIT_SECONDS)
+        except subprocess.TimeoutExpired:
+            return None
+        lost = worker.lost
+        if lost is None:
+            return None
+        with self._replacing:
+            position = next((i for i, w in enumerate(self.workers) if w is worker), None)
+            if position is None:  # replaced meanwhile by another sender
+                return next((w for w in self.workers if w.healthy), None)
+            self._log(f"Instance {worker.instance_id} was lost with its Ray node ({lost}); "
+                      "its records are re-sent to a new instance")
+            try:
+                new, = self.fleet.start(1)
+            except WorkerFailed as e:
+                self._check_stop()
+                raise JobFailed(f"An instance was lost with its Ray node ({lost}) and its "
+                                f"replacement did not pass the ping health check: {e}") from None
+            self.fleet.admit([new])
+            self.workers[position] = new
+            return new
 
     def _assemble(self, batch: Batch, future: Future[bytes], where: str) -> bytes:
         body = future.result()

@@ -47,7 +47,7 @@ from opensage.services.transform.job import (
 from opensage.services.transform.jsonpath import parse_path
 from opensage.services.transform.outcomes import JobFailed, JobStopped
 from opensage.services.transform.states import TransformJobStatus, outcome, sources
-from opensage.serving.fleet import Launcher
+from opensage.serving.fleet import InstanceLauncher, Launcher
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import StatusConflict
 
@@ -61,14 +61,17 @@ STOP_POLL_SECONDS = 1.0  # how often a running job looks for a stop made through
 
 
 class TransformService:
-    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None) -> None:
+    def __init__(self, ctx: Context, forkserver: Any, roles: JobRoles | None = None,
+                 launcher: InstanceLauncher | None = None) -> None:
         """``forkserver``: the warm ``ForkServer`` workers are forked from (None: started
         fresh); ``roles``: a job reads its input and writes its output as its model's
-        ``ExecutionRoleArn`` may (``--auth sigv4``)."""
+        ``ExecutionRoleArn`` may (``--auth sigv4``); ``launcher``: where the model's workers
+        run (default: processes on this machine; a ``RayLauncher`` with ``--executor
+        ray``)."""
         self.ctx = ctx
         self.roles = roles
         self.forkserver = forkserver
-        self.launcher = Launcher(forkserver, "transform", ctx.containers)
+        self.launcher = launcher or Launcher(forkserver, "transform", ctx.containers)
         self.root = ctx.settings.data_dir / "transform"
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
