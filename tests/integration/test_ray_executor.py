@@ -324,6 +324,96 @@ def test_pca_on_two_nodes_equals_one_host(make_client: Callable[[str], Any],
                for e in events)
 
 
+ALLREDUCE = """
+    import json, os, socket
+    import torch
+    import torch.distributed as dist
+
+    def node():
+        \"\"\"The pid of the Ray node (its raylet) this process runs under.\"\"\"
+        pid = os.getpid()
+        while pid > 1:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"raylet" in f.read().split(b"\\0")[0]:
+                    return pid
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        return None
+
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    value = torch.tensor([float(rank + 1)])
+    dist.all_reduce(value)  # the sum over both ranks
+    me = {"rank": rank, "world": dist.get_world_size(), "sum": value.item(),
+          "host": os.environ["SM_CURRENT_HOST"], "hosts": json.loads(os.environ["SM_HOSTS"]),
+          "master": f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']}",
+          "hostname": socket.gethostname(), "raylet": node()}
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, me)
+    print(f"rank {rank} on {me['host']}: sum {me['sum']}", flush=True)
+    if rank == 0:
+        with open(os.path.join(os.environ["SM_MODEL_DIR"], "ranks.json"), "w") as f:
+            json.dump(everyone, f)
+    dist.destroy_process_group()
+"""
+
+
+def test_a_torch_distributed_script_runs_its_two_hosts_on_two_nodes(
+        make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """Script mode on Ray: the PyTorch environment on each node, torchrun's two hosts on the
+    two nodes (each under its own node's raylet), meeting at algo-1's node."""
+    from tests.integration.script_jobs import (
+        FIRST_BUILD_TIMEOUT,
+        PYTORCH_IMAGE,
+        artifact,
+        log_lines,
+        script_request,
+        upload_code,
+    )
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    code = upload_code(s3, "ray-ddp", {"train.py": ALLREDUCE})
+    sm.create_training_job(**script_request(
+        "ray-ddp", code, image=PYTORCH_IMAGE,
+        hyperparameters={"sagemaker_torch_distributed_enabled": True},
+        ResourceConfig={"InstanceType": INSTANCE, "InstanceCount": 2, "VolumeSizeInGB": 5}))
+    job = wait_for(sm, "ray-ddp", timeout=FIRST_BUILD_TIMEOUT)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+    ranks = json.loads(artifact(s3, "ray-ddp")["ranks.json"])
+    assert [(r["rank"], r["host"], r["world"], r["sum"]) for r in ranks] == [
+        (0, "algo-1", 2, 3.0), (1, "algo-2", 2, 3.0)]
+    assert all(r["hosts"] == ["algo-1", "algo-2"] for r in ranks)
+    # algo-1's node address (the cluster's nodes are on 127.0.0.1 in this namespace)
+    assert ranks[0]["master"] == ranks[1]["master"]
+    assert ranks[0]["master"].startswith("127.0.0.1:")
+    raylets = [r["raylet"] for r in ranks]
+    assert None not in raylets and raylets[0] != raylets[1]  # one host on each node
+    streams = log_lines(make_client, "ray-ddp")  # algo-2's output came back from its node
+    assert any("/algo-2-" in stream and any("rank 1 on algo-2: sum 3.0" in line
+                                            for line in lines)
+               for stream, lines in streams.items())
+
+
+def test_a_failing_script_on_the_cluster_reports_the_toolkits_error(
+        make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    from tests.integration.script_jobs import PYTORCH_IMAGE, script_request, upload_code
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    code = upload_code(s3, "ray-fail", {"train.py": """
+        print("starting")
+        raise ValueError("the label column holds text")
+    """})
+    sm.create_training_job(**script_request(
+        "ray-fail", code, image=PYTORCH_IMAGE,
+        ResourceConfig={"InstanceType": INSTANCE, "InstanceCount": 1, "VolumeSizeInGB": 5}))
+    job = wait_for(sm, "ray-fail", timeout=300)
+    assert job["TrainingJobStatus"] == "Failed"
+    assert job["FailureReason"].startswith(
+        'AlgorithmError: ExecuteUserScriptError:\nExitCode 1\nErrorMessage '
+        '"ValueError: the label column holds text"\nCommand "')
+    assert job["FailureReason"].endswith(' train.py"')
+
+
 def test_a_tuning_job_runs_its_children_on_the_cluster(
         make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
     from tests.integration.test_tuning import tuning_request

@@ -15,6 +15,11 @@ directories on this machine and starts their processes, this one
   ``stdout`` is fed with the lines the actor hands out: logs, metrics, stop, MaxRuntime
   and the first failure are the local executor's code.
 
+Script mode runs there too: each host unpacks the code and gets the framework's environment
+on its node (``RemoteHost.stage``); the hosts of a multi-host job meet at algo-1's node
+(``MASTER_ADDR``/``MASTER_PORT``, torchrun's ``--master_addr``), their placement spread
+across nodes. Own images and EnableNetworkIsolation run with the local executor.
+
 A node lost mid-job (the actor dies) makes the attempt ``Interrupted``: a job with a
 CheckpointConfig then restarts from its checkpoints (the spot loop of ``LocalExecutor._run``),
 one without fails saying which host's node was lost. The actors belong to this server's Ray
@@ -34,11 +39,13 @@ from pathlib import Path
 from typing import IO, Any
 
 from opensage.algorithms.contract import is_peer_failure
+from opensage.data.archives import ArchiveLimits
 from opensage.runner import processing
 from opensage.runner.channels import ChannelError
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import EnvironmentBuildError
 from opensage.runner.local import (
+    DEFAULT_ARCHIVE_LIMITS,
     ExecutorClosing,
     JobEnded,
     JobFailure,
@@ -56,6 +63,7 @@ from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.own_image import memory_for
 from opensage.runner.processing import ProcessingSpec
 from opensage.runner.remote_host import RemoteHost, RemoteProcessingHost
+from opensage.runner.toolkit import script
 from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
 from opensage.store.objects import ObjectStore
 
@@ -149,13 +157,16 @@ class RayExecutor(LocalExecutor):
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  address: str | None, endpoint: S3Endpoint, slots: int,
                  stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
-                 frameworks_dir: Path | None = None, wheelhouse: tuple[Path, ...] = ()) -> None:
+                 frameworks_dir: Path | None = None, wheelhouse: tuple[Path, ...] = (),
+                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
         """``frameworks_dir`` and ``wheelhouse``: where a node builds (or finds) a processing
-        job's framework environment, and the wheels it may use (the server's settings; the
-        path is the node's own)."""
+        or script-mode job's framework environment, and the wheels it may use (the server's
+        settings; the path is the node's own); ``archive_limits`` caps unpacking a
+        ``sourcedir.tar.gz`` there."""
         super().__init__(jobs_root, objects, events, slots=slots,
                          stop_grace_seconds=stop_grace_seconds,
-                         spot_interruptions_per_hour=spot_interruptions_per_hour)
+                         spot_interruptions_per_hour=spot_interruptions_per_hour,
+                         archive_limits=archive_limits)
         self.address, self.endpoint = address, endpoint
         self.frameworks_dir = frameworks_dir or jobs_root.parent / "frameworks"
         self.wheelhouse = wheelhouse
@@ -236,6 +247,8 @@ class RayExecutor(LocalExecutor):
             cause = getattr(err, "cause", None)
             if isinstance(cause, ChannelError):
                 raise ChannelError(str(cause)) from None
+            if isinstance(cause, script.ScriptError):  # a script's code cannot be set up
+                raise script.ScriptError(str(cause)) from None
             if isinstance(cause, EnvironmentBuildError):
                 raise JobFailure(f"Could not build the environment on the Ray node: "
                                  f"{cause}") from None
@@ -246,10 +259,10 @@ class RayExecutor(LocalExecutor):
                  budget: float) -> tuple[Outcome, CheckpointSync | None]:
         spec = run.spec
         assert isinstance(spec, TrainingSpec)
-        if spec.module is None:
+        if spec.module is None and spec.script is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-        if spec.script is not None or spec.container is not None or spec.network_isolation:
-            raise JobFailure("The Ray executor runs built-in algorithms; script mode, own "
+        if spec.container is not None or spec.network_isolation:
+            raise JobFailure("The Ray executor runs built-in algorithms and script mode; own "
                              "images and EnableNetworkIsolation run with --executor local")
         hosts = self._hosts(spec, ws)
         for host in hosts:
@@ -257,8 +270,11 @@ class RayExecutor(LocalExecutor):
         ray = self._ray
         config = _input_data_config(spec)
         count = len(hosts)
+        # script mode: each node's frameworks directory and wheelhouse, the archive limits
+        frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse],
+                      self.archive_limits) if spec.script is not None else ()
         with self._on_cluster(run, spec.instance_type, count, self._remote_host, lambda i, cpus: (
-                spec, i, count, self.endpoint, config, cpus)) as actors:
+                spec, i, count, self.endpoint, config, cpus, None, *frameworks)) as actors:
             if actors is None:
                 return Outcome("Stopped"), None
             try:
@@ -267,8 +283,11 @@ class RayExecutor(LocalExecutor):
                     self._stage(run, actors, budget)
                 except ray.exceptions.RayActorError as err:
                     return self._lost(spec, "staging its input", err), None
-                extra = self._collective_env(actors) if count > 1 else {}
-                ray.get([actor.start.remote(extra) for actor in actors])
+                extra = self._collective_env(actors, spec.script is not None) if count > 1 \
+                    else {}
+                commands = ray.get([actor.start.remote(extra) for actor in actors])
+                for host, command in zip(hosts, commands, strict=True):
+                    host.command = command  # a script's FailureReason names its command line
                 self.events.advance(spec.name, "Training")
                 result, procs = self._run_actors(run, hosts, actors, budget)
                 lost = next((p for p in procs if p.lost is not None), None)
@@ -388,10 +407,13 @@ class RayExecutor(LocalExecutor):
                 told = True
         return True
 
-    def _collective_env(self, actors: list[Any]) -> dict[str, str]:
-        """Where the hosts of a distributed built-in meet: algo-1's node and a free port."""
+    def _collective_env(self, actors: list[Any], script_mode: bool = False) -> dict[str, str]:
+        """Where the hosts of a distributed job meet: algo-1's node and a free port there
+        (a built-in's collective; a script's ``MASTER_ADDR``/``MASTER_PORT``)."""
         address, port = self._ray.get([actors[0].node_address.remote(),
                                        actors[0].free_port.remote()])
+        if script_mode:
+            return {"MASTER_ADDR": str(address), "MASTER_PORT": str(port)}
         return {"OPENSAGE_COLLECTIVE_ADDRESS": f"{address}:{port}"}
 
     def _lost(self, spec: TrainingSpec, doing: str, err: object) -> Outcome:

@@ -7,6 +7,11 @@ directory, stages its channels and checkpoints from the object store through S3
 local executor runs, hands its output lines to the server as they come (``read``), syncs
 checkpoints while it runs, and packs and uploads ``model.tar.gz`` / ``output.tar.gz``
 through S3 when it has ended (the facade publishes an object only once complete).
+
+A script-mode host also unpacks the job's ``sourcedir.tar.gz`` (through S3 too) and gets the
+framework's environment on its node (``Environments.python``: built there if missing, under
+that machine's lock; the build's output is the first lines the host hands out), then runs the
+toolkit's command line with the toolkit's environment, as the local executor does.
 """
 
 from __future__ import annotations
@@ -27,17 +32,23 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
 from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import Environments
+from opensage.runner.local import _script_env
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
+from opensage.runner.toolkit import script
 from opensage.runner.toolkit.contract import (
+    UserEntry,
     aws_environment,
     container_env,
     resource_config,
+    to_cmd_args,
+    user_hyperparameters,
     without_aws,
 )
 from opensage.runner.workspace import Workspace
@@ -52,7 +63,12 @@ class RemoteHost:
 
     def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
                  input_data_config: dict[str, Any], cpus: int,
-                 scratch: str | None = None) -> None:
+                 scratch: str | None = None, frameworks_dir: str | None = None,
+                 wheelhouse: list[str] | None = None,
+                 archive_limits: ArchiveLimits | None = None) -> None:
+        """``frameworks_dir``, ``wheelhouse``, ``archive_limits``: a script-mode job's (where
+        this node keeps framework environments, the wheels they may use, the caps on
+        unpacking the code)."""
         self.spec = spec  # a runner.local.TrainingSpec
         self.index, self.count, self.cpus = host_index, host_count, cpus
         self.name = f"algo-{host_index + 1}"
@@ -65,6 +81,11 @@ class RemoteHost:
         self._eof = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._checkpoints: CheckpointSync | None = None
+        self.frameworks = None if frameworks_dir is None else Environments(
+            Path(frameworks_dir), wheelhouse=[Path(p) for p in wheelhouse or []])
+        self.archive_limits = archive_limits
+        self._python: Path | None = None  # script mode: the framework environment's
+        self._cancel = threading.Event()  # ends an environment build (the job was stopped)
 
     def node_address(self) -> str:
         """This node's address as other hosts reach it (the one the S3 endpoint is reached
@@ -99,13 +120,39 @@ class RemoteHost:
             self._checkpoints = CheckpointSync(self.objects, spec.checkpoint["S3Uri"],
                                                self.ws.default_checkpoint_dir)
             self._checkpoints.restore()
+        if spec.script is not None:
+            self._stage_script()
         self.ws.write_config(spec.hyperparameters, self.input_data_config,
                              resource_config(spec.instance_type, spec.instance_count,
                                              self.name), spec.checkpoint)
 
-    def start(self, extra_env: dict[str, str]) -> None:
-        """Run the built-in's ``python -m <module> train`` in the host's directory, through
-        the launcher (pinned to the host's CPUs, dying with this actor)."""
+    def _stage_script(self) -> None:
+        """The user's code in the host's code directory, and the framework's interpreter on
+        this node (with an overlay for the code's ``requirements.txt``; the build's lines on
+        the host's stream). Raises ``ScriptError`` / ``EnvironmentBuildError`` with the
+        job's FailureReason."""
+        mode = self.spec.script
+        if self.frameworks is None or self.archive_limits is None:
+            raise script.ScriptError("ClientError: this server gives its Ray hosts no "
+                                     "framework environments, which script mode needs")
+        script.unpack_code(self.objects, mode.request.submit_directory, self.ws.root,
+                           self.ws.code_dir, self.archive_limits)
+        requirements = self.ws.code_dir / "requirements.txt"
+        self._python = self.frameworks.python(
+            mode.framework, requirements if requirements.is_file() else None, self._say,
+            self._cancel)
+
+    def cancel(self) -> None:
+        """Stop an environment build under way (the job was stopped meanwhile)."""
+        self._cancel.set()
+
+    def start(self, extra_env: dict[str, str]) -> list[str] | None:
+        """Run the built-in's ``python -m <module> train`` in the host's directory, or a
+        script's command line in its code directory, through the launcher (pinned to the
+        host's CPUs, dying with this actor). A script's command line is returned (its
+        FailureReason names it)."""
+        if self.spec.script is not None:
+            return self._start_script(extra_env)
         spec = self.spec
         env = {**os.environ, **container_env(
             self.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
@@ -114,15 +161,44 @@ class RemoteHost:
             num_cpus=self.cpus, user_env=spec.environment), **extra_env}
         env["PYTHONUNBUFFERED"] = "1"
         self._launch([sys.executable, "-m", spec.module, "train"], env)
+        return None
+
+    def _start_script(self, extra_env: dict[str, str]) -> list[str]:
+        """The toolkit's environment (``SM_HOSTS``, ``SM_CURRENT_HOST``...; boto3 reaches
+        the server's endpoint) and command line (torchrun meeting at ``MASTER_ADDR``)."""
+        spec, mode = self.spec, self.spec.script
+        assert self._python is not None, "stage() first"
+        hyperparameters = mode.toolkit_hyperparameters(spec.hyperparameters, spec.name)
+        endpoint = self.objects.endpoint
+        aws = {**aws_environment(endpoint.url, endpoint.region),
+               "AWS_ACCESS_KEY_ID": endpoint.access_key,
+               "AWS_SECRET_ACCESS_KEY": endpoint.secret_key}
+        env = {**without_aws(os.environ), **container_env(
+            self.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
+            hyperparameters=hyperparameters, input_data_config=self.input_data_config,
+            resource=resource_config(spec.instance_type, spec.instance_count, self.name),
+            num_cpus=self.cpus, user_env=spec.environment,
+            entry=UserEntry(mode.request.submit_directory, mode.request.program,
+                            mode.framework_module), aws=aws), **extra_env}
+        env["PYTHONUNBUFFERED"] = "1"
+        _script_env(env, self._python, self.ws.code_dir, spec.environment)
+        env.update(mode.toolkit_environment(spec.region))
+        command = script.command(
+            mode, self._python, self.ws.code_dir,
+            to_cmd_args(user_hyperparameters(hyperparameters)), hosts=self.count,
+            host_index=self.index, master_port=int(extra_env.get("MASTER_PORT", "0")),
+            master_addr=extra_env.get("MASTER_ADDR", "127.0.0.1"))
+        self._launch(command, env, cwd=self.ws.code_dir)
+        return command
 
     def _launch(self, command: list[str], env: dict[str, str],
-                launcher_flags: tuple[str, ...] = ()) -> None:
-        """``command`` in the host's directory through the launcher (pinned to the host's
-        CPUs, dying with this actor); its output is handed out by ``read``."""
+                launcher_flags: tuple[str, ...] = (), cwd: Path | None = None) -> None:
+        """``command`` in the host's directory (or ``cwd``) through the launcher (pinned to
+        the host's CPUs, dying with this actor); its output is handed out by ``read``."""
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "opensage.runner.launch", str(self.cpus), str(os.getpid()),
              *launcher_flags, "--", *command],
-            cwd=str(self.ws.root), env=env, stdin=subprocess.DEVNULL,
+            cwd=str(cwd or self.ws.root), env=env, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
         threading.Thread(target=self._pump, daemon=True).start()
         if self._checkpoints is not None:
@@ -214,8 +290,6 @@ class RemoteProcessingHost(RemoteHost):
         super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch)
         self.environments = Environments(Path(frameworks_dir),
                                          wheelhouse=[Path(p) for p in wheelhouse])
-        self._cancel = threading.Event()
-        self._python: Path | None = None
         self._continuous: list[CheckpointSync] = []
         self._pip_target = self.ws.root.with_name(self.ws.root.name + ".pip")
 
@@ -228,10 +302,6 @@ class RemoteProcessingHost(RemoteHost):
         self._python = self.environments.python(spec.framework, None, self._say, self._cancel)
         processing.stage(self.objects, spec, self.ws.root, host_index=self.index,
                          host_count=self.count)
-
-    def cancel(self) -> None:
-        """Stop an environment build under way (the job was stopped meanwhile)."""
-        self._cancel.set()
 
     def start(self, extra_env: dict[str, str]) -> None:
         spec = self.spec

@@ -158,7 +158,9 @@ def build_services(settings: Settings) -> Services:
                 address=settings.ray_address, endpoint=_s3_endpoint(settings),
                 slots=max(settings.job_slots, RAY_JOB_SLOTS),
                 stop_grace_seconds=settings.stop_grace_seconds,
-                spot_interruptions_per_hour=settings.spot_interruptions_per_hour)
+                spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
+                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
+                archive_limits=archive_limits(settings))
         return LocalExecutor(
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,

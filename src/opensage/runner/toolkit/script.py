@@ -11,7 +11,8 @@ working directory:
   ``pip install``-ed: its modules import from the code directory, on ``PYTHONPATH``;
 - otherwise ``<python> <program> <args>``;
 - with ``torch_distributed`` or PyTorch DDP: ``torchrun --nnodes N --nproc_per_node 1
-  --node_rank R --master_addr 127.0.0.1 --master_port P <program> <args>`` on every host.
+  --node_rank R --master_addr A --master_port P <program> <args>`` on every host (A: 127.0.0.1
+  locally, algo-1's node on the Ray executor, which also sets ``MASTER_ADDR``/``MASTER_PORT``).
 
 A failing script reads as the toolkit's ``ExecuteUserScriptError`` (:func:`failure_reason`).
 
@@ -189,8 +190,10 @@ def copy_code(code_dir: Path, other: Path) -> None:
 
 
 def command(script: ScriptMode, python: Path, code_dir: Path, args: Sequence[str], *,
-            hosts: int, host_index: int, master_port: int) -> list[str]:
-    """The host's command line, run with ``code_dir`` as its working directory."""
+            hosts: int, host_index: int, master_port: int,
+            master_addr: str = "127.0.0.1") -> list[str]:
+    """The host's command line, run with ``code_dir`` as its working directory; torchrun's
+    rendezvous is at ``master_addr`` (algo-1's address: another node's on Ray)."""
     program = script.request.program
     if not (code_dir / program).is_file():
         raise ScriptError(f"ClientError: The entry point {program} is not in the source "
@@ -200,7 +203,7 @@ def command(script: ScriptMode, python: Path, code_dir: Path, args: Sequence[str
             raise ScriptError("ClientError: torch_distributed runs a script, not a Python "
                               "package: remove setup.py from the source directory")
         return [str(python.parent / "torchrun"), "--nnodes", str(hosts), "--nproc_per_node",
-                "1", "--node_rank", str(host_index), "--master_addr", "127.0.0.1",
+                "1", "--node_rank", str(host_index), "--master_addr", master_addr,
                 "--master_port", str(master_port), program, *args]
     if program.endswith(".sh"):
         return ["/bin/sh", program, *args]
