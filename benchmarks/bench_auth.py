@@ -51,10 +51,16 @@ def client(port: int, headers: dict[str, str], seconds: float, out: Any) -> None
 
 
 def rate(url: str, headers: dict[str, str], seconds: float, clients: int) -> float:
-    port = int(url.rsplit(":", 1)[1])
+    return rate_over([int(url.rsplit(":", 1)[1])], headers, seconds, clients)
+
+
+def rate_over(ports: list[int], headers: dict[str, str], seconds: float,
+              clients: int) -> float:
+    """Requests/s of ``clients`` processes sending DescribeModel, spread evenly over
+    ``ports`` (as a load balancer would)."""
     queue: Any = mp.Queue()
-    procs = [mp.Process(target=client, args=(port, headers, seconds, queue))
-             for _ in range(clients)]
+    procs = [mp.Process(target=client, args=(ports[i % len(ports)], headers, seconds, queue))
+             for i in range(clients)]
     for p in procs:
         p.start()
     total = sum(queue.get() for _ in procs)

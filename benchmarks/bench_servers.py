@@ -10,50 +10,22 @@ Run: ``.venv/bin/python -m benchmarks.bench_servers [--seconds 5] [--clients 4] 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import multiprocessing as mp
 import os
 import statistics
 import subprocess
 import tempfile
-import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import boto3
 import sqlalchemy as sa
 
+from benchmarks.bench_auth import rate_over
 from opensage.testing import server_process
 
-BODY = json.dumps({"ModelName": "bench-model"}).encode()
 HEADERS = {"X-Amz-Target": "SageMaker.DescribeModel",
            "Content-Type": "application/x-amz-json-1.1"}
-
-
-def client(port: int, seconds: float, out: Any) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", port)
-    count, deadline = 0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        conn.request("POST", "/", body=BODY, headers=HEADERS)
-        response = conn.getresponse()
-        response.read()
-        assert response.status == 200, response.status
-        count += 1
-    out.put(count)
-
-
-def rate(ports: list[int], seconds: float, clients: int) -> float:
-    queue: Any = mp.Queue()
-    procs = [mp.Process(target=client, args=(ports[i % len(ports)], seconds, queue))
-             for i in range(clients)]
-    for p in procs:
-        p.start()
-    total = sum(queue.get() for _ in procs)
-    for p in procs:
-        p.join()
-    return total / seconds
 
 
 def database_url() -> str:
@@ -87,13 +59,13 @@ def main() -> None:
             PrimaryContainer={"Image": "683313688378.dkr.ecr.us-east-1.amazonaws.com/"
                                        "sagemaker-xgboost:1.7-1"})
         ports = [int(u.rsplit(":", 1)[1]) for u in urls]
-        rate(ports, 1, args.clients)  # warm both
+        rate_over(ports, HEADERS, 1, args.clients)  # warm both
         for r in range(args.rounds):
             order = ("one_server", "two_servers") if r % 2 == 0 else ("two_servers",
                                                                       "one_server")
             for label in order:
                 used = ports[:1] if label == "one_server" else ports
-                rates[label].append(rate(used, args.seconds, args.clients))
+                rates[label].append(rate_over(used, HEADERS, args.seconds, args.clients))
     one, two = statistics.median(rates["one_server"]), statistics.median(rates["two_servers"])
     print(json.dumps({"cpus": os.cpu_count(), "clients": args.clients,
                       **{k: [round(v) for v in vs] for k, vs in rates.items()},
