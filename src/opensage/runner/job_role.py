@@ -49,6 +49,13 @@ class JobRoles(Protocol):
         artifacts); None as for ``session``."""
         ...
 
+    def server_session(self, seconds: int) -> Mapping[str, str]:
+        """Credentials (``AWS_ACCESS_KEY_ID``, ...) of a session of the server's own, valid
+        ``seconds`` (at least 15 minutes): what a host on another machine signs its S3 calls
+        to this server with where the job acts as the server (no created role), or a model
+        instance there fetches its model (its role was checked here first)."""
+        ...
+
 
 class RoleDenied(AwsError):
     """The job's role may not read its input or write its output: the job fails with this
@@ -117,6 +124,67 @@ class AsRole:
             bucket, key, body, meta=meta, content_md5=content_md5,
             checksum_algorithm=checksum_algorithm, checksum=checksum,
             if_none_match=if_none_match, if_match=if_match)
+
+
+class FacadeDenials:
+    """``objects`` reached through the S3 facade with the job's session (a host on a Ray
+    node): the facade checks each call as the role, and its AccessDenied is a
+    :class:`RoleDenied` in the words :class:`AsRole` uses, so the job fails with the same
+    FailureReason as on this machine."""
+
+    def __init__(self, objects: ObjectAccess) -> None:
+        self.objects = objects
+
+    @staticmethod
+    def _denied(err: AwsError, what: str) -> AwsError:
+        if err.code != "AccessDenied":
+            return err
+        return RoleDenied(f"{what}AccessDenied (403): {err.message}")
+
+    def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "",
+                     start_after: str = "", max_keys: int = 1000) -> Listing:
+        try:
+            return self.objects.list_objects(bucket, prefix=prefix, delimiter=delimiter,
+                                             start_after=start_after, max_keys=max_keys)
+        except AwsError as err:
+            raise self._denied(err, "Data download failed:Could not list "
+                                    f"s3://{bucket}/{prefix}: ") from None
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        try:
+            return self.objects.head_object(bucket, key)
+        except AwsError as err:
+            raise self._denied(err, "Data download failed:") from None
+
+    def open_object(self, bucket: str, key: str) -> tuple[ObjectInfo, IO[bytes]]:
+        try:
+            return self.objects.open_object(bucket, key)
+        except AwsError as err:
+            raise self._denied(err, "Data download failed:") from None
+
+    def read_object(self, bucket: str, key: str,
+                    byte_range: tuple[int, int] | None = None) -> bytes:
+        try:
+            return self.objects.read_object(bucket, key, byte_range)
+        except AwsError as err:
+            raise self._denied(err, "Data download failed:") from None
+
+    def local_path(self, bucket: str, key: str) -> Path | None:
+        return self.objects.local_path(bucket, key)
+
+    def put_object(self, bucket: str, key: str,
+                   body: bytes | IO[bytes] | Iterable[bytes], *,
+                   meta: dict[str, Any] | None = None, content_md5: str | None = None,
+                   checksum_algorithm: str | None = None, checksum: str | None = None,
+                   if_none_match: str | None = None,
+                   if_match: str | None = None) -> ObjectInfo:
+        try:
+            return self.objects.put_object(
+                bucket, key, body, meta=meta, content_md5=content_md5,
+                checksum_algorithm=checksum_algorithm, checksum=checksum,
+                if_none_match=if_none_match, if_match=if_match)
+        except AwsError as err:
+            raise self._denied(err, "Data upload failed:") from None
 
 
 def require_reads(objects: ObjectAccess, keys: Iterable[tuple[str, str]]) -> None:

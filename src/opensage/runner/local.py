@@ -170,6 +170,8 @@ class _Run:
     interrupt_requested: bool = False
     procs: list[JobProcess] = field(default_factory=list)  # one per host while running
     role: JobRole | None = None  # the execution role the job acts as, if any
+    # Ray: the server's own session its remote hosts sign with when the job has no role
+    server_session: Mapping[str, str] | None = field(default=None, repr=False)
 
 
 @dataclass(eq=False)

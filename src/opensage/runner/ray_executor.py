@@ -44,6 +44,7 @@ from opensage.runner import processing
 from opensage.runner.channels import ChannelError
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import EnvironmentBuildError
+from opensage.runner.job_role import JobRoles, RoleDenied
 from opensage.runner.local import (
     DEFAULT_ARCHIVE_LIMITS,
     ExecutorClosing,
@@ -71,6 +72,7 @@ log = logging.getLogger(__name__)
 MISSING_EXTRA = ("The Ray executor needs Ray, which is the optional 'ray' extra of opensage: "
                  "install it with `pip install 'opensage[ray]'` (or `uv sync --extra ray`)")
 CAPACITY_POLL_SECONDS = 1.0
+SESSION_MARGIN_SECONDS = 900  # a Ray job's session outlives its MaxRuntime by this (uploads)
 NAMESPACE = "opensage"
 
 
@@ -158,15 +160,17 @@ class RayExecutor(LocalExecutor):
                  address: str | None, endpoint: S3Endpoint, slots: int,
                  stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
                  frameworks_dir: Path | None = None, wheelhouse: tuple[Path, ...] = (),
-                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS) -> None:
+                 archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
+                 roles: JobRoles | None = None) -> None:
         """``frameworks_dir`` and ``wheelhouse``: where a node builds (or finds) a processing
         or script-mode job's framework environment, and the wheels it may use (the server's
         settings; the path is the node's own); ``archive_limits`` caps unpacking a
-        ``sourcedir.tar.gz`` there."""
+        ``sourcedir.tar.gz`` there. ``roles`` (``--auth sigv4``): each job's hosts sign their
+        S3 calls with its role's session, or a short-lived session of the server's own."""
         super().__init__(jobs_root, objects, events, slots=slots,
                          stop_grace_seconds=stop_grace_seconds,
                          spot_interruptions_per_hour=spot_interruptions_per_hour,
-                         archive_limits=archive_limits)
+                         archive_limits=archive_limits, roles=roles)
         self.address, self.endpoint = address, endpoint
         self.frameworks_dir = frameworks_dir or jobs_root.parent / "frameworks"
         self.wheelhouse = wheelhouse
@@ -182,6 +186,21 @@ class RayExecutor(LocalExecutor):
         super().start()
 
     # -- the hosts of a job on the cluster -------------------------------------------------
+    def _endpoint(self, run: _Run) -> S3Endpoint:
+        """Where the job's hosts reach the objects, and as whom: under ``--auth sigv4`` the
+        session of the role the job acts as (the facade checks each call against the role's
+        policies and the bucket's), else a session of the server's own that expires with the
+        job's time (issued once per run); without authentication the endpoint as it is."""
+        if run.role is not None and run.role.environment:
+            return self.endpoint.with_credentials(run.role.environment)
+        if self.roles is None:
+            return self.endpoint
+        if run.server_session is None:
+            spec = run.spec
+            seconds = max(spec.max_runtime, getattr(spec, "max_wait", None) or 0)
+            run.server_session = self.roles.server_session(seconds + SESSION_MARGIN_SECONDS)
+        return self.endpoint.with_credentials(run.server_session)
+
     @contextmanager
     def _on_cluster(self, run: _Run, instance_type: str, count: int, host_class: Any,
                     args: Callable[[int, int], tuple[Any, ...]],
@@ -245,6 +264,8 @@ class RayExecutor(LocalExecutor):
                     raise JobEnded(ended)
         except ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
+            if isinstance(cause, RoleDenied):  # the facade refused the job's session
+                raise RoleDenied(cause.message) from None
             if isinstance(cause, ChannelError):
                 raise ChannelError(str(cause)) from None
             if isinstance(cause, script.ScriptError):  # a script's code cannot be set up
@@ -272,9 +293,11 @@ class RayExecutor(LocalExecutor):
         count = len(hosts)
         # script mode: each node's frameworks directory and wheelhouse, the archive limits
         frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse],
-                      self.archive_limits) if spec.script is not None else ()
+                      self.archive_limits) if spec.script is not None else (None, None, None)
+        endpoint = self._endpoint(run)  # the hosts' session; a script gets its role's only
+        code = dict(run.role.environment) if run.role is not None else {}
         with self._on_cluster(run, spec.instance_type, count, self._remote_host, lambda i, cpus: (
-                spec, i, count, self.endpoint, config, cpus, None, *frameworks)) as actors:
+                spec, i, count, endpoint, config, cpus, None, *frameworks, code)) as actors:
             if actors is None:
                 return Outcome("Stopped"), None
             try:
@@ -293,8 +316,8 @@ class RayExecutor(LocalExecutor):
                 lost = next((p for p in procs if p.lost is not None), None)
                 if lost is not None and result.status not in ("Stopped", "MaxRuntimeExceeded"):
                     return self._lost(spec, "training", lost.lost), None
-                finished = ray.get([actor.finish.remote(index == 0)
-                                    for index, actor in enumerate(actors)])
+                finished = _denied_as_role(ray, [actor.finish.remote(index == 0)
+                                                 for index, actor in enumerate(actors)])
                 _mirror_failures(hosts, finished)
                 self._uploaded[spec.name] = bool(finished[0]["uploaded"])
                 if result.status == "Failed":  # the reason from the hosts' output/failure
@@ -345,10 +368,13 @@ class RayExecutor(LocalExecutor):
                  for i in range(1, spec.instance_count + 1)]
         deadline = time.monotonic() + spec.max_runtime
         ray, count = self._ray, len(hosts)
-        frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse])
+        # the code signs its own calls with its role's session, never the server's
+        frameworks = (str(self.frameworks_dir), [str(p) for p in self.wheelhouse],
+                      dict(run.role.environment) if run.role is not None else {})
+        endpoint = self._endpoint(run)
         try:
             with self._on_cluster(run, spec.instance_type, count, self._remote_processing,
-                                  lambda i, cpus: (spec, i, count, self.endpoint, cpus,
+                                  lambda i, cpus: (spec, i, count, endpoint, cpus,
                                                    *frameworks), tell=False) as actors:
                 if actors is None:
                     return Outcome("Stopped", None, False, started)
@@ -361,8 +387,9 @@ class RayExecutor(LocalExecutor):
                     lost = next((p.lost for p in procs if p.lost is not None), None)
                     if lost is None or result.status in ("Stopped", "MaxRuntimeExceeded"):
                         lost = None
-                        finished = ray.get([actor.finish.remote(result.status == "Completed")
-                                            for actor in actors])
+                        finished = _denied_as_role(
+                            ray, [actor.finish.remote(result.status == "Completed")
+                                  for actor in actors])
                 except ray.exceptions.RayActorError as err:
                     lost = err
                 if lost is not None:
@@ -377,6 +404,8 @@ class RayExecutor(LocalExecutor):
             return Outcome(ended.status, None, False, started)
         except (ChannelError, JobFailure) as err:
             return _failed(ws, f"ClientError: {err}", started)
+        except RoleDenied as err:
+            return _failed(ws, f"ClientError: {err.message}", started)
         _mirror_failures(hosts, finished)
         message = next((report["message"] for report in finished if report["message"]), None)
         if result.status == "MaxRuntimeExceeded":
@@ -433,6 +462,18 @@ class RayExecutor(LocalExecutor):
     def _upload_quietly(self, spec: TrainingSpec, ws: Workspace,
                         objects: ObjectAccess) -> bool:
         return self._uploaded.pop(spec.name, False)
+
+
+def _denied_as_role(ray: Any, refs: list[Any]) -> list[Any]:
+    """``ray.get(refs)``, a host's upload the facade refused raised as the ``RoleDenied`` it
+    was on the node (the job fails with it, as locally)."""
+    try:
+        return list(ray.get(refs))
+    except ray.exceptions.RayTaskError as err:
+        cause = getattr(err, "cause", None)
+        if isinstance(cause, RoleDenied):
+            raise RoleDenied(cause.message) from None
+        raise
 
 
 def _mirror_failures(hosts: list[_Host], finished: list[dict[str, Any]]) -> None:

@@ -39,6 +39,7 @@ from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import Environments
+from opensage.runner.job_role import FacadeDenials
 from opensage.runner.local import _script_env
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
 from opensage.runner.toolkit import script
@@ -65,14 +66,21 @@ class RemoteHost:
                  input_data_config: dict[str, Any], cpus: int,
                  scratch: str | None = None, frameworks_dir: str | None = None,
                  wheelhouse: list[str] | None = None,
-                 archive_limits: ArchiveLimits | None = None) -> None:
+                 archive_limits: ArchiveLimits | None = None,
+                 code_credentials: dict[str, str] | None = None) -> None:
         """``frameworks_dir``, ``wheelhouse``, ``archive_limits``: a script-mode job's (where
         this node keeps framework environments, the wheels they may use, the caps on
-        unpacking the code)."""
+        unpacking the code). ``code_credentials``: what the job's own code signs its calls
+        with (its role's session; none: the keys an unauthenticated server takes, as
+        locally), never the session ``endpoint`` carries, which may be the server's own."""
         self.spec = spec  # a runner.local.TrainingSpec
         self.index, self.count, self.cpus = host_index, host_count, cpus
         self.name = f"algo-{host_index + 1}"
-        self.objects = RemoteObjects(endpoint)
+        # the endpoint signs with the job's session (its role's, or the server's own): the
+        # facade checks each call, a denial fails the job as AsRole's does locally
+        self.endpoint = endpoint
+        self.objects = FacadeDenials(RemoteObjects(endpoint))
+        self.code_credentials = dict(code_credentials or {})
         self.input_data_config = input_data_config
         base = Path(scratch or tempfile.gettempdir()) / "opensage-hosts"
         self.ws = Workspace(base / f"{spec.name}-{self.name}-{uuid.uuid4().hex[:8]}")
@@ -90,7 +98,7 @@ class RemoteHost:
     def node_address(self) -> str:
         """This node's address as other hosts reach it (the one the S3 endpoint is reached
         from: the interface that routes there)."""
-        host = urlsplit(self.objects.endpoint.url).hostname or "127.0.0.1"
+        host = urlsplit(self.endpoint.url).hostname or "127.0.0.1"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
                 sock.connect((host, 9))
@@ -169,10 +177,8 @@ class RemoteHost:
         spec, mode = self.spec, self.spec.script
         assert self._python is not None, "stage() first"
         hyperparameters = mode.toolkit_hyperparameters(spec.hyperparameters, spec.name)
-        endpoint = self.objects.endpoint
-        aws = {**aws_environment(endpoint.url, endpoint.region),
-               "AWS_ACCESS_KEY_ID": endpoint.access_key,
-               "AWS_SECRET_ACCESS_KEY": endpoint.secret_key}
+        aws = {**aws_environment(self.endpoint.url, self.endpoint.region),
+               **self.code_credentials}
         env = {**without_aws(os.environ), **container_env(
             self.ws, job_name=spec.name, job_arn=spec.arn, region=spec.region,
             hyperparameters=hyperparameters, input_data_config=self.input_data_config,
@@ -286,8 +292,10 @@ class RemoteProcessingHost(RemoteHost):
 
     def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
                  cpus: int, frameworks_dir: str, wheelhouse: list[str],
-                 scratch: str | None = None) -> None:
-        super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch)
+                 code_credentials: dict[str, str], scratch: str | None = None) -> None:
+        """``code_credentials``: as ``RemoteHost``'s."""
+        super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch,
+                         code_credentials=code_credentials)
         self.environments = Environments(Path(frameworks_dir),
                                          wheelhouse=[Path(p) for p in wheelhouse])
         self._continuous: list[CheckpointSync] = []
@@ -309,7 +317,8 @@ class RemoteProcessingHost(RemoteHost):
         scratch = self.ws.root.parent
         shim = processing.pip_shim(scratch / ".pip-shim")
         base = {**without_aws(os.environ),
-                **aws_environment(self.objects.endpoint.url, self.objects.endpoint.region)}
+                **aws_environment(self.endpoint.url, self.endpoint.region),
+                **self.code_credentials}
         env = processing.environment(spec, self._python, base, shim=shim,
                                      pip_target=self._pip_target)
         env.update(extra_env)

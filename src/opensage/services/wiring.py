@@ -61,6 +61,7 @@ from opensage.store.resources import ResourceStore
 # Jobs one server hands the Ray cluster at once: each waits for its placement there (and
 # says so), so the cluster's capacity, not this number, is what limits them.
 RAY_JOB_SLOTS = 64
+INSTANCE_SESSION_SECONDS = 900  # a Ray model instance fetches its model with a session this long
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def build_services(settings: Settings) -> Services:
                 stop_grace_seconds=settings.stop_grace_seconds,
                 spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
                 frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
-                archive_limits=archive_limits(settings))
+                archive_limits=archive_limits(settings), roles=roles)
         return LocalExecutor(
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -180,7 +181,8 @@ def build_services(settings: Settings) -> Services:
                 address=settings.ray_address, endpoint=_s3_endpoint(settings),
                 slots=max(settings.job_slots, RAY_JOB_SLOTS),
                 stop_grace_seconds=settings.stop_grace_seconds,
-                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse)
+                frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
+                roles=roles)
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -191,7 +193,7 @@ def build_services(settings: Settings) -> Services:
     tuning = TuningService(ctx, training)
     training.job_ended.subscribe(tuning.child_changed)
     training.watched_metrics.subscribe(tuning.child_changed)
-    launcher = _instance_launcher(settings)  # where endpoints' and transforms' workers run
+    launcher = _instance_launcher(settings, roles)  # where endpoints' and transforms' workers run
     endpoints = EndpointService(ctx, forkserver, roles, launcher)
     autoscaling = AutoscalingService(ctx, endpoints)
     lineage_store = LineageStore(db)
@@ -296,16 +298,21 @@ def _s3_endpoint(settings: Settings) -> S3Endpoint:
     return S3Endpoint(f"http://{host}:{settings.port}", settings.region)
 
 
-def _instance_launcher(settings: Settings) -> InstanceLauncher | None:
+def _instance_launcher(settings: Settings,
+                       roles: JobRoles | None) -> InstanceLauncher | None:
     """With ``--executor ray``: model workers as actors on the cluster (None: the services'
-    own launcher, processes on this machine)."""
+    own launcher, processes on this machine). Under ``--auth sigv4`` each instance fetches
+    its model with a short-lived session of the server's own (the model's role was checked
+    here before the fleet started, as for a local one)."""
     if settings.executor != "ray":
         return None
     from opensage.runner.ray_executor import connect
     from opensage.serving.ray_instances import RayLauncher
 
     return RayLauncher(lambda: connect(settings.ray_address), _s3_endpoint(settings),
-                       vcpus_for, archive_limits(settings))
+                       vcpus_for, archive_limits(settings),
+                       None if roles is None else lambda: roles.server_session(
+                           INSTANCE_SESSION_SECONDS))
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

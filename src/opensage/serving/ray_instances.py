@@ -23,7 +23,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from opensage.data.archives import ArchiveLimits
@@ -121,7 +121,8 @@ class RayWorker(Worker):
             else self.cpus
         self.actor = launcher.actor_class().options(
             num_cpus=cpus, max_restarts=0, max_concurrency=4, scheduling_strategy="SPREAD",
-        ).remote(self.program, self.model.model_url, launcher.endpoint, cpus, dict(self.env),
+        ).remote(self.program, self.model.model_url, launcher.instance_endpoint(), cpus,
+                 dict(self.env),
                  launcher.limits, self.instance_id)
         self._ready = self.actor.start.remote(self.model.startup_timeout)
         self.proc = ActorOutput(ray, self.actor)
@@ -194,11 +195,14 @@ class RayLauncher:
 
     ``connect`` returns the connected ``ray`` module; ``endpoint`` is where nodes reach the
     objects (the models); ``cpus_for`` gives an instance type's vCPUs (what each actor asks
-    Ray for); ``limits`` caps unpacking a model on the node."""
+    Ray for); ``limits`` caps unpacking a model on the node; ``credentials`` (``--auth
+    sigv4``) issues the short-lived session each instance fetches its model with."""
 
     def __init__(self, connect: Callable[[], Any], endpoint: S3Endpoint,
-                 cpus_for: Callable[[str], int], limits: ArchiveLimits) -> None:
+                 cpus_for: Callable[[str], int], limits: ArchiveLimits,
+                 credentials: Callable[[], Mapping[str, str]] | None = None) -> None:
         self._connect, self.endpoint = connect, endpoint
+        self.credentials = credentials
         self.cpus_for, self.limits = cpus_for, limits
         self._ray: Any = None
         self._actor_class: Any = None
@@ -209,6 +213,12 @@ class RayLauncher:
             if self._ray is None:
                 self._ray = self._connect()
             return self._ray
+
+    def instance_endpoint(self) -> S3Endpoint:
+        """Where a new instance fetches its model, signing with a session of its own."""
+        if self.credentials is None:
+            return self.endpoint
+        return self.endpoint.with_credentials(self.credentials())
 
     def actor_class(self) -> Any:
         ray = self.ray()

@@ -38,6 +38,7 @@ class RemoteModelServer:
                  scratch: str | None = None) -> None:
         self.program, self.model_url, self.cpus = program, model_url, cpus
         self.env, self.limits, self.instance_id = env, limits, instance_id
+        self.endpoint = endpoint
         self.objects = RemoteObjects(endpoint)
         base = Path(scratch or tempfile.gettempdir()) / "opensage-instances"
         self.root = base / instance_id
@@ -50,7 +51,7 @@ class RemoteModelServer:
     def node_address(self) -> str:
         """This node's address as the server reaches it (the interface that routes to the
         server's S3 endpoint)."""
-        host = urlsplit(self.objects.endpoint.url).hostname or "127.0.0.1"
+        host = urlsplit(self.endpoint.url).hostname or "127.0.0.1"
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             try:
                 sock.connect((host, 9))

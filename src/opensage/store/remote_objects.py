@@ -13,8 +13,8 @@ from __future__ import annotations
 import io
 import os
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -45,12 +45,24 @@ class ObjectAccess(Protocol):
 
 @dataclass(frozen=True)
 class S3Endpoint:
-    """Where a remote host reaches the objects: an S3 endpoint URL, its region and keys."""
+    """Where a remote host reaches the objects: an S3 endpoint URL, its region and keys.
+
+    Under ``--auth sigv4`` the keys are a session the server issued for the one job or
+    instance (``with_credentials``): its role's, or a short-lived one of the server's own;
+    ``--auth none`` takes any keys. The keys never show in a repr (nor in a log)."""
 
     url: str
     region: str
-    access_key: str = "opensage"
-    secret_key: str = "opensage"
+    access_key: str = field(default="opensage", repr=False)
+    secret_key: str = field(default="opensage", repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    def with_credentials(self, environment: Mapping[str, str]) -> S3Endpoint:
+        """This endpoint signing with the session in ``environment`` (``AWS_ACCESS_KEY_ID``,
+        ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``, as a job's code is given it)."""
+        return replace(self, access_key=environment["AWS_ACCESS_KEY_ID"],
+                       secret_key=environment["AWS_SECRET_ACCESS_KEY"],
+                       session_token=environment.get("AWS_SESSION_TOKEN"))
 
 
 class RemoteObjects:
@@ -66,6 +78,7 @@ class RemoteObjects:
             "s3", endpoint_url=endpoint.url, region_name=endpoint.region,
             aws_access_key_id=endpoint.access_key,
             aws_secret_access_key=endpoint.secret_key,
+            aws_session_token=endpoint.session_token,
             config=botocore.config.Config(s3={"addressing_style": "path"},
                                           retries={"max_attempts": 5, "mode": "standard"}))
 
@@ -79,6 +92,8 @@ class RemoteObjects:
             code = str(error.get("Code") or "InternalError")
             if code in ("404", "NoSuchKey", "NotFound"):
                 code = "NoSuchKey"
+            elif code in ("403", "Forbidden"):  # a HEAD's denial has no body
+                code = "AccessDenied"
             raise AwsError(str(error.get("Message") or code), code=code) from None
 
     def list_objects(self, bucket: str, prefix: str = "", delimiter: str = "",

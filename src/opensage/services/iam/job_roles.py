@@ -7,7 +7,9 @@ job's ``MaxRuntimeInSeconds`` capped by the role's ``MaxSessionDuration``) and t
 the check of each S3 call the platform makes for the job against the role's identity
 policies, and the credentials for the job's code. An endpoint's deployment gets the check
 alone (``acting_as``): it fetches its model's artifacts as the model's role, and its workers
-get no credentials. A role nobody created (the implicit roles ``GetRole`` answers for any
+get no credentials. A host on a Ray node reaches the objects through the S3 facade
+with the job role's session, or where there is none a short-lived session of the server's
+own (``server_session``). A role nobody created (the implicit roles ``GetRole`` answers for any
 name) gives none: such a job acts as the server, as before.
 """
 
@@ -35,6 +37,12 @@ class JobRoles:
             "AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
             "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
             "AWS_SESSION_TOKEN": credentials["SessionToken"]})
+
+    def server_session(self, seconds: int) -> dict[str, str]:
+        credentials = self.iam.server_session(seconds)
+        return {"AWS_ACCESS_KEY_ID": credentials["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": credentials["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": credentials["SessionToken"]}
 
     def acting_as(self, role_arn: str, session_name: str) -> JobRole | None:
         principal = self.iam.role_principal(role_arn, session_name[:64])

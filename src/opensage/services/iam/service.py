@@ -452,6 +452,13 @@ class IamService:
         principal = self._role_principal(row, session)
         return principal, self._session(principal, min(max(900, seconds), limit))
 
+    def server_session(self, seconds: int) -> dict[str, Any]:
+        """Credentials of a session of the account's root, as ``GetSessionToken`` mints them,
+        valid ``seconds`` (at least 15 minutes, at most 36 hours): what a host on another
+        machine (a Ray node) signs with where it acts as the server (a job without a created
+        role, a model instance fetching its model). Never logged."""
+        return self._session(self.root_principal(), min(max(900, seconds), 129600))
+
     def get_session_token(self, params: dict[str, Any],
                           caller: Principal | None) -> dict[str, Any]:
         seconds = int(params.get("DurationSeconds") or 43200)
