@@ -204,6 +204,10 @@ class JobEnded(Exception):
 
 
 class LocalExecutor:
+    # how much longer than the job's time its credentials are asked for (the Ray executor's
+    # hosts upload with them after the job's code ended)
+    session_margin = 0
+
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  slots: int, stop_grace_seconds: float,
                  spot_interruptions_per_hour: float = 0.0,
@@ -376,7 +380,8 @@ class LocalExecutor:
             return Outcome("Stopped")
         if self.roles is not None and spec.role_arn:  # credentials for the job's whole run
             seconds = max(spec.max_runtime, getattr(spec, "max_wait", None) or 0)
-            run.role = self.roles.session(spec.role_arn, spec.name, seconds)
+            run.role = self.roles.session(spec.role_arn, spec.name,
+                                          seconds + self.session_margin)
         if isinstance(spec, ProcessingSpec):
             return self._process(run, spec)
         ws = Workspace(self.jobs_root / spec.name)

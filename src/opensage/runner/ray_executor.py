@@ -156,6 +156,8 @@ class RayProcess:
 class RayExecutor(LocalExecutor):
     """Training jobs' hosts as actors on a Ray cluster (see the module's docstring)."""
 
+    session_margin = SESSION_MARGIN_SECONDS
+
     def __init__(self, jobs_root: Path, objects: ObjectStore, events: TrainingEvents, *,
                  address: str | None, endpoint: S3Endpoint, slots: int,
                  stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
@@ -198,7 +200,7 @@ class RayExecutor(LocalExecutor):
         if run.server_session is None:
             spec = run.spec
             seconds = max(spec.max_runtime, getattr(spec, "max_wait", None) or 0)
-            run.server_session = self.roles.server_session(seconds + SESSION_MARGIN_SECONDS)
+            run.server_session = self.roles.server_session(seconds + self.session_margin)
         return self.endpoint.with_credentials(run.server_session)
 
     @contextmanager
