@@ -20,6 +20,10 @@ on its node (``RemoteHost.stage``); the hosts of a multi-host job meet at algo-1
 (``MASTER_ADDR``/``MASTER_PORT``, torchrun's ``--master_addr``), their placement spread
 across nodes. Own images and EnableNetworkIsolation run with the local executor.
 
+Under ``--auth sigv4`` the hosts sign their S3 calls with a session the server issued for the
+job (``_endpoint``): its role's, so the facade checks them as the role, else a short-lived one
+of the server's own; a denial fails the job as the local check's does.
+
 A node lost mid-job (the actor dies) makes the attempt ``Interrupted``: a job with a
 CheckpointConfig then restarts from its checkpoints (the spot loop of ``LocalExecutor._run``),
 one without fails saying which host's node was lost. The actors belong to this server's Ray
