@@ -305,6 +305,28 @@ def _inspect(url: str, container_id: str) -> dict[str, Any]:
         client.close()
 
 
+def _the_running_container(url: str, purpose: str) -> dict[str, Any]:
+    """The one running container opensage started for ``purpose``, inspected. An earlier
+    test's container may still be on its way out (listed, then gone, or still stopping):
+    those are passed over until one running container is left."""
+    import docker
+
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        running = []
+        for container_id in containers(url, purpose):
+            try:
+                inspected = _inspect(url, container_id)
+            except docker.errors.NotFound:
+                continue
+            if inspected["State"]["Running"]:
+                running.append(inspected)
+        if len(running) == 1:
+            return running[0]
+        assert time.monotonic() < deadline, [c["Id"][:12] for c in running]
+        time.sleep(0.2)
+
+
 def _interfaces(pid: int) -> set[str]:
     """The network interfaces the process ``pid`` sees (those of its namespace)."""
     with open(f"/proc/{pid}/net/dev") as dev:
@@ -338,8 +360,7 @@ def test_isolated_own_image_serves_without_a_network(sm: Any, s3: Any, client: A
         answer = runtime.invoke_endpoint(EndpointName="own-iso", ContentType="text/csv",
                                          Body=b"1,a\n2.5,b\n")
         assert answer["Body"].read() == b"6\n15\n"
-    [container] = containers(engine_url, "serving")
-    inspected = _inspect(engine_url, container)
+    inspected = _the_running_container(engine_url, "serving")
     assert inspected["HostConfig"]["NetworkMode"] == "none"
     assert not inspected["NetworkSettings"]["Ports"]  # nothing published
     assert _interfaces(int(inspected["State"]["Pid"])) == {"lo"}
