@@ -67,11 +67,16 @@ def test_list_model_packages(sm, spec):
 def test_list_model_packages_creation_time_before_and_after(sm, spec):
     sm.create_model_package(ModelPackageName="test-model-package",
                             InferenceSpecification=spec)
-    between = sm.describe_model_package(ModelPackageName="test-model-package")["CreationTime"]
+    first = sm.describe_model_package(ModelPackageName="test-model-package")["CreationTime"]
+    # Answered to the ms, stored to the us: the first is at most 0.5 ms after ``first``; made
+    # within that millisecond, the second could not be told apart (moto splits at +500 us).
+    while dt.datetime.now(dt.UTC) <= first + dt.timedelta(milliseconds=2):
+        pass
     sm.create_model_package(ModelPackageName="test-model-package-2",
                             InferenceSpecification=spec)
-    before = sm.list_model_packages(CreationTimeBefore=between + dt.timedelta(microseconds=500))
-    after = sm.list_model_packages(CreationTimeAfter=between + dt.timedelta(microseconds=500))
+    between = first + dt.timedelta(milliseconds=1)
+    before = sm.list_model_packages(CreationTimeBefore=between)
+    after = sm.list_model_packages(CreationTimeAfter=between)
     assert names(before) == ["test-model-package"]
     assert names(after) == ["test-model-package-2"]
 
