@@ -469,11 +469,7 @@ class LocalExecutor:
             elif result.status == "MaxRuntimeExceeded":
                 result = _processing_timeout(spec)
         except JobEnded as ended:  # stopped or out of time while its environment built
-            ws.remove()
-            if ended.status == "MaxRuntimeExceeded":
-                timeout = _processing_timeout(spec)
-                return Outcome(timeout.status, timeout.failure_reason, False, started)
-            return Outcome(ended.status, None, False, started)
+            return _processing_ended(ended, ws, spec, started)
         except (ChannelError, JobFailure) as err:
             return _failed(ws, f"ClientError: {err}", started)
         except AwsError as err:
@@ -989,6 +985,16 @@ def _processing_timeout(spec: ProcessingSpec) -> Outcome:
     """How a processing job out of time ends: Failed, saying so."""
     return Outcome("Failed", "MaxRuntimeExceeded: the job ran longer than its "
                    f"MaxRuntimeInSeconds ({spec.max_runtime} s) and was stopped")
+
+
+def _processing_ended(ended: JobEnded, ws: Workspace, spec: ProcessingSpec,
+                      started: float | None) -> Outcome:
+    """A processing job stopped, or out of time, before its code ran to an end."""
+    ws.remove()
+    if ended.status == "MaxRuntimeExceeded":
+        timeout = _processing_timeout(spec)
+        return Outcome(timeout.status, timeout.failure_reason, False, started)
+    return Outcome(ended.status, None, False, started)
 
 
 def _failure_reason(host: _Host, code: int) -> str:

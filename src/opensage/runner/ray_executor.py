@@ -61,6 +61,7 @@ from opensage.runner.local import (
     _failed,
     _Host,
     _input_data_config,
+    _processing_ended,
     _processing_timeout,
     _Run,
 )
@@ -403,11 +404,7 @@ class RayExecutor(LocalExecutor):
                     return _failed(ws, "InternalServerError: a Ray node running the job was "
                                        f"lost ({lost})", started)
         except JobEnded as ended:
-            ws.remove()
-            if ended.status == "MaxRuntimeExceeded":
-                timeout = _processing_timeout(spec)
-                return Outcome(timeout.status, timeout.failure_reason, False, started)
-            return Outcome(ended.status, None, False, started)
+            return _processing_ended(ended, ws, spec, started)
         except (ChannelError, JobFailure) as err:
             return _failed(ws, f"ClientError: {err}", started)
         except RoleDenied as err:
