@@ -495,13 +495,89 @@ def test_a_processing_job_runs_its_hosts_on_the_cluster(
     ran_on = sorted(line.rsplit(" ", 1)[1] for lines in streams.values() for line in lines
                     if line.startswith("Placed on Ray node "))
     assert ran_on == _alive_nodes(cluster)  # one host per node, as each host's log says
-    # EnableNetworkIsolation (as own images) stays local-only: refused, saying so
-    sm.create_processing_job(**request("ray-isolated", code, NetworkConfig={
-        "EnableNetworkIsolation": True}))
-    refused = wait_for_processing(sm, "ray-isolated")
-    assert refused["ProcessingJobStatus"] == "Failed"
-    assert "own images and EnableNetworkIsolation run with --executor local" in refused[
-        "FailureReason"]
+
+
+# What a job sees around it on its node: the server's port, Ray's directory (its sockets),
+# the other hosts' directories; written where the job's report goes (argv[1]).
+PROBE = """
+    import json, os, socket, sys
+
+    report, port, ray_dir, own = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+    def attempt(action):
+        try:
+            return ["ok", action()]
+        except OSError as err:
+            return ["refused", type(err).__name__]
+
+    seen = {"server": attempt(lambda: socket.create_connection(("127.0.0.1", port),
+                                                               timeout=5).close()),
+            "ray": attempt(lambda: sorted(os.listdir(ray_dir))),
+            "hosts": attempt(lambda: sorted(os.listdir(os.path.dirname(own))))}
+    seen["own"] = os.path.basename(own)
+    os.makedirs(os.path.dirname(report), exist_ok=True)
+    with open(report, "w") as out:
+        json.dump(seen, out)
+    print(json.dumps(seen), flush=True)
+"""
+
+
+def test_isolated_hosts_on_the_cluster_reach_neither_the_network_nor_other_directories(
+        cluster: Cluster, ray_server: str, make_client: Callable[[str], Any],
+        data: dict[str, Any]) -> None:
+    """EnableNetworkIsolation on Ray, for a processing job and a script-mode training job:
+    each runs on a node in a network namespace of its own, where Ray's directory and the
+    other hosts' are hidden; the same job without isolation reaches them."""
+    from tests.integration.script_jobs import (
+        FIRST_BUILD_TIMEOUT,
+        PYTORCH_IMAGE,
+        artifact,
+        script_request,
+        upload_code,
+    )
+    from tests.integration.test_processing import put_code, request
+    from tests.integration.test_processing import wait_for as wait_for_processing
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    port, ray_dir = ray_server.rsplit(":", 1)[1], str(cluster.temp)
+    code = put_code(s3, "ray-probe", PROBE)
+    for name, isolated in (("ray-proc-open", False), ("ray-proc-isolated", True)):
+        body = request(name, code, arguments=[
+            "/opt/ml/output/message", port, ray_dir, "/opt/ml/processing"],
+            NetworkConfig={"EnableNetworkIsolation": isolated})
+        body["ProcessingResources"]["ClusterConfig"]["InstanceType"] = INSTANCE
+        sm.create_processing_job(**body)
+    script = upload_code(s3, "ray-probe-train", {"train.py": """
+        import os, runpy, sys
+        model = os.environ["SM_MODEL_DIR"]
+        sys.argv = ["probe", os.path.join(model, "seen.json"), os.environ["SM_HP_PORT"],
+                    os.environ["SM_HP_RAY_DIR"], os.path.dirname(model)]
+        runpy.run_path("probe.py")
+    """, "probe.py": PROBE})
+    for name, isolated in (("ray-train-open", False), ("ray-train-isolated", True)):
+        sm.create_training_job(**script_request(
+            name, script, image=PYTORCH_IMAGE,
+            hyperparameters={"port": port, "ray_dir": ray_dir},
+            ResourceConfig={"InstanceType": INSTANCE, "InstanceCount": 1,
+                            "VolumeSizeInGB": 5}, EnableNetworkIsolation=isolated))
+    seen = {}
+    for name in ("ray-proc-open", "ray-proc-isolated"):
+        job = wait_for_processing(sm, name)
+        assert job["ProcessingJobStatus"] == "Completed", job.get("FailureReason")
+        seen[name] = json.loads(job["ExitMessage"])
+    for name in ("ray-train-open", "ray-train-isolated"):
+        job = wait_for(sm, name, timeout=FIRST_BUILD_TIMEOUT)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        seen[name] = json.loads(artifact(s3, name)["seen.json"])
+    for kind in ("proc", "train"):
+        open_, isolated = seen[f"ray-{kind}-open"], seen[f"ray-{kind}-isolated"]
+        assert open_["server"] == ["ok", None]
+        assert isolated["server"][0] == "refused"  # no route out of its namespace
+        assert open_["ray"][0] == "ok" and open_["ray"][1]  # Ray's sockets and logs
+        assert isolated["ray"] == ["ok", []]  # covered
+        if kind == "train":  # its own directory, and of the others only its own
+            assert isolated["hosts"] == ["ok", [isolated["own"]]]
+            assert open_["hosts"][0] == "ok" and open_["own"] in open_["hosts"][1]
 
 
 def test_a_transform_job_runs_its_workers_on_the_cluster(

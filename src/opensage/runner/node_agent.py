@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from opensage.runner.cpus import CpuSlots
 from opensage.runner.forkserver import ForkServer
-from opensage.runner.remote_host import RemoteHost, RemoteProcessingHost
+from opensage.runner.remote_host import HOSTS_DIR, RemoteHost, RemoteProcessingHost
 
 log = logging.getLogger(__name__)
+INSTANCES_DIR = "opensage-instances"  # serving.remote_instance's, on the same nodes
 HOST_KINDS: dict[str, type[RemoteHost]] = {"training": RemoteHost,
                                            "processing": RemoteProcessingHost}
 
@@ -40,8 +44,13 @@ HOST_KINDS: dict[str, type[RemoteHost]] = {"training": RemoteHost,
 class NodeAgent:
     """The hosts of this server on one node (see the module's docstring)."""
 
-    def __init__(self, preload: bool = True) -> None:
-        """``preload``: start a fork server with the built-ins installed here imported."""
+    def __init__(self, preload: bool = True,
+                 private: Callable[[], list[str]] | None = None) -> None:
+        """``preload``: start a fork server with the built-ins installed here imported.
+        ``private``: what, on this node, a host with EnableNetworkIsolation must not see
+        besides the hosts' and instances' directories (Ray's own directory)."""
+        self.private = [str(Path(tempfile.gettempdir()) / name)
+                        for name in (HOSTS_DIR, INSTANCES_DIR)] + (private() if private else [])
         self.cpus = CpuSlots()
         # PDEATHSIG follows the thread that forked: fork from one that lives as the agent does
         self.spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent-spawner")

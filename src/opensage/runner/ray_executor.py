@@ -41,7 +41,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -73,6 +73,7 @@ from opensage.runner.node_agent import NodeAgent
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.own_image import memory_for
 from opensage.runner.processing import ProcessingSpec
+from opensage.runner.remote_host import HostUnfit
 from opensage.runner.toolkit import script
 from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
 from opensage.store.objects import ObjectStore
@@ -200,16 +201,20 @@ class RayExecutor(LocalExecutor):
                  stop_grace_seconds: float, spot_interruptions_per_hour: float = 0.0,
                  frameworks_dir: Path | None = None, wheelhouse: tuple[Path, ...] = (),
                  archive_limits: ArchiveLimits = DEFAULT_ARCHIVE_LIMITS,
-                 roles: JobRoles | None = None) -> None:
+                 roles: JobRoles | None = None, hidden: Sequence[Path] = (),
+                 shared: Sequence[Path] = ()) -> None:
         """``frameworks_dir`` and ``wheelhouse``: where a node builds (or finds) a processing
         or script-mode job's framework environment, and the wheels it may use (the server's
         settings; the path is the node's own); ``archive_limits`` caps unpacking a
         ``sourcedir.tar.gz`` there. ``roles`` (``--auth sigv4``): each job's hosts sign their
-        S3 calls with its role's session, or a short-lived session of the server's own."""
+        S3 calls with its role's session, or a short-lived session of the server's own.
+        ``hidden``, ``shared``: as the local executor's, for a node that is this machine."""
         super().__init__(jobs_root, objects, events, slots=slots,
                          stop_grace_seconds=stop_grace_seconds,
                          spot_interruptions_per_hour=spot_interruptions_per_hour,
-                         archive_limits=archive_limits, roles=roles)
+                         archive_limits=archive_limits, roles=roles, hidden=hidden,
+                         shared=shared)
+        self._hidden = [str(p) for p in hidden]
         self.address, self.endpoint = address, endpoint
         self.frameworks_dir = frameworks_dir or jobs_root.parent / "frameworks"
         self.wheelhouse = wheelhouse
@@ -302,7 +307,8 @@ class RayExecutor(LocalExecutor):
                 strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy
                 agent = self._node_agent.options(
                     num_cpus=0, max_concurrency=AGENT_CONCURRENCY, max_restarts=0,
-                    scheduling_strategy=strategy(node_id=node, soft=False)).remote()
+                    scheduling_strategy=strategy(node_id=node, soft=False),
+                ).remote(True, ray_directories)
                 self._agents[node] = agent
             return agent
 
@@ -337,6 +343,8 @@ class RayExecutor(LocalExecutor):
                 raise ChannelError(str(cause)) from None
             if isinstance(cause, script.ScriptError):  # a script's code cannot be set up
                 raise script.ScriptError(str(cause)) from None
+            if isinstance(cause, HostUnfit):  # e.g. the node refuses isolation's namespaces
+                raise JobFailure(str(cause)) from None
             if isinstance(cause, EnvironmentBuildError):
                 raise JobFailure(f"Could not build the environment on the Ray node: "
                                  f"{cause}") from None
@@ -349,9 +357,9 @@ class RayExecutor(LocalExecutor):
         assert isinstance(spec, TrainingSpec)
         if spec.module is None and spec.script is None:
             raise JobFailure(spec.unsupported_reason or "The training image is not runnable")
-        if spec.container is not None or spec.network_isolation:
+        if spec.container is not None:
             raise JobFailure("The Ray executor runs built-in algorithms and script mode; own "
-                             "images and EnableNetworkIsolation run with --executor local")
+                             "images run with --executor local")
         hosts = self._hosts(spec, ws)
         for host in hosts:
             host.ws.create()  # the server's mirror: the host's failure text lands here
@@ -364,7 +372,8 @@ class RayExecutor(LocalExecutor):
         endpoint = self._endpoint(run)  # the hosts' session; a script gets its role's only
         code = dict(run.role.environment) if run.role is not None else {}
         with self._on_cluster(run, spec.instance_type, count, "training", lambda i, cpus: (
-                spec, i, count, endpoint, config, cpus, None, *frameworks, code)) as remotes:
+                spec, i, count, endpoint, config, cpus, None, *frameworks, code,
+                self._hidden)) as remotes:
             if remotes is None:
                 return Outcome("Stopped"), None
             try:
@@ -421,10 +430,10 @@ class RayExecutor(LocalExecutor):
         framework's environment on its node, stages its inputs through S3, runs the entry
         point with its own ``/opt/ml`` and uploads the outputs through S3 itself."""
         started = time.time()
-        if spec.image is not None or spec.network_isolation:
+        if spec.image is not None:
             return Outcome("Failed", "ClientError: The Ray executor runs processing jobs in "
-                           "framework environments; own images and EnableNetworkIsolation "
-                           "run with --executor local", False, started)
+                           "framework environments; own images run with --executor local",
+                           False, started)
         if spec.framework is None:
             return Outcome("Failed", "ClientError: " + (
                 spec.unsupported_reason or "The image is not runnable here"), False, started)
@@ -442,7 +451,8 @@ class RayExecutor(LocalExecutor):
         try:
             with self._on_cluster(run, spec.instance_type, count, "processing",
                                   lambda i, cpus: (spec, i, count, endpoint, cpus,
-                                                   *frameworks), tell=False) as remotes:
+                                                   *frameworks, None, self._hidden),
+                                  tell=False) as remotes:
                 if remotes is None:
                     return Outcome("Stopped", None, False, started)
                 lost: object = None
@@ -525,6 +535,17 @@ class RayExecutor(LocalExecutor):
     def _upload_quietly(self, spec: TrainingSpec, ws: Workspace,
                         objects: ObjectAccess) -> bool:
         return self._uploaded.pop(spec.name, False)
+
+
+def ray_directories() -> list[str]:
+    """On a node (in its agent): Ray's temporary directory there, with the sockets of its
+    raylet and object store (a process reaching them is a Ray client), hidden from a host
+    with EnableNetworkIsolation."""
+    ray = import_ray()
+    try:
+        return [str(ray._private.worker.global_worker.node.get_temp_dir_path())]
+    except AttributeError:  # another Ray's internals: its default place
+        return ["/tmp/ray"]
 
 
 def _denied_as_role(ray: Any, refs: list[Any]) -> list[Any]:

@@ -28,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -43,7 +44,7 @@ from opensage.runner.forkserver import ForkedProcess
 from opensage.runner.job_role import FacadeDenials
 from opensage.runner.local import _script_env
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
-from opensage.runner.toolkit import script
+from opensage.runner.toolkit import isolation, script
 from opensage.runner.toolkit.contract import (
     UserEntry,
     aws_environment,
@@ -59,8 +60,13 @@ if TYPE_CHECKING:
     from opensage.runner.node_agent import NodeAgent
 
 log = logging.getLogger(__name__)
+HOSTS_DIR = "opensage-hosts"  # each host's directory, under the node's temporary directory
 READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
 CHECKPOINT_SYNC_SECONDS = 2.0
+
+
+class HostUnfit(Exception):
+    """This node cannot run the host as the job asks; the text is the job's FailureReason."""
 
 
 class RemoteHost:
@@ -71,12 +77,15 @@ class RemoteHost:
                  scratch: str | None = None, frameworks_dir: str | None = None,
                  wheelhouse: list[str] | None = None,
                  archive_limits: ArchiveLimits | None = None,
-                 code_credentials: dict[str, str] | None = None) -> None:
+                 code_credentials: dict[str, str] | None = None,
+                 hidden: list[str] | None = None) -> None:
         """``frameworks_dir``, ``wheelhouse``, ``archive_limits``: a script-mode job's (where
         this node keeps framework environments, the wheels they may use, the caps on
         unpacking the code). ``code_credentials``: what the job's own code signs its calls
         with (its role's session; none: the keys an unauthenticated server takes, as
-        locally), never the session ``endpoint`` carries, which may be the server's own."""
+        locally), never the session ``endpoint`` carries, which may be the server's own.
+        ``hidden``: the server's files, hidden from a job with EnableNetworkIsolation should
+        this node be the server's machine (with the node's own, ``isolation_flags``)."""
         self.spec = spec  # a runner.local.TrainingSpec
         self.index, self.count, self.cpus = host_index, host_count, cpus
         self.name = f"algo-{host_index + 1}"
@@ -86,7 +95,7 @@ class RemoteHost:
         self.objects = FacadeDenials(RemoteObjects(endpoint))
         self.code_credentials = dict(code_credentials or {})
         self.input_data_config = input_data_config
-        base = Path(scratch or tempfile.gettempdir()) / "opensage-hosts"
+        base = Path(scratch or tempfile.gettempdir()) / HOSTS_DIR
         self.ws = Workspace(base / f"{spec.name}-{self.name}-{uuid.uuid4().hex[:8]}")
         self._lines: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
@@ -99,6 +108,8 @@ class RemoteHost:
         self._python: Path | None = None  # script mode: the framework environment's
         self._cancel = threading.Event()  # ends an environment build (the job was stopped)
         self.node: NodeAgent | None = None  # the agent holding this host (set by it)
+        self.hidden = list(hidden or [])
+        self.shared = [p for p in (frameworks_dir, *(wheelhouse or [])) if p]
         self._cpu_ids: list[int] | None = None  # the node's CPUs given to this host
 
     def node_address(self) -> str:
@@ -122,6 +133,7 @@ class RemoteHost:
         """The host's ``/opt/ml``: channels (its shard of ShardedByS3Key ones), config files,
         checkpoints restored. A channel that cannot be provided raises ``ChannelError``."""
         spec = self.spec
+        self._check_isolation()
         self.ws.create()
         for channel in spec.channels:
             if input_mode(channel, spec.input_mode) == "Pipe":
@@ -139,6 +151,25 @@ class RemoteHost:
         self.ws.write_config(spec.hyperparameters, self.input_data_config,
                              resource_config(spec.instance_type, spec.instance_count,
                                              self.name), spec.checkpoint)
+
+    def _check_isolation(self) -> None:
+        """``HostUnfit`` when the job wants EnableNetworkIsolation and this node cannot
+        give it (the kernel refuses the namespaces): it never runs unisolated."""
+        if self.spec.network_isolation and (why := isolation.unavailable()) is not None:
+            raise HostUnfit(why)
+
+    def isolation_flags(self, own: list[Path], ro: Sequence[str] = ()) -> tuple[str, ...]:
+        """The launcher's flags for a job with EnableNetworkIsolation (none without): a
+        network namespace of its own, and of the files it would see on this node, only its
+        ``own`` directories and, read-only, the framework environments and ``ro``. Hidden:
+        the server's files (this may be its machine), every host's and model instance's
+        directory on the node, and Ray's (its sockets would make the job a Ray client)."""
+        if not self.spec.network_isolation:
+            return ()
+        hide = [*self.hidden, str(self.ws.root.parent),
+                *(self.node.private if self.node is not None else [])]
+        return ("--netns", *isolation.hidden_paths([Path(p) for p in hide], own,
+                                                   [Path(p) for p in (*self.shared, *ro)]))
 
     def _stage_script(self) -> None:
         """The user's code in the host's code directory, and the framework's interpreter on
@@ -175,7 +206,8 @@ class RemoteHost:
             num_cpus=self.cpus, user_env=spec.environment), **extra_env}
         env["PYTHONUNBUFFERED"] = "1"
         forkserver = self.node.forkserver if self.node is not None else None
-        if forkserver is not None and spec.module in forkserver.modules:
+        if (forkserver is not None and spec.module in forkserver.modules
+                and not spec.network_isolation):  # an isolated host is never forked
             try:  # forked from the node's warm fork server: no import time
                 self._proc = forkserver.spawn(spec.module, ["train"], str(self.ws.root), env,
                                               self._take_cpus())
@@ -186,7 +218,8 @@ class RemoteHost:
             else:
                 self._watch()
                 return None
-        self._launch([sys.executable, "-m", spec.module, "train"], env)
+        self._launch([sys.executable, "-m", spec.module, "train"], env,
+                     self.isolation_flags([self.ws.root]))
         return None
 
     def _start_script(self, extra_env: dict[str, str]) -> list[str]:
@@ -212,7 +245,7 @@ class RemoteHost:
             to_cmd_args(user_hyperparameters(hyperparameters)), hosts=self.count,
             host_index=self.index, master_port=int(extra_env.get("MASTER_PORT", "0")),
             master_addr=extra_env.get("MASTER_ADDR", "127.0.0.1"))
-        self._launch(command, env, cwd=self.ws.code_dir)
+        self._launch(command, env, self.isolation_flags([self.ws.root]), cwd=self.ws.code_dir)
         return command
 
     def _launch(self, command: list[str], env: dict[str, str],
@@ -333,12 +366,12 @@ class RemoteProcessingHost(RemoteHost):
 
     def __init__(self, spec: Any, host_index: int, host_count: int, endpoint: S3Endpoint,
                  cpus: int, frameworks_dir: str, wheelhouse: list[str],
-                 code_credentials: dict[str, str], scratch: str | None = None) -> None:
-        """``code_credentials``: as ``RemoteHost``'s."""
+                 code_credentials: dict[str, str], scratch: str | None = None,
+                 hidden: list[str] | None = None) -> None:
+        """``code_credentials``, ``hidden``: as ``RemoteHost``'s."""
         super().__init__(spec, host_index, host_count, endpoint, {}, cpus, scratch,
-                         code_credentials=code_credentials)
-        self.environments = Environments(Path(frameworks_dir),
-                                         wheelhouse=[Path(p) for p in wheelhouse])
+                         frameworks_dir, wheelhouse, code_credentials=code_credentials,
+                         hidden=hidden)
         self._continuous: list[CheckpointSync] = []
         self._pip_target = self.ws.root.with_name(self.ws.root.name + ".pip")
 
@@ -348,7 +381,9 @@ class RemoteProcessingHost(RemoteHost):
         ``EnvironmentBuildError``: the environment could not be built."""
         spec = self.spec
         assert spec.framework is not None
-        self._python = self.environments.python(spec.framework, None, self._say, self._cancel)
+        self._check_isolation()
+        assert self.frameworks is not None
+        self._python = self.frameworks.python(spec.framework, None, self._say, self._cancel)
         processing.stage(self.objects, spec, self.ws.root, host_index=self.index,
                          host_count=self.count)
 
@@ -365,7 +400,10 @@ class RemoteProcessingHost(RemoteHost):
         env.update(extra_env)
         self._continuous = processing.output_syncs(self.objects, spec, self.ws.root,
                                                    continuous=True)
-        self._launch(processing.command(spec), env, ("--private-ml", str(self.ws.root)))
+        self._pip_target.mkdir(parents=True, exist_ok=True)  # bound back when isolated
+        self._launch(processing.command(spec), env, (
+            "--private-ml", str(self.ws.root),
+            *self.isolation_flags([self.ws.root, self._pip_target], [str(shim)])))
         if self._continuous:
             threading.Thread(target=self._sync_outputs, daemon=True).start()
 

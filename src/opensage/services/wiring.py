@@ -161,7 +161,8 @@ def build_services(settings: Settings) -> Services:
                 stop_grace_seconds=settings.stop_grace_seconds,
                 spot_interruptions_per_hour=settings.spot_interruptions_per_hour,
                 frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
-                archive_limits=archive_limits(settings), roles=roles)
+                archive_limits=archive_limits(settings), roles=roles,
+                hidden=ctx.hidden_from_jobs, shared=settings.shared_paths)
         return LocalExecutor(
             settings.data_dir / "jobs" / "training", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
@@ -182,7 +183,7 @@ def build_services(settings: Settings) -> Services:
                 slots=max(settings.job_slots, RAY_JOB_SLOTS),
                 stop_grace_seconds=settings.stop_grace_seconds,
                 frameworks_dir=settings.frameworks_dir, wheelhouse=settings.wheelhouse,
-                roles=roles)
+                roles=roles, hidden=ctx.hidden_from_jobs, shared=settings.shared_paths)
         return LocalExecutor(
             settings.data_dir / "jobs" / "processing", ctx.objects, reports,
             slots=settings.job_slots, stop_grace_seconds=settings.stop_grace_seconds,
