@@ -293,9 +293,9 @@ def test_two_hosts_train_one_model_on_two_nodes(
 
 
 def test_pca_on_two_nodes_equals_one_host(make_client: Callable[[str], Any],
-                                         tmp_path: Path) -> None:
-    """A first-party built-in that trains across hosts (PCA): on two nodes, each its shard,
-    the components of one host on all the rows."""
+                                         data: dict[str, Any], tmp_path: Path) -> None:
+    """A first-party built-in that trains across hosts (PCA): on two nodes, each its shard
+    (downloaded, or streamed in Pipe mode), the components of one host on all the rows."""
     from opensage.algorithms.pca.serve import load
     from opensage.data.recordio import encode_dense
     from tests.integration.builtins import image, model_dir
@@ -307,10 +307,11 @@ def test_pca_on_two_nodes_equals_one_host(make_client: Callable[[str], Any],
     for part, rows in enumerate((x[:600], x[600:])):
         s3.put_object(Bucket=BUCKET, Key=f"pca/train/part-{part}", Body=encode_dense(rows))
     models = []
-    for name, count in (("ray-pca-one", 1), ("ray-pca-two", 2)):
+    for name, count, mode in (("ray-pca-one", 1, "File"), ("ray-pca-two", 2, "File"),
+                              ("ray-pca-pipe", 2, "Pipe")):
         sm.create_training_job(**_request(
             name, count, AlgorithmSpecification={"TrainingImage": image("pca"),
-                                                 "TrainingInputMode": "File"},
+                                                 "TrainingInputMode": mode},
             InputDataConfig=[{"ChannelName": "train", "DataSource": {"S3DataSource": {
                 "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/pca/train/",
                 "S3DataDistributionType": "ShardedByS3Key" if count > 1
@@ -320,10 +321,11 @@ def test_pca_on_two_nodes_equals_one_host(make_client: Callable[[str], Any],
         job = wait_for(sm, name, timeout=120)
         assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
         models.append(load(model_dir(s3, job, tmp_path / name)))
-    one, two = models
-    np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6)
-    np.testing.assert_allclose(np.abs(np.sum(one.components * two.components, axis=1)), 1.0,
-                               atol=1e-6)
+    one, *across = models  # File and Pipe mode (each node's host fed its shard through FIFOs)
+    for two in across:
+        np.testing.assert_allclose(two.mean, one.mean, rtol=1e-6)
+        np.testing.assert_allclose(np.abs(np.sum(one.components * two.components, axis=1)),
+                                   1.0, atol=1e-6)
     logs = make_client("logs")
     second = next(s["logStreamName"] for s in logs.describe_log_streams(
         logGroupName="/aws/sagemaker/TrainingJobs",

@@ -396,6 +396,11 @@ class RayExecutor(LocalExecutor):
                                                  for index, remote in enumerate(remotes)])
                 _mirror_failures(hosts, finished)
                 self._uploaded[spec.name] = bool(finished[0]["uploaded"])
+                pipe_error = next((r["pipe_error"] for r in finished if r.get("pipe_error")),
+                                  None)
+                if pipe_error and result.status in ("Completed", "Failed"):
+                    # the algorithm saw a channel cut short: that is the failure to report
+                    return Outcome("Failed", f"ClientError: {pipe_error}"[:1024]), None
                 if result.status == "Failed":  # the reason from the hosts' output/failure
                     # a host's own reason before one that only says another host broke off
                     failed = next((h for h in hosts if h.ws.read_failure()

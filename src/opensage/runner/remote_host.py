@@ -37,13 +37,14 @@ from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
 from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
-from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
+from opensage.runner.channels import input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import Environments
 from opensage.runner.forkserver import ForkedProcess
 from opensage.runner.job_role import FacadeDenials
 from opensage.runner.local import _script_env
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
+from opensage.runner.pipes import PipeFeeders
 from opensage.runner.toolkit import isolation, script
 from opensage.runner.toolkit.contract import (
     UserEntry,
@@ -102,6 +103,7 @@ class RemoteHost:
         self._eof = False
         self._proc: subprocess.Popen[bytes] | ForkedProcess | None = None
         self._checkpoints: CheckpointSync | None = None
+        self._pipes: PipeFeeders | None = None  # Pipe mode's channels, fed on this node
         self.frameworks = None if frameworks_dir is None else Environments(
             Path(frameworks_dir), wheelhouse=[Path(p) for p in wheelhouse or []])
         self.archive_limits = archive_limits
@@ -136,9 +138,12 @@ class RemoteHost:
         self._check_isolation()
         self.ws.create()
         for channel in spec.channels:
-            if input_mode(channel, spec.input_mode) == "Pipe":
-                raise ChannelError("Pipe input mode is not available on the Ray executor; "
-                                   "use File or FastFile")
+            if input_mode(channel, spec.input_mode) == "Pipe":  # fed from S3 while it runs
+                if self._pipes is None:
+                    self._pipes = PipeFeeders(self.objects, host_index=self.index,
+                                              host_count=self.count)
+                self._pipes.add(channel, self.ws.data_dir)
+                continue
             materialize(self.objects, channel, self.ws.channel_dir(channel["ChannelName"]),
                         host_index=self.index, host_count=self.count)
         if spec.checkpoint:
@@ -330,6 +335,10 @@ class RemoteHost:
         (``upload``: algo-1) ``model.tar.gz`` and ``output.tar.gz`` under the job's output
         path when the model directory has files. The directory is removed."""
         try:
+            pipe_error = None
+            if self._pipes is not None:  # a channel cut short is the failure to report
+                self._pipes.close()
+                pipe_error = next(iter(self._pipes.errors), None)
             if self._checkpoints is not None:
                 self._checkpoints.upload_changes()
             failure = self.ws.read_failure()
@@ -345,12 +354,14 @@ class RemoteHost:
                                 self.ws.root / ".upload" / "model", bucket,
                                 base + "model.tar.gz")
                 uploaded = True
-            return {"failure": failure, "uploaded": uploaded}
+            return {"failure": failure, "uploaded": uploaded, "pipe_error": pipe_error}
         finally:
             self.close()
 
     def close(self) -> None:
         self.signal(signal.SIGKILL)
+        if self._pipes is not None:
+            self._pipes.close()
         shutil.rmtree(self.ws.root, ignore_errors=True)
         if self.node is not None and self._cpu_ids is not None:
             self.node.cpus.give_back(self._cpu_ids)
