@@ -66,11 +66,10 @@ from opensage.runner.local import (
     _Run,
 )
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
-from opensage.runner.own_image import memory_for
 from opensage.runner.processing import ProcessingSpec
 from opensage.runner.remote_host import RemoteHost, RemoteProcessingHost
 from opensage.runner.toolkit import script
-from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
+from opensage.runner.workspace import Workspace, ray_resources
 from opensage.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -218,13 +217,8 @@ class RayExecutor(LocalExecutor):
         capacity (``tell``: the job shows ``Starting`` saying so meanwhile). The actors are
         killed and the group released on leaving."""
         ray = self._ray
-        cpus = vcpus_for(instance_type)
-        bundle: dict[str, float] = {"CPU": cpus}
-        memory = memory_for(instance_type, cpus)
-        if memory is not None:
-            bundle["memory"] = memory
-        if gpus := gpus_for(instance_type):
-            bundle["GPU"] = gpus
+        bundle = ray_resources(instance_type)
+        cpus, gpus = int(bundle["CPU"]), int(bundle.get("GPU", 0))
         group = ray.util.placement_group([bundle] * count, strategy="SPREAD",
                                          name=f"opensage-{run.spec.name}")
         actors: list[Any] = []

@@ -37,10 +37,9 @@ from opensage.runner.environments import (
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
-from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
+from opensage.serving.artifacts import ArtifactError, archive_limits
+from opensage.serving.artifacts import code_directory as artifact_code_directory
 from opensage.serving.process import WorkerProgram
-
-MODEL_DIR = "/opt/ml/model"
 
 
 class NotServable(Exception):
@@ -131,7 +130,7 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
             raise NotServable(f"The {builtin.key} environment could not be built: "
                               f"{e}") from None
         return WorkerProgram.builtin(served.module, python=python,
-                                     path=ctx.environments.opensage_path())
+                                     path=ctx.environments.opensage_path(), framework=builtin)
     framework = served.framework
     code_dir = code_directory(ctx, model_dir, work_dir, environment)
     requirements = code_dir / "requirements.txt" if code_dir is not None else None
@@ -146,33 +145,16 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
                           f"be built: {e}") from None
     settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
     return WorkerProgram.framework(framework.name, python, code_dir,
-                                   aws_environment(settings.local_url, settings.region))
+                                   aws_environment(settings.local_url, settings.region),
+                                   spec=framework)
 
 
 def code_directory(ctx: Context, model_dir: Path, work_dir: Path,
                    environment: Mapping[str, str]) -> Path | None:
-    """Where the inference script lives, or None (the framework's default handlers)."""
-    submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY") or f"{MODEL_DIR}/code"
-    if submit.startswith("s3://"):
-        return _fetch_source(ctx, submit, work_dir / "code")
-    if submit.startswith("file://"):
-        local = Path(submit[len("file://"):])
-        return local if local.is_dir() else None
-    path = submit.rstrip("/")
-    if path == MODEL_DIR or path.startswith(MODEL_DIR + "/"):
-        relative = path[len(MODEL_DIR):].lstrip("/")
-        resolved = (model_dir / relative).resolve()
-        if resolved.is_dir() and resolved.is_relative_to(model_dir.resolve()):
-            return resolved
-        return None
-    fallback = model_dir / "code"
-    return fallback if fallback.is_dir() else None
-
-
-def _fetch_source(ctx: Context, url: str, dest: Path) -> Path:
+    """Where the inference script lives, or None (the framework's default handlers); see
+    ``serving.artifacts.code_directory``. Raises ``NotServable``."""
     try:
-        return fetch_model(ctx.objects, url, dest, archive_limits(ctx.settings),
-                           what=("the inference code (SAGEMAKER_SUBMIT_DIRECTORY)",
-                                 "the inference code"))
+        return artifact_code_directory(ctx.objects, model_dir, work_dir, environment,
+                                       archive_limits(ctx.settings))
     except ArtifactError as e:  # its message is the reason
         raise NotServable(str(e)) from None
