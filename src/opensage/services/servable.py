@@ -113,17 +113,28 @@ def serving_module(algorithms: AlgorithmCatalog, image: str) -> tuple[str, str |
 
 def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Path,
                    environment: Mapping[str, str],
-                   log: Callable[[str], None] | None = None) -> WorkerProgram:
+                   log: Callable[[str], None] | None = None, *,
+                   here: bool = True) -> WorkerProgram:
     """The program of the model's workers, once its artifact is unpacked in ``model_dir``:
     for a framework, its user code fetched and its environment built (which may take
-    minutes the first time; ``log`` hears the progress). Raises ``NotServable``."""
+    minutes the first time; ``log`` hears the progress). Raises ``NotServable``.
+
+    ``here`` False: the workers run on other machines (Ray nodes), each getting the
+    environment and the user's code on its own (``serving.remote_instance``): nothing is
+    built or fetched here, the program names the environment and where it would be."""
     if served.image is not None:
         return WorkerProgram.own_image(served.image)
+    settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
+    aws = aws_environment(settings.local_url, settings.region)
     if served.framework is None:
         assert served.module is not None
         if served.environment is None:
             return WorkerProgram.builtin(served.module)
         builtin = builtin_environment(served.environment)
+        if not here:
+            return WorkerProgram.builtin(
+                served.module, python=ctx.environments.location(builtin) / "bin" / "python",
+                path=ctx.environments.opensage_path(), framework=builtin)
         try:
             python = ctx.environments.python(builtin, None, log)
         except EnvironmentBuildError as e:
@@ -132,6 +143,10 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
         return WorkerProgram.builtin(served.module, python=python,
                                      path=ctx.environments.opensage_path(), framework=builtin)
     framework = served.framework
+    if not here:
+        return WorkerProgram.framework(
+            framework.name, ctx.environments.location(framework) / "bin" / "python", None,
+            aws, spec=framework)
     code_dir = code_directory(ctx, model_dir, work_dir, environment)
     requirements = code_dir / "requirements.txt" if code_dir is not None else None
     if requirements is not None and not requirements.is_file():
@@ -143,10 +158,7 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
     except EnvironmentBuildError as e:  # its message is the reason
         raise NotServable(f"The {framework.name} {framework.version} environment could not "
                           f"be built: {e}") from None
-    settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
-    return WorkerProgram.framework(framework.name, python, code_dir,
-                                   aws_environment(settings.local_url, settings.region),
-                                   spec=framework)
+    return WorkerProgram.framework(framework.name, python, code_dir, aws, spec=framework)
 
 
 def code_directory(ctx: Context, model_dir: Path, work_dir: Path,

@@ -216,6 +216,8 @@ class RayLauncher:
     frameworks directory and wheelhouse); ``credentials`` (``--auth sigv4``) issues the
     short-lived session each instance fetches its model with."""
 
+    remote = True  # a framework model's environment and code are had on each node
+
     def __init__(self, connect: Callable[[], Any], endpoint: S3Endpoint,
                  resources_for: Callable[[str], Mapping[str, float]], limits: ArchiveLimits,
                  credentials: Callable[[], Mapping[str, str]] | None = None,
