@@ -584,11 +584,13 @@ def test_an_endpoint_serves_from_the_cluster_and_replaces_an_instance_lost_with_
         time.sleep(0.2)
 
 
-# A framework model's own handlers: model_fn loads weights (and proves it runs in the
-# scikit-learn 1.2-1 environment), predict_fn is a dot product the test knows the answer of.
+# A framework model's own handlers: model_fn loads weights from the model and its bias from
+# S3 through the platform's AWS_ENDPOINT_URL (the server as the node reaches it), and proves
+# it runs in the scikit-learn 1.2-1 environment; predict_fn is a dot product.
 LINEAR_HANDLERS = """
 import json
 import os
+import urllib.request
 
 import numpy as np
 import sklearn
@@ -597,12 +599,15 @@ import sklearn
 def model_fn(model_dir):
     assert sklearn.__version__ == "1.2.2", sklearn.__version__
     with open(os.path.join(model_dir, "weights.json")) as f:
-        return json.load(f)
+        model = json.load(f)
+    url = os.environ["AWS_ENDPOINT_URL"] + "/BUCKET/ray-sk/bias.txt"
+    model["b"] = float(urllib.request.urlopen(url).read())
+    return model
 
 
 def predict_fn(data, model):
     return np.asarray(data, dtype=np.float64) @ np.asarray(model["w"]) + model["b"]
-"""
+""".replace("BUCKET", BUCKET)
 LINEAR = {"w": [1.0, 10.0, 100.0], "b": 0.5}
 
 
@@ -635,7 +640,8 @@ def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transfo
 
     sm, s3 = make_client("sagemaker"), make_client("s3")
     runtime = make_client("sagemaker-runtime")
-    weights = json.dumps(LINEAR)
+    weights = json.dumps({"w": LINEAR["w"]})
+    s3.put_object(Bucket=BUCKET, Key="ray-sk/bias.txt", Body=str(LINEAR["b"]).encode())
     s3.put_object(Bucket=BUCKET, Key="models/ray-sk/model.tar.gz", Body=tar_gz(
         {"weights.json": weights, "code/inference.py": LINEAR_HANDLERS}))
     sm.create_model(ModelName="ray-sk", ExecutionRoleArn=ROLE, PrimaryContainer={
