@@ -721,6 +721,24 @@ def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transfo
     assert sorted(a["node"] for a in workers.values()) == _alive_nodes(cluster)
     assert all(a["state"] == "DEAD" for a in workers.values())  # ended with the job
 
+    # EnableNetworkIsolation stays local-only for framework models too: refused, saying so
+    sm.create_model(ModelName="ray-sk-iso", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
+                    PrimaryContainer={
+                        "Image": SKLEARN_IMAGE,
+                        "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk/model.tar.gz",
+                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sm.create_endpoint_config(EndpointConfigName="ray-sk-iso", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-sk-iso", "InitialInstanceCount": 1,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    sm.create_endpoint(EndpointName="ray-sk-iso", EndpointConfigName="ray-sk-iso")
+    deadline = time.monotonic() + 120
+    while (status := sm.describe_endpoint(EndpointName="ray-sk-iso"))["EndpointStatus"] == \
+            "Creating":
+        assert time.monotonic() < deadline, "the isolated endpoint was not refused"
+        time.sleep(0.2)
+    assert status["EndpointStatus"] == "Failed"
+    assert "EnableNetworkIsolation is not served" in status["FailureReason"]
+
 
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
         cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
