@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import statistics
 import tarfile
 import tempfile
@@ -47,7 +48,11 @@ Client = Callable[[str], Any]
 def cluster(nodes: int) -> Iterator[Cluster]:
     """``nodes`` Ray nodes of one CPU each (the issue's set-up), in this namespace."""
     test_ray_executor.NODE_CPUS = "1"  # type: ignore[attr-defined]
-    running = Cluster(Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp")))
+    # each node on a core of its own, as if each were a one-CPU machine (the server, not
+    # pinned, shares them); without this both nodes' hosts could run on the same core
+    cpus = sorted(os.sched_getaffinity(0))
+    running = Cluster(Path(tempfile.mkdtemp(prefix="rb-", dir="/tmp")),
+                      node_cpus=[{cpus[0]}, {cpus[-1]}] if len(cpus) > 1 else None)
     try:
         if nodes == 1:
             head = running.start

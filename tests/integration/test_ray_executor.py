@@ -53,15 +53,24 @@ def netns() -> Iterator[None]:
 
 
 class Cluster:
-    def __init__(self, temp: Path) -> None:
+    def __init__(self, temp: Path, node_cpus: list[set[int]] | None = None) -> None:
+        """``node_cpus``: the machine's CPUs each node (head first) runs on, as if each were
+        a machine of its own (the benchmarks'); None: every node on all of them."""
         self.temp = temp
         self.address = f"127.0.0.1:{HEAD_PORT}"
         self.worker: subprocess.Popen[bytes] | None = None
+        self.node_cpus = node_cpus
+
+    def _pinned(self, node: int) -> dict[str, Any]:
+        if self.node_cpus is None:
+            return {}
+        cpus = self.node_cpus[node]
+        return {"preexec_fn": lambda: os.sched_setaffinity(0, cpus)}
 
     def start(self) -> None:
         head = _ray("start", "--head", "--node-ip-address", "127.0.0.1", "--port",
                     str(HEAD_PORT), "--num-cpus", NODE_CPUS, "--include-dashboard=false",
-                    "--disable-usage-stats", "--temp-dir", str(self.temp))
+                    "--disable-usage-stats", "--temp-dir", str(self.temp), **self._pinned(0))
         out, _ = head.communicate(timeout=120)
         assert head.returncode == 0, out.decode(errors="replace")[-2000:]
         self.start_worker()
@@ -71,7 +80,8 @@ class Cluster:
         so that killing the group is the node dying."""
         self.worker = _ray("start", "--address", self.address, "--node-ip-address",
                            "127.0.0.1", "--num-cpus", NODE_CPUS, "--disable-usage-stats", "--block",
-                           log=self.temp / "worker.log", start_new_session=True)
+                           log=self.temp / "worker.log", start_new_session=True,
+                           **self._pinned(1))
         self.wait_nodes(2)
 
     def kill_worker(self) -> None:
@@ -482,8 +492,9 @@ def test_a_processing_job_runs_its_hosts_on_the_cluster(
     assert sorted(s.split("/")[1].rsplit("-", 1)[0] for s in streams) == ["algo-1", "algo-2"]
     assert any("split 10 rows into 7 and 3" in line for lines in streams.values()
                for line in lines)
-    ran_on = sorted(a["node"] for a in _actors(cluster, "RemoteProcessingHost").values())
-    assert ran_on == _alive_nodes(cluster)  # one host per node
+    ran_on = sorted(line.rsplit(" ", 1)[1] for lines in streams.values() for line in lines
+                    if line.startswith("Placed on Ray node "))
+    assert ran_on == _alive_nodes(cluster)  # one host per node, as each host's log says
     # EnableNetworkIsolation (as own images) stays local-only: refused, saying so
     sm.create_processing_job(**request("ray-isolated", code, NetworkConfig={
         "EnableNetworkIsolation": True}))

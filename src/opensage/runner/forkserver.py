@@ -25,6 +25,8 @@ import threading
 from concurrent.futures import Future
 from typing import IO, Any
 
+from opensage.runner.cpus import pin
+
 FD_ENV = "OPENSAGE_FORKSERVER_FD"
 PR_SET_PDEATHSIG = 1
 _HEADER = struct.Struct("!I")
@@ -107,7 +109,9 @@ class ForkServer:
         threading.Thread(target=self._read, daemon=True, name="opensage-forkserver").start()
 
     def spawn(self, module: str, argv: list[str], cwd: str, env: dict[str, str],
-              cpus: int) -> ForkedProcess:
+              cpus: int | list[int]) -> ForkedProcess:
+        """``module`` run as ``__main__`` with ``argv`` in a forked child pinned to ``cpus``
+        (a count: the first ones; a list: those CPU ids)."""
         read_end, write_end = os.pipe()
         spawned: Future[int] = Future()
         with self._lock:
@@ -220,8 +224,7 @@ def _become_job(sock: socket.socket, message: dict[str, Any], stdout_fd: int) ->
         _die_with_parent()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
-        available = sorted(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, available[: max(1, int(message["cpus"]))])
+        pin(message["cpus"])  # a count, or the CPU ids the job was given
         os.chdir(message["cwd"])
         os.dup2(stdout_fd, 1)
         os.dup2(stdout_fd, 2)

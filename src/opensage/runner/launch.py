@@ -1,9 +1,9 @@
 """Starts a job process: ``python -m opensage.runner.launch <cpus> <server pid> [--netns]
-[--private-ml DIR] [--hide PATH]... [--rw PATH]... [--ro PATH]... -- argv...``.
+[--cpu-ids 0,1] [--private-ml DIR] [--hide PATH]... [--rw PATH]... [--ro PATH]... -- argv...``.
 
 Sets what ``preexec_fn`` would (unsafe in a threaded server), then execs the job:
 the job dies with the server (a kill -9 of opensage leaves no orphan training), and it sees
-only the CPUs its instance type has; with ``--netns`` (EnableNetworkIsolation) it runs in a
+only the CPUs its instance type has (``--cpu-ids``: those CPUs, else the first ``cpus``); with ``--netns`` (EnableNetworkIsolation) it runs in a
 network namespace of its own with only loopback (as root, without CAP_SYS_ADMIN and
 CAP_NET_ADMIN, so that it cannot ``setns`` back into the server's), and with
 ``--private-ml DIR`` (processing jobs) ``DIR`` is its ``/opt/ml``, in a mount namespace of its
@@ -22,6 +22,8 @@ import os
 import signal
 import sys
 
+from opensage.runner.cpus import parse_ids, pin
+
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
 # Dropped from an isolated process's bounding set (so from what the program it execs may
@@ -32,11 +34,13 @@ CAP_NET_ADMIN, CAP_SYS_ADMIN = 12, 21
 
 def main(argv: list[str]) -> None:
     cpus, server_pid, *rest = argv
-    netns, private_ml = False, None
+    netns, private_ml, cpu_ids = False, None, None
     paths: dict[str, list[str]] = {"--hide": [], "--rw": [], "--ro": []}
     while rest[:1] and rest[0] != "--":
         if rest[0] == "--netns":
             netns, rest = True, rest[1:]
+        elif rest[0] == "--cpu-ids" and len(rest) > 1:
+            cpu_ids, rest = parse_ids(rest[1]), rest[2:]
         elif rest[0] == "--private-ml" and len(rest) > 1:
             private_ml, rest = rest[1], rest[2:]
         elif rest[0] in paths and len(rest) > 1:
@@ -46,7 +50,8 @@ def main(argv: list[str]) -> None:
             break
     separator, *command = rest or [""]
     if separator != "--" or not command:
-        raise SystemExit("usage: launch <cpus> <server pid> [--netns] [--private-ml DIR] "
+        raise SystemExit("usage: launch <cpus> <server pid> [--netns] [--cpu-ids IDS] "
+                         "[--private-ml DIR] "
                          "[--hide PATH]... [--rw PATH]... [--ro PATH]... -- command...")
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -54,8 +59,7 @@ def main(argv: list[str]) -> None:
         pass
     if os.getppid() != int(server_pid):
         raise SystemExit(1)  # the server died before the signal was armed
-    available = sorted(os.sched_getaffinity(0))
-    os.sched_setaffinity(0, available[: max(1, int(cpus))])
+    pin(cpu_ids if cpu_ids else int(cpus))
     if private_ml is not None or paths["--hide"]:
         # first: as a user, it brings the user namespace netns needs
         from opensage.runner.toolkit.isolation import enter_private_mounts, inside

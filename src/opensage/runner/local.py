@@ -42,6 +42,7 @@ from opensage.runner import processing
 from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync, upload_all
+from opensage.runner.cpus import CpuSlots
 from opensage.runner.environments import (
     EnvironmentBuildError,
     Environments,
@@ -244,6 +245,7 @@ class LocalExecutor:
         self.containers = containers
         self.aws = dict(aws or {})
         self.roles = roles
+        self.cpu_slots = CpuSlots()  # each job process on CPUs of its own where there are
 
     def start(self) -> None:
         for i in range(self.slots):
@@ -809,9 +811,12 @@ class LocalExecutor:
         """A built-in: forked from the warm fork server when it preloaded the module, else a
         fresh interpreter through the launcher (always so in a network namespace)."""
         if self.forkserver is not None and module in self.forkserver.modules and not isolate:
+            ids = self.cpu_slots.take(cpus)
             try:
-                return self.forkserver.spawn(module, ["train"], cwd, env, cpus)
+                return self._releasing(
+                    self.forkserver.spawn(module, ["train"], cwd, env, ids), ids)
             except (OSError, RuntimeError) as err:
+                self.cpu_slots.give_back(ids)
                 log.warning("fork server unavailable (%s): starting jobs directly", err)
                 self.forkserver = None
         return self._launch([sys.executable, "-m", module, "train"], cwd, env, cpus, isolate,
@@ -829,13 +834,30 @@ class LocalExecutor:
             for path in own:  # given back only if there: a pip target made later could not be
                 path.mkdir(parents=True, exist_ok=True)
             hide = isolation.hidden_paths(self.hidden, own, [*self.shared, *shared])
+        ids = self.cpu_slots.take(cpus)
         launcher = [sys.executable, "-m", "opensage.runner.launch", str(cpus),
-                    str(os.getpid()), *(["--netns"] if isolate else []),
+                    str(os.getpid()), "--cpu-ids", ",".join(map(str, ids)),
+                    *(["--netns"] if isolate else []),
                     *(["--private-ml", str(private_ml)] if private_ml is not None else []),
                     *hide, "--"]
-        return subprocess.Popen(
-            [*launcher, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            return self._releasing(subprocess.Popen(
+                [*launcher, *command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True), ids)
+        except BaseException:
+            self.cpu_slots.give_back(ids)
+            raise
+
+    def _releasing(self, proc: JobProcess, cpus: list[int]) -> JobProcess:
+        """``proc``, whose ``cpus`` (taken from ``cpu_slots``) are given back once it ended."""
+        def wait() -> None:
+            try:
+                proc.wait()
+            finally:
+                self.cpu_slots.give_back(cpus)
+
+        threading.Thread(target=wait, daemon=True, name="opensage-cpu-release").start()
+        return proc
 
     def _supervise(self, run: _Run, hosts: list[_Host], streams: list[str],
                    syncs: Sequence[CheckpointSync], deadline: float) -> Outcome:

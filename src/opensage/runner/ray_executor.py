@@ -1,4 +1,4 @@
-"""The Ray executor: each host of a training job is a Ray actor on a node of the cluster.
+"""The Ray executor: each host of a job runs on a node of the cluster.
 
 The only module that imports Ray (lazily: ``ray`` is the optional ``ray`` extra). It is the
 local executor with one step replaced: where ``LocalExecutor._attempt`` stages the hosts'
@@ -8,11 +8,13 @@ directories on this machine and starts their processes, this one
   the instance type per host, spread across nodes where the cluster has them); while the
   cluster has no room the job stays ``Starting`` with a StatusMessage saying it waits for
   capacity;
-- starts a :class:`runner.remote_host.RemoteHost` actor per host in its bundle; the actor
-  stages its channels and checkpoints through the server's S3 facade, runs the same
+- opens a :class:`runner.remote_host.RemoteHost` per host in this server's agent on the node
+  its bundle was placed on (:class:`runner.node_agent.NodeAgent`, one long-lived actor per
+  node, so a job starts no Python process but its own, forked warm for a built-in); the
+  host stages its channels and checkpoints through the server's S3 facade, runs the same
   command, and uploads the model through S3 (``RemoteHost.finish``);
 - hands ``_supervise`` a :class:`RayProcess` per host, the part of ``Popen`` it uses, whose
-  ``stdout`` is fed with the lines the actor hands out: logs, metrics, stop, MaxRuntime
+  ``stdout`` is fed with the lines the host hands out: logs, metrics, stop, MaxRuntime
   and the first failure are the local executor's code.
 
 Script mode runs there too: each host unpacks the code and gets the framework's environment
@@ -24,10 +26,11 @@ Under ``--auth sigv4`` the hosts sign their S3 calls with a session the server i
 job (``_endpoint``): its role's, so the facade checks them as the role, else a short-lived one
 of the server's own; a denial fails the job as the local check's does.
 
-A node lost mid-job (the actor dies) makes the attempt ``Interrupted``: a job with a
+A node lost mid-job (its agent dies) makes the attempt ``Interrupted``: a job with a
 CheckpointConfig then restarts from its checkpoints (the spot loop of ``LocalExecutor._run``),
-one without fails saying which host's node was lost. The actors belong to this server's Ray
-driver: when the server dies they die with it, and the next start runs the job again.
+one without fails saying which host's node was lost. The agents belong to this server's Ray
+driver: when the server dies they die with it, their hosts' processes too, and the next
+start runs the job again.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import os
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -65,9 +69,9 @@ from opensage.runner.local import (
     _processing_timeout,
     _Run,
 )
+from opensage.runner.node_agent import NodeAgent
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
 from opensage.runner.processing import ProcessingSpec
-from opensage.runner.remote_host import RemoteHost, RemoteProcessingHost
 from opensage.runner.toolkit import script
 from opensage.runner.workspace import Workspace, ray_resources
 from opensage.store.objects import ObjectStore
@@ -78,6 +82,9 @@ MISSING_EXTRA = ("The Ray executor needs Ray, which is the optional 'ray' extra 
 CAPACITY_POLL_SECONDS = 1.0
 SESSION_MARGIN_SECONDS = 900  # a Ray job's session outlives its MaxRuntime by this (uploads)
 NAMESPACE = "opensage"
+# calls one node's agent serves at once: a host holds about three (its output, a stop, a
+# stage or finish), so some eighty hosts a node
+AGENT_CONCURRENCY = 256
 
 
 class RayUnavailable(RuntimeError):
@@ -108,14 +115,14 @@ def connect(address: str | None) -> Any:
 
 
 class RayProcess:
-    """A host actor seen as the part of ``subprocess.Popen`` the supervision uses."""
+    """A remote host seen as the part of ``subprocess.Popen`` the supervision uses."""
 
-    def __init__(self, ray: Any, actor: Any) -> None:
-        self._ray, self.actor = ray, actor
+    def __init__(self, ray: Any, remote: Any) -> None:
+        self._ray, self.remote = ray, remote
         read_fd, self._write_fd = os.pipe()
         self.stdout: IO[bytes] | None = os.fdopen(read_fd, "rb")
         self.returncode: int | None = None
-        self.lost: str | None = None  # why the actor died (its node was lost)
+        self.lost: str | None = None  # why its agent died (its node was lost)
         self._ended = threading.Event()
         threading.Thread(target=self._feed, daemon=True).start()
 
@@ -125,10 +132,10 @@ class RayProcess:
             with os.fdopen(self._write_fd, "wb") as pipe:
                 while code is None:
                     try:
-                        lines, code = self._ray.get(self.actor.read.remote())
+                        lines, code = self._ray.get(self.remote.read.remote())
                     except self._ray.exceptions.RayActorError as err:
                         self.lost = str(err).strip().splitlines()[0][:300] if str(err) else (
-                            "the actor died")
+                            "its agent died")
                         code = -9
                         break
                     for line in lines:
@@ -152,13 +159,38 @@ class RayProcess:
 
     def send_signal(self, sig: int) -> None:
         try:
-            self.actor.signal.remote(sig)
+            self.remote.signal.remote(sig)
         except self._ray.exceptions.RayError:  # gone already: nothing left to signal
             log.debug("could not signal a Ray host", exc_info=True)
 
 
+class AgentHost:
+    """A host held by its node's agent, called as an actor would be
+    (``host.stage.remote()`` is ``agent.call.remote(key, "stage")``)."""
+
+    def __init__(self, ray: Any, agent: Any, key: str) -> None:
+        self._ray, self.agent, self.key = ray, agent, key
+
+    def __getattr__(self, method: str) -> Any:
+        agent, key = self.agent, self.key
+
+        class Method:
+            @staticmethod
+            def remote(*args: Any) -> Any:
+                return agent.call.remote(key, method, *args)
+
+        return Method
+
+    def drop(self) -> None:
+        """Kill its processes, remove its directory (nothing to do when the node is gone)."""
+        try:
+            self.agent.drop.remote(self.key)
+        except self._ray.exceptions.RayError:
+            log.debug("could not drop a Ray host", exc_info=True)
+
+
 class RayExecutor(LocalExecutor):
-    """Training jobs' hosts as actors on a Ray cluster (see the module's docstring)."""
+    """Jobs' hosts on a Ray cluster (see the module's docstring)."""
 
     session_margin = SESSION_MARGIN_SECONDS
 
@@ -182,13 +214,15 @@ class RayExecutor(LocalExecutor):
         self.wheelhouse = wheelhouse
         self._ray: Any = None
         self._uploaded: dict[str, bool] = {}
-        self._remote_host: Any = None
-        self._remote_processing: Any = None
+        self._node_agent: Any = None
+        self._agents: dict[str, Any] = {}  # node id -> this server's agent there
 
     def start(self) -> None:
         self._ray = connect(self.address)
-        self._remote_host = self._ray.remote(RemoteHost)
-        self._remote_processing = self._ray.remote(RemoteProcessingHost)
+        self._node_agent = self._ray.remote(NodeAgent)
+        for node in self._ray.nodes():  # warm: the first job on a node needs not wait
+            if node.get("Alive"):
+                self._agent(node["NodeID"])
         super().start()
 
     # -- the hosts of a job on the cluster -------------------------------------------------
@@ -208,45 +242,71 @@ class RayExecutor(LocalExecutor):
         return self.endpoint.with_credentials(run.server_session)
 
     @contextmanager
-    def _on_cluster(self, run: _Run, instance_type: str, count: int, host_class: Any,
+    def _on_cluster(self, run: _Run, instance_type: str, count: int, kind: str,
                     args: Callable[[int, int], tuple[Any, ...]],
-                    tell: bool = True) -> Iterator[list[Any] | None]:
-        """``count`` actors of ``host_class`` (built with ``args(index, cpus)``) in one
-        placement group of a bundle per host (the instance type's CPUs, memory and GPUs;
-        spread across nodes). Yields None when the job was stopped while it waited for
-        capacity (``tell``: the job shows ``Starting`` saying so meanwhile). The actors are
-        killed and the group released on leaving."""
+                    tell: bool = True) -> Iterator[list[AgentHost] | None]:
+        """``count`` hosts of ``kind`` (``node_agent.HOST_KINDS``, built with
+        ``args(index, cpus)``) in one placement group of a bundle per host (the instance
+        type's CPUs, memory and GPUs; spread across nodes), each held by its node's agent.
+        Yields None when the job was stopped while it waited for capacity (``tell``: the job
+        shows ``Starting`` saying so meanwhile). The hosts are dropped (their processes
+        killed) and the group released on leaving."""
         ray = self._ray
         bundle = ray_resources(instance_type)
         cpus, gpus = int(bundle["CPU"]), int(bundle.get("GPU", 0))
         group = ray.util.placement_group([bundle] * count, strategy="SPREAD",
                                          name=f"opensage-{run.spec.name}")
-        actors: list[Any] = []
+        hosts: list[AgentHost] = []
         try:
             if not self._placed(run, group, count, bundle, tell):
                 yield None
                 return
-            strategy = ray.util.scheduling_strategies.PlacementGroupSchedulingStrategy
+            nodes = ray.util.placement_group_table(group)["bundles_to_node_id"]
             for index in range(count):
-                actors.append(host_class.options(
-                    num_cpus=cpus, memory=bundle.get("memory"), num_gpus=gpus,
-                    max_concurrency=4, max_restarts=0, name=None,
-                    scheduling_strategy=strategy(
-                        placement_group=group, placement_group_bundle_index=index),
-                ).remote(*args(index, cpus)))
-            yield actors
+                hosts.append(self._open(nodes[index], f"{run.spec.name}-algo-{index + 1}",
+                                        kind, args(index, cpus)))
+            yield hosts
         finally:
-            for actor in actors:
-                ray.kill(actor, no_restart=True)
+            for host in hosts:
+                host.drop()
             ray.util.remove_placement_group(group)
 
-    def _stage(self, run: _Run, actors: list[Any], deadline: float) -> None:
+    def _open(self, node: str, name: str, kind: str, args: tuple[Any, ...]) -> AgentHost:
+        """A host of ``kind`` on ``node``, held by that node's agent (a new agent when the
+        one known has died: the node is alive, since the group was placed there)."""
+        key = f"{name}-{uuid.uuid4().hex[:8]}"
+        line = f"Placed on Ray node {node}"  # the host's log says where it ran
+        for attempt in range(2):
+            agent = self._agent(node, fresh=attempt > 0)
+            try:
+                self._ray.get(agent.open.remote(key, kind, args, line))
+                return AgentHost(self._ray, agent, key)
+            except self._ray.exceptions.RayActorError as err:
+                lost = err
+        raise JobFailure(f"The Ray node {node} the job was placed on cannot run it: "
+                         f"{str(lost).strip().splitlines()[0][:300] if str(lost) else lost}")
+
+    def _agent(self, node: str, fresh: bool = False) -> Any:
+        """This server's agent on ``node`` (``runner.node_agent``), started on first use: a
+        process that asks Ray for no resources (each job's group reserves its hosts')."""
+        ray = self._ray
+        with self._lock:
+            agent = None if fresh else self._agents.get(node)
+            if agent is None:
+                strategy = ray.util.scheduling_strategies.NodeAffinitySchedulingStrategy
+                agent = self._node_agent.options(
+                    num_cpus=0, max_concurrency=AGENT_CONCURRENCY, max_restarts=0,
+                    scheduling_strategy=strategy(node_id=node, soft=False)).remote()
+                self._agents[node] = agent
+            return agent
+
+    def _stage(self, run: _Run, remotes: list[Any], deadline: float) -> None:
         """Every host's ``stage``, while the job keeps watching for a stop and its deadline
         (``JobEnded``; an environment build under way is cancelled). A channel that cannot
         be provided is a ``ChannelError``, any other failure a ``JobFailure``; a lost node's
         ``RayActorError`` is raised as it is."""
         ray = self._ray
-        refs = [actor.stage.remote() for actor in actors]
+        refs = [remote.stage.remote() for remote in remotes]
         pending, last_stop_poll = list(refs), time.monotonic()
         try:
             while pending:
@@ -259,9 +319,9 @@ class RayExecutor(LocalExecutor):
                 ended = ("Stopped" if run.stop_requested else
                          "MaxRuntimeExceeded" if time.monotonic() > deadline else None)
                 if ended is not None and pending:
-                    for actor in actors:
-                        if hasattr(actor, "cancel"):
-                            actor.cancel.remote()
+                    for remote in remotes:
+                        if hasattr(remote, "cancel"):
+                            remote.cancel.remote()
                     raise JobEnded(ended)
         except ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
@@ -297,28 +357,28 @@ class RayExecutor(LocalExecutor):
                       self.archive_limits) if spec.script is not None else (None, None, None)
         endpoint = self._endpoint(run)  # the hosts' session; a script gets its role's only
         code = dict(run.role.environment) if run.role is not None else {}
-        with self._on_cluster(run, spec.instance_type, count, self._remote_host, lambda i, cpus: (
-                spec, i, count, endpoint, config, cpus, None, *frameworks, code)) as actors:
-            if actors is None:
+        with self._on_cluster(run, spec.instance_type, count, "training", lambda i, cpus: (
+                spec, i, count, endpoint, config, cpus, None, *frameworks, code)) as remotes:
+            if remotes is None:
                 return Outcome("Stopped"), None
             try:
                 self.events.advance(spec.name, "Downloading")
                 try:
-                    self._stage(run, actors, budget)
+                    self._stage(run, remotes, budget)
                 except ray.exceptions.RayActorError as err:
                     return self._lost(spec, "staging its input", err), None
-                extra = self._collective_env(actors, spec.script is not None) if count > 1 \
+                extra = self._collective_env(remotes, spec.script is not None) if count > 1 \
                     else {}
-                commands = ray.get([actor.start.remote(extra) for actor in actors])
+                commands = ray.get([remote.start.remote(extra) for remote in remotes])
                 for host, command in zip(hosts, commands, strict=True):
                     host.command = command  # a script's FailureReason names its command line
                 self.events.advance(spec.name, "Training")
-                result, procs = self._run_actors(run, hosts, actors, budget)
+                result, procs = self._run_remotes(run, hosts, remotes, budget)
                 lost = next((p for p in procs if p.lost is not None), None)
                 if lost is not None and result.status not in ("Stopped", "MaxRuntimeExceeded"):
                     return self._lost(spec, "training", lost.lost), None
-                finished = _denied_as_role(ray, [actor.finish.remote(index == 0)
-                                                 for index, actor in enumerate(actors)])
+                finished = _denied_as_role(ray, [remote.finish.remote(index == 0)
+                                                 for index, remote in enumerate(remotes)])
                 _mirror_failures(hosts, finished)
                 self._uploaded[spec.name] = bool(finished[0]["uploaded"])
                 if result.status == "Failed":  # the reason from the hosts' output/failure
@@ -332,13 +392,13 @@ class RayExecutor(LocalExecutor):
             except ray.exceptions.RayActorError as err:
                 return self._lost(spec, "finishing", err), None
 
-    def _run_actors(self, run: _Run, hosts: list[_Host], actors: list[Any],
+    def _run_remotes(self, run: _Run, hosts: list[_Host], remotes: list[Any],
                     deadline: float) -> tuple[Outcome, list[RayProcess]]:
         """The started hosts supervised as local processes are (logs to their streams,
         stop, MaxRuntime, the first failure), until each has ended."""
         epoch = int(time.time())
         streams = [f"{run.spec.name}/{host.name}-{epoch}" for host in hosts]
-        procs = [RayProcess(self._ray, actor) for actor in actors]
+        procs = [RayProcess(self._ray, remote) for remote in remotes]
         for host, proc in zip(hosts, procs, strict=True):
             host.proc = proc
         with self._lock:
@@ -351,7 +411,7 @@ class RayExecutor(LocalExecutor):
 
     # -- a processing job ------------------------------------------------------------------
     def _process(self, run: _Run, spec: ProcessingSpec) -> Outcome:
-        """A processing job's hosts as actors on the cluster: each builds (or finds) the
+        """A processing job's hosts on the cluster: each builds (or finds) the
         framework's environment on its node, stages its inputs through S3, runs the entry
         point with its own ``/opt/ml`` and uploads the outputs through S3 itself."""
         started = time.time()
@@ -374,23 +434,23 @@ class RayExecutor(LocalExecutor):
                       dict(run.role.environment) if run.role is not None else {})
         endpoint = self._endpoint(run)
         try:
-            with self._on_cluster(run, spec.instance_type, count, self._remote_processing,
+            with self._on_cluster(run, spec.instance_type, count, "processing",
                                   lambda i, cpus: (spec, i, count, endpoint, cpus,
-                                                   *frameworks), tell=False) as actors:
-                if actors is None:
+                                                   *frameworks), tell=False) as remotes:
+                if remotes is None:
                     return Outcome("Stopped", None, False, started)
                 lost: object = None
                 try:
-                    self._stage(run, actors, deadline)
-                    ray.get([actor.start.remote({}) for actor in actors])
+                    self._stage(run, remotes, deadline)
+                    ray.get([remote.start.remote({}) for remote in remotes])
                     self.events.advance(spec.name, "Processing")
-                    result, procs = self._run_actors(run, hosts, actors, deadline)
+                    result, procs = self._run_remotes(run, hosts, remotes, deadline)
                     lost = next((p.lost for p in procs if p.lost is not None), None)
                     if lost is None or result.status in ("Stopped", "MaxRuntimeExceeded"):
                         lost = None
                         finished = _denied_as_role(
-                            ray, [actor.finish.remote(result.status == "Completed")
-                                  for actor in actors])
+                            ray, [remote.finish.remote(result.status == "Completed")
+                                  for remote in remotes])
                 except ray.exceptions.RayActorError as err:
                     lost = err
                 if lost is not None:
@@ -433,11 +493,11 @@ class RayExecutor(LocalExecutor):
                 told = True
         return True
 
-    def _collective_env(self, actors: list[Any], script_mode: bool = False) -> dict[str, str]:
+    def _collective_env(self, remotes: list[Any], script_mode: bool = False) -> dict[str, str]:
         """Where the hosts of a distributed job meet: algo-1's node and a free port there
         (a built-in's collective; a script's ``MASTER_ADDR``/``MASTER_PORT``)."""
-        address, port = self._ray.get([actors[0].node_address.remote(),
-                                       actors[0].free_port.remote()])
+        address, port = self._ray.get([remotes[0].node_address.remote(),
+                                       remotes[0].free_port.remote()])
         if script_mode:
             return {"MASTER_ADDR": str(address), "MASTER_PORT": str(port)}
         return {"OPENSAGE_COLLECTIVE_ADDRESS": f"{address}:{port}"}

@@ -29,7 +29,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from opensage.data.archives import ArchiveLimits
@@ -39,6 +39,7 @@ from opensage.runner.artifacts import has_files, pack_and_upload
 from opensage.runner.channels import ChannelError, input_mode, materialize, split_s3_uri
 from opensage.runner.checkpoints import CheckpointSync
 from opensage.runner.environments import Environments
+from opensage.runner.forkserver import ForkedProcess
 from opensage.runner.job_role import FacadeDenials
 from opensage.runner.local import _script_env
 from opensage.runner.object_access import RemoteObjects, S3Endpoint
@@ -53,6 +54,9 @@ from opensage.runner.toolkit.contract import (
     without_aws,
 )
 from opensage.runner.workspace import Workspace
+
+if TYPE_CHECKING:
+    from opensage.runner.node_agent import NodeAgent
 
 log = logging.getLogger(__name__)
 READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
@@ -87,13 +91,15 @@ class RemoteHost:
         self._lines: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
         self._eof = False
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | ForkedProcess | None = None
         self._checkpoints: CheckpointSync | None = None
         self.frameworks = None if frameworks_dir is None else Environments(
             Path(frameworks_dir), wheelhouse=[Path(p) for p in wheelhouse or []])
         self.archive_limits = archive_limits
         self._python: Path | None = None  # script mode: the framework environment's
         self._cancel = threading.Event()  # ends an environment build (the job was stopped)
+        self.node: NodeAgent | None = None  # the agent holding this host (set by it)
+        self._cpu_ids: list[int] | None = None  # the node's CPUs given to this host
 
     def node_address(self) -> str:
         """This node's address as other hosts reach it (the one the S3 endpoint is reached
@@ -168,6 +174,18 @@ class RemoteHost:
             resource=resource_config(spec.instance_type, spec.instance_count, self.name),
             num_cpus=self.cpus, user_env=spec.environment), **extra_env}
         env["PYTHONUNBUFFERED"] = "1"
+        forkserver = self.node.forkserver if self.node is not None else None
+        if forkserver is not None and spec.module in forkserver.modules:
+            try:  # forked from the node's warm fork server: no import time
+                self._proc = forkserver.spawn(spec.module, ["train"], str(self.ws.root), env,
+                                              self._take_cpus())
+            except (OSError, RuntimeError) as err:
+                log.warning("fork server unavailable (%s): starting a fresh interpreter", err)
+                if self.node is not None:
+                    self.node.forkserver = None
+            else:
+                self._watch()
+                return None
         self._launch([sys.executable, "-m", spec.module, "train"], env)
         return None
 
@@ -200,12 +218,32 @@ class RemoteHost:
     def _launch(self, command: list[str], env: dict[str, str],
                 launcher_flags: tuple[str, ...] = (), cwd: Path | None = None) -> None:
         """``command`` in the host's directory (or ``cwd``) through the launcher (pinned to
-        the host's CPUs, dying with this actor); its output is handed out by ``read``."""
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "opensage.runner.launch", str(self.cpus), str(os.getpid()),
-             *launcher_flags, "--", *command],
-            cwd=str(cwd or self.ws.root), env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        the host's CPUs, dying with this process); its output is handed out by ``read``."""
+        cpus = self._take_cpus()
+        flags = ("--cpu-ids", ",".join(map(str, cpus))) if isinstance(cpus, list) else ()
+        argv = [sys.executable, "-m", "opensage.runner.launch", str(self.cpus),
+                str(os.getpid()), *flags, *launcher_flags, "--", *command]
+
+        def popen() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(argv, cwd=str(cwd or self.ws.root), env=env,
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+
+        # on an agent, from its long-lived thread (PDEATHSIG follows the thread that forked)
+        self._proc = self.node.spawner.submit(popen).result() if self.node else popen()
+        self._watch()
+
+    def _take_cpus(self) -> list[int] | int:
+        """The CPUs this host runs on: its own share of the node's (on an agent), else a
+        count (the first ones)."""
+        if self.node is None:
+            return self.cpus
+        if self._cpu_ids is None:
+            self._cpu_ids = self.node.cpus.take(self.cpus)
+        return self._cpu_ids
+
+    def _watch(self) -> None:
+        """Hand the started process's output out (``read``) and sync its checkpoints."""
         threading.Thread(target=self._pump, daemon=True).start()
         if self._checkpoints is not None:
             threading.Thread(target=self._sync_checkpoints, daemon=True).start()
@@ -281,6 +319,9 @@ class RemoteHost:
     def close(self) -> None:
         self.signal(signal.SIGKILL)
         shutil.rmtree(self.ws.root, ignore_errors=True)
+        if self.node is not None and self._cpu_ids is not None:
+            self.node.cpus.give_back(self._cpu_ids)
+            self._cpu_ids = None
 
 
 class RemoteProcessingHost(RemoteHost):
