@@ -253,7 +253,7 @@ class RayExecutor(LocalExecutor):
         killed) and the group released on leaving."""
         ray = self._ray
         bundle = ray_resources(instance_type)
-        cpus, gpus = int(bundle["CPU"]), int(bundle.get("GPU", 0))
+        cpus = int(bundle["CPU"])
         group = ray.util.placement_group([bundle] * count, strategy="SPREAD",
                                          name=f"opensage-{run.spec.name}")
         hosts: list[AgentHost] = []
