@@ -673,6 +673,162 @@ def test_an_endpoint_serves_from_the_cluster_and_replaces_an_instance_lost_with_
         time.sleep(0.2)
 
 
+# A framework model's own handlers: model_fn loads weights from the model and its bias from
+# S3 through the platform's AWS_ENDPOINT_URL (the server as the node reaches it), and proves
+# it runs in the scikit-learn 1.2-1 environment; predict_fn is a dot product.
+LINEAR_HANDLERS = """
+import json
+import os
+import urllib.request
+
+import numpy as np
+import sklearn
+
+
+def model_fn(model_dir):
+    assert sklearn.__version__ == "1.2.2", sklearn.__version__
+    with open(os.path.join(model_dir, "weights.json")) as f:
+        model = json.load(f)
+    url = os.environ["AWS_ENDPOINT_URL"] + "/BUCKET/ray-sk/bias.txt"
+    model["b"] = float(urllib.request.urlopen(url).read())
+    return model
+
+
+def predict_fn(data, model):
+    return np.asarray(data, dtype=np.float64) @ np.asarray(model["w"]) + model["b"]
+""".replace("BUCKET", BUCKET)
+LINEAR = {"w": [1.0, 10.0, 100.0], "b": 0.5}
+
+
+def _linear(rows: list[list[float]]) -> list[float]:
+    return [sum(w * v for w, v in zip(LINEAR["w"], row, strict=True)) + LINEAR["b"]
+            for row in rows]
+
+
+def _used(cluster: Cluster) -> dict[str, float]:
+    """What the cluster's actors hold now: its total resources less those available."""
+    return cluster.query(
+        "total, free = ray.cluster_resources(), ray.available_resources()\n"
+        "answer({k: total[k] - free.get(k, 0.0) for k in ('CPU', 'memory', 'GPU')"
+        " if k in total})")
+
+
+def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transform_job(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """A scikit-learn script-mode model (SDK-style: SAGEMAKER_PROGRAM, code/ in
+    model.tar.gz) on an endpoint: its instance is an actor on a node, which gets the
+    framework's environment there and runs framework_worker.py with the user's model_fn and
+    predict_fn; the actor asks Ray for the instance type's CPUs and memory. Then a transform
+    job of the same handlers fetched as an s3:// sourcedir.tar.gz, one worker per node."""
+    from opensage.runner.workspace import ray_resources
+    from tests.integration.frameworks import SKLEARN_IMAGE, csv_rows, tar_gz
+    from tests.integration.script_jobs import FIRST_BUILD_TIMEOUT, sourcedir
+    from tests.integration.test_training_jobs import ROLE
+    from tests.integration.test_transform import read
+    from tests.integration.test_transform import wait_for as wait_for_transform
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    runtime = make_client("sagemaker-runtime")
+    weights = json.dumps({"w": LINEAR["w"]})
+    s3.put_object(Bucket=BUCKET, Key="ray-sk/bias.txt", Body=str(LINEAR["b"]).encode())
+    s3.put_object(Bucket=BUCKET, Key="models/ray-sk/model.tar.gz", Body=tar_gz(
+        {"weights.json": weights, "code/inference.py": LINEAR_HANDLERS}))
+    sm.create_model(ModelName="ray-sk", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": SKLEARN_IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                        "SAGEMAKER_REGION": "us-east-1"}})
+    sm.create_endpoint_config(EndpointConfigName="ray-sk", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-sk", "InitialInstanceCount": 1,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    before = set(_actors(cluster, "RemoteModelServer"))
+    idle = _used(cluster)
+    sm.create_endpoint(EndpointName="ray-sk", EndpointConfigName="ray-sk")
+    deadline = time.monotonic() + FIRST_BUILD_TIMEOUT  # the environment may be built first
+    while (status := sm.describe_endpoint(EndpointName="ray-sk"))["EndpointStatus"] in (
+            "Creating", "Updating"):
+        assert time.monotonic() < deadline, "the endpoint did not come up"
+        time.sleep(0.5)
+    assert status["EndpointStatus"] == "InService", status.get("FailureReason")
+
+    rows = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [0.25, -1.0, 7.0]]
+    answer = runtime.invoke_endpoint(EndpointName="ray-sk", ContentType="text/csv",
+                                     Accept="text/csv", Body=csv_rows(rows))
+    got = [float(v) for v in answer["Body"].read().decode().split()]
+    assert got == _linear(rows) == [321.5, 654.5, 690.75]
+    instances = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+                 if i not in before}
+    assert [a["state"] for a in instances.values()] == ["ALIVE"]  # one instance, an actor
+    assert next(iter(instances.values()))["node"] in _alive_nodes(cluster)
+    wanted = ray_resources(SERVING)  # the instance type's CPUs and memory, as a host's
+    assert wanted["CPU"] == 2 and wanted["memory"] > 0
+    deadline = time.monotonic() + 30  # the cluster's view of what is free follows shortly
+    while (held := {k: _used(cluster).get(k, 0.0) - idle.get(k, 0.0) for k in wanted}) \
+            != wanted:
+        assert time.monotonic() < deadline, f"the instance holds {held}, not {wanted}"
+        time.sleep(0.5)
+    sm.delete_endpoint(EndpointName="ray-sk")
+    deadline = time.monotonic() + 60
+    while any(a["state"] == "ALIVE" for i, a in _actors(cluster, "RemoteModelServer").items()
+              if i not in before):  # its node is free for the transform job's workers
+        assert time.monotonic() < deadline, "the endpoint's instance outlived it"
+        time.sleep(0.2)
+
+    # a transform job: the code as an s3:// sourcedir.tar.gz, fetched by each node
+    s3.put_object(Bucket=BUCKET, Key="code/ray-sk/sourcedir.tar.gz",
+                  Body=sourcedir({"inference.py": LINEAR_HANDLERS}))
+    s3.put_object(Bucket=BUCKET, Key="models/ray-sk-tx/model.tar.gz",
+                  Body=tar_gz({"weights.json": weights}))
+    sm.create_model(ModelName="ray-sk-tx", ExecutionRoleArn=ROLE, PrimaryContainer={
+        "Image": SKLEARN_IMAGE,
+        "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk-tx/model.tar.gz",
+        "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                        "SAGEMAKER_SUBMIT_DIRECTORY":
+                            f"s3://{BUCKET}/code/ray-sk/sourcedir.tar.gz"}})
+    parts = [[[float(i), float(i % 3), 0.5 * i] for i in range(start, start + 20)]
+             for start in (0, 100)]
+    for index, part in enumerate(parts):
+        s3.put_object(Bucket=BUCKET, Key=f"ray-sk-in/part-{index}.csv",
+                      Body=csv_rows(part) + "\n")
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_transform_job(
+        TransformJobName="ray-sk-tx", ModelName="ray-sk-tx",
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/ray-sk-in/"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://{BUCKET}/out/ray-sk-tx", "Accept": "text/csv",
+                         "AssembleWith": "Line"},
+        TransformResources={"InstanceCount": 2, "InstanceType": SERVING},
+        BatchStrategy="MultiRecord", MaxPayloadInMB=1)
+    done = wait_for_transform(sm, "ray-sk-tx", timeout=300)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    for index, part in enumerate(parts):
+        out = read(s3, f"out/ray-sk-tx/part-{index}.csv.out")
+        assert [float(v) for v in out.split()] == _linear(part)
+    workers = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+               if i not in before}
+    assert sorted(a["node"] for a in workers.values()) == _alive_nodes(cluster)
+    assert all(a["state"] == "DEAD" for a in workers.values())  # ended with the job
+
+    # EnableNetworkIsolation stays local-only for framework models too: refused, saying so
+    sm.create_model(ModelName="ray-sk-iso", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
+                    PrimaryContainer={
+                        "Image": SKLEARN_IMAGE,
+                        "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk/model.tar.gz",
+                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+    sm.create_endpoint_config(EndpointConfigName="ray-sk-iso", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-sk-iso", "InitialInstanceCount": 1,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    sm.create_endpoint(EndpointName="ray-sk-iso", EndpointConfigName="ray-sk-iso")
+    deadline = time.monotonic() + 120
+    while (status := sm.describe_endpoint(EndpointName="ray-sk-iso"))["EndpointStatus"] == \
+            "Creating":
+        assert time.monotonic() < deadline, "the isolated endpoint was not refused"
+        time.sleep(0.2)
+    assert status["EndpointStatus"] == "Failed"
+    assert "EnableNetworkIsolation is not served" in status["FailureReason"]
+
+
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
         cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
     """Last: it kills the second node. The two hosts are on the two nodes (Ray's placement

@@ -55,7 +55,6 @@ from opensage.runner.object_access import ObjectAccess
 from opensage.runner.own_image import (
     CONTAINER_ROOT,
     OwnImage,
-    memory_for,
     processing_container,
     training_container,
 )
@@ -70,7 +69,7 @@ from opensage.runner.toolkit.contract import (
     user_hyperparameters,
     without_aws,
 )
-from opensage.runner.workspace import Workspace, cpus_for
+from opensage.runner.workspace import Workspace, cpus_for, memory_for
 from opensage.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)

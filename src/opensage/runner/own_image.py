@@ -10,13 +10,12 @@ do: ``algo-N`` resolve to 127.0.0.1 and the server's endpoint is reachable; with
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from opensage.containers import ContainerSpec, Mount
 from opensage.runner.processing import ProcessingSpec
-from opensage.runner.workspace import Workspace
+from opensage.runner.workspace import Workspace, memory_for
 
 CONTAINER_ROOT = Workspace(Path("/opt/ml"))  # the layout as the container sees it (paths only)
 
@@ -64,20 +63,3 @@ def processing_container(spec: ProcessingSpec, host_dir: Path, host: str, *, cpu
         extra_hosts={} if spec.network_isolation else {
             f"algo-{i}": "127.0.0.1" for i in range(1, spec.instance_count + 1)},
         cpus=cpus, memory_bytes=memory_for(spec.instance_type, cpus), purpose="processing")
-
-
-# GiB of memory per vCPU of an instance family (its first letter): c5.xlarge 8 GiB,
-# m5.xlarge 16 GiB, r5.xlarge 32 GiB, x1 ~16 GiB/vCPU; others as m.
-_GIB_PER_VCPU = {"c": 2, "m": 4, "t": 4, "r": 8, "z": 8, "x": 16, "g": 4, "p": 8, "i": 8}
-
-
-def memory_for(instance_type: str, vcpus: int) -> int | None:
-    """The memory limit of a container on ``instance_type`` with ``vcpus`` vCPUs (the
-    instance's share per vCPU), capped at this machine's memory; None when unknown."""
-    family = instance_type.removeprefix("ml.")[:1]
-    wanted = _GIB_PER_VCPU.get(family, 4) * vcpus * 1024**3
-    try:
-        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return wanted
-    return min(wanted, physical)

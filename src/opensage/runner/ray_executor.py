@@ -71,11 +71,10 @@ from opensage.runner.local import (
 )
 from opensage.runner.node_agent import NodeAgent
 from opensage.runner.object_access import ObjectAccess, S3Endpoint
-from opensage.runner.own_image import memory_for
 from opensage.runner.processing import ProcessingSpec
 from opensage.runner.remote_host import HostUnfit
 from opensage.runner.toolkit import script
-from opensage.runner.workspace import Workspace, gpus_for, vcpus_for
+from opensage.runner.workspace import Workspace, ray_resources
 from opensage.store.objects import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -258,13 +257,8 @@ class RayExecutor(LocalExecutor):
         shows ``Starting`` saying so meanwhile). The hosts are dropped (their processes
         killed) and the group released on leaving."""
         ray = self._ray
-        cpus = vcpus_for(instance_type)
-        bundle: dict[str, float] = {"CPU": cpus}
-        memory = memory_for(instance_type, cpus)
-        if memory is not None:
-            bundle["memory"] = memory
-        if gpus := gpus_for(instance_type):
-            bundle["GPU"] = gpus
+        bundle = ray_resources(instance_type)
+        cpus = int(bundle["CPU"])
         group = ray.util.placement_group([bundle] * count, strategy="SPREAD",
                                          name=f"opensage-{run.spec.name}")
         hosts: list[AgentHost] = []

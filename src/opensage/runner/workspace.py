@@ -89,3 +89,34 @@ def gpus_for(instance_type: str) -> int:
     if family not in _GPUS:
         return 0
     return _GPUS[family].get(size, 1)
+
+
+# GiB of memory per vCPU of an instance family (its first letter): c5.xlarge 8 GiB,
+# m5.xlarge 16 GiB, r5.xlarge 32 GiB, x1 ~16 GiB/vCPU; others as m.
+_GIB_PER_VCPU = {"c": 2, "m": 4, "t": 4, "r": 8, "z": 8, "x": 16, "g": 4, "p": 8, "i": 8}
+
+
+def memory_for(instance_type: str, vcpus: int) -> int | None:
+    """The memory limit of a container on ``instance_type`` with ``vcpus`` vCPUs (the
+    instance's share per vCPU), capped at this machine's memory; None when unknown."""
+    family = instance_type.removeprefix("ml.")[:1]
+    wanted = _GIB_PER_VCPU.get(family, 4) * vcpus * 1024**3
+    try:
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return wanted
+    return min(wanted, physical)
+
+
+def ray_resources(instance_type: str) -> dict[str, float]:
+    """What one host or model instance of ``instance_type`` asks a Ray cluster for: its
+    vCPUs (``CPU``), its memory in bytes (``memory``) and, for the GPU families, its GPUs
+    (``GPU``) -- a training host's placement bundle and a serving actor's options alike."""
+    cpus = vcpus_for(instance_type)
+    wanted: dict[str, float] = {"CPU": cpus}
+    memory = memory_for(instance_type, cpus)
+    if memory is not None:
+        wanted["memory"] = memory
+    if gpus := gpus_for(instance_type):
+        wanted["GPU"] = gpus
+    return wanted

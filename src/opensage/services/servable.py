@@ -37,10 +37,9 @@ from opensage.runner.environments import (
 from opensage.runner.toolkit.contract import aws_environment
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.context import Context
-from opensage.serving.artifacts import ArtifactError, archive_limits, fetch_model
+from opensage.serving.artifacts import ArtifactError, archive_limits
+from opensage.serving.artifacts import code_directory as artifact_code_directory
 from opensage.serving.process import WorkerProgram
-
-MODEL_DIR = "/opt/ml/model"
 
 
 class NotServable(Exception):
@@ -114,25 +113,40 @@ def serving_module(algorithms: AlgorithmCatalog, image: str) -> tuple[str, str |
 
 def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Path,
                    environment: Mapping[str, str],
-                   log: Callable[[str], None] | None = None) -> WorkerProgram:
+                   log: Callable[[str], None] | None = None, *,
+                   here: bool = True) -> WorkerProgram:
     """The program of the model's workers, once its artifact is unpacked in ``model_dir``:
     for a framework, its user code fetched and its environment built (which may take
-    minutes the first time; ``log`` hears the progress). Raises ``NotServable``."""
+    minutes the first time; ``log`` hears the progress). Raises ``NotServable``.
+
+    ``here`` False: the workers run on other machines (Ray nodes), each getting the
+    environment and the user's code on its own (``serving.remote_instance``): nothing is
+    built or fetched here, the program names the environment and where it would be."""
     if served.image is not None:
         return WorkerProgram.own_image(served.image)
+    settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
+    aws = aws_environment(settings.local_url, settings.region)
     if served.framework is None:
         assert served.module is not None
         if served.environment is None:
             return WorkerProgram.builtin(served.module)
         builtin = builtin_environment(served.environment)
+        if not here:
+            return WorkerProgram.builtin(
+                served.module, python=ctx.environments.location(builtin) / "bin" / "python",
+                path=ctx.environments.opensage_path(), framework=builtin)
         try:
             python = ctx.environments.python(builtin, None, log)
         except EnvironmentBuildError as e:
             raise NotServable(f"The {builtin.key} environment could not be built: "
                               f"{e}") from None
         return WorkerProgram.builtin(served.module, python=python,
-                                     path=ctx.environments.opensage_path())
+                                     path=ctx.environments.opensage_path(), framework=builtin)
     framework = served.framework
+    if not here:
+        return WorkerProgram.framework(
+            framework.name, ctx.environments.location(framework) / "bin" / "python", None,
+            aws, spec=framework)
     code_dir = code_directory(ctx, model_dir, work_dir, environment)
     requirements = code_dir / "requirements.txt" if code_dir is not None else None
     if requirements is not None and not requirements.is_file():
@@ -144,35 +158,15 @@ def worker_program(ctx: Context, served: Servable, model_dir: Path, work_dir: Pa
     except EnvironmentBuildError as e:  # its message is the reason
         raise NotServable(f"The {framework.name} {framework.version} environment could not "
                           f"be built: {e}") from None
-    settings = ctx.settings  # boto3 in the handlers calls this server, as a job's does
-    return WorkerProgram.framework(framework.name, python, code_dir,
-                                   aws_environment(settings.local_url, settings.region))
+    return WorkerProgram.framework(framework.name, python, code_dir, aws, spec=framework)
 
 
 def code_directory(ctx: Context, model_dir: Path, work_dir: Path,
                    environment: Mapping[str, str]) -> Path | None:
-    """Where the inference script lives, or None (the framework's default handlers)."""
-    submit = environment.get("SAGEMAKER_SUBMIT_DIRECTORY") or f"{MODEL_DIR}/code"
-    if submit.startswith("s3://"):
-        return _fetch_source(ctx, submit, work_dir / "code")
-    if submit.startswith("file://"):
-        local = Path(submit[len("file://"):])
-        return local if local.is_dir() else None
-    path = submit.rstrip("/")
-    if path == MODEL_DIR or path.startswith(MODEL_DIR + "/"):
-        relative = path[len(MODEL_DIR):].lstrip("/")
-        resolved = (model_dir / relative).resolve()
-        if resolved.is_dir() and resolved.is_relative_to(model_dir.resolve()):
-            return resolved
-        return None
-    fallback = model_dir / "code"
-    return fallback if fallback.is_dir() else None
-
-
-def _fetch_source(ctx: Context, url: str, dest: Path) -> Path:
+    """Where the inference script lives, or None (the framework's default handlers); see
+    ``serving.artifacts.code_directory``. Raises ``NotServable``."""
     try:
-        return fetch_model(ctx.objects, url, dest, archive_limits(ctx.settings),
-                           what=("the inference code (SAGEMAKER_SUBMIT_DIRECTORY)",
-                                 "the inference code"))
+        return artifact_code_directory(ctx.objects, model_dir, work_dir, environment,
+                                       archive_limits(ctx.settings))
     except ArtifactError as e:  # its message is the reason
         raise NotServable(str(e)) from None

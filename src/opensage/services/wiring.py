@@ -6,6 +6,7 @@ are subscriptions made here, so this file is the whole map of who depends on who
 
 from __future__ import annotations
 
+import functools
 import socket
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,7 @@ from opensage.runner.forkserver import ForkServer
 from opensage.runner.local import LocalExecutor, TrainingEvents
 from opensage.runner.object_access import S3Endpoint
 from opensage.runner.toolkit.contract import aws_environment
-from opensage.runner.workspace import vcpus_for
+from opensage.runner.workspace import ray_resources
 from opensage.services import kinds
 from opensage.services.algorithms import AlgorithmCatalog
 from opensage.services.audit import AuditService
@@ -311,9 +312,11 @@ def _instance_launcher(settings: Settings,
     from opensage.serving.ray_instances import RayLauncher
 
     return RayLauncher(lambda: connect(settings.ray_address), _s3_endpoint(settings),
-                       vcpus_for, archive_limits(settings),
+                       ray_resources, archive_limits(settings),
                        None if roles is None else lambda: roles.server_session(
-                           INSTANCE_SESSION_SECONDS))
+                           INSTANCE_SESSION_SECONDS),
+                       functools.partial(Environments, settings.frameworks_dir,
+                                         wheelhouse=settings.wheelhouse))
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

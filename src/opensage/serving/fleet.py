@@ -72,7 +72,11 @@ class InstanceLauncher(Protocol):
     """Where a fleet's instances run: :class:`Launcher` (processes on this machine) or
     ``serving.ray_instances.RayLauncher`` (actors on a Ray cluster's nodes). A launched
     worker is a :class:`Worker` (``host``/``port``, ``proc``, ``stop``, ``kill``) either
-    way; the fleet, the router and the transform job's senders do not know which."""
+    way; the fleet, the router and the transform job's senders do not know which.
+    ``remote``: the workers run on other machines, which get the model's framework
+    environment and code themselves (nothing of it is needed on this one)."""
+
+    remote: bool
 
     def warm(self) -> None: ...
 
@@ -85,6 +89,8 @@ class InstanceLauncher(Protocol):
 class Launcher:
     """Starts worker processes; ``forkserver`` is a ``runner.forkserver.ForkServer`` or None;
     ``containers`` runs own images' containers (None: no engine here)."""
+
+    remote = False
 
     def __init__(self, forkserver: Any, name: str,
                  containers: ContainerEngine | None = None) -> None:

@@ -45,7 +45,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,9 @@ class WorkerProgram:
     ``python`` (its environment's interpreter) running ``framework_worker.py`` with the user's
     code from ``code_dir``; or the user's ``image`` (``module`` is then its name too).
     ``env``: variables the platform gives a framework's worker (what boto3 needs to call this
-    server), under the model's ``Environment``."""
+    server), under the model's ``Environment``. ``environment``: the framework environment
+    ``python`` belongs to (a ``runner.environments.Framework``), which a worker on another
+    machine (a Ray node: ``serving.remote_instance``) gets there (:meth:`on_node`)."""
 
     module: str
     python: str | None = None
@@ -89,18 +91,36 @@ class WorkerProgram:
     image: str | None = None
     env: tuple[tuple[str, str], ...] = ()
     path: str | None = None
+    environment: Any = field(default=None, compare=False)
 
     @classmethod
     def builtin(cls, module: str, *, python: Path | str | None = None,
-                path: Path | str | None = None) -> WorkerProgram:
+                path: Path | str | None = None, framework: Any = None) -> WorkerProgram:
         return cls(module, str(python) if python is not None else None,
-                   path=str(path) if path is not None else None)
+                   path=str(path) if path is not None else None, environment=framework)
 
     @classmethod
     def framework(cls, framework: str, python: Path | str, code_dir: Path | str | None,
-                  env: Mapping[str, str] | None = None) -> WorkerProgram:
+                  env: Mapping[str, str] | None = None, *, spec: Any = None) -> WorkerProgram:
         return cls(framework, str(python), str(code_dir) if code_dir is not None else None,
-                   env=tuple(sorted((env or {}).items())))
+                   env=tuple(sorted((env or {}).items())), environment=spec)
+
+    @property
+    def in_environment(self) -> bool:
+        """Whether it runs in a framework environment's interpreter (a framework's handlers,
+        or a deep-learning built-in), which another machine must have too."""
+        return self.python is not None and self.image is None
+
+    def on_node(self, python: Path | str, *, code_dir: Path | str | None = None,
+                path: Path | str | None = None,
+                env: Mapping[str, str] | None = None) -> WorkerProgram:
+        """The same program on another machine: that machine's interpreter of the same
+        environment, and the user's code (a framework's), opensage's path (a deep-learning
+        built-in's) and the platform's variables as found there."""
+        return replace(self, python=str(python),
+                       code_dir=None if code_dir is None else str(code_dir),
+                       path=None if path is None else str(path),
+                       env=self.env if env is None else tuple(sorted(env.items())))
 
     @classmethod
     def own_image(cls, image: str) -> WorkerProgram:

@@ -3,8 +3,12 @@
 :class:`RayLauncher` is the :class:`serving.fleet.InstanceLauncher` the endpoint and
 transform services take instead of the local :class:`serving.fleet.Launcher`: each instance
 is a :class:`serving.remote_instance.RemoteModelServer` actor asking Ray for its instance
-type's CPUs (spread across nodes), which fetches the model through S3 and runs the same
-model worker on its node, listening on the node's address. Here it is a :class:`RayWorker`:
+type's CPUs, memory and GPUs (``runner.workspace.ray_resources``, what a training host's
+bundle holds; spread across nodes), which fetches the model through S3 and runs the same
+model worker on its node, listening on the node's address: a built-in's handler, or a
+framework model's handlers (``framework_worker.py``) in the framework's environment, which
+the actor gets on its node as a Ray training host does. Own images and models with
+EnableNetworkIsolation are refused (they run with ``--executor local``). Here it is a :class:`RayWorker`:
 a :class:`serving.process.Worker` whose ``host``/``port`` are that address and whose
 ``proc`` is the actor's output, so the fleet, the router, the endpoint's replacement of dead
 instances and the transform job's senders are unchanged. An actor that dies (its node was
@@ -29,14 +33,15 @@ from typing import IO, Any
 from opensage.data.archives import ArchiveLimits
 from opensage.serving.fleet import ModelServer
 from opensage.serving.process import LogSink, Worker, WorkerFailed
-from opensage.serving.remote_instance import RemoteModelServer, describe
+from opensage.serving.remote_instance import NodeEnvironments, RemoteModelServer, describe
 from opensage.store.remote_objects import S3Endpoint
 
 log = logging.getLogger(__name__)
 UNAVAILABLE_STRIKES = 30  # an actor unreachable this many times in a row (1 s apart) is lost
 LOCAL_ONLY = ("With --executor ray, endpoints and transform jobs serve built-in algorithms' "
-              "models on the cluster; framework models and own images run with --executor "
-              "local")
+              "and framework models on the cluster; own images run with --executor local")
+# a framework model's instance may first build the framework's environment on its node
+ENVIRONMENT_BUILD_SECONDS = 1800.0
 ISOLATED_LOCAL_ONLY = ("With --executor ray, a model with EnableNetworkIsolation is not served: "
                        "its workers run in a network namespace of their own with --executor "
                        "local")
@@ -105,25 +110,33 @@ class RayWorker(Worker):
         self._ready: Any = None
 
     @property
+    def resources(self) -> Mapping[str, float]:
+        """What the actor asks Ray for: its instance type's CPUs, memory and GPUs."""
+        if self.model.instance_type:
+            return self.launcher.resources_for(self.model.instance_type)
+        return {"CPU": self.cpus}
+
+    @property
     def lost(self) -> str | None:
         """Why the instance's actor died (its node was lost); None while it lives."""
         return self.proc.lost if isinstance(self.proc, ActorOutput) else None
 
     def start(self, spawner: Any = None, forkserver: Any = None,
               containers: Any = None) -> None:
-        if not self.program.forkable:
+        if self.program.image is not None:
             raise WorkerFailed(LOCAL_ONLY)
         if self.model.isolated:  # the actor's worker would have the node's whole network
             raise WorkerFailed(ISOLATED_LOCAL_ONLY)
         launcher = self.launcher
         ray = launcher.ray()
-        cpus = launcher.cpus_for(self.model.instance_type) if self.model.instance_type \
-            else self.cpus
+        wanted = self.resources
+        cpus = int(wanted["CPU"])
         self.actor = launcher.actor_class().options(
-            num_cpus=cpus, max_restarts=0, max_concurrency=4, scheduling_strategy="SPREAD",
+            num_cpus=cpus, memory=wanted.get("memory"), num_gpus=wanted.get("GPU", 0),
+            max_restarts=0, max_concurrency=4, scheduling_strategy="SPREAD",
         ).remote(self.program, self.model.model_url, launcher.instance_endpoint(), cpus,
-                 dict(self.env),
-                 launcher.limits, self.instance_id)
+                 dict(self.env), launcher.limits, self.instance_id, None,
+                 launcher.environments if self.program.in_environment else None)
         self._ready = self.actor.start.remote(self.model.startup_timeout)
         self.proc = ActorOutput(ray, self.actor)
         threading.Thread(target=self._pump, daemon=True,
@@ -133,12 +146,14 @@ class RayWorker(Worker):
         """Once the actor was placed, fetched the model and its worker passed ``/ping`` on
         its node, and answers ``/ping`` from here too."""
         ray = self.launcher.ray()
+        if self.program.in_environment:  # the environment may be built on the node first
+            timeout += ENVIRONMENT_BUILD_SECONDS
         deadline = time.monotonic() + timeout
         try:
             self.host, self.port = ray.get(self._ready, timeout=timeout)
         except ray.exceptions.GetTimeoutError:
-            raise WorkerFailed(f"no Ray node had room for the instance ({self.model.cpus} "
-                               "CPU) or it did not pass the ping health check within "
+            raise WorkerFailed(f"no Ray node had room for the instance ({_room(self.resources)}) "
+                               "or it did not pass the ping health check within "
                                f"{timeout:g} s") from None
         except ray.exceptions.RayTaskError as err:
             cause = getattr(err, "cause", None)
@@ -194,16 +209,22 @@ class RayLauncher:
     """Starts a fleet's instances as actors on the Ray cluster (an ``InstanceLauncher``).
 
     ``connect`` returns the connected ``ray`` module; ``endpoint`` is where nodes reach the
-    objects (the models); ``cpus_for`` gives an instance type's vCPUs (what each actor asks
-    Ray for); ``limits`` caps unpacking a model on the node; ``credentials`` (``--auth
-    sigv4``) issues the short-lived session each instance fetches its model with."""
+    objects (the models); ``resources_for`` gives what an instance of a type asks Ray for
+    (``runner.workspace.ray_resources``: CPUs, memory, GPUs); ``limits`` caps unpacking a
+    model (and a framework model's code) on the node; ``environments`` makes a node's
+    framework environments there (``runner.environments.Environments`` of the server's
+    frameworks directory and wheelhouse); ``credentials`` (``--auth sigv4``) issues the
+    short-lived session each instance fetches its model with."""
+
+    remote = True  # a framework model's environment and code are had on each node
 
     def __init__(self, connect: Callable[[], Any], endpoint: S3Endpoint,
-                 cpus_for: Callable[[str], int], limits: ArchiveLimits,
-                 credentials: Callable[[], Mapping[str, str]] | None = None) -> None:
+                 resources_for: Callable[[str], Mapping[str, float]], limits: ArchiveLimits,
+                 credentials: Callable[[], Mapping[str, str]] | None = None,
+                 environments: Callable[[], NodeEnvironments] | None = None) -> None:
         self._connect, self.endpoint = connect, endpoint
-        self.credentials = credentials
-        self.cpus_for, self.limits = cpus_for, limits
+        self.credentials, self.environments = credentials, environments
+        self.resources_for, self.limits = resources_for, limits
         self._ray: Any = None
         self._actor_class: Any = None
         self._lock = threading.Lock()
@@ -240,3 +261,13 @@ class RayLauncher:
 
     def close(self) -> None:
         """The actors belong to this server's driver and go with it."""
+
+
+def _room(resources: Mapping[str, float]) -> str:
+    """What an instance asks for, in words: "2 CPU, 8 GiB memory, 1 GPU"."""
+    parts = [f"{resources.get('CPU', 0):g} CPU"]
+    if resources.get("memory"):
+        parts.append(f"{resources['memory'] / 1024**3:g} GiB memory")
+    if resources.get("GPU"):
+        parts.append(f"{resources['GPU']:g} GPU")
+    return ", ".join(parts)

@@ -8,6 +8,16 @@ same :class:`serving.process.Worker` the server starts locally, listening on the
 address (the interface that routes to the server), so the server's router and the transform
 job's senders talk to it over HTTP as they do to a local one. Its output lines are handed to
 the server as they come (``read``).
+
+A program that runs in a framework environment (a framework model's handlers,
+``framework_worker.py``; a deep-learning built-in's ``serve``) gets that environment on the
+node as a Ray training host does (``Environments.python``, through the ``environments``
+factory the server hands over: built there if missing, under that machine's lock, the
+build's lines the first the instance hands out), its user code found in the node's copy of
+the model or fetched through S3 (``serving.artifacts.code_directory``), and runs as
+:meth:`WorkerProgram.on_node` says: the same command line and environment variables the
+server's own ``Launcher`` gives it, with that node's paths, its boto3 pointed at the address
+the node reaches the server at.
 """
 
 from __future__ import annotations
@@ -17,17 +27,31 @@ import shutil
 import socket
 import tempfile
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from opensage.data.archives import ArchiveLimits
-from opensage.serving.artifacts import fetch_model
+from opensage.serving.artifacts import ArtifactError, code_directory, fetch_model
 from opensage.serving.process import Worker, WorkerFailed, WorkerProgram
 from opensage.store.remote_objects import RemoteObjects, S3Endpoint
 
 READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
+NO_ENVIRONMENTS = ("this server gives its Ray instances no framework environments, which "
+                   "this model's workers run in")
+
+
+class NodeEnvironments(Protocol):
+    """The framework environments of the machine an instance runs on
+    (``runner.environments.Environments``, which this layer does not import)."""
+
+    def python(self, framework: Any, requirements: Path | None = None,
+               log: Callable[[str], None] | None = None,
+               cancel: threading.Event | None = None) -> Path: ...
+
+    def opensage_path(self) -> Path: ...
 
 
 class RemoteModelServer:
@@ -35,8 +59,13 @@ class RemoteModelServer:
 
     def __init__(self, program: WorkerProgram, model_url: str | None, endpoint: S3Endpoint,
                  cpus: int, env: dict[str, str], limits: ArchiveLimits, instance_id: str,
-                 scratch: str | None = None) -> None:
+                 scratch: str | None = None,
+                 environments: Callable[[], NodeEnvironments] | None = None) -> None:
+        """``environments``: this node's framework environments (a factory the server
+        hands over: its frameworks directory and wheelhouse, paths of the node's own)."""
         self.program, self.model_url, self.cpus = program, model_url, cpus
+        self.environments = environments
+        self._cancel = threading.Event()  # ends an environment build (the instance stopped)
         self.env, self.limits, self.instance_id = env, limits, instance_id
         self.endpoint = endpoint
         self.objects = RemoteObjects(endpoint)
@@ -71,7 +100,9 @@ class RemoteModelServer:
                                    f"{err}") from None
         else:
             model_dir.mkdir(parents=True, exist_ok=True)
-        worker = Worker(program=self.program, model_dir=model_dir, work_dir=self.root,
+        program = self._on_this_node(model_dir) if self.program.in_environment \
+            else self.program
+        worker = Worker(program=program, model_dir=model_dir, work_dir=self.root,
                         cpus=self.cpus, instance_id=self.instance_id, env=self.env,
                         host=self.node_address())
         worker.log_sink = self._keep
@@ -79,6 +110,44 @@ class RemoteModelServer:
         worker.start(self._spawner)
         worker.wait_ready(startup_timeout)
         return worker.host, worker.port
+
+    def _on_this_node(self, model_dir: Path) -> WorkerProgram:
+        """The program with this node's environment: a framework's with the user's code
+        found here (and its ``requirements.txt`` overlaid), a deep-learning built-in's with
+        this node's path to opensage. ``WorkerFailed`` says why it cannot be had."""
+        program, framework = self.program, self.program.environment
+        if self.environments is None or framework is None:
+            raise WorkerFailed(NO_ENVIRONMENTS)
+        environments = self.environments()
+        if program.path is not None:  # a deep-learning built-in
+            python = self._python(environments, framework, None)
+            return program.on_node(python, path=environments.opensage_path())
+        try:
+            code_dir = code_directory(self.objects, model_dir, self.root, self.env,
+                                      self.limits, local_code=False)
+        except ArtifactError as err:
+            raise WorkerFailed(str(err)) from None
+        requirements = code_dir / "requirements.txt" if code_dir is not None else None
+        if requirements is not None and not requirements.is_file():
+            requirements = None
+        python = self._python(environments, framework, requirements)
+        env = dict(program.env)
+        if "AWS_ENDPOINT_URL" in env:  # the handlers' boto3 calls the server from this node
+            env["AWS_ENDPOINT_URL"] = self.endpoint.url
+        return program.on_node(python, code_dir=code_dir, env=env)
+
+    def _python(self, environments: NodeEnvironments, framework: Any,
+                requirements: Path | None) -> Path:
+        try:
+            return environments.python(framework, requirements, self._say, self._cancel)
+        except Exception as err:  # noqa: BLE001 - EnvironmentBuildError, UnsupportedFramework
+            reason = getattr(err, "message", None) or str(err)
+            raise WorkerFailed(f"The {framework.name} {framework.version} environment could "
+                               f"not be built on the Ray node: {reason}") from None
+
+    def _say(self, line: str) -> None:
+        """A line of the instance's own (an environment's build) on its log stream."""
+        self._keep([(0, line.rstrip("\n"))])
 
     def _keep(self, events: list[tuple[int, str]]) -> None:
         with self._cond:
@@ -103,10 +172,12 @@ class RemoteModelServer:
 
     def stop(self, grace: float) -> None:
         """SIGTERM: the requests in flight finish; SIGKILL after ``grace``."""
+        self._cancel.set()
         if self.worker is not None:
             self.worker.stop(grace)
 
     def close(self) -> None:
+        self._cancel.set()
         if self.worker is not None:
             self.worker.kill()
         self._spawner.shutdown(wait=False)

@@ -165,7 +165,8 @@ class Deployer:
                 try:
                     program = worker_program(self.ctx, what, model_dir, work_dir,
                                              plan["Environment"],
-                                             self._progress(name, f"{vname}/environment"))
+                                             self._progress(name, f"{vname}/environment"),
+                                             here=not self.hosting.launcher.remote)
                 except NotServable as e:
                     raise DeployFailed(f"Production variant {vname}: {e}") from None
                 fleet = self.hosting.fleet(name, plan, program, work_dir)

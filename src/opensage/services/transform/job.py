@@ -210,7 +210,8 @@ class Job:
             raise JobFailed(f"Failed to download or extract the model data: {e}") from None
         try:
             program = worker_program(self.ctx, what, model_dir, self.directory, env,
-                                     lambda line: self._log(line))
+                                     lambda line: self._log(line),
+                                     here=not self.launcher.remote)
         except NotServable as e:
             raise JobFailed(str(e)) from None
         resources = self.job.get("TransformResources") or {}
