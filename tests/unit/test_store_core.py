@@ -263,6 +263,84 @@ def test_a_keeper_keeps_renewing_after_a_failed_renewal(db: Database,
         keeper.close()
 
 
+def test_renew_held_renews_the_owners_leases_and_names_them(db: Database):
+    leases = Leases(db)
+    assert leases.claim("k1", "a", 10, now=100)
+    assert leases.claim("k2", "a", 10, now=100)
+    assert leases.claim("k3", "b", 10, now=100)
+    assert leases.renew_held("a", 10, now=105) == {"k1", "k2"}
+    assert lease_expiry(db, "k1") == lease_expiry(db, "k2") == 115
+    assert lease_expiry(db, "k3") == 110  # b's untouched
+    assert leases.renew_held("c", 10, now=105) == set()
+
+
+def test_a_keeper_reports_each_key_it_lost_once_and_only_those(db: Database):
+    """Fencing: the keeper held k1..k3; a stalled past its time to live (``now=``), b took k2
+    over and k3 was released by someone else (another server took it and finished): the next
+    beat reports k2 and k3 lost, once; k1, renewed, stays held; a key released through the
+    keeper is not reported."""
+    lost: list[str] = []
+    keeper = LeaseKeeper(Leases(db), "a", 10, on_lost=lost.append)
+    try:
+        for key in ("k1", "k2", "k3", "k4"):
+            assert keeper.claim(key)
+        keeper.release("k4")
+        assert keeper.held == {"k1", "k2", "k3"}
+        later = time.time() + 60  # every lease of a has expired by then
+        other = Leases(db)
+        assert other.take_over("k2", "b", 10, now=later)
+        assert other.take_over("k3", "b", 10, now=later)
+        assert other.release("k3", "b")
+        assert keeper.beat(now=later) == 1  # a holds k1 only
+        assert sorted(lost) == ["k2", "k3"]
+        assert keeper.held == {"k1"}
+        assert keeper.beat(now=later) == 1
+        assert sorted(lost) == ["k2", "k3"]  # reported once
+        assert keeper.holds("k1") and not keeper.holds("k2") and not keeper.holds("k3")
+        assert Leases(db).holder("k2") == "b"  # the beat never takes a lease back
+    finally:
+        keeper.close()
+
+
+def test_a_key_another_owner_of_the_same_server_holds_is_not_lost(db: Database):
+    """Keepers of one server share its owner id (one per service): a beat renews every
+    lease of the owner and reports only the keys of its own keeper that the owner lost."""
+    lost: list[str] = []
+    training = LeaseKeeper(Leases(db), "a", 10, on_lost=lost.append)
+    endpoints = LeaseKeeper(Leases(db), "a", 10, on_lost=lost.append)
+    try:
+        assert training.claim("job")
+        assert endpoints.claim("endpoint")
+        assert training.beat() == 2 and endpoints.beat() == 2
+        endpoints.release("endpoint")
+        assert training.beat() == 1
+        assert lost == []
+    finally:
+        training.close()
+        endpoints.close()
+
+
+def test_the_keepers_thread_reports_a_lost_key(db: Database):
+    """The background beat (every third of the time to live) finds the key taken over."""
+    ttl = 0.6
+    reported = threading.Event()
+    lost: list[str] = []
+
+    def on_lost(key: str) -> None:
+        lost.append(key)
+        reported.set()
+
+    keeper = LeaseKeeper(Leases(db), "a", ttl, on_lost=on_lost)
+    try:
+        assert keeper.claim("k")
+        with db.transaction() as conn:  # another server's takeover, as a row change
+            conn.execute(leases.update().where(leases.c.key == "k").values(owner="b"))
+        assert reported.wait(30)
+        assert lost == ["k"] and keeper.held == frozenset()
+    finally:
+        keeper.close()
+
+
 def lease_expiry(db: Database, key: str) -> float | None:
     with db.transaction() as conn:
         return conn.execute(select(leases.c.expires).where(leases.c.key == key)).scalar()

@@ -27,6 +27,10 @@ class Executor(Protocol):
     def interrupt(self, name: str) -> None:
         """A managed spot reclaim: the job goes Interrupted and resumes from checkpoints."""
 
+    def abandon(self, name: str) -> None:
+        """Another server took the job over (this one lost its run lease): kill this
+        server's run of ``name`` at once and report nothing more of it."""
+
     def cancel_all(self) -> None:
         """Drop every queued and running job at once (state is being wiped)."""
 

@@ -168,6 +168,7 @@ class _Run:
     stop_requested: bool = False
     recheck_stop: bool = False  # look at the job's row now, not at the next poll
     interrupt_requested: bool = False
+    abandoned: bool = False  # another server runs the job now: nothing more is reported
     procs: list[JobProcess] = field(default_factory=list)  # one per host while running
     role: JobRole | None = None  # the execution role the job acts as, if any
     # Ray: the server's own session its remote hosts sign with when the job has no role
@@ -276,6 +277,19 @@ class LocalExecutor:
             if run is not None:
                 run.interrupt_requested = True
 
+    def abandon(self, name: str) -> None:
+        """Another server took the job over (this one lost its run lease): the name's run,
+        queued or running, is dropped at once, its processes killed, and nothing more of it
+        is reported (no outputs uploaded, no end recorded): the job is the other's now."""
+        with self._lock:
+            run = self._runs.pop(name, None)
+            if run is None:
+                return
+            run.abandoned = run.stop_requested = True
+            procs = list(run.procs)
+        for proc in procs:
+            _signal_group(proc, signal.SIGKILL)
+
     def cancel_all(self) -> None:
         """Drop queued jobs and kill running ones at once (state is being wiped)."""
         try:
@@ -323,6 +337,10 @@ class LocalExecutor:
             except Exception:
                 log.exception("training job %s crashed the runner", run.spec.name)
                 outcome = Outcome("Failed", INTERNAL_FAILURE)
+            if run.abandoned:
+                log.warning("training job %s ended here after another server took it over "
+                            "(%s): not recorded", run.spec.name, outcome.status)
+                continue
             try:
                 self._conclude(run.spec.name, outcome)
             finally:
@@ -403,6 +421,9 @@ class LocalExecutor:
                 return _failed(ws, str(err), started)
             except AwsError as err:
                 return _failed(ws, f"ClientError: {err.message}", started)
+            if run.abandoned:  # another server runs it now, from the checkpoints: leave them
+                ws.remove()
+                return Outcome("Stopped", None, False, started)
             if checkpoints is not None:
                 try:
                     checkpoints.upload_changes()

@@ -8,6 +8,12 @@ after waiting for a concurrent one) alike. A holder keeps its leases with ``rene
 ``LeaseKeeper``) and gives them back with ``release``; a holder that dies simply stops
 renewing, and its leases can be claimed once they expire.
 
+Fencing: a ``LeaseKeeper`` knows the keys it holds and, at each renewal, which of them the
+database still gives its owner; a key lost meanwhile (the server was cut from the database,
+or stalled, for longer than the time to live, and another server took the work over) is
+reported once to the keeper's ``on_lost``, and the work stops here. The work's final write
+checks ``LeaseKeeper.holds`` first (see docs/architecture.md for the window that remains).
+
 Expiry is wall-clock time of the server that writes it: servers sharing a database are
 expected to keep their clocks in sync (NTP) to well within a lease's time to live.
 """
@@ -19,6 +25,7 @@ import logging
 import socket
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from sqlalchemy import delete, insert, or_, select, update
@@ -99,6 +106,15 @@ class Leases:
             return int(conn.execute(update(leases).where(leases.c.owner == owner)
                                     .values(expires=now + ttl)).rowcount)
 
+    def renew_held(self, owner: str, ttl: float, *, now: float | None = None) -> set[str]:
+        """``renew_all`` that also says which keys ``owner`` holds: one UPDATE ... RETURNING
+        (SQLite 3.35+, PostgreSQL)."""
+        now = time.time() if now is None else now
+        with self.db.transaction() as conn:
+            return {str(key) for key in conn.execute(
+                update(leases).where(leases.c.owner == owner).values(expires=now + ttl)
+                .returning(leases.c.key)).scalars()}
+
     def release(self, key: str, owner: str) -> bool:
         """Give ``key`` back; False when ``owner`` did not hold it."""
         with self.db.transaction() as conn:
@@ -111,22 +127,47 @@ class LeaseKeeper:
     their time to live) while it holds any; the thread ends when none is left, or at
     ``close``. A renewal that fails (the database briefly unreachable) is retried at the next
     beat rather than given up: giving up would let another server take over work this one
-    is still doing."""
+    is still doing.
 
-    def __init__(self, leases: Leases, owner: str, ttl: float) -> None:
+    Fencing: the keeper remembers the keys it claimed or took over (until released); each
+    beat's renewal returns the keys the database still gives this owner, and every key
+    remembered but missing there (another server took it over once it expired) is given to
+    ``on_lost`` once, from the keeper's thread: the service stops that work here."""
+
+    def __init__(self, leases: Leases, owner: str, ttl: float,
+                 on_lost: Callable[[str], None] | None = None) -> None:
         self.leases = leases
         self.owner = owner
         self.ttl = ttl
+        self.on_lost = on_lost
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closing = threading.Event()
         self._free_since: dict[str, float] = {}  # orphan candidates: first seen free when
+        self._held: set[str] = set()  # the keys this keeper claimed or took over
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The keys this keeper believes it holds (claimed or taken over, not released,
+        not found lost)."""
+        with self._lock:
+            return frozenset(self._held)
+
+    def holds(self, key: str) -> bool:
+        """The fencing check before a final write: does the database still give ``key`` to
+        this owner (expired or not: an expired lease no one took over is still ours)?"""
+        return self.leases.holder(key) == self.owner
 
     def claim(self, key: str) -> bool:
         won = self.leases.claim(key, self.owner, self.ttl)
         if won:
-            self._keep_renewing()
+            self._hold(key)
         return won
+
+    def _hold(self, key: str) -> None:
+        with self._lock:
+            self._held.add(key)
+        self._keep_renewing()
 
     def take_over(self, key: str, *, orphans: bool = False) -> bool:
         """``Leases.take_over``: the key of a dead server, kept renewed from now on.
@@ -137,7 +178,7 @@ class LeaseKeeper:
         if not won and orphans:
             won = self._orphan(key)
         if won:
-            self._keep_renewing()
+            self._hold(key)
         return won
 
     def _orphan(self, key: str) -> bool:
@@ -151,7 +192,32 @@ class LeaseKeeper:
         return self.leases.claim_free(key, self.owner, self.ttl)
 
     def release(self, key: str) -> None:
+        with self._lock:  # forgotten first: a beat between the two must not call it lost
+            self._held.discard(key)
         self.leases.release(key, self.owner)
+
+    def forget(self, key: str) -> None:
+        """Stop counting ``key`` as held without touching the database (it was found to be
+        another owner's: nothing of ours to give back)."""
+        with self._lock:
+            self._held.discard(key)
+
+    def beat(self, *, now: float | None = None) -> int:
+        """One renewal: extend every lease of the owner (one statement), report the keys
+        this keeper held but lost to ``on_lost``; how many leases the owner holds."""
+        with self._lock:
+            owned = self.leases.renew_held(self.owner, self.ttl, now=now)
+            lost = self._held - owned
+            self._held -= lost
+        for key in sorted(lost):
+            log.warning("the lease %s of %s was taken over by another server: its work "
+                        "stops here", key, self.owner)
+            if self.on_lost is not None:
+                try:
+                    self.on_lost(key)
+                except Exception:
+                    log.exception("stopping the work of lost lease %s failed", key)
+        return len(owned)
 
     def close(self) -> None:
         self._closing.set()
@@ -166,11 +232,11 @@ class LeaseKeeper:
     def _renew_loop(self) -> None:
         while not self._closing.wait(self.ttl / 3):
             try:
-                with self._lock:
-                    held = self.leases.renew_all(self.owner, self.ttl)
-                    if not held:
-                        self._thread = None
-                        return
+                if not self.beat():
+                    with self._lock:
+                        if not self._held:
+                            self._thread = None
+                            return
             except Exception:  # a database hiccup: try again at the next beat; a server
                 # kept from its database for a whole time to live loses its work to another
                 log.exception("renewing the leases of %s failed", self.owner)

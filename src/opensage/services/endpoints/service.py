@@ -74,7 +74,7 @@ class EndpointService:
         self.watcher = Watcher(self.hosting)
         self.metrics = InvocationMetrics(ctx.metrics, self._instances)
         self._serving = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                    ctx.settings.lease_ttl_seconds)
+                                    ctx.settings.lease_ttl_seconds, on_lost=self._lost)
         self._owners: dict[str, tuple[float, str | None]] = {}  # name -> (until, url)
 
     @property
@@ -275,6 +275,18 @@ class EndpointService:
                      if name not in self.hosting.live
                      and self._serving.take_over(_lease_key(row.name))
                      and (thread := self._restore(row)) is not None)
+
+    def _lost(self, key: str) -> None:
+        """Another server took over an endpoint this one serves (it was cut from the
+        database past the lease's time to live, and the other now serves it): its fleet
+        here is stopped; requests reaching this server are sent to the other one."""
+        name = key.removeprefix("endpoint:")
+        with self.hosting.lock:
+            self.hosting.tokens.pop(name, None)
+            live = self.hosting.live.pop(name, None)
+        self._owners.pop(name, None)  # read the row's new host at the next request
+        if live is not None:
+            retire(live, grace=self.hosting.stop_grace)
 
     def _restore(self, row: Resource) -> threading.Thread | None:
         """Deploy again what ``row`` served (an update in progress is abandoned), here."""

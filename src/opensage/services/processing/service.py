@@ -14,6 +14,7 @@ ends those left ``Stopping`` as ``Stopped``, and never runs a job another live s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -31,6 +32,8 @@ from opensage.services.processing.states import ACTIVE, ProcessingJobStatus, out
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import Resource, StatusConflict
 
+log = logging.getLogger(__name__)
+
 __all__ = ["ProcessingService"]
 
 KIND = kinds.PROCESSING_JOB
@@ -47,7 +50,7 @@ class ProcessingService:
         self.job_created: Listeners[JobCreated] = Listeners("ProcessingJobCreated")
         self.job_ended: Listeners[JobEnded] = Listeners("ProcessingJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 ctx.settings.lease_ttl_seconds)
+                                 ctx.settings.lease_ttl_seconds, on_lost=self._lost)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,13 +142,25 @@ class ProcessingService:
 
     def finished(self, name: str, result: Outcome) -> None:
         """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
-        Failed). A job already ended, or wiped by a reset, is left as it is."""
+        Failed). A job already ended, or wiped by a reset, is left as it is; so is a job
+        whose run lease another server holds now (it took the job over: its end is its)."""
+        key = _run_key(name)
+        if not self._runs.holds(key):
+            self._runs.forget(key)
+            log.warning("processing job %s ended here (%s) but another server runs it now: "
+                        "not recorded", name, result.status)
+            return
         try:
             recorded = self._record_end(name, result)
         finally:
-            self._runs.release(_run_key(name))
+            self._runs.release(key)
         if recorded:
             self.job_ended.publish(JobEnded(name))  # listeners read the row
+
+    # -- fencing ---------------------------------------------------------------------------
+    def _lost(self, key: str) -> None:
+        """Another server took over a job this one runs: killed here, its end not recorded."""
+        self.executor.abandon(_name_of(key))
 
     # -- helpers ---------------------------------------------------------------------------
     def _record_end(self, name: str, result: Outcome) -> bool:
@@ -179,3 +194,7 @@ class ProcessingService:
 
 def _run_key(name: str) -> str:
     return f"{KIND.name}/{name}/run"
+
+
+def _name_of(run_key: str) -> str:
+    return run_key.removeprefix(f"{KIND.name}/").removesuffix("/run")

@@ -11,6 +11,7 @@ re-submits the jobs that were still running (see ``recover``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -40,6 +41,7 @@ from opensage.services.training.states import (
 from opensage.store.leases import LeaseKeeper, Leases, server_owner
 from opensage.store.resources import AlreadyExists, Resource, StatusConflict
 
+log = logging.getLogger(__name__)
 KIND = kinds.TRAINING_JOB
 # A server holds a lease on each job it runs, renewed while it lives: a server that starts
 # re-runs only the jobs whose lease has lapsed or is its own (it restarted), never a job
@@ -60,7 +62,7 @@ class TrainingService:
             "WatchedMetricsReported")
         self.executor = executor(self)
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 ctx.settings.lease_ttl_seconds)
+                                 ctx.settings.lease_ttl_seconds, on_lost=self._lost)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -217,15 +219,28 @@ class TrainingService:
 
     def finished(self, name: str, outcome: Outcome) -> None:
         """Record how the job ended: InProgress -> its outcome, or Stopping -> Stopped (or
-        Failed). A job already ended, or wiped by a reset, is left as it is."""
+        Failed). A job already ended, or wiped by a reset, is left as it is; so is a job
+        whose run lease another server holds now (it took the job over: its end is its)."""
+        key = _run_key(name)
+        if not self._runs.holds(key):
+            self._runs.forget(key)
+            log.warning("training job %s ended here (%s) but another server runs it now: "
+                        "not recorded", name, outcome.status)
+            return
         recorded = self._record_end(name, outcome)
-        self._runs.release(_run_key(name))
+        self._runs.release(key)
         if recorded:
             self.job_ended.publish(TrainingJobEnded(name))  # listeners read the row
 
     def stop_requested(self, name: str) -> bool:
         job = self.ctx.resources.get(KIND.name, name)
         return job is not None and job.status == Status.STOPPING
+
+    # -- fencing ---------------------------------------------------------------------------
+    def _lost(self, key: str) -> None:
+        """Another server took over a job this one runs (it was cut from the database past
+        the lease's time to live): its processes here are killed, its end never recorded."""
+        self.executor.abandon(_name_of(key))
 
     # -- helpers ---------------------------------------------------------------------------
     def _record_end(self, name: str, outcome: Outcome) -> bool:
@@ -275,6 +290,10 @@ class TrainingService:
 
 def _run_key(name: str) -> str:
     return f"{KIND.name}/{name}/run"
+
+
+def _name_of(run_key: str) -> str:
+    return run_key.removeprefix(f"{KIND.name}/").removesuffix("/run")
 
 
 def _final(reported: Secondary, *, stopping: bool) -> Secondary:

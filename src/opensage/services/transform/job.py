@@ -63,6 +63,7 @@ class Running:
     client: BlockingWorkerClient = field(default_factory=BlockingWorkerClient)
     thread: threading.Thread | None = None
     shutdown: bool = False  # stopped by a server shutdown: stays InProgress, runs again
+    lost: bool = False  # another server took it over (its run lease): nothing recorded here
 
 
 def split_url(url: str) -> tuple[str, str]:

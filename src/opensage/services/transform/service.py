@@ -78,7 +78,7 @@ class TransformService:
         self.job_created: Listeners[JobCreated] = Listeners("TransformJobCreated")
         self.job_ended: Listeners[JobEnded] = Listeners("TransformJobEnded")
         self._runs = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
-                                 ctx.settings.lease_ttl_seconds)
+                                 ctx.settings.lease_ttl_seconds, on_lost=self._lost)
 
     # -- API -------------------------------------------------------------------------------
     def create(self, params: dict[str, Any]) -> str:
@@ -179,6 +179,19 @@ class TransformService:
         self.launcher.close()
         self._runs.close()
 
+    def _lost(self, key: str) -> None:
+        """Another server took over a job this one runs (it was cut from the database past
+        the lease's time to live): its workers here are killed, its end never recorded."""
+        name = key.removeprefix(f"{KIND.name}/").removesuffix("/run")
+        with self._lock:
+            running = self._running.get(name.lower())
+        if running is None:
+            return
+        running.lost = True
+        running.stop.set()
+        if running.fleet is not None:
+            running.fleet.kill()
+
     def reset(self) -> None:
         self.stop_all()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -229,7 +242,13 @@ class TransformService:
         else:
             result = (Status.STOPPED if running.stop.is_set() else Status.COMPLETED, None)
         try:
-            if not running.shutdown:
+            if running.shutdown:
+                pass  # stays InProgress: the next server runs it again
+            elif running.lost or not self._runs.holds(_run_key(name)):  # the write's fence
+                log.warning("transform job %s ended here (%s) but another server runs it "
+                            "now: not recorded", name, result[0])
+                self._runs.forget(_run_key(name))
+            else:
                 self._finish(name, *result)
         finally:
             running.client.close()
