@@ -107,6 +107,22 @@ def test_racing_lease_claims_exactly_one_wins(tmp_path: Path, db_url: str | None
         db.dispose()
 
 
+def test_a_lease_keeper_finds_the_keys_it_lost_on_both_backends(tmp_path: Path,
+                                                                 db_url: str | None):
+    """Fencing's UPDATE ... RETURNING, on SQLite and PostgreSQL alike."""
+    from opensage.store.db import Database
+    from tests.unit.test_store_core import (
+        test_a_keeper_reports_each_key_it_lost_once_and_only_those as keeper_reports_lost,
+    )
+
+    db = Database(db_url or f"sqlite:///{tmp_path / 'leases.db'}")
+    db.prepare()
+    try:
+        keeper_reports_lost(db)
+    finally:
+        db.dispose()
+
+
 def test_search_answers_the_same_through_the_search_index(
         tmp_path: Path, db_url: str | None, monkeypatch: pytest.MonkeyPatch):
     from alembic import command

@@ -76,6 +76,9 @@ class EndpointService:
         self._serving = LeaseKeeper(Leases(ctx.db), server_owner(ctx.settings.data_dir),
                                     ctx.settings.lease_ttl_seconds, on_lost=self._lost)
         self._owners: dict[str, tuple[float, str | None]] = {}  # name -> (until, url)
+        # lower-cased names whose serving lease another server took over: not served here
+        # (a deployment still starting when the lease was lost is retired by ``adopt``)
+        self._fenced: set[str] = set()
 
     @property
     def _live(self) -> dict[str, LiveEndpoint]:
@@ -99,7 +102,8 @@ class EndpointService:
         create(self.ctx, KIND, name, body, params.get("Tags") or [], noun="endpoint",
                status=EndpointStatus.CREATING,
                internal={DEPLOYED: deployment, HOST: self.ctx.settings.own_url})
-        self._serving.claim(_lease_key(name))
+        if self._serving.claim(_lease_key(name)):
+            self._fenced.discard(name.lower())
         self.deployer.spawn(name, deployment, Mode.CREATE)
         return arn
 
@@ -263,24 +267,33 @@ class EndpointService:
 
     def adopt(self) -> tuple[threading.Thread, ...]:
         """A live server's periodic look: serve the endpoints of a server that died (their
-        leases expired), and stop serving those deleted through another server."""
+        leases expired), and stop serving those deleted through another server, or taken
+        over by another (a deployment that was still starting when its lease was lost)."""
         active = (EndpointStatus.IN_SERVICE, EndpointStatus.UPDATING, EndpointStatus.CREATING)
         rows = {row.name.lower(): row for row in self.ctx.resources.scan(KIND.name,
                                                                           statuses=active)}
         with self.hosting.lock:
-            gone = [self.hosting.live.pop(n) for n in list(self.hosting.live) if n not in rows]
+            gone = [self.hosting.live.pop(n) for n in list(self.hosting.live)
+                    if n not in rows or n in self._fenced]
         for live in gone:
             retire(live, grace=self.hosting.stop_grace)
-        return tuple(thread for name, row in rows.items()
-                     if name not in self.hosting.live
-                     and self._serving.take_over(_lease_key(row.name))
-                     and (thread := self._restore(row)) is not None)
+            if live.name.lower() not in rows:  # deleted through another server: our lease
+                self._serving.release(_lease_key(live.name))  # of it goes too
+        threads = []
+        for name, row in rows.items():
+            if name in self.hosting.live or not self._serving.take_over(_lease_key(row.name)):
+                continue
+            self._fenced.discard(name)  # its server died: served here from now on
+            if (thread := self._restore(row)) is not None:
+                threads.append(thread)
+        return tuple(threads)
 
     def _lost(self, key: str) -> None:
         """Another server took over an endpoint this one serves (it was cut from the
         database past the lease's time to live, and the other now serves it): its fleet
         here is stopped; requests reaching this server are sent to the other one."""
         name = key.removeprefix("endpoint:")
+        self._fenced.add(name)
         with self.hosting.lock:
             self.hosting.tokens.pop(name, None)
             live = self.hosting.live.pop(name, None)
