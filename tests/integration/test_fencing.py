@@ -11,8 +11,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
+
 from opensage.testing import server_process
-from tests.integration.test_multiserver import upload_data, wait_status
+from tests.integration.test_multiserver import (
+    deploy,
+    invoke,
+    quick_job,
+    upload_data,
+    wait_ended,
+    wait_status,
+)
 from tests.integration.test_training_jobs import BUCKET, job_request
 from tests.integration.test_training_recovery import clients, job_processes
 
@@ -40,11 +50,15 @@ def wait_processes(name: str, under: Path, *, running: bool) -> None:
 
 
 def steal_run_lease(data_dir: Path, name: str) -> None:
+    steal(data_dir, f"training-job/{name}/run")
+
+
+def steal(data_dir: Path, key: str) -> None:
     """What another server's takeover writes: the lease is its own, renewed ahead (so this
     server's takeover loop does not take it back)."""
     with sqlite3.connect(data_dir / "opensage.db") as db:
         taken = db.execute("UPDATE leases SET owner = ?, expires = ? WHERE key = ?",
-                           (OTHER, time.time() + 3600, f"training-job/{name}/run")).rowcount
+                           (OTHER, time.time() + 3600, key)).rowcount
     assert taken == 1
 
 
@@ -104,3 +118,32 @@ def test_an_end_reached_after_the_lease_was_taken_over_is_not_recorded(tmp_path:
         assert job["TrainingJobStatus"] == "Stopping"  # the other server records Stopped
         assert "TrainingEndTime" not in job
         assert lease_holder(tmp_path, name) == OTHER
+
+
+def test_an_endpoint_whose_serving_lease_was_taken_over_is_no_longer_served_here(
+        tmp_path: Path):
+    """The beat finds the serving lease another server's: the fleet here is retired (its
+    workers drained, its directory removed) and the endpoint is no longer routed here."""
+    name = "fenced-endpoint"
+    with server_process(tmp_path, env={"OPENSAGE_LEASE_TTL_SECONDS": "3"}) as (url, _proc):
+        upload_data(url)
+        sm, _ = clients(url)
+        sm.create_training_job(**quick_job(name))
+        job = wait_ended(sm, name)
+        assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+        deploy(sm, job, name)
+        assert invoke(url, name)[1] == "AllTraffic"
+        served = tmp_path / "endpoints" / name
+        assert any(served.iterdir())
+        steal(tmp_path, f"endpoint:{name}")
+        deadline = time.monotonic() + 60
+        while served.exists() and any(served.iterdir()):  # drained, then removed
+            assert time.monotonic() < deadline, "the fleet still serves here"
+            time.sleep(0.05)
+        with pytest.raises(ClientError, match="not found"):
+            invoke(url, name)  # the row names this server: the other one would forward
+        assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+        with sqlite3.connect(tmp_path / "opensage.db") as db:
+            owner = db.execute("SELECT owner FROM leases WHERE key = ?",
+                               (f"endpoint:{name}",)).fetchone()
+        assert owner == (OTHER,)
