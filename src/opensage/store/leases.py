@@ -202,6 +202,11 @@ class LeaseKeeper:
         with self._lock:
             self._held.discard(key)
 
+    def forget_all(self) -> None:
+        """A reset is about to wipe every lease: none is to be reported lost."""
+        with self._lock:
+            self._held.clear()
+
     def beat(self, *, now: float | None = None) -> int:
         """One renewal: extend every lease of the owner (one statement), report the keys
         this keeper held but lost to ``on_lost``; how many leases the owner holds."""

@@ -353,6 +353,8 @@ class EndpointService:
 
     def reset(self) -> None:
         self.stop_all(grace=1.0)
+        self._serving.forget_all()  # the leases are about to be wiped
+        self._fenced.clear()
         self.metrics.clear()
         self.capture.reset()
         shutil.rmtree(self.hosting.root, ignore_errors=True)

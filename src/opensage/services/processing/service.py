@@ -75,6 +75,7 @@ class ProcessingService:
 
     def cancel_all(self) -> None:
         self.executor.cancel_all()
+        self._runs.forget_all()  # the leases are about to be wiped
 
     def close(self) -> None:
         """Kill running jobs (their rows stay InProgress and run again on the next start)."""
@@ -147,8 +148,9 @@ class ProcessingService:
         key = _run_key(name)
         if not self._runs.holds(key):
             self._runs.forget(key)
-            log.warning("processing job %s ended here (%s) but another server runs it now: "
-                        "not recorded", name, result.status)
+            log.warning("processing job %s ended here (%s) but its run lease is not this server's "
+                        "(another took the job over, or the store was reset): not recorded",
+                        name, result.status)
             return
         try:
             recorded = self._record_end(name, result)

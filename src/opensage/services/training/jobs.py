@@ -73,6 +73,7 @@ class TrainingService:
     def cancel_all(self) -> None:
         """Drop every queued and running job (all state is about to be wiped)."""
         self.executor.cancel_all()
+        self._runs.forget_all()
 
     def close(self) -> None:
         """Kill running jobs (their rows stay InProgress and run again on the next start)."""
@@ -224,8 +225,9 @@ class TrainingService:
         key = _run_key(name)
         if not self._runs.holds(key):
             self._runs.forget(key)
-            log.warning("training job %s ended here (%s) but another server runs it now: "
-                        "not recorded", name, outcome.status)
+            log.warning("training job %s ended here (%s) but its run lease is not this server's "
+                        "(another took the job over, or the store was reset): not recorded",
+                        name, outcome.status)
             return
         recorded = self._record_end(name, outcome)
         self._runs.release(key)

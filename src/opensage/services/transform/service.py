@@ -194,6 +194,7 @@ class TransformService:
 
     def reset(self) -> None:
         self.stop_all()
+        self._runs.forget_all()  # the leases are about to be wiped
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- running a job ---------------------------------------------------------------------
@@ -245,8 +246,9 @@ class TransformService:
             if running.shutdown:
                 pass  # stays InProgress: the next server runs it again
             elif running.lost or not self._runs.holds(_run_key(name)):  # the write's fence
-                log.warning("transform job %s ended here (%s) but another server runs it "
-                            "now: not recorded", name, result[0])
+                log.warning("transform job %s ended here (%s) but its run lease is not this "
+                            "server's (another took the job over, or the store was reset): "
+                            "not recorded", name, result[0])
                 self._runs.forget(_run_key(name))
             else:
                 self._finish(name, *result)
