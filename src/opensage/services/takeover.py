@@ -6,6 +6,8 @@ that expired (their holder was killed) and takes that work over: training, proce
 transform jobs run again (from their checkpoints where they have them), endpoints are
 deployed here. ``Leases.take_over`` is a compare-and-set, so exactly one server adopts each.
 Tuning jobs and pipeline executions need no help: their reconcile loops claim lapsed leases.
+The server that lost the work (it was only cut off, or stalled) learns it at its lease
+keeper's next beat and stops it there, recording nothing of it (fencing: ``store.leases``).
 """
 
 from __future__ import annotations
