@@ -66,14 +66,22 @@ def cluster(nodes: int) -> Iterator[Cluster]:
         running.stop()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def server(*extra: str) -> Iterator[Client]:
+    """A server's client factory; ``make.pid`` is the server's process id."""
     with tempfile.TemporaryDirectory() as data_dir, \
-            server_process(Path(data_dir), *extra) as (url, _proc):
+            server_process(Path(data_dir), *extra) as (url, proc):
         def make(service: str) -> Any:
             return boto3.client(service, endpoint_url=url, region_name="us-east-1",
                                 aws_access_key_id="test", aws_secret_access_key="test",
                                 config=Config(retries={"max_attempts": 1}))
+        make.pid = proc.pid  # type: ignore[attr-defined]
         yield make
 
 
@@ -85,33 +93,59 @@ def put_regression(client: Client, rows: int) -> None:
                   Body=regression_csv(rows // 4, 2)[0])
 
 
-def time_tuning(client: Client, name: str, children: int) -> float:
+def warm_up(client: Client, name: str, hosts: int) -> None:
+    """One job with a host on each node: every node's agent has started and imported the
+    built-ins (a fresh server's first job pays that, once per node)."""
+    sm = client("sagemaker")
+    sm.create_training_job(**job_request(name, ResourceConfig={
+        "InstanceType": INSTANCE, "InstanceCount": hosts, "VolumeSizeInGB": 5}))
+    job = wait_for(sm, name, timeout=300)
+    assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
+
+
+def time_tuning(client: Client, name: str, children: int) -> tuple[float, float, float]:
+    """Seconds to Completed, the server's CPU seconds meanwhile, and the children's median
+    training seconds (TrainingStartTime to TrainingEndTime)."""
     request = tuning_request(name, max_jobs=children, parallel=children,
                              static={"objective": "reg:squarederror", "num_round": "200"})
     request["TrainingJobDefinition"]["HyperParameterTuningResourceConfig"]["InstanceType"] = \
         INSTANCE
     sm = client("sagemaker")
-    started = time.perf_counter()
+    pid = client.pid  # type: ignore[attr-defined]
+    cpu, started = cpu_seconds(pid), time.perf_counter()
     sm.create_hyper_parameter_tuning_job(**request)
     job = wait_for_tuning(sm, name, timeout=1800)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, cpu_seconds(pid) - cpu
     assert job["HyperParameterTuningJobStatus"] == "Completed", job.get("FailureReason")
     assert job["TrainingJobStatusCounters"]["Completed"] == children, job[
         "TrainingJobStatusCounters"]
-    return elapsed
+    summaries = sm.list_training_jobs_for_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=name, MaxResults=100)["TrainingJobSummaries"]
+    trained = [(s["TrainingEndTime"] - s["TrainingStartTime"]).total_seconds()
+               for s in summaries]
+    return elapsed, cpu, statistics.median(trained)
 
 
 def part_tuning(rounds: int, children: int) -> dict[str, Any]:
     times: dict[int, list[float]] = {1: [], 2: []}
+    server_cpu: dict[int, list[float]] = {1: [], 2: []}
+    child_s: dict[int, list[float]] = {1: [], 2: []}
     for r in range(rounds):
         for nodes in (2, 1) if r % 2 else (1, 2):
             with cluster(nodes) as running, \
                     server("--executor", "ray", "--ray-address", running.address) as client:
                 put_regression(client, 20_000)
-                times[nodes].append(time_tuning(client, f"tune-{nodes}-{r}", children))
+                warm_up(client, f"warm-{nodes}-{r}", nodes)
+                elapsed, cpu, child = time_tuning(client, f"tune-{nodes}-{r}", children)
+                times[nodes].append(elapsed)
+                server_cpu[nodes].append(cpu)
+                child_s[nodes].append(child)
     one, two = statistics.median(times[1]), statistics.median(times[2])
     return {"children": children, "one_node_s": [round(t, 1) for t in times[1]],
             "two_nodes_s": [round(t, 1) for t in times[2]],
+            "server_cpu_s": {n: [round(c, 1) for c in v] for n, v in server_cpu.items()},
+            "child_training_median_s": {n: [round(c, 2) for c in v]
+                                        for n, v in child_s.items()},
             "speedup_two_over_one": round(one / two, 2)}
 
 

@@ -386,6 +386,8 @@ class RayExecutor(LocalExecutor):
                 lost = next((p for p in procs if p.lost is not None), None)
                 if lost is not None and result.status not in ("Stopped", "MaxRuntimeExceeded"):
                     return self._lost(spec, "training", lost.lost), None
+                if run.abandoned:  # another server runs it now: the hosts upload nothing
+                    return Outcome("Stopped"), None
                 finished = _denied_as_role(ray, [remote.finish.remote(index == 0)
                                                  for index, remote in enumerate(remotes)])
                 _mirror_failures(hosts, finished)
@@ -461,6 +463,8 @@ class RayExecutor(LocalExecutor):
                     self.events.advance(spec.name, "Processing")
                     result, procs = self._run_remotes(run, hosts, remotes, deadline)
                     lost = next((p.lost for p in procs if p.lost is not None), None)
+                    if run.abandoned:  # another server runs it now: the hosts upload nothing
+                        return Outcome("Stopped", None, False, started)
                     if lost is None or result.status in ("Stopped", "MaxRuntimeExceeded"):
                         lost = None
                         finished = _denied_as_role(
