@@ -158,6 +158,16 @@ class LeaseKeeper:
         this owner (expired or not: an expired lease no one took over is still ours)?"""
         return self.leases.holder(key) == self.owner
 
+    def may_record_end(self, key: str, what: str, status: str) -> bool:
+        """``holds(key)``; when not, the key is forgotten and the log says that ``what``'s
+        end (``status``) reached here is not recorded: another server took it over."""
+        if self.holds(key):
+            return True
+        self.forget(key)
+        log.warning("%s ended here (%s) but its run lease is not this server's (another took "
+                    "the job over, or the store was reset): not recorded", what, status)
+        return False
+
     def claim(self, key: str) -> bool:
         won = self.leases.claim(key, self.owner, self.ttl)
         if won:

@@ -146,11 +146,7 @@ class ProcessingService:
         Failed). A job already ended, or wiped by a reset, is left as it is; so is a job
         whose run lease another server holds now (it took the job over: its end is its)."""
         key = _run_key(name)
-        if not self._runs.holds(key):
-            self._runs.forget(key)
-            log.warning("processing job %s ended here (%s) but its run lease is not this server's "
-                        "(another took the job over, or the store was reset): not recorded",
-                        name, result.status)
+        if not self._runs.may_record_end(key, f"processing job {name}", result.status):
             return
         try:
             recorded = self._record_end(name, result)

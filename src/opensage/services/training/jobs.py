@@ -223,11 +223,7 @@ class TrainingService:
         Failed). A job already ended, or wiped by a reset, is left as it is; so is a job
         whose run lease another server holds now (it took the job over: its end is its)."""
         key = _run_key(name)
-        if not self._runs.holds(key):
-            self._runs.forget(key)
-            log.warning("training job %s ended here (%s) but its run lease is not this server's "
-                        "(another took the job over, or the store was reset): not recorded",
-                        name, outcome.status)
+        if not self._runs.may_record_end(key, f"training job {name}", outcome.status):
             return
         recorded = self._record_end(name, outcome)
         self._runs.release(key)
