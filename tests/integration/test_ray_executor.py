@@ -256,6 +256,21 @@ def test_a_job_the_cluster_cannot_place_waits_visibly_for_capacity(
     sm.stop_training_job(TrainingJobName="ray-too-big")
     job = wait_for(sm, "ray-too-big", timeout=60)
     assert job["TrainingJobStatus"] == "Stopped"
+    # a spot job's wait for capacity counts against its MaxWaitTimeInSeconds, as on AWS
+    sm.create_training_job(**job_request(
+        "ray-spot-too-big", ResourceConfig={"InstanceType": "ml.m5.4xlarge",
+                                            "InstanceCount": 1, "VolumeSizeInGB": 5},
+        EnableManagedSpotTraining=True,
+        StoppingCondition={"MaxRuntimeInSeconds": 2, "MaxWaitTimeInSeconds": 3}))
+    job = wait_for(sm, "ray-spot-too-big", timeout=60)
+    assert (job["TrainingJobStatus"], job["SecondaryStatus"]) == (
+        "Stopped", "MaxWaitTimeExceeded")
+    transitions = job["SecondaryStatusTransitions"]
+    assert {t["Status"] for t in transitions[:-1]} == {"Starting"}  # never placed
+    assert any("Waiting for capacity" in t["StatusMessage"] for t in transitions)
+    listed = make_client("s3").list_objects_v2(Bucket=BUCKET,
+                                               Prefix="output/ray-spot-too-big/")
+    assert listed["KeyCount"] == 0  # it never ran: nothing uploaded
 
 
 def _sharded(name: str, count: int, rounds: int, **overrides: Any) -> dict[str, Any]:

@@ -171,6 +171,8 @@ class _Run:
     abandoned: bool = False  # another server runs the job now: nothing more is reported
     procs: list[JobProcess] = field(default_factory=list)  # one per host while running
     role: JobRole | None = None  # the execution role the job acts as, if any
+    # spot: when MaxWaitTimeInSeconds runs out (time.monotonic()), waiting for room included
+    wait_deadline: float | None = None
     # Ray: the server's own session its remote hosts sign with when the job has no role
     server_session: Mapping[str, str] | None = field(default=None, repr=False)
 
@@ -406,6 +408,8 @@ class LocalExecutor:
         ws = Workspace(self.jobs_root / spec.name)
         started = time.time()
         wait_deadline = time.monotonic() + (spec.max_wait or spec.max_runtime)
+        if spec.max_wait:
+            run.wait_deadline = wait_deadline
         budget = float(spec.max_runtime)  # MaxRuntime counts training time over attempts
         while True:
             attempt_start = time.monotonic()

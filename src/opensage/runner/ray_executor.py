@@ -497,12 +497,16 @@ class RayExecutor(LocalExecutor):
     def _placed(self, run: _Run, group: Any, count: int, bundle: dict[str, float],
                 tell: bool = True) -> bool:
         """Wait until the cluster has room for the job's hosts (False: stopped meanwhile).
-        Meanwhile the job shows ``Starting``, saying it waits for capacity (``tell``)."""
+        Meanwhile the job shows ``Starting``, saying it waits for capacity (``tell``). A spot
+        job's wait counts against its MaxWaitTimeInSeconds, as on AWS: ``JobEnded`` when it
+        runs out first."""
         ready = group.ready()
         told = not tell
         while not self._ray.wait([ready], timeout=CAPACITY_POLL_SECONDS)[0]:
             if run.stop_requested or self._asked_to_stop(run.spec.name) or self._closing:
                 return False
+            if run.wait_deadline is not None and time.monotonic() > run.wait_deadline:
+                raise JobEnded("MaxWaitTimeExceeded")
             if not told:
                 wants = ", ".join(f"{v:g} {k}" if k != "memory" else f"{v / 1024**3:.1f} GiB"
                                   for k, v in bundle.items())

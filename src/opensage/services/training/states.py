@@ -67,7 +67,9 @@ RUNNING = frozenset({Secondary.STARTING, Secondary.DOWNLOADING, Secondary.TRAINI
                      Secondary.UPLOADING, Secondary.INTERRUPTED, Secondary.RESTARTING})
 
 _ALLOWED: dict[Secondary, frozenset[Secondary]] = {
-    Secondary.STARTING: frozenset({Secondary.DOWNLOADING, Secondary.TRAINING}),
+    # a spot job's MaxWaitTimeInSeconds may run out while it waits for capacity (Ray)
+    Secondary.STARTING: frozenset({Secondary.DOWNLOADING, Secondary.TRAINING,
+                                   Secondary.MAX_WAIT_TIME_EXCEEDED}),
     # A script-mode job's first use of a framework environment builds it while Downloading:
     # MaxRuntimeInSeconds may run out there.
     Secondary.DOWNLOADING: frozenset({Secondary.TRAINING, Secondary.MAX_RUNTIME_EXCEEDED}),
