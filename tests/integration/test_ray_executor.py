@@ -17,6 +17,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -842,6 +843,76 @@ def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transfo
         time.sleep(0.2)
     assert status["EndpointStatus"] == "Failed"
     assert "EnableNetworkIsolation is not served" in status["FailureReason"]
+
+
+def test_the_sdk_trains_on_two_nodes_and_deploys_two_instances_on_the_cluster(
+        cluster: Cluster, ray_server: str, data: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SageMaker SDK, unchanged, against a server on Ray: Estimator.fit with two hosts
+    (one model across the nodes, the job's log streamed by the SDK), deploy with two
+    instances (one actor on each node) and predict, as a user would."""
+    import sagemaker
+    import xgboost
+    from sagemaker.estimator import Estimator
+    from sagemaker.inputs import TrainingInput
+    from sagemaker.serializers import CSVSerializer
+
+    from opensage.sdk import fast_polling, write_sdk_config
+    from tests.conftest import ACCOUNT, REGION
+    from tests.integration.conftest import ROLE
+
+    config = write_sdk_config(ray_server, ACCOUNT, REGION, path=tmp_path / "sdk.yaml")
+    for name, value in {"AWS_ENDPOINT_URL": ray_server, "AWS_ACCESS_KEY_ID": "test",
+                        "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION,
+                        "SAGEMAKER_SUPPRESS_V2_WARNING": "1",
+                        "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
+                        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+                        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                        "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    session = sagemaker.Session()
+    estimator = Estimator(image_uri=sagemaker.image_uris.retrieve("xgboost", REGION, "1.7-1"),
+                          role=ROLE, instance_count=2, instance_type=INSTANCE,
+                          sagemaker_session=session, output_path=f"s3://{BUCKET}/sdk-out",
+                          hyperparameters={"objective": "reg:squarederror", "num_round": 30,
+                                           "max_depth": 3})
+    printed = io.StringIO()
+    with fast_polling(factor=20), redirect_stdout(printed):
+        estimator.fit({"train": TrainingInput(f"s3://{BUCKET}/data/train/",
+                                              content_type="text/csv"),
+                       "validation": TrainingInput(f"s3://{BUCKET}/data/validation/",
+                                                   content_type="text/csv")}, logs=True)
+    output = printed.getvalue()
+    assert "Completed - Training job completed" in output
+    assert "validation-rmse" in output and "Placed on Ray node" in output  # its log
+    bucket, key = estimator.model_data[5:].split("/", 1)
+    blob = session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
+        member = tar.extractfile("xgboost-model")
+        assert member is not None
+        booster = xgboost.Booster()
+        booster.load_model(bytearray(member.read()))
+    rows = data["x_val"][:20]
+    expected = booster.predict(xgboost.DMatrix(rows))
+    with fast_polling(factor=20):
+        predictor = estimator.deploy(initial_instance_count=2, instance_type=SERVING,
+                                     serializer=CSVSerializer())
+    try:
+        served = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+                  if a["state"] == "ALIVE"}
+        assert sorted(a["node"] for a in served.values()) == _alive_nodes(cluster)
+        answer = predictor.predict(rows).decode()
+        got = np.array([float(v) for v in answer.replace("\n", ",").split(",") if v])
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        assert np.corrcoef(got, data["y_val"][:20])[0, 1] > 0.9  # it learned
+    finally:
+        predictor.delete_endpoint()
+    deadline = time.monotonic() + 60
+    while any(a["state"] == "ALIVE" for a in _actors(cluster, "RemoteModelServer").values()):
+        assert time.monotonic() < deadline, "the endpoint's instances outlived it"
+        time.sleep(0.2)
 
 
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
