@@ -9,6 +9,11 @@ from typing import Any
 
 ENV_PREFIX = "OPENSAGE_"
 AUTH_MODES = ("none", "sigv4")
+# Under a Ray node's temporary directory: this server's training and processing hosts'
+# directories (``runner.remote_host``) and its model instances' (``serving.remote_instance``),
+# both hidden from an isolated host or model worker on that node.
+NODE_HOSTS_DIR = "opensage-hosts"
+NODE_INSTANCES_DIR = "opensage-instances"
 
 
 @dataclass(frozen=True)

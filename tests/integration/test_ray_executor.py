@@ -26,6 +26,7 @@ import numpy as np
 import pytest
 from botocore.config import Config
 
+from opensage.settings import NODE_INSTANCES_DIR
 from opensage.testing import VENV_BIN, server_process
 from tests.integration.netns import NamespaceUnavailable, private_network
 from tests.integration.test_training_jobs import BUCKET, job_request, regression_csv, wait_for
@@ -714,6 +715,31 @@ def predict_fn(data, model):
     return np.asarray(data, dtype=np.float64) @ np.asarray(model["w"]) + model["b"]
 """.replace("BUCKET", BUCKET)
 LINEAR = {"w": [1.0, 10.0, 100.0], "b": 0.5}
+# The same, isolated: the bias from the model's Environment; the server must be unreachable.
+ISOLATED_HANDLERS = """
+import json
+import os
+import urllib.request
+
+import numpy as np
+
+
+def model_fn(model_dir):
+    try:
+        urllib.request.urlopen(os.environ["AWS_ENDPOINT_URL"], timeout=5)
+    except OSError:
+        pass
+    else:
+        raise RuntimeError("an isolated model reached the server")
+    with open(os.path.join(model_dir, "weights.json")) as f:
+        model = json.load(f)
+    model["b"] = float(os.environ["BIAS"])
+    return model
+
+
+def predict_fn(data, model):
+    return np.asarray(data, dtype=np.float64) @ np.asarray(model["w"]) + model["b"]
+"""
 
 
 def _linear(rows: list[list[float]]) -> list[float]:
@@ -826,12 +852,17 @@ def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transfo
     assert sorted(a["node"] for a in workers.values()) == _alive_nodes(cluster)
     assert all(a["state"] == "DEAD" for a in workers.values())  # ended with the job
 
-    # EnableNetworkIsolation stays local-only for framework models too: refused, saying so
+    # EnableNetworkIsolation: the same handlers in the node's environment, in a network
+    # namespace of their own (model_fn fails should the server be reachable)
+    s3.put_object(Bucket=BUCKET, Key="models/ray-sk-iso/model.tar.gz", Body=tar_gz(
+        {"weights.json": weights, "code/inference.py": ISOLATED_HANDLERS}))
     sm.create_model(ModelName="ray-sk-iso", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
                     PrimaryContainer={
                         "Image": SKLEARN_IMAGE,
-                        "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk/model.tar.gz",
-                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py"}})
+                        "ModelDataUrl": f"s3://{BUCKET}/models/ray-sk-iso/model.tar.gz",
+                        "Environment": {"SAGEMAKER_PROGRAM": "inference.py",
+                                        "SAGEMAKER_SUBMIT_DIRECTORY": "/opt/ml/model/code",
+                                        "BIAS": str(LINEAR["b"])}})
     sm.create_endpoint_config(EndpointConfigName="ray-sk-iso", ProductionVariants=[{
         "VariantName": "AllTraffic", "ModelName": "ray-sk-iso", "InitialInstanceCount": 1,
         "InstanceType": SERVING, "InitialVariantWeight": 1}])
@@ -839,10 +870,108 @@ def test_a_framework_model_serves_from_the_cluster_for_an_endpoint_and_a_transfo
     deadline = time.monotonic() + 120
     while (status := sm.describe_endpoint(EndpointName="ray-sk-iso"))["EndpointStatus"] == \
             "Creating":
-        assert time.monotonic() < deadline, "the isolated endpoint was not refused"
+        assert time.monotonic() < deadline, "the isolated endpoint did not come up"
         time.sleep(0.2)
-    assert status["EndpointStatus"] == "Failed"
-    assert "EnableNetworkIsolation is not served" in status["FailureReason"]
+    assert status["EndpointStatus"] == "InService", status.get("FailureReason")
+    answer = runtime.invoke_endpoint(EndpointName="ray-sk-iso", ContentType="text/csv",
+                                     Accept="text/csv", Body=csv_rows(rows))
+    assert [float(v) for v in answer["Body"].read().decode().split()] == _linear(rows)
+    sm.delete_endpoint(EndpointName="ray-sk-iso")
+
+
+def _model_workers(instances: set[str]) -> dict[str, int]:
+    """The model worker processes of these Ray instances (on this machine): id -> pid."""
+    marker = f"/{NODE_INSTANCES_DIR}/".encode()
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue  # not a process, or gone meanwhile
+        if b"opensage.serving.worker" in argv[:3] and b"--model-dir" in argv:
+            model_dir = argv[argv.index(b"--model-dir") + 1]
+            instance = model_dir.split(marker)[-1].split(b"/")[0].decode()
+            if marker in model_dir and instance in instances:
+                found[instance] = int(entry.name)
+    return found
+
+
+def test_an_isolated_model_serves_from_the_cluster_in_namespaces_of_its_own(
+        cluster: Cluster, make_client: Callable[[str], Any], data: dict[str, Any]) -> None:
+    """EnableNetworkIsolation on Ray: a built-in model's two instances (one per node) answer
+    as the model does, and each worker runs in a network namespace of its own (not the
+    node's, where its actor is), seeing neither Ray's directory (its sockets) nor the other
+    instance's directory, which its actor sees. Then a transform job of the same model."""
+    import xgboost
+
+    from tests.integration.test_endpoints import FAST, csv_rows, make_model
+    from tests.integration.test_training_jobs import ROLE, XGB_IMAGE
+    from tests.integration.test_transform import job as transform_job
+    from tests.integration.test_transform import predict
+    from tests.integration.test_transform import rows as random_rows
+    from tests.integration.test_transform import wait_for as wait_for_transform
+
+    sm, s3 = make_client("sagemaker"), make_client("s3")
+    runtime = make_client("sagemaker-runtime")
+    artifact, booster, rows = make_model(seed=6)
+    s3.put_object(Bucket=BUCKET, Key="models/ray-iso/model.tar.gz", Body=artifact)
+    sm.create_model(ModelName="ray-iso", ExecutionRoleArn=ROLE, EnableNetworkIsolation=True,
+                    PrimaryContainer={"Image": XGB_IMAGE, "ModelDataUrl":
+                                      f"s3://{BUCKET}/models/ray-iso/model.tar.gz"})
+    sm.create_endpoint_config(EndpointConfigName="ray-iso", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "ray-iso", "InitialInstanceCount": 2,
+        "InstanceType": SERVING, "InitialVariantWeight": 1}])
+    before = set(_actors(cluster, "RemoteModelServer"))
+    sm.create_endpoint(EndpointName="ray-iso", EndpointConfigName="ray-iso")
+    sm.get_waiter("endpoint_in_service").wait(EndpointName="ray-iso", WaiterConfig=FAST)
+    expected = booster.predict(xgboost.DMatrix(rows))
+    for _ in range(4):  # round robin: both instances answer as the model does
+        body = runtime.invoke_endpoint(EndpointName="ray-iso", ContentType="text/csv",
+                                       Accept="text/csv", Body=csv_rows(rows))["Body"]
+        got = np.array([float(v) for v in body.read().decode().split(",")], np.float32)
+        np.testing.assert_array_equal(got, expected)
+    instances = {i: a for i, a in _actors(cluster, "RemoteModelServer").items()
+                 if i not in before}
+    assert sorted(a["node"] for a in instances.values()) == _alive_nodes(cluster)
+
+    streams = make_client("logs").describe_log_streams(
+        logGroupName="/aws/sagemaker/Endpoints/ray-iso")["logStreams"]
+    ids = {s["logStreamName"].split("/", 1)[1] for s in streams}  # AllTraffic/<instance>
+    workers = _model_workers(ids)
+    assert len(workers) == 2, (ids, workers)  # the endpoint's two, on this machine's nodes
+    own_net = os.stat("/proc/thread-self/ns/net").st_ino  # the cluster's namespace
+    base = Path(tempfile.gettempdir()) / NODE_INSTANCES_DIR
+    assert set(workers) <= set(os.listdir(base))  # both instances' directories
+    assert os.listdir(cluster.temp)  # Ray's sockets, logs, sessions
+    for instance, pid in workers.items():
+        actor = int((Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]).split()[1])
+        assert os.stat(f"/proc/{actor}/ns/net").st_ino == own_net  # the node's network
+        assert os.stat(f"/proc/{pid}/ns/net").st_ino != own_net  # a namespace of its own
+        root = Path(f"/proc/{pid}/root")  # the files as the worker sees them
+        assert os.listdir(f"{root}{cluster.temp}") == []  # Ray's directory covered
+        assert os.listdir(f"{root}{base}") == [instance]  # of the instances, only its own
+        assert (Path(f"{root}{base}") / instance / "model" / "xgboost-model").is_file()
+    sm.delete_endpoint(EndpointName="ray-iso")
+    deadline = time.monotonic() + 60
+    while any(a["state"] == "ALIVE" for i, a in _actors(cluster, "RemoteModelServer").items()
+              if i not in before):  # the nodes are free for the transform job's workers
+        assert time.monotonic() < deadline, "the endpoint's instances outlived it"
+        time.sleep(0.2)
+    assert not _model_workers(ids)  # their workers went with them
+
+    part = random_rows(30, 13)
+    s3.put_object(Bucket=BUCKET, Key="ray-iso-tx/in/part-0.csv", Body=csv_rows(part))
+    sm.create_transform_job(**transform_job(
+        "ray-iso-tx", ModelName="ray-iso",
+        TransformInput={"DataSource": {"S3DataSource": {
+            "S3DataType": "S3Prefix", "S3Uri": f"s3://{BUCKET}/ray-iso-tx/in/"}},
+            "ContentType": "text/csv", "SplitType": "Line"},
+        TransformResources={"InstanceCount": 1, "InstanceType": SERVING}))
+    done = wait_for_transform(sm, "ray-iso-tx", timeout=180)
+    assert done["TransformJobStatus"] == "Completed", done.get("FailureReason")
+    body = s3.get_object(Bucket=BUCKET, Key="out/ray-iso-tx/part-0.csv.out")["Body"]
+    got = np.array([float(v) for v in body.read().decode().split()], dtype=np.float32)
+    np.testing.assert_array_equal(got, predict(booster, part))
 
 
 def test_the_sdk_trains_on_two_nodes_and_deploys_two_instances_on_the_cluster(

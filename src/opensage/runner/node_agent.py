@@ -34,9 +34,10 @@ from typing import Any
 from opensage.runner.cpus import CpuSlots
 from opensage.runner.forkserver import ForkServer
 from opensage.runner.remote_host import HOSTS_DIR, RemoteHost, RemoteProcessingHost
+from opensage.settings import NODE_INSTANCES_DIR
 
 log = logging.getLogger(__name__)
-INSTANCES_DIR = "opensage-instances"  # serving.remote_instance's, on the same nodes
+INSTANCES_DIR = NODE_INSTANCES_DIR  # serving.remote_instance's, on the same nodes
 HOST_KINDS: dict[str, type[RemoteHost]] = {"training": RemoteHost,
                                            "processing": RemoteProcessingHost}
 

@@ -56,12 +56,13 @@ from opensage.runner.toolkit.contract import (
     without_aws,
 )
 from opensage.runner.workspace import Workspace
+from opensage.settings import NODE_HOSTS_DIR
 
 if TYPE_CHECKING:
     from opensage.runner.node_agent import NodeAgent
 
 log = logging.getLogger(__name__)
-HOSTS_DIR = "opensage-hosts"  # each host's directory, under the node's temporary directory
+HOSTS_DIR = NODE_HOSTS_DIR  # each host's directory, under the node's temporary directory
 READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
 CHECKPOINT_SYNC_SECONDS = 2.0
 

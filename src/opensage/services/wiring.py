@@ -308,7 +308,8 @@ def _instance_launcher(settings: Settings,
     here before the fleet started, as for a local one)."""
     if settings.executor != "ray":
         return None
-    from opensage.runner.ray_executor import connect
+    from opensage.runner.ray_executor import connect, ray_directories
+    from opensage.runner.toolkit.isolation import unavailable
     from opensage.serving.ray_instances import RayLauncher
 
     return RayLauncher(lambda: connect(settings.ray_address), _s3_endpoint(settings),
@@ -316,7 +317,8 @@ def _instance_launcher(settings: Settings,
                        None if roles is None else lambda: roles.server_session(
                            INSTANCE_SESSION_SECONDS),
                        functools.partial(Environments, settings.frameworks_dir,
-                                         wheelhouse=settings.wheelhouse))
+                                         wheelhouse=settings.wheelhouse),
+                       ray_directories, unavailable)  # both called on the instance's node
 
 
 def _forkserver(settings: Settings) -> ForkServer | None:

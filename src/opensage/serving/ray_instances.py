@@ -7,8 +7,11 @@ type's CPUs, memory and GPUs (``runner.workspace.ray_resources``, what a trainin
 bundle holds; spread across nodes), which fetches the model through S3 and runs the same
 model worker on its node, listening on the node's address: a built-in's handler, or a
 framework model's handlers (``framework_worker.py``) in the framework's environment, which
-the actor gets on its node as a Ray training host does. Own images and models with
-EnableNetworkIsolation are refused (they run with ``--executor local``). Here it is a :class:`RayWorker`:
+the actor gets on its node as a Ray training host does. A model with EnableNetworkIsolation
+runs there as it does locally: its worker launched in a network namespace of its own, the
+server's, the node's other instances' and hosts' and Ray's directories hidden
+(``serving.remote_instance``). Own images are refused (they run with ``--executor local``).
+Here it is a :class:`RayWorker`:
 a :class:`serving.process.Worker` whose ``host``/``port`` are that address and whose
 ``proc`` is the actor's output, so the fleet, the router, the endpoint's replacement of dead
 instances and the transform job's senders are unchanged. An actor that dies (its node was
@@ -42,9 +45,6 @@ LOCAL_ONLY = ("With --executor ray, endpoints and transform jobs serve built-in 
               "and framework models on the cluster; own images run with --executor local")
 # a framework model's instance may first build the framework's environment on its node
 ENVIRONMENT_BUILD_SECONDS = 1800.0
-ISOLATED_LOCAL_ONLY = ("With --executor ray, a model with EnableNetworkIsolation is not served: "
-                       "its workers run in a network namespace of their own with --executor "
-                       "local")
 
 
 class ActorOutput:
@@ -125,8 +125,6 @@ class RayWorker(Worker):
               containers: Any = None) -> None:
         if self.program.image is not None:
             raise WorkerFailed(LOCAL_ONLY)
-        if self.model.isolated:  # the actor's worker would have the node's whole network
-            raise WorkerFailed(ISOLATED_LOCAL_ONLY)
         launcher = self.launcher
         ray = launcher.ray()
         wanted = self.resources
@@ -136,7 +134,8 @@ class RayWorker(Worker):
             max_restarts=0, max_concurrency=4, scheduling_strategy="SPREAD",
         ).remote(self.program, self.model.model_url, launcher.instance_endpoint(), cpus,
                  dict(self.env), launcher.limits, self.instance_id, None,
-                 launcher.environments if self.program.in_environment else None)
+                 launcher.environments if self.program.in_environment else None,
+                 **launcher.isolation(self.model))
         self._ready = self.actor.start.remote(self.model.startup_timeout)
         self.proc = ActorOutput(ray, self.actor)
         threading.Thread(target=self._pump, daemon=True,
@@ -214,15 +213,23 @@ class RayLauncher:
     model (and a framework model's code) on the node; ``environments`` makes a node's
     framework environments there (``runner.environments.Environments`` of the server's
     frameworks directory and wheelhouse); ``credentials`` (``--auth sigv4``) issues the
-    short-lived session each instance fetches its model with."""
+    short-lived session each instance fetches its model with. ``private`` (called on a node,
+    in the instance's actor: ``runner.ray_executor.ray_directories``) says what of the node
+    besides its instances' and hosts' directories a worker with EnableNetworkIsolation must
+    not see (Ray's directory), ``isolation_unavailable`` (called there too:
+    ``runner.toolkit.isolation.unavailable``) why the node cannot isolate; both are
+    module-level functions, which Ray hands over by reference."""
 
     remote = True  # a framework model's environment and code are had on each node
 
     def __init__(self, connect: Callable[[], Any], endpoint: S3Endpoint,
                  resources_for: Callable[[str], Mapping[str, float]], limits: ArchiveLimits,
                  credentials: Callable[[], Mapping[str, str]] | None = None,
-                 environments: Callable[[], NodeEnvironments] | None = None) -> None:
+                 environments: Callable[[], NodeEnvironments] | None = None,
+                 private: Callable[[], list[str]] | None = None,
+                 isolation_unavailable: Callable[[], str | None] | None = None) -> None:
         self._connect, self.endpoint = connect, endpoint
+        self.private, self.isolation_unavailable = private, isolation_unavailable
         self.credentials, self.environments = credentials, environments
         self.resources_for, self.limits = resources_for, limits
         self._ray: Any = None
@@ -240,6 +247,17 @@ class RayLauncher:
         if self.credentials is None:
             return self.endpoint
         return self.endpoint.with_credentials(self.credentials())
+
+    def isolation(self, model: ModelServer) -> dict[str, Any]:
+        """The instance actor's arguments for a model with EnableNetworkIsolation (none
+        without): the server's files to hide should its node be this machine, what of them
+        it reads (the frameworks directory and wheelhouse, the node's own paths), and how
+        to find on the node what else to hide and whether it can isolate."""
+        if not model.isolated:
+            return {}
+        return {"isolated": True, "hidden": [str(p) for p in model.hidden],
+                "shared": [str(p) for p in model.shared], "private": self.private,
+                "isolation_unavailable": self.isolation_unavailable}
 
     def actor_class(self) -> Any:
         ray = self.ray()

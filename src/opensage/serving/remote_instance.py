@@ -18,6 +18,16 @@ the model or fetched through S3 (``serving.artifacts.code_directory``), and runs
 :meth:`WorkerProgram.on_node` says: the same command line and environment variables the
 server's own ``Launcher`` gives it, with that node's paths, its boto3 pointed at the address
 the node reaches the server at.
+
+A model with EnableNetworkIsolation (``isolated``) runs as it does locally: its worker is
+launched (never forked) through ``runner.launch --netns`` into a network namespace of its
+own, serving on the socket the actor bound on the node's address, and with ``--hide`` it sees
+none of the server's files (``hidden``: this node may be the server's machine), nor this
+node's hosts' and instances' directories (``settings.NODE_HOSTS_DIR`` / ``NODE_INSTANCES_DIR``)
+but for its own, nor Ray's directory (``private``: its raylet's and object store's sockets
+would make the worker a Ray client); ``shared`` (the frameworks directory and wheelhouse),
+its model and code read-only. A node that cannot isolate fails the instance with the reason
+(``isolation_unavailable``, else the launcher's): it never serves unisolated.
 """
 
 from __future__ import annotations
@@ -27,7 +37,7 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,11 +46,15 @@ from urllib.parse import urlsplit
 from opensage.data.archives import ArchiveLimits
 from opensage.serving.artifacts import ArtifactError, code_directory, fetch_model
 from opensage.serving.process import Worker, WorkerFailed, WorkerProgram
+from opensage.settings import NODE_HOSTS_DIR, NODE_INSTANCES_DIR
 from opensage.store.remote_objects import RemoteObjects, S3Endpoint
 
 READ_WAIT_SECONDS = 0.2  # how long ``read`` holds a call open waiting for a line
 NO_ENVIRONMENTS = ("this server gives its Ray instances no framework environments, which "
                    "this model's workers run in")
+NO_RAY_DIRECTORIES = ("EnableNetworkIsolation: this server does not tell its Ray instances "
+                      "where Ray's directory is on their node, which an isolated worker must "
+                      "not see")
 
 
 class NodeEnvironments(Protocol):
@@ -60,17 +74,28 @@ class RemoteModelServer:
     def __init__(self, program: WorkerProgram, model_url: str | None, endpoint: S3Endpoint,
                  cpus: int, env: dict[str, str], limits: ArchiveLimits, instance_id: str,
                  scratch: str | None = None,
-                 environments: Callable[[], NodeEnvironments] | None = None) -> None:
+                 environments: Callable[[], NodeEnvironments] | None = None, *,
+                 isolated: bool = False, hidden: Sequence[str] = (),
+                 shared: Sequence[str] = (),
+                 private: Callable[[], list[str]] | None = None,
+                 isolation_unavailable: Callable[[], str | None] | None = None) -> None:
         """``environments``: this node's framework environments (a factory the server
-        hands over: its frameworks directory and wheelhouse, paths of the node's own)."""
+        hands over: its frameworks directory and wheelhouse, paths of the node's own).
+        ``isolated``: the model's EnableNetworkIsolation (see the module's docstring), with
+        ``hidden`` the server's files, ``shared`` what of them the worker reads,
+        ``private`` what else of this node it must not see (Ray's directory, asked on the
+        node: ``runner.ray_executor.ray_directories``), ``isolation_unavailable`` why this
+        node cannot isolate (``runner.toolkit.isolation.unavailable``, asked here)."""
         self.program, self.model_url, self.cpus = program, model_url, cpus
         self.environments = environments
+        self.isolated, self.hidden, self.shared = isolated, tuple(hidden), tuple(shared)
+        self.private, self.isolation_unavailable = private, isolation_unavailable
         self._cancel = threading.Event()  # ends an environment build (the instance stopped)
         self.env, self.limits, self.instance_id = env, limits, instance_id
         self.endpoint = endpoint
         self.objects = RemoteObjects(endpoint)
-        base = Path(scratch or tempfile.gettempdir()) / "opensage-instances"
-        self.root = base / instance_id
+        self.base = Path(scratch or tempfile.gettempdir()) / NODE_INSTANCES_DIR
+        self.root = self.base / instance_id
         self._lines: collections.deque[bytes] = collections.deque()
         self._cond = threading.Condition()
         # PDEATHSIG follows the thread that forked: fork from one that lives as the actor does
@@ -91,6 +116,7 @@ class RemoteModelServer:
     def start(self, startup_timeout: float) -> tuple[str, int]:
         """Fetch the model, start the worker and wait for its ``/ping``; the address and
         port it listens on. ``WorkerFailed`` says why it did not come up."""
+        hidden = self._hidden() if self.isolated else ()
         model_dir = self.root / "model"
         if self.model_url:
             try:
@@ -104,12 +130,27 @@ class RemoteModelServer:
             else self.program
         worker = Worker(program=program, model_dir=model_dir, work_dir=self.root,
                         cpus=self.cpus, instance_id=self.instance_id, env=self.env,
-                        host=self.node_address())
+                        host=self.node_address(), isolated=self.isolated, hidden=hidden,
+                        shared=[Path(p) for p in self.shared])
         worker.log_sink = self._keep
         self.worker = worker
         worker.start(self._spawner)
         worker.wait_ready(startup_timeout)
         return worker.host, worker.port
+
+    def _hidden(self) -> list[Path]:
+        """What an isolated worker must not see on this node (see the module's docstring);
+        ``WorkerFailed`` when this node cannot isolate, or what to hide is not known."""
+        if self.isolation_unavailable is not None and \
+                (why := self.isolation_unavailable()) is not None:
+            raise WorkerFailed(why)
+        if self.private is None:
+            raise WorkerFailed(NO_RAY_DIRECTORIES)
+        node = [Path(tempfile.gettempdir()) / name
+                for name in (NODE_HOSTS_DIR, NODE_INSTANCES_DIR)]
+        paths = [*(Path(p) for p in self.hidden), self.base, *node,
+                 *(Path(p) for p in self.private())]
+        return list(dict.fromkeys(paths))
 
     def _on_this_node(self, model_dir: Path) -> WorkerProgram:
         """The program with this node's environment: a framework's with the user's code
