@@ -1044,6 +1044,27 @@ def test_the_sdk_trains_on_two_nodes_and_deploys_two_instances_on_the_cluster(
         time.sleep(0.2)
 
 
+def test_an_isolated_instance_never_serves_without_knowing_rays_directory(
+        tmp_path: Path) -> None:
+    """An instance actor told to isolate but not where Ray's directory is on its node fails
+    before it fetches anything or starts a worker (it never serves with Ray's sockets in
+    sight). No cluster: the actor's class on this machine."""
+    from opensage.runner.local import DEFAULT_ARCHIVE_LIMITS
+    from opensage.serving.process import WorkerFailed, WorkerProgram
+    from opensage.serving.remote_instance import NO_RAY_DIRECTORIES, RemoteModelServer
+    from opensage.store.remote_objects import S3Endpoint
+
+    instance = RemoteModelServer(
+        WorkerProgram.builtin("opensage.algorithms.xgboost"), "s3://nowhere/model.tar.gz",
+        S3Endpoint("http://127.0.0.1:9", "us-east-1"), 1, {}, DEFAULT_ARCHIVE_LIMITS,
+        "i-unplaced", str(tmp_path), isolated=True, private=None)
+    with pytest.raises(WorkerFailed, match="Ray's directory"):
+        instance.start(5.0)
+    assert instance.worker is None and not (tmp_path / NODE_INSTANCES_DIR).exists()
+    assert NO_RAY_DIRECTORIES.startswith("EnableNetworkIsolation")
+    instance.close()
+
+
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
         cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
     """Last: it kills the second node. The two hosts are on the two nodes (Ray's placement
