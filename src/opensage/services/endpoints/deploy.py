@@ -150,8 +150,8 @@ class Deployer:
             for plan in deployment["Variants"]:
                 vname = plan["VariantName"]
                 what = self.servable_for(plan)
-                if (plan.get("NetworkIsolation")
-                        and (why := isolation.unavailable()) is not None):
+                if (plan.get("NetworkIsolation") and not self.hosting.launcher.remote
+                        and (why := isolation.unavailable()) is not None):  # Ray: the node checks
                     raise DeployFailed(f"Production variant {vname}: {why}")
                 work_dir = directory / vname
                 model_dir = work_dir / "model"

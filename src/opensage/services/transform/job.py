@@ -197,7 +197,8 @@ class Job:
             what = servable(self.ctx.algorithms, image, env, self.ctx.containers)
         except NotServable as e:
             raise JobFailed(str(e)) from None
-        if self.container.get(NETWORK_ISOLATION) and (why := isolation.unavailable()) is not None:
+        if (self.container.get(NETWORK_ISOLATION) and not self.launcher.remote  # Ray: the node
+                and (why := isolation.unavailable()) is not None):  # checks, each worker's
             raise JobFailed(why)
         return what, env
 
