@@ -55,7 +55,10 @@ def bleu(hypotheses: list[list[str]], references: list[list[str]]) -> float:
 
 HPS = {"rnn_num_hidden": 64, "num_embed_source": 32, "num_embed_target": 32,
        "rnn_attention_type": "mlp", "rnn_cell_type": "lstm", "batch_size": 32,
-       "learning_rate": 0.005, "max_num_epochs": 12, "checkpoint_frequency_num_batches": 1000,
+       # 1000 training sentences, 7 epochs: the best (epoch 6) has validation accuracy 0.999,
+       # BLEU 0.996, perplexity 1.014, held-out BLEU 0.992 (2000 sentences, 12 epochs: 0.998,
+       # 0.997, 1.007, in twice the time)
+       "learning_rate": 0.005, "max_num_epochs": 7, "checkpoint_frequency_num_batches": 1000,
        "checkpoint_threshold": 4, "bleu_sample_size": 100, "beam_size": 3,
        "max_seq_len_source": 10, "max_seq_len_target": 10}
 
@@ -73,7 +76,7 @@ def words(ids: list[int]) -> str:
 
 
 def test_seq2seq_learns_to_reverse_serves_beam_search_and_batch_transforms(sm, s3, client):
-    job = train(sm, s3, "seq2seq", HPS, _channels(sentences(2000, 1), sentences(200, 2)),
+    job = train(sm, s3, "seq2seq", HPS, _channels(sentences(1000, 1), sentences(200, 2)),
                 timeout=600)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     found = metrics(job)
