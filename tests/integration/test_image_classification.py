@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 
 from opensage.algorithms.image_classification.data import pack_record, write_png
-from tests.integration.builtins import BUCKET, deploy, image, invoke, metrics, model_dir, train
+from tests.integration.builtins import (
+    BUCKET,
+    deploy,
+    image,
+    invoke,
+    metrics,
+    model_dir,
+    put_objects,
+    train,
+)
 from tests.integration.test_training_jobs import ROLE, wait_for
 
 SIDE = 16
@@ -152,11 +161,10 @@ def test_image_classification_pipe_mode_augmented_manifest_and_augmentation(sm, 
     augmented-manifest examples configure it."""
     images, labels, tr, ho = data["images"], data["labels"], data["train"], data["held_out"]
     name = f"imgcls-manifest-{time.monotonic_ns() % 10**9}"
-    lines = []
-    for i in tr:
-        key = f"{name}/images/{i}.png"
-        s3.put_object(Bucket=BUCKET, Key=key, Body=write_png(images[i]))
-        lines.append(json.dumps({"source-ref": f"s3://{BUCKET}/{key}", "class": int(labels[i])}))
+    pngs = {f"{name}/images/{i}.png": write_png(images[i]) for i in tr}
+    put_objects(s3, pngs)
+    lines = [json.dumps({"source-ref": f"s3://{BUCKET}/{key}", "class": int(labels[i])})
+             for key, i in zip(pngs, tr, strict=True)]
     s3.put_object(Bucket=BUCKET, Key=f"{name}/train.manifest", Body="\n".join(lines).encode())
     s3.put_object(Bucket=BUCKET, Key=f"{name}/validation/digits.rec",
                   Body=rec(images[ho], labels[ho]))

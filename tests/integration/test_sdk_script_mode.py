@@ -282,7 +282,7 @@ def test_tensorflow_keras_fits_deploys_and_answers_tf_serving_format(
     estimator = TensorFlow(entry_point="train.py", source_dir=str(source),
                            framework_version="2.16", py_version="py310",
                            instance_type="ml.m5.large", instance_count=1, role=ROLE,
-                           hyperparameters={"epochs": 60}, sagemaker_session=session)
+                           hyperparameters={"epochs": 30}, sagemaker_session=session)
     with fast_polling(factor=20):
         estimator.fit(train, logs=False)  # one channel, named "training"
     job = estimator.latest_training_job.describe()
