@@ -28,7 +28,9 @@ from tests.integration.builtins import (
 from tests.integration.test_training_jobs import ROLE, wait_for
 
 SIDE = 16
-HPS = {"num_classes": 10, "num_layers": 20, "image_shape": f"3,{SIDE},{SIDE}", "epochs": 4,
+# 3 epochs: validation accuracy 0.20, 0.72, 0.98 from the 1300 RecordIO digits (0.998 after a
+# 4th epoch); every assertion below asks for at most 0.8
+HPS = {"num_classes": 10, "num_layers": 20, "image_shape": f"3,{SIDE},{SIDE}", "epochs": 3,
        "mini_batch_size": 32, "learning_rate": 0.05, "top_k": 2}
 
 
@@ -188,7 +190,7 @@ def test_image_classification_pipe_mode_augmented_manifest_and_augmentation(sm, 
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         HyperParameters={k: str(v) for k, v in {
             **HPS, "num_training_samples": len(tr), "augmentation_type": "crop_color_transform",
-            "checkpoint_frequency": 2}.items()})
+            "epochs": 4, "checkpoint_frequency": 2}.items()})
     job = wait_for(sm, name, timeout=300)
     assert job["TrainingJobStatus"] == "Completed", job.get("FailureReason")
     assert metrics(job)["validation:accuracy"] >= 0.5, metrics(job)
