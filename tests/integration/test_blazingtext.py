@@ -181,7 +181,7 @@ def test_sdk_blazingtext_estimator_fits_deploys_predicts_and_transforms(sdk_env)
                           sagemaker_session=session, output_path=f"s3://{bucket}/bt/out")
     estimator.set_hyperparameters(mode="supervised", epochs=10, min_count=1, vector_dim=10,
                                   learning_rate=0.1, word_ngrams=2, buckets=20000)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": TrainingInput(train_uri, content_type="text/plain"),
                        "validation": TrainingInput(valid_uri, content_type="text/plain")},
                       logs=False)
@@ -191,7 +191,7 @@ def test_sdk_blazingtext_estimator_fits_deploys_predicts_and_transforms(sdk_env)
         answers = json.loads(predictor.predict({"instances": sentences,
                                                 "configuration": {"k": 3}}))
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     assert [a["label"][0] for a in answers] == valid_labels[:4]
     assert all(len(a["label"]) == 3 and sum(a["prob"]) == pytest.approx(1, abs=1e-4)
@@ -203,7 +203,7 @@ def test_sdk_blazingtext_estimator_fits_deploys_predicts_and_transforms(sdk_env)
     transformer = estimator.transformer(1, "ml.m5.large", strategy="MultiRecord",
                                         assemble_with="Line", accept="application/jsonlines",
                                         output_path=f"s3://{bucket}/bt/transform/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source, content_type="application/jsonlines", split_type="Line",
                               wait=True, logs=False)
     out = session.read_s3_file(bucket, "bt/transform/out/sentences.jsonl.out")

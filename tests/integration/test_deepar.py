@@ -123,14 +123,14 @@ def test_sdk_deepar_estimator_fits_deploys_predicts_and_transforms(sdk_env):
     estimator = Estimator(image, ROLE, instance_count=1, instance_type="ml.c5.xlarge",
                           sagemaker_session=session, output_path=f"s3://{bucket}/deepar/out")
     estimator.set_hyperparameters(**{**HPS, "epochs": 2})
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": TrainingInput(train_uri, content_type="json")}, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large", serializer=JSONSerializer())
     try:
         answer = json.loads(predictor.predict({"instances": train_rows[:1], "configuration": {
             "num_samples": 20, "output_types": ["quantiles"], "quantiles": ["0.5"]}}))
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     assert list(answer["predictions"][0]) == ["quantiles"]
     assert len(answer["predictions"][0]["quantiles"]["0.5"]) == P
@@ -142,7 +142,7 @@ def test_sdk_deepar_estimator_fits_deploys_predicts_and_transforms(sdk_env):
         accept="application/jsonlines", output_path=f"s3://{bucket}/deepar/transform/out",
         env={"DEEPAR_INFERENCE_CONFIG": json.dumps({"num_samples": 10,
                                                     "output_types": ["mean"]})})
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source, content_type="application/jsonlines", split_type="Line",
                               wait=True, logs=False)
     out = session.read_s3_file(bucket, "deepar/transform/out/series.json.out")

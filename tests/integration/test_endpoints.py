@@ -232,7 +232,7 @@ def test_unchanged_sdk_deploys_predicts_and_deletes(sdk_env, s3):
                                                            "1.7-1"),
                   model_data=f"s3://{BUCKET}/sdk/model.tar.gz", role=ROLE,
                   sagemaker_session=session, predictor_cls=Predictor)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large",
                                  serializer=CSVSerializer(), deserializer=CSVDeserializer())
     got = np.array(predictor.predict(rows), dtype=np.float32).ravel()

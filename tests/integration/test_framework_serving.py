@@ -349,7 +349,7 @@ def test_unchanged_sdk_sklearn_model_deploys_predicts_and_transforms(
     model = SKLearnModel(model_data=f"s3://{BUCKET}/sdk-sk/model.tar.gz", role=ROLE,
                          entry_point="inference.py", source_dir=str(source),
                          framework_version="1.2-1", sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = model.deploy(initial_instance_count=1, instance_type="ml.m5.large")
     created = sm.describe_model(ModelName=model.name)["PrimaryContainer"]
     assert created["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].startswith("s3://")
@@ -362,7 +362,7 @@ def test_unchanged_sdk_sklearn_model_deploys_predicts_and_transforms(
                                     accept="text/csv", output_path=f"s3://{BUCKET}/sdk-sk/out")
     # The CSV input goes through a transform_fn-free model whose input_fn knows only npy:
     # a transform of CSV fails with the handler's error, and the SDK says so.
-    with fast_polling(factor=20), pytest.raises(Exception, match="unexpected text/csv"):
+    with fast_polling(factor=100), pytest.raises(Exception, match="unexpected text/csv"):
         transformer.transform(f"s3://{BUCKET}/sdk-sk/in", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     predictor.delete_endpoint()
@@ -388,7 +388,7 @@ def test_unchanged_sdk_sklearn_model_transformer_with_default_input(
     transformer = model.transformer(instance_count=1, instance_type="ml.m5.large",
                                     strategy="MultiRecord", assemble_with="Line",
                                     accept="text/csv", output_path=f"s3://{BUCKET}/sdk-tx/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(f"s3://{BUCKET}/sdk-tx/in", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     got = [int(v) for v in read(s3, "sdk-tx/out/rows.csv.out").split()]
@@ -438,7 +438,7 @@ def test_unchanged_sdk_sklearn_fit_deploy_predict_and_transform(
                         framework_version="1.2-1", instance_type="ml.m5.large",
                         instance_count=1, role=ROLE, hyperparameters={"reg": 10.0},
                         sagemaker_session=sagemaker.Session())
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": f"s3://{BUCKET}/fit/train"}, logs=False)
         predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large",
                                      serializer=CSVSerializer(), deserializer=CSVDeserializer())
@@ -448,7 +448,7 @@ def test_unchanged_sdk_sklearn_fit_deploy_predict_and_transform(
     transformer = estimator.transformer(instance_count=1, instance_type="ml.m5.large",
                                         assemble_with="Line", accept="text/csv",
                                         output_path=f"s3://{BUCKET}/fit/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(f"s3://{BUCKET}/fit/in", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     assert [int(float(v)) for v in read(s3, "fit/out/rows.csv.out").split()] == \

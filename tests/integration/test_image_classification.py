@@ -311,14 +311,14 @@ def test_sdk_image_classification_estimator_fits_deploys_and_predicts(sdk_env, d
     estimator = Estimator(image, ROLE, instance_count=1, instance_type="ml.c5.xlarge",
                           sagemaker_session=session, output_path=f"s3://{bucket}/imgcls/out")
     estimator.set_hyperparameters(**{**HPS, "num_training_samples": len(tr)})
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(uris, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large", serializer=IdentitySerializer("image/png"),
                                      deserializer=JSONDeserializer())
     try:
         answers = [predictor.predict(write_png(images[i])) for i in ho[:20]]
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     assert all(len(a) == 10 for a in answers)
     assert sum(int(np.argmax(a)) == labels[i] for a, i in zip(answers, ho[:20], strict=True)) >= 15

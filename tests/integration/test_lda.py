@@ -109,13 +109,13 @@ def test_sdk_lda_estimator_fits_deploys_predicts_and_transforms(sdk_env: Network
     estimator = sagemaker.LDA(role=ROLE, instance_type="ml.m5.large", num_topics=K,
                               sagemaker_session=session)
     records = estimator.record_set(x[:250], channel="train")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(records, mini_batch_size=250, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large")
     try:
         answers = predictor.predict(x[250:255])
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     mixtures = np.array([list(r.label["topic_mixture"].float32_tensor.values) for r in answers])
     assert mixtures.shape == (5, K) and np.allclose(mixtures.sum(axis=1), 1, atol=1e-5)
@@ -126,7 +126,7 @@ def test_sdk_lda_estimator_fits_deploys_predicts_and_transforms(sdk_env: Network
     transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
                                         strategy="MultiRecord", assemble_with="Line",
                                         output_path=f"s3://{bucket}/lda-transform/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source.rsplit("/", 1)[0] + "/", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     out = session.read_s3_file(bucket, "lda-transform/out/docs.csv.out")

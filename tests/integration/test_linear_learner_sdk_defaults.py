@@ -38,7 +38,7 @@ def test_binary_classifier_with_sdk_defaults_matches_logistic_regression(
     estimator = sagemaker.LinearLearner(role=ROLE, instance_count=1,
                                         instance_type="ml.m5.large", sagemaker_session=session,
                                         predictor_type="binary_classifier")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(estimator.record_set(x_train, labels=y_train), logs=False)
     bucket, key = estimator.model_data[5:].split("/", 1)
     blob = session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -122,13 +122,13 @@ def test_sdk_ntm_estimator_fits_recordio_deploys_and_batch_transforms(sdk_env: N
                               num_patience_epochs=10, encoder_layers=[16, 8])
     assert sagemaker.image_uris.retrieve("ntm", "us-east-1").endswith("/ntm:1")
     records = estimator.record_set(x)  # RecordIO-protobuf, feature_dim from the data
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(records, mini_batch_size=32, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large")
     try:
         answers = predictor.predict(probe)  # RecordIO-protobuf both ways
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     weights = np.array([list(r.label["topic_weights"].float32_tensor.values) for r in answers])
     assert weights.shape == (40, TOPICS)
@@ -140,7 +140,7 @@ def test_sdk_ntm_estimator_fits_recordio_deploys_and_batch_transforms(sdk_env: N
     transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
                                         strategy="MultiRecord", assemble_with="Line",
                                         output_path=f"s3://{bucket}/ntm-transform/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source.rsplit("/", 1)[0] + "/", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     out = session.read_s3_file(bucket, "ntm-transform/out/docs.csv.out")

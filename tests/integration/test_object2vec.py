@@ -96,7 +96,7 @@ def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
         epochs=15, enc0_max_seq_len=10, enc0_vocab_size=VOCAB,
         enc0_network="pooled_embedding", enc0_token_embedding_dim=16, enc_dim=16, mlp_dim=32,
         mlp_activation="relu", learning_rate=0.01, early_stopping_patience=5)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         # RecordSets (what the SDK's first-party fit takes); no ContentType: JSON lines
         estimator.fit([RecordSet(uri.rsplit("/", 1)[0] + "/", num_records=600,
                                  feature_dim=VOCAB, s3_data_type="S3Prefix", channel=channel,
@@ -109,7 +109,7 @@ def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
         answer = predictor.predict({"instances": [{"in0": p["in0"], "in1": p["in1"]}
                                                   for p in probe]})
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     labels = [p["predicted_label"] for p in answer["predictions"]]
     assert sum(a == p["label"] for a, p in zip(labels, probe, strict=True)) >= 18
@@ -120,7 +120,7 @@ def test_sdk_object2vec_estimator_fits_deploys_predicts_and_batch_transforms(
     transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
                                         strategy="MultiRecord", assemble_with="Line",
                                         output_path=f"s3://{bucket}/o2v-sdk/transform/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source.rsplit("/", 1)[0] + "/",
                               content_type="application/jsonlines", split_type="Line",
                               wait=True, logs=False)

@@ -30,7 +30,7 @@ def test_readme_script_mode_quick_start_runs_as_written(
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__readme__"}
     printed = StringIO()
-    with fast_polling(factor=20), redirect_stdout(printed):
+    with fast_polling(factor=100), redirect_stdout(printed):
         code = compile(snippet("script-mode-quickstart"), "README.md", "exec")
         exec(code, namespace)  # noqa: S102 - the README's own snippet is what is tested
     output = printed.getvalue()

@@ -51,14 +51,14 @@ def test_first_party_estimator_fits_deploys_and_predicts(sdk_env: NetworkGuard,
     estimator = cls(role=ROLE, instance_count=1, instance_type="ml.m5.large",
                     sagemaker_session=session, **hyperparameters)
     records = estimator.record_set(X, labels=Y if labelled else None)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(records, logs=False)
         predictor = estimator.deploy(1, "ml.m5.large")
     try:
         probe = np.vstack([X[:3], X[-3:]])
         answers = read(predictor.predict(probe))
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     if estimator_name in ("LinearLearner", "KNN", "FactorizationMachines"):
         assert answers == [0.0, 0.0, 0.0, 1.0, 1.0, 1.0]
@@ -90,7 +90,7 @@ def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: Net
                                         instance_type="ml.m5.large", sagemaker_session=session,
                                         predictor_type="regressor", epochs=5)
     y = (X @ np.array([1.0, -2.0, 0.5, 3.0], dtype=np.float32)).astype(np.float32)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(estimator.record_set(X, labels=y), logs=False)
     bucket, key = estimator.model_data[5:].split("/", 1)
     blob = session.boto_session.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -98,7 +98,7 @@ def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: Net
         archive.extractall(tmp_path / "model", filter="data")
     direct = load(tmp_path / "model").predict(X[:5], False)["score"].tolist()
 
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = estimator.deploy(1, "ml.m5.large")
     try:
         by_recordio = [r.label["score"].float32_tensor.values[0] for r in predictor.predict(X[:5])]
@@ -108,7 +108,7 @@ def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: Net
         by_json = [p["score"] for p in predictor.predict(
             {"instances": [{"features": row} for row in X[:5].tolist()]})["predictions"]]
     finally:
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             predictor.delete_endpoint()
     assert by_csv == pytest.approx(direct, rel=1e-5)
     assert by_json == pytest.approx(direct, rel=1e-5)
@@ -119,7 +119,7 @@ def test_linear_learner_serves_csv_json_and_recordio_and_transforms(sdk_env: Net
     transformer = estimator.transformer(1, "ml.m5.large", accept="application/jsonlines",
                                         strategy="MultiRecord", assemble_with="Line",
                                         output_path=f"s3://{bucket}/ll-transform/out")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         transformer.transform(source.rsplit("/", 1)[0] + "/", content_type="text/csv",
                               split_type="Line", wait=True, logs=False)
     out = session.read_s3_file(bucket, "ll-transform/out/data.csv.out")
@@ -150,7 +150,7 @@ def test_first_party_estimator_on_two_instances_equals_one(sdk_env: NetworkGuard
             sagemaker_session=session, **hyperparameters)
         records = estimator.record_set(X, labels=Y if labelled else None)
         assert records.distribution == "ShardedByS3Key"
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             estimator.fit(records, logs=False)
         job = estimator.latest_training_job.describe()
         assert job["ResourceConfig"]["InstanceCount"] == count

@@ -89,7 +89,7 @@ def test_training_job_in_a_run_is_tracked_and_lineage_reaches_its_data(
                                            "max_depth": 3})
     with Run(experiment_name="exp-b", run_name="with-job", sagemaker_session=session) as run:
         run.log_parameter("note", "fit inside a run")
-        with fast_polling(factor=20):
+        with fast_polling(factor=100):
             estimator.fit({"train": TrainingInput(train, content_type="text/csv"),
                            "validation": TrainingInput(validation, content_type="text/csv")},
                           logs=False)

@@ -50,7 +50,7 @@ def test_processing_and_transform_in_a_run_and_a_registered_models_lineage(
                           instance_type="ml.m5.large", sagemaker_session=session,
                           hyperparameters={"objective": "reg:squarederror", "num_round": 5})
     with Run(experiment_name="tracked", run_name="pipeline-by-hand",
-             sagemaker_session=session), fast_polling(factor=20):
+             sagemaker_session=session), fast_polling(factor=100):
         processor.run(code=str(tmp_path / "split.py"),
                       inputs=[ProcessingInput(source=raw,
                                               destination="/opt/ml/processing/input")],

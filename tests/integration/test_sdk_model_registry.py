@@ -41,7 +41,7 @@ def test_register_deploy_predict_from_the_registry(sdk_env: NetworkGuard, tmp_pa
                           instance_type="ml.m5.large", sagemaker_session=session,
                           hyperparameters={"objective": "reg:squarederror", "num_round": 20,
                                            "max_depth": 3})
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": TrainingInput(train, content_type="text/csv")}, logs=False)
         package = estimator.register(
             content_types=["text/csv"], response_types=["text/csv"],
@@ -133,7 +133,7 @@ def test_algorithm_name_training_job_runs_and_tunes(sdk_env: NetworkGuard, tmp_p
                            HyperParameters={"num_round": "10", "objective": "reg:squarederror"},
                            AlgorithmSpecification={"AlgorithmName": algorithm_arn,
                                                    "TrainingInputMode": "File"}, **job)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         session.wait_for_job("algo-good", poll=1)
     described = sm.describe_training_job(TrainingJobName="algo-good")
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
@@ -159,7 +159,7 @@ def test_algorithm_name_training_job_runs_and_tunes(sdk_env: NetworkGuard, tmp_p
     tuning["HyperParameterTuningJobConfig"]["ParameterRanges"] = {
         "ContinuousParameterRanges": [{"Name": "eta", "MinValue": "0.1", "MaxValue": "0.5"}]}
     sm.create_hyper_parameter_tuning_job(HyperParameterTuningJobName="algo-tune", **tuning)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         session.wait_for_tuning_job("algo-tune", poll=1)
     tuned = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName="algo-tune")
     assert tuned["HyperParameterTuningJobStatus"] == "Completed"
@@ -201,7 +201,7 @@ def test_a_registered_script_mode_sklearn_model_is_deployed_and_invoked(
     estimator = SKLearn(entry_point="train.py", source_dir=str(tmp_path / "src"),
                         framework_version="1.2-1", instance_type="ml.m5.large",
                         instance_count=1, role=ROLE, sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": train}, logs=False)
         package = estimator.register(
             content_types=["text/csv"], response_types=["text/csv"],

@@ -62,7 +62,7 @@ def test_sklearn_processor_splits_a_csv_and_tails_its_logs(sdk_env: NetworkGuard
                                  instance_type="ml.m5.large", instance_count=1,
                                  sagemaker_session=session)
     printed = io.StringIO()
-    with fast_polling(factor=20), redirect_stdout(printed):
+    with fast_polling(factor=100), redirect_stdout(printed):
         processor.run(code=str(tmp_path / "preprocess.py"),
                       inputs=[ProcessingInput(source=str(_inputs(tmp_path)),
                                               destination="/opt/ml/processing/input")],
@@ -93,7 +93,7 @@ def test_script_processor_runs_python3_from_the_image(sdk_env: NetworkGuard, tmp
     processor = ScriptProcessor(command=["python3"], image_uri=SKLEARN_IMAGE, role=ROLE,
                                 instance_type="ml.m5.large", instance_count=1,
                                 sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         processor.run(code=str(tmp_path / "version.py"), arguments=["hello"],
                       outputs=[ProcessingOutput(source="/opt/ml/processing/out")],
                       wait=True, logs=False)
@@ -122,7 +122,7 @@ def test_framework_processor_installs_requirements_from_source_dir(sdk_env: Netw
     processor = FrameworkProcessor(estimator_cls=SKLearn, framework_version="1.2-1",
                                    role=ROLE, instance_type="ml.m5.large", instance_count=1,
                                    sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         processor.run(code="process.py", source_dir=str(source),
                       outputs=[ProcessingOutput(source="/opt/ml/processing/out")],
                       wait=True, logs=False)

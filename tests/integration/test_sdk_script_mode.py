@@ -66,7 +66,7 @@ def test_sklearn_estimator_fit_runs_the_script(sdk_env: NetworkGuard, tmp_path: 
     session, train = _setup(tmp_path)
     estimator = _estimator(session, tmp_path, hyperparameters={"alpha": 0.3, "epochs": 2})
     printed = io.StringIO()
-    with fast_polling(factor=20), redirect_stdout(printed):
+    with fast_polling(factor=100), redirect_stdout(printed):
         estimator.fit({"train": train}, logs=True)
     output = printed.getvalue()
     assert "epoch=2 validation_mse=" in output  # the script's own log, tailed by the SDK
@@ -91,7 +91,7 @@ def test_tuner_over_an_sklearn_script(sdk_env: NetworkGuard, tmp_path: Path):
         metric_definitions=METRICS,
         hyperparameter_ranges={"alpha": ContinuousParameter(0.01, 10.0)},
         max_jobs=3, max_parallel_jobs=2, strategy="Bayesian")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         tuner.fit({"train": train}, wait=True)
     frame = tuner.analytics().dataframe()
     assert len(frame) == 3 and set(frame["TrainingJobStatus"]) == {"Completed"}
@@ -111,7 +111,7 @@ def test_hyperband_reads_the_scripts_per_epoch_metric(sdk_env: NetworkGuard, tmp
         hyperparameter_ranges={"alpha": ContinuousParameter(0.01, 10.0)},
         max_jobs=4, max_parallel_jobs=2, strategy="Hyperband",
         strategy_config=_hyperband(1, 4))
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         tuner.fit({"train": train}, wait=True)
     frame = tuner.analytics().dataframe()
     # Which children Hyperband stops early depends on how fast their epochs come; that
@@ -223,14 +223,14 @@ def test_pytorch_source_dir_with_requirements_fits_deploys_and_predicts(
                         framework_version="2.1", py_version="py310",
                         instance_type="ml.m5.large", instance_count=1, role=ROLE,
                         hyperparameters={"epochs": 300, "lr": 0.2}, sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": train}, logs=False)
     learned = tomllib.loads(_model_files(session, estimator.model_data)[
         "weights.toml"].decode())
     np.testing.assert_allclose(learned["w"], TRUE_W, atol=1e-3)  # noiseless data: the truth
     assert learned["b"] == pytest.approx(TRUE_B, abs=1e-3)
 
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large")
     try:
         # What the SDK sent: model.tar.gz repacked with the source directory under code/.
@@ -283,7 +283,7 @@ def test_tensorflow_keras_fits_deploys_and_answers_tf_serving_format(
                            framework_version="2.16", py_version="py310",
                            instance_type="ml.m5.large", instance_count=1, role=ROLE,
                            hyperparameters={"epochs": 30}, sagemaker_session=session)
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit(train, logs=False)  # one channel, named "training"
     job = estimator.latest_training_job.describe()
     output = job["ModelArtifacts"]["S3ModelArtifacts"].replace("model.tar.gz", "output.tar.gz")
@@ -296,7 +296,7 @@ def test_tensorflow_keras_fits_deploys_and_answers_tf_serving_format(
     assert any(name.startswith("1/") and name.endswith("saved_model.pb")
                for name in _model_files(session, estimator.model_data))
 
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = estimator.deploy(initial_instance_count=1, instance_type="ml.m5.large")
     try:
         rows = [[0.5, -0.25], [-1.0, 1.0], [0.0, 0.0]]

@@ -35,7 +35,7 @@ def test_estimator_fit_with_logs_attach_and_predict(sdk_env: NetworkGuard, tmp_p
                           hyperparameters={"objective": "reg:squarederror", "num_round": 30,
                                            "max_depth": 3, "eta": 0.3})
     printed = io.StringIO()
-    with fast_polling(factor=20), redirect_stdout(printed):
+    with fast_polling(factor=100), redirect_stdout(printed):
         estimator.fit({"train": TrainingInput(train, content_type="text/csv"),
                        "validation": TrainingInput(validation, content_type="text/csv")},
                       logs=True)
@@ -59,6 +59,6 @@ def test_estimator_fit_with_logs_attach_and_predict(sdk_env: NetworkGuard, tmp_p
     predictions = booster.predict(xgboost.DMatrix(x_test))
     assert np.corrcoef(predictions, y_test)[0, 1] > 0.9
 
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         estimator.fit({"train": TrainingInput(train, content_type="text/csv")}, logs=False)
     assert estimator.latest_training_job.describe()["TrainingJobStatus"] == "Completed"

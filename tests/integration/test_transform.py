@@ -171,7 +171,7 @@ def test_sdk_transformer_transform_and_wait(sdk_env, sm, s3):
                               instance_type="ml.m5.large", strategy="MultiRecord",
                               assemble_with="Line", output_path=f"s3://{BUCKET}/sdk/out",
                               sagemaker_session=sagemaker.Session())
-    with fast_polling(factor=20), contextlib.redirect_stdout(io.StringIO()):
+    with fast_polling(factor=100), contextlib.redirect_stdout(io.StringIO()):
         transformer.transform(f"s3://{BUCKET}/sdk/in", content_type="text/csv",
                               split_type="Line", wait=False, logs=False)
         transformer.wait(logs=True)

@@ -468,7 +468,7 @@ def test_sdk_hyperparameter_tuner_fit_best_job_and_analytics(sdk_env, tmp_path):
         hyperparameter_ranges={"eta": ContinuousParameter(0.05, 0.5),
                                "max_depth": IntegerParameter(1, 4)},
         max_jobs=3, max_parallel_jobs=2, strategy="Bayesian")
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         tuner.fit(inputs, wait=True)
     best = tuner.best_training_job()
     frame = tuner.analytics().dataframe()
@@ -481,7 +481,7 @@ def test_sdk_hyperparameter_tuner_fit_best_job_and_analytics(sdk_env, tmp_path):
     assert set(attached.hyperparameter_ranges()) == {"ContinuousParameterRanges",
                                                      "IntegerParameterRanges",
                                                      "CategoricalParameterRanges"}
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         best_estimator = tuner.best_estimator()
     assert best_estimator.latest_training_job.name == best
     tuned = frame.set_index("TrainingJobName").loc[best]
