@@ -1008,7 +1008,7 @@ def test_the_sdk_trains_on_two_nodes_and_deploys_two_instances_on_the_cluster(
                           hyperparameters={"objective": "reg:squarederror", "num_round": 30,
                                            "max_depth": 3})
     printed = io.StringIO()
-    with fast_polling(factor=20), redirect_stdout(printed):
+    with fast_polling(factor=100), redirect_stdout(printed):
         estimator.fit({"train": TrainingInput(f"s3://{BUCKET}/data/train/",
                                               content_type="text/csv"),
                        "validation": TrainingInput(f"s3://{BUCKET}/data/validation/",
@@ -1025,7 +1025,7 @@ def test_the_sdk_trains_on_two_nodes_and_deploys_two_instances_on_the_cluster(
         booster.load_model(bytearray(member.read()))
     rows = data["x_val"][:20]
     expected = booster.predict(xgboost.DMatrix(rows))
-    with fast_polling(factor=20):
+    with fast_polling(factor=100):
         predictor = estimator.deploy(initial_instance_count=2, instance_type=SERVING,
                                      serializer=CSVSerializer())
     try:
