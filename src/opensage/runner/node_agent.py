@@ -23,7 +23,6 @@ executor sees the host's node as lost, as it did with an actor per host.
 from __future__ import annotations
 
 import logging
-import os
 import tempfile
 import threading
 from collections.abc import Callable
@@ -61,9 +60,6 @@ class NodeAgent:
         self._hosts: dict[str, RemoteHost] = {}
         self._lock = threading.Lock()
 
-    def ping(self) -> int:
-        return os.getpid()
-
     def open(self, key: str, kind: str, args: tuple[Any, ...], line: str = "") -> None:
         """A host of ``kind`` made with ``args`` (its class's), reached as ``key``; ``line``
         is the first line of its output (where it was placed)."""
@@ -86,10 +82,6 @@ class NodeAgent:
             host = self._hosts.pop(key, None)
         if host is not None:
             host.close()
-
-    def hosts(self) -> list[str]:
-        with self._lock:
-            return sorted(self._hosts)
 
 
 def _forkserver() -> ForkServer | None:

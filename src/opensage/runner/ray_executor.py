@@ -35,6 +35,7 @@ start runs the job again.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -44,6 +45,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import IO, Any
 
 from opensage.algorithms.contract import is_peer_failure
@@ -173,14 +175,8 @@ class AgentHost:
         self._ray, self.agent, self.key = ray, agent, key
 
     def __getattr__(self, method: str) -> Any:
-        agent, key = self.agent, self.key
-
-        class Method:
-            @staticmethod
-            def remote(*args: Any) -> Any:
-                return agent.call.remote(key, method, *args)
-
-        return Method
+        return SimpleNamespace(remote=functools.partial(self.agent.call.remote, self.key,
+                                                        method))
 
     def drop(self) -> None:
         """Kill its processes, remove its directory (nothing to do when the node is gone)."""
