@@ -258,6 +258,21 @@ def test_a_job_the_cluster_cannot_place_waits_visibly_for_capacity(
     sm.stop_training_job(TrainingJobName="ray-too-big")
     job = wait_for(sm, "ray-too-big", timeout=60)
     assert job["TrainingJobStatus"] == "Stopped"
+    # a processing job has no status message: its log says it waits
+    from tests.integration.test_processing import log_lines, put_code, request
+    from tests.integration.test_processing import wait_for as wait_for_processing
+
+    body = request("ray-proc-too-big", put_code(make_client("s3"), "ray-too-big", "print(1)"))
+    body["ProcessingResources"]["ClusterConfig"]["InstanceType"] = "ml.m5.4xlarge"
+    sm.create_processing_job(**body)
+    deadline = time.monotonic() + 60
+    while not any("Waiting for capacity on the Ray cluster: 1 host(s) of 16 CPU" in line
+                  for lines in log_lines(make_client, "ray-proc-too-big").values()
+                  for line in lines):
+        assert time.monotonic() < deadline, "the processing job's log never said it waits"
+        time.sleep(0.2)
+    sm.stop_processing_job(ProcessingJobName="ray-proc-too-big")
+    assert wait_for_processing(sm, "ray-proc-too-big")["ProcessingJobStatus"] == "Stopped"
     # a spot job's wait for capacity counts against its MaxWaitTimeInSeconds, as on AWS
     sm.create_training_job(**job_request(
         "ray-spot-too-big", ResourceConfig={"InstanceType": "ml.m5.4xlarge",

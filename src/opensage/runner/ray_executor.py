@@ -493,22 +493,28 @@ class RayExecutor(LocalExecutor):
     def _placed(self, run: _Run, group: Any, count: int, bundle: dict[str, float],
                 tell: bool = True) -> bool:
         """Wait until the cluster has room for the job's hosts (False: stopped meanwhile).
-        Meanwhile the job shows ``Starting``, saying it waits for capacity (``tell``). A spot
-        job's wait counts against its MaxWaitTimeInSeconds, as on AWS: ``JobEnded`` when it
-        runs out first."""
+        Meanwhile the job says it waits for capacity: a training job as ``Starting``'s
+        StatusMessage (``tell``), a processing job, which has no status message, as the first
+        line of its log. A spot job's wait counts against its MaxWaitTimeInSeconds, as on
+        AWS: ``JobEnded`` when it runs out first."""
         ready = group.ready()
-        told = not tell
+        told = False
+        name = run.spec.name
         while not self._ray.wait([ready], timeout=CAPACITY_POLL_SECONDS)[0]:
-            if run.stop_requested or self._asked_to_stop(run.spec.name) or self._closing:
+            if run.stop_requested or self._asked_to_stop(name) or self._closing:
                 return False
             if run.wait_deadline is not None and time.monotonic() > run.wait_deadline:
                 raise JobEnded("MaxWaitTimeExceeded")
             if not told:
                 wants = ", ".join(f"{v:g} {k}" if k != "memory" else f"{v / 1024**3:.1f} GiB"
                                   for k, v in bundle.items())
-                self.events.advance(run.spec.name, "Starting",
-                                    f"Waiting for capacity on the Ray cluster: {count} "
-                                    f"host(s) of {wants} each")
+                text = (f"Waiting for capacity on the Ray cluster: {count} host(s) of {wants} "
+                        "each")
+                if tell:
+                    self.events.advance(name, "Starting", text)
+                else:
+                    self.events.logs(name, f"{name}/algo-1-{int(time.time())}",
+                                     [(int(time.time() * 1000), text)])
                 told = True
         return True
 
