@@ -1080,6 +1080,72 @@ def test_an_isolated_instance_never_serves_without_knowing_rays_directory(
     instance.close()
 
 
+def _working_in(job: str) -> set[str]:
+    """The host directories of ``job`` (under this machine's nodes' temporary directory)
+    that a live process works in."""
+    base = Path(tempfile.gettempdir()) / "opensage-hosts"
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = Path(os.readlink(entry / "cwd")) if entry.name.isdigit() else None
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if cwd is not None and cwd.parent == base and cwd.name.startswith(f"{job}-algo-"):
+            found.add(cwd.name)
+    return found
+
+
+def test_a_server_killed_mid_job_leaves_nothing_running_and_runs_it_again_on_restart(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """kill -9 of the server: its agents die with it (they are its Ray driver's), and so do
+    the job's processes on the nodes, so the restarted server runs the job again, never
+    twice at once."""
+    data_dir = tmp_path / "server"
+
+    def clients(url: str) -> tuple[Any, Any]:
+        made = [boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                             aws_access_key_id="test", aws_secret_access_key="test",
+                             config=Config(retries={"max_attempts": 2}))
+                for service in ("sagemaker", "s3")]
+        return made[0], made[1]
+
+    def running_again(sm: Any, before: set[str]) -> set[str]:
+        deadline = time.monotonic() + 120
+        while True:
+            now = _working_in("ray-restart") - before
+            if now and sm.describe_training_job(
+                    TrainingJobName="ray-restart")["SecondaryStatus"] == "Training":
+                return now
+            assert time.monotonic() < deadline, "the job did not run"
+            time.sleep(0.2)
+
+    extra = ("--executor", "ray", "--ray-address", cluster.address)
+    with server_process(data_dir, *extra) as (url, proc):
+        sm, s3 = clients(url)
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_object(Bucket=BUCKET, Key="data/train/part-0.csv",
+                      Body=regression_csv(600, seed=1)[0])
+        s3.put_object(Bucket=BUCKET, Key="data/validation/part-0.csv",
+                      Body=regression_csv(200, seed=2)[0])
+        sm.create_training_job(**_request("ray-restart", HyperParameters={
+            "objective": "reg:squarederror", "num_round": "1000000"}))
+        first = running_again(sm, set())
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while _working_in("ray-restart") & first:  # its agent died with the server, and its host
+        assert time.monotonic() < deadline, "the job's process outlived its server"
+        time.sleep(0.2)
+    with server_process(data_dir, *extra) as (url, _proc):
+        sm, _ = clients(url)
+        second = running_again(sm, first)  # the restarted server runs it again
+        assert not _working_in("ray-restart") & first and len(second) == 1
+        sm.stop_training_job(TrainingJobName="ray-restart")
+        job = wait_for(sm, "ray-restart", timeout=60)
+        assert job["TrainingJobStatus"] == "Stopped"
+    assert not _working_in("ray-restart")
+
+
 def test_a_lost_node_fails_the_job_naming_why_and_hosts_are_spread(
         cluster: Cluster, make_client: Callable[[str], Any], shards: None) -> None:
     """Last: it kills the second node. The two hosts are on the two nodes (Ray's placement
