@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from opensage.data.archives import ArchiveLimits
 from opensage.errors import AwsError
@@ -118,13 +117,7 @@ class RemoteHost:
     def node_address(self) -> str:
         """This node's address as other hosts reach it (the one the S3 endpoint is reached
         from: the interface that routes there)."""
-        host = urlsplit(self.endpoint.url).hostname or "127.0.0.1"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.connect((host, 9))
-                return str(sock.getsockname()[0])
-            except OSError:
-                return "127.0.0.1"
+        return self.endpoint.reached_from()
 
     @staticmethod
     def free_port() -> int:

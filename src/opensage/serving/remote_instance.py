@@ -34,14 +34,12 @@ from __future__ import annotations
 
 import collections
 import shutil
-import socket
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
 
 from opensage.data.archives import ArchiveLimits
 from opensage.serving.artifacts import ArtifactError, code_directory, fetch_model
@@ -105,13 +103,7 @@ class RemoteModelServer:
     def node_address(self) -> str:
         """This node's address as the server reaches it (the interface that routes to the
         server's S3 endpoint)."""
-        host = urlsplit(self.endpoint.url).hostname or "127.0.0.1"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            try:
-                sock.connect((host, 9))
-                return str(sock.getsockname()[0])
-            except OSError:
-                return "127.0.0.1"
+        return self.endpoint.reached_from()
 
     def start(self, startup_timeout: float) -> tuple[str, int]:
         """Fetch the model, start the worker and wait for its ``/ping``; the address and

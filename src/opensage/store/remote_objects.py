@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Protocol
+from urllib.parse import urlsplit
 
 from opensage.errors import AwsError
 from opensage.store.objects import Listing, ObjectInfo
@@ -63,6 +65,18 @@ class S3Endpoint:
         return replace(self, access_key=environment["AWS_ACCESS_KEY_ID"],
                        secret_key=environment["AWS_SECRET_ACCESS_KEY"],
                        session_token=environment.get("AWS_SESSION_TOKEN"))
+
+    def reached_from(self) -> str:
+        """This machine's address on the interface that routes to the endpoint: where the
+        server (and the other hosts of a job) reach a host or model instance on this node.
+        No packet is sent (a UDP socket's connect only picks the route)."""
+        host = urlsplit(self.url).hostname or "127.0.0.1"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.connect((host, 9))
+                return str(sock.getsockname()[0])
+            except OSError:
+                return "127.0.0.1"
 
 
 class RemoteObjects:
