@@ -202,12 +202,14 @@ def _unmount_below(root: Path) -> None:
 
 
 def containers(url: str, purpose: str) -> list[str]:
-    """Ids of the containers opensage started for ``purpose`` that still exist."""
+    """Ids of the containers opensage started for ``purpose`` that still exist: one list
+    call (the SDK's ``containers.list`` inspects each listed container in turn, and one
+    removed meanwhile made it raise NotFound)."""
     import docker
 
-    client = docker.DockerClient(base_url=url)
+    client = docker.APIClient(base_url=url)
     try:
-        return [c.id for c in client.containers.list(
+        return [c["Id"] for c in client.containers(
             all=True, filters={"label": f"opensage={purpose}"})]
     finally:
         client.close()

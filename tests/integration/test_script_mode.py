@@ -421,6 +421,7 @@ DDP = """
         with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "ddp.json"), "w") as f:
             json.dump({"world": world, "start": start.item(),
                        "grads": [g.item() for g in gathered]}, f)
+    dist.barrier()  # neither rank tears its gloo pair down while the other still uses it
     dist.destroy_process_group()
 """
 
